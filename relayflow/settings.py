@@ -1,0 +1,82 @@
+"""Runtime settings, read from ``RELAYFLOW_*`` environment variables.
+
+Every mode (local dev stack, docker compose, an existing cluster) uses the same
+names, so pointing relayflow at another Kafka or Temporal is only a matter of
+exporting different values.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """All relayflow configuration.
+
+    Attributes:
+        kafka_bootstrap_servers: Comma-separated ``host:port`` list of Kafka brokers.
+        kafka_consumer_group: Consumer group id of the bridge.
+        schema_registry_url: When set, outcomes are framed in the Confluent wire
+            format with ids from this registry instead of Avro single-object
+            encoding. Decoders accept both either way.
+        temporal_address: ``host:port`` of the Temporal frontend.
+        temporal_namespace: Temporal namespace for every workflow.
+        task_queue: Task queue the worker polls and the bridge starts workflows on.
+        data_dir: Folder of the local dev stack and the SQLite store.
+        store_path: SQLite file of the reference system's store (inventory,
+            payments, shipments). Defaults to ``<data_dir>/store.db``.
+        kafka_port: Client port of the local dev Kafka broker.
+        kafka_controller_port: KRaft controller port of the local dev broker.
+        kafka_version: Apache Kafka release the dev stack resolves from Maven Central.
+        temporal_port: Frontend port of the local Temporal dev server.
+        temporal_ui_port: Web UI port of the local Temporal dev server.
+        max_payload_bytes: Largest record value the bridge accepts; larger ones
+            are dead-lettered (well under Temporal's 2 MB payload limit).
+        card_limit_cents: Charges above this amount are declined by the
+            reference payment activity (a deterministic failure hook).
+        log_level: Python logging level name.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RELAYFLOW_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_consumer_group: str = "relayflow-bridge"
+    schema_registry_url: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "relayflow"
+
+    data_dir: Path = Path(".relayflow")
+    store_path_override: Path | None = Field(default=None, alias="RELAYFLOW_STORE_PATH")
+
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_version: str = "4.1.1"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+
+    max_payload_bytes: int = 512 * 1024
+    card_limit_cents: int = 500_000
+    log_level: str = "INFO"
+
+    @cached_property
+    def store_path(self) -> Path:
+        """SQLite file of the reference store."""
+        return self.store_path_override or self.data_dir / "store.db"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        """URL of the Temporal web UI of the local dev stack."""
+        return f"http://127.0.0.1:{self.temporal_ui_port}"
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment (a fresh read each call)."""
+    return Settings()

@@ -1,0 +1,33 @@
+"""The Kafka contract: Avro schemas (source of truth), pydantic models, codec.
+
+This package is a leaf: it imports nothing else of relayflow's.
+"""
+
+from schemas.models import (
+    ApprovalDecided,
+    Event,
+    OrderCancelled,
+    OrderCompleted,
+    OrderFailed,
+    OrderLine,
+    OrderPlaced,
+    Outcome,
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    model.avro_name: model
+    for model in (OrderPlaced, OrderCancelled, ApprovalDecided, OrderCompleted, OrderFailed)
+}
+"""Every event model by its Avro full name (the ``event-type`` header)."""
+
+__all__ = [
+    "EVENT_TYPES",
+    "ApprovalDecided",
+    "Event",
+    "OrderCancelled",
+    "OrderCompleted",
+    "OrderFailed",
+    "OrderLine",
+    "OrderPlaced",
+    "Outcome",
+]

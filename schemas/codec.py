@@ -1,0 +1,285 @@
+"""Avro codec for relayflow events: fastavro in the hot path.
+
+Two framings are spoken:
+
+* Avro single-object encoding (the default): ``C3 01``, the 8-byte
+  little-endian CRC-64-AVRO fingerprint of the writer schema's parsing
+  canonical form, then the Avro binary body. Any Avro library can decode it
+  with the ``.avsc`` file alone.
+* Confluent wire format: byte ``0``, a 4-byte big-endian schema id from a
+  schema registry, then the body. Used for encoding when a registry is given;
+  always accepted when decoding.
+
+Writer schemas are looked up by fingerprint (or registry id) and resolved
+against the current reader schema of the same full name, so records written
+with an older, compatible version of a schema still decode.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+from pydantic import ValidationError
+
+from schemas.models import Event
+
+__all__ = [
+    "CONFLUENT_MAGIC",
+    "SINGLE_OBJECT_MARKER",
+    "AvroCodec",
+    "DecodeError",
+    "SchemaRegistry",
+    "crc64_avro",
+    "load_schemas",
+]
+
+SINGLE_OBJECT_MARKER = b"\xc3\x01"
+CONFLUENT_MAGIC = b"\x00"
+_FINGERPRINT = struct.Struct("<Q")
+_SCHEMA_ID = struct.Struct(">I")
+_SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MARKER) + _FINGERPRINT.size
+_CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + _SCHEMA_ID.size
+
+_CRC64_EMPTY = 0xC15D213AA4D7A795
+
+
+def _crc64_table() -> tuple[int, ...]:
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
+        table.append(fp)
+    return tuple(table)
+
+
+_CRC64_TABLE = _crc64_table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """CRC-64-AVRO (Rabin) fingerprint, as the Avro specification defines it.
+
+    Args:
+        data: Usually the UTF-8 parsing canonical form of a schema.
+
+    Returns:
+        The 64-bit fingerprint as an unsigned integer.
+    """
+    fp = _CRC64_EMPTY
+    for byte in data:
+        fp = (fp >> 8) ^ _CRC64_TABLE[(fp ^ byte) & 0xFF]
+    return fp
+
+
+class DecodeError(ValueError):
+    """A record could not be turned into an event; permanent, never retried.
+
+    Attributes:
+        reason: Short machine-readable reason for the dead-letter header
+            (``empty``, ``unknown-framing``, ``truncated``, ``unknown-schema``,
+            ``unknown-event-type``, ``malformed-avro``, ``invalid-event``).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SchemaRegistry(Protocol):
+    """The part of a Confluent-compatible schema registry the codec needs."""
+
+    def register(self, subject: str, schema: str) -> int:
+        """Register (or look up) a schema under a subject and return its id."""
+        ...
+
+    def schema_by_id(self, schema_id: int) -> str:
+        """Return the schema JSON with this id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    full_name: str
+    parsed: Any
+    fingerprint: int
+
+
+def load_schemas(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Read every ``.avsc`` file of the contract.
+
+    Args:
+        folder: Folder to read; defaults to the ``avro`` folder shipped with
+            this package.
+
+    Returns:
+        Raw schema JSON by Avro full name.
+    """
+    root = folder if folder is not None else Path(str(resources.files("schemas") / "avro"))
+    loaded: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.glob("*.avsc")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        loaded[f"{schema['namespace']}.{schema['name']}"] = schema
+    return loaded
+
+
+class AvroCodec:
+    """Encode events to Avro bytes and decode bytes back to validated events.
+
+    Args:
+        models: Event models the codec knows, each mirroring one schema.
+        registry: When given, ``encode`` uses the Confluent wire format with
+            ids from this registry (subject = the record's full name).
+        extra_writer_schemas: Older versions of schemas to accept when
+            decoding (raw schema JSON).
+        schema_folder: Where the ``.avsc`` files live (default: packaged).
+    """
+
+    def __init__(
+        self,
+        models: Iterable[type[Event]],
+        *,
+        registry: SchemaRegistry | None = None,
+        extra_writer_schemas: Iterable[Mapping[str, Any]] = (),
+        schema_folder: Path | None = None,
+    ) -> None:
+        raw = load_schemas(schema_folder)
+        self._models: dict[str, type[Event]] = {}
+        self._readers: dict[str, Any] = {}
+        self._by_fingerprint: dict[int, _Writer] = {}
+        self._by_registry_id: dict[int, _Writer] = {}
+        self._registry_ids: dict[str, int] = {}
+        self._registry = registry
+        for model in models:
+            if model.avro_name not in raw:
+                raise KeyError(f"no .avsc file for {model.avro_name}")
+            self._models[model.avro_name] = model
+            writer = self._add_writer(raw[model.avro_name])
+            self._readers[model.avro_name] = writer.parsed
+        for schema in extra_writer_schemas:
+            self._add_writer(schema)
+
+    def _add_writer(self, schema: Mapping[str, Any]) -> _Writer:
+        full_name = f"{schema['namespace']}.{schema['name']}"
+        # parse_schema mutates named-type registries; give each its own copy.
+        parsed = fastavro.parse_schema(json.loads(json.dumps(schema)), _write_hint=False)
+        canonical = to_parsing_canonical_form(dict(schema))
+        writer = _Writer(full_name, parsed, crc64_avro(canonical.encode("utf-8")))
+        self._by_fingerprint[writer.fingerprint] = writer
+        return writer
+
+    @property
+    def event_types(self) -> Mapping[str, type[Event]]:
+        """Known event models by Avro full name."""
+        return self._models
+
+    def fingerprint(self, event_type: str) -> int:
+        """CRC-64-AVRO fingerprint of the current schema of ``event_type``."""
+        for writer in self._by_fingerprint.values():
+            if writer.full_name == event_type and writer.parsed is self._readers[event_type]:
+                return writer.fingerprint
+        raise KeyError(event_type)
+
+    def encode(self, event: Event) -> bytes:
+        """Serialize an event with its current schema.
+
+        Args:
+            event: A model whose ``avro_name`` this codec knows.
+
+        Returns:
+            Single-object encoded bytes, or Confluent-framed bytes when the
+            codec has a registry.
+        """
+        name = event.avro_name
+        schema = self._readers[name]
+        buffer = io.BytesIO()
+        if self._registry is None:
+            buffer.write(SINGLE_OBJECT_MARKER)
+            buffer.write(_FINGERPRINT.pack(self.fingerprint(name)))
+        else:
+            buffer.write(CONFLUENT_MAGIC)
+            buffer.write(_SCHEMA_ID.pack(self._registry_id(name)))
+        fastavro.schemaless_writer(buffer, schema, event.model_dump(mode="python"))
+        return buffer.getvalue()
+
+    def _registry_id(self, name: str) -> int:
+        assert self._registry is not None
+        if name not in self._registry_ids:
+            canonical = to_parsing_canonical_form(self._readers[name])
+            self._registry_ids[name] = self._registry.register(name, canonical)
+        return self._registry_ids[name]
+
+    def _writer_for_registry_id(self, schema_id: int) -> _Writer:
+        if schema_id not in self._by_registry_id:
+            if self._registry is None:
+                raise DecodeError(
+                    "unknown-schema", f"Confluent schema id {schema_id} but no registry configured"
+                )
+            try:
+                schema = json.loads(self._registry.schema_by_id(schema_id))
+            except (OSError, LookupError, ValueError) as exc:
+                # A registry outage is transient; let the caller retry.
+                if isinstance(exc, OSError):
+                    raise
+                raise DecodeError("unknown-schema", f"schema id {schema_id}: {exc}") from exc
+            self._by_registry_id[schema_id] = self._add_writer(schema)
+        return self._by_registry_id[schema_id]
+
+    def _split_frame(self, data: bytes) -> tuple[_Writer, bytes]:
+        if data[:2] == SINGLE_OBJECT_MARKER:
+            if len(data) < _SINGLE_OBJECT_HEADER:
+                raise DecodeError("truncated", "single-object header shorter than 10 bytes")
+            (fingerprint,) = _FINGERPRINT.unpack_from(data, len(SINGLE_OBJECT_MARKER))
+            writer = self._by_fingerprint.get(fingerprint)
+            if writer is None:
+                message = f"no schema with fingerprint {fingerprint:#018x}"
+                raise DecodeError("unknown-schema", message)
+            return writer, data[_SINGLE_OBJECT_HEADER:]
+        if data[:1] == CONFLUENT_MAGIC:
+            if len(data) < _CONFLUENT_HEADER:
+                raise DecodeError("truncated", "Confluent header shorter than 5 bytes")
+            (schema_id,) = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))
+            return self._writer_for_registry_id(schema_id), data[_CONFLUENT_HEADER:]
+        raise DecodeError(
+            "unknown-framing", f"value starts with {data[:2].hex()}, expected c301 or 00"
+        )
+
+    def decode(self, data: bytes) -> Event:
+        """Turn framed Avro bytes into a validated event.
+
+        Args:
+            data: A record value in either framing.
+
+        Returns:
+            The event model, validated.
+
+        Raises:
+            DecodeError: The bytes are not a valid event; the reason says why.
+        """
+        if not data:
+            raise DecodeError("empty", "record value is empty")
+        writer, body = self._split_frame(data)
+        model = self._models.get(writer.full_name)
+        if model is None:
+            raise DecodeError("unknown-event-type", f"{writer.full_name} is not handled here")
+        name = writer.full_name
+        stream = io.BytesIO(body)
+        try:
+            record = fastavro.schemaless_reader(stream, writer.parsed, self._readers[name])
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as exc:
+            raise DecodeError("malformed-avro", f"{name}: {exc!r}") from exc
+        if stream.tell() != len(body):
+            trailing = len(body) - stream.tell()
+            raise DecodeError("malformed-avro", f"{trailing} trailing bytes after {name}")
+        try:
+            return model.model_validate(record)
+        except ValidationError as exc:
+            raise DecodeError("invalid-event", f"{writer.full_name}: {exc}") from exc

@@ -1,0 +1,109 @@
+"""Kafka record headers of the relayflow contract.
+
+Every event carries ``event-type``, ``event-id``, ``correlation-id``,
+``causation-id``, ``traceparent`` and ``content-type``; dead-lettered records
+keep those untouched and gain the ``dlq-*`` headers.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AVRO_CONTENT_TYPE",
+    "CAUSATION_ID",
+    "CONTENT_TYPE",
+    "CORRELATION_ID",
+    "DLQ_ERROR",
+    "DLQ_FAILED_AT",
+    "DLQ_REASON",
+    "DLQ_SOURCE_OFFSET",
+    "DLQ_SOURCE_PARTITION",
+    "DLQ_SOURCE_TOPIC",
+    "EVENT_ID",
+    "EVENT_TYPE",
+    "TRACEPARENT",
+    "EventHeaders",
+    "KafkaHeaders",
+    "new_traceparent",
+]
+
+EVENT_TYPE = "event-type"
+EVENT_ID = "event-id"
+CORRELATION_ID = "correlation-id"
+CAUSATION_ID = "causation-id"
+TRACEPARENT = "traceparent"
+CONTENT_TYPE = "content-type"
+AVRO_CONTENT_TYPE = "application/vnd.apache.avro+binary"
+
+DLQ_REASON = "dlq-reason"
+DLQ_ERROR = "dlq-error"
+DLQ_SOURCE_TOPIC = "dlq-source-topic"
+DLQ_SOURCE_PARTITION = "dlq-source-partition"
+DLQ_SOURCE_OFFSET = "dlq-source-offset"
+DLQ_FAILED_AT = "dlq-failed-at"
+
+KafkaHeaders = Sequence[tuple[str, bytes]]
+"""Headers as aiokafka gives and takes them."""
+
+
+def new_traceparent() -> str:
+    """A fresh W3C ``traceparent`` (version 00, sampled)."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+@dataclass(frozen=True, slots=True)
+class EventHeaders:
+    """The contract headers of one record.
+
+    Attributes:
+        event_type: Avro full name of the value's schema.
+        event_id: UUID of the event (same as the value's ``event_id``).
+        correlation_id: Id shared by every event of one business flow.
+        causation_id: Event id of the event that caused this one; empty for
+            events that start a flow.
+        traceparent: W3C trace context.
+        content_type: MIME type of the value.
+    """
+
+    event_type: str
+    event_id: str
+    correlation_id: str
+    causation_id: str = ""
+    traceparent: str = ""
+    content_type: str = AVRO_CONTENT_TYPE
+
+    def to_kafka(self) -> list[tuple[str, bytes]]:
+        """Encode as Kafka headers (UTF-8 values); empty values are left out."""
+        pairs = (
+            (EVENT_TYPE, self.event_type),
+            (EVENT_ID, self.event_id),
+            (CORRELATION_ID, self.correlation_id),
+            (CAUSATION_ID, self.causation_id),
+            (TRACEPARENT, self.traceparent),
+            (CONTENT_TYPE, self.content_type),
+        )
+        return [(name, value.encode()) for name, value in pairs if value]
+
+    @classmethod
+    def from_kafka(cls, headers: Iterable[tuple[str, bytes | None]]) -> EventHeaders:
+        """Read contract headers leniently: missing ones become empty strings.
+
+        Undecodable (non-UTF-8) values are replaced rather than rejected here;
+        whether an event without usable headers is acceptable is the caller's
+        decision.
+        """
+        found: dict[str, str] = {}
+        for name, raw in headers:
+            if raw is not None and name not in found:
+                found[name] = raw.decode("utf-8", errors="replace")
+        return cls(
+            event_type=found.get(EVENT_TYPE, ""),
+            event_id=found.get(EVENT_ID, ""),
+            correlation_id=found.get(CORRELATION_ID, ""),
+            causation_id=found.get(CAUSATION_ID, ""),
+            traceparent=found.get(TRACEPARENT, ""),
+            content_type=found.get(CONTENT_TYPE, ""),
+        )

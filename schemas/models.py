@@ -1,0 +1,221 @@
+"""Pydantic models that mirror the ``.avsc`` files one to one.
+
+The ``.avsc`` files under ``schemas/avro`` are the source of truth; each model
+names its schema in ``avro_name`` and a unit test proves that every model
+round-trips through its schema. Validation here goes beyond what Avro can
+express (positive quantities, totals that add up), so a record that is valid
+Avro but nonsense is rejected before it reaches a workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ApprovalDecided",
+    "Event",
+    "OrderCancelled",
+    "OrderCompleted",
+    "OrderFailed",
+    "OrderLine",
+    "OrderPlaced",
+    "Outcome",
+]
+
+
+def _utc(value: datetime) -> datetime:
+    # Avro timestamp-millis has no zone; naive datetimes would compare wrongly.
+    if value.tzinfo is None:
+        raise ValueError("occurred_at must be timezone-aware")
+    # Truncate to what timestamp-millis carries, so a decoded event equals the sent one.
+    value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+Key = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Event(_Record):
+    """Base of every event on a relayflow topic.
+
+    Attributes:
+        event_id: Unique id of the event; a redelivered event keeps its id.
+        occurred_at: When the fact happened, timezone-aware.
+    """
+
+    avro_name: ClassVar[str]
+    """Avro full name of the schema this model mirrors."""
+
+    event_id: UUID
+    occurred_at: UtcDatetime
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the business entity id."""
+        raise NotImplementedError
+
+
+class OrderLine(_Record):
+    """One line of an order.
+
+    Attributes:
+        sku: Stock keeping unit.
+        quantity: Units ordered, at least one.
+        unit_price_cents: Price of one unit in minor units.
+    """
+
+    sku: Key
+    quantity: int = Field(gt=0, le=1_000_000)
+    unit_price_cents: int = Field(ge=0)
+
+
+class OrderPlaced(Event):
+    """A customer placed an order; starts ``OrderSaga``.
+
+    Attributes:
+        order_id: Business key of the order.
+        customer_id: Who ordered.
+        items: The order lines, at least one.
+        amount_cents: Total in minor units; must equal the sum of the lines.
+        currency: ISO 4217 code.
+        shipping_country: ISO 3166-1 alpha-2 destination.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.OrderPlaced"
+
+    order_id: Key
+    customer_id: Key
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=1000)
+    amount_cents: int = Field(ge=0)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    shipping_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+
+    @model_validator(mode="after")
+    def _total_matches_lines(self) -> OrderPlaced:
+        total = sum(line.quantity * line.unit_price_cents for line in self.items)
+        if total != self.amount_cents:
+            raise ValueError(f"amount_cents {self.amount_cents} != sum of lines {total}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the order id."""
+        return self.order_id
+
+
+class OrderCancelled(Event):
+    """An order was cancelled; cancels its saga.
+
+    Attributes:
+        order_id: Business key of the order.
+        reason: Free text, may be empty.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.OrderCancelled"
+
+    order_id: Key
+    reason: str = Field(default="", max_length=2000)
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the order id."""
+        return self.order_id
+
+
+class ApprovalDecided(Event):
+    """A person decided on an order that needed approval.
+
+    Attributes:
+        approval_id: Id from the ``ApprovalRequested`` being answered.
+        order_id: Business key of the order.
+        decision: ``APPROVED`` or ``REJECTED``.
+        decided_by: Who decided.
+        comment: Optional free text.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.approvals.ApprovalDecided"
+
+    approval_id: Key
+    order_id: Key
+    decision: Literal["APPROVED", "REJECTED"]
+    decided_by: Key
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the order id, so decisions follow their order."""
+        return self.order_id
+
+
+class Outcome(Event):
+    """Base of every event relayflow publishes.
+
+    Attributes:
+        correlation_id: Carried over from the event that started the flow.
+        causation_id: ``event_id`` of the event that caused this one.
+    """
+
+    correlation_id: Key
+    causation_id: Key
+
+
+class OrderCompleted(Outcome):
+    """The order saga finished successfully.
+
+    Attributes:
+        order_id: Business key of the order.
+        amount_cents: Amount captured.
+        currency: ISO 4217 code.
+        reservation_id: Inventory reservation.
+        payment_id: Captured payment.
+        shipment_id: Created shipment.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.OrderCompleted"
+
+    order_id: Key
+    amount_cents: int = Field(ge=0)
+    currency: str
+    reservation_id: str
+    payment_id: str
+    shipment_id: str
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the order id."""
+        return self.order_id
+
+
+class OrderFailed(Outcome):
+    """The order saga gave up after compensating every step that ran.
+
+    Attributes:
+        order_id: Business key of the order.
+        reason: Machine-readable reason (``out_of_stock``, ``payment_declined``,
+            ``shipment_failed``, ``cancelled``, ...).
+        failed_step: Step that failed, or ``None`` when cancelled.
+        error: Human-readable detail.
+        compensations: Compensations that ran, in the order they ran.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.OrderFailed"
+
+    order_id: Key
+    reason: str
+    failed_step: str | None = None
+    error: str = ""
+    compensations: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the order id."""
+        return self.order_id
