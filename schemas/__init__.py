@@ -3,6 +3,7 @@
 This package is a leaf: it imports nothing else of relayflow's.
 """
 
+from schemas.envelope import EventMeta, Inbound
 from schemas.models import (
     ApprovalDecided,
     Event,
@@ -24,6 +25,8 @@ __all__ = [
     "EVENT_TYPES",
     "ApprovalDecided",
     "Event",
+    "EventMeta",
+    "Inbound",
     "OrderCancelled",
     "OrderCompleted",
     "OrderFailed",

@@ -1,0 +1,60 @@
+"""What the bridge hands to a workflow: the decoded event plus where it came from.
+
+Every workflow the bridge starts, and every signal it sends, takes one
+``Inbound[SomeEvent]`` argument. The metadata carries the correlation and
+causation ids a workflow needs for its outcome events, and the Kafka
+coordinates for tracing a workflow back to the record that caused it.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.models import Event
+
+__all__ = ["EventMeta", "Inbound"]
+
+EventT = TypeVar("EventT", bound=Event)
+
+
+class EventMeta(BaseModel):
+    """Delivery metadata of one inbound record.
+
+    Attributes:
+        event_type: Avro full name (``event-type`` header).
+        event_id: The event's id, as text.
+        correlation_id: ``correlation-id`` header, or the event id when the
+            producer sent none (the event starts a new flow).
+        causation_id: ``causation-id`` header, may be empty.
+        traceparent: W3C trace context, may be empty.
+        topic: Source topic.
+        partition: Source partition.
+        offset: Source offset.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: str
+    event_id: str
+    correlation_id: str
+    causation_id: str = ""
+    traceparent: str = ""
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+
+class Inbound(BaseModel, Generic[EventT]):
+    """The single argument of a bridge-started workflow or bridge-sent signal.
+
+    Attributes:
+        event: The decoded, validated event.
+        meta: Where it came from and which flow it belongs to.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event: EventT
+    meta: EventMeta
