@@ -1,0 +1,63 @@
+# relayflow: two commands do all set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install kafka lint typecheck check test test-unit test-integration test-faults demo bench dev-up dev-down dev-status clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## Create .venv and install relayflow with its dev extras
+
+kafka: install  ## Resolve the Apache Kafka jars from Maven Central into the cache (once)
+	$(BIN)/relayflow dev fetch
+
+lint: install  ## ruff
+	$(BIN)/ruff check .
+
+typecheck: install  ## mypy --strict
+	$(BIN)/mypy
+
+check: lint typecheck  ## ruff + mypy
+
+test: install kafka check  ## Install, start the real Kafka + Temporal the tests need, run everything
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install  ## Unit tests only (no services)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install kafka  ## Integration tests on a real Kafka + Temporal
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-faults: install kafka  ## Fault tests (processes killed, services restarted)
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
+demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes
+	$(BIN)/relayflow demo
+
+dev-up: install kafka  ## Start the local Kafka + Temporal dev stack
+	$(BIN)/relayflow dev up
+
+dev-down: install  ## Stop the local dev stack
+	$(BIN)/relayflow dev down
+
+dev-status: install  ## What runs where
+	$(BIN)/relayflow dev status
+
+clean:  ## Remove the venv and local state (the Kafka jar cache in ~/.cache/relayflow stays)
+	-$(BIN)/relayflow dev down
+	rm -rf $(VENV) .relayflow .relayflow-test .mypy_cache .ruff_cache .pytest_cache

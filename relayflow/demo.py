@@ -1,0 +1,242 @@
+"""``relayflow demo``: the whole system driven the way a user drives it.
+
+Brings the local stack up, runs bridge and worker in this process, produces a
+mix of orders (successes, a failure at each saga step, a cancellation, a
+duplicate delivery, an undecodable record) and shows each outcome as it
+arrives on Kafka. Exits 0 only when every expected outcome arrived and
+nothing unexpected did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from relayflow.settings import Settings
+from relayflow.topics import DLQ_SUFFIX, ORDERS_EVENTS, ORDERS_OUTCOMES
+from schemas import EVENT_TYPES, Event, OrderCancelled, OrderFailed, OrderLine, OrderPlaced
+from schemas.codec import AvroCodec, DecodeError
+from schemas.headers import DLQ_REASON, EVENT_TYPE
+from schemas.records import to_record
+
+__all__ = ["Scenario", "build_scenarios", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+ORDERS_DLQ = ORDERS_EVENTS + DLQ_SUFFIX
+
+
+@dataclass
+class Scenario:
+    """One order the demo sends and the outcome it must produce.
+
+    Attributes:
+        label: What the scenario shows.
+        order_id: Business key (unique per demo run).
+        expected: ``OrderCompleted``, ``OrderFailed:<reason>`` or ``DLQ:<reason>``.
+        records: (key, value, headers) records to produce, in order.
+        observed: What arrived (filled in while the demo runs).
+        detail: Reason, compensations or DLQ reason, for the table.
+        count: How many outcomes arrived for this order (duplicates show here).
+    """
+
+    label: str
+    order_id: str
+    expected: str
+    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+    observed: str = ""
+    detail: str = ""
+    count: int = 0
+
+    @property
+    def done(self) -> bool:
+        """The expected outcome arrived exactly once."""
+        return self.observed == self.expected and self.count == 1
+
+
+def _order(order_id: str, *, sku: str = "SKU-TEA", qty: int = 2, price: int = 1_250,
+           country: str = "DE") -> OrderPlaced:
+    return OrderPlaced(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        order_id=order_id,
+        customer_id="customer-42",
+        items=(OrderLine(sku=sku, quantity=qty, unit_price_cents=price),),
+        amount_cents=qty * price,
+        shipping_country=country,
+    )
+
+
+def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[Scenario]:
+    """The demo's orders, with ids unique to this run so reruns never collide.
+
+    Args:
+        codec: Encodes the events.
+        settings: Supplies the card limit that makes one order fail at payment.
+        run_id: Short random prefix of every order id.
+
+    Returns:
+        Scenarios in the order their records are produced.
+    """
+
+    def oid(name: str) -> str:
+        return f"{run_id}-{name}"
+
+    def rec(event: Event) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        record = to_record(event, codec)
+        return record.key, record.value, record.headers
+
+    over_limit = settings.card_limit_cents + 1
+    duplicate = rec(_order(oid("dup")))
+    cancelled = _order(oid("cancel"))
+    scenarios = [
+        Scenario("happy path", oid("ok1"), "OrderCompleted", [rec(_order(oid("ok1")))]),
+        Scenario("happy path", oid("ok2"), "OrderCompleted",
+                 [rec(_order(oid("ok2"), sku="SKU-MUG", qty=1, price=899))]),
+        Scenario("no stock: fails at reserve_inventory", oid("oos"), "OrderFailed:out_of_stock",
+                 [rec(_order(oid("oos"), sku="OOS-UNICORN"))]),
+        Scenario("over card limit: fails at charge_payment", oid("card"),
+                 "OrderFailed:payment_declined",
+                 [rec(_order(oid("card"), qty=1, price=over_limit))]),
+        Scenario("no carrier: fails at create_shipment", oid("ship"),
+                 "OrderFailed:shipment_failed", [rec(_order(oid("ship"), country="XX"))]),
+        Scenario("placed then cancelled", oid("cancel"), "OrderFailed:cancelled", [
+            rec(cancelled),
+            rec(OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                               order_id=cancelled.order_id, reason="customer changed mind")),
+        ]),
+        Scenario("same event delivered twice", oid("dup"), "OrderCompleted",
+                 [duplicate, duplicate]),
+        Scenario("undecodable bytes", oid("junk"), "DLQ:unknown-framing", [
+            (oid("junk").encode(), b"this is not avro",
+             [(EVENT_TYPE, OrderPlaced.avro_name.encode())]),
+        ]),
+    ]
+    return scenarios
+
+
+def _render(scenarios: list[Scenario], settings: Settings, elapsed: float) -> Group:
+    table = Table(title=f"relayflow demo: outcomes on {ORDERS_OUTCOMES} and {ORDERS_DLQ}")
+    for column in ("order", "scenario", "expected", "observed", "detail"):
+        table.add_column(column)
+    for s in scenarios:
+        style = "green" if s.done else ("red" if s.observed else "yellow")
+        observed = s.observed or "waiting…"
+        if s.count > 1:
+            observed += f" (x{s.count}!)"
+        table.add_row(s.order_id, s.label, s.expected, Text(observed, style=style), s.detail)
+    footer = Text(
+        f"{sum(s.done for s in scenarios)}/{len(scenarios)} arrived after {elapsed:.1f}s · "
+        f"Temporal UI: {settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}"
+        "/workflows",
+    )
+    return Group(table, footer)
+
+
+def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
+             key: bytes | None, value: bytes | None,
+             headers: list[tuple[str, bytes]]) -> None:
+    order_id = (key or b"").decode(errors="replace")
+    scenario = scenarios.get(order_id)
+    if scenario is None:
+        return  # another run's record on a shared topic
+    scenario.count += 1
+    if topic == ORDERS_DLQ:
+        reason = dict(headers).get(DLQ_REASON, b"?").decode()
+        scenario.observed, scenario.detail = f"DLQ:{reason}", "original bytes kept, reason in headers"
+        return
+    try:
+        event = codec.decode(value or b"")
+    except DecodeError as exc:
+        scenario.observed, scenario.detail = "undecodable outcome", str(exc)
+        return
+    if isinstance(event, OrderFailed):
+        scenario.observed = f"OrderFailed:{event.reason}"
+        undone = ", ".join(event.compensations) or "nothing to undo"
+        scenario.detail = f"failed at {event.failed_step or '-'}; compensated: {undone}"
+    else:
+        scenario.observed, scenario.detail = type(event).__name__, "reserved, charged, shipped"
+
+
+async def _end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        return dict(await consumer.end_offsets(partitions)) if partitions else {}
+    finally:
+        await consumer.stop()
+
+
+async def run_demo(settings: Settings, *, timeout: float = 120.0,
+                   console: Console | None = None) -> bool:
+    """Send the demo events to a running system and watch the outcomes.
+
+    Args:
+        settings: Where Kafka and Temporal are; the bridge and worker must be
+            running against the same settings.
+        timeout: Seconds to wait for every outcome.
+        console: Where to draw the live table.
+
+    Returns:
+        True when every scenario's expected outcome arrived exactly once.
+    """
+    console = console or Console()
+    codec = AvroCodec(EVENT_TYPES.values())
+    run_id = secrets.token_hex(3)
+    scenarios = build_scenarios(codec, settings, run_id)
+    by_order = {s.order_id: s for s in scenarios}
+    watched = [ORDERS_OUTCOMES, ORDERS_DLQ]
+    start_offsets = await _end_offsets(settings, watched)
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    consumer.assign(list(start_offsets))
+    for tp, offset in start_offsets.items():
+        consumer.seek(tp, offset)
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        for scenario in scenarios:
+            for key, value, headers in scenario.records:
+                await producer.send_and_wait(ORDERS_EVENTS, value, key=key, headers=headers)
+        with Live(_render(scenarios, settings, 0.0), console=console, refresh_per_second=4) as live:
+            while time.monotonic() - started < timeout:
+                batch = await consumer.getmany(timeout_ms=250)
+                for tp, records in batch.items():
+                    for r in records:
+                        _observe(by_order, codec, tp.topic, r.key, r.value, list(r.headers))
+                live.update(_render(scenarios, settings, time.monotonic() - started))
+                if all(s.done for s in scenarios):
+                    # Linger briefly so a duplicate outcome would still show up.
+                    await asyncio.sleep(2.0)
+                    for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                        for r in records:
+                            _observe(by_order, codec, tp.topic, r.key, r.value, list(r.headers))
+                    live.update(_render(scenarios, settings, time.monotonic() - started))
+                    break
+    finally:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        await consumer.stop()
+    return all(s.done for s in scenarios)

