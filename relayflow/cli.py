@@ -45,53 +45,7 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> No
     asyncio.run(runner())
 
 
-def @app.command()
-def demo(
-    timeout: float = typer.Option(120.0, help="Seconds to wait for every outcome."),
-) -> None:
-    """Start the local stack, run bridge and worker, send sample orders, show outcomes."""
-    from rich.console import Console  # noqa: PLC0415
-
-    from bridge.app import run_bridge  # noqa: PLC0415
-    from relayflow import devstack  # noqa: PLC0415
-    from relayflow.demo import run_demo  # noqa: PLC0415
-    from relayflow.worker import run_worker  # noqa: PLC0415
-
-    settings = Settings()
-    console = Console()
-    console.rule("relayflow demo")
-    devstack.up(settings)
-    log_file = settings.data_dir / "demo.log"
-    # Bridge and worker log to a file so the live table stays readable.
-    logging.basicConfig(
-        filename=log_file,
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    console.print(f"bridge and worker running in this process; their log: {log_file}")
-
-    async def main() -> bool:
-        stop = asyncio.Event()
-        services = [
-            asyncio.create_task(run_worker(settings, stop=stop)),
-            asyncio.create_task(run_bridge(settings, stop=stop)),
-        ]
-        try:
-            return await run_demo(settings, timeout=timeout, console=console)
-        finally:
-            stop.set()
-            await asyncio.gather(*services, return_exceptions=True)
-
-    ok = asyncio.run(main())
-    console.print(
-        "[green]every expected outcome arrived[/green]" if ok
-        else "[red]some outcomes are missing or unexpected[/red]"
-    )
-    console.print("the stack keeps running: `relayflow dev status`, `relayflow dev down`")
-    raise typer.Exit(0 if ok else 1)
-
-
-_mount_dev() -> None:
+def _mount_dev() -> None:
     from relayflow.devstack.cli import app as dev_app  # noqa: PLC0415 - keeps --help fast
 
     app.add_typer(dev_app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")
@@ -160,11 +114,19 @@ def demo(
     async def main() -> bool:
         stop = asyncio.Event()
         services = [
-            asyncio.create_task(run_worker(settings, stop=stop)),
-            asyncio.create_task(run_bridge(settings, stop=stop)),
+            asyncio.create_task(run_worker(settings, stop=stop), name="worker"),
+            asyncio.create_task(run_bridge(settings, stop=stop), name="bridge"),
         ]
+        demo = asyncio.create_task(run_demo(settings, timeout=timeout, console=console))
         try:
-            return await run_demo(settings, timeout=timeout, console=console)
+            # A service that dies ends the demo at once, with its error, instead of a timeout.
+            await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
+            if not demo.done():
+                demo.cancel()
+                failed = next(task for task in services if task.done())
+                console.print(f"[red]{failed.get_name()} stopped: {failed.exception()!r}[/red]")
+                return False
+            return demo.result()
         finally:
             stop.set()
             await asyncio.gather(*services, return_exceptions=True)

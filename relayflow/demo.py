@@ -170,16 +170,22 @@ def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
         scenario.observed, scenario.detail = type(event).__name__, "reserved, charged, shipped"
 
 
-async def _end_offsets(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
+                         topics: list[str]) -> AIOKafkaConsumer:
+    """A consumer positioned at the current end of every partition of ``topics``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
     await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
-        ]
-        return dict(await consumer.end_offsets(partitions)) if partitions else {}
-    finally:
-        await consumer.stop()
+    consumer.assign([
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in sorted(await producer.partitions_for(topic))
+    ])
+    await consumer.seek_to_end()
+    for tp in consumer.assignment():
+        await consumer.position(tp)  # resolve "end" now, before anything is produced
+    return consumer
 
 
 async def run_demo(settings: Settings, *, timeout: float = 120.0,
@@ -201,20 +207,11 @@ async def run_demo(settings: Settings, *, timeout: float = 120.0,
     scenarios = build_scenarios(codec, settings, run_id)
     by_order = {s.order_id: s for s in scenarios}
     watched = [ORDERS_OUTCOMES, ORDERS_DLQ]
-    start_offsets = await _end_offsets(settings, watched)
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
-    consumer.assign(list(start_offsets))
-    for tp, offset in start_offsets.items():
-        consumer.seek(tp, offset)
-
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
     )
     await producer.start()
+    consumer = await _tail_from_end(settings, producer, watched)
     started = time.monotonic()
     try:
         for scenario in scenarios:

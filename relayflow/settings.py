@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         card_limit_cents: Charges above this amount are declined by the
             reference payment activity (a deterministic failure hook).
         log_level: Python logging level name.
+        bridge_batch_size: Most records the bridge fetches and commits as one batch.
+        bridge_concurrency: Key groups of a batch the bridge processes at once.
+        cache_dir: Where the dev stack caches the Kafka jars, by version, so
+            later runs start offline.
     """
 
     model_config = SettingsConfigDict(env_prefix="RELAYFLOW_", extra="ignore")
@@ -63,8 +67,11 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
 
     max_payload_bytes: int = 512 * 1024
+    bridge_batch_size: int = 500
+    bridge_concurrency: int = 64
     card_limit_cents: int = 500_000
     log_level: str = "INFO"
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "relayflow")
 
     @cached_property
     def store_path(self) -> Path:

@@ -1,0 +1,101 @@
+"""Publishing workflow outcomes to Kafka: a reusable activity.
+
+Any team's workflow can publish an event of the contract by calling
+``publish_outcome`` with the event as data; the activity validates it
+against the event model, encodes it with the Avro codec, adds the contract
+headers and waits for the broker's acknowledgement (``acks=all``, idempotent
+producer). Outcome event ids are chosen by the workflow deterministically, so
+a retried publish produces a record with the same ``event-id`` that
+subscribers can drop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from schemas.codec import AvroCodec
+from schemas.records import to_record
+
+__all__ = ["OutcomePublisher", "Producer", "PublishOutcomeInput", "PublishOutcomeResult"]
+
+
+class Producer(Protocol):
+    """The part of a Kafka producer the publisher needs (aiokafka's signature)."""
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None,
+        partition: int | None = None, timestamp_ms: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
+        """Send one record and wait for the broker's acknowledgement."""
+        ...
+
+
+class PublishOutcomeInput(BaseModel):
+    """Input of ``publish_outcome``.
+
+    Attributes:
+        topic: Outcome topic, e.g. ``orders.outcomes``.
+        event_type: Avro full name of the event.
+        event: The event's fields (as the model would dump them).
+        traceparent: W3C trace context to carry on, may be empty.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: str
+    event_type: str
+    event: dict[str, Any]
+    traceparent: str = ""
+
+
+class PublishOutcomeResult(BaseModel):
+    """Where the outcome landed.
+
+    Attributes:
+        topic: Topic written.
+        partition: Partition written.
+        offset: Offset of the record.
+        event_id: The event's id.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    event_id: str
+
+
+class OutcomePublisher:
+    """Publishes contract events to Kafka from workflows.
+
+    Args:
+        producer: A started producer (``acks="all"``, idempotence on).
+        codec: Knows every event type that may be published.
+    """
+
+    def __init__(self, producer: Producer, codec: AvroCodec) -> None:
+        self._producer = producer
+        self._codec = codec
+
+    @activity.defn(name="publish_outcome")
+    async def publish_outcome(self, request: PublishOutcomeInput) -> PublishOutcomeResult:
+        """Validate, encode and produce one outcome event; wait for the broker's ack."""
+        model = self._codec.event_types.get(request.event_type)
+        if model is None:
+            raise ApplicationError(f"unknown event type {request.event_type}",
+                                   type="InvalidOutcome", non_retryable=True)
+        try:
+            event = model.model_validate(request.event)
+        except ValidationError as error:
+            raise ApplicationError(f"{request.event_type}: {error}", type="InvalidOutcome",
+                                   non_retryable=True) from error
+        record = to_record(event, self._codec, traceparent=request.traceparent or None)
+        metadata = await self._producer.send_and_wait(
+            request.topic, record.value, key=record.key, headers=record.headers
+        )
+        return PublishOutcomeResult(topic=request.topic, partition=metadata.partition,
+                                    offset=metadata.offset, event_id=str(event.event_id))

@@ -1,0 +1,244 @@
+"""The reference system's store: inventory, payments and shipments in SQLite (WAL).
+
+Every write is keyed by the calling activity's idempotency key, so running an
+activity twice has one effect, and every compensation is a no-op when there
+is nothing (left) to undo.
+
+Deterministic failure hooks make each saga step fail on demand:
+
+* a SKU starting with ``OOS-`` has no stock (``OutOfStock`` at reserve);
+* a charge above ``card_limit_cents`` is declined (``PaymentDeclined``);
+* a shipping country in ``NO_CARRIER_COUNTRIES`` has no carrier
+  (``ShipmentRejected``).
+
+Any other SKU gets ``DEFAULT_STOCK`` units the first time it is seen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_STOCK",
+    "NO_CARRIER_COUNTRIES",
+    "OUT_OF_STOCK_PREFIX",
+    "BusinessRuleViolation",
+    "OutOfStock",
+    "PaymentDeclined",
+    "ShipmentRejected",
+    "Store",
+    "Undo",
+]
+
+DEFAULT_STOCK = 1_000_000
+OUT_OF_STOCK_PREFIX = "OOS-"
+NO_CARRIER_COUNTRIES = frozenset({"XX", "AQ"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inventory (
+    sku TEXT PRIMARY KEY,
+    available INTEGER NOT NULL CHECK (available >= 0)
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    key TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
+    lines TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payments (
+    key TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL, currency TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shipments (
+    key TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
+    country TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+"""
+
+
+class BusinessRuleViolation(Exception):  # noqa: N818 - a domain outcome, not a bug
+    """A step was refused for a business reason; retrying cannot help."""
+
+
+class OutOfStock(BusinessRuleViolation):
+    """Not enough units of a SKU."""
+
+
+class PaymentDeclined(BusinessRuleViolation):
+    """The charge was declined."""
+
+
+class ShipmentRejected(BusinessRuleViolation):
+    """No carrier ships to the destination."""
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """What a compensation found and did.
+
+    Attributes:
+        undone: True when this call reversed an effect.
+        state: The record's status afterwards (``released``, ``refunded``,
+            ``cancelled``) or ``absent`` when the step never took effect.
+    """
+
+    undone: bool
+    state: str
+
+
+class Store:
+    """SQLite-backed store, safe to share between activity threads.
+
+    Args:
+        path: Database file; created with its tables on first use.
+        card_limit_cents: Charges above this are declined.
+    """
+
+    def __init__(self, path: Path, *, card_limit_cents: int) -> None:
+        self.path = path
+        self.card_limit_cents = card_limit_cents
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # executescript commits on its own, so it runs outside _tx.
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        # sqlite3 connections must not cross threads; one per activity thread.
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        # IMMEDIATE takes the write lock up front, so check-then-act is atomic.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # ------------------------------------------------------------ inventory
+
+    def reserve(self, key: str, order_id: str, lines: Sequence[tuple[str, int]]) -> str:
+        """Reserve every line or nothing; returns the reservation id (= key)."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM reservations WHERE key = ?", (key,)).fetchone():
+                return key
+            for sku, quantity in lines:
+                stock = 0 if sku.startswith(OUT_OF_STOCK_PREFIX) else DEFAULT_STOCK
+                db.execute("INSERT OR IGNORE INTO inventory VALUES (?, ?)", (sku, stock))
+                (available,) = db.execute(
+                    "SELECT available FROM inventory WHERE sku = ?", (sku,)
+                ).fetchone()
+                if available < quantity:
+                    raise OutOfStock(f"{sku}: {quantity} wanted, {available} available")
+                db.execute("UPDATE inventory SET available = available - ? WHERE sku = ?",
+                           (quantity, sku))
+            now = time.time()
+            encoded = ";".join(f"{sku}:{qty}" for sku, qty in lines)
+            db.execute("INSERT INTO reservations VALUES (?, ?, 'reserved', ?, ?, ?)",
+                       (key, order_id, encoded, now, now))
+        return key
+
+    def release(self, key: str) -> Undo:
+        """Give a reservation's units back, once."""
+        with self._tx() as db:
+            row = db.execute("SELECT status, lines FROM reservations WHERE key = ?",
+                             (key,)).fetchone()
+            if row is None:
+                return Undo(undone=False, state="absent")
+            status, encoded = row
+            if status != "reserved":
+                return Undo(undone=False, state=status)
+            for line in encoded.split(";"):
+                sku, qty = line.rsplit(":", 1)
+                db.execute("UPDATE inventory SET available = available + ? WHERE sku = ?",
+                           (int(qty), sku))
+            db.execute("UPDATE reservations SET status = 'released', updated_at = ? WHERE key = ?",
+                       (time.time(), key))
+        return Undo(undone=True, state="released")
+
+    def available(self, sku: str) -> int | None:
+        """Units of a SKU on hand, or None when never seen."""
+        row = self._connection().execute(
+            "SELECT available FROM inventory WHERE sku = ?", (sku,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    # ------------------------------------------------------------ payments
+
+    def charge(self, key: str, order_id: str, amount_cents: int, currency: str) -> str:
+        """Capture a payment once; returns the payment id (= key)."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM payments WHERE key = ?", (key,)).fetchone():
+                return key
+            if amount_cents > self.card_limit_cents:
+                raise PaymentDeclined(
+                    f"{amount_cents} {currency} is above the card limit {self.card_limit_cents}"
+                )
+            now = time.time()
+            db.execute("INSERT INTO payments VALUES (?, ?, 'charged', ?, ?, ?, ?)",
+                       (key, order_id, amount_cents, currency, now, now))
+        return key
+
+    def refund(self, key: str) -> Undo:
+        """Refund a captured payment, once."""
+        return self._undo("payments", key, "charged", "refunded")
+
+    # ------------------------------------------------------------ shipments
+
+    def create_shipment(self, key: str, order_id: str, country: str) -> str:
+        """Create a shipment once; returns the shipment id (= key)."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM shipments WHERE key = ?", (key,)).fetchone():
+                return key
+            if country in NO_CARRIER_COUNTRIES:
+                raise ShipmentRejected(f"no carrier ships to {country}")
+            now = time.time()
+            db.execute("INSERT INTO shipments VALUES (?, ?, 'created', ?, ?, ?)",
+                       (key, order_id, country, now, now))
+        return key
+
+    def cancel_shipment(self, key: str) -> Undo:
+        """Cancel a created shipment, once."""
+        return self._undo("shipments", key, "created", "cancelled")
+
+    def _undo(self, table: str, key: str, done: str, undone: str) -> Undo:
+        with self._tx() as db:
+            row = db.execute(f"SELECT status FROM {table} WHERE key = ?", (key,)).fetchone()  # noqa: S608 - table is ours
+            if row is None:
+                return Undo(undone=False, state="absent")
+            if row[0] != done:
+                return Undo(undone=False, state=row[0])
+            db.execute(f"UPDATE {table} SET status = ?, updated_at = ? WHERE key = ?",  # noqa: S608
+                       (undone, time.time(), key))
+        return Undo(undone=True, state=undone)
+
+    # ------------------------------------------------------------ reading
+
+    def rows(self, table: str, order_id: str | None = None) -> list[dict[str, object]]:
+        """Rows of ``reservations``, ``payments`` or ``shipments`` (for checks and tests)."""
+        if table not in {"reservations", "payments", "shipments"}:
+            raise ValueError(table)
+        db = self._connection()
+        db.row_factory = sqlite3.Row
+        try:
+            query = f"SELECT * FROM {table}"  # noqa: S608 - table checked above
+            cursor = (db.execute(query + " WHERE order_id = ?", (order_id,)) if order_id
+                      else db.execute(query))
+            return [dict(row) for row in cursor.fetchall()]
+        finally:
+            db.row_factory = None

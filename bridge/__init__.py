@@ -1,0 +1,1 @@
+"""The Kafka → Temporal bridge: routes, consumer, dead-letter topic, commit discipline."""

@@ -1,0 +1,61 @@
+"""``relayflow dev``: start, inspect and stop the local Kafka + Temporal stack."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from relayflow import devstack
+from relayflow.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def fetch() -> None:
+    """Resolve the Apache Kafka jars from Maven Central into the cache (once per version)."""
+    settings = Settings()
+    console.print(f"Kafka {settings.kafka_version} jars: {devstack.fetch_kafka(settings)}")
+
+
+@app.command()
+def up() -> None:
+    """Start Kafka and Temporal (reusing what already runs) and create the topics."""
+    settings = Settings()
+    started = devstack.up(settings)
+    console.print("[green]stack started[/green]" if started else "stack already running")
+    _print_status(settings)
+    console.print("\nClients use:")
+    console.print(f"  RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
+    console.print(f"  RELAYFLOW_TEMPORAL_ADDRESS={settings.temporal_address}")
+
+
+@app.command()
+def down(purge: bool = typer.Option(False, help="Also delete topics, history and the store.")) -> None:  # noqa: FBT001
+    """Stop the Kafka and Temporal processes this stack started."""
+    stopped = devstack.down(Settings(), purge=purge)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def status() -> None:
+    """Show what runs where: pids, addresses, logs, the Temporal UI and the topics."""
+    _print_status(Settings())
+
+
+def _print_status(settings: Settings) -> None:
+    state = devstack.status(settings)
+    table = Table(title=f"relayflow dev stack in {state.data_dir}")
+    for column in ("service", "state", "pid", "address", "log"):
+        table.add_column(column)
+    for s in state.services:
+        table.add_row(s.name, "[green]running[/green]" if s.running else "[red]stopped[/red]",
+                      str(s.pid or "-"), s.address, str(s.log_file))
+    console.print(table)
+    console.print(f"Temporal UI: {state.temporal_ui_url}")
+    if state.topics:
+        console.print("Topics: " + ", ".join(f"{n} ({p})" for n, p in sorted(state.topics.items())))

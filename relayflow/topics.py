@@ -1,0 +1,61 @@
+"""The topic table of the Kafka contract, in one place.
+
+The dev stack creates these topics, the bridge reads its input topics from
+here, and the compose file's init job mirrors it (a unit test checks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BATCHES_OUTCOMES",
+    "BATCHES_REQUESTS",
+    "DLQ_SUFFIX",
+    "ORDERS_EVENTS",
+    "ORDERS_OUTCOMES",
+    "APPROVALS_DECISIONS",
+    "TOPICS",
+    "Topic",
+    "dlq_topic",
+]
+
+ORDERS_EVENTS = "orders.events"
+APPROVALS_DECISIONS = "approvals.decisions"
+BATCHES_REQUESTS = "batches.requests"
+ORDERS_OUTCOMES = "orders.outcomes"
+BATCHES_OUTCOMES = "batches.outcomes"
+DLQ_SUFFIX = ".dlq"
+
+
+def dlq_topic(source: str) -> str:
+    """Dead-letter topic of an input topic."""
+    return source + DLQ_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic of the contract.
+
+    Attributes:
+        name: Topic name.
+        partitions: Partition count (parallelism of consumers keyed by entity).
+        inbound: True for topics the bridge consumes.
+    """
+
+    name: str
+    partitions: int
+    inbound: bool
+
+
+_INPUTS = (Topic(ORDERS_EVENTS, 6, True), Topic(APPROVALS_DECISIONS, 3, True),
+           Topic(BATCHES_REQUESTS, 3, True))
+_OUTPUTS = (Topic(ORDERS_OUTCOMES, 3, False), Topic(BATCHES_OUTCOMES, 3, False))
+
+TOPICS: tuple[Topic, ...] = (
+    *_INPUTS,
+    *_OUTPUTS,
+    # A DLQ has its source's partition count so a record keeps its partition (and key order).
+    *(Topic(dlq_topic(t.name), t.partitions, False) for t in _INPUTS),
+)
+"""Every topic relayflow needs, with its partition count."""
