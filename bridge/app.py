@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -30,6 +31,29 @@ __all__ = ["build_broker", "create_app", "run_bridge"]
 log = logging.getLogger(__name__)
 
 PROCESSOR = "processor"
+
+
+def _printable(value: bytes | None) -> bytes:
+    if value is None:
+        return b""
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return value.decode(errors="replace").encode()
+    return value
+
+
+async def _parse(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
+    # FastStream's parser UTF-8-decodes every header and fails the whole batch on
+    # one bad byte, outside our handler. Give it a sanitized copy, then hand the
+    # untouched records to the handler (bad headers are a DLQ matter, not a crash).
+    safe = tuple(
+        dataclasses.replace(r, headers=[(k, _printable(v)) for k, v in (r.headers or ())])
+        for r in records
+    )
+    message = await original(safe)
+    message.raw_message = records
+    return message
 
 
 async def _raw(message: Any) -> Any:
@@ -63,6 +87,7 @@ def build_broker(settings: Settings, routes: RouteTable = ROUTES) -> KafkaBroker
             group_id=settings.kafka_consumer_group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
+            parser=_parse,
             decoder=_raw,
             max_poll_interval_ms=10 * 60 * 1000,
         )(_consume)

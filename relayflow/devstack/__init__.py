@@ -152,6 +152,11 @@ def _recorded_pid(settings: Settings, service: str) -> int | None:
     return None
 
 
+# Children started by this process: polling them is exact while they start up
+# (the cmdline marker can be briefly unreadable while a launcher re-execs itself).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _spawn(settings: Settings, service: str, argv: list[str], port: int,
            marker: str, cwd: Path) -> int:
     log_path = _service_dir(settings, service) / "stdout.log"
@@ -161,6 +166,7 @@ def _spawn(settings: Settings, service: str, argv: list[str], port: int,
             argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _CHILDREN[process.pid] = process
     record = {"pid": process.pid, "port": port, "marker": marker, "argv": argv,
               "started_at": time.time()}
     _pid_file(settings, service).write_text(json.dumps(record, indent=2))
@@ -174,12 +180,14 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def _wait_ready(settings: Settings, service: str, pid: int, marker: str, log_path: Path,
+def _wait_ready(service: str, pid: int, log_path: Path,
                 probe: Callable[[], Awaitable[bool]]) -> None:
+    process = _CHILDREN[pid]
+
     async def poll() -> None:
         deadline = time.monotonic() + _READY_TIMEOUT
         while time.monotonic() < deadline:
-            if not _alive(pid, marker):
+            if process.poll() is not None:
                 raise StackError(f"{service} exited while starting; log tail:\n{_tail(log_path)}")
             with contextlib.suppress(Exception):
                 if await probe():
@@ -211,6 +219,11 @@ def _stop(settings: Settings, service: str) -> bool:
 
 def _reap(pid: int) -> None:
     # A child of this process stays a zombie (and in /proc) until waited for.
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _CHILDREN[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
@@ -343,8 +356,7 @@ def start_kafka(settings: Settings) -> bool:
             f"-Dkafka.logs.dir={home / 'logs'}", f"-Dlog4j2.configurationFile={log4j}",
             "-cp", classpath, "kafka.Kafka", str(properties)]
     pid = _spawn(settings, KAFKA, argv, settings.kafka_port, str(properties), home)
-    _wait_ready(settings, KAFKA, pid, str(properties), home / "logs" / "server.log",
-                lambda: _kafka_answers(settings))
+    _wait_ready(KAFKA, pid, home / "logs" / "server.log", lambda: _kafka_answers(settings))
     return True
 
 
@@ -428,8 +440,7 @@ def start_temporal(settings: Settings) -> bool:
         "--log-level", "warn",
     ]
     pid = _spawn(settings, TEMPORAL, argv, settings.temporal_port, str(db), home)
-    _wait_ready(settings, TEMPORAL, pid, str(db), home / "stdout.log",
-                lambda: _temporal_answers(settings))
+    _wait_ready(TEMPORAL, pid, home / "stdout.log", lambda: _temporal_answers(settings))
     return True
 
 

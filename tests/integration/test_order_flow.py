@@ -1,0 +1,167 @@
+"""The whole flow on a real Kafka and a real Temporal: bridge + worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from temporalio.client import WorkflowExecutionStatus
+
+from activities.store import Store
+from bridge.app import run_bridge
+from relayflow.settings import Settings
+from relayflow.temporal import connect
+from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from relayflow.worker import run_worker
+from schemas import EVENT_TYPES, OrderCompleted, OrderFailed
+from schemas.codec import AvroCodec
+from schemas.headers import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    EVENT_ID,
+)
+from schemas.records import to_record
+from tests.support import KafkaProbe, kafka_probe, order_placed
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+CODEC = AvroCodec(EVENT_TYPES.values())
+
+
+@pytest.fixture(scope="module")
+async def system(stack: Settings) -> AsyncIterator[Settings]:
+    """Bridge and worker on their own task queue and consumer group."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = stack.model_copy(update={"task_queue": f"it-{suffix}",
+                                        "kafka_consumer_group": f"it-{suffix}"})
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(run_worker(settings, stop=stop)),
+             asyncio.create_task(run_bridge(settings, stop=stop))]
+    try:
+        yield settings
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+@pytest.fixture
+async def probe(system: Settings) -> AsyncIterator[KafkaProbe]:
+    async with kafka_probe(system, [ORDERS_OUTCOMES, dlq_topic(ORDERS_EVENTS)]) as p:
+        yield p
+
+
+def _for_order(order_id: str, topic: str = ORDERS_OUTCOMES):  # type: ignore[no-untyped-def]
+    return lambda r: r.topic == topic and r.key == order_id.encode()
+
+
+async def test_order_placed_completes_with_correlated_outcome(probe: KafkaProbe) -> None:
+    order = order_placed()
+    record = to_record(order, CODEC, correlation_id="corr-123")
+    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+
+    [outcome] = await probe.wait_for(_for_order(order.order_id))
+    event = CODEC.decode(outcome.value)
+    headers = dict(outcome.headers)
+    assert isinstance(event, OrderCompleted)
+    assert event.correlation_id == "corr-123"
+    assert event.causation_id == str(order.event_id)
+    assert headers[CORRELATION_ID] == b"corr-123"
+    assert headers[CAUSATION_ID] == str(order.event_id).encode()
+    assert headers[EVENT_ID] == str(event.event_id).encode()
+
+
+async def test_failure_outcome_lists_compensations(probe: KafkaProbe, system: Settings) -> None:
+    order = order_placed(country="XX")  # no carrier: fails at the last step
+    record = to_record(order, CODEC)
+    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+
+    [outcome] = await probe.wait_for(_for_order(order.order_id))
+    event = CODEC.decode(outcome.value)
+    assert isinstance(event, OrderFailed)
+    assert (event.reason, event.failed_step) == ("shipment_failed", "create_shipment")
+    assert event.compensations == ("refund_payment", "release_inventory")
+    store = Store(system.store_path, card_limit_cents=system.card_limit_cents)
+    [payment] = store.rows("payments", order.order_id)
+    assert payment["status"] == "refunded"
+
+
+async def test_duplicate_event_runs_one_saga_and_charges_once(
+    probe: KafkaProbe, system: Settings
+) -> None:
+    order = order_placed()
+    record = to_record(order, CODEC)
+    for _ in range(3):
+        await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+
+    await probe.wait_for(_for_order(order.order_id))
+    # Give a second saga, if one were (wrongly) started, the time to report too.
+    later = order_placed()
+    rec2 = to_record(later, CODEC)
+    await probe.send(ORDERS_EVENTS, rec2.value, rec2.key, rec2.headers)
+    await probe.wait_for(_for_order(later.order_id))
+
+    outcomes = [r for r in probe.seen if _for_order(order.order_id)(r)]
+    assert len(outcomes) == 1
+    client = await connect(system)
+    runs = [w async for w in client.list_workflows(f"WorkflowId = 'order-{order.order_id}'")]
+    assert len(runs) == 1
+    assert runs[0].status == WorkflowExecutionStatus.COMPLETED
+    store = Store(system.store_path, card_limit_cents=system.card_limit_cents)
+    assert len(store.rows("payments", order.order_id)) == 1
+
+
+async def test_undecodable_record_goes_to_dlq_and_next_record_flows(
+    probe: KafkaProbe, system: Settings
+) -> None:
+    key = f"junk-{uuid.uuid4().hex[:8]}".encode()
+    original_headers = [("event-type", b"relayflow.orders.OrderPlaced"), ("x-trace", b"\xff\x00")]
+    await probe.send(ORDERS_EVENTS, b"\xc3\x01garbage", key, original_headers)
+    # Same key afterwards: the partition must move on past the bad record.
+    good = order_placed(order_id=key.decode())
+    record = to_record(good, CODEC)
+    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+
+    [dead] = await probe.wait_for(_for_order(key.decode(), dlq_topic(ORDERS_EVENTS)))
+    headers = dict(dead.headers)
+    assert dead.value == b"\xc3\x01garbage"
+    assert list(dead.headers)[:2] == original_headers
+    assert headers[DLQ_REASON] == b"truncated"
+    assert headers[DLQ_SOURCE_TOPIC] == ORDERS_EVENTS.encode()
+    assert int(headers[DLQ_SOURCE_PARTITION]) == dead.partition
+    assert int(headers[DLQ_SOURCE_OFFSET]) >= 0
+    [completed] = await probe.wait_for(_for_order(key.decode()))
+    assert isinstance(CODEC.decode(completed.value), OrderCompleted)
+
+
+async def test_offset_is_committed_after_the_record_was_processed(
+    probe: KafkaProbe, system: Settings
+) -> None:
+    order = order_placed()
+    record = to_record(order, CODEC)
+    sent = await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    await probe.wait_for(_for_order(order.order_id))
+    tp = TopicPartition(ORDERS_EVENTS, sent.partition)
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        committed = -1
+        for _ in range(100):  # the batch acks right after its last record; bounded wait
+            offsets = await admin.list_consumer_group_offsets(system.kafka_consumer_group)
+            committed = offsets[tp].offset if tp in offsets else -1
+            if committed > sent.offset:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    assert committed > sent.offset
+    ends = await probe.end_offsets([tp])
+    assert committed <= ends[tp]
