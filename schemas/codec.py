@@ -158,17 +158,20 @@ class AvroCodec:
         self._by_registry_id: dict[int, _Writer] = {}
         self._registry_ids: dict[str, int] = {}
         self._registry = registry
+        self._schema_json: dict[str, str] = {}
         for model in models:
             if model.avro_name not in raw:
                 raise KeyError(f"no .avsc file for {model.avro_name}")
             self._models[model.avro_name] = model
+            self._schema_json[model.avro_name] = json.dumps(raw[model.avro_name])
             writer = self._add_writer(raw[model.avro_name])
             self._readers[model.avro_name] = writer.parsed
         for schema in extra_writer_schemas:
             self._add_writer(schema)
 
     def _add_writer(self, schema: Mapping[str, Any]) -> _Writer:
-        full_name = f"{schema['namespace']}.{schema['name']}"
+        name = str(schema["name"])
+        full_name = name if "." in name else f"{schema.get('namespace', '')}.{name}".lstrip(".")
         # parse_schema mutates named-type registries; give each its own copy.
         parsed = fastavro.parse_schema(json.loads(json.dumps(schema)), _write_hint=False)
         canonical = to_parsing_canonical_form(dict(schema))
@@ -213,8 +216,8 @@ class AvroCodec:
     def _registry_id(self, name: str) -> int:
         assert self._registry is not None
         if name not in self._registry_ids:
-            canonical = to_parsing_canonical_form(self._readers[name])
-            self._registry_ids[name] = self._registry.register(name, canonical)
+            # The full .avsc, not the canonical form: other readers keep the logical types.
+            self._registry_ids[name] = self._registry.register(name, self._schema_json[name])
         return self._registry_ids[name]
 
     def _writer_for_registry_id(self, schema_id: int) -> _Writer:

@@ -1,0 +1,202 @@
+"""The Avro codec, with the Apache reference implementation as the oracle."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import struct
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import avro.io
+import avro.schema
+import pytest
+from fastavro.schema import fingerprint as fastavro_fingerprint
+from fastavro.schema import to_parsing_canonical_form
+
+from schemas import (
+    EVENT_TYPES,
+    ApprovalDecided,
+    Event,
+    OrderCancelled,
+    OrderCompleted,
+    OrderFailed,
+    OrderPlaced,
+)
+from schemas.codec import AvroCodec, DecodeError, crc64_avro, load_schemas
+from tests.support import order_placed
+
+AVRO_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
+CODEC = AvroCodec(EVENT_TYPES.values())
+NOW = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+class InMemoryRegistry:
+    """Our own schema registry double (the codec's SchemaRegistry protocol)."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[int, str] = {}
+
+    def register(self, subject: str, schema: str) -> int:
+        for schema_id, known in self.schemas.items():
+            if known == schema:
+                return schema_id
+        schema_id = 100 + len(self.schemas)
+        self.schemas[schema_id] = schema
+        return schema_id
+
+    def schema_by_id(self, schema_id: int) -> str:
+        return self.schemas[schema_id]
+
+
+def samples() -> list[Event]:
+    return [
+        order_placed("A-1"),
+        OrderCancelled(event_id=uuid.uuid4(), occurred_at=NOW, order_id="A-1", reason="changed"),
+        ApprovalDecided(event_id=uuid.uuid4(), occurred_at=NOW, approval_id="ap-1",
+                        order_id="A-1", decision="REJECTED", decided_by="ann", comment=None),
+        OrderCompleted(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                       causation_id="e", order_id="A-1", amount_cents=10, currency="EUR",
+                       reservation_id="r", payment_id="p", shipment_id="s"),
+        OrderFailed(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c", causation_id="e",
+                    order_id="A-1", reason="payment_declined", failed_step="charge_payment",
+                    compensations=("release_inventory",)),
+    ]
+
+
+@pytest.mark.parametrize("event", samples(), ids=lambda e: type(e).__name__)
+def test_round_trip(event: Event) -> None:
+    assert CODEC.decode(CODEC.encode(event)) == event
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    # Values from Apache Avro's share/test/data/schema-tests.txt (Java's fingerprints).
+    [('"null"', 7195948357588979594), ('"int"', 8247732601305521295)],
+)
+def test_crc64_avro_matches_the_reference_vectors(schema: str, expected: int) -> None:
+    assert crc64_avro(schema.encode()) == expected
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+def test_fingerprint_agrees_with_fastavro(name: str) -> None:
+    canonical = to_parsing_canonical_form(load_schemas()[name])
+    little_endian = struct.pack("<Q", CODEC.fingerprint(name)).hex()
+    assert little_endian == fastavro_fingerprint(canonical, "CRC-64-AVRO")
+
+
+def test_single_object_framing() -> None:
+    event = order_placed()
+    data = CODEC.encode(event)
+    assert data[:2] == b"\xc3\x01"
+    assert struct.unpack("<Q", data[2:10])[0] == CODEC.fingerprint(OrderPlaced.avro_name)
+
+
+def _reference_datum(event: Event) -> dict[str, object]:
+    # The reference implementation wants uuids as text and arrays as lists
+    # (JSON mode), but timestamp-millis as a datetime.
+    return event.model_dump(mode="json") | {"occurred_at": event.occurred_at}
+
+
+def _reference_schema(event: Event) -> avro.schema.Schema:
+    return avro.schema.parse((AVRO_DIR / f"{type(event).__name__}.avsc").read_text())
+
+
+@pytest.mark.parametrize("event", samples(), ids=lambda e: type(e).__name__)
+def test_reference_implementation_reads_what_we_write(event: Event) -> None:
+    body = CODEC.encode(event)[10:]
+    reader = avro.io.DatumReader(_reference_schema(event))
+    record = reader.read(avro.io.BinaryDecoder(io.BytesIO(body)))
+    assert type(event).model_validate(record) == event
+
+
+@pytest.mark.parametrize("event", samples(), ids=lambda e: type(e).__name__)
+def test_we_read_what_the_reference_implementation_writes(event: Event) -> None:
+    buffer = io.BytesIO()
+    writer = avro.io.DatumWriter(_reference_schema(event))
+    writer.write(_reference_datum(event), avro.io.BinaryEncoder(buffer))
+    header = b"\xc3\x01" + struct.pack("<Q", CODEC.fingerprint(event.avro_name))
+    assert CODEC.decode(header + buffer.getvalue()) == event
+
+
+def test_confluent_wire_format_round_trip() -> None:
+    registry = InMemoryRegistry()
+    codec = AvroCodec(EVENT_TYPES.values(), registry=registry)
+    event = order_placed()
+    data = codec.encode(event)
+    assert data[0] == 0
+    schema_id = struct.unpack(">I", data[1:5])[0]
+    registered = json.loads(registry.schemas[schema_id])
+    assert f"{registered['namespace']}.{registered['name']}" == OrderPlaced.avro_name
+    assert registered["fields"][0]["type"]["logicalType"] == "uuid"  # full schema, not canonical
+    assert codec.decode(data) == event
+
+
+def test_confluent_without_registry_is_rejected() -> None:
+    data = AvroCodec(EVENT_TYPES.values(), registry=InMemoryRegistry()).encode(order_placed())
+    with pytest.raises(DecodeError) as info:
+        CODEC.decode(data)
+    assert info.value.reason == "unknown-schema"
+
+
+def _valid() -> bytes:
+    return CODEC.encode(order_placed("A-1"))
+
+
+def _invalid_total() -> bytes:
+    # Valid Avro whose fields break a rule Avro cannot express (total != lines).
+    event = order_placed("A-1")
+    record = _reference_datum(event) | {"amount_cents": 1}
+    buffer = io.BytesIO()
+    avro.io.DatumWriter(_reference_schema(event)).write(record, avro.io.BinaryEncoder(buffer))
+    return _valid()[:10] + buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"{\"json\": true}", "unknown-framing"),
+        (b"\xc3\x01\x00\x01", "truncated"),
+        (b"\x00\x00\x01", "truncated"),
+        (b"\xc3\x01" + b"\x00" * 8 + b"\x02", "unknown-schema"),
+        (_valid()[:20], "malformed-avro"),
+        (_valid() + b"\x00", "malformed-avro"),
+        (_invalid_total(), "invalid-event"),
+    ],
+    ids=["empty", "json", "short-single-object", "short-confluent", "fingerprint",
+         "truncated-body", "trailing-bytes", "invalid-total"],
+)
+def test_decode_errors_name_the_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        CODEC.decode(data)
+    assert info.value.reason == reason
+
+
+def test_known_schema_without_model_is_unknown_event_type() -> None:
+    orders_only = AvroCodec([OrderPlaced])
+    data = CODEC.encode(samples()[1])  # OrderCancelled: schema known to CODEC only
+    with pytest.raises(DecodeError) as info:
+        orders_only.decode(data)
+    assert info.value.reason == "unknown-schema"
+    codec = AvroCodec([OrderPlaced], extra_writer_schemas=[load_schemas()[OrderCancelled.avro_name]])
+    with pytest.raises(DecodeError) as info:
+        codec.decode(data)
+    assert info.value.reason == "unknown-event-type"
+
+
+def test_random_corruption_only_ever_raises_decode_error() -> None:
+    rng = random.Random(20261125)
+    valid = [CODEC.encode(event) for event in samples()]
+    for _ in range(3000):
+        data = bytearray(rng.choice(valid))
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(10, len(data))] = rng.randrange(256)  # keep the header
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        try:
+            CODEC.decode(bytes(data))
+        except DecodeError:
+            pass
