@@ -1,0 +1,47 @@
+"""Dev stack pieces that need no running service."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from relayflow import devstack
+from relayflow.settings import Settings
+from relayflow.topics import TOPICS, dlq_topic
+
+
+def test_server_properties_for_one_kraft_node(tmp_path: Path) -> None:
+    settings = Settings(kafka_port=19999, kafka_controller_port=19998)
+    props = dict(
+        line.split("=", 1)
+        for line in devstack.render_server_properties(settings, tmp_path).splitlines()
+    )
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19999,CONTROLLER://127.0.0.1:19998"
+    assert props["controller.quorum.bootstrap.servers"] == "127.0.0.1:19998"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["transaction.state.log.replication.factor"] == "1"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["log.dirs"] == str(tmp_path)
+
+
+def test_every_input_topic_has_a_dlq_with_the_same_partitions() -> None:
+    by_name = {t.name: t for t in TOPICS}
+    assert by_name["orders.events"].partitions == 6
+    for topic in (t for t in TOPICS if t.inbound):
+        assert by_name[dlq_topic(topic.name)].partitions == topic.partitions
+
+
+def test_stale_pid_file_is_cleaned_and_foreign_pid_not_trusted(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    pid_file = tmp_path / "kafka.pid.json"
+    # A live process that is not ours (wrong command line) must not be mistaken for Kafka.
+    with subprocess.Popen(["sleep", "30"]) as other:  # noqa: S607
+        pid_file.write_text(json.dumps({"pid": other.pid, "marker": "server.properties"}))
+        assert devstack.status(settings).services[0].pid is None
+        assert not pid_file.exists()
+        other.kill()
+    pid_file.write_text(json.dumps({"pid": os.getpid(), "marker": "pytest"}))
+    assert devstack.status(settings).services[0].pid == os.getpid()
