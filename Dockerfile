@@ -1,0 +1,15 @@
+# relayflow bridge and worker image (compose/ runs both from it).
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY pyproject.toml README.md ./
+COPY relayflow ./relayflow
+COPY bridge ./bridge
+COPY workflows ./workflows
+COPY activities ./activities
+COPY schemas ./schemas
+RUN pip install --no-cache-dir . && useradd --create-home relayflow && mkdir /data && chown relayflow /data
+USER relayflow
+ENV RELAYFLOW_DATA_DIR=/data
+ENTRYPOINT ["relayflow"]
+CMD ["--help"]
