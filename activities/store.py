@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS shipments (
 """
 
 
-class BusinessRuleViolation(Exception):  # noqa: N818 - a domain outcome, not a bug
+class BusinessRuleViolation(Exception):
     """A step was refused for a business reason; retrying cannot help."""
 
 

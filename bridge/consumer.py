@@ -134,10 +134,9 @@ class BatchProcessor:
             route, inbound = self._decide(record)
             result = await self._retrying(lambda: self._commands.execute(route, inbound), where)
         except PermanentFailure as failure:
-            await self._retrying(
-                lambda: self._dead_letters.send(record, failure.reason, str(failure)), where
-            )
-            return Outcome(where, f"dlq:{failure.reason}")
+            reason, error = failure.reason, str(failure)
+            await self._retrying(lambda: self._dead_letters.send(record, reason, error), where)
+            return Outcome(where, f"dlq:{reason}")
         return Outcome(where, result)
 
     def _decide(self, record: InboundRecord) -> tuple[Route, Inbound[Event]]:
@@ -155,9 +154,8 @@ class BatchProcessor:
             raise PermanentFailure(error.reason, str(error)) from error
         headers = EventHeaders.from_kafka(record.headers or ())
         if headers.event_type and headers.event_type != event.avro_name:
-            raise PermanentFailure(
-                "header-mismatch", f"event-type {headers.event_type!r} but value is {event.avro_name}"
-            )
+            message = f"event-type {headers.event_type!r} but value is {event.avro_name}"
+            raise PermanentFailure("header-mismatch", message)
         if headers.event_id and headers.event_id != str(event.event_id):
             raise PermanentFailure(
                 "header-mismatch", f"event-id {headers.event_id!r} but value has {event.event_id}"

@@ -117,7 +117,7 @@ def demo(
             asyncio.create_task(run_worker(settings, stop=stop), name="worker"),
             asyncio.create_task(run_bridge(settings, stop=stop), name="bridge"),
         ]
-        demo = asyncio.create_task(run_demo(settings, timeout=timeout, console=console))
+        demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout, console=console))
         try:
             # A service that dies ends the demo at once, with its error, instead of a timeout.
             await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)

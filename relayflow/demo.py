@@ -101,7 +101,7 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
     over_limit = settings.card_limit_cents + 1
     duplicate = rec(_order(oid("dup")))
     cancelled = _order(oid("cancel"))
-    scenarios = [
+    return [
         Scenario("happy path", oid("ok1"), "OrderCompleted", [rec(_order(oid("ok1")))]),
         Scenario("happy path", oid("ok2"), "OrderCompleted",
                  [rec(_order(oid("ok2"), sku="SKU-MUG", qty=1, price=899))]),
@@ -124,7 +124,6 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
              [(EVENT_TYPE, OrderPlaced.avro_name.encode())]),
         ]),
     ]
-    return scenarios
 
 
 def _render(scenarios: list[Scenario], settings: Settings, elapsed: float) -> Group:
@@ -155,7 +154,8 @@ def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
     scenario.count += 1
     if topic == ORDERS_DLQ:
         reason = dict(headers).get(DLQ_REASON, b"?").decode()
-        scenario.observed, scenario.detail = f"DLQ:{reason}", "original bytes kept, reason in headers"
+        scenario.observed = f"DLQ:{reason}"
+        scenario.detail = "original bytes kept, reason in headers"
         return
     try:
         event = codec.decode(value or b"")
@@ -188,14 +188,14 @@ async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
     return consumer
 
 
-async def run_demo(settings: Settings, *, timeout: float = 120.0,
+async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
                    console: Console | None = None) -> bool:
     """Send the demo events to a running system and watch the outcomes.
 
     Args:
         settings: Where Kafka and Temporal are; the bridge and worker must be
             running against the same settings.
-        timeout: Seconds to wait for every outcome.
+        wait_seconds: How long to wait for every outcome.
         console: Where to draw the live table.
 
     Returns:
@@ -218,7 +218,7 @@ async def run_demo(settings: Settings, *, timeout: float = 120.0,
             for key, value, headers in scenario.records:
                 await producer.send_and_wait(ORDERS_EVENTS, value, key=key, headers=headers)
         with Live(_render(scenarios, settings, 0.0), console=console, refresh_per_second=4) as live:
-            while time.monotonic() - started < timeout:
+            while time.monotonic() - started < wait_seconds:
                 batch = await consumer.getmany(timeout_ms=250)
                 for tp, records in batch.items():
                     for r in records:

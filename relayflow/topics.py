@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "APPROVALS_DECISIONS",
     "BATCHES_OUTCOMES",
     "BATCHES_REQUESTS",
     "DLQ_SUFFIX",
     "ORDERS_EVENTS",
     "ORDERS_OUTCOMES",
-    "APPROVALS_DECISIONS",
     "TOPICS",
     "Topic",
     "dlq_topic",

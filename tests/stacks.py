@@ -28,7 +28,7 @@ def docker_available() -> bool:
     """True when a Docker engine answers (the client alone is not enough)."""
     try:
         result = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],  # noqa: S607
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
             capture_output=True,
             timeout=10,
             check=False,
@@ -97,7 +97,9 @@ def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
 
     env_ports = {
         "kafka_port": int(os.environ.get("RELAYFLOW_TEST_KAFKA_PORT", "19092")),
-        "kafka_controller_port": int(os.environ.get("RELAYFLOW_TEST_KAFKA_CONTROLLER_PORT", "19093")),
+        "kafka_controller_port": int(
+            os.environ.get("RELAYFLOW_TEST_KAFKA_CONTROLLER_PORT", "19093")
+        ),
         "temporal_port": int(os.environ.get("RELAYFLOW_TEST_TEMPORAL_PORT", "17233")),
         "temporal_ui_port": int(os.environ.get("RELAYFLOW_TEST_TEMPORAL_UI_PORT", "18233")),
     }

@@ -47,10 +47,10 @@ class KafkaProbe:
         return dict(await self._consumer.end_offsets(partitions))
 
     async def wait_for(self, predicate: Callable[[ConsumerRecord[bytes, bytes]], bool], *,
-                       count: int = 1, timeout: float = 60.0,
+                       count: int = 1, wait_seconds: float = 60.0,
                        ) -> list[ConsumerRecord[bytes, bytes]]:
         """Records matching ``predicate`` once ``count`` of them arrived (bounded wait)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_seconds
         while True:
             matched = [r for r in self.seen if predicate(r)]
             if len(matched) >= count or time.monotonic() > deadline:

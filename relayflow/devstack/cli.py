@@ -35,7 +35,9 @@ def up() -> None:
 
 
 @app.command()
-def down(purge: bool = typer.Option(False, help="Also delete topics, history and the store.")) -> None:  # noqa: FBT001
+def down(
+    purge: bool = typer.Option(False, help="Also delete topics, history and the store."),  # noqa: FBT001
+) -> None:
     """Stop the Kafka and Temporal processes this stack started."""
     stopped = devstack.down(Settings(), purge=purge)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -59,7 +59,8 @@ class FakeCommands:
 class FakeDeadLetters:
     sent: list[tuple[int, str]] = field(default_factory=list)
 
-    async def send(self, record: Record, reason: str, error: str) -> None:  # type: ignore[override]
+    async def send(self, record: Record, reason: str, error: str) -> None:
+        assert error  # a dead letter always says why
         self.sent.append((record.offset, reason))
 
 
@@ -78,8 +79,10 @@ def record(event: Event, offset: int = 0, *, partition: int = 0, key: bytes | No
 def test_route_table_routes_orders() -> None:
     placed = ROUTES.lookup(ORDERS_EVENTS, OrderPlaced.avro_name)
     cancelled = ROUTES.lookup(ORDERS_EVENTS, OrderCancelled.avro_name)
-    assert placed is not None and placed.action is Action.START
-    assert cancelled is not None and cancelled.action is Action.CANCEL
+    assert placed is not None
+    assert placed.action is Action.START
+    assert cancelled is not None
+    assert cancelled.action is Action.CANCEL
     assert placed.id_for(order_placed("A-9")) == "order-A-9"
     assert ROUTES.lookup("other.topic", OrderPlaced.avro_name) is None
 
@@ -115,11 +118,11 @@ def _mismatch_headers(event: OrderPlaced) -> list[tuple[str, bytes]]:
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda e: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"x" * 5000), "oversize"),
+        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"x" * 5000), "oversize"),
         (lambda e: record(e, key=b"\xff\xfe"), "bad-key"),
         (lambda e: record(e, key=b"someone-else"), "bad-key"),
-        (lambda e: Record(ORDERS_EVENTS, 0, 0, b"A-1", b""), "empty"),
-        (lambda e: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"not avro"), "unknown-framing"),
+        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b""), "empty"),
+        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"not avro"), "unknown-framing"),
         (lambda e: record(e, headers=_mismatch_headers(e)), "header-mismatch"),
         (lambda e: record(e, headers=[("event-id", str(uuid.uuid4()).encode())]),
          "header-mismatch"),
@@ -201,7 +204,8 @@ def test_rpc_errors_are_classified() -> None:
     missing = RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
     assert isinstance(classify_rpc_error(unavailable, route), TransientFailure)
     closed_failure = classify_rpc_error(closed, route)
-    assert isinstance(closed_failure, PermanentFailure) and closed_failure.reason == "target-closed"
+    assert isinstance(closed_failure, PermanentFailure)
+    assert closed_failure.reason == "target-closed"
     missing_failure = classify_rpc_error(missing, route)
     assert isinstance(missing_failure, PermanentFailure)
     assert missing_failure.reason == "target-not-found"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
@@ -40,6 +41,7 @@ class InMemoryRegistry:
         self.schemas: dict[int, str] = {}
 
     def register(self, subject: str, schema: str) -> int:
+        assert subject == json.loads(schema)["namespace"] + "." + json.loads(schema)["name"]
         for schema_id, known in self.schemas.items():
             if known == schema:
                 return schema_id
@@ -158,7 +160,7 @@ def _invalid_total() -> bytes:
     ("data", "reason"),
     [
         (b"", "empty"),
-        (b"{\"json\": true}", "unknown-framing"),
+        (b'{"json": true}', "unknown-framing"),
         (b"\xc3\x01\x00\x01", "truncated"),
         (b"\x00\x00\x01", "truncated"),
         (b"\xc3\x01" + b"\x00" * 8 + b"\x02", "unknown-schema"),
@@ -181,7 +183,8 @@ def test_known_schema_without_model_is_unknown_event_type() -> None:
     with pytest.raises(DecodeError) as info:
         orders_only.decode(data)
     assert info.value.reason == "unknown-schema"
-    codec = AvroCodec([OrderPlaced], extra_writer_schemas=[load_schemas()[OrderCancelled.avro_name]])
+    old_writer = load_schemas()[OrderCancelled.avro_name]
+    codec = AvroCodec([OrderPlaced], extra_writer_schemas=[old_writer])
     with pytest.raises(DecodeError) as info:
         codec.decode(data)
     assert info.value.reason == "unknown-event-type"
@@ -196,7 +199,5 @@ def test_random_corruption_only_ever_raises_decode_error() -> None:
             data[rng.randrange(10, len(data))] = rng.randrange(256)  # keep the header
         if rng.random() < 0.3:
             data = data[: rng.randrange(len(data))]
-        try:
+        with contextlib.suppress(DecodeError):
             CODEC.decode(bytes(data))
-        except DecodeError:
-            pass

@@ -38,7 +38,7 @@ def test_stale_pid_file_is_cleaned_and_foreign_pid_not_trusted(tmp_path: Path) -
     settings = Settings(data_dir=tmp_path)
     pid_file = tmp_path / "kafka.pid.json"
     # A live process that is not ours (wrong command line) must not be mistaken for Kafka.
-    with subprocess.Popen(["sleep", "30"]) as other:  # noqa: S607
+    with subprocess.Popen(["sleep", "30"]) as other:
         pid_file.write_text(json.dumps({"pid": other.pid, "marker": "server.properties"}))
         assert devstack.status(settings).services[0].pid is None
         assert not pid_file.exists()
