@@ -132,6 +132,7 @@ def demo(
             await asyncio.gather(*services, return_exceptions=True)
 
     ok = asyncio.run(main())
+    console.print()
     console.print(
         "[green]every expected outcome arrived[/green]" if ok
         else "[red]some outcomes are missing or unexpected[/red]"

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -309,16 +309,29 @@ def render_server_properties(settings: Settings, log_dirs: Path) -> str:
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    # While a broker starts, every refused connection is expected, not an error to show.
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 async def _kafka_answers(settings: Settings) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415 - only when Kafka runs
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 request_timeout_ms=3000)
-    try:
-        await admin.start()
-        await admin.list_topics()
-    finally:
-        await admin.close()
+    with _quiet("aiokafka"):
+        try:
+            await admin.start()
+            await admin.list_topics()
+        finally:
+            await admin.close()
     return True
 
 
