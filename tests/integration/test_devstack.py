@@ -1,0 +1,48 @@
+"""The local dev stack itself: idempotent up, restart keeps data, down stops only ours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relayflow import devstack
+from relayflow.settings import Settings
+from relayflow.topics import TOPICS
+from tests.stacks import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+def _private_settings(data_dir: Path) -> Settings:
+    kafka, controller, temporal, ui = free_port(), free_port(), free_port(), free_port()
+    return Settings(
+        data_dir=data_dir,
+        kafka_port=kafka, kafka_controller_port=controller,
+        kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
+        temporal_port=temporal, temporal_ui_port=ui, temporal_address=f"127.0.0.1:{temporal}",
+    )
+
+
+def test_up_is_idempotent_restart_keeps_topics_and_down_stops_ours(tmp_path: Path) -> None:
+    settings = _private_settings(tmp_path / "stack")
+    try:
+        assert devstack.up(settings) is True
+        first = devstack.status(settings)
+        assert all(s.running for s in first.services)
+        assert first.topics == {t.name: t.partitions for t in TOPICS}
+
+        assert devstack.up(settings) is False  # reused, nothing restarted
+        assert [s.pid for s in devstack.status(settings).services] == [
+            s.pid for s in first.services]
+
+        assert devstack.stop_kafka(settings) is True
+        kafka_after_stop = devstack.status(settings).services[0]
+        assert not kafka_after_stop.running
+        assert devstack.start_kafka(settings) is True
+        assert devstack.status(settings).topics == first.topics  # data survived
+    finally:
+        stopped = devstack.down(settings)
+    assert sorted(stopped) == ["kafka", "temporal"]
+    assert not any(s.running for s in devstack.status(settings).services)
+    assert devstack.down(settings) == []
