@@ -10,7 +10,7 @@ Avro but nonsense is rejected before it reaches a workflow.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -64,6 +64,20 @@ class Event(_Record):
         raise NotImplementedError
 
 
+class _KeyedByOrder:
+    """Events about one order travel keyed by its id, so per-order order is kept."""
+
+    if TYPE_CHECKING:
+        # For type checkers only: a runtime annotation would make pydantic move the
+        # field ahead of the subclass's own, breaking the .avsc field order.
+        order_id: str
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the order id."""
+        return self.order_id
+
+
 class OrderLine(_Record):
     """One line of an order.
 
@@ -78,7 +92,7 @@ class OrderLine(_Record):
     unit_price_cents: int = Field(ge=0)
 
 
-class OrderPlaced(Event):
+class OrderPlaced(_KeyedByOrder, Event):
     """A customer placed an order; starts ``OrderSaga``.
 
     Attributes:
@@ -106,13 +120,8 @@ class OrderPlaced(Event):
             raise ValueError(f"amount_cents {self.amount_cents} != sum of lines {total}")
         return self
 
-    @property
-    def key(self) -> str:
-        """Kafka message key: the order id."""
-        return self.order_id
 
-
-class OrderCancelled(Event):
+class OrderCancelled(_KeyedByOrder, Event):
     """An order was cancelled; cancels its saga.
 
     Attributes:
@@ -125,13 +134,8 @@ class OrderCancelled(Event):
     order_id: Key
     reason: str = Field(default="", max_length=2000)
 
-    @property
-    def key(self) -> str:
-        """Kafka message key: the order id."""
-        return self.order_id
 
-
-class ApprovalDecided(Event):
+class ApprovalDecided(_KeyedByOrder, Event):
     """A person decided on an order that needed approval.
 
     Attributes:
@@ -150,11 +154,6 @@ class ApprovalDecided(Event):
     decided_by: Key
     comment: str | None = Field(default=None, max_length=2000)
 
-    @property
-    def key(self) -> str:
-        """Kafka message key: the order id, so decisions follow their order."""
-        return self.order_id
-
 
 class Outcome(Event):
     """Base of every event relayflow publishes.
@@ -168,7 +167,7 @@ class Outcome(Event):
     causation_id: Key
 
 
-class OrderCompleted(Outcome):
+class OrderCompleted(_KeyedByOrder, Outcome):
     """The order saga finished successfully.
 
     Attributes:
@@ -189,13 +188,8 @@ class OrderCompleted(Outcome):
     payment_id: str
     shipment_id: str
 
-    @property
-    def key(self) -> str:
-        """Kafka message key: the order id."""
-        return self.order_id
 
-
-class OrderFailed(Outcome):
+class OrderFailed(_KeyedByOrder, Outcome):
     """The order saga gave up after compensating every step that ran.
 
     Attributes:
@@ -215,7 +209,3 @@ class OrderFailed(Outcome):
     error: str = ""
     compensations: tuple[str, ...] = ()
 
-    @property
-    def key(self) -> str:
-        """Kafka message key: the order id."""
-        return self.order_id
