@@ -41,6 +41,15 @@ class Settings(BaseSettings):
         card_limit_cents: Charges above this amount are declined by the
             reference payment activity (a deterministic failure hook).
         log_level: Python logging level name.
+        approval_threshold_cents: Orders at or above this amount need a
+            person's approval before payment.
+        approval_timeout_seconds: Wait for the first approver before escalating.
+        escalation_timeout_seconds: Wait for the escalation approver before the
+            order fails with ``approval_timed_out``.
+        approver: Who decides first (named in ``ApprovalRequested``).
+        escalation_approver: Who decides after escalation.
+        bridge_signal_hold_seconds: How long the bridge holds a signal for a
+            workflow that does not exist yet (retrying) before dead-lettering it.
         bridge_batch_size: Most records the bridge fetches and commits as one batch.
         bridge_concurrency: Key groups of a batch the bridge processes at once.
         cache_dir: Where the dev stack caches the Kafka jars, by version, so
@@ -68,6 +77,12 @@ class Settings(BaseSettings):
 
     max_payload_bytes: int = 512 * 1024
     bridge_batch_size: int = 500
+    bridge_signal_hold_seconds: float = 300.0
+    approval_threshold_cents: int = 100_000
+    approval_timeout_seconds: int = 24 * 3600
+    escalation_timeout_seconds: int = 24 * 3600
+    approver: str = "orders-approvers"
+    escalation_approver: str = "orders-managers"
     bridge_concurrency: int = 64
     card_limit_cents: int = 500_000
     log_level: str = "INFO"

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.approvals import ApprovalPolicy, ApprovalPolicyProvider
 from activities.orders import OrderActivities
 from activities.outcomes import OutcomePublisher
 from activities.store import Store
@@ -65,11 +66,19 @@ def build_worker(client: Client, settings: Settings, producer: Any,
     """
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     publisher = OutcomePublisher(producer, AvroCodec(EVENT_TYPES.values()))
+    policy = ApprovalPolicyProvider(ApprovalPolicy(
+        threshold_cents=settings.approval_threshold_cents,
+        timeout_seconds=settings.approval_timeout_seconds,
+        escalation_timeout_seconds=settings.escalation_timeout_seconds,
+        approver=settings.approver,
+        escalation_approver=settings.escalation_approver,
+    ))
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[*OrderActivities(store).all(), publisher.publish_outcome],
+        activities=[*OrderActivities(store).all(), publisher.publish_outcome,
+                    policy.approval_policy],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         # On shutdown, running activities get this long to finish before cancellation.

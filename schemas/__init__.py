@@ -6,6 +6,9 @@ This package is a leaf: it imports nothing else of relayflow's.
 from schemas.envelope import EventMeta, Inbound
 from schemas.models import (
     ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalRequested,
+    ApprovalTimedOut,
     Event,
     OrderCancelled,
     OrderCompleted,
@@ -17,13 +20,19 @@ from schemas.models import (
 
 EVENT_TYPES: dict[str, type[Event]] = {
     model.avro_name: model
-    for model in (OrderPlaced, OrderCancelled, ApprovalDecided, OrderCompleted, OrderFailed)
+    for model in (
+        OrderPlaced, OrderCancelled, ApprovalDecided, OrderCompleted, OrderFailed,
+        ApprovalRequested, ApprovalEscalated, ApprovalTimedOut,
+    )
 }
 """Every event model by its Avro full name (the ``event-type`` header)."""
 
 __all__ = [
     "EVENT_TYPES",
     "ApprovalDecided",
+    "ApprovalEscalated",
+    "ApprovalRequested",
+    "ApprovalTimedOut",
     "Event",
     "EventMeta",
     "Inbound",

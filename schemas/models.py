@@ -17,6 +17,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 __all__ = [
     "ApprovalDecided",
+    "ApprovalEscalated",
+    "ApprovalRequested",
+    "ApprovalTimedOut",
     "Event",
     "OrderCancelled",
     "OrderCompleted",
@@ -102,6 +105,8 @@ class OrderPlaced(_KeyedByOrder, Event):
         amount_cents: Total in minor units; must equal the sum of the lines.
         currency: ISO 4217 code.
         shipping_country: ISO 3166-1 alpha-2 destination.
+        approval_timeout_seconds: Overrides the configured wait of each
+            approval stage for this order.
     """
 
     avro_name: ClassVar[str] = "relayflow.orders.OrderPlaced"
@@ -112,6 +117,7 @@ class OrderPlaced(_KeyedByOrder, Event):
     amount_cents: int = Field(ge=0)
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     shipping_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+    approval_timeout_seconds: int | None = Field(default=None, gt=0, le=365 * 24 * 3600)
 
     @model_validator(mode="after")
     def _total_matches_lines(self) -> OrderPlaced:
@@ -209,3 +215,62 @@ class OrderFailed(_KeyedByOrder, Outcome):
     error: str = ""
     compensations: tuple[str, ...] = ()
 
+
+
+class _ApprovalOutcome(_KeyedByOrder, Outcome):
+    order_id: Key
+    approval_id: Key
+
+
+class ApprovalRequested(_ApprovalOutcome):
+    """An order needs a person's approval before payment.
+
+    Attributes:
+        order_id: Business key of the order.
+        approval_id: Quote it in ``ApprovalDecided``.
+        amount_cents: Amount to approve.
+        currency: ISO 4217 code.
+        approver: Who must decide.
+        deadline: When the request escalates.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.ApprovalRequested"
+
+    amount_cents: int = Field(ge=0)
+    currency: str
+    approver: str
+    deadline: UtcDatetime
+
+
+class ApprovalEscalated(_ApprovalOutcome):
+    """Nobody decided in time; the request moved on.
+
+    Attributes:
+        order_id: Business key of the order.
+        approval_id: Same id as the request.
+        previous_approver: Who did not decide.
+        approver: Who must decide now.
+        deadline: When the order fails with ``approval_timed_out``.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.ApprovalEscalated"
+
+    previous_approver: str
+    approver: str
+    deadline: UtcDatetime
+
+
+class ApprovalTimedOut(_ApprovalOutcome):
+    """Nobody decided after escalation; the order fails.
+
+    Attributes:
+        order_id: Business key of the order.
+        approval_id: Same id as the request.
+        waited_seconds: Time from request to giving up.
+        last_approver: Who was asked last.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.ApprovalTimedOut"
+
+    waited_seconds: int = Field(ge=0)
+    last_approver: str

@@ -44,26 +44,24 @@ def _test_server_path() -> str | None:
     return str(beside) if beside.exists() else shutil.which("temporal-test-server")
 
 
-@pytest.fixture(scope="session")
-async def workflow_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
-    target = request.config.getoption("--workflow-environment")
+async def start_workflow_environment(config: pytest.Config) -> WorkflowEnvironment:
+    """The environment ``--workflow-environment`` names (time-skipping by default)."""
+    target = config.getoption("--workflow-environment")
     if target == "time-skipping":
         path = _test_server_path()
         if path is None:
             pytest.fail("temporal-test-server not found: run `make install`")
-        env = await WorkflowEnvironment.start_time_skipping(
+        return await WorkflowEnvironment.start_time_skipping(
             data_converter=pydantic_data_converter, test_server_existing_path=path
         )
-    else:
-        env = await WorkflowEnvironment.from_client(
-            await Client.connect(
-                target, data_converter=pydantic_data_converter
-            )
-        )
-    try:
+    client = await Client.connect(target, data_converter=pydantic_data_converter)
+    return WorkflowEnvironment.from_client(client)
+
+
+@pytest.fixture(scope="session")
+async def workflow_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
+    async with await start_workflow_environment(request.config) as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture(scope="session")

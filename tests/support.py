@@ -19,13 +19,15 @@ __all__ = ["KafkaProbe", "kafka_probe", "order_placed"]
 
 
 def order_placed(order_id: str | None = None, *, sku: str = "SKU-TEA", quantity: int = 2,
-                 unit_price_cents: int = 1250, country: str = "DE") -> OrderPlaced:
+                 unit_price_cents: int = 1250, country: str = "DE",
+                 approval_timeout_seconds: int | None = None) -> OrderPlaced:
     """A valid OrderPlaced with a fresh event id."""
     return OrderPlaced(
         event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
         order_id=order_id or f"o-{uuid.uuid4().hex[:10]}", customer_id="c-1",
         items=(OrderLine(sku=sku, quantity=quantity, unit_price_cents=unit_price_cents),),
         amount_cents=quantity * unit_price_cents, shipping_country=country,
+        approval_timeout_seconds=approval_timeout_seconds,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlre
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from activities.approvals import ApprovalPolicy
 from activities.orders import (
     ChargePaymentInput,
     CompensationInput,
@@ -26,9 +28,17 @@ from activities.orders import (
     StepResult,
 )
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from schemas import EventMeta, Inbound, OrderPlaced
+from schemas import ApprovalDecided, Event, EventMeta, Inbound, OrderPlaced
+from tests.conftest import start_workflow_environment
 from tests.support import order_placed
-from workflows.order_saga import OrderSaga, OrderSagaResult, outcome_event_id
+from workflows.order_saga import (
+    APPROVAL_SIGNAL,
+    ApprovalState,
+    OrderSaga,
+    OrderSagaResult,
+    approval_id_for,
+    outcome_event_id,
+)
 
 STEPS = ("reserve_inventory", "charge_payment", "create_shipment")
 
@@ -39,6 +49,9 @@ class FakeActivities:
 
     fail_at: str | None = None
     block_at: str | None = None
+    policy: ApprovalPolicy = field(default_factory=lambda: ApprovalPolicy(
+        threshold_cents=100_000, timeout_seconds=3600, escalation_timeout_seconds=7200,
+        approver="approvers", escalation_approver="managers"))
     calls: list[str] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
     published: list[PublishOutcomeInput] = field(default_factory=list)
@@ -94,7 +107,11 @@ class FakeActivities:
             return PublishOutcomeResult(topic=request.topic, partition=0, offset=0,
                                         event_id=str(request.event["event_id"]))
 
-        return [reserve, charge, ship, release, refund, cancel, publish]
+        @activity.defn(name="approval_policy")
+        async def approval_policy() -> ApprovalPolicy:
+            return self.policy
+
+        return [reserve, charge, ship, release, refund, cancel, publish, approval_policy]
 
 
 @dataclass
@@ -104,21 +121,40 @@ class Harness:
     task_queue: str
 
     async def start(self, order: OrderPlaced, **kwargs: Any) -> WorkflowHandle[Any, Any]:
-        inbound = Inbound[OrderPlaced](event=order, meta=EventMeta(
-            event_type=order.avro_name, event_id=str(order.event_id), correlation_id="corr-1"))
         return await self.env.client.start_workflow(
-            OrderSaga.run, inbound, id=f"order-{order.order_id}", task_queue=self.task_queue,
-            **kwargs)
+            OrderSaga.run, _inbound(order), id=f"order-{order.order_id}",
+            task_queue=self.task_queue, **kwargs)
+
+    async def decide(self, handle: WorkflowHandle[Any, Any], order_id: str, decision: str,
+                     *, by: str = "ann", event_id: str | None = None,
+                     approval_id: str | None = None) -> None:
+        event = ApprovalDecided(
+            event_id=uuid.UUID(event_id) if event_id else uuid.uuid4(),
+            occurred_at=datetime.now(UTC), approval_id=approval_id or approval_id_for(order_id),
+            order_id=order_id, decision=decision, decided_by=by)  # type: ignore[arg-type]
+        await handle.signal(APPROVAL_SIGNAL, _inbound(event))
+
+    def published_types(self) -> list[str]:
+        return [p.event_type.rsplit(".", 1)[1] for p in self.fakes.published]
+
+
+def _inbound(event: Event) -> Inbound[Any]:
+    envelope: Any = Inbound[type(event)]  # type: ignore[misc]
+    return envelope(event=event, meta=EventMeta(
+        event_type=event.avro_name, event_id=str(event.event_id), correlation_id="corr-1"))
 
 
 @pytest.fixture
-async def harness(workflow_env: WorkflowEnvironment,
-                  request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    # A test server of its own: skipped time must not leak between tests.
     fakes = FakeActivities(**getattr(request, "param", {}))
     task_queue = f"tq-{uuid.uuid4()}"
-    async with Worker(workflow_env.client, task_queue=task_queue, workflows=[OrderSaga],
-                      activities=fakes.all()):
-        yield Harness(workflow_env, fakes, task_queue)
+    async with (
+        await start_workflow_environment(request.config) as env,
+        Worker(env.client, task_queue=task_queue, workflows=[OrderSaga],
+               activities=fakes.all()),
+    ):
+        yield Harness(env, fakes, task_queue)
 
 
 async def test_success_runs_every_step_and_publishes_completed(harness: Harness) -> None:
@@ -210,3 +246,132 @@ async def test_history_replays_deterministically(harness: Harness) -> None:
     history = await handle.fetch_history()
     replayer = Replayer(workflows=[OrderSaga], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
+
+
+BIG = 2_000  # 2,000 units x 100 cents = 200,000 cents, above the 100,000 threshold
+
+
+def big_order(**kwargs: Any) -> OrderPlaced:
+    return order_placed(quantity=BIG, unit_price_cents=100, **kwargs)
+
+
+async def wait_for_approval(handle: WorkflowHandle[Any, Any], *, escalated: bool = False,
+                            ) -> ApprovalState:
+    """Poll the query (time does not skip while polling) until the saga waits."""
+    for _ in range(500):
+        state: ApprovalState = await handle.query(OrderSaga.approval)
+        if state.status == "waiting" and state.escalated == escalated:
+            return state
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"saga never waited: {state}")
+
+
+async def test_small_order_needs_no_approval(harness: Harness) -> None:
+    handle = await harness.start(order_placed())
+    await handle.result()
+    assert harness.published_types() == ["OrderCompleted"]
+    assert (await handle.query(OrderSaga.approval)).status == "not-required"
+
+
+async def test_approved_order_completes(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    state = await wait_for_approval(handle)
+    assert (state.approver, state.approval_id) == ("approvers", approval_id_for(order.order_id))
+    assert state.waiting_since is not None
+    assert state.deadline == state.waiting_since + timedelta(seconds=3600)
+    await harness.decide(handle, order.order_id, "APPROVED")
+
+    result: OrderSagaResult = await handle.result()
+    assert result.outcome == "OrderCompleted"
+    assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
+    requested = harness.fakes.published[0].event
+    assert (requested["approver"], requested["amount_cents"]) == ("approvers", BIG * 100)
+    # Payment only after approval was asked for and given.
+    assert harness.fakes.calls == ["reserve_inventory", "publish_outcome", "charge_payment",
+                                   "create_shipment", "publish_outcome"]
+
+
+async def test_rejected_order_compensates_and_fails(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    await harness.decide(handle, order.order_id, "REJECTED", by="bob")
+
+    result: OrderSagaResult = await handle.result()
+    assert (result.reason, result.compensations) == ("rejected", ["release_inventory"])
+    assert "charge_payment" not in harness.fakes.calls
+    failed = harness.fakes.published[-1].event
+    assert failed["failed_step"] == "approval"
+    assert "bob" in failed["error"]
+
+
+async def test_escalates_then_approved(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    await harness.env.sleep(3601)
+    state = await wait_for_approval(handle, escalated=True)
+    assert state.approver == "managers"
+    await harness.decide(handle, order.order_id, "APPROVED", by="boss")
+
+    assert (await handle.result()).outcome == "OrderCompleted"
+    assert harness.published_types() == ["ApprovalRequested", "ApprovalEscalated",
+                                         "OrderCompleted"]
+    escalated = harness.fakes.published[1].event
+    assert (escalated["previous_approver"], escalated["approver"]) == ("approvers", "managers")
+
+
+async def test_no_decision_times_out_after_escalation(harness: Harness) -> None:
+    handle = await harness.start(big_order())
+    result: OrderSagaResult = await handle.result()  # the test server skips both waits
+
+    assert (result.reason, result.compensations) == ("approval_timed_out", ["release_inventory"])
+    assert harness.published_types() == ["ApprovalRequested", "ApprovalEscalated",
+                                         "ApprovalTimedOut", "OrderFailed"]
+    assert harness.fakes.published[2].event["waited_seconds"] == 3600 + 7200
+    assert (await handle.query(OrderSaga.approval)).status == "timed-out"
+
+
+async def test_timeout_from_the_event_overrides_settings(harness: Harness) -> None:
+    handle = await harness.start(big_order(approval_timeout_seconds=60))
+    await handle.result()
+    assert harness.fakes.published[2].event["waited_seconds"] == 120
+
+
+async def test_decision_before_the_saga_asks_is_kept(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await harness.decide(handle, order.order_id, "APPROVED")  # saga is still reserving
+
+    assert (await handle.result()).outcome == "OrderCompleted"
+    assert (await handle.query(OrderSaga.approval)).status == "approved"
+
+
+async def test_duplicate_and_conflicting_decisions_have_one_effect(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    event_id = str(uuid.uuid4())
+    await harness.decide(handle, order.order_id, "APPROVED", event_id=event_id)
+    await harness.decide(handle, order.order_id, "APPROVED", event_id=event_id)  # redelivery
+    await harness.decide(handle, order.order_id, "REJECTED", by="eve")  # too late
+    await harness.decide(handle, order.order_id, "REJECTED", approval_id="approval-other")
+
+    assert (await handle.result()).outcome == "OrderCompleted"
+    ignored = (await handle.query(OrderSaga.approval)).ignored
+    assert len(ignored) == 2
+    assert "already decided by ann" in ignored[0]
+    assert "unknown approval id" in ignored[1]
+
+
+async def test_decision_for_a_finished_order_is_refused_by_temporal(harness: Harness) -> None:
+    from temporalio.service import RPCError, RPCStatusCode  # noqa: PLC0415
+
+    order = order_placed()
+    handle = await harness.start(order)
+    await handle.result()
+    # The bridge turns this refusal into a dead letter (target-closed), never a crash.
+    with pytest.raises(RPCError) as info:
+        await harness.decide(handle, order.order_id, "APPROVED")
+    assert info.value.status == RPCStatusCode.NOT_FOUND
