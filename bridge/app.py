@@ -1,7 +1,11 @@
-"""Wiring of the bridge: the FastStream app, its dependencies, one subscriber per input topic.
+"""Wiring of the bridge: the FastStream app, its dependencies, one router per event family.
 
 Dependencies (Temporal client, DLQ producer, codec) are built in the app's
 lifespan and reach the handler through FastStream's context, never globals.
+Each input topic of the routing table (one event family) gets a
+``KafkaRouter`` with one batch subscriber: manual acknowledgement, so
+FastStream never commits, and raw bytes, so FastStream never decodes a body;
+``bridge.consumer`` commits explicit per-partition offsets instead.
 """
 
 from __future__ import annotations
@@ -10,27 +14,46 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy, Context, ContextRepo, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from bridge.commands import TemporalCommands
-from bridge.consumer import BatchProcessor
+from bridge.consumer import Backoff, BatchConsumer, BatchProcessor
+from bridge.decoding import Decoder
 from bridge.dlq import DeadLetters
+from bridge.offsets import KafkaOffsets
+from bridge.records import InboundRecord
 from bridge.routes import ROUTES, RouteTable
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
 
-__all__ = ["build_broker", "create_app", "run_bridge"]
+__all__ = ["BATCH_BUDGET_S", "BRIDGE", "MAX_POLL_INTERVAL_MS", "build_broker", "create_app",
+           "run_bridge"]
 
 log = logging.getLogger(__name__)
 
-PROCESSOR = "processor"
+BRIDGE = "relayflow_bridge"
+"""Context key of the handler's ``BatchConsumer`` (no dots: FastStream reads dots as attributes)."""
+
+MAX_POLL_INTERVAL_MS = 300_000
+"""Kafka's default: a member that does not poll for this long is dropped from its group."""
+
+BATCH_BUDGET_S = 120.0
+"""A batch stops starting records after this long. Under ``MAX_POLL_INTERVAL_MS`` with
+room for the calls still in flight (bounded by their own timeouts), so the consumer
+polls again in time even while Temporal is down."""
+
+_NOT_UP_YET = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+_BATCH_WAIT_MS = 100  # how long a poll waits to fill a batch; keeps latency low when idle
 
 
 def _printable(value: bytes | None) -> bytes:
@@ -43,108 +66,173 @@ def _printable(value: bytes | None) -> bytes:
     return value
 
 
-async def _parse(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
-    # FastStream's parser UTF-8-decodes every header and fails the whole batch on
-    # one bad byte, outside our handler. Give it a sanitized copy, then hand the
-    # untouched records to the handler (bad headers are a DLQ matter, not a crash).
-    safe = tuple(
-        dataclasses.replace(r, headers=[(k, _printable(v)) for k, v in (r.headers or ())])
-        for r in records
-    )
+async def _parse(records: Sequence[Any], original: Callable[..., Awaitable[Any]]) -> Any:
+    # FastStream's parser UTF-8-decodes every header and would fail the whole batch
+    # on one bad byte (or a null header), before our handler. Give it a sanitized
+    # copy, then hand the untouched records to the handler: bad headers are a
+    # dead-letter matter, and the DLQ keeps the original bytes.
+    safe = tuple(dataclasses.replace(r, headers=[(k, _printable(v)) for k, v in r.headers])
+                 for r in records)
     message = await original(safe)
-    message.raw_message = records
+    message.raw_message = tuple(records)
     return message
 
 
 async def _raw(message: Any) -> Any:
-    # Bodies are decoded by our codec, per record; FastStream must not try
-    # (a bogus content-type would make it fail before the handler and skip the record).
+    # Values are decoded by our codec, per record; FastStream must not try
+    # (a bogus content-type would fail the batch before the handler).
     return message.body
 
 
-async def _consume(message: KafkaMessage, processor: BatchProcessor = Context(PROCESSOR)) -> None:
-    records = message.raw_message if isinstance(message.raw_message, tuple) else (
-        message.raw_message,)
-    try:
-        await processor.process(records)
-    except BaseException:
-        # Rewind to the batch's first records so nothing past them is ever committed.
-        await message.nack()
-        raise
-    await message.ack()
+async def consume_batch(message: KafkaMessage, bridge: BatchConsumer = Context(BRIDGE)) -> None:
+    """The subscriber: one fetched batch in, explicit offset commits out."""
+    records: Sequence[InboundRecord] = message.raw_message
+    await bridge.consume(records, message.consumer)
 
 
 def build_broker(settings: Settings, routes: RouteTable = ROUTES) -> KafkaBroker:
-    """A broker with one batch subscriber (manual ack) per input topic of the routes."""
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log)
+    """A broker with one router and batch subscriber per input topic of the routes.
+
+    Args:
+        settings: Bootstrap servers, consumer group, batch size.
+        routes: The routing table; its topics are subscribed.
+    """
+    # Per-batch consume logs go to DEBUG; the bridge logs what matters itself.
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG)
     for topic in routes.topics:
-        router = KafkaRouter()
-        router.subscriber(
+        family = KafkaRouter()
+        family.subscriber(
             topic,
             batch=True,
             max_records=settings.bridge_batch_size,
-            batch_timeout_ms=100,
+            batch_timeout_ms=_BATCH_WAIT_MS,
             group_id=settings.kafka_consumer_group,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.MANUAL,
+            ack_policy=AckPolicy.MANUAL,  # auto-commit off; we commit explicit offsets
+            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             parser=_parse,
             decoder=_raw,
-            max_poll_interval_ms=10 * 60 * 1000,
-        )(_consume)
-        broker.include_router(router)
+        )(consume_batch)
+        broker.include_router(family)
     return broker
 
 
+async def _connect_temporal(settings: Settings, backoff: Backoff) -> Client:
+    """Connect, waiting (with backoff) while Temporal is not up yet.
+
+    Raises:
+        RPCError: Temporal answers but refuses, e.g. the namespace does not
+            exist: a configuration error, so the bridge does not start.
+    """
+    failures = 0
+    while True:
+        try:
+            client = await connect(settings)
+            # Connecting does not check the namespace; an unknown one would block every record.
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=settings.temporal_namespace))
+        except (RuntimeError, RPCError) as error:
+            # The SDK raises RuntimeError when it cannot connect at all.
+            if isinstance(error, RPCError) and error.status not in _NOT_UP_YET:
+                raise
+            failures += 1
+            if failures == 1:
+                log.warning("Temporal at %s unavailable (%s); retrying with backoff",
+                            settings.temporal_address, error)
+            await asyncio.sleep(backoff.delay(failures))
+            continue
+        if failures:
+            log.warning("Temporal at %s available after %d attempts", settings.temporal_address,
+                        failures + 1)
+        return client
+
+
 @contextlib.asynccontextmanager
-async def _dependencies(settings: Settings, routes: RouteTable) -> AsyncIterator[BatchProcessor]:
-    client = await connect(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True)
+async def bridge_dependencies(settings: Settings, routes: RouteTable = ROUTES,
+                              ) -> AsyncIterator[BatchConsumer]:
+    """Build the bridge's real objects and close them afterwards.
+
+    Args:
+        settings: Where Kafka and Temporal are, and the bridge's limits.
+        routes: The routing table.
+
+    Yields:
+        The batch consumer the subscribers hand their batches to.
+    """
+    backoff = Backoff()
+    client = await _connect_temporal(settings, backoff)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        yield BatchProcessor(
-            routes,
-            AvroCodec(EVENT_TYPES.values()),
+        processor = BatchProcessor(
+            Decoder(AvroCodec(EVENT_TYPES.values()), routes,
+                    max_payload_bytes=settings.max_payload_bytes),
             TemporalCommands(client, settings.task_queue),
             DeadLetters(producer),
-            max_payload_bytes=settings.max_payload_bytes,
             concurrency=settings.bridge_concurrency,
+            backoff=backoff,
+            signal_hold=settings.bridge_signal_hold_seconds,
         )
+        yield BatchConsumer(processor, KafkaOffsets(), budget=BATCH_BUDGET_S, backoff=backoff)
     finally:
         await producer.stop()
 
 
-def create_app(settings: Settings, routes: RouteTable = ROUTES) -> FastStream:
-    """The bridge as a FastStream app (``faststream run`` compatible).
+def create_app(settings: Settings | None = None, routes: RouteTable = ROUTES) -> FastStream:
+    """The bridge as a FastStream app (also ``faststream run --factory bridge.app:create_app``).
 
     Args:
-        settings: Kafka, Temporal and bridge settings.
+        settings: Kafka, Temporal and bridge settings (default: from the environment).
         routes: The routing table.
     """
+    settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-        async with _dependencies(settings, routes) as processor:
-            context.set_global(PROCESSOR, processor)
+        async with bridge_dependencies(settings, routes) as bridge:
+            context.set_global(BRIDGE, bridge)
             yield
 
-    return FastStream(build_broker(settings, routes), lifespan=lifespan)
+    return FastStream(build_broker(settings, routes), lifespan=lifespan, logger=log)
 
 
 async def run_bridge(settings: Settings, *, stop: asyncio.Event | None = None,
                      routes: RouteTable = ROUTES) -> None:
-    """Run the bridge until ``stop`` is set (or forever).
+    """Run the bridge until ``stop`` is set (or forever); for ``relayflow bridge`` / ``run``.
 
     Stopping closes the consumers: a batch in flight is abandoned uncommitted
-    and will be redelivered, which is harmless.
+    and redelivered later, which is harmless. Setting ``stop`` while still
+    waiting for Temporal to come up returns at once.
+
+    Args:
+        settings: Kafka, Temporal and bridge settings.
+        stop: Set it to stop gracefully.
+        routes: The routing table.
     """
+    stop = stop or asyncio.Event()
     app = create_app(settings, routes)
-    async with app.lifespan_context():
-        await app.start()
-        log.info("bridge consuming %s as group %s", ", ".join(routes.topics),
-                 settings.kafka_consumer_group)
-        try:
-            await (stop or asyncio.Event()).wait()
-        finally:
-            await app.stop()
-            log.info("bridge stopped")
+    serving = asyncio.Event()
+
+    async def serve() -> None:
+        async with app.lifespan_context():
+            await app.start()
+            serving.set()
+            log.info("bridge consuming %s as group %s", ", ".join(routes.topics),
+                     settings.kafka_consumer_group)
+            try:
+                await stop.wait()
+            finally:
+                await app.stop()
+                log.info("bridge stopped")
+
+    server = asyncio.create_task(serve(), name="bridge")
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({server, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not serving.is_set() and not server.done():
+            server.cancel()  # still waiting for a dependency: nothing to drain
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+    finally:
+        stopped.cancel()

@@ -1,13 +1,33 @@
 """Turning a routed event into a Temporal command, and classifying what went wrong.
 
-Every failure is either *transient* (Temporal unreachable or overloaded: retry
-later, commit nothing) or *permanent* (the command can never succeed: the
-record goes to the dead-letter topic with the reason).
+Every failure is either *transient* (Temporal unreachable, overloaded or
+misconfigured: retry later, commit nothing, drop nothing) or *permanent* (this
+command can never succeed: the record goes to the dead-letter topic with the
+reason). Configuration errors (unknown namespace, no permission) count as
+transient on purpose: dead-lettering every record because of a bad deployment
+would empty the topic into its DLQ; blocking until an operator fixes it keeps
+order and loses nothing.
+
+What each action means on duplicates and on a missing or closed target:
+
+=================  ==============================  ===================================
+action             target running / missing        target closed
+=================  ==============================  ===================================
+START              attach (``started``) / start    ``already-started`` (success)
+SIGNAL             signal / ``target-not-found``   ``target-closed``
+SIGNAL_WITH_START  signal / start + signal         ``target-closed``
+CANCEL             request / ``target-not-found``  ``already-cancelled`` if it was
+                                                   cancelled, else ``target-closed``
+=================  ==============================  ===================================
 """
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowHandle
+from datetime import timedelta
+from typing import Any, Protocol
+
+from temporalio.api.errordetails.v1 import NamespaceNotActiveFailure, NamespaceNotFoundFailure
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -15,7 +35,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from bridge.routes import Action, Route
 from schemas import Event, Inbound
 
-__all__ = ["PermanentFailure", "TemporalCommands", "TransientFailure", "classify_rpc_error"]
+__all__ = [
+    "Commands",
+    "PermanentFailure",
+    "TemporalCommands",
+    "TransientFailure",
+    "classify_temporal_error",
+]
 
 
 class TransientFailure(Exception):
@@ -26,7 +52,8 @@ class PermanentFailure(Exception):
     """The record can never be processed; it goes to the dead-letter topic.
 
     Attributes:
-        reason: Short machine-readable reason (``dlq-reason`` header).
+        reason: Short machine-readable reason (the ``dlq-reason`` header), e.g.
+            ``target-not-found``, ``target-closed``, ``rejected``.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -34,7 +61,20 @@ class PermanentFailure(Exception):
         self.reason = reason
 
 
-_TRANSIENT = {
+class Commands(Protocol):
+    """Executes a routed event; ``TemporalCommands`` in production."""
+
+    async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
+        """Return what happened once the target acknowledged the command.
+
+        Raises:
+            TransientFailure: Try again later.
+            PermanentFailure: Dead-letter the record.
+        """
+        ...
+
+
+_TRANSIENT_STATUSES = frozenset({
     RPCStatusCode.UNAVAILABLE,
     RPCStatusCode.DEADLINE_EXCEEDED,
     RPCStatusCode.RESOURCE_EXHAUSTED,
@@ -42,38 +82,69 @@ _TRANSIENT = {
     RPCStatusCode.INTERNAL,
     RPCStatusCode.UNKNOWN,
     RPCStatusCode.CANCELLED,
-}
+    # Deployment problems: block until fixed rather than dead-letter everything.
+    RPCStatusCode.UNAUTHENTICATED,
+    RPCStatusCode.PERMISSION_DENIED,
+})
 
 
-def classify_rpc_error(error: RPCError, route: Route) -> Exception:
-    """Map a Temporal RPC error to ``TransientFailure`` or ``PermanentFailure``."""
-    if error.status in _TRANSIENT:
-        return TransientFailure(f"{error.status.name}: {error.message}")
-    if error.status == RPCStatusCode.NOT_FOUND:
-        closed = "completed" in error.message or "closed" in error.message
-        reason = "target-closed" if closed else "target-not-found"
-        return PermanentFailure(reason, f"{route.action} {route.workflow}: {error.message}")
-    return PermanentFailure("rejected", f"{error.status.name}: {error.message}")
+def _namespace_problem(error: RPCError) -> bool:
+    details = error.grpc_status.details
+    return bool(details) and (details[0].Is(NamespaceNotFoundFailure.DESCRIPTOR)
+                              or details[0].Is(NamespaceNotActiveFailure.DESCRIPTOR))
+
+
+def classify_temporal_error(error: BaseException, action: Action) -> Exception:
+    """Map what a Temporal client call raised to a transient or permanent failure.
+
+    Args:
+        error: The exception from the client.
+        action: The route's action (the same error can mean different things).
+
+    Returns:
+        A ``TransientFailure`` or ``PermanentFailure`` to raise from ``error``.
+    """
+    if isinstance(error, RPCError):
+        what = f"{action} {error.status.name}: {error.message}"
+        if error.status in _TRANSIENT_STATUSES or _namespace_problem(error):
+            return TransientFailure(what)
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return PermanentFailure("target-not-found", what)
+        return PermanentFailure("rejected", what)
+    if isinstance(error, WorkflowAlreadyStartedError):
+        # Only reachable for SIGNAL_WITH_START: the id belongs to a closed workflow.
+        return PermanentFailure("target-closed", f"{action}: workflow already closed")
+    if isinstance(error, TimeoutError):
+        return TransientFailure(f"{action}: timed out")
+    return PermanentFailure("internal-error", f"{action}: {type(error).__name__}: {error}")
 
 
 class TemporalCommands:
-    """Executes routed events against Temporal.
+    """Executes routed events against Temporal; the event's ``Inbound`` is the single argument.
 
     Args:
         client: Connected client (pydantic data converter).
         task_queue: Task queue new workflows start on.
+        rpc_timeout: Bound on one call; a call that timed out is retried,
+            which is safe because every command is idempotent.
     """
 
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, *,
+                 rpc_timeout: timedelta = timedelta(seconds=10)) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._rpc_timeout = rpc_timeout
 
     async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
         """Send the command and return once Temporal acknowledged it.
 
+        Args:
+            route: Says what to do with which workflow.
+            inbound: The event and its metadata, passed as the single argument.
+
         Returns:
-            What happened: ``started``, ``already-started``, ``signalled``,
-            ``cancel-requested``.
+            ``started``, ``already-started``, ``signalled``, ``cancel-requested``
+            or ``already-cancelled``.
 
         Raises:
             TransientFailure: Try again later.
@@ -82,36 +153,70 @@ class TemporalCommands:
         workflow_id = route.id_for(inbound.event)
         try:
             return await self._send(route, workflow_id, inbound)
-        except RPCError as error:
-            raise classify_rpc_error(error, route) from error
-        except RuntimeError as error:
-            # The SDK's core raises plain RuntimeError when it cannot connect at all.
-            raise TransientFailure(str(error)) from error
+        except (TransientFailure, PermanentFailure):
+            raise
+        except Exception as error:
+            raise classify_temporal_error(error, route.action) from error
 
     async def _send(self, route: Route, workflow_id: str, inbound: Inbound[Event]) -> str:
-        if route.action is Action.START:
-            try:
+        start: dict[str, Any] = {
+            "id": workflow_id, "task_queue": self._task_queue, "rpc_timeout": self._rpc_timeout,
+            # A closed workflow is never run again for the same business key.
+            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        }
+        handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(workflow_id)
+        match route.action:
+            case Action.START:
+                try:
+                    # A running workflow with this id is attached to, not failed on.
+                    await self._client.start_workflow(
+                        route.workflow, inbound,
+                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, **start)
+                except WorkflowAlreadyStartedError:
+                    return "already-started"
+                return "started"
+            case Action.SIGNAL_WITH_START:
                 await self._client.start_workflow(
-                    route.workflow, inbound, id=workflow_id, task_queue=self._task_queue,
-                    # Running: attach to it. Closed: never run the same business key twice.
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                )
-            except WorkflowAlreadyStartedError:
-                return "already-started"
-            return "started"
-        if route.action is Action.SIGNAL_WITH_START:
-            assert route.signal is not None
-            await self._client.start_workflow(
-                route.workflow, inbound, id=workflow_id, task_queue=self._task_queue,
-                start_signal=route.signal, start_signal_args=[inbound],
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-            return "signalled"
-        handle: WorkflowHandle[object, object] = self._client.get_workflow_handle(workflow_id)
-        if route.action is Action.SIGNAL:
-            assert route.signal is not None
-            await handle.signal(route.signal, inbound)
-            return "signalled"
-        await handle.cancel()
-        return "cancel-requested"
+                    route.workflow, inbound, start_signal=route.signal,
+                    start_signal_args=[inbound], **start)
+                return "signalled"
+            case Action.SIGNAL:
+                assert route.signal is not None  # the route table guarantees it
+                try:
+                    await handle.signal(route.signal, inbound, rpc_timeout=self._rpc_timeout)
+                except RPCError as error:
+                    if error.status != RPCStatusCode.NOT_FOUND or _namespace_problem(error):
+                        raise
+                    raise await self._why_unreachable(handle, route) from error
+                return "signalled"
+            case Action.CANCEL:
+                # Temporal accepts a cancel request for a closed workflow silently,
+                # so look first: a closed target is reported, not ignored.
+                status = await self._status(handle)
+                if status is WorkflowExecutionStatus.CANCELED:
+                    return "already-cancelled"
+                if status is not WorkflowExecutionStatus.RUNNING:
+                    raise _closed(route, status)
+                await handle.cancel(rpc_timeout=self._rpc_timeout)
+                return "cancel-requested"
+
+    async def _status(self, handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
+        try:
+            description = await handle.describe(rpc_timeout=self._rpc_timeout)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND or _namespace_problem(error):
+                raise
+            raise PermanentFailure("target-not-found", f"no workflow {handle.id}") from error
+        return description.status
+
+    async def _why_unreachable(self, handle: WorkflowHandle[Any, Any], route: Route) -> Exception:
+        status = await self._status(handle)
+        if status is WorkflowExecutionStatus.RUNNING:
+            return TransientFailure(f"{handle.id} was not found but runs now")
+        return _closed(route, status)
+
+
+def _closed(route: Route, status: WorkflowExecutionStatus | None) -> PermanentFailure:
+    state = status.name if status is not None else "closed"
+    return PermanentFailure("target-closed",
+                            f"{route.action} {route.workflow}: workflow is {state}")

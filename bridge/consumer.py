@@ -1,16 +1,38 @@
-"""Processing a fetched batch of records: concurrent across keys, in order within a key.
+"""Processing fetched batches: concurrent across keys, in order within a key, then commit.
 
-Commit discipline: FastStream's ``ack()`` on Kafka commits the consumer's
-position on *every* partition it holds, i.e. everything fetched so far. The
-bridge therefore consumes in batches and acks once per batch, only after
-every record of the batch is either acknowledged by Temporal or safely on
-the dead-letter topic. If anything is left undone (shutdown, a crash, a
-rebalance) nothing is committed and Kafka redelivers; workflow ids from
-business keys and idempotent workflows make the redelivery harmless.
+Why explicit per-partition commits (and never FastStream's ``ack()``):
+FastStream's manual ``ack()`` on Kafka calls aiokafka's ``commit()`` without
+arguments, which commits the consumer's position on *every* partition it
+holds. That is only safe when everything fetched is finished, so one slow or
+stuck record would hold back the commit of a whole batch, and a batch cut
+short could commit nothing at all. The bridge instead subscribes with
+``AckPolicy.MANUAL`` (auto-commit off, FastStream never commits), processes
+the batch, and commits for each partition exactly the offset below which
+every record is done with Temporal or safely on the dead-letter topic
+(``bridge.offsets.plan_offsets``). Partitions with unfinished records are
+rewound to the first of them so they are fetched again, never skipped.
 
-Within a batch, records are grouped by (partition, key): groups run
-concurrently (bounded), records of one group strictly in order, so one
-slow Temporal round trip never holds up other keys.
+Scheduling: records are grouped by (partition, key). Groups run concurrently
+(at most ``concurrency`` at once), records of one group strictly in order, so a
+slow Temporal round trip for one key never holds up the others.
+
+Failures: permanent ones dead-letter the record and the partition moves on.
+One exception: a SIGNAL for a workflow that does not exist yet is *held*
+(retried with backoff, its key waiting) for up to ``signal_hold`` seconds from
+the record's first attempt, across refetches, before it is dead-lettered as
+``target-not-found``: the event that starts the workflow may still be on its way.
+Transient ones (Temporal unreachable, the DLQ write refused) are retried with
+capped exponential backoff and jitter inside the batch; FastStream does not
+fetch meanwhile, so consumption pauses. A batch has a time budget well under
+``max_poll_interval_ms``: when it is spent the batch stops starting records,
+commits what finished and rewinds the rest, and the consumer polls again, so a
+long outage never gets it silently dropped from its group. Health is logged
+once per change (unavailable / available again), not once per retry.
+
+Rebalances and crashes: anything not committed is redelivered, to this
+bridge or to another member of the group. Redelivery is harmless: workflow
+ids come from business keys with explicit id policies, signals carry event
+ids, and a cancel for an already cancelled workflow is a success.
 """
 
 from __future__ import annotations
@@ -18,184 +40,306 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Final, TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 
-from bridge.commands import PermanentFailure, TransientFailure
-from bridge.dlq import InboundRecord
-from bridge.routes import Route, RouteTable
-from schemas import Event, EventMeta, Inbound
-from schemas.codec import AvroCodec, DecodeError
-from schemas.headers import EventHeaders
+from bridge.commands import Commands, PermanentFailure, TransientFailure
+from bridge.decoding import Decoder, Routed
+from bridge.dlq import DeadLetterSink
+from bridge.offsets import Offsets, plan_offsets
+from bridge.records import InboundRecord, where
+from bridge.routes import Action, Route
 
-__all__ = ["Backoff", "BatchProcessor", "CommandSink", "DeadLetterSink", "Outcome"]
+__all__ = ["Backoff", "BatchConsumer", "BatchProcessor", "BatchReport", "Health"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class CommandSink(Protocol):
-    """Executes a routed event (``TemporalCommands`` in production)."""
-
-    async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
-        """Return once acknowledged; raise Transient/PermanentFailure otherwise."""
-        ...
-
-
-class DeadLetterSink(Protocol):
-    """Dead-letters a record (``DeadLetters`` in production)."""
-
-    async def send(self, record: InboundRecord, reason: str, error: str) -> None:
-        """Return once the record is durable on the dead-letter topic."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Capped exponential backoff with full jitter.
+    """Capped exponential backoff with jitter.
 
     Attributes:
         initial: First delay, seconds.
         maximum: Cap, seconds.
-        multiplier: Growth per attempt.
+        multiplier: Growth per consecutive failure.
     """
 
     initial: float = 0.2
     maximum: float = 30.0
     multiplier: float = 2.0
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based)."""
-        ceiling = min(self.maximum, self.initial * self.multiplier ** (attempt - 1))
-        # Full jitter spreads retries of many bridges after a shared outage.
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (1-based)."""
+        ceiling = min(self.maximum, self.initial * self.multiplier ** max(0, failures - 1))
+        # Jitter spreads the retries of many bridges (and key groups) after a shared outage.
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - not cryptographic
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one record.
+class Health:
+    """Availability of one dependency, logged once per change.
 
-    Attributes:
-        record: Kafka coordinates ``topic[partition]@offset``.
-        result: Temporal's answer (``started``, ...) or ``dlq:<reason>``.
+    Args:
+        name: What it is, for the log (``Temporal``, ``dead-letter topic``).
     """
 
-    record: str
-    result: str
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failures = 0
+        self._since = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        """True between a transient failure and the next success."""
+        return self.failures > 0
+
+    def failed(self, record: InboundRecord, error: BaseException) -> int:
+        """Count a transient failure; returns the number of consecutive failures."""
+        if not self.failures:
+            self._since = time.monotonic()
+            log.warning("%s unavailable (at %s: %s); pausing consumption, retrying with backoff",
+                        self.name, where(record), error)
+        else:
+            log.debug("%s still unavailable at %s: %s", self.name, where(record), error)
+        self.failures += 1
+        return self.failures
+
+    def succeeded(self) -> None:
+        """Record a success; logs the recovery once."""
+        if self.failures:
+            log.warning("%s available again after %d failed attempts over %.1fs",
+                        self.name, self.failures, time.monotonic() - self._since)
+            self.failures = 0
+
+
+_GAVE_UP: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    """What happened to each record of a batch.
+
+    Attributes:
+        records: The batch, as fetched.
+        results: Per record: Temporal's answer (``started``, ``signalled``,
+            ...), ``dlq:<reason>``, or None when it did not finish (time
+            budget spent) and must be fetched again.
+    """
+
+    records: Sequence[InboundRecord]
+    results: Sequence[str | None]
+
+    @property
+    def finished(self) -> list[bool]:
+        """Per record: done with Temporal or on the dead-letter topic."""
+        return [result is not None for result in self.results]
+
+    @property
+    def pending(self) -> int:
+        """How many records did not finish."""
+        return self.results.count(None)
 
 
 class BatchProcessor:
     """Decides and executes what each record of a batch means.
 
     Args:
-        routes: The routing table.
-        codec: Decodes record values.
-        commands: Executes commands against Temporal.
+        decoder: Validates, decodes and routes records.
+        commands: Executes routed events against Temporal.
         dead_letters: Takes records that can never be processed.
-        max_payload_bytes: Larger values are dead-lettered undecoded.
-        concurrency: Key groups processed at once.
-        backoff: Retry schedule for transient failures.
+        concurrency: Key groups processed at once (across every batch in flight).
+        backoff: Retry schedule for transient failures and held signals.
+        signal_hold: Seconds a SIGNAL for a workflow that does not exist yet is
+            retried before it is dead-lettered.
     """
 
-    def __init__(self, routes: RouteTable, codec: AvroCodec, commands: CommandSink,
-                 dead_letters: DeadLetterSink, *, max_payload_bytes: int,
-                 concurrency: int = 64, backoff: Backoff | None = None) -> None:
-        self._routes = routes
-        self._codec = codec
+    def __init__(self, decoder: Decoder, commands: Commands, dead_letters: DeadLetterSink, *,
+                 concurrency: int = 64, backoff: Backoff | None = None,
+                 signal_hold: float = 0.0) -> None:
+        self._decoder = decoder
         self._commands = commands
         self._dead_letters = dead_letters
-        self._max_payload = max_payload_bytes
         self._slots = asyncio.Semaphore(concurrency)
         self._backoff = backoff or Backoff()
-        self._degraded = False
+        self._signal_hold = signal_hold
+        # (topic, partition, offset) -> (first attempt, attempts): survives refetches.
+        self._held: dict[tuple[str, int, int], tuple[float, int]] = {}
+        self.temporal = Health("Temporal")
+        self.dlq = Health("dead-letter topic")
 
-    async def process(self, records: Sequence[InboundRecord]) -> list[Outcome]:
-        """Process a batch; returns only when every record is done or dead-lettered.
+    @property
+    def degraded(self) -> bool:
+        """True while a dependency is failing transiently."""
+        return self.temporal.degraded or self.dlq.degraded
+
+    async def process(self, records: Sequence[InboundRecord], *,
+                      budget: float | None = None) -> BatchReport:
+        """Process a batch: every record ends done, dead-lettered, or (budget spent) pending.
+
+        Args:
+            records: The batch, as fetched.
+            budget: Seconds after which no record is started and no retry is
+                waited for; None waits as long as it takes.
 
         Raises:
-            asyncio.CancelledError: On shutdown; nothing of the batch may be committed.
+            asyncio.CancelledError: On shutdown; nothing of the batch counts as done.
         """
-        groups: dict[tuple[str, int, bytes | None], list[InboundRecord]] = {}
-        for record in records:
-            groups.setdefault((record.topic, record.partition, record.key), []).append(record)
-        results = await asyncio.gather(*(self._run_group(group) for group in groups.values()))
-        return [outcome for group in results for outcome in group]
+        deadline = None if budget is None else time.monotonic() + budget
+        results: list[str | None] = [None] * len(records)
+        groups: dict[tuple[str, int, bytes | None], list[int]] = {}
+        for index, record in enumerate(records):
+            groups.setdefault((record.topic, record.partition, record.key), []).append(index)
 
-    async def _run_group(self, group: list[InboundRecord]) -> list[Outcome]:
-        async with self._slots:
-            return [await self._handle(record) for record in group]
+        async def run_group(indexes: list[int]) -> None:
+            async with self._slots:
+                for index in indexes:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return
+                    result = await self._handle(records[index], deadline)
+                    if result is None:
+                        return  # gave up on this key: later records must wait their turn
+                    results[index] = result
 
-    async def _handle(self, record: InboundRecord) -> Outcome:
-        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        async with asyncio.TaskGroup() as tasks:
+            for indexes in groups.values():
+                tasks.create_task(run_group(indexes))
+        return BatchReport(records, results)
+
+    async def _handle(self, record: InboundRecord, deadline: float | None) -> str | None:
+        """Temporal's answer, ``dlq:<reason>``, or None when left pending (budget spent)."""
         try:
-            route, inbound = self._decide(record)
-            result = await self._retrying(lambda: self._commands.execute(route, inbound), where)
+            routed = self._decoder.decode(record)
+            outcome = await self._execute(record, routed, deadline)
         except PermanentFailure as failure:
-            reason, error = failure.reason, str(failure)
-            await self._retrying(lambda: self._dead_letters.send(record, reason, error), where)
-            return Outcome(where, f"dlq:{reason}")
-        return Outcome(where, result)
+            result = await self._dead_letter(record, failure, deadline)
+        except Exception as error:
+            # No rule covers it (a bug, or a failure nobody foresaw): keep the record
+            # on the DLQ with the evidence rather than crash-loop on it.
+            log.exception("unexpected error at %s; dead-lettering it", where(record))
+            unexpected = PermanentFailure("internal-error", f"{type(error).__name__}: {error}")
+            result = await self._dead_letter(record, unexpected, deadline)
+        else:
+            result = None if outcome is _GAVE_UP else str(outcome)
+        if result is not None:
+            self._held.pop(_coordinates(record), None)
+        return result
 
-    def _decide(self, record: InboundRecord) -> tuple[Route, Inbound[Event]]:
-        """Validate and route a record; pure, so every rule is unit-testable."""
-        value = record.value or b""
-        if len(value) > self._max_payload:
-            raise PermanentFailure("oversize", f"{len(value)} bytes > {self._max_payload}")
-        try:
-            key = (record.key or b"").decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise PermanentFailure("bad-key", f"key is not UTF-8: {error}") from error
-        try:
-            event = self._codec.decode(value)
-        except DecodeError as error:
-            raise PermanentFailure(error.reason, str(error)) from error
-        headers = EventHeaders.from_kafka(record.headers or ())
-        if headers.event_type and headers.event_type != event.avro_name:
-            message = f"event-type {headers.event_type!r} but value is {event.avro_name}"
-            raise PermanentFailure("header-mismatch", message)
-        if headers.event_id and headers.event_id != str(event.event_id):
-            raise PermanentFailure(
-                "header-mismatch", f"event-id {headers.event_id!r} but value has {event.event_id}"
-            )
-        if key != event.key:
-            raise PermanentFailure("bad-key", f"key {key!r} but the event's key is {event.key!r}")
-        route = self._routes.lookup(record.topic, event.avro_name)
-        if route is None:
-            raise PermanentFailure("no-route", f"no route for {event.avro_name} on {record.topic}")
-        meta = EventMeta(
-            event_type=event.avro_name,
-            event_id=str(event.event_id),
-            correlation_id=headers.correlation_id or str(event.event_id),
-            causation_id=headers.causation_id,
-            traceparent=headers.traceparent,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
-        # Parametrize with the concrete class: pydantic serializes by the declared
-        # type, and Inbound[Event] would drop every field of the subclass.
-        envelope: Any = Inbound[type(event)]  # type: ignore[misc]
-        return route, cast("Inbound[Event]", envelope(event=event, meta=meta))
+    async def _execute(self, record: InboundRecord, routed: Routed,
+                       deadline: float | None) -> object:
+        while True:
+            try:
+                return await self._retrying(
+                    self.temporal, record, deadline, (TransientFailure,),
+                    lambda: self._commands.execute(routed.route, routed.inbound))
+            except PermanentFailure as failure:
+                wait = self._hold(record, routed.route, failure)
+                if wait is None:
+                    raise
+                if deadline is not None and time.monotonic() + wait >= deadline:
+                    return _GAVE_UP  # still held; its clock keeps running across refetches
+                await asyncio.sleep(wait)
 
-    async def _retrying(self, call: Callable[[], Awaitable[T]], where: str) -> T:
-        attempt = 0
+    def _hold(self, record: InboundRecord, route: Route, failure: PermanentFailure) -> float | None:
+        """Seconds to wait before signalling again, or None to dead-letter now."""
+        if route.action is not Action.SIGNAL or failure.reason != "target-not-found":
+            return None
+        now = time.monotonic()
+        first, attempts = self._held.get(_coordinates(record), (now, 0))
+        left = first + self._signal_hold - now
+        if left <= 0:
+            return None
+        if not attempts:
+            log.info("holding %s for up to %.0fs: %s", where(record), self._signal_hold, failure)
+        self._held[_coordinates(record)] = (first, attempts + 1)
+        return min(left, self._backoff.delay(attempts + 1))
+
+    async def _dead_letter(self, record: InboundRecord, failure: PermanentFailure,
+                           deadline: float | None) -> str | None:
+        sent = await self._retrying(
+            self.dlq, record, deadline, (KafkaError, OSError, TimeoutError),
+            lambda: self._dead_letters.send(record, failure.reason, str(failure)))
+        return None if sent is _GAVE_UP else f"dlq:{failure.reason}"
+
+    async def _retrying(self, health: Health, record: InboundRecord, deadline: float | None,
+                        transient: tuple[type[BaseException], ...],
+                        call: Callable[[], Awaitable[T]]) -> T | object:
         while True:
             try:
                 result = await call()
-            except (TransientFailure, KafkaError, OSError, TimeoutError) as failure:
-                # Temporal unavailable, or Kafka refusing the dead-letter write.
-                attempt += 1
-                if not self._degraded:
-                    # Log once per state change, not once per retry.
-                    log.warning("transient failure at %s, retrying with backoff: %r",
-                                where, failure)
-                    self._degraded = True
-                await asyncio.sleep(self._backoff.delay(attempt))
+            except transient as error:
+                # Consecutive failures across all keys drive the delay, so an
+                # outage backs every group off together instead of each starting over.
+                delay = self._backoff.delay(health.failed(record, error))
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    return _GAVE_UP
+                await asyncio.sleep(delay)
                 continue
-            if self._degraded:
-                log.warning("recovered at %s after %d retries", where, attempt)
-                self._degraded = False
+            health.succeeded()
             return result
+
+
+def _coordinates(record: InboundRecord) -> tuple[str, int, int]:
+    return (record.topic, record.partition, record.offset)
+
+
+class BatchConsumer:
+    """Processes a fetched batch, then commits and rewinds per partition.
+
+    Args:
+        processor: Processes the records.
+        offsets: Commits and rewinds the consumer's offsets.
+        budget: Seconds one batch may take before it stops starting records
+            (keep it well under the consumer's ``max_poll_interval_ms``).
+    """
+
+    def __init__(self, processor: BatchProcessor, offsets: Offsets, *, budget: float,
+                 backoff: Backoff | None = None) -> None:
+        self.processor = processor
+        self._offsets = offsets
+        self._budget = budget
+        self._backoff = backoff or Backoff()
+        self._failed_batches = 0
+
+    async def consume(self, records: Sequence[InboundRecord], consumer: Any) -> BatchReport:
+        """Process one batch of ``consumer`` and commit what finished.
+
+        Args:
+            records: The batch, as fetched.
+            consumer: The consumer that fetched it (``AIOKafkaConsumer``).
+
+        Returns:
+            What happened to each record.
+        """
+        try:
+            report = await self.processor.process(records, budget=self._budget)
+        except BaseException as error:
+            # Shutdown or a bug: nothing of this batch is committed, all of it is fetched again.
+            with suppress(Exception):
+                self._offsets.rewind(consumer, plan_offsets(records, [False] * len(records)).rewind)
+            if isinstance(error, Exception):
+                # Pause before the refetch, so a bug that fails every attempt cannot spin.
+                self._failed_batches += 1
+                await asyncio.sleep(self._backoff.delay(self._failed_batches))
+            raise
+        self._failed_batches = 0
+        plan = plan_offsets(records, report.finished)
+        self._offsets.rewind(consumer, plan.rewind)
+        if report.pending:
+            log.log(logging.DEBUG if self.processor.degraded else logging.INFO,
+                    "batch budget of %.0fs spent: %d of %d records finished; "
+                    "committing those, fetching the rest again",
+                    self._budget, len(records) - report.pending, len(records))
+        try:
+            await self._offsets.commit(consumer, plan.commit)
+        except CommitFailedError:
+            # The group rebalanced mid-batch: the partitions' owners redeliver from
+            # their last commit, and duplicates are harmless.
+            log.warning("commit refused after a rebalance; %d records will be redelivered",
+                        len(records))
+        return report

@@ -2,7 +2,9 @@
 
 Read the table at the bottom; adding a route is one line. Workflow ids come
 from business keys (``order-{order_id}``), so a redelivered event addresses
-the same workflow and duplicates are harmless.
+the same workflow and duplicates are harmless. The table is validated when it
+is built (at import), so a bad route fails at start-up, not on the first
+matching record.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
-from relayflow.topics import ORDERS_EVENTS
-from schemas import Event, OrderCancelled, OrderPlaced
+from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, TOPICS
+from schemas import ApprovalDecided, Event, OrderCancelled, OrderPlaced
 
 __all__ = ["ROUTES", "Action", "Route", "RouteTable"]
 
@@ -22,13 +25,21 @@ class Action(StrEnum):
     """What the bridge asks Temporal to do with an event."""
 
     START = "start"
-    """Start the workflow; an already running or finished one counts as done."""
+    """Start the workflow; a running one is attached to, a closed one counts as done."""
     SIGNAL = "signal"
-    """Signal a running workflow."""
+    """Signal the running workflow; a missing or closed one is a dead-letter matter."""
     SIGNAL_WITH_START = "signal-with-start"
     """Signal the workflow, starting it first if it does not run yet."""
     CANCEL = "cancel"
     """Request cancellation; the workflow compensates and reports."""
+
+
+_SIGNALLING = frozenset({Action.SIGNAL, Action.SIGNAL_WITH_START})
+
+
+@cache
+def _template_fields(template: str) -> tuple[str, ...]:
+    return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,54 +48,82 @@ class Route:
 
     Attributes:
         topic: Input topic the event arrives on.
-        event: Event model (its Avro full name is the ``event-type``).
-        action: What to do.
+        event_type: Event model; its Avro full name is the ``event-type`` header.
+        action: What to ask Temporal.
         workflow: Workflow type name (the bridge never imports workflow code).
-        workflow_id: Template formatted with the event's fields.
-        signal: Signal name for ``SIGNAL`` and ``SIGNAL_WITH_START``.
+        workflow_id: Template formatted with the event's fields, e.g.
+            ``order-{order_id}``; plain field names only.
+        signal: Signal name, for ``SIGNAL`` and ``SIGNAL_WITH_START`` only.
     """
 
     topic: str
-    event: type[Event]
+    event_type: type[Event]
     action: Action
     workflow: str
     workflow_id: str
     signal: str | None = None
 
     def id_for(self, event: Event) -> str:
-        """The workflow id this event addresses."""
-        return self.workflow_id.format_map(event.model_dump())
+        """The workflow id this event addresses.
+
+        Args:
+            event: An instance of ``event_type``.
+        """
+        fields = _template_fields(self.workflow_id)
+        return self.workflow_id.format_map({name: getattr(event, name) for name in fields})
+
+    def problems(self) -> list[str]:
+        """What is wrong with this route on its own (empty when it is valid)."""
+        found: list[str] = []
+        name = self.event_type.__name__
+        fields = _template_fields(self.workflow_id)
+        if not fields:
+            found.append(f"{name}: id template {self.workflow_id!r} names no field, "
+                         "so every event would address one workflow")
+        unknown = sorted(set(fields) - set(self.event_type.model_fields))
+        if unknown:
+            found.append(f"{name}: id template {self.workflow_id!r} names unknown fields {unknown}")
+        if not self.workflow:
+            found.append(f"{name}: no workflow type")
+        if (self.action in _SIGNALLING) != bool(self.signal):
+            must = "must" if self.action in _SIGNALLING else "must not"
+            found.append(f"{name}: a {self.action} route {must} name a signal")
+        return found
 
 
 class RouteTable:
     """Validated routes, looked up by (topic, event type).
 
     Args:
-        routes: The table; checked on construction so a bad route fails at
-            start-up, not on the first matching record.
+        routes: The table, in reading order.
+        known_topics: Topics routes may name (default: the inbound topics of
+            ``relayflow.topics``), so a typo cannot silently consume nothing.
 
     Raises:
-        ValueError: A template names a field the event lacks, a signal route
-            has no signal, or two routes claim the same event on one topic.
+        ValueError: Listing every problem: a template names a field the event
+            lacks, a signal route has no signal (or another route has one), a
+            topic is unknown, or two routes claim one event type on one topic.
     """
 
-    def __init__(self, routes: Iterable[Route]) -> None:
+    def __init__(self, routes: Iterable[Route], *,
+                 known_topics: Iterable[str] | None = None) -> None:
+        allowed = set(known_topics) if known_topics is not None else {
+            topic.name for topic in TOPICS if topic.inbound}
         self._routes: dict[tuple[str, str], Route] = {}
+        problems: list[str] = []
         for route in routes:
-            fields = {name for _, name, _, _ in string.Formatter().parse(route.workflow_id) if name}
-            unknown = fields - set(route.event.model_fields)
-            if unknown:
-                raise ValueError(f"{route.workflow_id!r}: {route.event.__name__} has no {unknown}")
-            signals = route.action in {Action.SIGNAL, Action.SIGNAL_WITH_START}
-            if signals != (route.signal is not None):
-                raise ValueError(f"{route.event.__name__}: signal name required iff signalling")
-            key = (route.topic, route.event.avro_name)
+            problems.extend(route.problems())
+            if route.topic not in allowed:
+                problems.append(f"{route.event_type.__name__}: unknown input topic {route.topic!r}")
+            key = (route.topic, route.event_type.avro_name)
             if key in self._routes:
-                raise ValueError(f"two routes for {key}")
+                problems.append(f"two routes for {route.event_type.__name__} on {route.topic}")
             self._routes[key] = route
+        if problems:
+            raise ValueError("invalid routing table:\n  " + "\n  ".join(problems))
 
     def lookup(self, topic: str, event_type: str) -> Route | None:
-        """The route for an event type on a topic, or None."""
+        """The route for an event type (Avro full name) on a topic, or None."""
         return self._routes.get((topic, event_type))
 
     @property
@@ -99,7 +138,10 @@ class RouteTable:
 
 
 ROUTES = RouteTable([
-    Route(ORDERS_EVENTS, OrderPlaced, Action.START, "OrderSaga", "order-{order_id}"),
+    #     topic          event type      action         workflow     workflow id      [signal]
+    Route(ORDERS_EVENTS, OrderPlaced,    Action.START,  "OrderSaga", "order-{order_id}"),
     Route(ORDERS_EVENTS, OrderCancelled, Action.CANCEL, "OrderSaga", "order-{order_id}"),
+    Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga", "order-{order_id}",
+          "approval_decided"),
 ])
 """relayflow's routes."""

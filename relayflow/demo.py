@@ -19,14 +19,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from relayflow.settings import Settings
-from relayflow.topics import DLQ_SUFFIX, ORDERS_EVENTS, ORDERS_OUTCOMES
-from schemas import EVENT_TYPES, Event, OrderCancelled, OrderFailed, OrderLine, OrderPlaced
+from relayflow.topics import APPROVALS_DECISIONS, DLQ_SUFFIX, ORDERS_EVENTS, ORDERS_OUTCOMES
+from schemas import (
+    EVENT_TYPES,
+    ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalRequested,
+    ApprovalTimedOut,
+    Event,
+    OrderCancelled,
+    OrderFailed,
+    OrderLine,
+    OrderPlaced,
+)
 from schemas.codec import AvroCodec, DecodeError
 from schemas.headers import DLQ_REASON, EVENT_TYPE
 from schemas.records import to_record
@@ -49,7 +61,9 @@ class Scenario:
         records: (key, value, headers) records to produce, in order.
         observed: What arrived (filled in while the demo runs).
         detail: Reason, compensations or DLQ reason, for the table.
-        count: How many outcomes arrived for this order (duplicates show here).
+        count: How many terminal outcomes arrived (duplicates show here).
+        approve: Approve this order when its ``ApprovalRequested`` arrives.
+        trail: Approval events seen so far, for the table.
     """
 
     label: str
@@ -59,6 +73,8 @@ class Scenario:
     observed: str = ""
     detail: str = ""
     count: int = 0
+    approve: bool = False
+    trail: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -67,7 +83,7 @@ class Scenario:
 
 
 def _order(order_id: str, *, sku: str = "SKU-TEA", qty: int = 2, price: int = 1_250,
-           country: str = "DE") -> OrderPlaced:
+           country: str = "DE", approval_timeout: int | None = None) -> OrderPlaced:
     return OrderPlaced(
         event_id=uuid.uuid4(),
         occurred_at=datetime.now(UTC),
@@ -76,6 +92,7 @@ def _order(order_id: str, *, sku: str = "SKU-TEA", qty: int = 2, price: int = 1_
         items=(OrderLine(sku=sku, quantity=qty, unit_price_cents=price),),
         amount_cents=qty * price,
         shipping_country=country,
+        approval_timeout_seconds=approval_timeout,
     )
 
 
@@ -99,6 +116,7 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
         return record.key, record.value, record.headers
 
     over_limit = settings.card_limit_cents + 1
+    big = settings.approval_threshold_cents
     duplicate = rec(_order(oid("dup")))
     cancelled = _order(oid("cancel"))
     return [
@@ -109,7 +127,13 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
                  [rec(_order(oid("oos"), sku="OOS-UNICORN"))]),
         Scenario("over card limit: fails at charge_payment", oid("card"),
                  "OrderFailed:payment_declined",
-                 [rec(_order(oid("card"), qty=1, price=over_limit))]),
+                 [rec(_order(oid("card"), qty=1, price=over_limit))],
+                 approve=over_limit >= big),
+        Scenario("big order: the demo approves it", oid("big"), "OrderCompleted",
+                 [rec(_order(oid("big"), qty=1, price=big))], approve=True),
+        Scenario("big order: nobody decides (2 s per stage)", oid("idle"),
+                 "OrderFailed:approval_timed_out",
+                 [rec(_order(oid("idle"), qty=1, price=big, approval_timeout=2))]),
         Scenario("no carrier: fails at create_shipment", oid("ship"),
                  "OrderFailed:shipment_failed", [rec(_order(oid("ship"), country="XX"))]),
         Scenario("placed then cancelled", oid("cancel"), "OrderFailed:cancelled", [
@@ -145,29 +169,49 @@ def _render(scenarios: list[Scenario], settings: Settings, elapsed: float) -> Gr
 
 
 def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
-             key: bytes | None, value: bytes | None,
-             headers: list[tuple[str, bytes]]) -> None:
-    order_id = (key or b"").decode(errors="replace")
+             record: ConsumerRecord[bytes, bytes]) -> Event | None:
+    """Update the scenario a record belongs to; returns approval requests to answer."""
+    order_id = (record.key or b"").decode(errors="replace")
     scenario = scenarios.get(order_id)
     if scenario is None:
-        return  # another run's record on a shared topic
-    scenario.count += 1
+        return None  # another run's record on a shared topic
+    headers, value = list(record.headers), record.value
     if topic == ORDERS_DLQ:
+        scenario.count += 1
         reason = dict(headers).get(DLQ_REASON, b"?").decode()
         scenario.observed = f"DLQ:{reason}"
         scenario.detail = "original bytes kept, reason in headers"
-        return
+        return None
     try:
         event = codec.decode(value or b"")
     except DecodeError as exc:
+        scenario.count += 1
         scenario.observed, scenario.detail = "undecodable outcome", str(exc)
-        return
+        return None
+    if isinstance(event, ApprovalRequested | ApprovalEscalated | ApprovalTimedOut):
+        step = {ApprovalRequested: "requested", ApprovalEscalated: "escalated",
+                ApprovalTimedOut: "timed out"}[type(event)]
+        scenario.trail.append(step)
+        scenario.detail = "approval: " + " → ".join(scenario.trail)
+        return event if isinstance(event, ApprovalRequested) and scenario.approve else None
+    scenario.count += 1
+    trail = f" (approval {' → '.join(scenario.trail)})" if scenario.trail else ""
     if isinstance(event, OrderFailed):
         scenario.observed = f"OrderFailed:{event.reason}"
         undone = ", ".join(event.compensations) or "nothing to undo"
-        scenario.detail = f"failed at {event.failed_step or '-'}; compensated: {undone}"
+        scenario.detail = f"failed at {event.failed_step or '-'}; compensated: {undone}{trail}"
     else:
-        scenario.observed, scenario.detail = type(event).__name__, "reserved, charged, shipped"
+        scenario.observed = type(event).__name__
+        scenario.detail = f"reserved, charged, shipped{trail}"
+    return None
+
+
+def _decision(request: ApprovalRequested) -> ApprovalDecided:
+    return ApprovalDecided(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), approval_id=request.approval_id,
+        order_id=request.order_id, decision="APPROVED", decided_by="relayflow-demo",
+        comment="approved by the demo",
+    )
 
 
 async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
@@ -222,14 +266,20 @@ async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
                 batch = await consumer.getmany(timeout_ms=250)
                 for tp, records in batch.items():
                     for r in records:
-                        _observe(by_order, codec, tp.topic, r.key, r.value, list(r.headers))
+                        request = _observe(by_order, codec, tp.topic, r)
+                        if isinstance(request, ApprovalRequested):
+                            answer = to_record(_decision(request), codec,
+                                               correlation_id=request.correlation_id,
+                                               causation_id=str(request.event_id))
+                            await producer.send_and_wait(APPROVALS_DECISIONS, answer.value,
+                                                         key=answer.key, headers=answer.headers)
                 live.update(_render(scenarios, settings, time.monotonic() - started))
                 if all(s.done for s in scenarios):
                     # Linger briefly so a duplicate outcome would still show up.
                     await asyncio.sleep(2.0)
                     for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                         for r in records:
-                            _observe(by_order, codec, tp.topic, r.key, r.value, list(r.headers))
+                            _observe(by_order, codec, tp.topic, r)
                     live.update(_render(scenarios, settings, time.monotonic() - started))
                     break
     finally:

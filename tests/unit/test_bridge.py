@@ -1,211 +1,385 @@
-"""Bridge logic without services: routes, record validation, ordering, retries, DLQ headers."""
+"""Bridge logic without services: decoding rules, per-key scheduling, retries, commits.
+
+The fakes here implement the bridge's own interfaces (``Commands``,
+``DeadLetterSink``, ``Offsets``); no library is mocked.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
-from bridge.commands import PermanentFailure, TransientFailure, classify_rpc_error
-from bridge.consumer import Backoff, BatchProcessor
-from bridge.dlq import dlq_headers
-from bridge.routes import ROUTES, Action, Route, RouteTable
-from relayflow.topics import ORDERS_EVENTS
+from bridge.commands import PermanentFailure, TransientFailure
+from bridge.consumer import Backoff, BatchConsumer, BatchProcessor
+from bridge.decoding import Decoder
+from bridge.records import InboundRecord
+from bridge.routes import ROUTES, Route
+from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from schemas import EVENT_TYPES, Event, Inbound, OrderCancelled, OrderPlaced
 from schemas.codec import AvroCodec
-from schemas.headers import DLQ_REASON, DLQ_SOURCE_OFFSET
 from schemas.records import to_record
 from tests.support import order_placed
 
 CODEC = AvroCodec(EVENT_TYPES.values())
+FAST = Backoff(initial=0.001, maximum=0.002)
 
 
 @dataclass
 class Record:
-    """Shaped like aiokafka's ConsumerRecord."""
+    """Shaped like aiokafka's ConsumerRecord (the fields the bridge reads)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+def record(event: Event, offset: int = 0, *, partition: int = 0, key: bytes | None = None,
+           headers: list[tuple[str, bytes | None]] | None = None,
+           topic: str = ORDERS_EVENTS) -> Record:
+    rec = to_record(event, CODEC)
+    return Record(topic, partition, offset, rec.key if key is None else key, rec.value,
+                  list(rec.headers) if headers is None else headers)
+
+
+def cancelled(order_id: str) -> OrderCancelled:
+    return OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), order_id=order_id)
 
 
 @dataclass
 class FakeCommands:
-    """Our CommandSink: records calls; can fail transiently N times or permanently."""
+    """Our ``Commands``: records calls in order; scripted failures and gates per key.
 
-    transient_failures: int = 0
-    permanent: PermanentFailure | None = None
-    delay_for: dict[str, float] = field(default_factory=dict)
-    calls: list[tuple[str, str]] = field(default_factory=list)
+    The first ``outage`` calls fail transiently, whatever their key (Temporal is
+    down); ``transient[key]`` failures happen before the key's next call succeeds;
+    ``permanent[key]`` makes every call for the key fail permanently; a gate
+    in ``gates[key]`` holds the key's calls until it is set.
+    """
+
+    outage: int = 0
+    transient: dict[str, int] = field(default_factory=dict)
+    permanent: dict[str, PermanentFailure] = field(default_factory=dict)
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
+    calls: list[tuple[str, str, int]] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
-        if self.transient_failures:
-            self.transient_failures -= 1
+        key = inbound.event.key
+        self.attempts[key] += 1
+        if self.outage > 0:
+            self.outage -= 1
             raise TransientFailure("temporal unavailable")
-        if self.permanent is not None:
-            raise self.permanent
-        await asyncio.sleep(self.delay_for.get(inbound.event.key, 0))
-        self.calls.append((route.id_for(inbound.event), type(inbound.event).__name__))
+        if self.transient.get(key, 0) > 0:
+            self.transient[key] -= 1
+            raise TransientFailure("temporal unavailable")
+        if key in self.permanent:
+            raise self.permanent[key]
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if key in self.gates:
+                await self.gates[key].wait()
+        finally:
+            self.in_flight -= 1
+        self.calls.append((route.id_for(inbound.event), type(inbound.event).__name__,
+                           inbound.meta.offset))
         return "started"
 
 
 @dataclass
 class FakeDeadLetters:
-    sent: list[tuple[int, str]] = field(default_factory=list)
+    """Our ``DeadLetterSink``: keeps what it was given; can refuse N times first."""
 
-    async def send(self, record: Record, reason: str, error: str) -> None:
-        assert error  # a dead letter always says why
-        self.sent.append((record.offset, reason))
+    refusals: int = 0
+    sent: list[tuple[int, str, str]] = field(default_factory=list)
 
-
-def processor(commands: FakeCommands, dlq: FakeDeadLetters, **kwargs: int) -> BatchProcessor:
-    return BatchProcessor(ROUTES, CODEC, commands, dlq, max_payload_bytes=kwargs.get("limit", 4096),
-                          backoff=Backoff(initial=0.001, maximum=0.002))
-
-
-def record(event: Event, offset: int = 0, *, partition: int = 0, key: bytes | None = None,
-           headers: list[tuple[str, bytes]] | None = None) -> Record:
-    rec = to_record(event, CODEC)
-    return Record(ORDERS_EVENTS, partition, offset, rec.key if key is None else key, rec.value,
-                  rec.headers if headers is None else headers)
+    async def send(self, record: InboundRecord, reason: str, error: str) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise KafkaConnectionError("broker down")
+        self.sent.append((record.offset, reason, error))
 
 
-def test_route_table_routes_orders() -> None:
-    placed = ROUTES.lookup(ORDERS_EVENTS, OrderPlaced.avro_name)
-    cancelled = ROUTES.lookup(ORDERS_EVENTS, OrderCancelled.avro_name)
-    assert placed is not None
-    assert placed.action is Action.START
-    assert cancelled is not None
-    assert cancelled.action is Action.CANCEL
-    assert placed.id_for(order_placed("A-9")) == "order-A-9"
-    assert ROUTES.lookup("other.topic", OrderPlaced.avro_name) is None
+@dataclass
+class FakeOffsets:
+    """Our ``Offsets``: records commits and rewinds; can refuse a commit after a rebalance."""
+
+    refuse_commit: bool = False
+    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+    rewinds: list[dict[TopicPartition, int]] = field(default_factory=list)
+
+    async def commit(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
+        del consumer  # the fake keeps offsets itself
+        if self.refuse_commit:
+            raise CommitFailedError("rebalanced")
+        self.commits.append(dict(offsets))
+
+    def rewind(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
+        del consumer
+        self.rewinds.append(dict(positions))
 
 
-@pytest.mark.parametrize(
-    "routes",
-    [
-        [Route(ORDERS_EVENTS, OrderPlaced, Action.START, "W", "order-{nope}")],
-        [Route(ORDERS_EVENTS, OrderPlaced, Action.SIGNAL, "W", "order-{order_id}")],
-        [Route(ORDERS_EVENTS, OrderPlaced, Action.START, "W", "o-{order_id}", signal="s")],
-        [Route(ORDERS_EVENTS, OrderPlaced, Action.START, "W", "o-{order_id}")] * 2,
-    ],
-    ids=["unknown-field", "signal-without-name", "name-without-signal", "duplicate"],
-)
-def test_route_table_rejects_bad_routes(routes: list[Route]) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
-        RouteTable(routes)
+def decoder(limit: int = 4096) -> Decoder:
+    return Decoder(CODEC, ROUTES, max_payload_bytes=limit)
 
 
-async def test_valid_records_become_commands_with_metadata() -> None:
-    commands, dlq = FakeCommands(), FakeDeadLetters()
+def processor(commands: FakeCommands, dlq: FakeDeadLetters | None = None, *,
+              concurrency: int = 64) -> BatchProcessor:
+    return BatchProcessor(decoder(), commands, dlq or FakeDeadLetters(),
+                          concurrency=concurrency, backoff=FAST)
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def test_valid_record_becomes_routed_inbound_with_metadata() -> None:
     event = order_placed("A-1")
-    outcomes = await processor(commands, dlq).process([record(event, 7)])
-    assert commands.calls == [("order-A-1", "OrderPlaced")]
-    assert [o.result for o in outcomes] == ["started"]
-    assert dlq.sent == []
+    routed = decoder().decode(record(event, 7, partition=3))
+    assert routed.route.action == "start"
+    assert routed.inbound.event == event
+    meta = routed.inbound.meta
+    assert (meta.topic, meta.partition, meta.offset) == (ORDERS_EVENTS, 3, 7)
+    assert (meta.event_type, meta.event_id) == (OrderPlaced.avro_name, str(event.event_id))
+    assert meta.correlation_id == str(event.event_id)  # no header: a new flow starts here
+    assert meta.traceparent
 
 
-def _mismatch_headers(event: OrderPlaced) -> list[tuple[str, bytes]]:
-    return [("event-type", b"relayflow.orders.OrderCancelled")]
+def test_headers_fill_the_metadata() -> None:
+    event = order_placed("A-1")
+    rec = to_record(event, CODEC, correlation_id="corr-1", causation_id="cause-1",
+                    traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    routed = decoder().decode(Record(ORDERS_EVENTS, 0, 0, rec.key, rec.value, list(rec.headers)))
+    assert (routed.inbound.meta.correlation_id, routed.inbound.meta.causation_id) == (
+        "corr-1", "cause-1")
+
+
+def test_inbound_keeps_the_concrete_event_when_serialized() -> None:
+    routed = decoder().decode(record(order_placed("A-1")))
+    dumped = routed.inbound.model_dump(mode="json")
+    assert dumped["event"]["items"][0]["sku"] == "SKU-TEA"
+
+
+def test_headers_without_contract_headers_are_fine() -> None:
+    routed = decoder().decode(record(order_placed("A-1"), headers=[("x-other", None)]))
+    assert routed.inbound.event.key == "A-1"
+
+
+def _event_type(name: bytes) -> list[tuple[str, bytes | None]]:
+    return [("event-type", name)]
 
 
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"x" * 5000), "oversize"),
+        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"\xc3\x01" + b"x" * 5000), "oversize"),
         (lambda e: record(e, key=b"\xff\xfe"), "bad-key"),
         (lambda e: record(e, key=b"someone-else"), "bad-key"),
-        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b""), "empty"),
+        (lambda e: Record(ORDERS_EVENTS, 0, 0, None, to_record(e, CODEC).value), "bad-key"),
+        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", None), "empty"),
         (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"not avro"), "unknown-framing"),
-        (lambda e: record(e, headers=_mismatch_headers(e)), "header-mismatch"),
+        (lambda _: Record(ORDERS_EVENTS, 0, 0, b"A-1", b"\xc3\x01garbage"), "truncated"),
+        (lambda e: record(e, headers=_event_type(b"relayflow.orders.OrderCancelled")),
+         "header-mismatch"),
+        (lambda e: record(e, headers=_event_type(b"relayflow.orders.Order\xffPlaced")),
+         "header-mismatch"),
         (lambda e: record(e, headers=[("event-id", str(uuid.uuid4()).encode())]),
          "header-mismatch"),
+        (lambda e: record(e, topic=APPROVALS_DECISIONS), "no-route"),
     ],
-    ids=["oversize", "non-utf8-key", "wrong-key", "empty", "garbage", "type-header",
-         "id-header"],
+    ids=["oversize", "non-utf8-key", "wrong-key", "no-key", "empty", "garbage", "truncated",
+         "type-header", "non-utf8-type-header", "id-header", "no-route-on-topic"],
 )
-async def test_bad_records_are_dead_lettered_with_reason(make: object, reason: str) -> None:
-    commands, dlq = FakeCommands(), FakeDeadLetters()
-    bad = make(order_placed("A-1"))  # type: ignore[operator]
-    await processor(commands, dlq).process([bad])
-    assert dlq.sent == [(0, reason)]
-    assert commands.calls == []
+def test_bad_records_are_refused_with_their_reason(make: Callable[[OrderPlaced], Record],
+                                                    reason: str) -> None:
+    with pytest.raises(PermanentFailure) as raised:
+        decoder(limit=4096).decode(make(order_placed("A-1")))
+    assert raised.value.reason == reason
 
 
-async def test_event_without_route_on_topic_is_dead_lettered() -> None:
-    commands, dlq = FakeCommands(), FakeDeadLetters()
+def test_oversize_is_checked_before_decoding() -> None:
+    # Valid Avro but over the limit: the limit wins, the codec never runs.
     rec = record(order_placed("A-1"))
-    rec.topic = "approvals.decisions"
-    await processor(commands, dlq).process([rec])
-    assert dlq.sent == [(0, "no-route")]
+    assert rec.value is not None
+    with pytest.raises(PermanentFailure) as raised:
+        decoder(limit=len(rec.value) - 1).decode(rec)
+    assert raised.value.reason == "oversize"
 
 
-async def test_permanent_temporal_failure_is_dead_lettered() -> None:
-    commands = FakeCommands(permanent=PermanentFailure("target-not-found", "gone"))
-    dlq = FakeDeadLetters()
-    await processor(commands, dlq).process([record(order_placed("A-1"))])
-    assert dlq.sent == [(0, "target-not-found")]
+# ---------------------------------------------------------------- scheduling
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Let other tasks run until ``condition`` holds (bounded)."""
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110 - the fakes expose state, not events
+            await asyncio.sleep(0)
+
+
+async def test_keys_run_concurrently_and_each_key_in_order() -> None:
+    # A's first command hangs until released; B and C must finish meanwhile,
+    # and A's cancel must wait for A's start.
+    gate = asyncio.Event()
+    commands = FakeCommands(gates={"A": gate})
+    batch = [record(order_placed("A"), 0), record(order_placed("B"), 1),
+             record(cancelled("A"), 2), record(order_placed("C"), 3)]
+    work = asyncio.create_task(processor(commands).process(batch))
+    await eventually(lambda: len(commands.calls) == 2)
+    assert {c[0] for c in commands.calls} == {"order-B", "order-C"}
+    del commands.gates["A"]
+    gate.set()
+    report = await asyncio.wait_for(work, 5)
+    assert report.results == ["started"] * 4
+    assert [c[1:] for c in commands.calls if c[0] == "order-A"] == [
+        ("OrderPlaced", 0), ("OrderCancelled", 2)]
+
+
+async def test_same_key_on_two_partitions_are_two_groups() -> None:
+    gate = asyncio.Event()
+    commands = FakeCommands(gates={"A": gate})
+    batch = [record(order_placed("A"), 0, partition=0), record(order_placed("A"), 0, partition=1)]
+    work = asyncio.create_task(processor(commands).process(batch))
+    await eventually(lambda: commands.in_flight == 2)
+    gate.set()
+    await asyncio.wait_for(work, 5)
+
+
+async def test_concurrency_is_bounded() -> None:
+    gate = asyncio.Event()
+    keys = [f"K{i}" for i in range(10)]
+    commands = FakeCommands(gates=dict.fromkeys(keys, gate))
+    work = asyncio.create_task(processor(commands, concurrency=3).process(
+        [record(order_placed(k), i) for i, k in enumerate(keys)]))
+    await eventually(lambda: commands.in_flight == 3)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert commands.in_flight == 3
+    gate.set()
+    await asyncio.wait_for(work, 5)
+    assert commands.max_in_flight == 3
+    assert len(commands.calls) == 10
 
 
 async def test_transient_failures_are_retried_until_acknowledged() -> None:
-    commands, dlq = FakeCommands(transient_failures=5), FakeDeadLetters()
-    outcomes = await processor(commands, dlq).process([record(order_placed("A-1"))])
-    assert [o.result for o in outcomes] == ["started"]
-    assert commands.calls == [("order-A-1", "OrderPlaced")]
-    assert dlq.sent == []
+    commands = FakeCommands(transient={"A": 5})
+    report = await processor(commands).process([record(order_placed("A"))])
+    assert report.results == ["started"]
+    assert commands.attempts["A"] == 6
+    assert commands.calls == [("order-A", "OrderPlaced", 0)]
 
 
-async def test_order_kept_within_a_key_while_keys_run_concurrently() -> None:
-    # A's first record is slow; B must not wait for it, and A's records stay in order.
-    commands = FakeCommands(delay_for={"A": 0.05})
+async def test_outage_is_logged_once_and_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
+    commands = FakeCommands(outage=8)
+    with caplog.at_level(logging.INFO, logger="bridge"):
+        await processor(commands).process([record(order_placed("A")), record(order_placed("B"))])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("Temporal unavailable" in m for m in warnings) == 1
+    assert sum("Temporal available again" in m for m in warnings) == 1
+
+
+async def test_permanent_failures_are_dead_lettered_and_the_key_moves_on() -> None:
+    commands = FakeCommands(permanent={"A": PermanentFailure("target-not-found", "gone")})
     dlq = FakeDeadLetters()
-    placed_a = order_placed("A")
-    cancelled_a = OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                                 order_id="A")
-    batch = [record(placed_a, 0), record(order_placed("B"), 1), record(cancelled_a, 2)]
-    await processor(commands, dlq).process(batch)
-    assert commands.calls[0] == ("order-B", "OrderPlaced")
-    assert [c for c in commands.calls if c[0] == "order-A"] == [
-        ("order-A", "OrderPlaced"), ("order-A", "OrderCancelled")]
+    report = await processor(commands, dlq).process([
+        record(cancelled("A"), 0), Record(ORDERS_EVENTS, 0, 1, b"B", b"junk"),
+        record(order_placed("B"), 2)])
+    assert report.results == ["dlq:target-not-found", "dlq:unknown-framing", "started"]
+    assert [(offset, reason) for offset, reason, _ in dlq.sent] == [
+        (0, "target-not-found"), (1, "unknown-framing")]
 
 
-def test_dlq_headers_keep_originals_first_and_add_reason() -> None:
-    original = [("event-type", b"x"), ("x-binary", b"\xff")]
-    rec = Record(ORDERS_EVENTS, 3, 42, b"k", b"v", original)
-    headers = dlq_headers(rec, "malformed-avro", "boom" * 5000)
-    assert headers[:2] == original
-    named = dict(headers)
-    assert named[DLQ_REASON] == b"malformed-avro"
-    assert named[DLQ_SOURCE_OFFSET] == b"42"
-    assert len(named["dlq-error"]) <= 4096
+async def test_unexpected_errors_are_dead_lettered_not_crashed_on() -> None:
+    class Broken(FakeCommands):
+        async def execute(self, route: Route, inbound: Inbound[Event]) -> str:  # noqa: ARG002
+            raise ZeroDivisionError("bug")
+
+    dlq = FakeDeadLetters()
+    report = await processor(Broken(), dlq).process([record(order_placed("A"))])
+    assert report.results == ["dlq:internal-error"]
+    assert "ZeroDivisionError" in dlq.sent[0][2]
 
 
-def test_backoff_is_capped_and_jittered() -> None:
-    backoff = Backoff(initial=1.0, maximum=8.0)
-    delays = [backoff.delay(n) for n in range(1, 12)]
-    assert all(0.5 <= d <= 8.0 for d in delays)
-    assert max(delays[6:]) <= 8.0
-    assert len({round(d, 6) for d in delays}) > 1
+async def test_dead_letter_write_is_retried_until_durable() -> None:
+    dlq = FakeDeadLetters(refusals=3)
+    report = await processor(FakeCommands(), dlq).process([
+        Record(ORDERS_EVENTS, 0, 0, b"A", b"junk")])
+    assert report.results == ["dlq:unknown-framing"]
+    assert len(dlq.sent) == 1
 
 
-def test_rpc_errors_are_classified() -> None:
-    from temporalio.service import RPCError, RPCStatusCode  # noqa: PLC0415
+async def test_spent_budget_leaves_the_rest_of_the_key_pending() -> None:
+    # Temporal stays down for A longer than the budget: A's records stay pending
+    # (in order: its second record is never tried), B finishes.
+    commands = FakeCommands(transient={"A": 10**6})
+    batch = [record(order_placed("A"), 0), record(cancelled("A"), 1), record(order_placed("B"), 2)]
+    slow = BatchProcessor(decoder(), commands, FakeDeadLetters(),
+                          backoff=Backoff(initial=0.01, maximum=0.01))
+    report = await asyncio.wait_for(slow.process(batch, budget=0.05), 5)
+    assert report.results == [None, None, "started"]
+    assert report.pending == 2
+    assert [c[0] for c in commands.calls] == ["order-B"]
 
-    route = ROUTES.lookup(ORDERS_EVENTS, OrderCancelled.avro_name)
-    assert route is not None
-    unavailable = RPCError("down", RPCStatusCode.UNAVAILABLE, b"")
-    closed = RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
-    missing = RPCError("workflow not found", RPCStatusCode.NOT_FOUND, b"")
-    assert isinstance(classify_rpc_error(unavailable, route), TransientFailure)
-    closed_failure = classify_rpc_error(closed, route)
-    assert isinstance(closed_failure, PermanentFailure)
-    assert closed_failure.reason == "target-closed"
-    missing_failure = classify_rpc_error(missing, route)
-    assert isinstance(missing_failure, PermanentFailure)
-    assert missing_failure.reason == "target-not-found"
+
+# ---------------------------------------------------------------- commits
+
+
+def _tp(partition: int) -> TopicPartition:
+    return TopicPartition(ORDERS_EVENTS, partition)
+
+
+async def test_a_finished_batch_commits_each_partition_past_its_last_record() -> None:
+    offsets = FakeOffsets()
+    consumer = BatchConsumer(processor(FakeCommands()), offsets, budget=60)
+    batch = [record(order_placed("A"), 10, partition=0), record(order_placed("B"), 4, partition=1),
+             record(order_placed("C"), 11, partition=0)]
+    await consumer.consume(batch, consumer=None)
+    assert offsets.commits == [{_tp(0): 12, _tp(1): 5}]
+    assert offsets.rewinds == [{}]
+
+
+async def test_an_unfinished_record_holds_back_its_partition_only() -> None:
+    offsets = FakeOffsets()
+    commands = FakeCommands(transient={"A": 10**6})
+    slow = BatchProcessor(decoder(), commands, FakeDeadLetters(),
+                          backoff=Backoff(initial=0.01, maximum=0.01))
+    consumer = BatchConsumer(slow, offsets, budget=0.05)
+    batch = [record(order_placed("B"), 10, partition=0), record(order_placed("A"), 11, partition=0),
+             record(order_placed("C"), 12, partition=0), record(order_placed("D"), 3, partition=1)]
+    report = await asyncio.wait_for(consumer.consume(batch, consumer=None), 5)
+    assert report.results == ["started", None, "started", "started"]
+    assert offsets.commits == [{_tp(0): 11, _tp(1): 4}]
+    assert offsets.rewinds == [{_tp(0): 11}]
+
+
+async def test_a_failed_batch_commits_nothing_and_is_fetched_again() -> None:
+    class Exploding(FakeDeadLetters):
+        async def send(self, record: InboundRecord, reason: str, error: str) -> None:  # noqa: ARG002
+            raise RuntimeError("bug in the dead-letter path")
+
+    offsets = FakeOffsets()
+    consumer = BatchConsumer(processor(FakeCommands(), Exploding()), offsets, budget=60)
+    batch = [record(order_placed("A"), 5), Record(ORDERS_EVENTS, 0, 6, b"A", b"junk")]
+    with pytest.raises(ExceptionGroup):
+        await consumer.consume(batch, consumer=None)
+    assert offsets.commits == []
+    assert offsets.rewinds == [{_tp(0): 5}]
+
+
+async def test_a_commit_refused_after_a_rebalance_is_not_an_error() -> None:
+    offsets = FakeOffsets(refuse_commit=True)
+    consumer = BatchConsumer(processor(FakeCommands()), offsets, budget=60)
+    report = await consumer.consume([record(order_placed("A"), 5)], consumer=None)
+    assert report.results == ["started"]

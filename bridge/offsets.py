@@ -1,0 +1,98 @@
+"""Which offsets a processed batch may commit, and where each partition resumes.
+
+Kafka's committed offset of a partition means "everything before it is
+done". After a batch, each partition may therefore commit up to its first
+record that is not finished (or past its last record when all are), and must
+resume reading at that first unfinished record, so it is fetched again
+instead of being skipped by a later commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from bridge.records import InboundRecord
+
+__all__ = ["KafkaOffsets", "OffsetPlan", "Offsets", "plan_offsets"]
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetPlan:
+    """What to do with the offsets after a batch.
+
+    Attributes:
+        commit: Per partition, the offset to commit (the next one to read);
+            only partitions that made progress.
+        rewind: Per partition, the offset to fetch again from (its first
+            unfinished record); only partitions with unfinished records.
+    """
+
+    commit: dict[TopicPartition, int] = field(default_factory=dict)
+    rewind: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+def plan_offsets(records: Sequence[InboundRecord], finished: Sequence[bool]) -> OffsetPlan:
+    """Plan commits and rewinds for a batch.
+
+    Args:
+        records: The batch, as fetched.
+        finished: Per record (same order): done with Temporal or on the DLQ.
+
+    Returns:
+        The commits and rewinds; a partition never commits past a record that
+        is not finished, whatever finished after it.
+    """
+    first: dict[TopicPartition, int] = {}
+    end: dict[TopicPartition, int] = {}
+    unfinished: dict[TopicPartition, int] = {}
+    for record, done in zip(records, finished, strict=True):
+        tp = TopicPartition(record.topic, record.partition)
+        first[tp] = min(first.get(tp, record.offset), record.offset)
+        end[tp] = max(end.get(tp, 0), record.offset + 1)
+        if not done:
+            unfinished[tp] = min(unfinished.get(tp, record.offset), record.offset)
+    plan = OffsetPlan(rewind=unfinished)
+    for tp, start in first.items():
+        upto = unfinished.get(tp, end[tp])
+        if upto > start:
+            plan.commit[tp] = upto
+    return plan
+
+
+class Offsets(Protocol):
+    """Commits and rewinds a consumer's offsets; ``KafkaOffsets`` in production."""
+
+    async def commit(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit exactly these offsets for the consumer's group."""
+        ...
+
+    def rewind(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
+        """Make the consumer fetch these partitions again from these offsets."""
+        ...
+
+
+class KafkaOffsets:
+    """``Offsets`` on an ``AIOKafkaConsumer``, limited to the partitions it still owns.
+
+    After a rebalance took a partition away mid-batch, its records are the new
+    owner's to redeliver; committing or seeking it here would fail or interfere.
+    """
+
+    async def commit(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit explicit per-partition offsets (never the consumer's whole position)."""
+        owned = consumer.assignment()
+        mine = {tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items() if tp in owned}
+        if mine:
+            await consumer.commit(mine)
+
+    def rewind(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
+        """Seek owned partitions back; aiokafka drops what it prefetched past them."""
+        owned = consumer.assignment()
+        for tp, offset in positions.items():
+            if tp in owned:
+                consumer.seek(tp, offset)
