@@ -256,6 +256,10 @@ class BatchProcessor:
             return None
         if not attempts:
             log.info("holding %s for up to %.0fs: %s", where(record), self._signal_hold, failure)
+            # Forget holds of records this consumer lost in a rebalance (long expired).
+            expired = now - 2 * self._signal_hold
+            for stale in [key for key, (at, _) in self._held.items() if at < expired]:
+                del self._held[stale]
         self._held[_coordinates(record)] = (first, attempts + 1)
         return min(left, self._backoff.delay(attempts + 1))
 

@@ -87,6 +87,38 @@ def run() -> None:
 
 
 @app.command()
+def approvals() -> None:
+    """List orders waiting for a person's approval: who must decide, since when, until when."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from relayflow.approvals import pending_approvals  # noqa: PLC0415
+    from relayflow.temporal import connect  # noqa: PLC0415
+
+    settings = Settings()
+
+    async def load() -> list[tuple[str, ...]]:
+        client = await connect(settings)
+        return [
+            (p.workflow_id, p.state.approval_id, p.state.approver,
+             "yes" if p.state.escalated else "no",
+             f"{p.state.waiting_since:%Y-%m-%d %H:%M:%S}" if p.state.waiting_since else "-",
+             f"{p.state.deadline:%Y-%m-%d %H:%M:%S}" if p.state.deadline else "-")
+            for p in await pending_approvals(client)
+        ]
+
+    rows = asyncio.run(load())
+    table = Table(title=f"pending approvals ({len(rows)}); answer with ApprovalDecided "
+                        "on approvals.decisions")
+    for column in ("workflow", "approval id", "waiting for", "escalated", "since (UTC)",
+                   "deadline (UTC)"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@app.command()
 def demo(
     timeout: float = typer.Option(120.0, help="Seconds to wait for every outcome."),
 ) -> None:

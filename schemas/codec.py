@@ -39,6 +39,7 @@ __all__ = [
     "DecodeError",
     "SchemaRegistry",
     "crc64_avro",
+    "load_history",
     "load_schemas",
 ]
 
@@ -113,6 +114,32 @@ class _Writer:
     fingerprint: int
 
 
+def _avro_folder() -> Path:
+    return Path(str(resources.files("schemas") / "avro"))
+
+
+def load_history(folder: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every published version of every schema, oldest first.
+
+    ``schemas/avro/history/<full name>.v<N>.avsc`` holds version N exactly as it
+    was published; records written with any of them must keep decoding.
+
+    Args:
+        folder: The history folder; defaults to the packaged one.
+
+    Returns:
+        Raw schema JSON versions by Avro full name.
+    """
+    root = folder if folder is not None else _avro_folder() / "history"
+    versions: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for path in root.glob("*.avsc"):
+        name, _, version = path.stem.rpartition(".v")
+        versions.setdefault(name, []).append(
+            (int(version), json.loads(path.read_text(encoding="utf-8"))))
+    return {name: [schema for _, schema in sorted(found, key=lambda v: v[0])]
+            for name, found in versions.items()}
+
+
 def load_schemas(folder: Path | None = None) -> dict[str, dict[str, Any]]:
     """Read every ``.avsc`` file of the contract.
 
@@ -123,7 +150,7 @@ def load_schemas(folder: Path | None = None) -> dict[str, dict[str, Any]]:
     Returns:
         Raw schema JSON by Avro full name.
     """
-    root = folder if folder is not None else Path(str(resources.files("schemas") / "avro"))
+    root = folder if folder is not None else _avro_folder()
     loaded: dict[str, dict[str, Any]] = {}
     for path in sorted(root.glob("*.avsc")):
         schema = json.loads(path.read_text(encoding="utf-8"))
@@ -139,7 +166,8 @@ class AvroCodec:
         registry: When given, ``encode`` uses the Confluent wire format with
             ids from this registry (subject = the record's full name).
         extra_writer_schemas: Older versions of schemas to accept when
-            decoding (raw schema JSON).
+            decoding (raw schema JSON); by default every published version in
+            ``schemas/avro/history``.
         schema_folder: Where the ``.avsc`` files live (default: packaged).
     """
 
@@ -148,7 +176,7 @@ class AvroCodec:
         models: Iterable[type[Event]],
         *,
         registry: SchemaRegistry | None = None,
-        extra_writer_schemas: Iterable[Mapping[str, Any]] = (),
+        extra_writer_schemas: Iterable[Mapping[str, Any]] | None = None,
         schema_folder: Path | None = None,
     ) -> None:
         raw = load_schemas(schema_folder)
@@ -166,8 +194,17 @@ class AvroCodec:
             self._schema_json[model.avro_name] = json.dumps(raw[model.avro_name])
             writer = self._add_writer(raw[model.avro_name])
             self._readers[model.avro_name] = writer.parsed
+        if extra_writer_schemas is None:
+            extra_writer_schemas = [
+                old for name, versions in load_history().items() if name in self._models
+                for old in versions
+            ]
+        current = {writer.fingerprint for writer in self._by_fingerprint.values()}
         for schema in extra_writer_schemas:
-            self._add_writer(schema)
+            # An old version must not replace the current one under the same fingerprint.
+            canonical = to_parsing_canonical_form(dict(schema))
+            if crc64_avro(canonical.encode("utf-8")) not in current:
+                self._add_writer(schema)
 
     def _add_writer(self, schema: Mapping[str, Any]) -> _Writer:
         name = str(schema["name"])

@@ -110,6 +110,10 @@ def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
         RELAYFLOW_STORE_PATH=store_dir / "store.db",
         **env_ports,
     )
+    if not any(service.running for service in devstack.status(settings).services):
+        # A fresh start begins empty: a new consumer group reads from the earliest
+        # offset, and records left by earlier sessions would only slow tests down.
+        devstack.down(settings, purge=True)
     started = devstack.up(settings)
     try:
         yield settings

@@ -29,12 +29,20 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bridge.app import run_bridge
 from bridge.commands import PermanentFailure, TemporalCommands
-from bridge.routes import ROUTES, Action, Route
+from bridge.routes import ROUTES, Action, Route, RouteTable
 from relayflow import devstack
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, dlq_topic
-from schemas import EVENT_TYPES, ApprovalDecided, Event, EventMeta, Inbound, OrderCancelled
+from schemas import (
+    EVENT_TYPES,
+    ApprovalDecided,
+    Event,
+    EventMeta,
+    Inbound,
+    OrderCancelled,
+    OrderPlaced,
+)
 from schemas.codec import AvroCodec
 from schemas.headers import (
     DLQ_FAILED_AT,
@@ -108,12 +116,12 @@ async def committed(settings: Settings, tp: TopicPartition) -> int:
     return offsets[tp].offset if tp in offsets else -1
 
 
-async def start_group_at_end(settings: Settings) -> None:
+async def start_group_at_end(settings: Settings, routes: RouteTable) -> None:
     """Commit the current log end of every input topic for the bridge's new group."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        described = await admin.describe_topics(ROUTES.topics)
+        described = await admin.describe_topics(routes.topics)
     finally:
         await admin.close()
     partitions = [TopicPartition(d["topic"], p["partition"])
@@ -129,10 +137,10 @@ async def start_group_at_end(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def bridge_running(settings: Settings) -> AsyncIterator[None]:
-    await start_group_at_end(settings)
+async def bridge_running(settings: Settings, routes: RouteTable = ROUTES) -> AsyncIterator[None]:
+    await start_group_at_end(settings, routes)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_bridge(settings, stop=stop))
+    task = asyncio.create_task(run_bridge(settings, stop=stop, routes=routes))
     try:
         yield
     finally:
@@ -146,9 +154,10 @@ class Bridged:
     client: Client
     probe: KafkaProbe
 
-    async def send(self, event: Event, **headers: str) -> RecordMetadata:
+    async def send(self, event: Event, topic: str = ORDERS_EVENTS, **headers: str,
+                   ) -> RecordMetadata:
         record = to_record(event, CODEC, **headers)
-        return await self.probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+        return await self.probe.send(topic, record.value, record.key, record.headers)
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, EventMeta]:
         return self.client.get_workflow_handle(workflow_id, result_type=EventMeta)
@@ -164,16 +173,29 @@ class Bridged:
         return found
 
 
+APPROVAL = Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga",
+                 "order-{order_id}", signal="approval_decided")
+APPROVAL_STARTS = Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL_WITH_START,
+                        "OrderSaga", "order-{order_id}", signal="approval_decided")
+# This module's own table, so it does not change when relayflow's routes grow.
+TEST_ROUTES = RouteTable([
+    Route(ORDERS_EVENTS, OrderPlaced, Action.START, "OrderSaga", "order-{order_id}"),
+    Route(ORDERS_EVENTS, OrderCancelled, Action.CANCEL, "OrderSaga", "order-{order_id}"),
+    APPROVAL,
+])
+
+
 @pytest.fixture(scope="module")
 async def bridged(stack: Settings) -> AsyncIterator[Bridged]:
     suffix = uuid.uuid4().hex[:8]
     settings = stack.model_copy(update={"task_queue": f"bridge-it-{suffix}",
                                         "kafka_consumer_group": f"bridge-it-{suffix}",
-                                        "bridge_batch_size": 50})
+                                        "bridge_batch_size": 50,
+                                        "bridge_signal_hold_seconds": WAIT})
     client = await connect(settings)
     worker = Worker(client, task_queue=settings.task_queue, workflows=[TinySaga],
                     workflow_runner=UnsandboxedWorkflowRunner())
-    async with worker, bridge_running(settings), kafka_probe(
+    async with worker, bridge_running(settings, TEST_ROUTES), kafka_probe(
             settings, [dlq_topic(ORDERS_EVENTS)]) as probe:
         yield Bridged(settings, client, probe)
 
@@ -267,6 +289,21 @@ async def _status_is(handle: WorkflowHandle[Any, Any], status: WorkflowExecution
         raise
 
 
+async def test_a_decision_before_its_saga_is_held_then_delivered(bridged: Bridged) -> None:
+    order = order_placed(new_order_id())
+    early = decision(order.order_id)
+    await bridged.send(early, APPROVALS_DECISIONS)  # no saga yet: held, not dead-lettered
+    await bridged.send(order)
+    handle = bridged.handle(f"order-{order.order_id}")
+    await eventually(lambda: exists(bridged.client, handle.id), "saga started")
+
+    async def delivered() -> bool:
+        return str(early.event_id) in await handle.query(TinySaga.decided)
+
+    await eventually(delivered, "held decision delivered once the saga exists")
+    await handle.signal(TinySaga.finish)
+
+
 async def test_cancel_of_an_unknown_order_is_dead_lettered(bridged: Bridged) -> None:
     order_id = new_order_id()
     await bridged.send(cancelled(order_id))
@@ -275,12 +312,6 @@ async def test_cancel_of_an_unknown_order_is_dead_lettered(bridged: Bridged) -> 
 
 
 # ---------------------------------------------------------------- Temporal commands
-
-
-APPROVAL = Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga",
-                 "order-{order_id}", signal="approval_decided")
-APPROVAL_STARTS = Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL_WITH_START,
-                        "OrderSaga", "order-{order_id}", signal="approval_decided")
 
 
 def inbound(event: Event) -> Inbound[Event]:

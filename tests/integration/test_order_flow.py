@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
@@ -13,11 +14,12 @@ from temporalio.client import WorkflowExecutionStatus
 
 from activities.store import Store
 from bridge.app import run_bridge
+from relayflow.approvals import pending_approvals
 from relayflow.settings import Settings
 from relayflow.temporal import connect
-from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
 from relayflow.worker import run_worker
-from schemas import EVENT_TYPES, OrderCompleted, OrderFailed
+from schemas import EVENT_TYPES, ApprovalDecided, ApprovalRequested, OrderCompleted, OrderFailed
 from schemas.codec import AvroCodec
 from schemas.headers import (
     CAUSATION_ID,
@@ -54,7 +56,8 @@ async def system(stack: Settings) -> AsyncIterator[Settings]:
 
 @pytest.fixture
 async def probe(system: Settings) -> AsyncIterator[KafkaProbe]:
-    async with kafka_probe(system, [ORDERS_OUTCOMES, dlq_topic(ORDERS_EVENTS)]) as p:
+    watched = [ORDERS_OUTCOMES, dlq_topic(ORDERS_EVENTS), dlq_topic(APPROVALS_DECISIONS)]
+    async with kafka_probe(system, watched) as p:
         yield p
 
 
@@ -165,3 +168,34 @@ async def test_offset_is_committed_after_the_record_was_processed(
     assert committed > sent.offset
     ends = await probe.end_offsets([tp])
     assert committed <= ends[tp]
+
+
+def _decision(request: ApprovalRequested, verdict: str = "APPROVED") -> ApprovalDecided:
+    return ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                           approval_id=request.approval_id, order_id=request.order_id,
+                           decision=verdict, decided_by="it-approver")  # type: ignore[arg-type]
+
+
+async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Settings) -> None:
+    order = order_placed(quantity=1, unit_price_cents=system.approval_threshold_cents)
+    record = to_record(order, CODEC)
+    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+
+    [asked] = await probe.wait_for(_for_order(order.order_id))
+    request = CODEC.decode(asked.value)
+    assert isinstance(request, ApprovalRequested)
+    assert request.approver == system.approver
+    pending = await pending_approvals(await connect(system))
+    assert f"order-{order.order_id}" in {p.workflow_id for p in pending}
+
+    answer = to_record(_decision(request), CODEC, correlation_id=request.correlation_id)
+    await probe.send(APPROVALS_DECISIONS, answer.value, answer.key, answer.headers)
+    outcomes = await probe.wait_for(_for_order(order.order_id), count=2)
+    assert isinstance(CODEC.decode(outcomes[1].value), OrderCompleted)
+
+    # A decision for a finished order is stale: dead-lettered with the reason, nothing breaks.
+    stale = to_record(_decision(request, "REJECTED"), CODEC)
+    await probe.send(APPROVALS_DECISIONS, stale.value, stale.key, stale.headers)
+    [dead] = await probe.wait_for(_for_order(order.order_id, dlq_topic(APPROVALS_DECISIONS)))
+    assert dict(dead.headers)[DLQ_REASON] == b"target-closed"
+    assert dead.value == stale.value

@@ -23,15 +23,17 @@ from bridge.commands import PermanentFailure, TransientFailure
 from bridge.consumer import Backoff, BatchConsumer, BatchProcessor
 from bridge.decoding import Decoder
 from bridge.records import InboundRecord
-from bridge.routes import ROUTES, Route
+from bridge.routes import ROUTES, Action, Route, RouteTable
 from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
-from schemas import EVENT_TYPES, Event, Inbound, OrderCancelled, OrderPlaced
+from schemas import EVENT_TYPES, ApprovalDecided, Event, Inbound, OrderCancelled, OrderPlaced
 from schemas.codec import AvroCodec
 from schemas.records import to_record
 from tests.support import order_placed
 
 CODEC = AvroCodec(EVENT_TYPES.values())
 FAST = Backoff(initial=0.001, maximum=0.002)
+SIGNALS = RouteTable([Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga",
+                            "order-{order_id}", signal="approval_decided")])
 
 
 @dataclass
@@ -54,6 +56,12 @@ def record(event: Event, offset: int = 0, *, partition: int = 0, key: bytes | No
                   list(rec.headers) if headers is None else headers)
 
 
+def decision(order_id: str) -> ApprovalDecided:
+    return ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                           approval_id=f"ap-{order_id}", order_id=order_id,
+                           decision="APPROVED", decided_by="ops")
+
+
 def cancelled(order_id: str) -> OrderCancelled:
     return OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), order_id=order_id)
 
@@ -64,12 +72,14 @@ class FakeCommands:
 
     The first ``outage`` calls fail transiently, whatever their key (Temporal is
     down); ``transient[key]`` failures happen before the key's next call succeeds;
-    ``permanent[key]`` makes every call for the key fail permanently; a gate
+    ``permanent[key]`` makes every call for the key fail permanently;
+    ``not_found[key]`` calls fail as ``target-not-found`` first; a gate
     in ``gates[key]`` holds the key's calls until it is set.
     """
 
     outage: int = 0
     transient: dict[str, int] = field(default_factory=dict)
+    not_found: dict[str, int] = field(default_factory=dict)
     permanent: dict[str, PermanentFailure] = field(default_factory=dict)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
     calls: list[tuple[str, str, int]] = field(default_factory=list)
@@ -88,6 +98,9 @@ class FakeCommands:
             raise TransientFailure("temporal unavailable")
         if key in self.permanent:
             raise self.permanent[key]
+        if self.not_found.get(key, 0) > 0:
+            self.not_found[key] -= 1
+            raise PermanentFailure("target-not-found", f"no workflow for {key} yet")
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -331,6 +344,48 @@ async def test_spent_budget_leaves_the_rest_of_the_key_pending() -> None:
     assert report.results == [None, None, "started"]
     assert report.pending == 2
     assert [c[0] for c in commands.calls] == ["order-B"]
+
+
+async def test_a_signal_for_a_workflow_not_started_yet_is_held_until_it_exists() -> None:
+    commands, dlq = FakeCommands(not_found={"A": 3}), FakeDeadLetters()
+    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
+                          backoff=FAST, signal_hold=60)
+    report = await held.process([record(decision("A"), 0, topic=APPROVALS_DECISIONS)])
+    assert report.results == ["started"]
+    assert commands.attempts["A"] == 4
+    assert dlq.sent == []
+
+
+async def test_a_held_signal_is_dead_lettered_when_the_hold_expires() -> None:
+    commands, dlq = FakeCommands(not_found={"A": 10**6}), FakeDeadLetters()
+    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
+                          backoff=FAST, signal_hold=0.05)
+    report = await asyncio.wait_for(
+        held.process([record(decision("A"), 0, topic=APPROVALS_DECISIONS)]), 5)
+    assert report.results == ["dlq:target-not-found"]
+    assert commands.attempts["A"] > 1
+
+
+async def test_the_hold_clock_keeps_running_across_refetches() -> None:
+    # The batch budget is shorter than the hold: the record is left pending, fetched
+    # again, and dead-lettered once the hold (counted from its first attempt) expires.
+    commands, dlq = FakeCommands(not_found={"A": 10**6}), FakeDeadLetters()
+    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
+                          backoff=Backoff(initial=0.01, maximum=0.01), signal_hold=0.2)
+    batch = [record(decision("A"), 0, topic=APPROVALS_DECISIONS)]
+    results: list[str | None] = []
+    while "dlq:target-not-found" not in results and len(results) < 50:
+        results.append((await held.process(batch, budget=0.05)).results[0])
+    assert results[0] is None
+    assert results[-1] == "dlq:target-not-found"
+    assert len(results) > 1
+
+
+async def test_only_signals_are_held() -> None:
+    commands, dlq = FakeCommands(not_found={"A": 1}), FakeDeadLetters()
+    held = BatchProcessor(decoder(), commands, dlq, backoff=FAST, signal_hold=60)
+    report = await held.process([record(cancelled("A"))])
+    assert report.results == ["dlq:target-not-found"]
 
 
 # ---------------------------------------------------------------- commits

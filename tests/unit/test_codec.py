@@ -20,6 +20,9 @@ from fastavro.schema import to_parsing_canonical_form
 from schemas import (
     EVENT_TYPES,
     ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalRequested,
+    ApprovalTimedOut,
     Event,
     OrderCancelled,
     OrderCompleted,
@@ -65,6 +68,16 @@ def samples() -> list[Event]:
         OrderFailed(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c", causation_id="e",
                     order_id="A-1", reason="payment_declined", failed_step="charge_payment",
                     compensations=("release_inventory",)),
+        ApprovalRequested(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                          causation_id="e", order_id="A-1", approval_id="approval-A-1",
+                          amount_cents=200_000, currency="EUR", approver="approvers",
+                          deadline=NOW),
+        ApprovalEscalated(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                          causation_id="e", order_id="A-1", approval_id="approval-A-1",
+                          previous_approver="approvers", approver="managers", deadline=NOW),
+        ApprovalTimedOut(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                         causation_id="e", order_id="A-1", approval_id="approval-A-1",
+                         waited_seconds=172_800, last_approver="managers"),
     ]
 
 
@@ -99,7 +112,8 @@ def test_single_object_framing() -> None:
 def _reference_datum(event: Event) -> dict[str, object]:
     # The reference implementation wants uuids as text and arrays as lists
     # (JSON mode), but timestamp-millis as a datetime.
-    return event.model_dump(mode="json") | {"occurred_at": event.occurred_at}
+    timestamps = {k: v for k, v in event.model_dump().items() if isinstance(v, datetime)}
+    return event.model_dump(mode="json") | timestamps
 
 
 def _reference_schema(event: Event) -> avro.schema.Schema:

@@ -1,0 +1,52 @@
+"""Pending approvals, read from the running sagas themselves (their ``approval`` query)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from workflows.order_saga import ApprovalState, OrderSaga
+
+__all__ = ["PendingApproval", "pending_approvals"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """An order waiting for a person.
+
+    Attributes:
+        workflow_id: The saga's workflow id.
+        state: What the saga answers to its ``approval`` query.
+    """
+
+    workflow_id: str
+    state: ApprovalState
+
+
+async def pending_approvals(client: Client, *, limit: int = 200) -> list[PendingApproval]:
+    """Running order sagas that wait for a decision, oldest first.
+
+    Args:
+        client: Connected client (pydantic data converter).
+        limit: Most running sagas to look at.
+
+    Returns:
+        Sagas whose approval status is ``waiting``.
+    """
+    query = "WorkflowType = 'OrderSaga' AND ExecutionStatus = 'Running'"
+    ids = [w.id async for w in client.list_workflows(query, limit=limit)]
+
+    async def ask(workflow_id: str) -> PendingApproval | None:
+        try:
+            state = await client.get_workflow_handle(workflow_id).query(OrderSaga.approval)
+        except RPCError:
+            return None  # finished between listing and asking
+        return PendingApproval(workflow_id, state) if state.status == "waiting" else None
+
+    found = [p for p in await asyncio.gather(*(ask(i) for i in ids)) if p is not None]
+    latest = datetime.max.replace(tzinfo=UTC)
+    return sorted(found, key=lambda p: p.state.waiting_since or latest)
