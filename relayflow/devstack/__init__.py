@@ -335,6 +335,18 @@ async def _kafka_answers(settings: Settings) -> bool:
     return True
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 random bytes, URL-safe base64, unpadded.
+
+    Like Kafka's own ``Uuid.randomUuid``, ids starting with ``-`` are redrawn:
+    the storage tool's argument parser would read one as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def start_kafka(settings: Settings) -> bool:
     """Start the broker unless ours is already running; wait until it answers.
 
@@ -357,7 +369,7 @@ def start_kafka(settings: Settings) -> bool:
     log4j.write_text(resources.files("relayflow.devstack").joinpath("log4j2.xml").read_text())
     classpath = f"{libs}/*"
     if not (home / "data" / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         result = subprocess.run(  # noqa: S603
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
              "-t", cluster_id, "-c", str(properties)],

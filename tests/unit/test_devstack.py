@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
+import uuid
 from pathlib import Path
+
+import pytest
 
 from relayflow import devstack
 from relayflow.settings import Settings
@@ -45,3 +49,13 @@ def test_stale_pid_file_is_cleaned_and_foreign_pid_not_trusted(tmp_path: Path) -
         other.kill()
     pid_file.write_text(json.dumps({"pid": os.getpid(), "marker": "pytest"}))
     assert devstack.status(settings).services[0].pid == os.getpid()
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xF8 encodes to "-" as the first URL-safe base64 character; the storage
+    # tool would parse such an id as an option (a real CI failure).
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(devstack.uuid, "uuid4", lambda: next(draws))
+    cluster_id = devstack.new_cluster_id()
+    assert cluster_id == base64.urlsafe_b64encode(b"\x01" * 16).decode().rstrip("=")
+    assert len(cluster_id) == 22
