@@ -54,6 +54,14 @@ CREATE TABLE IF NOT EXISTS payments (
     amount_cents INTEGER NOT NULL, currency TEXT NOT NULL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batch_items (
+    key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_failures (
+    batch_id TEXT NOT NULL, item_id TEXT NOT NULL, chunk INTEGER NOT NULL,
+    reason TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (batch_id, item_id)
+);
 CREATE TABLE IF NOT EXISTS shipments (
     key TEXT PRIMARY KEY, order_id TEXT NOT NULL, status TEXT NOT NULL,
     country TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
@@ -226,6 +234,37 @@ class Store:
             db.execute(f"UPDATE {table} SET status = ?, updated_at = ? WHERE key = ?",  # noqa: S608
                        (undone, time.time(), key))
         return Undo(undone=True, state=undone)
+
+    # ------------------------------------------------------------ batches
+
+    def process_item(self, key: str, batch_id: str, item_id: str) -> bool:
+        """Record one batch item as processed, once; True when this call did it."""
+        with self._tx() as db:
+            cursor = db.execute("INSERT OR IGNORE INTO batch_items VALUES (?, ?, ?, ?)",
+                                (key, batch_id, item_id, time.time()))
+        return cursor.rowcount == 1
+
+    def record_failures(self, batch_id: str, chunk: int,
+                        failures: list[tuple[str, str]]) -> int:
+        """Record failed items (id, reason) of a chunk, once each; returns how many were new."""
+        now = time.time()
+        with self._tx() as db:
+            cursor = db.executemany(
+                "INSERT OR IGNORE INTO batch_failures VALUES (?, ?, ?, ?, ?)",
+                [(batch_id, item, chunk, reason, now) for item, reason in failures])
+        return cursor.rowcount
+
+    def failed_items(self, batch_id: str) -> list[tuple[str, str]]:
+        """Every failed item of a batch as (item id, reason), in chunk order."""
+        return [(str(item), str(reason)) for item, reason in self._connection().execute(
+            "SELECT item_id, reason FROM batch_failures WHERE batch_id = ? "
+            "ORDER BY chunk, item_id", (batch_id,))]
+
+    def processed_items(self, batch_id: str) -> int:
+        """How many distinct items of a batch were processed."""
+        row = self._connection().execute(
+            "SELECT COUNT(*) FROM batch_items WHERE batch_id = ?", (batch_id,)).fetchone()
+        return int(row[0])
 
     # ------------------------------------------------------------ reading
 

@@ -1,9 +1,9 @@
-"""Wiring of the bridge: the FastStream app, its dependencies, one router per event family.
+"""Wiring of the bridge: the FastStream app, its dependencies, one batch subscriber.
 
 Dependencies (Temporal client, DLQ producer, codec) are built in the app's
 lifespan and reach the handler through FastStream's context, never globals.
-Each input topic of the routing table (one event family) gets a
-``KafkaRouter`` with one batch subscriber: manual acknowledgement, so
+Every input topic of the routing table is read by one batch subscriber (one
+consumer-group member per process): manual acknowledgement, so
 FastStream never commits, and raw bytes, so FastStream never decodes a body;
 ``bridge.consumer`` commits explicit per-partition offsets instead.
 """
@@ -36,8 +36,16 @@ from relayflow.temporal import connect
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
 
-__all__ = ["BATCH_BUDGET_S", "BRIDGE", "MAX_POLL_INTERVAL_MS", "build_broker", "create_app",
-           "run_bridge"]
+__all__ = [
+    "BATCH_BUDGET_S",
+    "BRIDGE",
+    "MAX_POLL_INTERVAL_MS",
+    "bridge_dependencies",
+    "build_broker",
+    "consume_batch",
+    "create_app",
+    "run_bridge",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +99,7 @@ async def consume_batch(message: KafkaMessage, bridge: BatchConsumer = Context(B
 
 
 def build_broker(settings: Settings, routes: RouteTable = ROUTES) -> KafkaBroker:
-    """A broker with one router and batch subscriber per input topic of the routes.
+    """A broker with one batch subscriber (one group member) for every input topic of the routes.
 
     Args:
         settings: Bootstrap servers, consumer group, batch size.
@@ -99,21 +107,22 @@ def build_broker(settings: Settings, routes: RouteTable = ROUTES) -> KafkaBroker
     """
     # Per-batch consume logs go to DEBUG; the bridge logs what matters itself.
     broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG)
-    for topic in routes.topics:
-        family = KafkaRouter()
-        family.subscriber(
-            topic,
-            batch=True,
-            max_records=settings.bridge_batch_size,
-            batch_timeout_ms=_BATCH_WAIT_MS,
-            group_id=settings.kafka_consumer_group,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.MANUAL,  # auto-commit off; we commit explicit offsets
-            max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
-            parser=_parse,
-            decoder=_raw,
-        )(consume_batch)
-        broker.include_router(family)
+    # One consumer for every input topic: a process is one group member, so starting or
+    # stopping a bridge costs one rebalance, not one per topic.
+    router = KafkaRouter()
+    router.subscriber(
+        *routes.topics,
+        batch=True,
+        max_records=settings.bridge_batch_size,
+        batch_timeout_ms=_BATCH_WAIT_MS,
+        group_id=settings.kafka_consumer_group,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,  # auto-commit off; we commit explicit offsets
+        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        parser=_parse,
+        decoder=_raw,
+    )(consume_batch)
+    broker.include_router(router)
     return broker
 
 

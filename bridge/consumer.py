@@ -18,9 +18,11 @@ slow Temporal round trip for one key never holds up the others.
 
 Failures: permanent ones dead-letter the record and the partition moves on.
 One exception: a SIGNAL for a workflow that does not exist yet is *held*
-(retried with backoff, its key waiting) for up to ``signal_hold`` seconds from
-the record's first attempt, across refetches, before it is dead-lettered as
-``target-not-found``: the event that starts the workflow may still be on its way.
+for up to ``signal_hold`` seconds from the record's first attempt before it
+is dead-lettered as ``target-not-found``: the event that starts the workflow
+may still be on its way. Holding never blocks the consumer: the record is left
+unfinished, its partition is rewound to it and paused for a backoff delay, and
+every other partition keeps flowing meanwhile (its start event among them).
 Transient ones (Temporal unreachable, the DLQ write refused) are retried with
 capped exponential backoff and jitter inside the batch; FastStream does not
 fetch meanwhile, so consumption pauses. A batch has a time budget well under
@@ -41,11 +43,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from bridge.commands import Commands, PermanentFailure, TransientFailure
@@ -122,6 +125,13 @@ _GAVE_UP: Final = object()
 
 
 @dataclass(frozen=True, slots=True)
+class _Held:
+    """A record whose target does not exist yet: fetch it again after ``wait`` seconds."""
+
+    wait: float
+
+
+@dataclass(frozen=True, slots=True)
 class BatchReport:
     """What happened to each record of a batch.
 
@@ -129,11 +139,14 @@ class BatchReport:
         records: The batch, as fetched.
         results: Per record: Temporal's answer (``started``, ``signalled``,
             ...), ``dlq:<reason>``, or None when it did not finish (time
-            budget spent) and must be fetched again.
+            budget spent, or held) and must be fetched again.
+        retry_after: Partitions with a held record: seconds to wait before
+            fetching them again.
     """
 
     records: Sequence[InboundRecord]
     results: Sequence[str | None]
+    retry_after: Mapping[TopicPartition, float] = field(default_factory=dict)
 
     @property
     def finished(self) -> list[bool]:
@@ -192,6 +205,7 @@ class BatchProcessor:
         """
         deadline = None if budget is None else time.monotonic() + budget
         results: list[str | None] = [None] * len(records)
+        retry_after: dict[TopicPartition, float] = {}
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
         for index, record in enumerate(records):
             groups.setdefault((record.topic, record.partition, record.key), []).append(index)
@@ -202,6 +216,10 @@ class BatchProcessor:
                     if deadline is not None and time.monotonic() >= deadline:
                         return
                     result = await self._handle(records[index], deadline)
+                    if isinstance(result, _Held):
+                        tp = TopicPartition(records[index].topic, records[index].partition)
+                        retry_after[tp] = min(retry_after.get(tp, result.wait), result.wait)
+                        return
                     if result is None:
                         return  # gave up on this key: later records must wait their turn
                     results[index] = result
@@ -209,10 +227,11 @@ class BatchProcessor:
         async with asyncio.TaskGroup() as tasks:
             for indexes in groups.values():
                 tasks.create_task(run_group(indexes))
-        return BatchReport(records, results)
+        return BatchReport(records, results, retry_after)
 
-    async def _handle(self, record: InboundRecord, deadline: float | None) -> str | None:
-        """Temporal's answer, ``dlq:<reason>``, or None when left pending (budget spent)."""
+    async def _handle(self, record: InboundRecord,
+                      deadline: float | None) -> str | _Held | None:
+        """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent)."""
         try:
             routed = self._decoder.decode(record)
             outcome = await self._execute(record, routed, deadline)
@@ -225,6 +244,8 @@ class BatchProcessor:
             unexpected = PermanentFailure("internal-error", f"{type(error).__name__}: {error}")
             result = await self._dead_letter(record, unexpected, deadline)
         else:
+            if isinstance(outcome, _Held):
+                return outcome
             result = None if outcome is _GAVE_UP else str(outcome)
         if result is not None:
             self._held.pop(_coordinates(record), None)
@@ -232,18 +253,15 @@ class BatchProcessor:
 
     async def _execute(self, record: InboundRecord, routed: Routed,
                        deadline: float | None) -> object:
-        while True:
-            try:
-                return await self._retrying(
-                    self.temporal, record, deadline, (TransientFailure,),
-                    lambda: self._commands.execute(routed.route, routed.inbound))
-            except PermanentFailure as failure:
-                wait = self._hold(record, routed.route, failure)
-                if wait is None:
-                    raise
-                if deadline is not None and time.monotonic() + wait >= deadline:
-                    return _GAVE_UP  # still held; its clock keeps running across refetches
-                await asyncio.sleep(wait)
+        try:
+            return await self._retrying(
+                self.temporal, record, deadline, (TransientFailure,),
+                lambda: self._commands.execute(routed.route, routed.inbound))
+        except PermanentFailure as failure:
+            wait = self._hold(record, routed.route, failure)
+            if wait is None:
+                raise
+            return _Held(wait)  # its clock keeps running across refetches
 
     def _hold(self, record: InboundRecord, route: Route, failure: PermanentFailure) -> float | None:
         """Seconds to wait before signalling again, or None to dead-letter now."""
@@ -334,6 +352,8 @@ class BatchConsumer:
         self._failed_batches = 0
         plan = plan_offsets(records, report.finished)
         self._offsets.rewind(consumer, plan.rewind)
+        if report.retry_after:
+            self._offsets.pause(consumer, report.retry_after)
         if report.pending:
             log.log(logging.DEBUG if self.processor.degraded else logging.INFO,
                     "batch budget of %.0fs spent: %d of %d records finished; "

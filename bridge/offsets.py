@@ -9,6 +9,7 @@ instead of being skipped by a later commit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -65,7 +66,7 @@ def plan_offsets(records: Sequence[InboundRecord], finished: Sequence[bool]) -> 
 
 
 class Offsets(Protocol):
-    """Commits and rewinds a consumer's offsets; ``KafkaOffsets`` in production."""
+    """Commits, rewinds and pauses a consumer's partitions; ``KafkaOffsets`` in production."""
 
     async def commit(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit exactly these offsets for the consumer's group."""
@@ -73,6 +74,10 @@ class Offsets(Protocol):
 
     def rewind(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
         """Make the consumer fetch these partitions again from these offsets."""
+        ...
+
+    def pause(self, consumer: Any, delays: Mapping[TopicPartition, float]) -> None:
+        """Stop fetching these partitions for this many seconds; the others keep flowing."""
         ...
 
 
@@ -96,3 +101,19 @@ class KafkaOffsets:
         for tp, offset in positions.items():
             if tp in owned:
                 consumer.seek(tp, offset)
+
+    def pause(self, consumer: Any, delays: Mapping[TopicPartition, float]) -> None:
+        """Pause owned partitions and resume each after its delay (if still owned then)."""
+        owned = consumer.assignment()
+        loop = asyncio.get_running_loop()
+        for tp, delay in delays.items():
+            if tp in owned:
+                consumer.pause(tp)
+                loop.call_later(delay, _resume, consumer, tp)
+
+
+def _resume(consumer: Any, tp: TopicPartition) -> None:
+    # A rebalance in between may have taken the partition away (or handed it back
+    # unpaused); aiokafka refuses to resume what it does not own.
+    if tp in consumer.assignment():
+        consumer.resume(tp)

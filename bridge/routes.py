@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
-from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, TOPICS
-from schemas import ApprovalDecided, Event, OrderCancelled, OrderPlaced
+from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS, TOPICS
+from schemas import (
+    ApprovalDecided,
+    BatchCancelled,
+    BatchRequested,
+    Event,
+    OrderCancelled,
+    OrderPlaced,
+)
 
 __all__ = ["ROUTES", "Action", "Route", "RouteTable"]
 
@@ -143,5 +150,7 @@ ROUTES = RouteTable([
     Route(ORDERS_EVENTS, OrderCancelled, Action.CANCEL, "OrderSaga", "order-{order_id}"),
     Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga", "order-{order_id}",
           "approval_decided"),
+    Route(BATCHES_REQUESTS, BatchRequested, Action.START, "BatchWorkflow", "batch-{batch_id}"),
+    Route(BATCHES_REQUESTS, BatchCancelled, Action.CANCEL, "BatchWorkflow", "batch-{batch_id}"),
 ])
 """relayflow's routes."""

@@ -118,6 +118,19 @@ def approvals() -> None:
     Console().print(table)
 
 
+@app.command("batch-failures")
+def batch_failures(batch_id: str = typer.Argument(help="The batch's id.")) -> None:
+    """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref)."""
+    from activities.store import Store  # noqa: PLC0415
+
+    settings = Settings()
+    store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
+    failures = store.failed_items(batch_id)
+    for item_id, reason in failures:
+        typer.echo(f"{item_id}\t{reason}")
+    typer.echo(f"{len(failures)} failed item(s) in batch {batch_id}", err=True)
+
+
 @app.command()
 def demo(
     timeout: float = typer.Option(120.0, help="Seconds to wait for every outcome."),

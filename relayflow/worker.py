@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.approvals import ApprovalPolicy, ApprovalPolicyProvider
+from activities.batches import BatchActivities
 from activities.orders import OrderActivities
 from activities.outcomes import OutcomePublisher
 from activities.store import Store
@@ -22,13 +23,14 @@ from relayflow.settings import Settings
 from relayflow.temporal import connect
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
+from workflows.batch import BatchWorkflow, ChunkWorkflow
 from workflows.order_saga import OrderSaga
 
 __all__ = ["WORKFLOWS", "build_worker", "outcome_producer", "run_worker"]
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS: list[type] = [OrderSaga]
+WORKFLOWS: list[type] = [OrderSaga, BatchWorkflow, ChunkWorkflow]
 """Every workflow relayflow runs."""
 
 ACTIVITY_THREADS = 16
@@ -78,7 +80,7 @@ def build_worker(client: Client, settings: Settings, producer: Any,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=[*OrderActivities(store).all(), publisher.publish_outcome,
-                    policy.approval_policy],
+                    policy.approval_policy, *BatchActivities(store).all()],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         # On shutdown, running activities get this long to finish before cancellation.

@@ -9,6 +9,10 @@ from schemas.models import (
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
+    BatchCancelled,
+    BatchCompleted,
+    BatchProgress,
+    BatchRequested,
     Event,
     OrderCancelled,
     OrderCompleted,
@@ -23,6 +27,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for model in (
         OrderPlaced, OrderCancelled, ApprovalDecided, OrderCompleted, OrderFailed,
         ApprovalRequested, ApprovalEscalated, ApprovalTimedOut,
+        BatchRequested, BatchCancelled, BatchProgress, BatchCompleted,
     )
 }
 """Every event model by its Avro full name (the ``event-type`` header)."""
@@ -33,6 +38,10 @@ __all__ = [
     "ApprovalEscalated",
     "ApprovalRequested",
     "ApprovalTimedOut",
+    "BatchCancelled",
+    "BatchCompleted",
+    "BatchProgress",
+    "BatchRequested",
     "Event",
     "EventMeta",
     "Inbound",

@@ -20,6 +20,10 @@ __all__ = [
     "ApprovalEscalated",
     "ApprovalRequested",
     "ApprovalTimedOut",
+    "BatchCancelled",
+    "BatchCompleted",
+    "BatchProgress",
+    "BatchRequested",
     "Event",
     "OrderCancelled",
     "OrderCompleted",
@@ -274,3 +278,107 @@ class ApprovalTimedOut(_ApprovalOutcome):
 
     waited_seconds: int = Field(ge=0)
     last_approver: str
+
+
+class _KeyedByBatch:
+    """Events about one batch travel keyed by its id."""
+
+    if TYPE_CHECKING:
+        batch_id: str
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the batch id."""
+        return self.batch_id
+
+
+class BatchRequested(_KeyedByBatch, Event):
+    """Process a batch of items in bounded chunks of child workflows.
+
+    Attributes:
+        batch_id: Business key of the batch.
+        items: Item ids; empty for a generated batch.
+        item_count: Size of a generated batch (ids ``item-<seed>-<i>``).
+        seed: Seed of generated item ids.
+        fail_every: Generated batches only: every n-th item is invalid.
+        chunk_size: Items per child workflow.
+        max_concurrent_children: Children running at once (a sliding window).
+        progress_every_chunks: ``BatchProgress`` after this many finished chunks.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.batches.BatchRequested"
+
+    batch_id: Key
+    items: tuple[str, ...] = Field(default=(), max_length=10_000)
+    item_count: int = Field(default=0, ge=0, le=10_000_000)
+    seed: int = 0
+    fail_every: int = Field(default=0, ge=0)
+    chunk_size: int = Field(default=100, gt=0, le=1000)
+    max_concurrent_children: int = Field(default=4, gt=0, le=100)
+    progress_every_chunks: int = Field(default=5, gt=0)
+
+    @model_validator(mode="after")
+    def _items_or_count(self) -> BatchRequested:
+        if bool(self.items) == bool(self.item_count):
+            raise ValueError("give either items or item_count, not both or neither")
+        return self
+
+    @property
+    def total(self) -> int:
+        """Number of items in the batch."""
+        return len(self.items) or self.item_count
+
+
+class BatchCancelled(_KeyedByBatch, Event):
+    """Stop a batch.
+
+    Attributes:
+        batch_id: Business key of the batch.
+        reason: Free text.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.batches.BatchCancelled"
+
+    batch_id: Key
+    reason: str = Field(default="", max_length=2000)
+
+
+class BatchProgress(_KeyedByBatch, Outcome):
+    """Where a running batch stands.
+
+    Attributes:
+        batch_id: Business key of the batch.
+        total: Items in the batch.
+        succeeded: Items processed.
+        failed: Items that failed for good.
+        chunks_done: Chunks finished.
+        chunks_total: Chunks in the batch.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.batches.BatchProgress"
+
+    batch_id: Key
+    total: int = Field(ge=0)
+    succeeded: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    chunks_done: int = Field(ge=0)
+    chunks_total: int = Field(ge=0)
+
+
+class BatchCompleted(BatchProgress):
+    """A batch ended.
+
+    Attributes:
+        failed_item_ids: Failed items, at most the first 1000.
+        failed_items_truncated: More failed than listed.
+        failed_items_ref: Where the full list of failed items is kept
+            (``store:batch_failures/<batch_id>``); empty when none failed.
+        cancelled: The batch was cancelled; unprocessed items are in neither count.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.batches.BatchCompleted"
+
+    failed_item_ids: tuple[str, ...] = ()
+    failed_items_truncated: bool = False
+    failed_items_ref: str = ""
+    cancelled: bool = False

@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
 from bridge.commands import PermanentFailure, TransientFailure
-from bridge.consumer import Backoff, BatchConsumer, BatchProcessor
+from bridge.consumer import Backoff, BatchConsumer, BatchProcessor, BatchReport
 from bridge.decoding import Decoder
 from bridge.records import InboundRecord
 from bridge.routes import ROUTES, Action, Route, RouteTable
@@ -129,11 +129,12 @@ class FakeDeadLetters:
 
 @dataclass
 class FakeOffsets:
-    """Our ``Offsets``: records commits and rewinds; can refuse a commit after a rebalance."""
+    """Our ``Offsets``: records commits, rewinds, pauses; can refuse a commit after a rebalance."""
 
     refuse_commit: bool = False
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     rewinds: list[dict[TopicPartition, int]] = field(default_factory=list)
+    pauses: list[dict[TopicPartition, float]] = field(default_factory=list)
 
     async def commit(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
         del consumer  # the fake keeps offsets itself
@@ -144,6 +145,10 @@ class FakeOffsets:
     def rewind(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
         del consumer
         self.rewinds.append(dict(positions))
+
+    def pause(self, consumer: Any, delays: Mapping[TopicPartition, float]) -> None:
+        del consumer
+        self.pauses.append(dict(delays))
 
 
 def decoder(limit: int = 4096) -> Decoder:
@@ -346,39 +351,62 @@ async def test_spent_budget_leaves_the_rest_of_the_key_pending() -> None:
     assert [c[0] for c in commands.calls] == ["order-B"]
 
 
+async def _until_finished(held: BatchProcessor, batch: list[Record]) -> list[BatchReport]:
+    """Fetch ``batch`` again and again, as the consumer would, until it finished (bounded)."""
+    reports = [await held.process(batch, budget=5)]
+    while reports[-1].pending and len(reports) < 200:
+        await asyncio.sleep(max(reports[-1].retry_after.values(), default=0))
+        reports.append(await held.process(batch, budget=5))
+    return reports
+
+
 async def test_a_signal_for_a_workflow_not_started_yet_is_held_until_it_exists() -> None:
     commands, dlq = FakeCommands(not_found={"A": 3}), FakeDeadLetters()
     held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
                           backoff=FAST, signal_hold=60)
-    report = await held.process([record(decision("A"), 0, topic=APPROVALS_DECISIONS)])
-    assert report.results == ["started"]
+    reports = await _until_finished(held, [record(decision("A"), 0, topic=APPROVALS_DECISIONS)])
+    # Held three times: left unfinished with a retry delay for its partition, never slept on.
+    assert [r.results for r in reports] == [[None], [None], [None], ["started"]]
+    assert all(TopicPartition(APPROVALS_DECISIONS, 0) in r.retry_after for r in reports[:3])
+    assert reports[-1].retry_after == {}
     assert commands.attempts["A"] == 4
     assert dlq.sent == []
 
 
 async def test_a_held_signal_is_dead_lettered_when_the_hold_expires() -> None:
-    commands, dlq = FakeCommands(not_found={"A": 10**6}), FakeDeadLetters()
-    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
-                          backoff=FAST, signal_hold=0.05)
-    report = await asyncio.wait_for(
-        held.process([record(decision("A"), 0, topic=APPROVALS_DECISIONS)]), 5)
-    assert report.results == ["dlq:target-not-found"]
-    assert commands.attempts["A"] > 1
-
-
-async def test_the_hold_clock_keeps_running_across_refetches() -> None:
-    # The batch budget is shorter than the hold: the record is left pending, fetched
-    # again, and dead-lettered once the hold (counted from its first attempt) expires.
+    # The hold is counted from the first attempt, across refetches.
     commands, dlq = FakeCommands(not_found={"A": 10**6}), FakeDeadLetters()
     held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
                           backoff=Backoff(initial=0.01, maximum=0.01), signal_hold=0.2)
-    batch = [record(decision("A"), 0, topic=APPROVALS_DECISIONS)]
-    results: list[str | None] = []
-    while "dlq:target-not-found" not in results and len(results) < 50:
-        results.append((await held.process(batch, budget=0.05)).results[0])
-    assert results[0] is None
-    assert results[-1] == "dlq:target-not-found"
-    assert len(results) > 1
+    reports = await _until_finished(held, [record(decision("A"), 0, topic=APPROVALS_DECISIONS)])
+    assert reports[-1].results == ["dlq:target-not-found"]
+    assert len(reports) > 2
+    assert commands.attempts["A"] == len(reports)
+
+
+async def test_a_held_signal_does_not_hold_up_other_keys() -> None:
+    commands = FakeCommands(not_found={"A": 10**6})
+    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands,
+                          FakeDeadLetters(), backoff=FAST, signal_hold=60)
+    batch = [record(decision("A"), 0, topic=APPROVALS_DECISIONS),
+             record(decision("A"), 1, topic=APPROVALS_DECISIONS),
+             record(decision("B"), 0, partition=1, topic=APPROVALS_DECISIONS)]
+    report = await asyncio.wait_for(held.process(batch, budget=60), 5)
+    assert report.results == [None, None, "started"]  # A's later record waits its turn
+    assert list(report.retry_after) == [TopicPartition(APPROVALS_DECISIONS, 0)]
+
+
+async def test_a_held_record_pauses_its_partition() -> None:
+    offsets = FakeOffsets()
+    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096),
+                          FakeCommands(not_found={"A": 1}), FakeDeadLetters(),
+                          backoff=FAST, signal_hold=60)
+    consumer = BatchConsumer(held, offsets, budget=60)
+    await consumer.consume([record(decision("A"), 7, topic=APPROVALS_DECISIONS)], consumer=None)
+    tp = TopicPartition(APPROVALS_DECISIONS, 0)
+    assert offsets.rewinds == [{tp: 7}]
+    assert list(offsets.pauses[0]) == [tp]
+    assert offsets.commits == [{}]  # nothing of the partition is done
 
 
 async def test_only_signals_are_held() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import TopicPartition
 
-from bridge.offsets import plan_offsets
+from bridge.offsets import KafkaOffsets, plan_offsets
 from tests.unit.test_bridge import Record
 
 T = "orders.events"
@@ -46,3 +48,38 @@ def test_offsets_may_have_gaps_and_arrive_in_any_order() -> None:
 def test_empty_batch_plans_nothing() -> None:
     plan = plan_offsets([], [])
     assert (plan.commit, plan.rewind) == ({}, {})
+
+
+class PausingConsumer:
+    """The part of ``AIOKafkaConsumer`` that pausing touches; refuses foreign partitions."""
+
+    def __init__(self, owned: set[TopicPartition]) -> None:
+        self.owned = owned
+        self.paused: set[TopicPartition] = set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.owned)
+
+    def pause(self, partition: TopicPartition) -> None:
+        assert partition in self.owned
+        self.paused.add(partition)
+
+    def resume(self, partition: TopicPartition) -> None:
+        assert partition in self.owned  # aiokafka raises on a partition it does not own
+        self.paused.discard(partition)
+
+
+async def test_a_paused_partition_resumes_after_its_delay() -> None:
+    consumer = PausingConsumer({tp(0), tp(1)})
+    KafkaOffsets().pause(consumer, {tp(0): 0.01, tp(7): 0.01})  # tp(7) is not ours: ignored
+    assert consumer.paused == {tp(0)}
+    await asyncio.sleep(0.05)
+    assert consumer.paused == set()
+
+
+async def test_a_partition_lost_while_paused_is_not_resumed() -> None:
+    consumer = PausingConsumer({tp(0)})
+    KafkaOffsets().pause(consumer, {tp(0): 0.01})
+    consumer.owned.clear()  # a rebalance took it away
+    await asyncio.sleep(0.05)  # the resume must not touch it
+    assert consumer.paused == {tp(0)}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.routes import ROUTES, Action, Route, RouteTable
-from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
 from schemas import ApprovalDecided, OrderCancelled, OrderPlaced
 from tests.support import order_placed
 
@@ -31,7 +31,7 @@ def test_order_cancelled_cancels_the_saga_of_its_order() -> None:
 def test_lookup_is_per_topic() -> None:
     assert ROUTES.lookup(APPROVALS_DECISIONS, OrderPlaced.avro_name) is None
     assert ROUTES.lookup(ORDERS_EVENTS, ApprovalDecided.avro_name) is None
-    assert ROUTES.topics == [ORDERS_EVENTS, APPROVALS_DECISIONS]
+    assert ROUTES.topics == [ORDERS_EVENTS, APPROVALS_DECISIONS, BATCHES_REQUESTS]
 
 
 def test_approval_decisions_signal_the_waiting_saga() -> None:

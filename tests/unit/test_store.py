@@ -59,3 +59,16 @@ def test_concurrent_duplicate_calls_have_one_effect(store: Store) -> None:
         list(pool.map(lambda _: store.reserve("r1", "o1", [("SKU-C", 2)]), range(32)))
     assert len(store.rows("payments")) == 1
     assert store.available("SKU-C") == DEFAULT_STOCK - 2
+
+
+def test_batch_items_and_failures_are_recorded_once(store: Store) -> None:
+    assert store.process_item("batch-b1/i1", "b1", "i1") is True
+    assert store.process_item("batch-b1/i1", "b1", "i1") is False  # a retry: no second effect
+    assert store.process_item("batch-b1/i2", "b1", "i2") is True
+    assert store.processed_items("b1") == 2
+    assert store.record_failures("b1", 1, [("bad-3", "invalid"), ("bad-4", "invalid")]) == 2
+    assert store.record_failures("b1", 1, [("bad-3", "invalid")]) == 0
+    assert store.record_failures("b1", 0, [("bad-1", "timeout")]) == 1
+    assert store.failed_items("b1") == [("bad-1", "timeout"), ("bad-3", "invalid"),
+                                        ("bad-4", "invalid")]
+    assert store.failed_items("other") == []
