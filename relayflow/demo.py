@@ -2,9 +2,9 @@
 
 Brings the local stack up, runs bridge and worker in this process, produces a
 mix of orders (successes, a failure at each saga step, a cancellation, a
-duplicate delivery, an undecodable record) and shows each outcome as it
-arrives on Kafka. Exits 0 only when every expected outcome arrived and
-nothing unexpected did.
+duplicate delivery, an undecodable record, approvals) and a batch, and shows
+each outcome as it arrives on Kafka, the batch as a live progress bar. Exits
+0 only when every expected outcome arrived and nothing unexpected did.
 """
 
 from __future__ import annotations
@@ -22,17 +22,28 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from relayflow.settings import Settings
-from relayflow.topics import APPROVALS_DECISIONS, DLQ_SUFFIX, ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.topics import (
+    APPROVALS_DECISIONS,
+    BATCHES_OUTCOMES,
+    BATCHES_REQUESTS,
+    DLQ_SUFFIX,
+    ORDERS_EVENTS,
+    ORDERS_OUTCOMES,
+)
 from schemas import (
     EVENT_TYPES,
     ApprovalDecided,
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
+    BatchCompleted,
+    BatchProgress,
+    BatchRequested,
     Event,
     OrderCancelled,
     OrderFailed,
@@ -43,7 +54,7 @@ from schemas.codec import AvroCodec, DecodeError
 from schemas.headers import DLQ_REASON, EVENT_TYPE
 from schemas.records import to_record
 
-__all__ = ["Scenario", "build_scenarios", "run_demo"]
+__all__ = ["BatchWatch", "Scenario", "build_scenarios", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +91,49 @@ class Scenario:
     def done(self) -> bool:
         """The expected outcome arrived exactly once."""
         return self.observed == self.expected and self.count == 1
+
+
+class BatchWatch:
+    """The demo's batch: a generated one with known failures, shown as a progress bar.
+
+    Args:
+        batch_id: Business key (unique per demo run).
+        total: Items in the batch.
+        fail_every: Every n-th item is invalid, so the expected failures are known.
+    """
+
+    def __init__(self, batch_id: str, *, total: int = 600, fail_every: int = 50) -> None:
+        self.request = BatchRequested(
+            event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), batch_id=batch_id,
+            item_count=total, seed=7, fail_every=fail_every, chunk_size=25,
+            max_concurrent_children=4, progress_every_chunks=2,
+        )
+        self.expected_failed = len(range(0, total, fail_every))
+        self.completed: BatchCompleted | None = None
+        self.progress = Progress(TextColumn("batch {task.fields[batch]}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                                 TimeElapsedColumn())
+        self._task = self.progress.add_task("batch", total=total, batch=batch_id,
+                                            status="waiting for BatchProgress…")
+
+    @property
+    def done(self) -> bool:
+        """BatchCompleted arrived with exactly the expected counts."""
+        c, total = self.completed, self.request.total
+        return (c is not None and c.failed == self.expected_failed
+                and c.succeeded == total - self.expected_failed)
+
+    def observe(self, event: Event) -> None:
+        """Advance the bar from a ``BatchProgress`` or ``BatchCompleted`` of this batch."""
+        if not isinstance(event, BatchProgress) or event.batch_id != self.request.batch_id:
+            return
+        status = (f"{event.succeeded} ok · {event.failed} failed · "
+                  f"chunk {event.chunks_done}/{event.chunks_total}")
+        if isinstance(event, BatchCompleted):
+            self.completed = event
+            verdict = "as expected" if self.done else f"expected {self.expected_failed} failed"
+            status = f"BatchCompleted: {status} ({verdict}; list: {event.failed_items_ref})"
+        self.progress.update(self._task, completed=event.succeeded + event.failed, status=status)
 
 
 def _order(order_id: str, *, sku: str = "SKU-TEA", qty: int = 2, price: int = 1_250,
@@ -150,7 +204,8 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
     ]
 
 
-def _render(scenarios: list[Scenario], settings: Settings, elapsed: float) -> Group:
+def _render(scenarios: list[Scenario], batch: BatchWatch, settings: Settings,
+            elapsed: float) -> Group:
     table = Table(title=f"relayflow demo: outcomes on {ORDERS_OUTCOMES} and {ORDERS_DLQ}")
     for column in ("order", "scenario", "expected", "observed", "detail"):
         table.add_column(column)
@@ -161,11 +216,12 @@ def _render(scenarios: list[Scenario], settings: Settings, elapsed: float) -> Gr
             observed += f" (x{s.count}!)"
         table.add_row(s.order_id, s.label, s.expected, Text(observed, style=style), s.detail)
     footer = Text(
-        f"{sum(s.done for s in scenarios)}/{len(scenarios)} arrived after {elapsed:.1f}s · "
+        f"{sum(s.done for s in scenarios)}/{len(scenarios)} orders and "
+        f"{int(batch.done)}/1 batch done after {elapsed:.1f}s · "
         f"Temporal UI: {settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}"
         "/workflows",
     )
-    return Group(table, footer)
+    return Group(table, batch.progress, footer)
 
 
 def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
@@ -232,6 +288,35 @@ async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
     return consumer
 
 
+@dataclass
+class _Watch:
+    """What the demo reads back: outcomes, dead letters and batch events; answers approvals."""
+
+    codec: AvroCodec
+    producer: AIOKafkaProducer
+    consumer: AIOKafkaConsumer
+    scenarios: dict[str, Scenario]
+    batch: BatchWatch
+
+    def done(self) -> bool:
+        return self.batch.done and all(s.done for s in self.scenarios.values())
+
+    async def take(self, timeout_ms: int) -> None:
+        for tp, records in (await self.consumer.getmany(timeout_ms=timeout_ms)).items():
+            for r in records:
+                if tp.topic == BATCHES_OUTCOMES:
+                    with contextlib.suppress(DecodeError):
+                        self.batch.observe(self.codec.decode(r.value or b""))
+                    continue
+                request = _observe(self.scenarios, self.codec, tp.topic, r)
+                if isinstance(request, ApprovalRequested):
+                    answer = to_record(_decision(request), self.codec,
+                                       correlation_id=request.correlation_id,
+                                       causation_id=str(request.event_id))
+                    await self.producer.send_and_wait(APPROVALS_DECISIONS, answer.value,
+                                                      key=answer.key, headers=answer.headers)
+
+
 async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
                    console: Console | None = None) -> bool:
     """Send the demo events to a running system and watch the outcomes.
@@ -243,47 +328,43 @@ async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
         console: Where to draw the live table.
 
     Returns:
-        True when every scenario's expected outcome arrived exactly once.
+        True when every scenario's expected outcome arrived exactly once and the
+        batch completed with the expected counts.
     """
     console = console or Console()
     codec = AvroCodec(EVENT_TYPES.values())
     run_id = secrets.token_hex(3)
     scenarios = build_scenarios(codec, settings, run_id)
     by_order = {s.order_id: s for s in scenarios}
-    watched = [ORDERS_OUTCOMES, ORDERS_DLQ]
+    batch = BatchWatch(f"{run_id}-batch")
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
     )
     await producer.start()
-    consumer = await _tail_from_end(settings, producer, watched)
+    consumer = await _tail_from_end(settings, producer,
+                                    [ORDERS_OUTCOMES, ORDERS_DLQ, BATCHES_OUTCOMES])
+
+    demo = _Watch(codec, producer, consumer, by_order, batch)
     started = time.monotonic()
     try:
+        request = to_record(batch.request, codec)
+        await producer.send_and_wait(BATCHES_REQUESTS, request.value, key=request.key,
+                                     headers=request.headers)
         for scenario in scenarios:
             for key, value, headers in scenario.records:
                 await producer.send_and_wait(ORDERS_EVENTS, value, key=key, headers=headers)
-        with Live(_render(scenarios, settings, 0.0), console=console, refresh_per_second=4) as live:
-            while time.monotonic() - started < wait_seconds:
-                batch = await consumer.getmany(timeout_ms=250)
-                for tp, records in batch.items():
-                    for r in records:
-                        request = _observe(by_order, codec, tp.topic, r)
-                        if isinstance(request, ApprovalRequested):
-                            answer = to_record(_decision(request), codec,
-                                               correlation_id=request.correlation_id,
-                                               causation_id=str(request.event_id))
-                            await producer.send_and_wait(APPROVALS_DECISIONS, answer.value,
-                                                         key=answer.key, headers=answer.headers)
-                live.update(_render(scenarios, settings, time.monotonic() - started))
-                if all(s.done for s in scenarios):
-                    # Linger briefly so a duplicate outcome would still show up.
-                    await asyncio.sleep(2.0)
-                    for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                        for r in records:
-                            _observe(by_order, codec, tp.topic, r)
-                    live.update(_render(scenarios, settings, time.monotonic() - started))
-                    break
+        with Live(_render(scenarios, batch, settings, 0.0), console=console,
+                  refresh_per_second=4) as live:
+            while time.monotonic() - started < wait_seconds and not demo.done():
+                await demo.take(250)
+                live.update(_render(scenarios, batch, settings, time.monotonic() - started))
+            if demo.done():
+                # Linger briefly so a duplicate outcome would still show up.
+                await asyncio.sleep(2.0)
+                await demo.take(500)
+                live.update(_render(scenarios, batch, settings, time.monotonic() - started))
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()
         await consumer.stop()
-    return all(s.done for s in scenarios)
+    return demo.done()
