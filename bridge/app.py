@@ -106,7 +106,8 @@ def build_broker(settings: Settings, routes: RouteTable = ROUTES) -> KafkaBroker
         routes: The routing table; its topics are subscribed.
     """
     # Per-batch consume logs go to DEBUG; the bridge logs what matters itself.
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG)
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG,
+                         graceful_timeout=settings.bridge_shutdown_seconds)
     # One consumer for every input topic: a process is one group member, so starting or
     # stopping a bridge costs one rebalance, not one per topic.
     router = KafkaRouter()
@@ -196,14 +197,29 @@ def create_app(settings: Settings | None = None, routes: RouteTable = ROUTES) ->
         routes: The routing table.
     """
     settings = settings or Settings()
+    running: list[BatchConsumer] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         async with bridge_dependencies(settings, routes) as bridge:
             context.set_global(BRIDGE, bridge)
-            yield
+            running.append(bridge)
+            try:
+                yield
+            finally:
+                running.remove(bridge)
 
-    return FastStream(build_broker(settings, routes), lifespan=lifespan, logger=log)
+    app = FastStream(build_broker(settings, routes), lifespan=lifespan, logger=log)
+
+    @app.on_shutdown
+    def drain() -> None:
+        # Runs before the broker stops its subscribers (which wait up to the graceful
+        # timeout for the batch in flight): that batch starts no more records, lets
+        # in-flight Temporal calls finish, commits what is done and leaves the rest.
+        for bridge in running:
+            bridge.stop()
+
+    return app
 
 
 async def run_bridge(settings: Settings, *, stop: asyncio.Event | None = None,

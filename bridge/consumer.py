@@ -185,6 +185,11 @@ class BatchProcessor:
         self._held: dict[tuple[str, int, int], tuple[float, int]] = {}
         self.temporal = Health("Temporal")
         self.dlq = Health("dead-letter topic")
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Shutdown begins: start no record and wait for no retry; in-flight calls finish."""
+        self._stopping.set()
 
     @property
     def degraded(self) -> bool:
@@ -203,7 +208,7 @@ class BatchProcessor:
         Raises:
             asyncio.CancelledError: On shutdown; nothing of the batch counts as done.
         """
-        deadline = None if budget is None else time.monotonic() + budget
+        deadline = _Deadline(budget, self._stopping)
         results: list[str | None] = [None] * len(records)
         retry_after: dict[TopicPartition, float] = {}
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
@@ -213,7 +218,7 @@ class BatchProcessor:
         async def run_group(indexes: list[int]) -> None:
             async with self._slots:
                 for index in indexes:
-                    if deadline is not None and time.monotonic() >= deadline:
+                    if deadline.expired():
                         return
                     result = await self._handle(records[index], deadline)
                     if isinstance(result, _Held):
@@ -230,7 +235,7 @@ class BatchProcessor:
         return BatchReport(records, results, retry_after)
 
     async def _handle(self, record: InboundRecord,
-                      deadline: float | None) -> str | _Held | None:
+                      deadline: _Deadline) -> str | _Held | None:
         """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent)."""
         try:
             routed = self._decoder.decode(record)
@@ -252,7 +257,7 @@ class BatchProcessor:
         return result
 
     async def _execute(self, record: InboundRecord, routed: Routed,
-                       deadline: float | None) -> object:
+                       deadline: _Deadline) -> object:
         try:
             return await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
@@ -282,13 +287,13 @@ class BatchProcessor:
         return min(left, self._backoff.delay(attempts + 1))
 
     async def _dead_letter(self, record: InboundRecord, failure: PermanentFailure,
-                           deadline: float | None) -> str | None:
+                           deadline: _Deadline) -> str | None:
         sent = await self._retrying(
             self.dlq, record, deadline, (KafkaError, OSError, TimeoutError),
             lambda: self._dead_letters.send(record, failure.reason, str(failure)))
         return None if sent is _GAVE_UP else f"dlq:{failure.reason}"
 
-    async def _retrying(self, health: Health, record: InboundRecord, deadline: float | None,
+    async def _retrying(self, health: Health, record: InboundRecord, deadline: _Deadline,
                         transient: tuple[type[BaseException], ...],
                         call: Callable[[], Awaitable[T]]) -> T | object:
         while True:
@@ -297,13 +302,32 @@ class BatchProcessor:
             except transient as error:
                 # Consecutive failures across all keys drive the delay, so an
                 # outage backs every group off together instead of each starting over.
-                delay = self._backoff.delay(health.failed(record, error))
-                if deadline is not None and time.monotonic() + delay >= deadline:
+                if not await deadline.sleep(self._backoff.delay(health.failed(record, error))):
                     return _GAVE_UP
-                await asyncio.sleep(delay)
                 continue
             health.succeeded()
             return result
+
+
+class _Deadline:
+    """When a batch must stop starting work: its time budget spent, or shutdown."""
+
+    def __init__(self, budget: float | None, stopping: asyncio.Event) -> None:
+        self._at = None if budget is None else time.monotonic() + budget
+        self._stopping = stopping
+
+    def expired(self) -> bool:
+        return self._stopping.is_set() or (self._at is not None and time.monotonic() >= self._at)
+
+    async def sleep(self, delay: float) -> bool:
+        """Wait ``delay`` seconds; False (without waiting it out) when the batch must stop."""
+        if self.expired() or (self._at is not None and time.monotonic() + delay >= self._at):
+            return False
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except TimeoutError:
+            return True
+        return False
 
 
 def _coordinates(record: InboundRecord) -> tuple[str, int, int]:
@@ -327,6 +351,10 @@ class BatchConsumer:
         self._budget = budget
         self._backoff = backoff or Backoff()
         self._failed_batches = 0
+
+    def stop(self) -> None:
+        """Shutdown begins: the batch in flight finishes what it started and commits that."""
+        self.processor.stop()
 
     async def consume(self, records: Sequence[InboundRecord], consumer: Any) -> BatchReport:
         """Process one batch of ``consumer`` and commit what finished.

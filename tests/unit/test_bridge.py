@@ -466,3 +466,36 @@ async def test_a_commit_refused_after_a_rebalance_is_not_an_error() -> None:
     consumer = BatchConsumer(processor(FakeCommands()), offsets, budget=60)
     report = await consumer.consume([record(order_placed("A"), 5)], consumer=None)
     assert report.results == ["started"]
+
+
+# ---------------------------------------------------------------- shutdown
+
+
+async def test_shutdown_finishes_what_is_in_flight_commits_it_and_starts_nothing_more() -> None:
+    gate = asyncio.Event()
+    commands = FakeCommands(gates={"A": gate})
+    offsets = FakeOffsets()
+    consumer = BatchConsumer(processor(commands, concurrency=1), offsets, budget=60)
+    batch = [record(order_placed("A"), 0), record(order_placed("B"), 1),
+             record(order_placed("C"), 2)]
+    consuming = asyncio.create_task(consumer.consume(batch, consumer=None))
+    await eventually(lambda: commands.in_flight == 1)  # A is with Temporal, B and C wait
+    consumer.stop()
+    gate.set()
+    report = await asyncio.wait_for(consuming, 5)
+    assert report.results == ["started", None, None]
+    assert offsets.commits == [{_tp(0): 1}]
+    assert offsets.rewinds == [{_tp(0): 1}]
+    assert [c[0] for c in commands.calls] == ["order-A"]
+
+
+async def test_shutdown_ends_a_retry_wait_at_once() -> None:
+    commands = FakeCommands(outage=10**6)  # Temporal is down
+    slow = BatchProcessor(decoder(), commands, FakeDeadLetters(),
+                          backoff=Backoff(initial=30, maximum=30))
+    consumer = BatchConsumer(slow, FakeOffsets(), budget=600)
+    consuming = asyncio.create_task(consumer.consume([record(order_placed("A"), 0)], None))
+    await eventually(lambda: commands.attempts["A"] == 1)
+    consumer.stop()
+    report = await asyncio.wait_for(consuming, 5)  # not the 30 s backoff
+    assert report.results == [None]
