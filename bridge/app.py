@@ -29,6 +29,7 @@ from bridge.consumer import Backoff, BatchConsumer, BatchProcessor
 from bridge.decoding import Decoder
 from bridge.dlq import DeadLetters
 from bridge.offsets import KafkaOffsets
+from bridge.parking import CatchUpOnAssign, ParkingLot
 from bridge.records import InboundRecord
 from bridge.routes import ROUTES, RouteTable
 from relayflow.settings import Settings
@@ -98,12 +99,14 @@ async def consume_batch(message: KafkaMessage, bridge: BatchConsumer = Context(B
     await bridge.consume(records, message.consumer)
 
 
-def build_broker(settings: Settings, routes: RouteTable = ROUTES) -> KafkaBroker:
+def build_broker(settings: Settings, routes: RouteTable = ROUTES,
+                 listener: CatchUpOnAssign | None = None) -> KafkaBroker:
     """A broker with one batch subscriber (one group member) for every input topic of the routes.
 
     Args:
         settings: Bootstrap servers, consumer group, batch size.
         routes: The routing table; its topics are subscribed.
+        listener: Catches up on parked keys when partitions are assigned.
     """
     # Per-batch consume logs go to DEBUG; the bridge logs what matters itself.
     broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG,
@@ -120,6 +123,7 @@ def build_broker(settings: Settings, routes: RouteTable = ROUTES) -> KafkaBroker
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,  # auto-commit off; we commit explicit offsets
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        listener=listener,
         parser=_parse,
         decoder=_raw,
     )(consume_batch)
@@ -159,12 +163,14 @@ async def _connect_temporal(settings: Settings, backoff: Backoff) -> Client:
 
 @contextlib.asynccontextmanager
 async def bridge_dependencies(settings: Settings, routes: RouteTable = ROUTES,
+                              listener: CatchUpOnAssign | None = None,
                               ) -> AsyncIterator[BatchConsumer]:
     """Build the bridge's real objects and close them afterwards.
 
     Args:
         settings: Where Kafka and Temporal are, and the bridge's limits.
         routes: The routing table.
+        listener: The subscriber's rebalance listener; gets the parking lot.
 
     Yields:
         The batch consumer the subscribers hand their batches to.
@@ -174,7 +180,13 @@ async def bridge_dependencies(settings: Settings, routes: RouteTable = ROUTES,
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 acks="all", enable_idempotence=True)
     await producer.start()
+    lot = ParkingLot(settings.kafka_bootstrap_servers, producer) if settings.bridge_park_keys \
+        else None
     try:
+        if lot is not None:
+            await lot.start()
+            if listener is not None:
+                listener.lot = lot
         processor = BatchProcessor(
             Decoder(AvroCodec(EVENT_TYPES.values()), routes,
                     max_payload_bytes=settings.max_payload_bytes),
@@ -183,9 +195,12 @@ async def bridge_dependencies(settings: Settings, routes: RouteTable = ROUTES,
             concurrency=settings.bridge_concurrency,
             backoff=backoff,
             signal_hold=settings.bridge_signal_hold_seconds,
+            parking=lot,
         )
         yield BatchConsumer(processor, KafkaOffsets(), budget=BATCH_BUDGET_S, backoff=backoff)
     finally:
+        if lot is not None:
+            await lot.stop()
         await producer.stop()
 
 
@@ -198,10 +213,11 @@ def create_app(settings: Settings | None = None, routes: RouteTable = ROUTES) ->
     """
     settings = settings or Settings()
     running: list[BatchConsumer] = []
+    listener = CatchUpOnAssign()
 
     @contextlib.asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-        async with bridge_dependencies(settings, routes) as bridge:
+        async with bridge_dependencies(settings, routes, listener) as bridge:
             context.set_global(BRIDGE, bridge)
             running.append(bridge)
             try:
@@ -209,7 +225,7 @@ def create_app(settings: Settings | None = None, routes: RouteTable = ROUTES) ->
             finally:
                 running.remove(bridge)
 
-    app = FastStream(build_broker(settings, routes), lifespan=lifespan, logger=log)
+    app = FastStream(build_broker(settings, routes, listener), lifespan=lifespan, logger=log)
 
     @app.on_shutdown
     def drain() -> None:

@@ -46,7 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -55,6 +55,7 @@ from bridge.commands import Commands, PermanentFailure, TransientFailure
 from bridge.decoding import Decoder, Routed
 from bridge.dlq import DeadLetterSink
 from bridge.offsets import Offsets, plan_offsets
+from bridge.parking import PARKED, KeyParking, Parking
 from bridge.records import InboundRecord, where
 from bridge.routes import Action, Route
 
@@ -122,6 +123,7 @@ class Health:
 
 
 _GAVE_UP: Final = object()
+_KAFKA_TRANSIENT: Final = (KafkaError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,17 +172,19 @@ class BatchProcessor:
         backoff: Retry schedule for transient failures and held signals.
         signal_hold: Seconds a SIGNAL for a workflow that does not exist yet is
             retried before it is dead-lettered.
+        parking: Parked keys (``bridge.parking``); None turns parking off.
     """
 
     def __init__(self, decoder: Decoder, commands: Commands, dead_letters: DeadLetterSink, *,
                  concurrency: int = 64, backoff: Backoff | None = None,
-                 signal_hold: float = 0.0) -> None:
+                 signal_hold: float = 0.0, parking: Parking | None = None) -> None:
         self._decoder = decoder
         self._commands = commands
         self._dead_letters = dead_letters
         self._slots = asyncio.Semaphore(concurrency)
         self._backoff = backoff or Backoff()
         self._signal_hold = signal_hold
+        self._parking = None if parking is None else KeyParking(parking)
         # (topic, partition, offset) -> (first attempt, attempts): survives refetches.
         self._held: dict[tuple[str, int, int], tuple[float, int]] = {}
         self.temporal = Health("Temporal")
@@ -237,6 +241,11 @@ class BatchProcessor:
     async def _handle(self, record: InboundRecord,
                       deadline: _Deadline) -> str | _Held | None:
         """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent)."""
+        parked = None if self._parking is None else self._parking.blocking(record)
+        if parked is not None:
+            return await self._dead_letter(record, PermanentFailure(
+                PARKED, f"key parked since {record.topic}[{parked.source_partition}]"
+                        f"@{parked.source_offset} ({parked.reason})"), deadline)
         try:
             routed = self._decoder.decode(record)
             outcome = await self._execute(record, routed, deadline)
@@ -251,7 +260,14 @@ class BatchProcessor:
         else:
             if isinstance(outcome, _Held):
                 return outcome
-            result = None if outcome is _GAVE_UP else str(outcome)
+            if outcome is _GAVE_UP:
+                return None
+            if self._parking is not None:
+                parking = self._parking
+                if await self._retrying(self.dlq, record, deadline, _KAFKA_TRANSIENT,
+                                        lambda: parking.processed(record)) is _GAVE_UP:
+                    return None
+            result = str(outcome)
         if result is not None:
             self._held.pop(_coordinates(record), None)
         return result
@@ -288,10 +304,20 @@ class BatchProcessor:
 
     async def _dead_letter(self, record: InboundRecord, failure: PermanentFailure,
                            deadline: _Deadline) -> str | None:
-        sent = await self._retrying(
-            self.dlq, record, deadline, (KafkaError, OSError, TimeoutError),
+        """Write the record to the DLQ, then park its key; None if the batch must stop first."""
+        where_to = await self._retrying(
+            self.dlq, record, deadline, _KAFKA_TRANSIENT,
             lambda: self._dead_letters.send(record, failure.reason, str(failure)))
-        return None if sent is _GAVE_UP else f"dlq:{failure.reason}"
+        if where_to is _GAVE_UP:
+            return None
+        if self._parking is not None:
+            parking, landed = self._parking, cast("tuple[int, int]", where_to)
+            parked = await self._retrying(
+                self.dlq, record, deadline, _KAFKA_TRANSIENT,
+                lambda: parking.dead_lettered(record, failure.reason, str(failure), landed))
+            if parked is _GAVE_UP:
+                return None  # redelivered: a second dead letter, then the park
+        return f"dlq:{failure.reason}"
 
     async def _retrying(self, health: Health, record: InboundRecord, deadline: _Deadline,
                         transient: tuple[type[BaseException], ...],

@@ -39,8 +39,8 @@ MAX_ERROR_BYTES = 2048
 class DeadLetterSink(Protocol):
     """Takes records that can never be processed; ``DeadLetters`` in production."""
 
-    async def send(self, record: InboundRecord, reason: str, error: str) -> None:
-        """Return once the record is durable on the dead-letter topic; raise otherwise."""
+    async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+        """Return (partition, offset) once the record is durable on the DLQ; raise otherwise."""
         ...
 
 
@@ -88,8 +88,8 @@ class DeadLetters:
         self._producer = producer
         self._partitions: dict[str, int] = {}
 
-    async def send(self, record: InboundRecord, reason: str, error: str) -> None:
-        """Dead-letter one record; returns once the broker has it.
+    async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+        """Dead-letter one record; returns where it landed once the broker has it.
 
         Raises:
             Exception: Whatever the producer raised (``KafkaError``, timeouts);
@@ -99,8 +99,9 @@ class DeadLetters:
         if topic not in self._partitions:
             self._partitions[topic] = len(await self._producer.partitions_for(topic))
         partition = record.partition if record.partition < self._partitions[topic] else None
-        await self._producer.send_and_wait(
+        sent = await self._producer.send_and_wait(
             topic, record.value, key=record.key, partition=partition,
             headers=dlq_headers(record, reason, error),
         )
         log.warning("dead-lettered %s to %s: %s: %s", where(record), topic, reason, error[:300])
+        return sent.partition, sent.offset

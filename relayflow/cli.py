@@ -131,6 +131,126 @@ def batch_failures(batch_id: str = typer.Argument(help="The batch's id.")) -> No
     typer.echo(f"{len(failures)} failed item(s) in batch {batch_id}", err=True)
 
 
+dlq_app = typer.Typer(help="Dead-letter topics and parked keys: list, show, replay, release.",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+_KEY_HELP = "The record key (UTF-8 text; with --hex, hex digits)."
+
+
+def _key(key: str, *, hex_key: bool) -> bytes:
+    try:
+        return bytes.fromhex(key) if hex_key else key.encode()
+    except ValueError as error:
+        raise typer.BadParameter(f"not hex: {key!r}") from error
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: list[str] = typer.Option(None, help="Source topic(s); default every input topic."),
+    limit: int = typer.Option(50, help="Show the newest this many dead letters."),
+) -> None:
+    """Dead letters (newest last) and the parked keys."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from relayflow.deadletters import parked_keys, read_dead_letters  # noqa: PLC0415
+
+    settings = Settings()
+    letters = asyncio.run(read_dead_letters(settings, topic or None))
+    parked = asyncio.run(parked_keys(settings))
+    console = Console()
+    shown = letters[-limit:]
+    table = Table(title=f"dead letters: {len(letters)} (showing the last {len(shown)})")
+    for column in ("dlq record", "key", "reason", "event type", "source", "failed at", "error"):
+        table.add_column(column)
+    for d in shown:
+        table.add_row(d.coordinates, repr(d.key), d.reason, d.event_type,
+                      "{}[{}]@{}".format(*d.source), d.failed_at, d.error[:80])
+    console.print(table)
+    keys = Table(title=f"parked keys: {len(parked)} (relayflow dlq replay|release TOPIC KEY)")
+    for column in ("topic", "key", "reason", "parked at source", "first dead letter",
+                   "replay in progress"):
+        keys.add_column(column)
+    for (source, key), entry in sorted(parked.items()):
+        keys.add_row(source, repr(key), entry.reason,
+                     f"[{entry.source_partition}]@{entry.source_offset}",
+                     f"{source}.dlq/{entry.dlq_partition}/{entry.dlq_offset}",
+                     entry.replay_id or "-")
+    console.print(keys)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    dlq_topic: str = typer.Argument(help="The DLQ topic, e.g. orders.events.dlq."),
+    partition: int = typer.Argument(help="Partition."),
+    offset: int = typer.Argument(help="Offset."),
+) -> None:
+    """One dead letter: headers, and the event if its value decodes."""
+    from relayflow.deadletters import read_dead_letters  # noqa: PLC0415
+    from relayflow.topics import DLQ_SUFFIX  # noqa: PLC0415
+    from schemas import EVENT_TYPES  # noqa: PLC0415
+    from schemas.codec import AvroCodec, DecodeError  # noqa: PLC0415
+
+    source = dlq_topic.removesuffix(DLQ_SUFFIX)
+    letters = asyncio.run(read_dead_letters(Settings(), [source], partition=partition,
+                                            from_offset=offset))
+    found = next((d for d in letters if d.offset == offset), None)
+    if found is None:
+        typer.echo(f"no record at {dlq_topic}/{partition}/{offset}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"record   {found.coordinates}")
+    typer.echo(f"key      {found.key!r}")
+    for name, value in found.headers:
+        typer.echo(f"header   {name}: {value.decode(errors='replace')}")
+    value = found.value or b""
+    try:
+        event = AvroCodec(EVENT_TYPES.values()).decode(value)
+    except DecodeError as error:
+        typer.echo(f"value    {len(value)} bytes, not decodable ({error}): {value[:64]!r}")
+    else:
+        typer.echo(f"event    {event.model_dump_json(indent=2)}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    topic: str = typer.Argument(help="Source topic of the parked key, e.g. orders.events."),
+    key: str = typer.Argument(help=_KEY_HELP),
+    *,
+    hex_key: bool = typer.Option(False, "--hex", help="KEY is hex."),
+    parked_only: bool = typer.Option(
+        False, help="Skip the record that parked the key; replay the ones parked after it."),
+) -> None:
+    """Copy a parked key's dead letters back to its topic, in order; then it flows again."""
+    from relayflow.deadletters import replay  # noqa: PLC0415
+
+    raw = _key(key, hex_key=hex_key)
+    result = asyncio.run(replay(Settings(), topic, raw, parked_only=parked_only))
+    for letter in result.copied:
+        typer.echo(f"replayed {letter.coordinates} ({letter.reason}, {letter.event_type})")
+    typer.echo({
+        "replaying": f"replay {result.replay_id}: {len(result.copied)} record(s) back on "
+                     f"{topic}; the bridge releases the key after the last one",
+        "released": "nothing to replay; the key is released",
+        "not-parked": "the key is not parked; nothing to do",
+        "in-progress": f"replay {result.replay_id} of this key is still in progress",
+    }[result.status])
+
+
+@dlq_app.command("release")
+def dlq_release(
+    topic: str = typer.Argument(help="Source topic of the parked key."),
+    key: str = typer.Argument(help=_KEY_HELP),
+    *,
+    hex_key: bool = typer.Option(False, "--hex", help="KEY is hex."),
+) -> None:
+    """Let a parked key flow again without replaying; its dead letters stay on the DLQ."""
+    from relayflow.deadletters import release  # noqa: PLC0415
+
+    entry = asyncio.run(release(Settings(), topic, _key(key, hex_key=hex_key)))
+    typer.echo("released" if entry else "the key is not parked; nothing to do")
+
+
 @app.command()
 def demo(
     timeout: float = typer.Option(120.0, help="Seconds to wait for every outcome."),

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
             workflow that does not exist yet (retrying) before dead-lettering it.
         bridge_shutdown_seconds: On SIGTERM, how long the bridge waits for the
             Temporal calls in flight before it abandons them (uncommitted).
+        bridge_park_keys: Park the key of a dead-lettered record, so later records
+            of that key go to the DLQ too (``parked``) until released or replayed.
         bridge_batch_size: Most records the bridge fetches and commits as one batch.
         bridge_concurrency: Key groups of a batch the bridge processes at once.
         cache_dir: Where the dev stack caches the Kafka jars, by version, so
@@ -81,6 +83,7 @@ class Settings(BaseSettings):
     bridge_batch_size: int = 500
     bridge_signal_hold_seconds: float = 300.0
     bridge_shutdown_seconds: float = Field(default=15.0, gt=0)
+    bridge_park_keys: bool = True
     approval_threshold_cents: int = 100_000
     approval_timeout_seconds: int = 24 * 3600
     escalation_timeout_seconds: int = 24 * 3600

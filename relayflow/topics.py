@@ -15,6 +15,7 @@ __all__ = [
     "DLQ_SUFFIX",
     "ORDERS_EVENTS",
     "ORDERS_OUTCOMES",
+    "PARKED_KEYS",
     "TOPICS",
     "Topic",
     "dlq_topic",
@@ -26,6 +27,8 @@ BATCHES_REQUESTS = "batches.requests"
 ORDERS_OUTCOMES = "orders.outcomes"
 BATCHES_OUTCOMES = "batches.outcomes"
 DLQ_SUFFIX = ".dlq"
+PARKED_KEYS = "relayflow.parked-keys"
+"""Compacted: the keys the bridge parked after a dead letter (key ``<topic>/<key>``)."""
 
 
 def dlq_topic(source: str) -> str:
@@ -41,11 +44,19 @@ class Topic:
         name: Topic name.
         partitions: Partition count (parallelism of consumers keyed by entity).
         inbound: True for topics the bridge consumes.
+        compacted: Log-compacted (``cleanup.policy=compact``): the latest
+            value per key is the state, a tombstone deletes it.
     """
 
     name: str
     partitions: int
     inbound: bool
+    compacted: bool = False
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """Topic configs to create it with."""
+        return {"cleanup.policy": "compact"} if self.compacted else {}
 
 
 _INPUTS = (Topic(ORDERS_EVENTS, 6, True), Topic(APPROVALS_DECISIONS, 3, True),
@@ -57,5 +68,6 @@ TOPICS: tuple[Topic, ...] = (
     *_OUTPUTS,
     # A DLQ has its source's partition count so a record keeps its partition (and key order).
     *(Topic(dlq_topic(t.name), t.partitions, False) for t in _INPUTS),
+    Topic(PARKED_KEYS, 3, False, compacted=True),
 )
 """Every topic relayflow needs, with its partition count."""

@@ -19,6 +19,9 @@ __all__ = [
     "DLQ_ERROR",
     "DLQ_FAILED_AT",
     "DLQ_REASON",
+    "DLQ_REPLAY_ID",
+    "DLQ_REPLAY_LAST",
+    "DLQ_REPLAY_OF",
     "DLQ_SOURCE_OFFSET",
     "DLQ_SOURCE_PARTITION",
     "DLQ_SOURCE_TOPIC",
@@ -44,6 +47,12 @@ DLQ_SOURCE_TOPIC = "dlq-source-topic"
 DLQ_SOURCE_PARTITION = "dlq-source-partition"
 DLQ_SOURCE_OFFSET = "dlq-source-offset"
 DLQ_FAILED_AT = "dlq-failed-at"
+DLQ_REPLAY_ID = "dlq-replay-id"
+"""On a record replayed from the DLQ: the replay it belongs to (passes its parked key)."""
+DLQ_REPLAY_OF = "dlq-replay-of"
+"""On a replayed record: ``<dlq topic>/<partition>/<offset>`` it was copied from."""
+DLQ_REPLAY_LAST = "dlq-replay-last"
+"""On the last record of a replay: once it is processed, the key is released."""
 
 KafkaHeaders = Sequence[tuple[str, bytes]]
 """Headers as aiokafka gives and takes them."""

@@ -404,7 +404,8 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            missing = [NewTopic(t.name, t.partitions, 1) for t in TOPICS if t.name not in existing]
+            missing = [NewTopic(t.name, t.partitions, 1, topic_configs=t.configs)
+                       for t in TOPICS if t.name not in existing]
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)

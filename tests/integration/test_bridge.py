@@ -247,13 +247,19 @@ async def _committed_past(settings: Settings, tp: TopicPartition, offset: int) -
     return await committed(settings, tp) > offset
 
 
-async def test_undecodable_record_is_dead_lettered_and_the_key_moves_on(bridged: Bridged) -> None:
-    order_id = new_order_id()
+async def test_undecodable_record_is_dead_lettered_its_key_parked_the_partition_moves_on(
+    bridged: Bridged,
+) -> None:
+    order_id, other_id = new_order_id(), new_order_id()
     original = [("event-type", b"relayflow.orders.OrderPlaced"), ("x-trace", b"\xff\x00")]
     bad = await bridged.probe.send(ORDERS_EVENTS, b"\xc3\x01garbage", order_id.encode(), original)
-    await bridged.send(order_placed(order_id))  # same key, after the bad record
+    await bridged.send(order_placed(order_id))  # same key, after the bad record: parked
+    other = to_record(order_placed(other_id), CODEC)  # another key on the same partition
+    await bridged.probe.producer.send_and_wait(ORDERS_EVENTS, other.value, key=other.key,
+                                               partition=bad.partition, headers=other.headers)
 
-    [dead] = await bridged.dead(order_id)
+    dead, parked = await bridged.dead(order_id, count=2)
+    assert dict(parked.headers)[DLQ_REASON] == b"parked"
     headers = dict(dead.headers)
     assert dead.value == b"\xc3\x01garbage"
     assert list(dead.headers)[:2] == original
@@ -262,7 +268,8 @@ async def test_undecodable_record_is_dead_lettered_and_the_key_moves_on(bridged:
     assert int(headers[DLQ_SOURCE_PARTITION]) == bad.partition == dead.partition
     assert int(headers[DLQ_SOURCE_OFFSET]) == bad.offset
     assert datetime.fromisoformat(headers[DLQ_FAILED_AT].decode()).tzinfo is not None
-    await eventually(lambda: exists(bridged.client, f"order-{order_id}"), "next record processed")
+    await eventually(lambda: exists(bridged.client, f"order-{other_id}"), "next record processed")
+    assert not await exists(bridged.client, f"order-{order_id}")
 
 
 async def test_cancel_reaches_the_running_saga_and_a_duplicate_is_harmless(

@@ -14,10 +14,18 @@ from temporalio.client import WorkflowExecutionStatus
 
 from activities.store import Store
 from relayflow.approvals import pending_approvals
+from relayflow.deadletters import parked_keys, read_dead_letters, release, replay
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
-from schemas import EVENT_TYPES, ApprovalDecided, ApprovalRequested, OrderCompleted, OrderFailed
+from schemas import (
+    EVENT_TYPES,
+    ApprovalDecided,
+    ApprovalRequested,
+    OrderCancelled,
+    OrderCompleted,
+    OrderFailed,
+)
 from schemas.codec import AvroCodec
 from schemas.headers import (
     CAUSATION_ID,
@@ -103,18 +111,23 @@ async def test_duplicate_event_runs_one_saga_and_charges_once(
     assert len(store.rows("payments", order.order_id)) == 1
 
 
-async def test_undecodable_record_goes_to_dlq_and_next_record_flows(
+async def test_undecodable_record_goes_to_dlq_parks_its_key_and_replay_releases_it(
     probe: KafkaProbe, system: Settings
 ) -> None:
     key = f"junk-{uuid.uuid4().hex[:8]}".encode()
     original_headers = [("event-type", b"relayflow.orders.OrderPlaced"), ("x-trace", b"\xff\x00")]
     await probe.send(ORDERS_EVENTS, b"\xc3\x01garbage", key, original_headers)
-    # Same key afterwards: the partition must move on past the bad record.
+    # Same key afterwards: parked (to the DLQ, in order), never processed ahead of it.
     good = order_placed(order_id=key.decode())
     record = to_record(good, CODEC)
     await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    # Another key flows meanwhile.
+    other = order_placed()
+    other_record = to_record(other, CODEC)
+    await probe.send(ORDERS_EVENTS, other_record.value, other_record.key, other_record.headers)
 
-    [dead] = await probe.wait_for(_for_order(key.decode(), dlq_topic(ORDERS_EVENTS)))
+    dead, parked = await probe.wait_for(_for_order(key.decode(), dlq_topic(ORDERS_EVENTS)),
+                                        count=2)
     headers = dict(dead.headers)
     assert dead.value == b"\xc3\x01garbage"
     assert list(dead.headers)[:2] == original_headers
@@ -122,8 +135,42 @@ async def test_undecodable_record_goes_to_dlq_and_next_record_flows(
     assert headers[DLQ_SOURCE_TOPIC] == ORDERS_EVENTS.encode()
     assert int(headers[DLQ_SOURCE_PARTITION]) == dead.partition
     assert int(headers[DLQ_SOURCE_OFFSET]) >= 0
+    assert dict(parked.headers)[DLQ_REASON] == b"parked"
+    assert parked.value == record.value
+    await probe.wait_for(_for_order(other.order_id))
+    assert (ORDERS_EVENTS, key) in await parked_keys(system)
+
+    # The operator skips the poison record and replays the rest; replay is idempotent.
+    first = await replay(system, ORDERS_EVENTS, key, parked_only=True)
+    assert first.status == "replaying"
+    assert [d.reason for d in first.copied] == ["parked"]
     [completed] = await probe.wait_for(_for_order(key.decode()))
     assert isinstance(CODEC.decode(completed.value), OrderCompleted)
+    for _ in range(100):  # the bridge releases the key after the replay's last record
+        if (ORDERS_EVENTS, key) not in await parked_keys(system):
+            break
+        await asyncio.sleep(0.2)
+    assert (ORDERS_EVENTS, key) not in await parked_keys(system)
+    assert (await replay(system, ORDERS_EVENTS, key)).status == "not-parked"
+    letters = await read_dead_letters(system, [ORDERS_EVENTS])
+    assert [d.reason for d in letters if d.key == key] == ["truncated", "parked"]
+
+
+async def test_a_released_key_flows_again(probe: KafkaProbe, system: Settings) -> None:
+    order_id = f"rel-{uuid.uuid4().hex[:8]}"
+    cancel = to_record(OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                                      order_id=order_id), CODEC)
+    await probe.send(ORDERS_EVENTS, cancel.value, cancel.key, cancel.headers)  # nothing to cancel
+    [dead] = await probe.wait_for(_for_order(order_id, dlq_topic(ORDERS_EVENTS)))
+    assert dict(dead.headers)[DLQ_REASON] == b"target-not-found"
+    released = await release(system, ORDERS_EVENTS, order_id.encode())
+    assert released is not None
+    assert released.reason == "target-not-found"
+    placed = to_record(order_placed(order_id=order_id), CODEC)
+    await probe.send(ORDERS_EVENTS, placed.value, placed.key, placed.headers)
+    [completed] = await probe.wait_for(_for_order(order_id))
+    assert isinstance(CODEC.decode(completed.value), OrderCompleted)
+    assert await release(system, ORDERS_EVENTS, order_id.encode()) is None
 
 
 async def test_offset_is_committed_after_the_record_was_processed(

@@ -120,11 +120,12 @@ class FakeDeadLetters:
     refusals: int = 0
     sent: list[tuple[int, str, str]] = field(default_factory=list)
 
-    async def send(self, record: InboundRecord, reason: str, error: str) -> None:
+    async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
         if self.refusals > 0:
             self.refusals -= 1
             raise KafkaConnectionError("broker down")
         self.sent.append((record.offset, reason, error))
+        return record.partition, len(self.sent) - 1
 
 
 @dataclass

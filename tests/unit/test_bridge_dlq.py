@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
+from aiokafka.structs import RecordMetadata
 
 from bridge.dlq import MAX_ERROR_BYTES, DeadLetters, dlq_headers
 from schemas.headers import (
@@ -71,19 +73,23 @@ class FakeProducer:
     async def send_and_wait(self, topic: str, value: bytes | None = None,
                             key: bytes | None = None, partition: int | None = None,
                             timestamp_ms: int | None = None,
-                            headers: Sequence[tuple[str, bytes | None]] | None = None) -> None:
+                            headers: Sequence[tuple[str, bytes | None]] | None = None,
+                            ) -> RecordMetadata:
         del timestamp_ms
         if self.failures:
             self.failures -= 1
             raise KafkaTimeoutError
         self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition,
                           "headers": list(headers or [])})
+        landed = 0 if partition is None else partition
+        return RecordMetadata(topic, landed, TopicPartition(topic, landed), len(self.sent) - 1,
+                              0, 0, 0)
 
 
 async def test_record_goes_to_its_topics_dlq_on_the_same_partition() -> None:
     producer = FakeProducer({"orders.events.dlq": 6})
     rec = Record("orders.events", 5, 9, b"A-1", b"\xc3\x01bad", list(ORIGINAL))
-    await DeadLetters(producer).send(rec, "truncated", "short body")
+    assert await DeadLetters(producer).send(rec, "truncated", "short body") == (5, 0)
     [sent] = producer.sent
     assert (sent["topic"], sent["partition"], sent["key"], sent["value"]) == (
         "orders.events.dlq", 5, b"A-1", b"\xc3\x01bad")

@@ -46,7 +46,7 @@ def test_init_job_creates_exactly_the_topic_table() -> None:
     specs = re.search(r"for spec in (.+?);", script)
     assert specs is not None
     created = {tuple(s.split(":")) for s in specs.group(1).split()}
-    assert created == {(t.name, str(t.partitions)) for t in TOPICS}
+    assert created == {(t.name, str(t.partitions), *t.configs.values()) for t in TOPICS}
 
 
 def test_bridge_and_worker_wait_for_topics_and_temporal() -> None:

@@ -1,0 +1,140 @@
+"""Parked keys: a dead letter parks its key, later records of it follow, replays release it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka.errors import KafkaConnectionError
+
+from bridge.consumer import BatchProcessor
+from bridge.parking import PARKED, ParkEntry, replay_of
+from relayflow.topics import ORDERS_EVENTS
+from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
+from tests.support import order_placed
+from tests.unit.test_bridge import (
+    FAST,
+    FakeCommands,
+    FakeDeadLetters,
+    Record,
+    cancelled,
+    decoder,
+    record,
+)
+
+
+@dataclass
+class FakeParking:
+    """Our ``Parking``: a dict; can refuse the next writes (Kafka down)."""
+
+    entries: dict[tuple[str, bytes], ParkEntry] = field(default_factory=dict)
+    refusals: int = 0
+    writes: int = 0
+
+    def get(self, topic: str, key: bytes) -> ParkEntry | None:
+        return self.entries.get((topic, key))
+
+    async def put(self, topic: str, key: bytes, entry: ParkEntry | None) -> None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise KafkaConnectionError("broker down")
+        self.writes += 1
+        if entry is None:
+            self.entries.pop((topic, key), None)
+        else:
+            self.entries[(topic, key)] = entry
+
+
+def parking_processor(commands: FakeCommands, parking: FakeParking,
+                      dlq: FakeDeadLetters | None = None) -> BatchProcessor:
+    return BatchProcessor(decoder(), commands, dlq or FakeDeadLetters(), backoff=FAST,
+                          parking=parking)
+
+
+def junk(key: bytes, offset: int) -> Record:
+    return Record(ORDERS_EVENTS, 0, offset, key, b"\xc3\x01cut")
+
+
+def replayed(rec: Record, replay: str, *, last: bool = False) -> Record:
+    extra = [(DLQ_REPLAY_ID, replay.encode())] + ([(DLQ_REPLAY_LAST, b"1")] if last else [])
+    return Record(rec.topic, rec.partition, rec.offset + 100, rec.key, rec.value,
+                  [*rec.headers, *extra])
+
+
+def entry(**changes: object) -> ParkEntry:
+    base = ParkEntry(reason="truncated", source_partition=0, source_offset=0, dlq_partition=0,
+                     dlq_offset=0, parked_at=datetime.now(UTC))
+    return base.model_copy(update=changes)
+
+
+async def test_a_dead_letter_parks_its_key_and_later_records_of_it_follow() -> None:
+    parking, commands = FakeParking(), FakeCommands()
+    batch = [junk(b"A", 0), record(order_placed("A"), 1), record(order_placed("B"), 2),
+             record(cancelled("A"), 3)]
+    report = await parking_processor(commands, parking).process(batch)
+    assert report.results == ["dlq:truncated", f"dlq:{PARKED}", "started", f"dlq:{PARKED}"]
+    assert [c[0] for c in commands.calls] == ["order-B"]  # A's events never reached Temporal
+    parked = parking.get(ORDERS_EVENTS, b"A")
+    assert parked is not None
+    assert (parked.reason, parked.source_offset, parked.dlq_offset) == ("truncated", 0, 0)
+
+
+async def test_a_record_without_a_key_parks_nothing() -> None:
+    parking = FakeParking()
+    report = await parking_processor(FakeCommands(), parking).process(
+        [Record(ORDERS_EVENTS, 0, 0, None, b"junk")])
+    assert report.results == ["dlq:unknown-framing"]
+    assert parking.entries == {}
+
+
+async def test_a_replay_passes_the_key_and_its_last_record_releases_it() -> None:
+    parking = FakeParking({(ORDERS_EVENTS, b"A"): entry(replay_id="r1")})
+    commands = FakeCommands()
+    placed, cancel = record(order_placed("A"), 1), record(cancelled("A"), 2)
+    batch = [replayed(placed, "r1"), replayed(cancel, "r1", last=True)]
+    report = await parking_processor(commands, parking).process(batch)
+    assert report.results == ["started", "started"]
+    assert parking.entries == {}
+    assert replay_of(batch[1]) == ("r1", True)
+
+
+async def test_another_replays_records_and_plain_records_stay_parked() -> None:
+    parking = FakeParking({(ORDERS_EVENTS, b"A"): entry(replay_id="r2")})
+    batch = [replayed(record(order_placed("A"), 1), "r1", last=True)]
+    report = await parking_processor(FakeCommands(), parking).process(batch)
+    assert report.results == [f"dlq:{PARKED}"]
+    assert parking.get(ORDERS_EVENTS, b"A") is not None
+
+
+async def test_a_replayed_record_that_fails_again_reparks_the_key_from_it() -> None:
+    parking = FakeParking({(ORDERS_EVENTS, b"A"): entry(replay_id="r1")})
+    commands, dlq = FakeCommands(), FakeDeadLetters()
+    dlq.sent.extend([(0, "truncated", ""), (1, PARKED, "")])  # the first parking's letters
+    batch = [replayed(junk(b"A", 0), "r1"),
+             replayed(record(order_placed("A"), 1), "r1", last=True)]
+    report = await parking_processor(commands, parking, dlq).process(batch)
+    assert report.results == ["dlq:truncated", f"dlq:{PARKED}"]
+    again = parking.get(ORDERS_EVENTS, b"A")
+    assert again is not None
+    assert (again.replay_id, again.dlq_offset) == (None, 2)  # from the failed replayed copy
+    assert commands.calls == []
+
+
+async def test_records_arriving_during_a_replay_keep_the_key_parked_after_it() -> None:
+    parking = FakeParking({(ORDERS_EVENTS, b"A"): entry(replay_id="r1")})
+    dlq = FakeDeadLetters()
+    batch = [replayed(record(order_placed("A"), 1), "r1"),
+             record(cancelled("A"), 50),  # a new record, not part of the replay
+             replayed(record(cancelled("A"), 2), "r1", last=True)]
+    report = await parking_processor(FakeCommands(), parking, dlq).process(batch)
+    assert report.results == ["started", f"dlq:{PARKED}", "started"]
+    still = parking.get(ORDERS_EVENTS, b"A")
+    assert still is not None
+    assert (still.reason, still.replay_id, still.dlq_offset) == (PARKED, None, 0)
+
+
+async def test_a_park_that_cannot_be_written_is_retried() -> None:
+    parking = FakeParking(refusals=2)
+    report = await parking_processor(FakeCommands(), parking).process([junk(b"A", 0)])
+    assert report.results == ["dlq:truncated"]
+    assert parking.get(ORDERS_EVENTS, b"A") is not None
