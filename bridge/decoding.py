@@ -13,6 +13,8 @@ codec reasons       ``empty``, ``unknown-framing``, ``truncated``,
                     ``unknown-schema``, ``malformed-avro``, ``invalid-event``, ...
                     (``DecodeError.reason``)
 ``header-mismatch`` an ``event-type`` / ``event-id`` header contradicts the value
+``bad-header``      a ``correlation-id`` / ``causation-id`` / ``traceparent``
+                    header is longer than 200 characters
 ``no-route``        no route for this event type on this topic
 ==================  ==========================================================
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, cast
+
+from pydantic import ValidationError
 
 from bridge.commands import PermanentFailure
 from bridge.records import InboundRecord
@@ -83,16 +87,20 @@ class Decoder:
         route = self._routes.lookup(record.topic, event.avro_name)
         if route is None:
             raise PermanentFailure("no-route", f"no route for {event.avro_name} on {record.topic}")
-        meta = EventMeta(
-            event_type=event.avro_name,
-            event_id=str(event.event_id),
-            correlation_id=headers.correlation_id or str(event.event_id),
-            causation_id=headers.causation_id,
-            traceparent=headers.traceparent,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
+        try:
+            meta = EventMeta(
+                event_type=event.avro_name,
+                event_id=str(event.event_id),
+                correlation_id=headers.correlation_id or str(event.event_id),
+                causation_id=headers.causation_id,
+                traceparent=headers.traceparent,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        except ValidationError as error:
+            # Caught here, not deep in a workflow that copies them onto its outcomes.
+            raise PermanentFailure("bad-header", f"tracing header too long: {error}") from error
         # Parametrize with the concrete class: pydantic serializes by the declared
         # type, and Inbound[Event] would drop every field of the subclass.
         envelope: Any = Inbound[type(event)]  # type: ignore[misc]

@@ -314,7 +314,8 @@ class AvroCodec:
         stream = io.BytesIO(body)
         try:
             record = fastavro.schemaless_reader(stream, writer.parsed, self._readers[name])
-        except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as exc:
+        except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError,
+                OverflowError) as exc:  # OverflowError: a timestamp beyond Python's datetime
             raise DecodeError("malformed-avro", f"{name}: {exc!r}") from exc
         if stream.tell() != len(body):
             trailing = len(body) - stream.tell()

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.models import Event
 
-__all__ = ["EventMeta", "Inbound"]
+__all__ = ["MAX_ID_LENGTH", "EventMeta", "Inbound"]
+
+MAX_ID_LENGTH = 200
+"""Longest ``correlation-id`` / ``causation-id`` / ``traceparent`` header accepted."""
 
 EventT = TypeVar("EventT", bound=Event)
 
@@ -38,9 +41,10 @@ class EventMeta(BaseModel):
 
     event_type: str
     event_id: str
-    correlation_id: str
-    causation_id: str = ""
-    traceparent: str = ""
+    # Bounded like the outcome events that carry them on (max 200 characters).
+    correlation_id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    causation_id: str = Field(default="", max_length=MAX_ID_LENGTH)
+    traceparent: str = Field(default="", max_length=MAX_ID_LENGTH)
     topic: str = ""
     partition: int = -1
     offset: int = -1

@@ -18,9 +18,9 @@ the bridge works per key: one dead letter must never hold up another record.
 * A Confluent-framed value is ``unknown-schema`` when no registry is configured.
 * An ``event_id`` that is not a UUID is ``malformed-avro`` (fastavro's logical
   type fails), not ``invalid-event``.
-* An ``occurred_at`` outside Python's datetime range makes fastavro raise
-  ``OverflowError``, which the codec does not catch: ``Decoder.decode`` raises
-  it as is and the bridge dead-letters the record as ``internal-error``.
+* An ``occurred_at`` outside Python's datetime range is ``malformed-avro``.
+* A ``correlation-id`` / ``causation-id`` / ``traceparent`` header longer than
+  200 characters is ``bad-header`` (outcomes carry them on, bounded).
 * Contract headers are optional: missing or empty ones, foreign headers, a
   wrong ``content-type`` or ``traceparent``, and a contradicting *second*
   ``event-type`` / ``event-id`` (the first occurrence wins) are all accepted.
@@ -70,18 +70,23 @@ from schemas.codec import (
     load_history,
     load_schemas,
 )
-from schemas.headers import CONTENT_TYPE, CORRELATION_ID, EVENT_ID, EVENT_TYPE, TRACEPARENT
+from schemas.headers import (
+    CAUSATION_ID,
+    CONTENT_TYPE,
+    CORRELATION_ID,
+    EVENT_ID,
+    EVENT_TYPE,
+    TRACEPARENT,
+)
 from schemas.records import to_record
 
 __all__ = [
-    "INTERNAL_ERROR",
     "CorpusRecord",
     "bad_records",
     "good_records",
     "mixed_stream",
 ]
 
-INTERNAL_ERROR = "internal-error"
 """The bridge's reason for a record whose decoding raised something unforeseen."""
 
 Headers = list[tuple[str, bytes]]
@@ -169,6 +174,9 @@ def _unframed_bytes(rng: random.Random, size: int) -> bytes:
 
 
 def _set_header(headers: Headers, name: str, value: bytes) -> Headers:
+    """Replace the header's value, or append it when the record has none."""
+    if all(n != name for n, _ in headers):
+        return [*headers, (name, value)]
     return [(n, value if n == name else v) for n, v in headers]
 
 
@@ -431,6 +439,12 @@ _HEADER_VARIANTS: dict[str, tuple[str | None, HeaderMaker]] = {
         None, lambda h, _r: _set_header(h, TRACEPARENT, b"not-a-traceparent")),
     "accepted-headers-non-utf8-correlation-id": (
         None, lambda h, _r: _set_header(h, CORRELATION_ID, b"\xff\xfecorrelation")),
+    "bad-header-correlation-id-too-long": (
+        "bad-header", lambda h, _r: _set_header(h, CORRELATION_ID, b"c" * 201)),
+    "bad-header-causation-id-too-long": (
+        "bad-header", lambda h, _r: _set_header(h, CAUSATION_ID, b"e" * 5000)),
+    "bad-header-traceparent-too-long": (
+        "bad-header", lambda h, _r: _set_header(h, TRACEPARENT, b"00-" + b"f" * 300)),
 }
 """Header variants of a routine order: name -> (reason or None when accepted, maker)."""
 
@@ -474,10 +488,10 @@ _INVALID_ORDERS: dict[str, dict[str, Any]] = {
 
 _FIELD_OVERRIDES_OF_ORDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "malformed-event-id-not-a-uuid": ("malformed-avro", {"event_id": "not-a-uuid"}),
-    "internal-error-occurred-at-after-year-9999": (
-        INTERNAL_ERROR, {"occurred_at": _AFTER_YEAR_9999}),
-    "internal-error-occurred-at-before-year-1": (INTERNAL_ERROR, {"occurred_at": _BEFORE_YEAR_1}),
-    "internal-error-occurred-at-huge": (INTERNAL_ERROR, {"occurred_at": 2**62}),
+    "malformed-occurred-at-after-year-9999": (
+        "malformed-avro", {"occurred_at": _AFTER_YEAR_9999}),
+    "malformed-occurred-at-before-year-1": ("malformed-avro", {"occurred_at": _BEFORE_YEAR_1}),
+    "malformed-occurred-at-huge": ("malformed-avro", {"occurred_at": 2**62}),
 }
 """Other field-level breakage of orders: name -> (reason, fields written instead)."""
 
