@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.store import BusinessRuleViolation, Store
-from schemas import OrderLine
+from schemas import OrderLine, failpoints
 
 __all__ = [
     "BUSINESS_ERRORS",
@@ -152,15 +152,18 @@ class OrderActivities:
     def charge_payment(self, request: ChargePaymentInput) -> StepResult:
         """Capture the payment, or fail with ``PaymentDeclined``."""
         try:
-            return StepResult(id=self._store.charge(request.idempotency_key, request.order_id,
-                                                    request.amount_cents, request.currency))
+            charged = self._store.charge(request.idempotency_key, request.order_id,
+                                         request.amount_cents, request.currency)
         except BusinessRuleViolation as error:
             raise _refused(error) from error
+        failpoints.hit("activity.charge-payment.after-store")
+        return StepResult(id=charged)
 
     @activity.defn(name="refund_payment")
     def refund_payment(self, request: CompensationInput) -> CompensationResult:
         """Refund the payment; a no-op when nothing was charged or it was refunded."""
         undo = self._store.refund(request.idempotency_key)
+        failpoints.hit("activity.refund-payment.after-store")
         return CompensationResult(undone=undo.undone, state=undo.state)
 
     @activity.defn(name="create_shipment")

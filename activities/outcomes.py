@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from schemas import failpoints
 from schemas.codec import AvroCodec
 from schemas.records import to_record
 
@@ -97,5 +98,6 @@ class OutcomePublisher:
         metadata = await self._producer.send_and_wait(
             request.topic, record.value, key=record.key, headers=record.headers
         )
+        failpoints.hit("activity.publish-outcome.after-send")
         return PublishOutcomeResult(topic=request.topic, partition=metadata.partition,
                                     offset=metadata.offset, event_id=str(event.event_id))

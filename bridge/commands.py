@@ -33,7 +33,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bridge.routes import Action, Route
-from schemas import Event, Inbound
+from schemas import Event, Inbound, failpoints
 
 __all__ = [
     "Commands",
@@ -151,6 +151,7 @@ class TemporalCommands:
             PermanentFailure: Dead-letter the record.
         """
         workflow_id = route.id_for(inbound.event)
+        failpoints.hit("bridge.before-temporal")
         try:
             return await self._send(route, workflow_id, inbound)
         except (TransientFailure, PermanentFailure):

@@ -58,6 +58,7 @@ from bridge.offsets import Offsets, plan_offsets
 from bridge.parking import PARKED, KeyParking, Parking
 from bridge.records import InboundRecord, where
 from bridge.routes import Action, Route
+from schemas import failpoints
 
 __all__ = ["Backoff", "BatchConsumer", "BatchProcessor", "BatchReport", "Health"]
 
@@ -194,6 +195,11 @@ class BatchProcessor:
     def stop(self) -> None:
         """Shutdown begins: start no record and wait for no retry; in-flight calls finish."""
         self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Shutdown has begun."""
+        return self._stopping.is_set()
 
     @property
     def degraded(self) -> bool:
@@ -404,11 +410,16 @@ class BatchConsumer:
                 await asyncio.sleep(self._backoff.delay(self._failed_batches))
             raise
         self._failed_batches = 0
+        failpoints.hit("bridge.before-commit")
         plan = plan_offsets(records, report.finished)
         self._offsets.rewind(consumer, plan.rewind)
         if report.retry_after:
             self._offsets.pause(consumer, report.retry_after)
-        if report.pending:
+        if report.pending and self.processor.stopping:
+            log.info("shutting down: %d of %d records of the batch in flight finished; "
+                     "committing those, the rest is redelivered", len(records) - report.pending,
+                     len(records))
+        elif report.pending:
             log.log(logging.DEBUG if self.processor.degraded else logging.INFO,
                     "batch budget of %.0fs spent: %d of %d records finished; "
                     "committing those, fetching the rest again",

@@ -252,6 +252,20 @@ def dlq_release(
 
 
 @app.command()
+def verify(
+    key_prefix: str = typer.Option("", help="Only keys starting with this (one run's records)."),
+    wait: float = typer.Option(0.0, help="Seconds to give running flows to finish first."),
+) -> None:
+    """Check the invariants on Kafka, Temporal and the store; exit 1 on any violation."""
+    from relayflow.verify import verify_until_settled  # noqa: PLC0415
+
+    report = asyncio.run(verify_until_settled(Settings(), key_prefix=key_prefix,
+                                              wait_seconds=wait))
+    typer.echo(report.summary())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
 def demo(
     timeout: float = typer.Option(120.0, help="Seconds to wait for every outcome."),
 ) -> None:

@@ -21,28 +21,18 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 
 from bridge.parking import PARKED, ParkEntry, ParkingLot
+from relayflow.reading import StoredRecord, read_records
 from relayflow.settings import Settings
 from relayflow.topics import TOPICS, dlq_topic
-from schemas.headers import (
-    DLQ_ERROR,
-    DLQ_FAILED_AT,
-    DLQ_REASON,
-    DLQ_REPLAY_ID,
-    DLQ_REPLAY_LAST,
-    DLQ_REPLAY_OF,
-    DLQ_SOURCE_OFFSET,
-    DLQ_SOURCE_PARTITION,
-    DLQ_SOURCE_TOPIC,
-    EVENT_TYPE,
-)
+from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST, DLQ_REPLAY_OF
 
 __all__ = [
     "DeadLetter",
     "ReplayResult",
+    "input_topics",
     "parked_keys",
     "read_dead_letters",
     "release",
@@ -52,63 +42,8 @@ __all__ = [
 _DLQ_PREFIX = "dlq-"
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """One record of a dead-letter topic.
-
-    Attributes:
-        topic: The DLQ topic.
-        partition: Its partition.
-        offset: Its offset.
-        key: The original key.
-        value: The original value, untouched.
-        headers: Every header (the original ones, then ``dlq-*``).
-    """
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-
-    def header(self, name: str) -> str:
-        """A header as text ('' when absent)."""
-        for found, raw in self.headers:
-            if found == name:
-                return raw.decode(errors="replace")
-        return ""
-
-    @property
-    def reason(self) -> str:
-        """``dlq-reason``."""
-        return self.header(DLQ_REASON)
-
-    @property
-    def error(self) -> str:
-        """``dlq-error``."""
-        return self.header(DLQ_ERROR)
-
-    @property
-    def source(self) -> tuple[str, int, int]:
-        """(topic, partition, offset) the record was read from."""
-        return (self.header(DLQ_SOURCE_TOPIC), int(self.header(DLQ_SOURCE_PARTITION) or -1),
-                int(self.header(DLQ_SOURCE_OFFSET) or -1))
-
-    @property
-    def failed_at(self) -> str:
-        """``dlq-failed-at`` (ISO-8601 UTC)."""
-        return self.header(DLQ_FAILED_AT)
-
-    @property
-    def event_type(self) -> str:
-        """The original ``event-type`` header, if any."""
-        return self.header(EVENT_TYPE)
-
-    @property
-    def coordinates(self) -> str:
-        """``<dlq topic>/<partition>/<offset>``."""
-        return f"{self.topic}/{self.partition}/{self.offset}"
+DeadLetter = StoredRecord
+"""A record of a dead-letter topic: the original record plus its ``dlq-*`` headers."""
 
 
 def input_topics() -> list[str]:
@@ -130,40 +65,8 @@ async def read_dead_letters(settings: Settings, topics: Iterable[str] | None = N
     Returns:
         Dead letters ordered by DLQ topic, partition and offset.
     """
-    counts = await _partition_counts(settings, [dlq_topic(s) for s in topics or input_topics()])
-    wanted = [TopicPartition(dlq, p) for dlq, count in counts.items() for p in range(count)
-              if partition is None or p == partition]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        if not wanted:
-            return []
-        consumer.assign(wanted)
-        ends = await consumer.end_offsets(wanted)
-        for tp in wanted:
-            consumer.seek(tp, from_offset if partition is not None else 0)
-        letters: list[DeadLetter] = []
-        while [tp for tp in wanted if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                letters += [
-                    DeadLetter(tp.topic, tp.partition, r.offset, r.key, r.value,
-                               tuple((n, v) for n, v in r.headers if v is not None))
-                    for r in records if r.offset < ends[tp]
-                ]
-        return sorted(letters, key=lambda d: (d.topic, d.partition, d.offset))
-    finally:
-        await consumer.stop()
-
-
-async def _partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+    return await read_records(settings, [dlq_topic(s) for s in topics or input_topics()],
+                              partition=partition, from_offset=from_offset)
 
 
 @asynccontextmanager

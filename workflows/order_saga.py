@@ -68,7 +68,10 @@ ORDERS_OUTCOMES = "orders.outcomes"
 OUTCOME_NAMESPACE = uuid.UUID("6f1c3c52-7b7e-4d59-9d0b-0d7f2a5f9a11")
 """uuid5 namespace of outcome event ids."""
 
-STEP_TIMEOUT = timedelta(seconds=30)
+STEP_TIMEOUT = timedelta(seconds=10)
+"""Store steps take milliseconds; a step whose worker died is retried after this long."""
+PUBLISH_TIMEOUT = timedelta(seconds=15)
+"""One acks=all produce, including the producer's own retries of a broker hiccup."""
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
@@ -409,7 +412,7 @@ class OrderSaga:
             OutcomePublisher.publish_outcome,
             PublishOutcomeInput(topic=ORDERS_OUTCOMES, event_type=event.avro_name,
                                 event=event.model_dump(mode="json"), traceparent=traceparent),
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=PUBLISH_TIMEOUT,
             retry_policy=PUBLISH_RETRY,
         )
 

@@ -1,0 +1,133 @@
+"""Reading a topic from its beginning to its current end, for operator tools and checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from relayflow.settings import Settings
+from schemas.headers import (
+    DLQ_ERROR,
+    DLQ_FAILED_AT,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    EVENT_TYPE,
+)
+
+__all__ = ["StoredRecord", "partition_counts", "read_records"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One record as it is stored in a topic.
+
+    Attributes:
+        topic: The topic.
+        partition: Its partition.
+        offset: Its offset.
+        key: The key.
+        value: The value.
+        headers: Every header with a value, in order.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str:
+        """A header as text ('' when absent; the first occurrence counts)."""
+        for found, raw in self.headers:
+            if found == name:
+                return raw.decode(errors="replace")
+        return ""
+
+    @property
+    def reason(self) -> str:
+        """``dlq-reason`` (dead letters)."""
+        return self.header(DLQ_REASON)
+
+    @property
+    def error(self) -> str:
+        """``dlq-error`` (dead letters)."""
+        return self.header(DLQ_ERROR)
+
+    @property
+    def source(self) -> tuple[str, int, int]:
+        """(topic, partition, offset) a dead letter was read from."""
+        return (self.header(DLQ_SOURCE_TOPIC), int(self.header(DLQ_SOURCE_PARTITION) or -1),
+                int(self.header(DLQ_SOURCE_OFFSET) or -1))
+
+    @property
+    def failed_at(self) -> str:
+        """``dlq-failed-at`` (ISO-8601 UTC, dead letters)."""
+        return self.header(DLQ_FAILED_AT)
+
+    @property
+    def event_type(self) -> str:
+        """The ``event-type`` header, if any."""
+        return self.header(EVENT_TYPE)
+
+    @property
+    def coordinates(self) -> str:
+        """``<topic>/<partition>/<offset>``."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+async def partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """Partition count of each of ``topics`` that exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+async def read_records(settings: Settings, topics: Iterable[str], *,
+                       partition: int | None = None, from_offset: int = 0,
+                       ) -> list[StoredRecord]:
+    """Every record now in ``topics``, read without a consumer group.
+
+    Args:
+        settings: Where Kafka is.
+        topics: The topics.
+        partition: Only this partition of each.
+        from_offset: Start here (with ``partition``; otherwise from the beginning).
+
+    Returns:
+        Records ordered by topic, partition and offset, up to the end offsets
+        at the time of the call.
+    """
+    counts = await partition_counts(settings, list(topics))
+    wanted = [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)
+              if partition is None or p == partition]
+    if not wanted:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(wanted)
+        ends = await consumer.end_offsets(wanted)
+        for tp in wanted:
+            consumer.seek(tp, from_offset if partition is not None else 0)
+        found: list[StoredRecord] = []
+        while [tp for tp in wanted if await consumer.position(tp) < ends[tp]]:
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                found += [
+                    StoredRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
+                                 tuple((n, v) for n, v in r.headers if v is not None))
+                    for r in records if r.offset < ends[tp]
+                ]
+        return sorted(found, key=lambda d: (d.topic, d.partition, d.offset))
+    finally:
+        await consumer.stop()
