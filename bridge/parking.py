@@ -245,8 +245,8 @@ class KeyParking:
 
     def blocking(self, record: InboundRecord) -> ParkEntry | None:
         """The entry that parks this record's key, or None when the record may go ahead."""
-        if record.key is None:
-            return None  # no key, no order to protect
+        if not record.key:
+            return None  # no (or an empty) key: no order to protect
         entry = self._parking.get(record.topic, record.key)
         if entry is None:
             return None
@@ -256,7 +256,7 @@ class KeyParking:
     async def dead_lettered(self, record: InboundRecord, reason: str, error: str,
                             dlq: tuple[int, int]) -> None:
         """Park the key of a record just written to the DLQ at ``dlq`` (partition, offset)."""
-        if record.key is None:
+        if not record.key:
             return
         entry = self._parking.get(record.topic, record.key)
         if reason == PARKED:
@@ -277,7 +277,7 @@ class KeyParking:
     async def processed(self, record: InboundRecord) -> None:
         """After a record succeeded: the last record of a replay releases its key."""
         replay, last = replay_of(record)
-        if not last or record.key is None:
+        if not last or not record.key:
             return
         entry = self._parking.get(record.topic, record.key)
         if entry is None or entry.replay_id != replay:

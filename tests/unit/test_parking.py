@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from bridge.consumer import BatchProcessor
@@ -79,11 +80,12 @@ async def test_a_dead_letter_parks_its_key_and_later_records_of_it_follow() -> N
     assert (parked.reason, parked.source_offset, parked.dlq_offset) == ("truncated", 0, 0)
 
 
-async def test_a_record_without_a_key_parks_nothing() -> None:
+@pytest.mark.parametrize("key", [None, b""])
+async def test_a_record_without_a_key_parks_nothing(key: bytes | None) -> None:
     parking = FakeParking()
     report = await parking_processor(FakeCommands(), parking).process(
-        [Record(ORDERS_EVENTS, 0, 0, None, b"junk")])
-    assert report.results == ["dlq:unknown-framing"]
+        [Record(ORDERS_EVENTS, 0, 0, key, b"junk"), Record(ORDERS_EVENTS, 0, 1, key, b"junk")])
+    assert report.results == ["dlq:unknown-framing", "dlq:unknown-framing"]  # never "parked"
     assert parking.entries == {}
 
 

@@ -1,0 +1,134 @@
+"""Services go away under load and come back; records are redelivered; keys get hot.
+
+Restarting Kafka or Temporal needs the project's own local stack (it owns
+those processes); with testcontainers or an external stack those tests skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from relayflow import devstack
+from relayflow.settings import Settings
+from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from schemas import ApprovalDecided, Event
+from tests.faults.conftest import Rig
+from tests.faults.test_crashes import assert_clean, orders
+from tests.support import order_placed
+
+pytestmark = [pytest.mark.timeout(480)]
+
+
+def _owns_local_stack(settings: Settings) -> bool:
+    return any(service.running for service in devstack.status(settings).services)
+
+
+@pytest.fixture
+def local(rig: Rig) -> Settings:
+    if not _owns_local_stack(rig.settings):
+        pytest.skip("restarts need the project's local dev stack")
+    return rig.settings
+
+
+async def test_temporal_down_for_a_while_under_load(rig: Rig, local: Settings) -> None:
+    rig.worker()
+    bridge = rig.bridge()
+    await bridge.logged("bridge consuming")
+    await rig.produce(ORDERS_EVENTS, orders(rig, 60))
+    await asyncio.to_thread(devstack.stop_temporal, local)
+    await rig.produce(ORDERS_EVENTS, orders(rig, 120)[60:])  # intake waits, nothing committed
+    await asyncio.sleep(5)
+    await asyncio.to_thread(devstack.start_temporal, local)
+    assert_clean(await rig.settled(), 120)
+    assert bridge.alive
+    log = bridge.log.read_text()
+    assert "Temporal unavailable" in log
+    assert "Temporal available again" in log
+    assert log.count("Temporal unavailable") <= 3  # once per outage, not once per retry
+
+
+async def test_kafka_restarted_under_load(rig: Rig, local: Settings) -> None:
+    rig.worker()
+    bridge = rig.bridge()
+    await bridge.logged("bridge consuming")
+    await rig.produce(ORDERS_EVENTS, orders(rig, 60))
+    await asyncio.to_thread(devstack.stop_kafka, local)
+    await asyncio.sleep(3)
+    await asyncio.to_thread(devstack.start_kafka, local)
+    await rig.produce(ORDERS_EVENTS, orders(rig, 120)[60:])
+    assert_clean(await rig.settled(), 120)
+    assert bridge.alive
+
+
+async def _rewind_group(settings: Settings, tp: TopicPartition, offset: int) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=settings.kafka_consumer_group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+    finally:
+        await consumer.stop()
+
+
+async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
+    rig.worker()
+    bridge = rig.bridge()
+    await rig.produce(ORDERS_EVENTS, orders(rig, 60))
+    before = await rig.settled()
+    assert_clean(before, 60)
+    assert bridge.terminate() == 0
+    await _rewind_group(rig.settings, TopicPartition(ORDERS_EVENTS, 0), 0)
+    again = rig.bridge()  # reads partition 0 again from its very first record
+    await again.logged("bridge consuming")
+    await _caught_up(rig.settings, TopicPartition(ORDERS_EVENTS, 0))
+    after = await rig.settled()
+    assert_clean(after, 60)
+    assert after.duplicate_publishes == before.duplicate_publishes  # no second outcome
+    assert (after.completed, after.failed) == (before.completed, before.failed)
+
+
+async def _caught_up(settings: Settings, tp: TopicPartition) -> None:
+    """Wait (bounded) until the group has committed ``tp`` up to its end again."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=settings.kafka_consumer_group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        end = (await consumer.end_offsets([tp]))[tp]
+        assert end > 0
+        for _ in range(1200):
+            if (await consumer.committed(tp) or 0) >= end:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{tp} not re-read to {end}")
+    finally:
+        await consumer.stop()
+
+
+def _decision(order_id: str, event_id: uuid.UUID, verdict: str = "APPROVED") -> Event:
+    return ApprovalDecided(event_id=event_id, occurred_at=datetime.now(UTC),
+                           approval_id=f"approval-{order_id}", order_id=order_id,
+                           decision=verdict, decided_by="fault-test")  # type: ignore[arg-type]
+
+
+async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig) -> None:
+    rig.worker()
+    rig.bridge()
+    order_id = rig.order_id(0)
+    first = uuid.uuid4()
+    # Decisions before the order exists (held by the bridge), the same one many times,
+    # then contradicting ones: one decision counts, once.
+    await rig.produce(APPROVALS_DECISIONS, [_decision(order_id, first) for _ in range(30)])
+    big = order_placed(order_id, quantity=1, unit_price_cents=rig.settings.approval_threshold_cents)
+    await rig.produce(ORDERS_EVENTS, [big])
+    await rig.produce(APPROVALS_DECISIONS,
+                      [_decision(order_id, uuid.uuid4(), "REJECTED") for _ in range(30)])
+    report = await rig.settled()
+    assert report.ok, report.summary()
+    assert (report.orders, report.completed, report.failed) == (1, 1, 0), report.summary()
