@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## Create .venv and install relayflow with its dev extras
 
-kafka: install  ## Resolve the Apache Kafka jars from Maven Central into the cache (once)
+kafka: install  ## Fetch the Kafka jars (Maven Central) and build Toxiproxy (Go) into the cache, once
 	$(BIN)/relayflow dev fetch
 
 lint: install  ## ruff

@@ -141,7 +141,7 @@ async def _connect_temporal(settings: Settings, backoff: Backoff) -> Client:
     failures = 0
     while True:
         try:
-            client = await connect(settings)
+            client = await connect(settings, retries=False)
             # Connecting does not check the namespace; an unknown one would block every record.
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=settings.temporal_namespace))

@@ -109,16 +109,19 @@ class Rig:
     prefix: str = field(default_factory=lambda: f"f{uuid.uuid4().hex[:6]}")
     services: list[Service] = field(default_factory=list)
 
-    def service(self, command: str, name: str | None = None) -> Service:
-        """A (not yet started) bridge or worker process of this rig."""
+    def service(self, command: str, name: str | None = None,
+                env: dict[str, str] | None = None) -> Service:
+        """A (not yet started) bridge or worker process of this rig; ``env`` overrides."""
         name = name or f"{command}-{len(self.services)}"
-        made = Service(name, command, settings_env(self.settings), self.logs / f"{name}.log")
+        made = Service(name, command, {**settings_env(self.settings), **(env or {})},
+                       self.logs / f"{name}.log")
         self.services.append(made)
         return made
 
-    def bridge(self, failpoints: str = "", name: str | None = None) -> Service:
+    def bridge(self, failpoints: str = "", name: str | None = None,
+               env: dict[str, str] | None = None) -> Service:
         """Start a bridge process."""
-        return self.service("bridge", name).start(failpoints)
+        return self.service("bridge", name, env).start(failpoints)
 
     def worker(self, failpoints: str = "", name: str | None = None) -> Service:
         """Start a worker process."""

@@ -73,6 +73,17 @@ async def test_sigterm_mid_stream_commits_what_is_done_and_exits(rig: Rig) -> No
     assert_clean(await rig.settled(), 150)
 
 
+async def test_worker_sigterm_mid_stream_drains_and_a_new_worker_finishes(rig: Rig) -> None:
+    first = rig.worker()
+    await first.logged("worker polling")
+    rig.bridge()
+    await rig.produce(ORDERS_EVENTS, orders(rig, 100))
+    await asyncio.sleep(1.0)  # sagas in flight on the first worker
+    assert first.terminate() == 0
+    rig.worker()
+    assert_clean(await rig.settled(), 100)
+
+
 async def test_two_bridges_and_two_workers_through_a_rebalance(rig: Rig) -> None:
     rig.worker()
     rig.worker()

@@ -15,10 +15,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from relayflow import devstack
+from relayflow.deadletters import read_dead_letters
 from relayflow.settings import Settings
 from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from schemas import ApprovalDecided, Event
-from tests.faults.conftest import Rig
+from tests.faults.conftest import Rig, Service
 from tests.faults.test_crashes import assert_clean, orders
 from tests.support import order_placed
 
@@ -36,11 +37,17 @@ def local(rig: Rig) -> Settings:
     return rig.settings
 
 
-async def test_temporal_down_for_a_while_under_load(rig: Rig, local: Settings) -> None:
+async def _loaded(rig: Rig, count: int) -> Service:
+    """Worker and bridge running, ``count`` orders produced; returns the bridge."""
     rig.worker()
     bridge = rig.bridge()
     await bridge.logged("bridge consuming")
-    await rig.produce(ORDERS_EVENTS, orders(rig, 60))
+    await rig.produce(ORDERS_EVENTS, orders(rig, count))
+    return bridge
+
+
+async def test_temporal_down_for_a_while_under_load(rig: Rig, local: Settings) -> None:
+    bridge = await _loaded(rig, 60)
     await asyncio.to_thread(devstack.stop_temporal, local)
     await rig.produce(ORDERS_EVENTS, orders(rig, 120)[60:])  # intake waits, nothing committed
     await asyncio.sleep(5)
@@ -54,10 +61,7 @@ async def test_temporal_down_for_a_while_under_load(rig: Rig, local: Settings) -
 
 
 async def test_kafka_restarted_under_load(rig: Rig, local: Settings) -> None:
-    rig.worker()
-    bridge = rig.bridge()
-    await bridge.logged("bridge consuming")
-    await rig.produce(ORDERS_EVENTS, orders(rig, 60))
+    bridge = await _loaded(rig, 60)
     await asyncio.to_thread(devstack.stop_kafka, local)
     await asyncio.sleep(3)
     await asyncio.to_thread(devstack.start_kafka, local)
@@ -132,3 +136,19 @@ async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig
     report = await rig.settled()
     assert report.ok, report.summary()
     assert (report.orders, report.completed, report.failed) == (1, 1, 0), report.summary()
+
+    # A decision for the finished order: dead-lettered as stale, nothing else changes.
+    stale = uuid.uuid4()
+    await rig.produce(APPROVALS_DECISIONS, [_decision(order_id, stale, "REJECTED")])
+    for _ in range(300):
+        letters = await read_dead_letters(rig.settings, [APPROVALS_DECISIONS])
+        # target-closed, or parked behind an earlier late rejection that was.
+        if any(d.header("event-id") == str(stale) and d.reason in {"target-closed", "parked"}
+               for d in letters):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the stale decision never reached the DLQ")
+    after = await rig.settled()
+    assert after.ok, after.summary()
+    assert (after.completed, after.duplicate_publishes) == (1, report.duplicate_publishes)
