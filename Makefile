@@ -49,6 +49,13 @@ test-faults: install kafka  ## Fault tests (processes killed, services restarted
 demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes
 	$(BIN)/relayflow demo
 
+bench: install kafka  ## Benchmarks on their own stack (ports 29092/27233, minutes): tables + ratios
+	$(BIN)/python -m bench.codec
+	$(BIN)/python -m bench.start_throughput
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.fanout
+
 dev-up: install kafka  ## Start the local Kafka + Temporal dev stack
 	$(BIN)/relayflow dev up
 

@@ -1,0 +1,178 @@
+"""What every benchmark shares: its own stack, a trivial workflow, events, a table.
+
+Benchmarks run on a stack of their own (``.relayflow-bench/``, ports
+29092/29093/27233/28233, purged before and after so runs compare) unless
+``RELAYFLOW_BENCH_STACK=external``, which uses the ``RELAYFLOW_*`` addresses
+as they are. Each script prints a table and the ratios, measured side by side
+in one run, and appends a JSON line to ``bench/results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+from temporalio import workflow
+
+from relayflow import devstack
+from relayflow.settings import Settings
+from relayflow.topics import TOPICS
+from schemas import EVENT_TYPES, OrderLine, OrderPlaced
+from schemas.codec import AvroCodec
+from schemas.records import to_record
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.jsonl"
+CODEC = AvroCodec(EVENT_TYPES.values())
+INPUTS = [t.name for t in TOPICS if t.inbound]
+
+
+@workflow.defn(name="BenchNoop")
+class BenchNoop:
+    """The cheapest workflow there is: what a start costs, not what a saga costs."""
+
+    @workflow.run
+    async def run(self, _: Any) -> str:
+        """Return when it first runs: ``workflow.now()`` is when that was."""
+        return workflow.now().isoformat()
+
+
+@contextlib.contextmanager
+def bench_stack(*, keep: bool = False) -> Iterator[Settings]:
+    """A fresh local stack for benchmarks (or the external one), torn down afterwards."""
+    if os.environ.get("RELAYFLOW_BENCH_STACK") == "external":
+        yield Settings()
+        return
+    settings = Settings(
+        data_dir=ROOT / ".relayflow-bench",
+        kafka_port=29092, kafka_controller_port=29093,
+        temporal_port=27233, temporal_ui_port=28233,
+        kafka_bootstrap_servers="127.0.0.1:29092", temporal_address="127.0.0.1:27233",
+    )
+    devstack.down(settings, purge=True)  # every run starts from the same empty state
+    devstack.up(settings)
+    try:
+        yield settings
+    finally:
+        if not keep:
+            devstack.down(settings, purge=True)
+
+
+def orders(count: int, prefix: str | None = None) -> list[OrderPlaced]:
+    """Routine orders (they complete in the reference saga), unique ids per call."""
+    prefix = prefix or uuid.uuid4().hex[:6]
+    return [OrderPlaced(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                        order_id=f"{prefix}-{n}", customer_id="bench",
+                        items=(OrderLine(sku="SKU-TEA", quantity=1, unit_price_cents=100),),
+                        amount_cents=100) for n in range(count)]
+
+
+async def produce(settings: Settings, topic: str, events: Sequence[OrderPlaced]) -> float:
+    """Produce events as fast as the producer batches them; returns the seconds it took."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                                enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        sends = []
+        for event in events:
+            record = to_record(event, CODEC)
+            sends.append(await producer.send(topic, record.value, key=record.key,
+                                             headers=record.headers))
+        for sent in sends:
+            await sent
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return [TopicPartition(d["topic"], p["partition"]) for d in described
+            for p in d["partitions"]]
+
+
+async def group_at_end(settings: Settings, group: str) -> None:
+    """Commit the current end of every input topic for a new group (it skips older events)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = await _partitions(settings, INPUTS)
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
+    finally:
+        await consumer.stop()
+
+
+async def committed_to_end(settings: Settings, group: str) -> None:
+    """Return once ``group`` has committed every input partition up to its current end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(await _partitions(settings, INPUTS))
+        while True:
+            done = await admin.list_consumer_group_offsets(group)
+            if all(tp in done and done[tp].offset >= end for tp, end in ends.items() if end):
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The ``share`` (0..1) percentile, nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))
+    return ordered[index]
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table (also valid Markdown) for the console and BENCHMARKS.md."""
+    cells = [[str(c) for c in header], *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [f"### {title}", ""]
+    for n, row in enumerate(cells):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if n == 0:
+            lines.append("| " + " | ".join("-" * w for w in widths) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def record(name: str, params: dict[str, Any], results: dict[str, Any]) -> None:
+    """Append one run's figures to ``bench/results.jsonl`` (with the machine)."""
+    line = {"bench": name, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "system": platform.platform()},
+            "params": params, "results": results}
+    with RESULTS.open("a") as out:
+        out.write(json.dumps(line) + "\n")

@@ -1,0 +1,242 @@
+"""End-to-end latency at a steady offered rate: through relayflow vs started directly.
+
+First the saga's maximum rate on this stack is measured (a burst of sagas
+started with the client, until their outcomes are read back); then events
+are offered at ``--load`` (default 50%) of it, evenly spaced, and timed:
+
+* event produced -> workflow running (the trivial ``BenchNoop`` through the
+  bridge; "running" is its first workflow task, ``workflow.now()``);
+* event produced -> outcome consumed (``OrderSaga`` through the bridge and the
+  worker, its ``OrderCompleted`` read from ``orders.outcomes``);
+* the same saga started directly with the client -> outcome consumed, so the
+  bridge's own share is the difference.
+
+    python -m bench.latency [--seconds 20] [--load 0.5] [--calibrate 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from bench.common import (
+    CODEC,
+    BenchNoop,
+    bench_stack,
+    committed_to_end,
+    group_at_end,
+    orders,
+    percentile,
+    record,
+    table,
+)
+from bridge.app import run_bridge
+from bridge.routes import Action, Route, RouteTable
+from relayflow.settings import Settings
+from relayflow.temporal import connect
+from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.worker import run_worker
+from schemas import EventMeta, Inbound, OrderCompleted, OrderPlaced
+from schemas.records import to_record
+
+
+class Outcomes:
+    """Reads ``orders.outcomes`` from its current end; when each order's outcome arrived."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = AIOKafkaConsumer(ORDERS_OUTCOMES, auto_offset_reset="latest",
+                                          bootstrap_servers=settings.kafka_bootstrap_servers,
+                                          enable_auto_commit=False, fetch_max_wait_ms=10)
+        self.arrived: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self._consumer.start()
+        await self._consumer.seek_to_end()
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        async for message in self._consumer:
+            event = CODEC.decode(message.value or b"")
+            if isinstance(event, OrderCompleted):
+                self.arrived.setdefault(event.order_id, time.time())
+
+    async def all_of(self, order_ids: list[str], within: float = 300) -> None:
+        """Wait (bounded) until every order's outcome arrived."""
+        deadline = time.monotonic() + within
+        while any(o not in self.arrived for o in order_ids):
+            if time.monotonic() > deadline:
+                raise TimeoutError("outcomes missing")
+            await asyncio.sleep(0.05)
+
+
+Send = Callable[[OrderPlaced], Coroutine[Any, Any, None]]
+
+
+async def paced(events: list[OrderPlaced], rate: float, send: Send) -> dict[str, float]:
+    """Send evenly spaced at ``rate`` per second; returns when each was sent (epoch s)."""
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    tasks: list[asyncio.Task[None]] = []
+    for n, event in enumerate(events):
+        await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+        sent[event.order_id] = time.time()
+        tasks.append(asyncio.create_task(send(event)))
+    await asyncio.gather(*tasks)
+    return sent
+
+
+def direct_start(client: Client, task_queue: str) -> Send:
+    """Start ``OrderSaga`` for an event with the client, as the bridge would."""
+
+    async def send(event: OrderPlaced) -> None:
+        meta = EventMeta(event_type=event.avro_name, event_id=str(event.event_id),
+                         correlation_id=str(event.event_id))
+        await client.start_workflow("OrderSaga", Inbound[OrderPlaced](event=event, meta=meta),
+                                    id=f"order-{event.order_id}", task_queue=task_queue)
+    return send
+
+
+@contextlib.asynccontextmanager
+async def kafka_send(settings: Settings) -> AsyncIterator[Send]:
+    """Produce each event to ``orders.events`` as its own acked record, on one producer."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                                enable_idempotence=True)
+    await producer.start()
+
+    async def send(event: OrderPlaced) -> None:
+        record_ = to_record(event, CODEC)
+        await producer.send_and_wait(ORDERS_EVENTS, record_.value, key=record_.key,
+                                     headers=record_.headers)
+    try:
+        yield send
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(*services: Awaitable[None], stop: asyncio.Event) -> AsyncIterator[None]:
+    """Run services until the block ends."""
+    tasks = [asyncio.ensure_future(s) for s in services]
+    try:
+        await asyncio.sleep(3)  # joined, connected, polling
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+def summary(name: str, sent: dict[str, float], done: dict[str, float]) -> tuple[object, ...]:
+    """One table row: p50/p95/p99 in milliseconds."""
+    ms = [1000 * (done[o] - sent[o]) for o in sent]
+    return (name, len(ms), percentile(ms, 0.5), percentile(ms, 0.95), percentile(ms, 0.99))
+
+
+async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tuple[object, ...]]:
+    """Sagas through the bridge and started directly, each at ``rate``."""
+    client = await connect(settings)
+    rows = []
+    stop = asyncio.Event()
+    async with (running(run_worker(settings, stop=stop), run_bridge(settings, stop=stop),
+                        stop=stop), Outcomes(settings) as outcomes, kafka_send(settings) as kafka):
+        for name, send in (("produced -> outcome consumed (bridge)", kafka),
+                           ("client start -> outcome consumed (no bridge)",
+                            direct_start(client, settings.task_queue))):
+            events = orders(count)
+            sent = await paced(events, rate, send)
+            await outcomes.all_of(list(sent))
+            rows.append(summary(name, sent, outcomes.arrived))
+    return rows
+
+
+async def running_latency(settings: Settings, rate: float, count: int) -> tuple[object, ...]:
+    """Produced -> workflow running, for ``BenchNoop`` through the bridge."""
+    client = await connect(settings)
+    routes = RouteTable([Route(ORDERS_EVENTS, OrderPlaced, Action.START, "BenchNoop",
+                               "noop-{order_id}")])
+    group = f"{settings.kafka_consumer_group}-noop"
+    mine = settings.model_copy(update={"task_queue": "bench-noop", "kafka_consumer_group": group})
+    await group_at_end(mine, mine.kafka_consumer_group)
+    stop = asyncio.Event()
+    worker = Worker(client, task_queue="bench-noop", workflows=[BenchNoop],
+                    workflow_runner=UnsandboxedWorkflowRunner())
+    async with worker, running(run_bridge(mine, stop=stop, routes=routes), stop=stop), \
+            kafka_send(mine) as kafka:
+        events = orders(count)
+        sent = await paced(events, rate, kafka)
+        await committed_to_end(mine, group)  # every workflow started
+        began: dict[str, float] = {}
+        for event in events:
+            handle = client.get_workflow_handle(f"noop-{event.order_id}")
+            first_task = await asyncio.wait_for(handle.result(), 120)
+            began[event.order_id] = datetime.fromisoformat(first_task).timestamp()
+    return summary("produced -> workflow running (bridge)", sent, began)
+
+
+async def calibrate(settings: Settings, count: int) -> float:
+    """Sagas per second this stack completes in a burst (started with the client)."""
+    client = await connect(settings)
+    stop = asyncio.Event()
+    async with running(run_worker(settings, stop=stop), stop=stop), \
+            Outcomes(settings) as outcomes:
+        events = orders(count)
+        started = time.monotonic()
+        await asyncio.gather(*(direct_start(client, settings.task_queue)(e) for e in events))
+        await outcomes.all_of([e.order_id for e in events])
+        return count / (time.monotonic() - started)
+
+
+async def main(args: argparse.Namespace) -> str:
+    with bench_stack() as base:
+        run = uuid.uuid4().hex[:6]
+        settings = base.model_copy(update={"task_queue": f"bench-latency-{run}",
+                                           "kafka_consumer_group": f"bench-latency-{run}"})
+        await group_at_end(settings, settings.kafka_consumer_group)
+        maximum = await calibrate(settings, args.calibrate)
+        rate = maximum * args.load
+        count = max(20, int(rate * args.seconds))
+        rows = [await running_latency(settings, rate, count),
+                *await saga_latencies(settings, rate, count)]
+    overhead = {"bridge overhead p50 (ms)": float(str(rows[1][2])) - float(str(rows[2][2])),
+                "bridge/direct p50": float(str(rows[1][2])) / float(str(rows[2][2]))}
+    record("latency", vars(args), {"max_sagas_per_s": maximum, "rate": rate,
+                                   "rows": [list(map(str, r)) for r in rows],
+                                   "overhead": overhead})
+    return "\n".join([
+        table(f"Latency (ms) at {rate:.1f} events/s = {args.load:.0%} of the measured "
+              f"maximum {maximum:.1f} sagas/s", ["path", "events", "p50", "p95", "p99"], rows),
+        "", *(f"{name}: {value:.2f}" for name, value in overhead.items()),
+    ])
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--load", type=float, default=0.5)
+    parser.add_argument("--calibrate", type=int, default=150)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    print(asyncio.run(main(parse())))

@@ -1,0 +1,197 @@
+"""Start throughput: relayflow's bridge vs the raw Temporal client vs a naive FastStream handler.
+
+All three start the same trivial workflow (``BenchNoop``, no worker, so only
+the start is measured) for the same orders, side by side on one stack:
+
+* raw: ``client.start_workflow`` from one process, ``--concurrency`` in flight;
+* bridge: relayflow's bridge (``bridge.app.run_bridge``, the real consumer,
+  codec, routes and commit discipline) with the same concurrency, timed from
+  the first produced event of a burst until its group committed the last;
+* naive: the handler most teams write first, one FastStream subscriber
+  awaiting one ``start_workflow`` per record.
+
+On loopback the dev server's CPU is the bound; in a real deployment the
+network is, so every variant also runs with latency injected between it and
+Temporal (Toxiproxy, ``--latency-ms`` each way).
+
+    python bench/start_throughput.py [--events 1500] [--concurrency 64] [--latency-ms 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from faststream.kafka import KafkaBroker
+from temporalio.client import Client
+
+from bench.common import bench_stack, committed_to_end, group_at_end, orders, produce, record, table
+from bridge.app import run_bridge
+from bridge.routes import Action, Route, RouteTable
+from relayflow.devstack.toxiproxy import Toxiproxy
+from relayflow.settings import Settings
+from relayflow.temporal import connect
+from relayflow.topics import ORDERS_EVENTS
+from schemas import OrderPlaced
+from schemas.codec import AvroCodec
+
+TASK_QUEUE = "bench-starts"  # no worker polls it: a start is all that is measured
+CODEC = AvroCodec([OrderPlaced])
+
+
+@dataclass
+class Run:
+    """One measured variant."""
+
+    variant: str
+    latency_ms: int
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Workflow starts per second."""
+        return self.events / self.seconds
+
+
+async def raw(client: Client, events: list[OrderPlaced], concurrency: int, tag: str) -> float:
+    """Seconds to start one workflow per event with ``concurrency`` calls in flight."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def start(event: OrderPlaced) -> None:
+        async with slots:
+            await client.start_workflow("BenchNoop", None, id=f"{tag}-{event.order_id}",
+                                        task_queue=TASK_QUEUE)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(start(e) for e in events))
+    return time.perf_counter() - started
+
+
+@contextlib.asynccontextmanager
+async def relayflow_bridge(settings: Settings, tag: str, concurrency: int,
+                           ) -> AsyncIterator[str]:
+    """relayflow's bridge running (joined, warmed up) with a bench route; yields its group."""
+    group = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
+    routes = RouteTable([Route(ORDERS_EVENTS, OrderPlaced, Action.START, "BenchNoop",
+                               tag + "-{order_id}")])
+    mine = settings.model_copy(update={"kafka_consumer_group": group, "task_queue": TASK_QUEUE,
+                                       "bridge_concurrency": concurrency})
+    await group_at_end(mine, group)
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_bridge(mine, stop=stop, routes=routes))
+    try:
+        await produce(mine, ORDERS_EVENTS, orders(1))  # warm-up: joined and connected
+        await committed_to_end(mine, group)
+        yield group
+    finally:
+        stop.set()
+        await running
+
+
+@contextlib.asynccontextmanager
+async def naive_bridge(settings: Settings, client: Client, tag: str,
+                       ) -> AsyncIterator[asyncio.Queue[None]]:
+    """One FastStream subscriber awaiting one start per record; yields a queue of starts."""
+    group = f"naive-{tag}-{uuid.uuid4().hex[:6]}"
+    await group_at_end(settings, group)
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+    starts: asyncio.Queue[None] = asyncio.Queue()
+
+    async def raw_body(message: object) -> object:
+        return getattr(message, "body", b"")
+
+    @broker.subscriber(ORDERS_EVENTS, group_id=group, decoder=raw_body)
+    async def handle(body: bytes) -> None:
+        event = CODEC.decode(body)
+        assert isinstance(event, OrderPlaced)
+        await client.start_workflow("BenchNoop", None, id=f"{tag}-{event.order_id}",
+                                    task_queue=TASK_QUEUE)
+        starts.put_nowait(None)
+
+    await broker.start()
+    try:
+        await produce(settings, ORDERS_EVENTS, orders(1))  # warm-up
+        await asyncio.wait_for(starts.get(), 60)
+        yield starts
+    finally:
+        await broker.stop()
+
+
+async def measure(settings: Settings, latency_ms: int, events: int, naive_events: int,
+                  concurrency: int) -> list[Run]:
+    """Every variant at one latency (the naive one only with latency, as in a deployment)."""
+    client = await connect(settings)
+    tag = f"l{latency_ms}"
+    runs = [Run("raw client", latency_ms, events,
+                await raw(client, orders(events), concurrency, f"raw{tag}"))]
+    async with relayflow_bridge(settings, f"bridge{tag}", concurrency) as group:
+        burst = orders(events)
+        started = time.perf_counter()
+        await produce(settings, ORDERS_EVENTS, burst)
+        await committed_to_end(settings, group)
+        runs.append(Run("relayflow bridge", latency_ms, events, time.perf_counter() - started))
+    if latency_ms:
+        async with naive_bridge(settings, client, f"naive{tag}") as starts:
+            started = time.perf_counter()
+            await produce(settings, ORDERS_EVENTS, orders(naive_events))
+            for _ in range(naive_events):
+                await starts.get()
+            runs.append(Run("naive FastStream", latency_ms, naive_events,
+                            time.perf_counter() - started))
+    return runs
+
+
+async def main(args: argparse.Namespace) -> list[Run]:
+    with bench_stack() as settings:
+        runs = await measure(settings, 0, args.events, args.naive_events, args.concurrency)
+        if args.latency_ms:
+            with Toxiproxy(settings, settings.data_dir / "toxiproxy.log") as toxiproxy:
+                link = toxiproxy.proxy("temporal", settings.temporal_address)
+                for stream in ("upstream", "downstream"):
+                    link.latency(args.latency_ms, stream=stream)
+                slow = settings.model_copy(update={"temporal_address": link.listen})
+                runs += await measure(slow, args.latency_ms, args.events, args.naive_events,
+                                      args.concurrency)
+    return runs
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> str:
+    """The table and the ratios."""
+    rate = {(r.variant, r.latency_ms): r.rate for r in runs}
+    lines = [table("Start throughput (workflow starts per second)",
+                   ["variant", "latency each way (ms)", "events", "seconds", "starts/s"],
+                   [(r.variant, r.latency_ms, r.events, r.seconds, r.rate) for r in runs]), ""]
+    ratios: dict[str, float] = {}
+    for latency in sorted({r.latency_ms for r in runs}):
+        ratios[f"bridge/raw @{latency}ms"] = (rate["relayflow bridge", latency]
+                                              / rate["raw client", latency])
+        if ("naive FastStream", latency) in rate:
+            ratios[f"bridge/naive @{latency}ms"] = (rate["relayflow bridge", latency]
+                                                    / rate["naive FastStream", latency])
+    lines += [f"{name}: {value:.2f}x" for name, value in ratios.items()]
+    lines.append(f"(goals: bridge/raw >= 0.9x, bridge/naive >= 5x; concurrency "
+                 f"{args.concurrency})")
+    record("start_throughput", vars(args),
+           {"runs": [vars(r) | {"rate": r.rate} for r in runs], "ratios": ratios})
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1500)
+    parser.add_argument("--naive-events", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency-ms", type=int, default=10)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    print(report(asyncio.run(main(arguments)), arguments))
