@@ -182,6 +182,7 @@ class AvroCodec:
         raw = load_schemas(schema_folder)
         self._models: dict[str, type[Event]] = {}
         self._readers: dict[str, Any] = {}
+        self._header: dict[str, bytes] = {}  # single-object header of each current schema
         self._by_fingerprint: dict[int, _Writer] = {}
         self._by_registry_id: dict[int, _Writer] = {}
         self._registry_ids: dict[str, int] = {}
@@ -194,6 +195,8 @@ class AvroCodec:
             self._schema_json[model.avro_name] = json.dumps(raw[model.avro_name])
             writer = self._add_writer(raw[model.avro_name])
             self._readers[model.avro_name] = writer.parsed
+            self._header[model.avro_name] = (SINGLE_OBJECT_MARKER
+                                             + _FINGERPRINT.pack(writer.fingerprint))
         if extra_writer_schemas is None:
             extra_writer_schemas = [
                 old for name, versions in load_history().items() if name in self._models
@@ -242,8 +245,7 @@ class AvroCodec:
         schema = self._readers[name]
         buffer = io.BytesIO()
         if self._registry is None:
-            buffer.write(SINGLE_OBJECT_MARKER)
-            buffer.write(_FINGERPRINT.pack(self.fingerprint(name)))
+            buffer.write(self._header[name])
         else:
             buffer.write(CONFLUENT_MAGIC)
             buffer.write(_SCHEMA_ID.pack(self._registry_id(name)))
@@ -313,7 +315,9 @@ class AvroCodec:
         name = writer.full_name
         stream = io.BytesIO(body)
         try:
-            record = fastavro.schemaless_reader(stream, writer.parsed, self._readers[name])
+            # Same writer and reader schema (the common case): no resolution step.
+            reader = None if writer.parsed is self._readers[name] else self._readers[name]
+            record = fastavro.schemaless_reader(stream, writer.parsed, reader)
         except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError,
                 OverflowError) as exc:  # OverflowError: a timestamp beyond Python's datetime
             raise DecodeError("malformed-avro", f"{name}: {exc!r}") from exc
