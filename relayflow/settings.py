@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         bridge_park_keys: Park the key of a dead-lettered record, so later records
             of that key go to the DLQ too (``parked``) until released or replayed.
         bridge_batch_size: Most records the bridge fetches and commits as one batch.
+            A batch ends with its slowest records in flight, so larger batches lose
+            less throughput at their edges (BENCHMARKS.md); a crash redelivers at
+            most one batch.
         bridge_concurrency: Key groups of a batch the bridge processes at once.
         cache_dir: Where the dev stack caches the Kafka jars, by version, so
             later runs start offline.
@@ -80,7 +83,7 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
 
     max_payload_bytes: int = 512 * 1024
-    bridge_batch_size: int = 500
+    bridge_batch_size: int = 2000
     bridge_signal_hold_seconds: float = 300.0
     bridge_shutdown_seconds: float = Field(default=15.0, gt=0)
     bridge_park_keys: bool = True
