@@ -157,6 +157,8 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
     client = await connect(settings)
     rows = []
     stop = asyncio.Event()
+    # From the current end: the events of earlier runs on this topic are not ours.
+    await group_at_end(settings, settings.kafka_consumer_group)
     async with (running(run_worker(settings, stop=stop), run_bridge(settings, stop=stop),
                         stop=stop), Outcomes(settings) as outcomes, kafka_send(settings) as kafka):
         for name, send in (("produced -> outcome consumed (bridge)", kafka),
@@ -211,7 +213,6 @@ async def main(args: argparse.Namespace) -> str:
         run = uuid.uuid4().hex[:6]
         settings = base.model_copy(update={"task_queue": f"bench-latency-{run}",
                                            "kafka_consumer_group": f"bench-latency-{run}"})
-        await group_at_end(settings, settings.kafka_consumer_group)
         maximum = await calibrate(settings, args.calibrate)
         rate = maximum * args.load
         count = max(20, int(rate * args.seconds))
