@@ -27,6 +27,7 @@ from aiokafka.structs import OffsetAndMetadata
 from temporalio import workflow
 
 from relayflow import devstack
+from relayflow.reading import partition_counts
 from relayflow.settings import Settings
 from relayflow.topics import TOPICS
 from schemas import EVENT_TYPES, OrderLine, OrderPlaced
@@ -99,14 +100,8 @@ async def produce(settings: Settings, topic: str, events: Sequence[OrderPlaced])
 
 
 async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    return [TopicPartition(d["topic"], p["partition"]) for d in described
-            for p in d["partitions"]]
+    counts = await partition_counts(settings, topics)
+    return [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)]
 
 
 async def group_at_end(settings: Settings, group: str) -> None:
