@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -39,6 +39,7 @@ from relayflow.topics import (
     APPROVALS_DECISIONS,
     BATCHES_OUTCOMES,
     BATCHES_REQUESTS,
+    DLQ_SUFFIX,
     ORDERS_EVENTS,
     ORDERS_OUTCOMES,
     dlq_topic,
@@ -57,7 +58,7 @@ from schemas import (
 )
 from schemas.codec import AvroCodec, DecodeError
 
-__all__ = ["VerifyReport", "Violation", "verify", "verify_until_settled"]
+__all__ = ["VerifyReport", "Violation", "evaluate", "verify", "verify_until_settled"]
 
 INPUTS = (ORDERS_EVENTS, APPROVALS_DECISIONS, BATCHES_REQUESTS)
 OUTPUTS = (ORDERS_OUTCOMES, BATCHES_OUTCOMES)
@@ -192,7 +193,7 @@ async def _workflows(client: Client, prefix: str) -> dict[str, list[WorkflowExec
 
 
 def _check_flows(report: VerifyReport, seen: _Seen,
-                 runs: dict[str, list[WorkflowExecutionStatus]]) -> None:
+                 runs: Mapping[str, list[WorkflowExecutionStatus]]) -> None:
     for order_id in sorted(seen.expected_orders):
         report.orders += 1
         workflow_id = f"order-{order_id}"
@@ -210,7 +211,7 @@ def _check_flows(report: VerifyReport, seen: _Seen,
 
 
 def _one_outcome(report: VerifyReport, key: str, found: set[str],
-                 runs: dict[str, list[WorkflowExecutionStatus]]) -> bool:
+                 runs: Mapping[str, list[WorkflowExecutionStatus]]) -> bool:
     """True when ``key`` has finished with exactly one terminal outcome; reports the rest."""
     running = [w for w in (f"order-{key}", f"batch-{key}")
                if WorkflowExecutionStatus.RUNNING in runs.get(w, [])]
@@ -268,11 +269,29 @@ async def verify(settings: Settings, *, key_prefix: str = "",
     Returns:
         The report; ``report.ok`` is False on any violation.
     """
-    codec = AvroCodec(EVENT_TYPES.values())
     wanted: Callable[[StoredRecord], bool] = lambda r: _key(r).startswith(key_prefix)  # noqa: E731
     records = [r for r in await read_records(
         settings, [*INPUTS, *OUTPUTS, *(dlq_topic(t) for t in INPUTS)]) if wanted(r)]
-    dead = {r.source for r in records if r.topic.endswith(".dlq")}
+    runs = await _workflows(client or await connect(settings), key_prefix)
+    return evaluate(records, runs,
+                    Store(settings.store_path, card_limit_cents=settings.card_limit_cents))
+
+
+def evaluate(records: Iterable[StoredRecord], runs: Mapping[str, list[WorkflowExecutionStatus]],
+             store: Store) -> VerifyReport:
+    """Apply every rule to what was read (pure: no I/O beyond reading ``store``).
+
+    Args:
+        records: Records of the input, outcome and dead-letter topics.
+        runs: Workflow id -> status of each of its runs.
+        store: The reference store.
+
+    Returns:
+        The report.
+    """
+    codec = AvroCodec(EVENT_TYPES.values())
+    records = list(records)
+    dead = {r.source for r in records if r.topic.endswith(DLQ_SUFFIX)}
     report, seen = VerifyReport(), _Seen()
     _read_inputs(report, seen, codec, [r for r in records if r.topic in INPUTS], dead)
     _read_outcomes(report, seen, codec, [r for r in records if r.topic in OUTPUTS])
@@ -280,8 +299,7 @@ async def verify(settings: Settings, *, key_prefix: str = "",
         Violation("lost", r.coordinates, "neither processed nor on the DLQ")
         for r in seen.undecided
     ]
-    _check_flows(report, seen, await _workflows(client or await connect(settings), key_prefix))
-    store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
+    _check_flows(report, seen, runs)
     _check_store(report, seen, store)
     return report
 

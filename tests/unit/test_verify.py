@@ -1,0 +1,146 @@
+"""``relayflow verify``'s rules catch each violation they name (the fault tests rely on them).
+
+The rules run on synthetic topic contents, workflow runs and a real store
+file, so each broken invariant can be staged on purpose.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowExecutionStatus
+
+from activities.store import Store
+from relayflow.reading import StoredRecord
+from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from relayflow.verify import VerifyReport, evaluate
+from schemas import EVENT_TYPES, Event, OrderCompleted, OrderFailed
+from schemas.codec import AvroCodec
+from schemas.headers import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
+from schemas.records import to_record
+from tests.support import order_placed
+
+CODEC = AvroCodec(EVENT_TYPES.values())
+DONE = WorkflowExecutionStatus.COMPLETED
+RUNNING = WorkflowExecutionStatus.RUNNING
+
+
+def stored(event: Event | None, topic: str, offset: int, *, key: bytes = b"k",
+           headers: tuple[tuple[str, bytes], ...] = ()) -> StoredRecord:
+    value = b"junk" if event is None else to_record(event, CODEC).value
+    return StoredRecord(topic, 0, offset, key, value, headers)
+
+
+def completed(order_id: str, event_id: uuid.UUID | None = None) -> OrderCompleted:
+    return OrderCompleted(event_id=event_id or uuid.uuid4(), occurred_at=datetime.now(UTC),
+                          correlation_id="c", causation_id="c", order_id=order_id,
+                          amount_cents=100, currency="EUR", reservation_id="r",
+                          payment_id="p", shipment_id="s")
+
+
+def failed(order_id: str) -> OrderFailed:
+    return OrderFailed(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), correlation_id="c",
+                       causation_id="c", order_id=order_id, reason="shipment_failed")
+
+
+def check(inputs: list[StoredRecord], outcomes: list[StoredRecord],
+          runs: dict[str, list[WorkflowExecutionStatus]], store: Store,
+          dead: tuple[StoredRecord, ...] = ()) -> VerifyReport:
+    return evaluate([*inputs, *outcomes, *dead], runs, store)
+
+
+def rules(report: VerifyReport) -> list[str]:
+    return sorted(v.rule for v in report.violations)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store.db", card_limit_cents=10**9)
+
+
+def test_a_clean_run_has_no_violations(store: Store) -> None:
+    order = order_placed("A")
+    store.charge("order-A/charge", "A", 100, "EUR")
+    store.create_shipment("order-A/ship", "A", "DE")
+    report = check([stored(order, ORDERS_EVENTS, 0)],
+                   [stored(completed("A"), ORDERS_OUTCOMES, 0)], {"order-A": [DONE]}, store)
+    assert report.ok, report.summary()
+    assert (report.orders, report.completed) == (1, 1)
+
+
+def test_an_undecodable_record_not_on_the_dlq_is_lost(store: Store) -> None:
+    report = check([stored(None, ORDERS_EVENTS, 7)], [], {}, store)
+    assert rules(report) == ["lost"]
+
+
+def test_an_undecodable_record_on_the_dlq_is_accounted_for(store: Store) -> None:
+    dlq = stored(None, dlq_topic(ORDERS_EVENTS), 0, headers=(
+        (DLQ_REASON, b"truncated"), (DLQ_SOURCE_TOPIC, ORDERS_EVENTS.encode()),
+        (DLQ_SOURCE_PARTITION, b"0"), (DLQ_SOURCE_OFFSET, b"7")))
+    report = check([stored(None, ORDERS_EVENTS, 7)], [], {}, store, dead=(dlq,))
+    assert report.ok
+    assert report.dead_lettered == 1
+
+
+def test_missing_and_doubled_outcomes_and_two_sagas(store: Store) -> None:
+    store.charge("order-C/charge", "C", 100, "EUR")  # C itself is settled
+    store.create_shipment("order-C/ship", "C", "DE")
+    inputs = [stored(order_placed(o), ORDERS_EVENTS, n) for n, o in enumerate("ABC")]
+    outcomes = [stored(completed("B"), ORDERS_OUTCOMES, 0),
+                stored(failed("B"), ORDERS_OUTCOMES, 1),
+                stored(completed("C"), ORDERS_OUTCOMES, 2)]
+    runs = {"order-A": [DONE], "order-B": [DONE], "order-C": [DONE, DONE]}
+    assert rules(check(inputs, outcomes, runs, store)) == [
+        "no-outcome", "two-outcomes", "two-sagas"]
+
+
+def test_the_same_outcome_published_twice_counts_once(store: Store) -> None:
+    same = uuid.uuid4()
+    store.charge("order-A/charge", "A", 100, "EUR")
+    store.create_shipment("order-A/ship", "A", "DE")
+    report = check([stored(order_placed("A"), ORDERS_EVENTS, 0)],
+                   [stored(completed("A", same), ORDERS_OUTCOMES, n) for n in range(2)],
+                   {"order-A": [DONE]}, store)
+    assert report.ok, report.summary()
+    assert report.duplicate_publishes == 1
+
+
+def test_a_running_workflow_is_open_even_with_its_outcome_out(store: Store) -> None:
+    report = check([stored(order_placed("A"), ORDERS_EVENTS, 0)],
+                   [stored(completed("A"), ORDERS_OUTCOMES, 0)], {"order-A": [RUNNING]},
+                   store)
+    assert report.ok
+    assert report.open == ["order-A"]
+
+
+def test_store_rules(store: Store) -> None:
+    # A: failed but still charged. B: completed without a shipment. C: charged twice.
+    # D: a shipment without a charge.
+    store.charge("order-A/charge", "A", 100, "EUR")
+    store.charge("order-B/charge", "B", 100, "EUR")
+    store.charge("order-C/charge", "C", 100, "EUR")
+    store.charge("order-C2/charge", "C", 100, "EUR")
+    store.create_shipment("order-C/ship", "C", "DE")
+    store.create_shipment("order-D/ship", "D", "DE")
+    inputs = [stored(order_placed(o), ORDERS_EVENTS, n) for n, o in enumerate("ABCD")]
+    outcomes = [stored(failed("A"), ORDERS_OUTCOMES, 0),
+                stored(completed("B"), ORDERS_OUTCOMES, 1),
+                stored(completed("C"), ORDERS_OUTCOMES, 2),
+                stored(failed("D"), ORDERS_OUTCOMES, 3)]
+    runs = {f"order-{o}": [DONE] for o in "ABCD"}
+    report = check(inputs, outcomes, runs, store)
+    found = sorted((v.rule, v.subject) for v in report.violations)
+    assert found == [("charge-not-settled", "A"), ("charge-not-settled", "B"),
+                     ("charge-not-settled", "D"), ("shipment-without-charge", "D"),
+                     ("two-charges", "C")]
+
+
+def test_a_refunded_charge_of_a_failed_order_is_settled(store: Store) -> None:
+    store.charge("order-A/charge", "A", 100, "EUR")
+    store.refund("order-A/charge")
+    report = check([stored(order_placed("A"), ORDERS_EVENTS, 0)],
+                   [stored(failed("A"), ORDERS_OUTCOMES, 0)], {"order-A": [DONE]}, store)
+    assert report.ok, report.summary()
