@@ -66,6 +66,47 @@ def _crc64_table() -> tuple[int, ...]:
 _CRC64_TABLE = _crc64_table()
 
 
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+def legacy_canonical_form(schema: Mapping[str, Any]) -> str:
+    """The parsing canonical form as the Python ``avro`` library (1.11, 1.12) writes it.
+
+    The specification reduces a primitive with a logical type to its bare name
+    (``"string"``); that library keeps it as an object (``{"type":"string"}``),
+    so its fingerprints differ for every schema with a logical type. The codec
+    accepts those fingerprints as aliases when decoding.
+
+    Args:
+        schema: A schema as loaded from its ``.avsc`` file.
+    """
+    canonical = json.loads(to_parsing_canonical_form(dict(schema)))
+    return json.dumps(_legacy(schema, canonical), separators=(",", ":"), ensure_ascii=False)
+
+
+def _legacy(raw: Any, canonical: Any) -> Any:
+    """Walk the original and the canonical schema together, re-wrapping logical primitives."""
+    if isinstance(raw, list):
+        return [_legacy(r, c) for r, c in zip(raw, canonical, strict=True)]
+    if not isinstance(raw, dict):
+        return canonical
+    kind = raw.get("type")
+    if "logicalType" in raw and kind in _PRIMITIVES:
+        return {"type": kind}
+    if isinstance(kind, dict | list):
+        return _legacy(kind, canonical)
+    if not isinstance(canonical, dict):
+        return canonical  # a primitive in object form, reduced to its name by both
+    walked = dict(canonical)
+    if kind in {"record", "error"}:
+        walked["fields"] = [{**c, "type": _legacy(r["type"], c["type"])}
+                            for r, c in zip(raw["fields"], canonical["fields"], strict=True)]
+    for nested in ("items", "values"):
+        if nested in raw:
+            walked[nested] = _legacy(raw[nested], canonical[nested])
+    return walked
+
+
 def crc64_avro(data: bytes) -> int:
     """CRC-64-AVRO (Rabin) fingerprint, as the Avro specification defines it.
 
@@ -217,6 +258,10 @@ class AvroCodec:
         canonical = to_parsing_canonical_form(dict(schema))
         writer = _Writer(full_name, parsed, crc64_avro(canonical.encode("utf-8")))
         self._by_fingerprint[writer.fingerprint] = writer
+        # Decode-only alias: producers using the Python ``avro`` library frame records
+        # with its (non-standard) canonical form's fingerprint; never used to encode.
+        legacy = crc64_avro(legacy_canonical_form(schema).encode("utf-8"))
+        self._by_fingerprint.setdefault(legacy, writer)
         return writer
 
     @property

@@ -29,7 +29,13 @@ from schemas import (
     OrderFailed,
     OrderPlaced,
 )
-from schemas.codec import AvroCodec, DecodeError, crc64_avro, load_schemas
+from schemas.codec import (
+    AvroCodec,
+    DecodeError,
+    crc64_avro,
+    legacy_canonical_form,
+    load_schemas,
+)
 from tests.support import order_placed
 
 AVRO_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
@@ -134,6 +140,22 @@ def test_we_read_what_the_reference_implementation_writes(event: Event) -> None:
     writer = avro.io.DatumWriter(_reference_schema(event))
     writer.write(_reference_datum(event), avro.io.BinaryEncoder(buffer))
     header = b"\xc3\x01" + struct.pack("<Q", CODEC.fingerprint(event.avro_name))
+    assert CODEC.decode(header + buffer.getvalue()) == event
+
+
+@pytest.mark.parametrize("path", sorted(AVRO_DIR.rglob("*.avsc")), ids=lambda p: p.name)
+def test_legacy_canonical_form_is_what_the_python_avro_library_writes(path: Path) -> None:
+    text = path.read_text()
+    assert legacy_canonical_form(json.loads(text)) == avro.schema.parse(text).canonical_form
+
+
+@pytest.mark.parametrize("event", samples(), ids=lambda e: type(e).__name__)
+def test_we_read_records_framed_with_the_python_avro_librarys_fingerprint(event: Event) -> None:
+    schema = _reference_schema(event)
+    buffer = io.BytesIO()
+    avro.io.DatumWriter(schema).write(_reference_datum(event), avro.io.BinaryEncoder(buffer))
+    legacy = crc64_avro(schema.canonical_form.encode())
+    header = b"\xc3\x01" + struct.pack("<Q", legacy)
     assert CODEC.decode(header + buffer.getvalue()) == event
 
 
