@@ -23,13 +23,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import OffsetAndMetadata
 from temporalio import workflow
 
 from relayflow import devstack
 from relayflow.reading import partition_counts
 from relayflow.settings import Settings
-from relayflow.topics import TOPICS
+from relayflow.topics import INPUT_TOPICS
 from schemas import EVENT_TYPES, OrderLine, OrderPlaced
 from schemas.codec import AvroCodec
 from schemas.records import to_record
@@ -37,7 +36,6 @@ from schemas.records import to_record
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.jsonl"
 CODEC = AvroCodec(EVENT_TYPES.values())
-INPUTS = [t.name for t in TOPICS if t.inbound]
 
 
 @workflow.defn(name="BenchNoop")
@@ -104,20 +102,6 @@ async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartit
     return [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)]
 
 
-async def group_at_end(settings: Settings, group: str) -> None:
-    """Commit the current end of every input topic for a new group (it skips older events)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = await _partitions(settings, INPUTS)
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
-    finally:
-        await consumer.stop()
-
-
 async def committed_to_end(settings: Settings, group: str) -> None:
     """Return once ``group`` has committed every input partition up to its current end."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -125,7 +109,7 @@ async def committed_to_end(settings: Settings, group: str) -> None:
     await admin.start()
     await consumer.start()
     try:
-        ends = await consumer.end_offsets(await _partitions(settings, INPUTS))
+        ends = await consumer.end_offsets(await _partitions(settings, list(INPUT_TOPICS)))
         while True:
             done = await admin.list_consumer_group_offsets(group)
             if all(tp in done and done[tp].offset >= end for tp, end in ends.items() if end):

@@ -30,8 +30,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.batches import BatchActivities, ProcessItemInput
 from activities.store import Store
-from bench.common import bench_stack, group_at_end, record, table
+from bench.common import bench_stack, record, table
 from bridge.app import run_bridge
+from relayflow.reading import start_group_at_end
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
@@ -147,7 +148,7 @@ async def main(args: argparse.Namespace) -> str:
         run = uuid.uuid4().hex[:6]
         settings = base.model_copy(update={"task_queue": f"bench-fanout-{run}",
                                            "kafka_consumer_group": f"bench-fanout-{run}"})
-        await group_at_end(settings, settings.kafka_consumer_group)
+        await start_group_at_end(settings, settings.kafka_consumer_group)
         fan = await fan_out(settings, args.items, args.chunk, args.window)
         flat = await flat_loop(settings, args.flat_items)
     projected = int(flat["history_per_item"] * args.items)

@@ -34,7 +34,6 @@ from bench.common import (
     BenchNoop,
     bench_stack,
     committed_to_end,
-    group_at_end,
     orders,
     percentile,
     record,
@@ -42,6 +41,7 @@ from bench.common import (
 )
 from bridge.app import run_bridge
 from bridge.routes import Action, Route, RouteTable
+from relayflow.reading import start_group_at_end
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
@@ -162,7 +162,7 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
     client = await connect(settings)
     stop = asyncio.Event()
     # From the current end: the events of earlier runs on this topic are not ours.
-    await group_at_end(settings, settings.kafka_consumer_group)
+    await start_group_at_end(settings, settings.kafka_consumer_group)
     async with (running(run_worker(settings, stop=stop), run_bridge(settings, stop=stop),
                         stop=stop), Outcomes(settings) as outcomes, kafka_send(settings) as kafka):
         direct = direct_start(client, settings.task_queue)
@@ -187,7 +187,7 @@ async def running_latency(settings: Settings, rate: float, count: int) -> tuple[
                                "noop-{order_id}")])
     group = f"{settings.kafka_consumer_group}-noop"
     mine = settings.model_copy(update={"task_queue": "bench-noop", "kafka_consumer_group": group})
-    await group_at_end(mine, mine.kafka_consumer_group)
+    await start_group_at_end(mine, mine.kafka_consumer_group)
     stop = asyncio.Event()
     worker = Worker(client, task_queue="bench-noop", workflows=[BenchNoop],
                     workflow_runner=UnsandboxedWorkflowRunner())

@@ -22,8 +22,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from bench.common import bench_stack, committed_to_end, group_at_end, orders, produce, record, table
+from bench.common import bench_stack, committed_to_end, orders, produce, record, table
 from relayflow.devstack.toxiproxy import Toxiproxy
+from relayflow.reading import start_group_at_end
 from relayflow.settings import Settings
 from relayflow.topics import ORDERS_EVENTS
 
@@ -66,7 +67,7 @@ def _mine(settings: Settings, name: str) -> Settings:
 async def processed(settings: Settings, small: int, large: int, logs: Path) -> tuple[float, float]:
     """RSS after ``small`` and after ``large`` events went through to Temporal."""
     mine = _mine(settings, "memory")
-    await group_at_end(mine, mine.kafka_consumer_group)
+    await start_group_at_end(mine, mine.kafka_consumer_group)
     bridge = start_bridge(mine, logs / "bridge-processed.log")
     try:
         sizes = []
@@ -83,7 +84,7 @@ async def processed(settings: Settings, small: int, large: int, logs: Path) -> t
 async def backlog(settings: Settings, sizes: list[int], logs: Path) -> list[float]:
     """RSS with each backlog size waiting while Temporal is unreachable."""
     mine = _mine(settings, "backlog")
-    await group_at_end(mine, mine.kafka_consumer_group)
+    await start_group_at_end(mine, mine.kafka_consumer_group)
     with Toxiproxy(settings, logs / "toxiproxy.log") as toxiproxy:
         link = toxiproxy.proxy("temporal", settings.temporal_address)
         bridge = start_bridge(mine.model_copy(update={"temporal_address": link.listen}),

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaBroker
 from temporalio.client import Client
 
-from bench.common import bench_stack, committed_to_end, group_at_end, orders, produce, record, table
+from bench.common import bench_stack, committed_to_end, orders, produce, record, table
 from bridge.app import run_bridge
 from bridge.routes import Action, Route, RouteTable
 from relayflow.devstack.toxiproxy import Toxiproxy
+from relayflow.reading import start_group_at_end
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import ORDERS_EVENTS
@@ -82,7 +83,7 @@ async def relayflow_bridge(settings: Settings, tag: str, concurrency: int,
                                tag + "-{order_id}")])
     mine = settings.model_copy(update={"kafka_consumer_group": group, "task_queue": TASK_QUEUE,
                                        "bridge_concurrency": concurrency})
-    await group_at_end(mine, group)
+    await start_group_at_end(mine, group)
     stop = asyncio.Event()
     running = asyncio.create_task(run_bridge(mine, stop=stop, routes=routes))
     try:
@@ -99,7 +100,7 @@ async def naive_bridge(settings: Settings, client: Client, tag: str,
                        ) -> AsyncIterator[asyncio.Queue[None]]:
     """One FastStream subscriber awaiting one start per record; yields a queue of starts."""
     group = f"naive-{tag}-{uuid.uuid4().hex[:6]}"
-    await group_at_end(settings, group)
+    await start_group_at_end(settings, group)
     broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
     starts: asyncio.Queue[None] = asyncio.Queue()
 

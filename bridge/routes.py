@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
-from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS, TOPICS
+from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, INPUT_TOPICS, ORDERS_EVENTS
 from schemas import (
     ApprovalDecided,
     BatchCancelled,
@@ -114,8 +114,7 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[Route], *,
                  known_topics: Iterable[str] | None = None) -> None:
-        allowed = set(known_topics) if known_topics is not None else {
-            topic.name for topic in TOPICS if topic.inbound}
+        allowed = set(known_topics if known_topics is not None else INPUT_TOPICS)
         self._routes: dict[tuple[str, str], Route] = {}
         problems: list[str] = []
         for route in routes:

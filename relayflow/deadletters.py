@@ -26,13 +26,12 @@ from aiokafka import AIOKafkaProducer
 from bridge.parking import PARKED, ParkEntry, ParkingLot
 from relayflow.reading import StoredRecord, read_records
 from relayflow.settings import Settings
-from relayflow.topics import TOPICS, dlq_topic
+from relayflow.topics import INPUT_TOPICS, dlq_topic
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST, DLQ_REPLAY_OF
 
 __all__ = [
     "DeadLetter",
     "ReplayResult",
-    "input_topics",
     "parked_keys",
     "read_dead_letters",
     "release",
@@ -44,11 +43,6 @@ _DLQ_PREFIX = "dlq-"
 
 DeadLetter = StoredRecord
 """A record of a dead-letter topic: the original record plus its ``dlq-*`` headers."""
-
-
-def input_topics() -> list[str]:
-    """The topics that have a DLQ."""
-    return [t.name for t in TOPICS if t.inbound]
 
 
 async def read_dead_letters(settings: Settings, topics: Iterable[str] | None = None, *,
@@ -65,7 +59,7 @@ async def read_dead_letters(settings: Settings, topics: Iterable[str] | None = N
     Returns:
         Dead letters ordered by DLQ topic, partition and offset.
     """
-    return await read_records(settings, [dlq_topic(s) for s in topics or input_topics()],
+    return await read_records(settings, [dlq_topic(s) for s in topics or INPUT_TOPICS],
                               partition=partition, from_offset=from_offset)
 
 

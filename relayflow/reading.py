@@ -1,14 +1,19 @@
-"""Reading a topic from its beginning to its current end, for operator tools and checks."""
+"""Reading topics from their beginning to their current end, and placing consumer groups.
+
+For operator tools, checks, fault tests and benchmarks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
 
 from relayflow.settings import Settings
+from relayflow.topics import INPUT_TOPICS
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,
@@ -19,7 +24,13 @@ from schemas.headers import (
     EVENT_TYPE,
 )
 
-__all__ = ["StoredRecord", "partition_counts", "read_records"]
+__all__ = [
+    "StoredRecord",
+    "commit_group",
+    "partition_counts",
+    "read_records",
+    "start_group_at_end",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +142,34 @@ async def read_records(settings: Settings, topics: Iterable[str], *,
         return sorted(found, key=lambda d: (d.topic, d.partition, d.offset))
     finally:
         await consumer.stop()
+
+
+async def commit_group(settings: Settings, group: str,
+                       offsets: Mapping[TopicPartition, int]) -> None:
+    """Commit these offsets for ``group`` (which must have no running member)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit({tp: OffsetAndMetadata(at, "") for tp, at in offsets.items()})
+    finally:
+        await consumer.stop()
+
+
+async def start_group_at_end(settings: Settings, group: str,
+                             topics: Iterable[str] = INPUT_TOPICS) -> None:
+    """Commit the current end of every partition of ``topics`` for a new ``group``.
+
+    The group then reads only what arrives from now on, not the topics' history.
+    """
+    counts = await partition_counts(settings, list(topics))
+    partitions = [TopicPartition(topic, p) for topic, count in counts.items()
+                  for p in range(count)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    await commit_group(settings, group, ends)

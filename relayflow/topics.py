@@ -13,6 +13,7 @@ __all__ = [
     "BATCHES_OUTCOMES",
     "BATCHES_REQUESTS",
     "DLQ_SUFFIX",
+    "INPUT_TOPICS",
     "ORDERS_EVENTS",
     "ORDERS_OUTCOMES",
     "PARKED_KEYS",
@@ -62,6 +63,9 @@ class Topic:
 _INPUTS = (Topic(ORDERS_EVENTS, 6, True), Topic(APPROVALS_DECISIONS, 3, True),
            Topic(BATCHES_REQUESTS, 3, True))
 _OUTPUTS = (Topic(ORDERS_OUTCOMES, 3, False), Topic(BATCHES_OUTCOMES, 3, False))
+
+INPUT_TOPICS: tuple[str, ...] = tuple(t.name for t in _INPUTS)
+"""The topics the bridge may consume (each with a ``.dlq``)."""
 
 TOPICS: tuple[Topic, ...] = (
     *_INPUTS,

@@ -36,11 +36,9 @@ from relayflow.reading import StoredRecord, read_records
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import (
-    APPROVALS_DECISIONS,
     BATCHES_OUTCOMES,
-    BATCHES_REQUESTS,
     DLQ_SUFFIX,
-    ORDERS_EVENTS,
+    INPUT_TOPICS,
     ORDERS_OUTCOMES,
     dlq_topic,
 )
@@ -60,7 +58,6 @@ from schemas.codec import AvroCodec, DecodeError
 
 __all__ = ["VerifyReport", "Violation", "evaluate", "verify", "verify_until_settled"]
 
-INPUTS = (ORDERS_EVENTS, APPROVALS_DECISIONS, BATCHES_REQUESTS)
 OUTPUTS = (ORDERS_OUTCOMES, BATCHES_OUTCOMES)
 
 
@@ -271,7 +268,7 @@ async def verify(settings: Settings, *, key_prefix: str = "",
     """
     wanted: Callable[[StoredRecord], bool] = lambda r: _key(r).startswith(key_prefix)  # noqa: E731
     records = [r for r in await read_records(
-        settings, [*INPUTS, *OUTPUTS, *(dlq_topic(t) for t in INPUTS)]) if wanted(r)]
+        settings, [*INPUT_TOPICS, *OUTPUTS, *(dlq_topic(t) for t in INPUT_TOPICS)]) if wanted(r)]
     runs = await _workflows(client or await connect(settings), key_prefix)
     return evaluate(records, runs,
                     Store(settings.store_path, card_limit_cents=settings.card_limit_cents))
@@ -293,7 +290,7 @@ def evaluate(records: Iterable[StoredRecord], runs: Mapping[str, list[WorkflowEx
     records = list(records)
     dead = {r.source for r in records if r.topic.endswith(DLQ_SUFFIX)}
     report, seen = VerifyReport(), _Seen()
-    _read_inputs(report, seen, codec, [r for r in records if r.topic in INPUTS], dead)
+    _read_inputs(report, seen, codec, [r for r in records if r.topic in INPUT_TOPICS], dead)
     _read_outcomes(report, seen, codec, [r for r in records if r.topic in OUTPUTS])
     report.violations += [
         Violation("lost", r.coordinates, "neither processed nor on the DLQ")

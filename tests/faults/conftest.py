@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaProducer
 
+from relayflow.reading import start_group_at_end
 from relayflow.settings import Settings
-from relayflow.topics import TOPICS
 from relayflow.verify import VerifyReport, verify_until_settled
 from schemas import EVENT_TYPES, Event
 from schemas.codec import AvroCodec
@@ -151,21 +150,6 @@ class Rig:
             service.kill()
 
 
-async def start_group_at_end(settings: Settings) -> None:
-    """Commit the current end of every input topic for the rig's new consumer group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=settings.kafka_consumer_group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(t.name, p) for t in TOPICS if t.inbound
-                      for p in range(t.partitions)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
-    finally:
-        await consumer.stop()
-
-
 @pytest.fixture
 async def rig(stack: Settings, tmp_path: Path) -> AsyncIterator[Rig]:
     """A fresh task queue, group and store on the session's stack; processes cleaned up."""
@@ -175,7 +159,7 @@ async def rig(stack: Settings, tmp_path: Path) -> AsyncIterator[Rig]:
         "store_path_override": tmp_path / "store.db",
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
     })
-    await start_group_at_end(settings)
+    await start_group_at_end(settings, settings.kafka_consumer_group)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                 enable_idempotence=True, linger_ms=5)
     await producer.start()

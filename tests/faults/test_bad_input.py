@@ -13,7 +13,7 @@ import random
 import pytest
 
 from relayflow.deadletters import read_dead_letters
-from relayflow.topics import TOPICS
+from relayflow.topics import INPUT_TOPICS
 from relayflow.verify import VerifyReport, verify_until_settled
 from tests.corpus import bad_records, good_records, mixed_stream
 from tests.faults.conftest import CODEC, Rig
@@ -42,7 +42,7 @@ async def test_every_bad_record_is_dead_lettered_with_its_reason_and_every_good_
     rejected = {c: r for c, r in landed.items() if r.expected_reason}
     letters: dict[tuple[str, int, int], str] = {}
     for _ in range(120):
-        found = await read_dead_letters(rig.settings, [t.name for t in TOPICS if t.inbound])
+        found = await read_dead_letters(rig.settings, INPUT_TOPICS)
         letters = {d.source: d.reason for d in found if d.source in rejected}
         if len(letters) == len(rejected):
             break

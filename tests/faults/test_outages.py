@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 
 from relayflow import devstack
 from relayflow.deadletters import read_dead_letters
+from relayflow.reading import commit_group
 from relayflow.settings import Settings
 from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from schemas import ApprovalDecided, Event
@@ -70,17 +70,6 @@ async def test_kafka_restarted_under_load(rig: Rig, local: Settings) -> None:
     assert bridge.alive
 
 
-async def _rewind_group(settings: Settings, tp: TopicPartition, offset: int) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=settings.kafka_consumer_group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.commit({tp: OffsetAndMetadata(offset, "")})
-    finally:
-        await consumer.stop()
-
-
 async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
     rig.worker()
     bridge = rig.bridge()
@@ -88,7 +77,8 @@ async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
     before = await rig.settled()
     assert_clean(before, 60)
     assert bridge.terminate() == 0
-    await _rewind_group(rig.settings, TopicPartition(ORDERS_EVENTS, 0), 0)
+    await commit_group(rig.settings, rig.settings.kafka_consumer_group,
+                       {TopicPartition(ORDERS_EVENTS, 0): 0})
     again = rig.bridge()  # reads partition 0 again from its very first record
     await again.logged("bridge consuming")
     await _caught_up(rig.settings, TopicPartition(ORDERS_EVENTS, 0))

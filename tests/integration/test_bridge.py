@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from temporalio import workflow
@@ -31,6 +31,7 @@ from bridge.app import run_bridge
 from bridge.commands import PermanentFailure, TemporalCommands
 from bridge.routes import ROUTES, Action, Route, RouteTable
 from relayflow import devstack
+from relayflow.reading import start_group_at_end
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, dlq_topic
@@ -116,29 +117,9 @@ async def committed(settings: Settings, tp: TopicPartition) -> int:
     return offsets[tp].offset if tp in offsets else -1
 
 
-async def start_group_at_end(settings: Settings, routes: RouteTable) -> None:
-    """Commit the current log end of every input topic for the bridge's new group."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(routes.topics)
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(d["topic"], p["partition"])
-                  for d in described for p in d["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=settings.kafka_consumer_group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-
-
 @asynccontextmanager
 async def bridge_running(settings: Settings, routes: RouteTable = ROUTES) -> AsyncIterator[None]:
-    await start_group_at_end(settings, routes)
+    await start_group_at_end(settings, settings.kafka_consumer_group, routes.topics)
     stop = asyncio.Event()
     task = asyncio.create_task(run_bridge(settings, stop=stop, routes=routes))
     try:
