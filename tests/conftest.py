@@ -70,7 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     if mode == "external":
         yield external_stack()
     elif mode == "docker" or (mode == "auto" and docker_available()):
-        with testcontainers_stack() as settings:
+        with testcontainers_stack(tmp_path_factory.mktemp("store")) as settings:
             yield settings
     else:
         with local_stack(ROOT / ".relayflow-test", tmp_path_factory.mktemp("store")) as settings:

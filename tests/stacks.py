@@ -41,19 +41,20 @@ def docker_available() -> bool:
 def external_stack() -> Settings:
     """Use the Kafka and Temporal named by the ``RELAYFLOW_*`` environment."""
     settings = Settings()
-    from relayflow.devstack import ensure_topics  # noqa: PLC0415 - topics live with the stack
+    from relayflow.devstack import ensure_topics, wait_until_answering  # noqa: PLC0415
 
+    wait_until_answering(settings)
     ensure_topics(settings)
     return settings
 
 
 @contextlib.contextmanager
-def testcontainers_stack() -> Iterator[Settings]:
+def testcontainers_stack(store_dir: Path) -> Iterator[Settings]:
     """Kafka (apache/kafka, KRaft) and Temporal (dev server image) in Docker."""
     from testcontainers.core.container import DockerContainer  # noqa: PLC0415
     from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
 
-    from relayflow.devstack import ensure_topics  # noqa: PLC0415
+    from relayflow.devstack import ensure_topics, wait_until_answering  # noqa: PLC0415
 
     kafka_port, temporal_port = free_port(), free_port()
     kafka = (
@@ -81,7 +82,9 @@ def testcontainers_stack() -> Iterator[Settings]:
         settings = Settings(
             kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
             temporal_address=f"127.0.0.1:{temporal_port}",
+            RELAYFLOW_STORE_PATH=store_dir / "store.db",
         )
+        wait_until_answering(settings)
         ensure_topics(settings)
         yield settings
 

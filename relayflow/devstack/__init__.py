@@ -51,6 +51,7 @@ __all__ = [
     "stop_kafka",
     "stop_temporal",
     "up",
+    "wait_until_answering",
 ]
 
 log = logging.getLogger(__name__)
@@ -180,23 +181,44 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def _wait_ready(service: str, pid: int, log_path: Path,
-                probe: Callable[[], Awaitable[bool]]) -> None:
-    process = _CHILDREN[pid]
+def _wait_ready(service: str, pid: int | None, log_path: Path | None,
+                probe: Callable[[], Awaitable[bool]], timeout: float = _READY_TIMEOUT) -> None:
+    # pid None: a service started elsewhere (a container); only its answer counts.
+    process = _CHILDREN[pid] if pid is not None else None
+
+    def tail() -> str:
+        return f"; log tail:\n{_tail(log_path)}" if log_path else ""
 
     async def poll() -> None:
-        deadline = time.monotonic() + _READY_TIMEOUT
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise StackError(f"{service} exited while starting; log tail:\n{_tail(log_path)}")
+            if process is not None and process.poll() is not None:
+                raise StackError(f"{service} exited while starting{tail()}")
             with contextlib.suppress(Exception):
                 if await probe():
                     return
             await asyncio.sleep(0.3)
-        raise StackError(f"{service} not ready after {_READY_TIMEOUT:.0f}s; "
-                         f"log tail:\n{_tail(log_path)}")
+        raise StackError(f"{service} not ready after {timeout:.0f}s{tail()}")
 
     _run_sync(poll)
+
+
+def wait_until_answering(settings: Settings, timeout: float = _READY_TIMEOUT) -> None:
+    """Block until the Kafka and Temporal the settings name both answer.
+
+    For services started by something else (containers, a CI service): a
+    port that accepts connections is not yet a broker that lists topics or a
+    frontend that knows its namespace.
+
+    Args:
+        settings: Names the Kafka bootstrap servers and the Temporal address.
+        timeout: Seconds to wait for each of them.
+
+    Raises:
+        StackError: One of them did not answer in time.
+    """
+    _wait_ready(KAFKA, None, None, lambda: _kafka_answers(settings), timeout)
+    _wait_ready(TEMPORAL, None, None, lambda: _temporal_answers(settings), timeout)
 
 
 def _stop(settings: Settings, service: str) -> bool:

@@ -46,3 +46,8 @@ def test_up_is_idempotent_restart_keeps_topics_and_down_stops_ours(tmp_path: Pat
     assert sorted(stopped) == ["kafka", "temporal"]
     assert not any(s.running for s in devstack.status(settings).services)
     assert devstack.down(settings) == []
+
+
+def test_wait_until_answering_returns_for_a_running_stack(stack: Settings) -> None:
+    # What the testcontainers and external stacks rely on before creating topics.
+    devstack.wait_until_answering(stack, timeout=30.0)

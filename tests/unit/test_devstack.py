@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -59,3 +60,14 @@ def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
     cluster_id = devstack.new_cluster_id()
     assert cluster_id == base64.urlsafe_b64encode(b"\x01" * 16).decode().rstrip("=")
     assert len(cluster_id) == 22
+
+
+def test_wait_until_answering_names_the_service_that_never_answered() -> None:
+    # A port nothing listens on: open ports alone would not do either, the
+    # probe asks the broker for its topics.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}")
+        with pytest.raises(devstack.StackError, match=r"^kafka not ready after 1s$"):
+            devstack.wait_until_answering(settings, timeout=1.0)
