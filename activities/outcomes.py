@@ -94,6 +94,9 @@ class OutcomePublisher:
         except ValidationError as error:
             raise ApplicationError(f"{request.event_type}: {error}", type="InvalidOutcome",
                                    non_retryable=True) from error
+        # With a schema registry: register off the event loop, once per schema. A
+        # registry that is down or refuses the schema fails the attempt; Temporal retries.
+        await self._codec.prepare_encode(event.avro_name)
         record = to_record(event, self._codec, traceparent=request.traceparent or None)
         metadata = await self._producer.send_and_wait(
             request.topic, record.value, key=record.key, headers=record.headers

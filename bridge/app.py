@@ -34,8 +34,6 @@ from bridge.records import InboundRecord
 from bridge.routes import ROUTES, RouteTable
 from relayflow.settings import Settings
 from relayflow.temporal import connect
-from schemas import EVENT_TYPES
-from schemas.codec import AvroCodec
 
 __all__ = [
     "BATCH_BUDGET_S",
@@ -188,7 +186,7 @@ async def bridge_dependencies(settings: Settings, routes: RouteTable = ROUTES,
             if listener is not None:
                 listener.lot = lot
         processor = BatchProcessor(
-            Decoder(AvroCodec(EVENT_TYPES.values()), routes,
+            Decoder(settings.codec(), routes,
                     max_payload_bytes=settings.max_payload_bytes),
             TemporalCommands(client, settings.task_queue),
             DeadLetters(producer),

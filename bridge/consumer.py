@@ -23,7 +23,8 @@ is dead-lettered as ``target-not-found``: the event that starts the workflow
 may still be on its way. Holding never blocks the consumer: the record is left
 unfinished, its partition is rewound to it and paused for a backoff delay, and
 every other partition keeps flowing meanwhile (its start event among them).
-Transient ones (Temporal unreachable, the DLQ write refused) are retried with
+Transient ones (Temporal or the schema registry unreachable, the DLQ write
+refused) are retried with
 capped exponential backoff and jitter inside the batch; FastStream does not
 fetch meanwhile, so consumption pauses. A batch has a time budget well under
 ``max_poll_interval_ms``: when it is spent the batch stops starting records,
@@ -190,6 +191,7 @@ class BatchProcessor:
         self._held: dict[tuple[str, int, int], tuple[float, int]] = {}
         self.temporal = Health("Temporal")
         self.dlq = Health("dead-letter topic")
+        self.registry = Health("schema registry")
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -204,7 +206,7 @@ class BatchProcessor:
     @property
     def degraded(self) -> bool:
         """True while a dependency is failing transiently."""
-        return self.temporal.degraded or self.dlq.degraded
+        return self.temporal.degraded or self.dlq.degraded or self.registry.degraded
 
     async def process(self, records: Sequence[InboundRecord], *,
                       budget: float | None = None) -> BatchReport:
@@ -253,8 +255,7 @@ class BatchProcessor:
                 PARKED, f"key parked since {record.topic}[{parked.source_partition}]"
                         f"@{parked.source_offset} ({parked.reason})"), deadline)
         try:
-            routed = self._decoder.decode(record)
-            outcome = await self._execute(record, routed, deadline)
+            outcome = await self._decode_and_execute(record, deadline)
         except PermanentFailure as failure:
             result = await self._dead_letter(record, failure, deadline)
         except Exception as error:
@@ -277,6 +278,14 @@ class BatchProcessor:
         if result is not None:
             self._held.pop(_coordinates(record), None)
         return result
+
+    async def _decode_and_execute(self, record: InboundRecord, deadline: _Deadline) -> object:
+        """Temporal's answer, ``_Held``, or ``_GAVE_UP`` (a dependency stayed away)."""
+        if self._decoder.needs_registry(record) and await self._retrying(
+                self.registry, record, deadline, (TransientFailure,),
+                lambda: self._decoder.prepare(record)) is _GAVE_UP:
+            return _GAVE_UP
+        return await self._execute(record, self._decoder.decode(record), deadline)
 
     async def _execute(self, record: InboundRecord, routed: Routed,
                        deadline: _Deadline) -> object:

@@ -1,7 +1,9 @@
 """From raw record to routed event: every validation rule of the input contract.
 
-Pure (no I/O), so each rule is a unit test. A record that breaks a rule
-raises ``PermanentFailure`` with the reason the dead-letter record carries:
+Pure (no I/O), so each rule is a unit test; the one exception is fetching a
+writer schema from the schema registry, which ``prepare`` does off the event
+loop before ``decode``. A record that breaks a rule raises
+``PermanentFailure`` with the reason the dead-letter record carries:
 
 ==================  ==========================================================
 reason              when
@@ -26,7 +28,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from bridge.commands import PermanentFailure
+from bridge.commands import PermanentFailure, TransientFailure
 from bridge.records import InboundRecord
 from bridge.routes import Route, RouteTable
 from schemas import Event, EventMeta, Inbound
@@ -62,6 +64,25 @@ class Decoder:
         self._codec = codec
         self._routes = routes
         self._max_payload = max_payload_bytes
+
+    def needs_registry(self, record: InboundRecord) -> bool:
+        """True when ``prepare`` must ask the schema registry before ``decode``."""
+        value = record.value or b""
+        return len(value) <= self._max_payload and self._codec.needs_registry(value)
+
+    async def prepare(self, record: InboundRecord) -> None:
+        """Fetch the writer schema a Confluent-framed record names from the registry.
+
+        Raises:
+            TransientFailure: The registry did not answer; try again later.
+            PermanentFailure: The registry has no such schema (``unknown-schema``).
+        """
+        try:
+            await self._codec.prepare_decode(record.value or b"")
+        except DecodeError as error:
+            raise PermanentFailure(error.reason, str(error)) from error
+        except OSError as error:
+            raise TransientFailure(f"schema registry: {error}") from error
 
     def decode(self, record: InboundRecord) -> Routed:
         """Apply every rule to one record.

@@ -189,11 +189,11 @@ def dlq_show(
     """One dead letter: headers, and the event if its value decodes."""
     from relayflow.deadletters import read_dead_letters  # noqa: PLC0415
     from relayflow.topics import DLQ_SUFFIX  # noqa: PLC0415
-    from schemas import EVENT_TYPES  # noqa: PLC0415
-    from schemas.codec import AvroCodec, DecodeError  # noqa: PLC0415
+    from schemas.codec import DecodeError  # noqa: PLC0415
 
+    settings = Settings()
     source = dlq_topic.removesuffix(DLQ_SUFFIX)
-    letters = asyncio.run(read_dead_letters(Settings(), [source], partition=partition,
+    letters = asyncio.run(read_dead_letters(settings, [source], partition=partition,
                                             from_offset=offset))
     found = next((d for d in letters if d.offset == offset), None)
     if found is None:
@@ -205,8 +205,8 @@ def dlq_show(
         typer.echo(f"header   {name}: {value.decode(errors='replace')}")
     value = found.value or b""
     try:
-        event = AvroCodec(EVENT_TYPES.values()).decode(value)
-    except DecodeError as error:
+        event = settings.codec().decode(value)
+    except (DecodeError, OSError) as error:
         typer.echo(f"value    {len(value)} bytes, not decodable ({error}): {value[:64]!r}")
     else:
         typer.echo(f"event    {event.model_dump_json(indent=2)}")

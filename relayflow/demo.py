@@ -36,7 +36,6 @@ from relayflow.topics import (
     ORDERS_OUTCOMES,
 )
 from schemas import (
-    EVENT_TYPES,
     ApprovalDecided,
     ApprovalEscalated,
     ApprovalRequested,
@@ -332,7 +331,7 @@ async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
         batch completed with the expected counts.
     """
     console = console or Console()
-    codec = AvroCodec(EVENT_TYPES.values())
+    codec = settings.codec()
     run_id = secrets.token_hex(3)
     scenarios = build_scenarios(codec, settings, run_id)
     by_order = {s.order_id: s for s in scenarios}

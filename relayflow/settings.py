@@ -13,6 +13,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas import EVENT_TYPES
+from schemas.codec import AvroCodec
+from schemas.registry import HttpSchemaRegistry
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -22,9 +26,13 @@ class Settings(BaseSettings):
     Attributes:
         kafka_bootstrap_servers: Comma-separated ``host:port`` list of Kafka brokers.
         kafka_consumer_group: Consumer group id of the bridge.
-        schema_registry_url: When set, outcomes are framed in the Confluent wire
-            format with ids from this registry instead of Avro single-object
-            encoding. Decoders accept both either way.
+        schema_registry_url: A Confluent-compatible schema registry
+            (``http(s)://[user:secret@]host:port``). When set, outcomes are
+            framed in the Confluent wire format with ids from it (subject: the
+            record's full name), and Confluent-framed input records are decoded
+            with the schema it holds for their id. Single-object encoded
+            records are accepted either way.
+        schema_registry_timeout_seconds: Timeout of each registry request.
         temporal_address: ``host:port`` of the Temporal frontend.
         temporal_namespace: Temporal namespace for every workflow.
         task_queue: Task queue the worker polls and the bridge starts workflows on.
@@ -68,6 +76,7 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_consumer_group: str = "relayflow-bridge"
     schema_registry_url: str | None = None
+    schema_registry_timeout_seconds: float = Field(default=5.0, gt=0)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -101,6 +110,14 @@ class Settings(BaseSettings):
     def store_path(self) -> Path:
         """SQLite file of the reference store."""
         return self.store_path_override or self.data_dir / "store.db"
+
+    def codec(self) -> AvroCodec:
+        """The Avro codec for every event type, with the schema registry when one is set."""
+        registry = None
+        if self.schema_registry_url:
+            registry = HttpSchemaRegistry(self.schema_registry_url,
+                                          timeout=self.schema_registry_timeout_seconds)
+        return AvroCodec(EVENT_TYPES.values(), registry=registry)
 
     @property
     def temporal_ui_url(self) -> str:

@@ -271,22 +271,25 @@ async def verify(settings: Settings, *, key_prefix: str = "",
         settings, [*INPUT_TOPICS, *OUTPUTS, *(dlq_topic(t) for t in INPUT_TOPICS)]) if wanted(r)]
     runs = await _workflows(client or await connect(settings), key_prefix)
     return evaluate(records, runs,
-                    Store(settings.store_path, card_limit_cents=settings.card_limit_cents))
+                    Store(settings.store_path, card_limit_cents=settings.card_limit_cents),
+                    codec=settings.codec())
 
 
 def evaluate(records: Iterable[StoredRecord], runs: Mapping[str, list[WorkflowExecutionStatus]],
-             store: Store) -> VerifyReport:
+             store: Store, *, codec: AvroCodec | None = None) -> VerifyReport:
     """Apply every rule to what was read (pure: no I/O beyond reading ``store``).
 
     Args:
         records: Records of the input, outcome and dead-letter topics.
         runs: Workflow id -> status of each of its runs.
         store: The reference store.
+        codec: Decodes the records (default: single-object framing only; pass
+            ``Settings.codec()`` when a schema registry frames them).
 
     Returns:
         The report.
     """
-    codec = AvroCodec(EVENT_TYPES.values())
+    codec = codec or AvroCodec(EVENT_TYPES.values())
     records = list(records)
     dead = {r.source for r in records if r.topic.endswith(DLQ_SUFFIX)}
     report, seen = VerifyReport(), _Seen()

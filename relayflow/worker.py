@@ -21,8 +21,6 @@ from activities.outcomes import OutcomePublisher
 from activities.store import Store
 from relayflow.settings import Settings
 from relayflow.temporal import connect
-from schemas import EVENT_TYPES
-from schemas.codec import AvroCodec
 from workflows.batch import BatchWorkflow, ChunkWorkflow
 from workflows.order_saga import OrderSaga
 
@@ -67,7 +65,7 @@ def build_worker(client: Client, settings: Settings, producer: Any,
         A worker ready to ``run()``.
     """
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
-    publisher = OutcomePublisher(producer, AvroCodec(EVENT_TYPES.values()))
+    publisher = OutcomePublisher(producer, settings.codec())
     policy = ApprovalPolicyProvider(ApprovalPolicy(
         threshold_cents=settings.approval_threshold_cents,
         timeout_seconds=settings.approval_timeout_seconds,

@@ -8,7 +8,11 @@ Two framings are spoken:
   with the ``.avsc`` file alone.
 * Confluent wire format: byte ``0``, a 4-byte big-endian schema id from a
   schema registry, then the body. Used for encoding when a registry is given;
-  always accepted when decoding.
+  accepted when decoding (the schema is fetched from the registry by id).
+
+The registry is asked once per schema and process. Its calls block, so async
+code calls ``prepare_decode`` / ``prepare_encode`` first: they run the one
+lookup a value needs in a thread and are free when nothing is missing.
 
 Writer schemas are looked up by fingerprint (or registry id) and resolved
 against the current reader schema of the same full name, so records written
@@ -17,6 +21,7 @@ with an older, compatible version of a schema still decode.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import struct
@@ -296,6 +301,33 @@ class AvroCodec:
             buffer.write(_SCHEMA_ID.pack(self._registry_id(name)))
         fastavro.schemaless_writer(buffer, schema, event.model_dump(mode="python"))
         return buffer.getvalue()
+
+    def needs_registry(self, data: bytes) -> bool:
+        """True when decoding ``data`` would ask the registry (a schema id not yet seen)."""
+        if self._registry is None or data[:1] != CONFLUENT_MAGIC or len(data) < _CONFLUENT_HEADER:
+            return False
+        return _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0] not in self._by_registry_id
+
+    async def prepare_decode(self, data: bytes) -> None:
+        """Fetch, off the event loop, the writer schema ``data`` names, if not yet known.
+
+        Raises:
+            DecodeError: The registry has no such schema (``unknown-schema``).
+            OSError: The registry did not answer; try again later.
+        """
+        if self.needs_registry(data):
+            schema_id = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+            await asyncio.to_thread(self._writer_for_registry_id, schema_id)
+
+    async def prepare_encode(self, event_type: str) -> None:
+        """Register, off the event loop, the schema ``encode`` will name, if not yet done.
+
+        Raises:
+            ValueError: The registry refused the schema (e.g. incompatible).
+            OSError: The registry did not answer; try again later.
+        """
+        if self._registry is not None and event_type not in self._registry_ids:
+            await asyncio.to_thread(self._registry_id, event_type)
 
     def _registry_id(self, name: str) -> int:
         assert self._registry is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -28,6 +29,8 @@ from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from schemas import EVENT_TYPES, ApprovalDecided, Event, Inbound, OrderCancelled, OrderPlaced
 from schemas.codec import AvroCodec
 from schemas.records import to_record
+from schemas.registry import HttpSchemaRegistry
+from tests.registry import registry_server
 from tests.support import order_placed
 
 CODEC = AvroCodec(EVENT_TYPES.values())
@@ -500,3 +503,57 @@ async def test_shutdown_ends_a_retry_wait_at_once() -> None:
     consumer.stop()
     report = await asyncio.wait_for(consuming, 5)  # not the 30 s backoff
     assert report.results == [None]
+
+
+async def test_a_schema_registry_outage_waits_and_never_dead_letters(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with registry_server() as registry:
+        writer = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(registry.url))
+        rec = to_record(order_placed("A"), writer)
+        confluent = Record(ORDERS_EVENTS, 0, 0, rec.key, rec.value, list(rec.headers))
+        reader = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(registry.url))
+        commands, dlq = FakeCommands(), FakeDeadLetters()
+        registry.failing = {"GET"}
+        with caplog.at_level(logging.INFO, logger="bridge"):
+            running = asyncio.create_task(BatchProcessor(
+                Decoder(reader, ROUTES, max_payload_bytes=4096), commands, dlq,
+                backoff=FAST).process([confluent, record(order_placed("B"), 1)]))
+            async with asyncio.timeout(10):
+                while registry.requests["GET by-id"] < 3:  # noqa: ASYNC110 - a thread's counter
+                    await asyncio.sleep(0.01)
+            assert dlq.sent == []
+            assert [c[0] for c in commands.calls] == ["order-B"]  # other framings flow
+            registry.failing = set()
+            report = await running
+    assert report.results == ["started", "started"]
+    assert dlq.sent == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("schema registry unavailable" in m for m in warnings) == 1
+    assert sum("schema registry available again" in m for m in warnings) == 1
+
+
+async def test_decoder_turns_registry_answers_into_retry_or_dead_letter() -> None:
+    event = order_placed("A")
+    with registry_server() as registry:
+        data = AvroCodec(EVENT_TYPES.values(),
+                         registry=HttpSchemaRegistry(registry.url)).encode(event)
+        confluent = Decoder(AvroCodec(EVENT_TYPES.values(),
+                                      registry=HttpSchemaRegistry(registry.url)),
+                            ROUTES, max_payload_bytes=4096)
+        known = Record(ORDERS_EVENTS, 0, 5, b"A", data)
+        unknown = Record(ORDERS_EVENTS, 0, 6, b"A", b"\x00" + struct.pack(">I", 4242) + data[5:])
+
+        registry.failing = {"GET"}
+        with pytest.raises(TransientFailure, match="schema registry"):
+            await confluent.prepare(known)
+        assert confluent.needs_registry(known)  # a failed lookup caches nothing
+
+        registry.failing = set()
+        with pytest.raises(PermanentFailure) as info:
+            await confluent.prepare(unknown)
+        assert info.value.reason == "unknown-schema"
+
+        await confluent.prepare(known)
+        assert not confluent.needs_registry(known)
+        assert confluent.decode(known).inbound.event == event
+        assert not decoder().needs_registry(known)  # no registry configured: nothing to ask

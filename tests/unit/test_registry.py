@@ -1,0 +1,118 @@
+"""The schema registry client over real HTTP, and the codec and bridge decoder with it."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+
+import pytest
+
+from relayflow.settings import Settings
+from schemas import EVENT_TYPES, OrderCompleted, OrderPlaced
+from schemas.codec import AvroCodec, DecodeError, load_schemas
+from schemas.registry import HttpSchemaRegistry, RegistryUnavailable, SchemaRegistryError
+from tests.registry import RegistryServer, registry_server
+from tests.stacks import free_port
+from tests.support import order_placed
+
+ORDER_PLACED_SCHEMA = json.dumps(load_schemas()[OrderPlaced.avro_name])
+
+
+@pytest.fixture
+def server() -> Iterator[RegistryServer]:
+    with registry_server() as running:
+        yield running
+
+
+def test_register_is_idempotent_and_ids_are_global(server: RegistryServer) -> None:
+    client = HttpSchemaRegistry(server.url)
+    first = client.register(OrderPlaced.avro_name, ORDER_PLACED_SCHEMA)
+    assert client.register(OrderPlaced.avro_name, ORDER_PLACED_SCHEMA) == first
+    assert client.register("orders.events-value", ORDER_PLACED_SCHEMA) == first
+    assert json.loads(client.schema_by_id(first)) == json.loads(ORDER_PLACED_SCHEMA)
+
+
+def test_unknown_id_is_a_lookup_error(server: RegistryServer) -> None:
+    with pytest.raises(LookupError, match="no schema with id 77"):
+        HttpSchemaRegistry(server.url).schema_by_id(77)
+
+
+def test_a_schema_that_is_not_avro_is_refused(server: RegistryServer) -> None:
+    schema_id = server.add('syntax = "proto3"; message M {}', schema_type="PROTOBUF")
+    with pytest.raises(SchemaRegistryError, match="PROTOBUF, not AVRO"):
+        HttpSchemaRegistry(server.url).schema_by_id(schema_id)
+
+
+def test_invalid_schema_on_register_is_refused_with_the_registry_code(
+        server: RegistryServer) -> None:
+    with pytest.raises(SchemaRegistryError) as info:
+        HttpSchemaRegistry(server.url).register("s", "{not json")
+    assert (info.value.status, info.value.error_code) == (422, 42201)
+
+
+def test_outage_answers_and_refused_connections_are_transient(server: RegistryServer) -> None:
+    client = HttpSchemaRegistry(server.url)
+    server.failing = {"GET", "POST"}
+    with pytest.raises(RegistryUnavailable, match="HTTP 503"):
+        client.schema_by_id(1)
+    with pytest.raises(RegistryUnavailable, match="HTTP 503"):
+        client.register("s", ORDER_PLACED_SCHEMA)
+    with pytest.raises(RegistryUnavailable):
+        HttpSchemaRegistry(f"http://127.0.0.1:{free_port()}", timeout=2).schema_by_id(1)
+
+
+def test_basic_auth_comes_from_the_url_and_stays_out_of_it() -> None:
+    with registry_server(credentials=("svc-orders", "s3cr:t")) as server:
+        host = server.url.removeprefix("http://")
+        client = HttpSchemaRegistry(f"http://svc-orders:s3cr%3At@{host}")
+        assert client.base_url == server.url
+        assert client.register("s", ORDER_PLACED_SCHEMA) == 1
+        # Wrong credentials are retried, not fatal: an operator can fix them.
+        with pytest.raises(RegistryUnavailable, match="HTTP 401"):
+            HttpSchemaRegistry(server.url).schema_by_id(1)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "registry:8081", "http://"])
+def test_only_http_urls_are_accepted(url: str) -> None:
+    with pytest.raises(ValueError, match="must be http"):
+        HttpSchemaRegistry(url)
+
+
+def test_settings_give_a_codec_that_frames_with_the_registry(server: RegistryServer) -> None:
+    codec = Settings(schema_registry_url=server.url).codec()
+    event = order_placed()
+    data = codec.encode(event)
+    assert data[0] == 0
+    assert server.subjects() == {OrderPlaced.avro_name: [struct.unpack(">I", data[1:5])[0]]}
+    assert Settings().codec().encode(event)[:2] == b"\xc3\x01"  # no registry: single-object
+
+
+async def test_a_fresh_codec_asks_the_registry_once_per_schema_off_the_loop(
+        server: RegistryServer) -> None:
+    data = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url)).encode(
+        order_placed())
+    reader = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    assert reader.needs_registry(data)
+    await reader.prepare_decode(data)
+    assert not reader.needs_registry(data)
+    for _ in range(3):
+        assert isinstance(reader.decode(data), OrderPlaced)
+    assert server.requests["GET by-id"] == 1
+
+
+async def test_prepare_encode_registers_once(server: RegistryServer) -> None:
+    codec = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    await codec.prepare_encode(OrderCompleted.avro_name)
+    await codec.prepare_encode(OrderCompleted.avro_name)
+    assert server.requests["POST register"] == 1
+    assert list(server.subjects()) == [OrderCompleted.avro_name]
+
+
+def test_without_a_registry_confluent_records_are_unknown_schema(server: RegistryServer) -> None:
+    data = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url)).encode(
+        order_placed())
+    codec = AvroCodec(EVENT_TYPES.values())
+    assert not codec.needs_registry(data)
+    with pytest.raises(DecodeError, match="no registry configured"):
+        codec.decode(data)
