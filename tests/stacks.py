@@ -98,20 +98,19 @@ def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
     """
     from relayflow import devstack  # noqa: PLC0415
 
-    env_ports = {
-        "kafka_port": int(os.environ.get("RELAYFLOW_TEST_KAFKA_PORT", "19092")),
-        "kafka_controller_port": int(
-            os.environ.get("RELAYFLOW_TEST_KAFKA_CONTROLLER_PORT", "19093")
-        ),
-        "temporal_port": int(os.environ.get("RELAYFLOW_TEST_TEMPORAL_PORT", "17233")),
-        "temporal_ui_port": int(os.environ.get("RELAYFLOW_TEST_TEMPORAL_UI_PORT", "18233")),
-    }
+    def port(name: str, default: int) -> int:
+        return int(os.environ.get(f"RELAYFLOW_TEST_{name}_PORT", str(default)))
+
+    kafka, temporal = port("KAFKA", 19092), port("TEMPORAL", 17233)
     settings = Settings(
         data_dir=data_dir,
-        kafka_bootstrap_servers=f"127.0.0.1:{env_ports['kafka_port']}",
-        temporal_address=f"127.0.0.1:{env_ports['temporal_port']}",
+        kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
+        temporal_address=f"127.0.0.1:{temporal}",
         RELAYFLOW_STORE_PATH=store_dir / "store.db",
-        **env_ports,
+        kafka_port=kafka,
+        kafka_controller_port=port("KAFKA_CONTROLLER", 19093),
+        temporal_port=temporal,
+        temporal_ui_port=port("TEMPORAL_UI", 18233),
     )
     if not any(service.running for service in devstack.status(settings).services):
         # A fresh start begins empty: a new consumer group reads from the earliest

@@ -15,13 +15,14 @@ import pytest
 
 from relayflow.topics import ORDERS_EVENTS
 from relayflow.verify import VerifyReport
+from schemas import OrderPlaced
 from tests.faults.conftest import Rig
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.timeout(420)]
 
 
-def orders(rig: Rig, count: int) -> list[object]:
+def orders(rig: Rig, count: int) -> list[OrderPlaced]:
     """A mix: most complete, every 7th fails at shipment (compensating a charge)."""
     return [order_placed(rig.order_id(n), country="XX" if n % 7 == 3 else "DE")
             for n in range(count)]

@@ -14,7 +14,14 @@ from activities.store import Store
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS, dlq_topic
-from schemas import EVENT_TYPES, BatchCancelled, BatchCompleted, BatchProgress, BatchRequested
+from schemas import (
+    EVENT_TYPES,
+    BatchCancelled,
+    BatchCompleted,
+    BatchProgress,
+    BatchRequested,
+    Event,
+)
 from schemas.codec import AvroCodec
 from schemas.records import to_record
 from tests.support import KafkaProbe, kafka_probe
@@ -40,10 +47,10 @@ async def send(probe: KafkaProbe, event: BatchRequested | BatchCancelled) -> Non
     await probe.send(BATCHES_REQUESTS, record.value, record.key, record.headers)
 
 
-def of_batch(batch_id: str, kind: type) -> Any:
+def of_batch(batch_id: str, kind: type[Event]) -> Any:
     def match(record: ConsumerRecord[bytes, bytes]) -> bool:
-        return (record.topic == BATCHES_OUTCOMES and record.key == batch_id.encode()
-                and dict(record.headers).get("event-type") == kind.avro_name.encode())
+        return bool(record.topic == BATCHES_OUTCOMES and record.key == batch_id.encode()
+                    and dict(record.headers).get("event-type") == kind.avro_name.encode())
     return match
 
 

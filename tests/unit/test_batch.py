@@ -129,7 +129,7 @@ async def running_batch(env: WorkflowEnvironment, inbound: Inbound[BatchRequeste
         yield await env.client.start_workflow(
             BatchWorkflow.run, BatchRun(event=inbound.event, meta=inbound.meta, carry=carry),
             id=f"batch-{inbound.event.batch_id}",
-            task_queue=task_queue, result_type=BatchResult)
+            task_queue=task_queue)
 
 
 async def run_batch(env: WorkflowEnvironment, inbound: Inbound[BatchRequested], *,

@@ -453,7 +453,8 @@ async def test_an_unfinished_record_holds_back_its_partition_only() -> None:
 
 async def test_a_failed_batch_commits_nothing_and_is_fetched_again() -> None:
     class Exploding(FakeDeadLetters):
-        async def send(self, record: InboundRecord, reason: str, error: str) -> None:  # noqa: ARG002
+        async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+            del record, reason, error
             raise RuntimeError("bug in the dead-letter path")
 
     offsets = FakeOffsets()

@@ -56,7 +56,7 @@ def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
     # 0xF8 encodes to "-" as the first URL-safe base64 character; the storage
     # tool would parse such an id as an option (a real CI failure).
     draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x01" * 16)])
-    monkeypatch.setattr(devstack.uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))  # the module devstack calls
     cluster_id = devstack.new_cluster_id()
     assert cluster_id == base64.urlsafe_b64encode(b"\x01" * 16).decode().rstrip("=")
     assert len(cluster_id) == 22

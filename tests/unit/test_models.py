@@ -41,8 +41,8 @@ def test_model_fields_match_schema_fields(name: str) -> None:
 
 
 def _same_default(avro_default: Any, model_default: Any) -> bool:
-    return list(model_default) == avro_default if isinstance(model_default, tuple) else (
-        avro_default == model_default)
+    return bool(list(model_default) == avro_default if isinstance(model_default, tuple)
+                else avro_default == model_default)
 
 
 @pytest.mark.parametrize("event", samples(), ids=lambda e: type(e).__name__)

@@ -140,8 +140,9 @@ class Harness:
 
 def _inbound(event: Event) -> Inbound[Any]:
     envelope: Any = Inbound[type(event)]  # type: ignore[misc]
-    return envelope(event=event, meta=EventMeta(
+    inbound: Inbound[Any] = envelope(event=event, meta=EventMeta(
         event_type=event.avro_name, event_id=str(event.event_id), correlation_id="corr-1"))
+    return inbound
 
 
 @pytest.fixture

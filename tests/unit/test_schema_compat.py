@@ -86,6 +86,7 @@ def test_current_schema_reads_every_published_version(name: str, version: int) -
     buffer.seek(0)
     record = fastavro.schemaless_reader(buffer, fastavro.parse_schema(old),
                                         fastavro.parse_schema(CURRENT[name]))
+    assert isinstance(record, dict)
     assert {f["name"] for f in CURRENT[name]["fields"]} == set(record)
 
 
