@@ -9,7 +9,6 @@ in one run, and appends a JSON line to ``bench/results.jsonl``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -21,14 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from temporalio import workflow
 
 from relayflow import devstack
-from relayflow.reading import partition_counts
 from relayflow.settings import Settings
-from relayflow.topics import INPUT_TOPICS
 from schemas import EVENT_TYPES, OrderLine, OrderPlaced
 from schemas.codec import AvroCodec
 from schemas.records import to_record
@@ -95,29 +91,6 @@ async def produce(settings: Settings, topic: str, events: Sequence[OrderPlaced])
     finally:
         await producer.stop()
     return time.perf_counter() - started
-
-
-async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    counts = await partition_counts(settings, topics)
-    return [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)]
-
-
-async def committed_to_end(settings: Settings, group: str) -> None:
-    """Return once ``group`` has committed every input partition up to its current end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(await _partitions(settings, list(INPUT_TOPICS)))
-        while True:
-            done = await admin.list_consumer_group_offsets(group)
-            if all(tp in done and done[tp].offset >= end for tp, end in ends.items() if end):
-                return
-            await asyncio.sleep(0.02)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 def percentile(values: Sequence[float], share: float) -> float:

@@ -33,7 +33,6 @@ from bench.common import (
     CODEC,
     BenchNoop,
     bench_stack,
-    committed_to_end,
     orders,
     percentile,
     record,
@@ -41,7 +40,7 @@ from bench.common import (
 )
 from bridge.app import run_bridge
 from bridge.routes import Action, Route, RouteTable
-from relayflow.reading import start_group_at_end
+from relayflow.reading import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES

@@ -22,9 +22,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from bench.common import bench_stack, committed_to_end, orders, produce, record, table
+from bench.common import bench_stack, orders, produce, record, table
 from relayflow.devstack.toxiproxy import Toxiproxy
-from relayflow.reading import start_group_at_end
+from relayflow.reading import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
 from relayflow.topics import ORDERS_EVENTS
 
@@ -41,10 +41,7 @@ def rss_mib(pid: int) -> float:
 
 def start_bridge(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """``relayflow bridge`` with these settings."""
-    env = {**os.environ, "RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "RELAYFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-           "RELAYFLOW_KAFKA_CONSUMER_GROUP": settings.kafka_consumer_group,
-           "RELAYFLOW_TASK_QUEUE": settings.task_queue, "RELAYFLOW_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **settings.model_copy(update={"log_level": "WARNING"}).as_env()}
     with log.open("ab") as out:
         return subprocess.Popen([RELAYFLOW, "bridge"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)

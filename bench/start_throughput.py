@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from faststream.kafka import KafkaBroker
 from temporalio.client import Client
 
-from bench.common import bench_stack, committed_to_end, orders, produce, record, table
+from bench.common import bench_stack, orders, produce, record, table
 from bridge.app import run_bridge
 from bridge.routes import Action, Route, RouteTable
 from relayflow.devstack.toxiproxy import Toxiproxy
-from relayflow.reading import start_group_at_end
+from relayflow.reading import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import ORDERS_EVENTS

@@ -5,6 +5,7 @@ For operator tools, checks, fault tests and benchmarks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -27,7 +28,10 @@ from schemas.headers import (
 __all__ = [
     "StoredRecord",
     "commit_group",
+    "committed_to_end",
+    "end_offsets",
     "partition_counts",
+    "partitions_of",
     "read_records",
     "start_group_at_end",
 ]
@@ -103,6 +107,23 @@ async def partition_counts(settings: Settings, topics: list[str]) -> dict[str, i
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
 
 
+async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of each of ``topics`` that exists."""
+    counts = await partition_counts(settings, list(topics))
+    return [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)]
+
+
+async def end_offsets(settings: Settings,
+                      partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The current log-end offset of each partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(list(partitions)))
+    finally:
+        await consumer.stop()
+
+
 async def read_records(settings: Settings, topics: Iterable[str], *,
                        partition: int | None = None, from_offset: int = 0,
                        ) -> list[StoredRecord]:
@@ -118,9 +139,8 @@ async def read_records(settings: Settings, topics: Iterable[str], *,
         Records ordered by topic, partition and offset, up to the end offsets
         at the time of the call.
     """
-    counts = await partition_counts(settings, list(topics))
-    wanted = [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)
-              if partition is None or p == partition]
+    wanted = [tp for tp in await partitions_of(settings, topics)
+              if partition is None or tp.partition == partition]
     if not wanted:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -163,13 +183,31 @@ async def start_group_at_end(settings: Settings, group: str,
 
     The group then reads only what arrives from now on, not the topics' history.
     """
-    counts = await partition_counts(settings, list(topics))
-    partitions = [TopicPartition(topic, p) for topic, count in counts.items()
-                  for p in range(count)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await consumer.start()
+    await commit_group(settings, group,
+                       await end_offsets(settings, await partitions_of(settings, topics)))
+
+
+async def committed_to_end(settings: Settings, group: str,
+                           partitions: Iterable[TopicPartition] | None = None) -> None:
+    """Return once ``group`` has committed each partition up to its end at the time of the call.
+
+    Args:
+        settings: Where Kafka is.
+        group: The consumer group.
+        partitions: Default: every partition of the input topics.
+
+    Waits as long as it takes; bound it with ``asyncio.timeout``.
+    """
+    wanted = list(partitions) if partitions is not None \
+        else await partitions_of(settings, INPUT_TOPICS)
+    ends = {tp: end for tp, end in (await end_offsets(settings, wanted)).items() if end}
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
     try:
-        ends = await consumer.end_offsets(partitions)
+        while True:
+            done = await admin.list_consumer_group_offsets(group)
+            if all(tp in done and done[tp].offset >= end for tp, end in ends.items()):
+                return
+            await asyncio.sleep(0.02)
     finally:
-        await consumer.stop()
-    await commit_group(settings, group, ends)
+        await admin.close()

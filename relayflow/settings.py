@@ -111,6 +111,14 @@ class Settings(BaseSettings):
         """SQLite file of the reference store."""
         return self.store_path_override or self.data_dir / "store.db"
 
+    def as_env(self) -> dict[str, str]:
+        """The ``RELAYFLOW_*`` variables that give a child process exactly these settings."""
+        env = {f"RELAYFLOW_{name.upper()}": str(value)
+               for name, value in self.model_dump(exclude={"store_path_override"}).items()
+               if value is not None}
+        env["RELAYFLOW_STORE_PATH"] = str(self.store_path)
+        return env
+
     def codec(self) -> AvroCodec:
         """The Avro codec for every event type, with the schema registry when one is set."""
         registry = None

@@ -41,6 +41,7 @@ __all__ = [
     "ServiceStatus",
     "StackError",
     "StackStatus",
+    "build_once",
     "down",
     "ensure_topics",
     "fetch_kafka",
@@ -261,6 +262,32 @@ def _check_port_free(service: str, port: int) -> None:
 # ---------------------------------------------------------------- Kafka
 
 
+def build_once(tool: str, args: list[str], *, purpose: str, cwd: Path | None = None,
+               env: dict[str, str] | None = None) -> None:
+    """Run a build tool (``mvn``, ``go``) that fills the cache.
+
+    Args:
+        tool: The executable, looked up on PATH.
+        args: Its arguments.
+        purpose: What it is needed for, for the error messages.
+        cwd: Working folder.
+        env: Extra environment variables.
+
+    Raises:
+        StackError: The tool is missing, or failed (with the tail of its output).
+    """
+    found = shutil.which(tool)
+    if found is None:
+        raise StackError(f"{tool} is needed once to {purpose}; install it")
+    result = subprocess.run(  # noqa: S603
+        [found, *args], cwd=cwd, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise StackError(f"{tool} could not {purpose}:\n"
+                         f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+
+
 def fetch_kafka(settings: Settings) -> Path:
     """Resolve the Kafka broker jars from Maven Central into the cache, once per version.
 
@@ -274,21 +301,14 @@ def fetch_kafka(settings: Settings) -> Path:
     libs, marker = home / "libs", home / ".complete"
     if marker.exists():
         return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("Maven (mvn) is needed once to fetch the Kafka jars; install it")
     home.mkdir(parents=True, exist_ok=True)
     template = resources.files("relayflow.devstack").joinpath("kafka-pom.xml").read_text()
     (home / "pom.xml").write_text(template.replace("@KAFKA_VERSION@", settings.kafka_version))
     shutil.rmtree(libs, ignore_errors=True)
     log.info("resolving Apache Kafka %s from Maven Central", settings.kafka_version)
-    result = subprocess.run(  # noqa: S603
-        [mvn, "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={libs}"],
-        cwd=home, capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        raise StackError(f"mvn could not resolve Kafka {settings.kafka_version}:\n"
-                         f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    build_once("mvn", ["-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={libs}"],
+               purpose=f"resolve the Kafka {settings.kafka_version} jars from Maven Central",
+               cwd=home)
     marker.write_text(settings.kafka_version)
     return libs
 

@@ -13,8 +13,6 @@ its brokers advertise their own address, which clients then use directly.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from relayflow.devstack import build_once
 from relayflow.settings import Settings
 
 __all__ = ["TOXIPROXY_MODULE", "TOXIPROXY_VERSION", "Proxy", "Toxiproxy", "fetch_toxiproxy"]
@@ -41,23 +40,20 @@ def fetch_toxiproxy(settings: Settings) -> Path:
 
     Returns:
         The server binary.
+
+    Raises:
+        StackError: Go is missing or the build failed.
     """
     home = settings.cache_dir / f"toxiproxy-{TOXIPROXY_VERSION}"
     binary = home / "server"
     if binary.exists():
         return binary
-    go = shutil.which("go")
-    if go is None:
-        raise ToxiproxyError("Go is needed once to build Toxiproxy; install it")
     home.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(  # noqa: S603
-        [go, "install", f"{TOXIPROXY_MODULE}@{TOXIPROXY_VERSION}"],
-        env={**os.environ, "GOBIN": str(home), "CGO_ENABLED": "0"},
-        capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0 or not binary.exists():
-        raise ToxiproxyError(f"go install {TOXIPROXY_MODULE}@{TOXIPROXY_VERSION} failed:\n"
-                             f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    build_once("go", ["install", f"{TOXIPROXY_MODULE}@{TOXIPROXY_VERSION}"],
+               purpose=f"build Toxiproxy {TOXIPROXY_VERSION} from the Go module proxy",
+               env={"GOBIN": str(home), "CGO_ENABLED": "0"})
+    if not binary.exists():
+        raise ToxiproxyError(f"go install left no {binary}")
     return binary
 
 

@@ -34,15 +34,6 @@ CODEC = AvroCodec(EVENT_TYPES.values())
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a child process exactly these settings."""
-    env = {f"RELAYFLOW_{name.upper()}": str(value)
-           for name, value in settings.model_dump(exclude={"store_path_override"}).items()
-           if value is not None}
-    env["RELAYFLOW_STORE_PATH"] = str(settings.store_path)
-    return env
-
-
 @dataclass
 class Service:
     """One ``relayflow bridge`` or ``relayflow worker`` process."""
@@ -112,7 +103,7 @@ class Rig:
                 env: dict[str, str] | None = None) -> Service:
         """A (not yet started) bridge or worker process of this rig; ``env`` overrides."""
         name = name or f"{command}-{len(self.services)}"
-        made = Service(name, command, {**settings_env(self.settings), **(env or {})},
+        made = Service(name, command, {**self.settings.as_env(), **(env or {})},
                        self.logs / f"{name}.log")
         self.services.append(made)
         return made

@@ -11,11 +11,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from relayflow import devstack
 from relayflow.deadletters import read_dead_letters
-from relayflow.reading import commit_group
+from relayflow.reading import commit_group, committed_to_end
 from relayflow.settings import Settings
 from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from schemas import ApprovalDecided, Event
@@ -81,28 +81,13 @@ async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
                        {TopicPartition(ORDERS_EVENTS, 0): 0})
     again = rig.bridge()  # reads partition 0 again from its very first record
     await again.logged("bridge consuming")
-    await _caught_up(rig.settings, TopicPartition(ORDERS_EVENTS, 0))
+    async with asyncio.timeout(120):  # every record of partition 0 went through again
+        await committed_to_end(rig.settings, rig.settings.kafka_consumer_group,
+                               [TopicPartition(ORDERS_EVENTS, 0)])
     after = await rig.settled()
     assert_clean(after, 60)
     assert after.duplicate_publishes == before.duplicate_publishes  # no second outcome
     assert (after.completed, after.failed) == (before.completed, before.failed)
-
-
-async def _caught_up(settings: Settings, tp: TopicPartition) -> None:
-    """Wait (bounded) until the group has committed ``tp`` up to its end again."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=settings.kafka_consumer_group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        end = (await consumer.end_offsets([tp]))[tp]
-        assert end > 0
-        for _ in range(1200):
-            if (await consumer.committed(tp) or 0) >= end:
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{tp} not re-read to {end}")
-    finally:
-        await consumer.stop()
 
 
 def _decision(order_id: str, event_id: uuid.UUID, verdict: str = "APPROVED") -> Event:

@@ -12,7 +12,6 @@ import pytest
 
 from bench import codec, fanout, latency, memory, start_throughput
 from relayflow.settings import Settings
-from tests.faults.conftest import settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -21,8 +20,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 def bench_env(stack: Settings, monkeypatch: pytest.MonkeyPatch,
               tmp_path: Path) -> None:
     monkeypatch.setenv("RELAYFLOW_BENCH_STACK", "external")
-    for name, value in settings_env(stack.model_copy(
-            update={"data_dir": tmp_path, "store_path_override": tmp_path / "store.db"})).items():
+    mine = stack.model_copy(update={"data_dir": tmp_path,
+                                    "store_path_override": tmp_path / "store.db"})
+    for name, value in mine.as_env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("bench.common.RESULTS", tmp_path / "results.jsonl")
 

@@ -71,3 +71,13 @@ def test_wait_until_answering_names_the_service_that_never_answered() -> None:
         settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}")
         with pytest.raises(devstack.StackError, match=r"^kafka not ready after 1s$"):
             devstack.wait_until_answering(settings, timeout=1.0)
+
+
+def test_build_once_says_what_is_missing_and_why_a_build_failed(tmp_path: Path) -> None:
+    with pytest.raises(devstack.StackError, match="no-such-tool is needed once to fetch x"):
+        devstack.build_once("no-such-tool", [], purpose="fetch x")
+    with pytest.raises(devstack.StackError, match=r"sh could not build y:\nboom"):
+        devstack.build_once("sh", ["-c", "echo boom; exit 3"], purpose="build y")
+    devstack.build_once("sh", ["-c", 'echo "$X" > out'], purpose="write", cwd=tmp_path,
+                        env={"X": "made"})
+    assert (tmp_path / "out").read_text() == "made\n"
