@@ -56,7 +56,7 @@ from bridge.commands import Commands, PermanentFailure, TransientFailure
 from bridge.decoding import Decoder, Routed
 from bridge.dlq import DeadLetterSink
 from bridge.offsets import Offsets, plan_offsets
-from bridge.parking import PARKED, KeyParking, Parking
+from bridge.parking import PARKED, KeyParking, Parking, ends_replay
 from bridge.records import InboundRecord, where
 from bridge.routes import Action, Route
 from schemas import failpoints
@@ -269,7 +269,7 @@ class BatchProcessor:
                 return outcome
             if outcome is _GAVE_UP:
                 return None
-            if self._parking is not None:
+            if self._parking is not None and ends_replay(record):  # not on the hot path
                 parking = self._parking
                 if await self._retrying(self.dlq, record, deadline, _KAFKA_TRANSIENT,
                                         lambda: parking.processed(record)) is _GAVE_UP:

@@ -47,6 +47,7 @@ __all__ = [
     "ParkEntry",
     "Parking",
     "ParkingLot",
+    "ends_replay",
     "parked_key",
     "replay_of",
 ]
@@ -90,6 +91,11 @@ def parked_key(topic: str, key: bytes) -> bytes:
 def _split(state_key: bytes) -> tuple[str, bytes]:
     topic, _, key = state_key.partition(b"/")
     return topic.decode(), key
+
+
+def ends_replay(record: InboundRecord) -> bool:
+    """True for the last record of a replay: the only success that changes parking."""
+    return any(name == DLQ_REPLAY_LAST for name, _ in record.headers)
 
 
 def replay_of(record: InboundRecord) -> tuple[str | None, bool]:
