@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from collections.abc import Iterator
 
+import fastavro
 import pytest
 
 from relayflow.settings import Settings
@@ -116,3 +118,18 @@ def test_without_a_registry_confluent_records_are_unknown_schema(server: Registr
     assert not codec.needs_registry(data)
     with pytest.raises(DecodeError, match="no registry configured"):
         codec.decode(data)
+
+
+def test_a_newer_writer_version_from_the_registry_decodes_without_a_redeploy(
+        server: RegistryServer) -> None:
+    # Another team ships OrderPlaced v-next (an extra field) before relayflow knows it:
+    # through the registry the bridge gets the writer schema and resolves it to its own.
+    newer = json.loads(ORDER_PLACED_SCHEMA)
+    newer["fields"].append({"name": "gift_note", "type": ["null", "string"], "default": None})
+    schema_id = server.add(newer)
+    event = order_placed()
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(newer),
+                               {**event.model_dump(mode="python"), "gift_note": "for Ada"})
+    data = b"\x00" + struct.pack(">I", schema_id) + body.getvalue()
+    assert Settings(schema_registry_url=server.url).codec().decode(data) == event
