@@ -41,6 +41,9 @@ class Settings(BaseSettings):
             payments, shipments). Defaults to ``<data_dir>/store.db``.
         kafka_port: Client port of the local dev Kafka broker.
         kafka_controller_port: KRaft controller port of the local dev broker.
+        kafka_advertised_port: The port the local dev broker tells clients to
+            use, when a proxy stands in front of it (fault tests put Toxiproxy
+            there); default ``kafka_port``.
         kafka_version: Apache Kafka release the dev stack resolves from Maven Central.
         temporal_port: Frontend port of the local Temporal dev server.
         temporal_ui_port: Web UI port of the local Temporal dev server.
@@ -87,6 +90,7 @@ class Settings(BaseSettings):
 
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
+    kafka_advertised_port: int | None = None
     kafka_version: str = "4.1.1"
     temporal_port: int = 7233
     temporal_ui_port: int = 8233

@@ -329,7 +329,10 @@ def render_server_properties(settings: Settings, log_dirs: Path) -> str:
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{ctl}",
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctl}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        # Clients connect to what the broker advertises, so a proxy in front of it
+        # is only in the path when it is the advertised address.
+        "advertised.listeners":
+            f"PLAINTEXT://127.0.0.1:{settings.kafka_advertised_port or port}",
         "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",

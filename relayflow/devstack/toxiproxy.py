@@ -5,9 +5,11 @@ and a service and its HTTP API injects the fault ("toxic"). The server is the
 Go module ``github.com/Shopify/toxiproxy/v2``, built once with ``go install``
 into the cache (like the Kafka jars), and run as a child process.
 
-Used for Temporal (gRPC over one TCP connection): a client pointed at the
-proxy's listen address sees whatever the toxics do. Kafka is not proxied:
-its brokers advertise their own address, which clients then use directly.
+For Temporal (gRPC over one TCP connection) a client pointed at the proxy's
+listen address sees whatever the toxics do. For Kafka that is not enough:
+clients connect to the address the broker advertises, so the proxy listens on
+the advertised port (``kafka_advertised_port``) and forwards to the broker's
+real one, and every client of that broker goes through it.
 """
 
 from __future__ import annotations
@@ -134,9 +136,9 @@ class Toxiproxy:
             self._proc.kill()
             self._proc.wait(10)
 
-    def proxy(self, name: str, upstream: str) -> Proxy:
-        """Create a proxy to ``upstream`` (``host:port``) on a free local port."""
-        listen = f"127.0.0.1:{_free_port()}"
+    def proxy(self, name: str, upstream: str, listen: str | None = None) -> Proxy:
+        """Create a proxy to ``upstream`` (``host:port``) on ``listen`` (default: a free port)."""
+        listen = listen or f"127.0.0.1:{_free_port()}"
         self.request("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream,
                                           "enabled": True})
         return Proxy(self, name, listen)

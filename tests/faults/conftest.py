@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,25 +142,37 @@ class Rig:
             service.kill()
 
 
-@pytest.fixture
-async def rig(stack: Settings, tmp_path: Path) -> AsyncIterator[Rig]:
-    """A fresh task queue, group and store on the session's stack; processes cleaned up."""
+@asynccontextmanager
+async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
+    """A rig on ``base``'s Kafka and Temporal: fresh task queue, group and store.
+
+    Args:
+        base: Where Kafka and Temporal are.
+        logs: Folder for the processes' logs and the store.
+    """
     suffix = uuid.uuid4().hex[:8]
-    settings = stack.model_copy(update={
+    settings = base.model_copy(update={
         "task_queue": f"fault-{suffix}", "kafka_consumer_group": f"fault-{suffix}",
-        "store_path_override": tmp_path / "store.db",
+        "store_path_override": logs / "store.db",
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
     })
     await start_group_at_end(settings, settings.kafka_consumer_group)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                 enable_idempotence=True, linger_ms=5)
     await producer.start()
-    made = Rig(settings, producer, tmp_path)
+    made = Rig(settings, producer, logs)
     try:
         yield made
     finally:
         made.stop_all()
         await producer.stop()
+
+
+@pytest.fixture
+async def rig(stack: Settings, tmp_path: Path) -> AsyncIterator[Rig]:
+    """A rig on the session's stack; its processes cleaned up."""
+    async with open_rig(stack, tmp_path) as made:
+        yield made
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

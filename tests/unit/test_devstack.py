@@ -30,6 +30,10 @@ def test_server_properties_for_one_kraft_node(tmp_path: Path) -> None:
     assert props["transaction.state.log.replication.factor"] == "1"
     assert props["auto.create.topics.enable"] == "false"
     assert props["log.dirs"] == str(tmp_path)
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19999"
+    behind_proxy = settings.model_copy(update={"kafka_advertised_port": 20001})
+    assert "advertised.listeners=PLAINTEXT://127.0.0.1:20001\n" in \
+        devstack.render_server_properties(behind_proxy, tmp_path)
 
 
 def test_every_input_topic_has_a_dlq_with_the_same_partitions() -> None:

@@ -1,0 +1,101 @@
+"""The link to Kafka goes bad (through Toxiproxy): hung, then cut.
+
+A broker of this module's own advertises the proxy's port, so every client of
+it (bridge, worker, the test's producer, verify) goes through the proxy:
+Kafka's clients connect to the advertised address, not to the one they were
+given. A hung link is the harsh case: requests vanish and nothing is refused,
+so only timeouts tell the clients. Nothing may be lost or applied twice, and
+everything must resume by itself once the link is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from relayflow import devstack
+from relayflow.devstack.toxiproxy import Proxy, Toxiproxy
+from relayflow.settings import Settings
+from relayflow.topics import ORDERS_EVENTS
+from tests.faults.conftest import Rig, open_rig
+from tests.faults.test_crashes import assert_clean, orders
+from tests.stacks import free_port
+
+pytestmark = [pytest.mark.timeout(480)]
+
+
+@pytest.fixture(scope="module")
+def kafka_behind_proxy(stack: Settings, tmp_path_factory: pytest.TempPathFactory,
+                       ) -> Iterator[tuple[Settings, Proxy]]:
+    """A private broker whose advertised port is a Toxiproxy proxy; the session's Temporal."""
+    home = tmp_path_factory.mktemp("kafka-link")
+    kafka, advertised = free_port(), free_port()
+    settings = stack.model_copy(update={
+        "data_dir": home, "kafka_port": kafka, "kafka_controller_port": free_port(),
+        "kafka_advertised_port": advertised,
+        "kafka_bootstrap_servers": f"127.0.0.1:{advertised}",
+    })
+    with Toxiproxy(settings, home / "toxiproxy.log") as server:
+        link = server.proxy("kafka", f"127.0.0.1:{kafka}", listen=f"127.0.0.1:{advertised}")
+        try:
+            devstack.start_kafka(settings)
+            devstack.ensure_topics(settings)
+            yield settings, link
+        finally:
+            devstack.stop_kafka(settings)
+
+
+@pytest.fixture
+def link(kafka_behind_proxy: tuple[Settings, Proxy]) -> Iterator[Proxy]:
+    proxy = kafka_behind_proxy[1]
+    yield proxy
+    proxy.restore()
+
+
+@pytest.fixture
+async def rig(kafka_behind_proxy: tuple[Settings, Proxy], tmp_path: Path) -> AsyncIterator[Rig]:
+    async with open_rig(kafka_behind_proxy[0], tmp_path) as made:
+        yield made
+
+
+async def test_the_broker_is_only_reached_through_the_proxy(rig: Rig, link: Proxy) -> None:
+    # Without this, the faults below could miss the clients entirely.
+    link.cut()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(5):
+            await rig.producer.send_and_wait(ORDERS_EVENTS, b"x", key=b"through-the-proxy")
+
+
+async def test_a_hung_kafka_link_is_waited_out(rig: Rig, link: Proxy) -> None:
+    rig.worker()
+    bridge = rig.bridge()
+    await bridge.logged("bridge consuming")
+    batch = orders(rig, 80)
+    await rig.produce(ORDERS_EVENTS, batch[:40])
+    link.black_hole("upstream")
+    link.black_hole("downstream")
+    # Sent into the hung link; delivered (once: idempotent producer) after it is back.
+    late = asyncio.create_task(rig.produce(ORDERS_EVENTS, batch[40:]))
+    await asyncio.sleep(15)  # past the bridge's session timeout: its group membership lapses
+    link.restore()
+    await late
+    assert_clean(await rig.settled(), 80)
+    assert bridge.alive
+
+
+async def test_a_cut_kafka_link_is_reestablished(rig: Rig, link: Proxy) -> None:
+    rig.worker()
+    bridge = rig.bridge()
+    await bridge.logged("bridge consuming")
+    batch = orders(rig, 80)
+    await rig.produce(ORDERS_EVENTS, batch[:40])
+    link.cut()
+    late = asyncio.create_task(rig.produce(ORDERS_EVENTS, batch[40:]))
+    await asyncio.sleep(8)
+    link.restore()
+    await late
+    assert_clean(await rig.settled(), 80)
+    assert bridge.alive
