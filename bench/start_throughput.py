@@ -3,7 +3,10 @@
 All three start the same trivial workflow (``BenchNoop``, no worker, so only
 the start is measured) for the same orders, side by side on one stack:
 
-* raw: ``client.start_workflow`` from one process, ``--concurrency`` in flight;
+* raw: ``client.start_workflow`` from one process, ``--concurrency`` in flight,
+  each start carrying the argument the bridge's carries (the event and its
+  metadata), so both ask the server for the same work; a second raw run
+  starts with no argument at all, the cheapest start there is, for reference;
 * bridge: relayflow's bridge (``bridge.app.run_bridge``, the real consumer,
   codec, routes and commit discipline) with the same concurrency, timed from
   the first produced event of a burst until its group committed the last;
@@ -38,7 +41,7 @@ from relayflow.reading import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
 from relayflow.temporal import connect
 from relayflow.topics import ORDERS_EVENTS
-from schemas import OrderPlaced
+from schemas import EventMeta, Inbound, OrderPlaced
 from schemas.codec import AvroCodec
 
 TASK_QUEUE = "bench-starts"  # no worker polls it: a start is all that is measured
@@ -60,14 +63,26 @@ class Run:
         return self.events / self.seconds
 
 
-async def raw(client: Client, events: list[OrderPlaced], concurrency: int, tag: str) -> float:
-    """Seconds to start one workflow per event with ``concurrency`` calls in flight."""
+def argument(event: OrderPlaced) -> Inbound[OrderPlaced]:
+    """The workflow argument the bridge sends for this event: the event and its metadata."""
+    return Inbound[OrderPlaced](event=event, meta=EventMeta(
+        event_type=event.avro_name, event_id=str(event.event_id),
+        correlation_id=str(event.event_id), topic=ORDERS_EVENTS, partition=0, offset=0))
+
+
+async def raw(client: Client, events: list[OrderPlaced], concurrency: int, tag: str, *,
+              with_argument: bool = True) -> float:
+    """Seconds to start one workflow per event with ``concurrency`` calls in flight.
+
+    With ``with_argument`` each start carries what the bridge's start carries (the
+    same work for the server); without, it is the cheapest start there is.
+    """
     slots = asyncio.Semaphore(concurrency)
 
     async def start(event: OrderPlaced) -> None:
         async with slots:
-            await client.start_workflow("BenchNoop", None, id=f"{tag}-{event.order_id}",
-                                        task_queue=TASK_QUEUE)
+            await client.start_workflow("BenchNoop", argument(event) if with_argument else None,
+                                        id=f"{tag}-{event.order_id}", task_queue=TASK_QUEUE)
 
     started = time.perf_counter()
     await asyncio.gather(*(start(e) for e in events))
@@ -111,7 +126,7 @@ async def naive_bridge(settings: Settings, client: Client, tag: str,
     async def handle(body: bytes) -> None:
         event = CODEC.decode(body)
         assert isinstance(event, OrderPlaced)
-        await client.start_workflow("BenchNoop", None, id=f"{tag}-{event.order_id}",
+        await client.start_workflow("BenchNoop", argument(event), id=f"{tag}-{event.order_id}",
                                     task_queue=TASK_QUEUE)
         starts.put_nowait(None)
 
@@ -129,7 +144,10 @@ async def measure(settings: Settings, latency_ms: int, events: int, naive_events
     """Every variant at one latency (the naive one only with latency, as in a deployment)."""
     client = await connect(settings)
     tag = f"l{latency_ms}"
-    runs = [Run("raw client", latency_ms, events,
+    runs = [Run("raw client, no argument", latency_ms, events,
+                await raw(client, orders(events), concurrency, f"bare{tag}",
+                          with_argument=False)),
+            Run("raw client", latency_ms, events,
                 await raw(client, orders(events), concurrency, f"raw{tag}"))]
     async with relayflow_bridge(settings, f"bridge{tag}", concurrency) as group:
         burst = orders(events)
@@ -172,6 +190,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
     for latency in sorted({r.latency_ms for r in runs}):
         ratios[f"bridge/raw @{latency}ms"] = (rate["relayflow bridge", latency]
                                               / rate["raw client", latency])
+        ratios[f"bridge/raw without argument @{latency}ms"] = (
+            rate["relayflow bridge", latency] / rate["raw client, no argument", latency])
         if ("naive FastStream", latency) in rate:
             ratios[f"bridge/naive @{latency}ms"] = (rate["relayflow bridge", latency]
                                                     / rate["naive FastStream", latency])

@@ -37,6 +37,7 @@ async def test_start_throughput(bench_env: None) -> None:
                                    "--concurrency", "8", "--latency-ms", "2"])
     out = start_throughput.report(await start_throughput.main(args), args)
     assert "bridge/naive @2ms" in out
+    assert "bridge/raw without argument @0ms" in out
 
 
 async def test_latency(bench_env: None) -> None:
