@@ -233,6 +233,7 @@ class AvroCodec:
         self._by_registry_id: dict[int, _Writer] = {}
         self._registry_ids: dict[str, int] = {}
         self._registry = registry
+        self._fetching: dict[int, asyncio.Future[_Writer]] = {}
         self._schema_json: dict[str, str] = {}
         for model in models:
             if model.avro_name not in raw:
@@ -315,9 +316,17 @@ class AvroCodec:
             DecodeError: The registry has no such schema (``unknown-schema``).
             OSError: The registry did not answer; try again later.
         """
-        if self.needs_registry(data):
-            schema_id = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
-            await asyncio.to_thread(self._writer_for_registry_id, schema_id)
+        if not self.needs_registry(data):
+            return
+        schema_id = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        # Records of a new id arrive together (64 keys at once): one request for all.
+        fetch = self._fetching.get(schema_id)
+        if fetch is None:
+            fetch = asyncio.ensure_future(
+                asyncio.to_thread(self._writer_for_registry_id, schema_id))
+            self._fetching[schema_id] = fetch
+            fetch.add_done_callback(lambda _: self._fetching.pop(schema_id, None))
+        await asyncio.shield(fetch)  # one waiter cancelled does not cancel the others' fetch
 
     async def prepare_encode(self, event_type: str) -> None:
         """Register, off the event loop, the schema ``encode`` will name, if not yet done.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import struct
@@ -133,3 +134,21 @@ def test_a_newer_writer_version_from_the_registry_decodes_without_a_redeploy(
                                {**event.model_dump(mode="python"), "gift_note": "for Ada"})
     data = b"\x00" + struct.pack(">I", schema_id) + body.getvalue()
     assert Settings(schema_registry_url=server.url).codec().decode(data) == event
+
+
+async def test_records_of_a_new_id_arriving_together_share_one_lookup(
+        server: RegistryServer) -> None:
+    data = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url)).encode(
+        order_placed())
+    reader = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    await asyncio.gather(*(reader.prepare_decode(data) for _ in range(20)))
+    assert server.requests["GET by-id"] == 1
+    server.failing = {"GET"}
+    other = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    failed = await asyncio.gather(*(other.prepare_decode(data) for _ in range(5)),
+                                  return_exceptions=True)
+    assert all(isinstance(f, RegistryUnavailable) for f in failed)
+    assert server.requests["GET by-id"] == 2  # the outage, too, was asked about once
+    server.failing = set()
+    await other.prepare_decode(data)  # nothing cached from the failure: asked again
+    assert not other.needs_registry(data)
