@@ -88,7 +88,8 @@ class RegistryServer:
         match = register if method == "POST" else by_id if method == "GET" else None
         if match is None:
             return HTTPStatus.NOT_FOUND, {"error_code": 404, "message": "no route"}
-        self.requests[f"{method} {'register' if method == 'POST' else 'by-id'}"] += 1
+        with self._lock:  # handler threads run at once
+            self.requests[f"{method} {'register' if method == 'POST' else 'by-id'}"] += 1
         if method in self.failing:
             return HTTPStatus.SERVICE_UNAVAILABLE, {"error_code": 50302, "message": "outage"}
         if self._auth is not None and authorization != self._auth:
