@@ -25,10 +25,11 @@ unfinished, its partition is rewound to it and paused for a backoff delay, and
 every other partition keeps flowing meanwhile (its start event among them).
 Transient ones (Temporal or the schema registry unreachable, the DLQ write
 refused) are retried with capped exponential backoff and jitter inside the
-batch; FastStream does not fetch meanwhile, so consumption pauses. A batch has a time budget well under
-``max_poll_interval_ms``: when it is spent the batch stops starting records,
-commits what finished and rewinds the rest, and the consumer polls again, so a
-long outage never gets it silently dropped from its group. Health is logged
+batch; FastStream does not fetch meanwhile, so consumption pauses. A batch
+has a time budget well under ``max_poll_interval_ms``: when it is spent the
+batch stops starting records, commits what finished and rewinds the rest, and
+the consumer polls again, so a long outage never gets it silently dropped from
+its group. Health is logged
 once per change (unavailable / available again), not once per retry.
 
 Rebalances and crashes: anything not committed is redelivered, to this
