@@ -31,9 +31,8 @@ with workflow.unsafe.imports_passed_through():
         ProcessItemInput,
         RecordFailuresInput,
     )
-    from activities.outcomes import OutcomePublisher, PublishOutcomeInput
     from schemas import BatchCompleted, BatchProgress, BatchRequested, Inbound
-    from workflows.order_saga import outcome_event_id
+    from workflows.order_saga import PUBLISH_RETRY, outcome_event_id, publish_outcome
 
 __all__ = [
     "HISTORY_EVENT_LIMIT",
@@ -57,10 +56,6 @@ ITEM_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10), maximum_attempts=3,
     non_retryable_error_types=["InvalidItem"],
-)
-PUBLISH_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30), non_retryable_error_types=["InvalidOutcome"],
 )
 
 
@@ -314,10 +309,5 @@ class BatchWorkflow:
 
 
 async def _publish(event: BatchProgress, inbound: Inbound[BatchRequested]) -> None:
-    await workflow.execute_activity_method(
-        OutcomePublisher.publish_outcome,
-        PublishOutcomeInput(topic=BATCHES_OUTCOMES, event_type=event.avro_name,
-                            event=event.model_dump(mode="json"),
-                            traceparent=inbound.meta.traceparent),
-        start_to_close_timeout=timedelta(seconds=30), retry_policy=PUBLISH_RETRY,
-    )
+    await publish_outcome(BATCHES_OUTCOMES, event, inbound.meta.traceparent,
+                          attempt_timeout=timedelta(seconds=30))

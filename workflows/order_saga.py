@@ -51,12 +51,14 @@ with workflow.unsafe.imports_passed_through():
 __all__ = [
     "APPROVAL_SIGNAL",
     "OUTCOME_NAMESPACE",
+    "PUBLISH_RETRY",
     "ApprovalState",
     "OrderSaga",
     "OrderSagaResult",
     "SagaStatus",
     "approval_id_for",
     "outcome_event_id",
+    "publish_outcome",
 ]
 
 APPROVAL_SIGNAL = "approval_decided"
@@ -259,7 +261,7 @@ class OrderSaga:
             reservation_id=ids["reserve_inventory"], payment_id=ids["charge_payment"],
             shipment_id=ids["create_shipment"],
         )
-        await self._publish(completed, inbound.meta.traceparent)
+        await publish_outcome(ORDERS_OUTCOMES, completed, inbound.meta.traceparent)
         self._step = "done"
         return OrderSagaResult(outcome="OrderCompleted", outcome_event_id=str(event_id))
 
@@ -334,8 +336,8 @@ class OrderSaga:
             approval.status, approval.approver = "waiting", approver
             approval.waiting_since = workflow.now()
             approval.deadline = approval.waiting_since + timedelta(seconds=seconds)
-            await self._publish(self._approval_event(inbound, stage, policy),
-                                inbound.meta.traceparent)
+            await publish_outcome(ORDERS_OUTCOMES, self._approval_event(inbound, stage, policy),
+                                  inbound.meta.traceparent)
             try:
                 await workflow.wait_condition(lambda: self._decision is not None,
                                               timeout=timedelta(seconds=seconds))
@@ -353,7 +355,7 @@ class OrderSaga:
                               f"rejected by {decision.decided_by}{comment}")
         approval.status = "timed-out"
         waited = int((workflow.now() - started).total_seconds())
-        await self._publish(ApprovalTimedOut(
+        await publish_outcome(ORDERS_OUTCOMES, ApprovalTimedOut(
             event_id=outcome_event_id(workflow.info().workflow_id, "approval-timed-out"),
             occurred_at=workflow.now(), correlation_id=inbound.meta.correlation_id,
             causation_id=inbound.meta.event_id, order_id=order.order_id,
@@ -400,21 +402,31 @@ class OrderSaga:
             order_id=inbound.event.order_id, reason=reason, failed_step=step, error=error[:1000],
             compensations=tuple(self._compensations),
         )
-        await self._publish(failed, inbound.meta.traceparent)
+        await publish_outcome(ORDERS_OUTCOMES, failed, inbound.meta.traceparent)
         self._step = "done"
         return OrderSagaResult(outcome="OrderFailed", reason=reason,
                                compensations=list(self._compensations),
                                outcome_event_id=str(event_id))
 
-    @staticmethod
-    async def _publish(event: Outcome, traceparent: str) -> None:
-        await workflow.execute_activity_method(
-            OutcomePublisher.publish_outcome,
-            PublishOutcomeInput(topic=ORDERS_OUTCOMES, event_type=event.avro_name,
-                                event=event.model_dump(mode="json"), traceparent=traceparent),
-            start_to_close_timeout=PUBLISH_TIMEOUT,
-            retry_policy=PUBLISH_RETRY,
-        )
+
+
+async def publish_outcome(topic: str, event: Outcome, traceparent: str, *,
+                          attempt_timeout: timedelta = PUBLISH_TIMEOUT) -> None:
+    """Publish a workflow's outcome event through the ``publish_outcome`` activity.
+
+    Args:
+        topic: The outcome topic.
+        event: The event; its id must be deterministic (``outcome_event_id``).
+        traceparent: Tracing context of the event that caused it.
+        attempt_timeout: Start-to-close timeout of one attempt.
+    """
+    await workflow.execute_activity_method(
+        OutcomePublisher.publish_outcome,
+        PublishOutcomeInput(topic=topic, event_type=event.avro_name,
+                            event=event.model_dump(mode="json"), traceparent=traceparent),
+        start_to_close_timeout=attempt_timeout,
+        retry_policy=PUBLISH_RETRY,
+    )
 
 
 def _undo_input(step_key: str, order: OrderPlaced) -> CompensationInput:
