@@ -95,14 +95,14 @@ def _split(state_key: bytes) -> tuple[str, bytes]:
 
 def ends_replay(record: InboundRecord) -> bool:
     """True for the last record of a replay: the only success that changes parking."""
-    return any(name == DLQ_REPLAY_LAST for name, _ in record.headers)
+    return any(name == DLQ_REPLAY_LAST and value is not None for name, value in record.headers)
 
 
 def replay_of(record: InboundRecord) -> tuple[str | None, bool]:
     """The replay id a record carries (None if it is not replayed) and whether it is the last."""
-    headers = {name: value for name, value in record.headers if value is not None}
-    replay = headers.get(DLQ_REPLAY_ID)
-    return (replay.decode(errors="replace") if replay else None), DLQ_REPLAY_LAST in headers
+    ids = [value for name, value in record.headers if name == DLQ_REPLAY_ID and value is not None]
+    replay = ids[-1] if ids else None  # the last one counts, as it always did
+    return (replay.decode(errors="replace") if replay else None), ends_replay(record)
 
 
 class Parking(Protocol):
