@@ -44,7 +44,7 @@ def requested(**fields: Any) -> BatchRequested:
 
 async def send(probe: KafkaProbe, event: BatchRequested | BatchCancelled) -> None:
     record = to_record(event, CODEC)
-    await probe.send(BATCHES_REQUESTS, record.value, record.key, record.headers)
+    await probe.send_record(BATCHES_REQUESTS, record)
 
 
 def of_batch(batch_id: str, kind: type[Event]) -> Any:

@@ -138,7 +138,7 @@ class Bridged:
     async def send(self, event: Event, topic: str = ORDERS_EVENTS, **headers: str,
                    ) -> RecordMetadata:
         record = to_record(event, CODEC, **headers)
-        return await self.probe.send(topic, record.value, record.key, record.headers)
+        return await self.probe.send_record(topic, record)
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any, EventMeta]:
         return self.client.get_workflow_handle(workflow_id, result_type=EventMeta)
@@ -388,7 +388,7 @@ async def test_nothing_is_committed_while_temporal_is_down(
         async with bridge_running(settings), kafka_probe(settings, watch) as probe:
             async def send(order_id: str) -> Any:
                 record = to_record(order_placed(order_id), CODEC)
-                return await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+                return await probe.send_record(ORDERS_EVENTS, record)
 
             before = await send(new_order_id())
             tp = TopicPartition(ORDERS_EVENTS, before.partition)

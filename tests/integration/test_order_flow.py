@@ -58,7 +58,7 @@ def _for_order(order_id: str, topic: str = ORDERS_OUTCOMES):  # type: ignore[no-
 async def test_order_placed_completes_with_correlated_outcome(probe: KafkaProbe) -> None:
     order = order_placed()
     record = to_record(order, CODEC, correlation_id="corr-123")
-    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    await probe.send_record(ORDERS_EVENTS, record)
 
     [outcome] = await probe.wait_for(_for_order(order.order_id))
     event = CODEC.decode(outcome.value)
@@ -74,7 +74,7 @@ async def test_order_placed_completes_with_correlated_outcome(probe: KafkaProbe)
 async def test_failure_outcome_lists_compensations(probe: KafkaProbe, system: Settings) -> None:
     order = order_placed(country="XX")  # no carrier: fails at the last step
     record = to_record(order, CODEC)
-    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    await probe.send_record(ORDERS_EVENTS, record)
 
     [outcome] = await probe.wait_for(_for_order(order.order_id))
     event = CODEC.decode(outcome.value)
@@ -92,13 +92,13 @@ async def test_duplicate_event_runs_one_saga_and_charges_once(
     order = order_placed()
     record = to_record(order, CODEC)
     for _ in range(3):
-        await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+        await probe.send_record(ORDERS_EVENTS, record)
 
     await probe.wait_for(_for_order(order.order_id))
     # Give a second saga, if one were (wrongly) started, the time to report too.
     later = order_placed()
     rec2 = to_record(later, CODEC)
-    await probe.send(ORDERS_EVENTS, rec2.value, rec2.key, rec2.headers)
+    await probe.send_record(ORDERS_EVENTS, rec2)
     await probe.wait_for(_for_order(later.order_id))
 
     outcomes = [r for r in probe.seen if _for_order(order.order_id)(r)]
@@ -120,11 +120,11 @@ async def test_undecodable_record_goes_to_dlq_parks_its_key_and_replay_releases_
     # Same key afterwards: parked (to the DLQ, in order), never processed ahead of it.
     good = order_placed(order_id=key.decode())
     record = to_record(good, CODEC)
-    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    await probe.send_record(ORDERS_EVENTS, record)
     # Another key flows meanwhile.
     other = order_placed()
     other_record = to_record(other, CODEC)
-    await probe.send(ORDERS_EVENTS, other_record.value, other_record.key, other_record.headers)
+    await probe.send_record(ORDERS_EVENTS, other_record)
 
     dead, parked = await probe.wait_for(_for_order(key.decode(), dlq_topic(ORDERS_EVENTS)),
                                         count=2)
@@ -160,14 +160,14 @@ async def test_a_released_key_flows_again(probe: KafkaProbe, system: Settings) -
     order_id = f"rel-{uuid.uuid4().hex[:8]}"
     cancel = to_record(OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                                       order_id=order_id), CODEC)
-    await probe.send(ORDERS_EVENTS, cancel.value, cancel.key, cancel.headers)  # nothing to cancel
+    await probe.send_record(ORDERS_EVENTS, cancel)  # nothing to cancel
     [dead] = await probe.wait_for(_for_order(order_id, dlq_topic(ORDERS_EVENTS)))
     assert dict(dead.headers)[DLQ_REASON] == b"target-not-found"
     released = await release(system, ORDERS_EVENTS, order_id.encode())
     assert released is not None
     assert released.reason == "target-not-found"
     placed = to_record(order_placed(order_id=order_id), CODEC)
-    await probe.send(ORDERS_EVENTS, placed.value, placed.key, placed.headers)
+    await probe.send_record(ORDERS_EVENTS, placed)
     [completed] = await probe.wait_for(_for_order(order_id))
     assert isinstance(CODEC.decode(completed.value), OrderCompleted)
     assert await release(system, ORDERS_EVENTS, order_id.encode()) is None
@@ -178,7 +178,7 @@ async def test_offset_is_committed_after_the_record_was_processed(
 ) -> None:
     order = order_placed()
     record = to_record(order, CODEC)
-    sent = await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    sent = await probe.send_record(ORDERS_EVENTS, record)
     await probe.wait_for(_for_order(order.order_id))
     tp = TopicPartition(ORDERS_EVENTS, sent.partition)
 
@@ -208,7 +208,7 @@ def _decision(request: ApprovalRequested, verdict: str = "APPROVED") -> Approval
 async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Settings) -> None:
     order = order_placed(quantity=1, unit_price_cents=system.approval_threshold_cents)
     record = to_record(order, CODEC)
-    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    await probe.send_record(ORDERS_EVENTS, record)
 
     [asked] = await probe.wait_for(_for_order(order.order_id))
     request = CODEC.decode(asked.value)
@@ -218,7 +218,7 @@ async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Sett
     assert f"order-{order.order_id}" in {p.workflow_id for p in pending}
 
     answer = to_record(_decision(request), CODEC, correlation_id=request.correlation_id)
-    await probe.send(APPROVALS_DECISIONS, answer.value, answer.key, answer.headers)
+    await probe.send_record(APPROVALS_DECISIONS, answer)
     outcomes = await probe.wait_for(_for_order(order.order_id), count=2)
     assert isinstance(CODEC.decode(outcomes[1].value), OrderCompleted)
     # The outcome is published just before the saga closes; a decision in between would
@@ -228,7 +228,7 @@ async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Sett
 
     # A decision for a finished order is stale: dead-lettered with the reason, nothing breaks.
     stale = to_record(_decision(request, "REJECTED"), CODEC)
-    await probe.send(APPROVALS_DECISIONS, stale.value, stale.key, stale.headers)
+    await probe.send_record(APPROVALS_DECISIONS, stale)
     [dead] = await probe.wait_for(_for_order(order.order_id, dlq_topic(APPROVALS_DECISIONS)))
     assert dict(dead.headers)[DLQ_REASON] == b"target-closed"
     assert dead.value == stale.value

@@ -75,7 +75,7 @@ async def test_registry_outage_delays_a_confluent_record_and_loses_nothing(
     lookups, registrations = registry.requests["GET by-id"], registry.requests["POST register"]
     registry.failing = {"GET", "POST"}
     try:
-        await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+        await probe.send_record(ORDERS_EVENTS, record)
         # The bridge cannot read the record: it retries, nothing is dead-lettered.
         await _until(lambda: registry.requests["GET by-id"] >= lookups + 3)
         registry.failing = {"POST"}
@@ -107,6 +107,6 @@ async def test_single_object_records_still_flow_with_a_registry_configured(
     order = order_placed()
     record = to_record(order, AvroCodec([OrderPlaced]))
     assert record.value[:2] == b"\xc3\x01"
-    await probe.send(ORDERS_EVENTS, record.value, record.key, record.headers)
+    await probe.send_record(ORDERS_EVENTS, record)
     [outcome] = await probe.wait_for(_on(ORDERS_OUTCOMES, order.order_id))
     assert outcome.value[0] == 0
