@@ -225,13 +225,15 @@ def _one_outcome(report: VerifyReport, key: str, found: set[str],
     return False
 
 
+def _by_order(rows: Iterable[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
+    grouped: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row["order_id"])].append(row)
+    return grouped
+
+
 def _check_store(report: VerifyReport, seen: _Seen, store: Store) -> None:
-    payments: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for row in store.rows("payments"):
-        payments[str(row["order_id"])].append(row)
-    shipments: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for row in store.rows("shipments"):
-        shipments[str(row["order_id"])].append(row)
+    payments, shipments = _by_order(store.rows("payments")), _by_order(store.rows("shipments"))
     for order_id in sorted(seen.expected_orders):
         paid, shipped = payments.get(order_id, []), shipments.get(order_id, [])
         charged = [p for p in paid if p["status"] == "charged"]
