@@ -11,7 +11,7 @@ everything must resume by itself once the link is back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,33 +69,36 @@ async def test_the_broker_is_only_reached_through_the_proxy(rig: Rig, link: Prox
             await rig.producer.send_and_wait(ORDERS_EVENTS, b"x", key=b"through-the-proxy")
 
 
-async def test_a_hung_kafka_link_is_waited_out(rig: Rig, link: Proxy) -> None:
+async def _orders_across(rig: Rig, link: Proxy, fault: Callable[[], None],
+                         seconds: float) -> None:
+    """80 orders through a bridge and a worker, the link broken by ``fault`` after the 40th.
+
+    The second 40 are sent into the broken link (delivered once, by the idempotent
+    producer, after it is back); the link is restored after ``seconds``. Ends with
+    verify clean and the bridge still running.
+    """
     rig.worker()
     bridge = rig.bridge()
     await bridge.logged("bridge consuming")
     batch = orders(rig, 80)
     await rig.produce(ORDERS_EVENTS, batch[:40])
-    link.black_hole("upstream")
-    link.black_hole("downstream")
-    # Sent into the hung link; delivered (once: idempotent producer) after it is back.
+    fault()
     late = asyncio.create_task(rig.produce(ORDERS_EVENTS, batch[40:]))
-    await asyncio.sleep(15)  # past the bridge's session timeout: its group membership lapses
+    await asyncio.sleep(seconds)
     link.restore()
     await late
     assert_clean(await rig.settled(), 80)
     assert bridge.alive
+
+
+async def test_a_hung_kafka_link_is_waited_out(rig: Rig, link: Proxy) -> None:
+    def hang() -> None:
+        link.black_hole("upstream")
+        link.black_hole("downstream")
+
+    # Past the bridge's session timeout: its group membership lapses.
+    await _orders_across(rig, link, hang, 15)
 
 
 async def test_a_cut_kafka_link_is_reestablished(rig: Rig, link: Proxy) -> None:
-    rig.worker()
-    bridge = rig.bridge()
-    await bridge.logged("bridge consuming")
-    batch = orders(rig, 80)
-    await rig.produce(ORDERS_EVENTS, batch[:40])
-    link.cut()
-    late = asyncio.create_task(rig.produce(ORDERS_EVENTS, batch[40:]))
-    await asyncio.sleep(8)
-    link.restore()
-    await late
-    assert_clean(await rig.settled(), 80)
-    assert bridge.alive
+    await _orders_across(rig, link, link.cut, 8)
