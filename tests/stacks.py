@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from relayflow.devstack import free_port
 from relayflow.settings import Settings
 
 __all__ = ["docker_available", "external_stack", "free_port", "local_stack", "testcontainers_stack"]
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 TEMPORAL_IMAGE = "temporalio/temporal:1.5.1"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def docker_available() -> bool:

@@ -45,6 +45,7 @@ __all__ = [
     "down",
     "ensure_topics",
     "fetch_kafka",
+    "free_port",
     "render_server_properties",
     "start_kafka",
     "start_temporal",
@@ -116,6 +117,13 @@ def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     # Inside a loop (async tests): a private loop in a worker thread.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _port_open(port: int) -> bool:

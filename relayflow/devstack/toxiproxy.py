@@ -15,7 +15,6 @@ real one, and every client of that broker goes through it.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from relayflow.devstack import build_once
+from relayflow.devstack import build_once, free_port
 from relayflow.settings import Settings
 
 __all__ = ["TOXIPROXY_MODULE", "TOXIPROXY_VERSION", "Proxy", "Toxiproxy", "fetch_toxiproxy"]
@@ -57,12 +56,6 @@ def fetch_toxiproxy(settings: Settings) -> Path:
     if not binary.exists():
         raise ToxiproxyError(f"go install left no {binary}")
     return binary
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Proxy:
@@ -109,7 +102,7 @@ class Toxiproxy:
     def __init__(self, settings: Settings, log: Path) -> None:
         self._binary = fetch_toxiproxy(settings)
         self._log = log
-        self._port = _free_port()
+        self._port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
@@ -138,7 +131,7 @@ class Toxiproxy:
 
     def proxy(self, name: str, upstream: str, listen: str | None = None) -> Proxy:
         """Create a proxy to ``upstream`` (``host:port``) on ``listen`` (default: a free port)."""
-        listen = listen or f"127.0.0.1:{_free_port()}"
+        listen = listen or f"127.0.0.1:{free_port()}"
         self.request("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream,
                                           "enabled": True})
         return Proxy(self, name, listen)
