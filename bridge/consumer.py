@@ -29,8 +29,8 @@ batch; FastStream does not fetch meanwhile, so consumption pauses. A batch
 has a time budget well under ``max_poll_interval_ms``: when it is spent the
 batch stops starting records, commits what finished and rewinds the rest, and
 the consumer polls again, so a long outage never gets it silently dropped from
-its group. Health is logged
-once per change (unavailable / available again), not once per retry.
+its group. Health is logged once per change (unavailable / available again),
+not once per retry.
 
 Rebalances and crashes: anything not committed is redelivered, to this
 bridge or to another member of the group. Redelivery is harmless: workflow
