@@ -15,8 +15,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.store import Store
 
-__all__ = ["INVALID_PREFIX", "BatchActivities", "ItemFailure", "ProcessItemInput",
-           "ProcessItemResult", "RecordFailuresInput"]
+__all__ = ["INVALID_PREFIX", "BatchActivities", "BatchLimits", "ItemFailure",
+           "ProcessItemInput", "ProcessItemResult", "RecordFailuresInput"]
 
 INVALID_PREFIX = "bad-"
 
@@ -77,15 +77,37 @@ class RecordFailuresInput(BaseModel):
     failures: list[ItemFailure]
 
 
+class BatchLimits(BaseModel):
+    """How large a batch workflow's history may grow, from settings.
+
+    Reaches the workflow through an activity, so a settings change never
+    changes what a running batch already decided (the value is in its history).
+
+    Attributes:
+        history_event_limit: Continue as new past this many history events.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    history_event_limit: int
+
+
 class BatchActivities:
     """Batch activities bound to one store.
 
     Args:
         store: Records processed items by key.
+        history_event_limit: What ``batch_limits`` answers.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, history_event_limit: int = 2_000) -> None:
         self._store = store
+        self._limits = BatchLimits(history_event_limit=history_event_limit)
+
+    @activity.defn(name="batch_limits")
+    async def batch_limits(self) -> BatchLimits:
+        """The configured limits of a batch workflow's history."""
+        return self._limits
 
     @activity.defn(name="process_item")
     def process_item(self, request: ProcessItemInput) -> ProcessItemResult:
@@ -106,4 +128,4 @@ class BatchActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every batch activity, for worker registration."""
-        return [self.process_item, self.record_failures]
+        return [self.batch_limits, self.process_item, self.record_failures]

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+import failpoints
 from activities.store import BusinessRuleViolation, Store
-from schemas import OrderLine, failpoints
+from schemas import OrderLine
 
 __all__ = [
     "BUSINESS_ERRORS",

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from schemas import failpoints
+import failpoints
 from schemas.codec import AvroCodec
-from schemas.records import to_record
+from schemas.framing import to_record
 
 __all__ = ["OutcomePublisher", "Producer", "PublishOutcomeInput", "PublishOutcomeResult"]
 

@@ -27,7 +27,7 @@ from relayflow import devstack
 from relayflow.settings import Settings
 from schemas import EVENT_TYPES, OrderLine, OrderPlaced
 from schemas.codec import AvroCodec
-from schemas.records import to_record
+from schemas.framing import to_record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.jsonl"

@@ -31,15 +31,13 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.batches import BatchActivities, ProcessItemInput
 from activities.store import Store
 from bench.common import bench_stack, record, table
-from bridge.app import run_bridge
-from relayflow.reading import start_group_at_end
+from relayflow.bootstrap import connect_temporal, run_bridge, run_worker
+from relayflow.kafka_reads import start_group_at_end
 from relayflow.settings import Settings
-from relayflow.temporal import connect
-from relayflow.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
-from relayflow.worker import run_worker
 from schemas import EVENT_TYPES, BatchCompleted, BatchRequested
 from schemas.codec import AvroCodec
-from schemas.records import to_record
+from schemas.framing import to_record
+from schemas.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
 
 CODEC = AvroCodec(EVENT_TYPES.values())
 HISTORY_WARNING = 10_240
@@ -114,7 +112,7 @@ async def fan_out(settings: Settings, items: int, chunk: int, window: int) -> di
         await producer.stop()
         stop.set()
         await asyncio.gather(*services)
-    largest, runs = await _largest_history(await connect(settings), batch_id)
+    largest, runs = await _largest_history(await connect_temporal(settings), batch_id)
     return {"items": items, "seconds": seconds, "items_per_s": items / seconds,
             "largest_history": largest, "workflow_runs": runs,
             "succeeded": done.succeeded, "failed": done.failed}
@@ -122,7 +120,7 @@ async def fan_out(settings: Settings, items: int, chunk: int, window: int) -> di
 
 async def flat_loop(settings: Settings, items: int) -> dict[str, float]:
     """The same activity for ``items`` items in one workflow on one worker; its figures."""
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     batch_id = f"flat-{uuid.uuid4().hex[:6]}"
     with ThreadPoolExecutor(max_workers=16) as executor:

@@ -38,15 +38,13 @@ from bench.common import (
     record,
     table,
 )
-from bridge.app import run_bridge
 from bridge.routes import Action, Route, RouteTable
-from relayflow.reading import committed_to_end, start_group_at_end
+from relayflow.bootstrap import connect_temporal, run_bridge, run_worker
+from relayflow.kafka_reads import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
-from relayflow.temporal import connect
-from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
-from relayflow.worker import run_worker
 from schemas import EventMeta, Inbound, OrderCompleted, OrderPlaced
-from schemas.records import to_record
+from schemas.framing import to_record
+from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 
 
 class Outcomes:
@@ -158,7 +156,7 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
     the same moments; run one after the other, they would not be (two cores
     shared by Kafka, Temporal, the worker, the bridge and this script).
     """
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     stop = asyncio.Event()
     # From the current end: the events of earlier runs on this topic are not ours.
     await start_group_at_end(settings, settings.kafka_consumer_group)
@@ -181,7 +179,7 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
 
 async def running_latency(settings: Settings, rate: float, count: int) -> tuple[object, ...]:
     """Produced -> workflow running, for ``BenchNoop`` through the bridge."""
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     routes = RouteTable([Route(ORDERS_EVENTS, OrderPlaced, Action.START, "BenchNoop",
                                "noop-{order_id}")])
     group = f"{settings.kafka_consumer_group}-noop"
@@ -205,7 +203,7 @@ async def running_latency(settings: Settings, rate: float, count: int) -> tuple[
 
 async def calibrate(settings: Settings, count: int) -> float:
     """Sagas per second this stack completes in a burst (started with the client)."""
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     stop = asyncio.Event()
     async with running(run_worker(settings, stop=stop), stop=stop), \
             Outcomes(settings) as outcomes:

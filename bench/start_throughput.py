@@ -34,15 +34,14 @@ from faststream.kafka import KafkaBroker
 from temporalio.client import Client
 
 from bench.common import bench_stack, orders, produce, record, table
-from bridge.app import run_bridge
 from bridge.routes import Action, Route, RouteTable
-from relayflow.devstack.toxiproxy import Toxiproxy
-from relayflow.reading import committed_to_end, start_group_at_end
+from relayflow.bootstrap import connect_temporal, run_bridge
+from relayflow.kafka_reads import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
-from relayflow.temporal import connect
-from relayflow.topics import ORDERS_EVENTS
 from schemas import EventMeta, Inbound, OrderPlaced
 from schemas.codec import AvroCodec
+from schemas.topics import ORDERS_EVENTS
+from tests.toxiproxy import Toxiproxy
 
 TASK_QUEUE = "bench-starts"  # no worker polls it: a start is all that is measured
 CODEC = AvroCodec([OrderPlaced])
@@ -142,7 +141,7 @@ async def naive_bridge(settings: Settings, client: Client, tag: str,
 async def measure(settings: Settings, latency_ms: int, events: int, naive_events: int,
                   concurrency: int) -> list[Run]:
     """Every variant at one latency (the naive one only with latency, as in a deployment)."""
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     tag = f"l{latency_ms}"
     runs = [Run("raw client, no argument", latency_ms, events,
                 await raw(client, orders(events), concurrency, f"bare{tag}",

@@ -1,7 +1,8 @@
 """Wiring of the bridge: the FastStream app, its dependencies, one batch subscriber.
 
-Dependencies (Temporal client, DLQ producer, codec) are built in the app's
-lifespan and reach the handler through FastStream's context, never globals.
+Connected clients (Temporal, the DLQ producer) and the codec are handed in by
+the composition root; the app's lifespan builds the consumer's objects from
+them and hands them to the handler through FastStream's context, never globals.
 Every input topic of the routing table is read by one batch subscriber (one
 consumer-group member per process): manual acknowledgement, so
 FastStream never commits, and raw bytes, so FastStream never decodes a body;
@@ -20,47 +21,28 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy, Context, ContextRepo, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from bridge.commands import TemporalCommands
-from bridge.consumer import Backoff, BatchConsumer, BatchProcessor
+from bridge.config import MAX_POLL_INTERVAL_MS, BridgeConfig, KafkaClientFactory
+from bridge.consumed import ConsumedRecord
+from bridge.consumer import FetchConsumer, FetchProcessor
+from bridge.dead_letters import DeadLetters
 from bridge.decoding import Decoder
-from bridge.dlq import DeadLetters
 from bridge.offsets import KafkaOffsets
 from bridge.parking import CatchUpOnAssign, ParkingLot
-from bridge.records import InboundRecord
-from bridge.routes import ROUTES, RouteTable
-from relayflow.settings import Settings
-from relayflow.temporal import connect
+from bridge.retry import Backoff
+from bridge.routes import RouteTable
+from schemas.codec import AvroCodec
 
-__all__ = [
-    "BATCH_BUDGET_S",
-    "BRIDGE",
-    "MAX_POLL_INTERVAL_MS",
-    "bridge_dependencies",
-    "build_broker",
-    "consume_batch",
-    "create_app",
-    "run_bridge",
-]
+__all__ = ["BRIDGE", "bridge_dependencies", "build_broker", "consume_fetch", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
 BRIDGE = "relayflow_bridge"
-"""Context key of the handler's ``BatchConsumer`` (no dots: FastStream reads dots as attributes)."""
+"""Context key of the handler's ``FetchConsumer`` (no dots: FastStream reads dots as attributes)."""
 
-MAX_POLL_INTERVAL_MS = 300_000
-"""Kafka's default: a member that does not poll for this long is dropped from its group."""
-
-BATCH_BUDGET_S = 120.0
-"""A batch stops starting records after this long. Under ``MAX_POLL_INTERVAL_MS`` with
-room for the calls still in flight (bounded by their own timeouts), so the consumer
-polls again in time even while Temporal is down."""
-
-_NOT_UP_YET = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
-_BATCH_WAIT_MS = 100  # how long a poll waits to fill a batch; keeps latency low when idle
+_FETCH_WAIT_MS = 100  # how long a poll waits to fill a fetch; keeps latency low when idle
 
 
 def _printable(value: bytes | None) -> bytes:
@@ -91,131 +73,114 @@ async def _raw(message: Any) -> Any:
     return message.body
 
 
-async def consume_batch(message: KafkaMessage, bridge: BatchConsumer = Context(BRIDGE)) -> None:
-    """The subscriber: one fetched batch in, explicit offset commits out."""
-    records: Sequence[InboundRecord] = message.raw_message
+async def consume_fetch(message: KafkaMessage, bridge: FetchConsumer = Context(BRIDGE)) -> None:
+    """The subscriber: one fetch of records in, explicit offset commits out."""
+    records: Sequence[ConsumedRecord] = message.raw_message
     await bridge.consume(records, message.consumer)
 
 
-def build_broker(settings: Settings, routes: RouteTable = ROUTES,
+def build_broker(config: BridgeConfig, routes: RouteTable, kafka: KafkaClientFactory,
                  listener: CatchUpOnAssign | None = None) -> KafkaBroker:
     """A broker with one batch subscriber (one group member) for every input topic of the routes.
 
     Args:
-        settings: Bootstrap servers, consumer group, batch size.
+        config: Consumer group, fetch size, shutdown time.
         routes: The routing table; its topics are subscribed.
+        kafka: Builds the broker, connected like every other client.
         listener: Catches up on parked keys when partitions are assigned.
     """
-    # Per-batch consume logs go to DEBUG; the bridge logs what matters itself.
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG,
-                         graceful_timeout=settings.bridge_shutdown_seconds)
+    # Per-fetch consume logs go to DEBUG; the bridge logs what matters itself.
+    broker = kafka.broker(logger=log, log_level=logging.DEBUG,
+                          graceful_timeout=config.shutdown_seconds)
     # One consumer for every input topic: a process is one group member, so starting or
     # stopping a bridge costs one rebalance, not one per topic.
     router = KafkaRouter()
     router.subscriber(
         *routes.topics,
         batch=True,
-        max_records=settings.bridge_batch_size,
-        batch_timeout_ms=_BATCH_WAIT_MS,
-        group_id=settings.kafka_consumer_group,
+        max_records=config.fetch_max_records,
+        batch_timeout_ms=_FETCH_WAIT_MS,
+        group_id=config.consumer_group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,  # auto-commit off; we commit explicit offsets
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
         listener=listener,
         parser=_parse,
         decoder=_raw,
-    )(consume_batch)
+    )(consume_fetch)
     broker.include_router(router)
     return broker
 
 
-async def _connect_temporal(settings: Settings, backoff: Backoff) -> Client:
-    """Connect, waiting (with backoff) while Temporal is not up yet.
-
-    Raises:
-        RPCError: Temporal answers but refuses, e.g. the namespace does not
-            exist: a configuration error, so the bridge does not start.
-    """
-    failures = 0
-    while True:
-        try:
-            client = await connect(settings, retries=False)
-            # Connecting does not check the namespace; an unknown one would block every record.
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=settings.temporal_namespace))
-        except (RuntimeError, RPCError) as error:
-            # The SDK raises RuntimeError when it cannot connect at all.
-            if isinstance(error, RPCError) and error.status not in _NOT_UP_YET:
-                raise
-            failures += 1
-            if failures == 1:
-                log.warning("Temporal at %s unavailable (%s); retrying with backoff",
-                            settings.temporal_address, error)
-            await asyncio.sleep(backoff.delay(failures))
-            continue
-        if failures:
-            log.warning("Temporal at %s available after %d attempts", settings.temporal_address,
-                        failures + 1)
-        return client
-
-
 @contextlib.asynccontextmanager
-async def bridge_dependencies(settings: Settings, routes: RouteTable = ROUTES,
+async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
+                              temporal: Client, producer: AIOKafkaProducer,
+                              kafka: KafkaClientFactory, backoff: Backoff | None = None,
                               listener: CatchUpOnAssign | None = None,
-                              ) -> AsyncIterator[BatchConsumer]:
-    """Build the bridge's real objects and close them afterwards.
+                              ) -> AsyncIterator[FetchConsumer]:
+    """Build the consumer's objects on the clients handed in; stop what it started.
 
     Args:
-        settings: Where Kafka and Temporal are, and the bridge's limits.
+        config: The bridge's limits.
         routes: The routing table.
+        codec: Decodes record values.
+        temporal: Connected Temporal client (pydantic data converter).
+        producer: Started producer (``acks="all"``, idempotent) for dead letters and parks.
+        kafka: Builds the parked-keys follower.
+        backoff: Retry schedule of transient failures.
         listener: The subscriber's rebalance listener; gets the parking lot.
 
     Yields:
-        The batch consumer the subscribers hand their batches to.
+        The fetch consumer the subscriber hands its fetches to.
     """
-    backoff = Backoff()
-    client = await _connect_temporal(settings, backoff)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                acks="all", enable_idempotence=True)
-    await producer.start()
-    lot = ParkingLot(settings.kafka_bootstrap_servers, producer) if settings.bridge_park_keys \
-        else None
+    backoff = backoff or Backoff()
+    lot = None
+    if config.park_keys:
+        follower = kafka.consumer(enable_auto_commit=False, fetch_max_wait_ms=100,
+                                  isolation_level="read_committed")
+        lot = ParkingLot(follower, producer, topic=config.parked_keys_topic)
     try:
         if lot is not None:
             await lot.start()
             if listener is not None:
                 listener.lot = lot
-        processor = BatchProcessor(
-            Decoder(settings.codec(), routes,
-                    max_payload_bytes=settings.max_payload_bytes),
-            TemporalCommands(client, settings.task_queue),
+        processor = FetchProcessor(
+            Decoder(codec, routes, max_payload_bytes=config.max_payload_bytes),
+            TemporalCommands(temporal, config.task_queue),
             DeadLetters(producer),
-            concurrency=settings.bridge_concurrency,
+            concurrency=config.concurrency,
             backoff=backoff,
-            signal_hold=settings.bridge_signal_hold_seconds,
+            signal_hold=config.signal_hold_seconds,
             parking=lot,
         )
-        yield BatchConsumer(processor, KafkaOffsets(), budget=BATCH_BUDGET_S, backoff=backoff)
+        yield FetchConsumer(processor, KafkaOffsets(), budget=config.fetch_budget_seconds,
+                            backoff=backoff)
     finally:
         if lot is not None:
             await lot.stop()
-        await producer.stop()
 
 
-def create_app(settings: Settings | None = None, routes: RouteTable = ROUTES) -> FastStream:
-    """The bridge as a FastStream app (also ``faststream run --factory bridge.app:create_app``).
+def create_app(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
+               temporal: Client, producer: AIOKafkaProducer,
+               kafka: KafkaClientFactory) -> FastStream:
+    """The bridge as a FastStream app, on clients the caller connected and will close.
 
     Args:
-        settings: Kafka, Temporal and bridge settings (default: from the environment).
+        config: The bridge's settings.
         routes: The routing table.
+        codec: Decodes record values (both framings).
+        temporal: Connected Temporal client (pydantic data converter).
+        producer: Started producer (``acks="all"``, idempotent) for dead letters and parks.
+        kafka: Builds the broker and the parked-keys follower.
     """
-    settings = settings or Settings()
-    running: list[BatchConsumer] = []
+    running: list[FetchConsumer] = []
     listener = CatchUpOnAssign()
 
     @contextlib.asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-        async with bridge_dependencies(settings, routes, listener) as bridge:
+        async with bridge_dependencies(config, routes, codec, temporal=temporal,
+                                       producer=producer, kafka=kafka,
+                                       listener=listener) as bridge:
             context.set_global(BRIDGE, bridge)
             running.append(bridge)
             try:
@@ -223,12 +188,12 @@ def create_app(settings: Settings | None = None, routes: RouteTable = ROUTES) ->
             finally:
                 running.remove(bridge)
 
-    app = FastStream(build_broker(settings, routes, listener), lifespan=lifespan, logger=log)
+    app = FastStream(build_broker(config, routes, kafka, listener), lifespan=lifespan, logger=log)
 
     @app.on_shutdown
     def drain() -> None:
         # Runs before the broker stops its subscribers (which wait up to the graceful
-        # timeout for the batch in flight): that batch starts no more records, lets
+        # timeout for the fetch in flight): that fetch starts no more records, lets
         # in-flight Temporal calls finish, commits what is done and leaves the rest.
         for bridge in running:
             bridge.stop()
@@ -236,41 +201,38 @@ def create_app(settings: Settings | None = None, routes: RouteTable = ROUTES) ->
     return app
 
 
-async def run_bridge(settings: Settings, *, stop: asyncio.Event | None = None,
-                     routes: RouteTable = ROUTES) -> None:
-    """Run the bridge until ``stop`` is set (or forever); for ``relayflow bridge`` / ``run``.
+async def serve(app: FastStream, stop: asyncio.Event, *, description: str = "bridge") -> None:
+    """Run a bridge app until ``stop`` is set.
 
-    Stopping closes the consumers: a batch in flight is abandoned uncommitted
-    and redelivered later, which is harmless. Setting ``stop`` while still
-    waiting for Temporal to come up returns at once.
+    Stopping drains the fetch in flight (``create_app``'s shutdown hook) and
+    closes the consumer; what did not finish is redelivered later, which is
+    harmless. Setting ``stop`` while the app is still starting (Kafka not
+    answering yet) returns at once.
 
     Args:
-        settings: Kafka, Temporal and bridge settings.
+        app: From ``create_app``.
         stop: Set it to stop gracefully.
-        routes: The routing table.
+        description: What runs, for the log.
     """
-    stop = stop or asyncio.Event()
-    app = create_app(settings, routes)
     serving = asyncio.Event()
 
-    async def serve() -> None:
+    async def run() -> None:
         async with app.lifespan_context():
             await app.start()
             serving.set()
-            log.info("bridge consuming %s as group %s", ", ".join(routes.topics),
-                     settings.kafka_consumer_group)
+            log.info("%s started", description)
             try:
                 await stop.wait()
             finally:
                 await app.stop()
                 log.info("bridge stopped")
 
-    server = asyncio.create_task(serve(), name="bridge")
+    server = asyncio.create_task(run(), name="bridge")
     stopped = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({server, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not serving.is_set() and not server.done():
-            server.cancel()  # still waiting for a dependency: nothing to drain
+            server.cancel()  # still starting: nothing to drain
         with contextlib.suppress(asyncio.CancelledError):
             await server
     finally:

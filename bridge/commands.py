@@ -32,33 +32,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import failpoints
+from bridge.failures import PermanentFailure, TransientFailure
 from bridge.routes import Action, Route
-from schemas import Event, Inbound, failpoints
+from schemas import Event, Inbound
 
-__all__ = [
-    "Commands",
-    "PermanentFailure",
-    "TemporalCommands",
-    "TransientFailure",
-    "classify_temporal_error",
-]
-
-
-class TransientFailure(Exception):
-    """Retrying later may succeed (Temporal or Kafka unavailable, overloaded)."""
-
-
-class PermanentFailure(Exception):
-    """The record can never be processed; it goes to the dead-letter topic.
-
-    Attributes:
-        reason: Short machine-readable reason (the ``dlq-reason`` header), e.g.
-            ``target-not-found``, ``target-closed``, ``rejected``.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+__all__ = ["Commands", "TemporalCommands", "classify_temporal_error"]
 
 
 class Commands(Protocol):

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
@@ -52,76 +51,21 @@ from typing import Any, Final, TypeVar, cast
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from bridge.commands import Commands, PermanentFailure, TransientFailure
+import failpoints
+from bridge.commands import Commands
+from bridge.consumed import ConsumedRecord, where
+from bridge.dead_letters import DeadLetterSink
 from bridge.decoding import Decoder, Routed
-from bridge.dlq import DeadLetterSink
+from bridge.failures import PermanentFailure, TransientFailure
 from bridge.offsets import Offsets, plan_offsets
 from bridge.parking import PARKED, KeyParking, Parking, ends_replay
-from bridge.records import InboundRecord, where
+from bridge.retry import Backoff, Deadline, Health
 from bridge.routes import Action, Route
-from schemas import failpoints
 
-__all__ = ["Backoff", "BatchConsumer", "BatchProcessor", "BatchReport", "Health"]
+__all__ = ["FetchConsumer", "FetchProcessor", "FetchReport"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with jitter.
-
-    Attributes:
-        initial: First delay, seconds.
-        maximum: Cap, seconds.
-        multiplier: Growth per consecutive failure.
-    """
-
-    initial: float = 0.2
-    maximum: float = 30.0
-    multiplier: float = 2.0
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` consecutive failures (1-based)."""
-        ceiling = min(self.maximum, self.initial * self.multiplier ** max(0, failures - 1))
-        # Jitter spreads the retries of many bridges (and key groups) after a shared outage.
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - not cryptographic
-
-
-class Health:
-    """Availability of one dependency, logged once per change.
-
-    Args:
-        name: What it is, for the log (``Temporal``, ``dead-letter topic``).
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.failures = 0
-        self._since = 0.0
-
-    @property
-    def degraded(self) -> bool:
-        """True between a transient failure and the next success."""
-        return self.failures > 0
-
-    def failed(self, record: InboundRecord, error: BaseException) -> int:
-        """Count a transient failure; returns the number of consecutive failures."""
-        if not self.failures:
-            self._since = time.monotonic()
-            log.warning("%s unavailable (at %s: %s); pausing consumption, retrying with backoff",
-                        self.name, where(record), error)
-        else:
-            log.debug("%s still unavailable at %s: %s", self.name, where(record), error)
-        self.failures += 1
-        return self.failures
-
-    def succeeded(self) -> None:
-        """Record a success; logs the recovery once."""
-        if self.failures:
-            log.warning("%s available again after %d failed attempts over %.1fs",
-                        self.name, self.failures, time.monotonic() - self._since)
-            self.failures = 0
 
 
 _GAVE_UP: Final = object()
@@ -136,7 +80,7 @@ class _Held:
 
 
 @dataclass(frozen=True, slots=True)
-class BatchReport:
+class FetchReport:
     """What happened to each record of a batch.
 
     Attributes:
@@ -148,7 +92,7 @@ class BatchReport:
             fetching them again.
     """
 
-    records: Sequence[InboundRecord]
+    records: Sequence[ConsumedRecord]
     results: Sequence[str | None]
     retry_after: Mapping[TopicPartition, float] = field(default_factory=dict)
 
@@ -163,7 +107,7 @@ class BatchReport:
         return self.results.count(None)
 
 
-class BatchProcessor:
+class FetchProcessor:
     """Decides and executes what each record of a batch means.
 
     Args:
@@ -208,8 +152,8 @@ class BatchProcessor:
         """True while a dependency is failing transiently."""
         return self.temporal.degraded or self.dlq.degraded or self.registry.degraded
 
-    async def process(self, records: Sequence[InboundRecord], *,
-                      budget: float | None = None) -> BatchReport:
+    async def process(self, records: Sequence[ConsumedRecord], *,
+                      budget: float | None = None) -> FetchReport:
         """Process a batch: every record ends done, dead-lettered, or (budget spent) pending.
 
         Args:
@@ -220,7 +164,7 @@ class BatchProcessor:
         Raises:
             asyncio.CancelledError: On shutdown; nothing of the batch counts as done.
         """
-        deadline = _Deadline(budget, self._stopping)
+        deadline = Deadline(budget, self._stopping)
         results: list[str | None] = [None] * len(records)
         retry_after: dict[TopicPartition, float] = {}
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
@@ -244,10 +188,10 @@ class BatchProcessor:
         async with asyncio.TaskGroup() as tasks:
             for indexes in groups.values():
                 tasks.create_task(run_group(indexes))
-        return BatchReport(records, results, retry_after)
+        return FetchReport(records, results, retry_after)
 
-    async def _handle(self, record: InboundRecord,
-                      deadline: _Deadline) -> str | _Held | None:
+    async def _handle(self, record: ConsumedRecord,
+                      deadline: Deadline) -> str | _Held | None:
         """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent)."""
         parked = None if self._parking is None else self._parking.blocking(record)
         if parked is not None:
@@ -279,16 +223,16 @@ class BatchProcessor:
             self._held.pop(_coordinates(record), None)
         return result
 
-    async def _decode_and_execute(self, record: InboundRecord, deadline: _Deadline) -> object:
+    async def _decode_and_execute(self, record: ConsumedRecord, deadline: Deadline) -> object:
         """Temporal's answer, ``_Held``, or ``_GAVE_UP`` (a dependency stayed away)."""
-        if self._decoder.needs_registry(record) and await self._retrying(
-                self.registry, record, deadline, (TransientFailure,),
-                lambda: self._decoder.prepare(record)) is _GAVE_UP:
+        routed = await self._retrying(self.registry, record, deadline, (TransientFailure,),
+                                      lambda: self._decoder.decode(record))
+        if routed is _GAVE_UP:
             return _GAVE_UP
-        return await self._execute(record, self._decoder.decode(record), deadline)
+        return await self._execute(record, cast("Routed", routed), deadline)
 
-    async def _execute(self, record: InboundRecord, routed: Routed,
-                       deadline: _Deadline) -> object:
+    async def _execute(self, record: ConsumedRecord, routed: Routed,
+                       deadline: Deadline) -> object:
         try:
             return await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
@@ -299,7 +243,8 @@ class BatchProcessor:
                 raise
             return _Held(wait)  # its clock keeps running across refetches
 
-    def _hold(self, record: InboundRecord, route: Route, failure: PermanentFailure) -> float | None:
+    def _hold(self, record: ConsumedRecord, route: Route,
+              failure: PermanentFailure) -> float | None:
         """Seconds to wait before signalling again, or None to dead-letter now."""
         if route.action is not Action.SIGNAL or failure.reason != "target-not-found":
             return None
@@ -317,8 +262,8 @@ class BatchProcessor:
         self._held[_coordinates(record)] = (first, attempts + 1)
         return min(left, self._backoff.delay(attempts + 1))
 
-    async def _dead_letter(self, record: InboundRecord, failure: PermanentFailure,
-                           deadline: _Deadline) -> str | None:
+    async def _dead_letter(self, record: ConsumedRecord, failure: PermanentFailure,
+                           deadline: Deadline) -> str | None:
         """Write the record to the DLQ, then park its key; None if the batch must stop first."""
         where_to = await self._retrying(
             self.dlq, record, deadline, _KAFKA_TRANSIENT,
@@ -334,7 +279,7 @@ class BatchProcessor:
                 return None  # redelivered: a second dead letter, then the park
         return f"dlq:{failure.reason}"
 
-    async def _retrying(self, health: Health, record: InboundRecord, deadline: _Deadline,
+    async def _retrying(self, health: Health, record: ConsumedRecord, deadline: Deadline,
                         transient: tuple[type[BaseException], ...],
                         call: Callable[[], Awaitable[T]]) -> T | object:
         while True:
@@ -350,32 +295,11 @@ class BatchProcessor:
             return result
 
 
-class _Deadline:
-    """When a batch must stop starting work: its time budget spent, or shutdown."""
-
-    def __init__(self, budget: float | None, stopping: asyncio.Event) -> None:
-        self._at = None if budget is None else time.monotonic() + budget
-        self._stopping = stopping
-
-    def expired(self) -> bool:
-        return self._stopping.is_set() or (self._at is not None and time.monotonic() >= self._at)
-
-    async def sleep(self, delay: float) -> bool:
-        """Wait ``delay`` seconds; False (without waiting it out) when the batch must stop."""
-        if self.expired() or (self._at is not None and time.monotonic() + delay >= self._at):
-            return False
-        try:
-            await asyncio.wait_for(self._stopping.wait(), delay)
-        except TimeoutError:
-            return True
-        return False
-
-
-def _coordinates(record: InboundRecord) -> tuple[str, int, int]:
+def _coordinates(record: ConsumedRecord) -> tuple[str, int, int]:
     return (record.topic, record.partition, record.offset)
 
 
-class BatchConsumer:
+class FetchConsumer:
     """Processes a fetched batch, then commits and rewinds per partition.
 
     Args:
@@ -385,7 +309,7 @@ class BatchConsumer:
             (keep it well under the consumer's ``max_poll_interval_ms``).
     """
 
-    def __init__(self, processor: BatchProcessor, offsets: Offsets, *, budget: float,
+    def __init__(self, processor: FetchProcessor, offsets: Offsets, *, budget: float,
                  backoff: Backoff | None = None) -> None:
         self.processor = processor
         self._offsets = offsets
@@ -397,7 +321,7 @@ class BatchConsumer:
         """Shutdown begins: the batch in flight finishes what it started and commits that."""
         self.processor.stop()
 
-    async def consume(self, records: Sequence[InboundRecord], consumer: Any) -> BatchReport:
+    async def consume(self, records: Sequence[ConsumedRecord], consumer: Any) -> FetchReport:
         """Process one batch of ``consumer`` and commit what finished.
 
         Args:

@@ -1,9 +1,12 @@
 """From raw record to routed event: every validation rule of the input contract.
 
-Pure (no I/O), so each rule is a unit test; the one exception is fetching a
-writer schema from the schema registry, which ``prepare`` does off the event
-loop before ``decode``. A record that breaks a rule raises
-``PermanentFailure`` with the reason the dead-letter record carries:
+One entry point, ``Decoder.decode``. The rules are pure (no I/O), so each is a
+unit test; the one exception is fetching a writer schema the schema registry
+holds, which ``decode`` awaits off the event loop, and only for a
+Confluent-framed record whose schema id this process has not seen. A record
+that breaks a rule raises ``PermanentFailure`` with the reason the
+dead-letter record carries; a registry that does not answer raises
+``TransientFailure`` (retry later, never dead-letter):
 
 ==================  ==========================================================
 reason              when
@@ -28,8 +31,8 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from bridge.commands import PermanentFailure, TransientFailure
-from bridge.records import InboundRecord
+from bridge.consumed import ConsumedRecord
+from bridge.failures import PermanentFailure, TransientFailure
 from bridge.routes import Route, RouteTable
 from schemas import Event, EventMeta, Inbound
 from schemas.codec import AvroCodec, DecodeError
@@ -65,31 +68,24 @@ class Decoder:
         self._routes = routes
         self._max_payload = max_payload_bytes
 
-    def needs_registry(self, record: InboundRecord) -> bool:
-        """True when ``prepare`` must ask the schema registry before ``decode``."""
-        value = record.value or b""
-        return len(value) <= self._max_payload and self._codec.needs_registry(value)
-
-    async def prepare(self, record: InboundRecord) -> None:
-        """Fetch the writer schema a Confluent-framed record names from the registry.
-
-        Raises:
-            TransientFailure: The registry did not answer; try again later.
-            PermanentFailure: The registry has no such schema (``unknown-schema``).
-        """
-        try:
-            await self._codec.prepare_decode(record.value or b"")
-        except DecodeError as error:
-            raise PermanentFailure(error.reason, str(error)) from error
-        except OSError as error:
-            raise TransientFailure(f"schema registry: {error}") from error
-
-    def decode(self, record: InboundRecord) -> Routed:
-        """Apply every rule to one record.
+    async def decode(self, record: ConsumedRecord) -> Routed:
+        """Apply every rule to one record; fetch its writer schema first if it must.
 
         Raises:
             PermanentFailure: The record breaks a rule; ``reason`` says which.
+            TransientFailure: The schema registry did not answer; try again later.
         """
+        value = record.value or b""
+        if len(value) <= self._max_payload and self._codec.needs_registry(value):
+            try:
+                await self._codec.prepare_decode(value)
+            except DecodeError as error:
+                raise PermanentFailure(error.reason, str(error)) from error
+            except OSError as error:
+                raise TransientFailure(f"schema registry: {error}") from error
+        return self._decode_known(record)
+
+    def _decode_known(self, record: ConsumedRecord) -> Routed:
         value = record.value or b""
         if len(value) > self._max_payload:
             raise PermanentFailure("oversize", f"{len(value)} bytes > {self._max_payload}")

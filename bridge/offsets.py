@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from bridge.records import InboundRecord
+from bridge.consumed import ConsumedRecord
 
 __all__ = ["KafkaOffsets", "OffsetPlan", "Offsets", "plan_offsets"]
 
@@ -37,7 +37,7 @@ class OffsetPlan:
     rewind: dict[TopicPartition, int] = field(default_factory=dict)
 
 
-def plan_offsets(records: Sequence[InboundRecord], finished: Sequence[bool]) -> OffsetPlan:
+def plan_offsets(records: Sequence[ConsumedRecord], finished: Sequence[bool]) -> OffsetPlan:
     """Plan commits and rewinds for a batch.
 
     Args:

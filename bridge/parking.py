@@ -36,9 +36,9 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
-from bridge.records import InboundRecord
-from relayflow.topics import PARKED_KEYS
+from bridge.consumed import ConsumedRecord
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
+from schemas.topics import PARKED_KEYS
 
 __all__ = [
     "PARKED",
@@ -93,12 +93,12 @@ def _split(state_key: bytes) -> tuple[str, bytes]:
     return topic.decode(), key
 
 
-def ends_replay(record: InboundRecord) -> bool:
+def ends_replay(record: ConsumedRecord) -> bool:
     """True for the last record of a replay: the only success that changes parking."""
     return any(name == DLQ_REPLAY_LAST and value is not None for name, value in record.headers)
 
 
-def replay_of(record: InboundRecord) -> tuple[str | None, bool]:
+def replay_of(record: ConsumedRecord) -> tuple[str | None, bool]:
     """The replay id a record carries (None if it is not replayed) and whether it is the last."""
     ids = [value for name, value in record.headers if name == DLQ_REPLAY_ID and value is not None]
     replay = ids[-1] if ids else None  # the last one counts, as it always did
@@ -121,19 +121,17 @@ class ParkingLot:
     """Follows the parked-keys topic and writes to it.
 
     Args:
-        bootstrap_servers: Kafka.
+        follower: A consumer, not started, with no group and auto-commit off; the
+            lot assigns it every partition of the state topic and owns it.
         producer: A started producer (``acks="all"``, idempotent).
         topic: The compacted state topic.
     """
 
-    def __init__(self, bootstrap_servers: str, producer: AIOKafkaProducer, *,
+    def __init__(self, follower: AIOKafkaConsumer, producer: AIOKafkaProducer, *,
                  topic: str = PARKED_KEYS) -> None:
         self._topic = topic
         self._producer = producer
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False,
-            fetch_max_wait_ms=100, isolation_level="read_committed",
-        )
+        self._consumer = follower
         self._entries: dict[tuple[str, bytes], ParkEntry] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._moved = asyncio.Condition()
@@ -249,7 +247,7 @@ class KeyParking:
     def __init__(self, parking: Parking) -> None:
         self._parking = parking
 
-    def blocking(self, record: InboundRecord) -> ParkEntry | None:
+    def blocking(self, record: ConsumedRecord) -> ParkEntry | None:
         """The entry that parks this record's key, or None when the record may go ahead."""
         if not record.key:
             return None  # no (or an empty) key: no order to protect
@@ -259,7 +257,7 @@ class KeyParking:
         replay, _ = replay_of(record)
         return None if replay is not None and replay == entry.replay_id else entry
 
-    async def dead_lettered(self, record: InboundRecord, reason: str, error: str,
+    async def dead_lettered(self, record: ConsumedRecord, reason: str, error: str,
                             dlq: tuple[int, int]) -> None:
         """Park the key of a record just written to the DLQ at ``dlq`` (partition, offset)."""
         if not record.key:
@@ -280,7 +278,7 @@ class KeyParking:
         log.warning("parked key %r of %s: later records of it go to the DLQ until "
                     "released or replayed (relayflow dlq)", record.key, record.topic)
 
-    async def processed(self, record: InboundRecord) -> None:
+    async def processed(self, record: ConsumedRecord) -> None:
         """After a record succeeded: the last record of a replay releases its key."""
         replay, last = replay_of(record)
         if not last or not record.key:

@@ -1,6 +1,7 @@
 """Routing as data: which event starts, signals or cancels which workflow.
 
-Read the table at the bottom; adding a route is one line. Workflow ids come
+An application's table (relayflow's own: ``relayflow.reference.ROUTES``) is a
+list of ``Route`` lines; adding a route is one line. Workflow ids come
 from business keys (``order-{order_id}``), so a redelivered event addresses
 the same workflow and duplicates are harmless. The table is validated when it
 is built (at import), so a bad route fails at start-up, not on the first
@@ -15,17 +16,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
-from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, INPUT_TOPICS, ORDERS_EVENTS
-from schemas import (
-    ApprovalDecided,
-    BatchCancelled,
-    BatchRequested,
-    Event,
-    OrderCancelled,
-    OrderPlaced,
-)
+from schemas import Event
 
-__all__ = ["ROUTES", "Action", "Route", "RouteTable"]
+__all__ = ["Action", "Route", "RouteTable"]
 
 
 class Action(StrEnum):
@@ -103,8 +96,8 @@ class RouteTable:
 
     Args:
         routes: The table, in reading order.
-        known_topics: Topics routes may name (default: the inbound topics of
-            ``relayflow.topics``), so a typo cannot silently consume nothing.
+        known_topics: Topics routes may name (the application's input
+            topics), so a typo cannot silently consume nothing; None allows any.
 
     Raises:
         ValueError: Listing every problem: a template names a field the event
@@ -114,12 +107,12 @@ class RouteTable:
 
     def __init__(self, routes: Iterable[Route], *,
                  known_topics: Iterable[str] | None = None) -> None:
-        allowed = set(known_topics if known_topics is not None else INPUT_TOPICS)
+        allowed = None if known_topics is None else set(known_topics)
         self._routes: dict[tuple[str, str], Route] = {}
         problems: list[str] = []
         for route in routes:
             problems.extend(route.problems())
-            if route.topic not in allowed:
+            if allowed is not None and route.topic not in allowed:
                 problems.append(f"{route.event_type.__name__}: unknown input topic {route.topic!r}")
             key = (route.topic, route.event_type.avro_name)
             if key in self._routes:
@@ -141,15 +134,3 @@ class RouteTable:
     def routes(self) -> Mapping[tuple[str, str], Route]:
         """Every route by (topic, event type)."""
         return self._routes
-
-
-ROUTES = RouteTable([
-    #     topic          event type      action         workflow     workflow id      [signal]
-    Route(ORDERS_EVENTS, OrderPlaced,    Action.START,  "OrderSaga", "order-{order_id}"),
-    Route(ORDERS_EVENTS, OrderCancelled, Action.CANCEL, "OrderSaga", "order-{order_id}"),
-    Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga", "order-{order_id}",
-          "approval_decided"),
-    Route(BATCHES_REQUESTS, BatchRequested, Action.START, "BatchWorkflow", "batch-{batch_id}"),
-    Route(BATCHES_REQUESTS, BatchCancelled, Action.CANCEL, "BatchWorkflow", "batch-{batch_id}"),
-])
-"""relayflow's routes."""

@@ -51,37 +51,49 @@ def _mount_dev() -> None:
     app.add_typer(dev_app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")
 
 
-@app.command()
-def worker() -> None:
-    """Run the Temporal worker: every workflow and activity of relayflow."""
-    from relayflow.worker import run_worker  # noqa: PLC0415
+_APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_APP, "
+             "else relayflow's own orders, approvals and batches).")
 
+
+def _settings(app_spec: str | None = None) -> Settings:
     settings = Settings()
+    return settings.model_copy(update={"app": app_spec}) if app_spec else settings
+
+
+@app.command()
+def worker(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -> None:
+    """Run the Temporal worker: the application's workflows and activities."""
+    from relayflow.bootstrap import run_worker  # noqa: PLC0415
+
+    settings = _settings(app_spec)
     _configure_logging(settings)
     _run_until_signalled(lambda stop: run_worker(settings, stop=stop))
 
 
 @app.command()
-def bridge() -> None:
+def bridge(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -> None:
     """Run the Kafka → Temporal bridge (FastStream consumer, DLQ producer)."""
-    from bridge.app import run_bridge  # noqa: PLC0415
+    from relayflow.bootstrap import run_bridge  # noqa: PLC0415
 
-    settings = Settings()
+    settings = _settings(app_spec)
     _configure_logging(settings)
     _run_until_signalled(lambda stop: run_bridge(settings, stop=stop))
 
 
 @app.command()
-def run() -> None:
+def run(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -> None:
     """Run bridge and worker in one process (handy for the demo and local work)."""
-    from bridge.app import run_bridge  # noqa: PLC0415
-    from relayflow.worker import run_worker  # noqa: PLC0415
+    from relayflow.bootstrap import running  # noqa: PLC0415
 
-    settings = Settings()
+    settings = _settings(app_spec)
     _configure_logging(settings)
 
     async def both(stop: asyncio.Event) -> None:
-        await asyncio.gather(run_worker(settings, stop=stop), run_bridge(settings, stop=stop))
+        async with running(settings) as services:
+            # A service that dies ends the process with its error, instead of running half.
+            waiting = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([waiting, *services], return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
 
     _run_until_signalled(both)
 
@@ -92,13 +104,13 @@ def approvals() -> None:
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from relayflow.approvals import pending_approvals  # noqa: PLC0415
-    from relayflow.temporal import connect  # noqa: PLC0415
+    from relayflow.bootstrap import connect_temporal  # noqa: PLC0415
+    from relayflow.pending_approvals import pending_approvals  # noqa: PLC0415
 
     settings = Settings()
 
     async def load() -> list[tuple[str, ...]]:
-        client = await connect(settings)
+        client = await connect_temporal(settings)
         return [
             (p.workflow_id, p.state.approval_id, p.state.approver,
              "yes" if p.state.escalated else "no",
@@ -154,7 +166,7 @@ def dlq_list(
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from relayflow.deadletters import parked_keys, read_dead_letters  # noqa: PLC0415
+    from relayflow.dlq_admin import parked_keys, read_dead_letters  # noqa: PLC0415
 
     settings = Settings()
     letters = asyncio.run(read_dead_letters(settings, topic or None))
@@ -187,9 +199,9 @@ def dlq_show(
     offset: int = typer.Argument(help="Offset."),
 ) -> None:
     """One dead letter: headers, and the event if its value decodes."""
-    from relayflow.deadletters import read_dead_letters  # noqa: PLC0415
-    from relayflow.topics import DLQ_SUFFIX  # noqa: PLC0415
+    from relayflow.dlq_admin import read_dead_letters  # noqa: PLC0415
     from schemas.codec import DecodeError  # noqa: PLC0415
+    from schemas.topics import DLQ_SUFFIX  # noqa: PLC0415
 
     settings = Settings()
     source = dlq_topic.removesuffix(DLQ_SUFFIX)
@@ -222,7 +234,7 @@ def dlq_replay(
         False, help="Skip the record that parked the key; replay the ones parked after it."),
 ) -> None:
     """Copy a parked key's dead letters back to its topic, in order; then it flows again."""
-    from relayflow.deadletters import replay  # noqa: PLC0415
+    from relayflow.dlq_admin import replay  # noqa: PLC0415
 
     raw = _key(key, hex_key=hex_key)
     result = asyncio.run(replay(Settings(), topic, raw, parked_only=parked_only))
@@ -245,7 +257,7 @@ def dlq_release(
     hex_key: bool = typer.Option(False, "--hex", help="KEY is hex."),
 ) -> None:
     """Let a parked key flow again without replaying; its dead letters stay on the DLQ."""
-    from relayflow.deadletters import release  # noqa: PLC0415
+    from relayflow.dlq_admin import release  # noqa: PLC0415
 
     entry = asyncio.run(release(Settings(), topic, _key(key, hex_key=hex_key)))
     typer.echo("released" if entry else "the key is not parked; nothing to do")
@@ -272,10 +284,10 @@ def demo(
     """Start the local stack, run bridge and worker, send sample orders, show outcomes."""
     from rich.console import Console  # noqa: PLC0415
 
-    from bridge.app import run_bridge  # noqa: PLC0415
     from relayflow import devstack  # noqa: PLC0415
+    from relayflow.bootstrap import running  # noqa: PLC0415
     from relayflow.demo import run_demo  # noqa: PLC0415
-    from relayflow.worker import run_worker  # noqa: PLC0415
+    from relayflow.reference import APP  # noqa: PLC0415
 
     settings = Settings()
     console = Console()
@@ -291,24 +303,18 @@ def demo(
     console.print(f"bridge and worker running in this process; their log: {log_file}")
 
     async def main() -> bool:
-        stop = asyncio.Event()
-        services = [
-            asyncio.create_task(run_worker(settings, stop=stop), name="worker"),
-            asyncio.create_task(run_bridge(settings, stop=stop), name="bridge"),
-        ]
-        demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout, console=console))
         try:
-            # A service that dies ends the demo at once, with its error, instead of a timeout.
-            await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
-            if not demo.done():
+            async with running(settings, APP) as services:
+                demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout,
+                                                    console=console))
+                # A service that dies ends the demo at once, with its error, not a timeout.
+                await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
+                if demo.done():
+                    return demo.result()
                 demo.cancel()
-                failed = next(task for task in services if task.done())
-                console.print(f"[red]{failed.get_name()} stopped: {failed.exception()!r}[/red]")
-                return False
-            return demo.result()
-        finally:
-            stop.set()
-            await asyncio.gather(*services, return_exceptions=True)
+        except Exception as error:  # noqa: BLE001 - reported, and the demo fails
+            console.print(f"[red]a service stopped: {error!r}[/red]")
+        return False
 
     ok = asyncio.run(main())
     console.print()

@@ -27,14 +27,6 @@ from rich.table import Table
 from rich.text import Text
 
 from relayflow.settings import Settings
-from relayflow.topics import (
-    APPROVALS_DECISIONS,
-    BATCHES_OUTCOMES,
-    BATCHES_REQUESTS,
-    DLQ_SUFFIX,
-    ORDERS_EVENTS,
-    ORDERS_OUTCOMES,
-)
 from schemas import (
     ApprovalDecided,
     ApprovalEscalated,
@@ -50,8 +42,16 @@ from schemas import (
     OrderPlaced,
 )
 from schemas.codec import AvroCodec, DecodeError
+from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, EVENT_TYPE
-from schemas.records import to_record
+from schemas.topics import (
+    APPROVALS_DECISIONS,
+    BATCHES_OUTCOMES,
+    BATCHES_REQUESTS,
+    DLQ_SUFFIX,
+    ORDERS_EVENTS,
+    ORDERS_OUTCOMES,
+)
 
 __all__ = ["BatchWatch", "Scenario", "build_scenarios", "run_demo"]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relayflow.schema_registry import HttpSchemaRegistry
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
-from schemas.registry import HttpSchemaRegistry
 
 __all__ = ["Settings", "get_settings"]
 
@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     """All relayflow configuration.
 
     Attributes:
+        app: The application the bridge and the worker run, as
+            ``module:attribute`` naming an ``relayflow.application.Application``
+            (default: relayflow's own orders, approvals and batches).
         kafka_bootstrap_servers: Comma-separated ``host:port`` list of Kafka brokers.
         kafka_consumer_group: Consumer group id of the bridge.
         schema_registry_url: A Confluent-compatible schema registry
@@ -70,12 +73,15 @@ class Settings(BaseSettings):
             less throughput at their edges (BENCHMARKS.md); a crash redelivers at
             most one batch.
         bridge_concurrency: Key groups of a batch the bridge processes at once.
+        batch_history_event_limit: ``BatchWorkflow`` continues as new once its
+            history passes this many events (or when the server suggests it).
         cache_dir: Where the dev stack caches the Kafka jars, by version, so
             later runs start offline.
     """
 
     model_config = SettingsConfigDict(env_prefix="RELAYFLOW_", extra="ignore")
 
+    app: str = "relayflow.reference:APP"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_consumer_group: str = "relayflow-bridge"
     schema_registry_url: str | None = None
@@ -107,6 +113,7 @@ class Settings(BaseSettings):
     escalation_approver: str = "orders-managers"
     bridge_concurrency: int = 64
     card_limit_cents: int = 500_000
+    batch_history_event_limit: int = Field(default=2_000, ge=100)
     log_level: str = "INFO"
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "relayflow")
 
@@ -123,13 +130,16 @@ class Settings(BaseSettings):
         env["RELAYFLOW_STORE_PATH"] = str(self.store_path)
         return env
 
+    def schema_registry(self) -> HttpSchemaRegistry | None:
+        """A client of the configured schema registry, or None when none is set."""
+        if not self.schema_registry_url:
+            return None
+        return HttpSchemaRegistry(self.schema_registry_url,
+                                  timeout=self.schema_registry_timeout_seconds)
+
     def codec(self) -> AvroCodec:
-        """The Avro codec for every event type, with the schema registry when one is set."""
-        registry = None
-        if self.schema_registry_url:
-            registry = HttpSchemaRegistry(self.schema_registry_url,
-                                          timeout=self.schema_registry_timeout_seconds)
-        return AvroCodec(EVENT_TYPES.values(), registry=registry)
+        """The Avro codec of relayflow's own event types, with the schema registry if set."""
+        return AvroCodec(EVENT_TYPES.values(), registry=self.schema_registry())
 
     @property
     def temporal_ui_url(self) -> str:

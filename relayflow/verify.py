@@ -32,16 +32,9 @@ from dataclasses import dataclass, field
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from activities.store import Store
-from relayflow.reading import StoredRecord, read_records
+from relayflow.bootstrap import connect_temporal
+from relayflow.kafka_reads import StoredRecord, read_records
 from relayflow.settings import Settings
-from relayflow.temporal import connect
-from relayflow.topics import (
-    BATCHES_OUTCOMES,
-    DLQ_SUFFIX,
-    INPUT_TOPICS,
-    ORDERS_OUTCOMES,
-    dlq_topic,
-)
 from schemas import (
     EVENT_TYPES,
     ApprovalDecided,
@@ -55,6 +48,13 @@ from schemas import (
     OrderPlaced,
 )
 from schemas.codec import AvroCodec, DecodeError
+from schemas.topics import (
+    BATCHES_OUTCOMES,
+    DLQ_SUFFIX,
+    INPUT_TOPICS,
+    ORDERS_OUTCOMES,
+    dlq_topic,
+)
 
 __all__ = ["VerifyReport", "Violation", "evaluate", "verify", "verify_until_settled"]
 
@@ -271,7 +271,7 @@ async def verify(settings: Settings, *, key_prefix: str = "",
     wanted: Callable[[StoredRecord], bool] = lambda r: _key(r).startswith(key_prefix)  # noqa: E731
     records = [r for r in await read_records(
         settings, [*INPUT_TOPICS, *OUTPUTS, *(dlq_topic(t) for t in INPUT_TOPICS)]) if wanted(r)]
-    runs = await _workflows(client or await connect(settings), key_prefix)
+    runs = await _workflows(client or await connect_temporal(settings), key_prefix)
     return evaluate(records, runs,
                     Store(settings.store_path, card_limit_cents=settings.card_limit_cents),
                     codec=settings.codec())
@@ -315,7 +315,7 @@ async def verify_until_settled(settings: Settings, *, key_prefix: str = "",
         key_prefix: Only records whose key starts with this.
         wait_seconds: How long to give open flows to finish.
     """
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     deadline = time.monotonic() + wait_seconds
     while True:
         report = await verify(settings, key_prefix=key_prefix, client=client)

@@ -51,7 +51,6 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
 from schemas import (
     ApprovalDecided,
     BatchCompleted,
@@ -70,6 +69,7 @@ from schemas.codec import (
     load_history,
     load_schemas,
 )
+from schemas.framing import to_record
 from schemas.headers import (
     CAUSATION_ID,
     CONTENT_TYPE,
@@ -78,7 +78,7 @@ from schemas.headers import (
     EVENT_TYPE,
     TRACEPARENT,
 )
-from schemas.records import to_record
+from schemas.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
 
 __all__ = [
     "CorpusRecord",

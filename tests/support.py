@@ -14,7 +14,7 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 
 from relayflow.settings import Settings
 from schemas import OrderLine, OrderPlaced
-from schemas.records import KafkaRecord
+from schemas.framing import KafkaRecord
 
 __all__ = ["KafkaProbe", "kafka_probe", "order_placed"]
 
@@ -46,7 +46,7 @@ class KafkaProbe:
         return await self.producer.send_and_wait(topic, value, key=key, headers=headers or [])
 
     async def send_record(self, topic: str, record: KafkaRecord) -> RecordMetadata:
-        """Produce a record made by ``schemas.records.to_record``."""
+        """Produce a record made by ``schemas.framing.to_record``."""
         return await self.send(topic, record.value, record.key, record.headers)
 
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:

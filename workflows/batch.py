@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError
@@ -27,12 +28,14 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from activities.batches import (
         BatchActivities,
+        BatchLimits,
         ItemFailure,
         ProcessItemInput,
         RecordFailuresInput,
     )
     from schemas import BatchCompleted, BatchProgress, BatchRequested, Inbound
-    from workflows.order_saga import PUBLISH_RETRY, outcome_event_id, publish_outcome
+    from schemas.topics import BATCHES_OUTCOMES
+    from workflows.outcomes import PUBLISH_RETRY, outcome_event_id, publish_outcome
 
 __all__ = [
     "HISTORY_EVENT_LIMIT",
@@ -46,11 +49,11 @@ __all__ = [
     "chunk_item_ids",
 ]
 
-BATCHES_OUTCOMES = "batches.outcomes"
-"""Where batch outcomes go (relayflow.topics has the same name; workflows may not import it)."""
 HISTORY_EVENT_LIMIT = 2_000
 """Continue as new past this many events, whatever the server suggests."""
 MAX_LISTED_FAILURES = 1_000
+_LIMITS_FROM_SETTINGS = "batch-limits-from-settings"
+"""``workflow.patched`` id: first runs ask the ``batch_limits`` activity for their limit."""
 
 ITEM_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
@@ -126,19 +129,32 @@ class BatchCarry(BaseModel):
     max_listed_failures: int = MAX_LISTED_FAILURES
 
 
-class BatchRun(Inbound[BatchRequested]):
+class BatchRun(BaseModel):
     """The one argument of ``BatchWorkflow``: the bridge's envelope plus carried progress.
 
-    The bridge sends a plain ``Inbound[BatchRequested]`` (``carry`` absent);
-    continue-as-new passes the same envelope with the progress so far. One
-    argument, not two: Temporal drops type hints when the argument count
-    differs from the signature's.
+    The bridge starts the workflow with a plain ``Inbound[BatchRequested]``,
+    which validates as a ``BatchRun`` without ``carry``; continue-as-new passes
+    the envelope with the progress so far. One argument, not two: Temporal
+    drops type hints when the argument count differs from the signature's.
 
     Attributes:
+        inbound: The request and its delivery metadata, as the bridge sent them.
         carry: Progress of earlier runs of this batch; None on the first run.
     """
 
+    inbound: Inbound[BatchRequested]
     carry: BatchCarry | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_envelope(cls, data: Any) -> Any:
+        # The bridge's envelope ({event, meta}), and runs of release 0.1.0 that
+        # continued as new with {event, meta, carry}: both put the envelope in place.
+        if isinstance(data, dict) and "event" in data and "inbound" not in data:
+            rest = dict(data)
+            carry = rest.pop("carry", None)
+            return {"inbound": rest, "carry": carry}
+        return data
 
 
 class BatchResult(BaseModel):
@@ -203,14 +219,15 @@ class BatchWorkflow:
         return self._carry.model_copy()
 
     @workflow.run
-    async def run(self, inbound: BatchRun) -> BatchResult:
+    async def run(self, batch: BatchRun) -> BatchResult:
         """Run the batch (or continue it after continue-as-new).
 
         Args:
-            inbound: The request, its delivery metadata and any carried progress.
+            batch: The request, its delivery metadata and any carried progress.
         """
+        inbound = batch.inbound
         request = inbound.event
-        state = self._carry = inbound.carry or BatchCarry()
+        state = self._carry = batch.carry or await self._first_carry()
         chunks_total = -(-request.total // request.chunk_size)
         running: dict[int, asyncio.Task[ChunkResult]] = {}
         try:
@@ -221,10 +238,21 @@ class BatchWorkflow:
             raise
         if state.next_chunk < chunks_total:
             state.runs += 1
-            workflow.continue_as_new(inbound.model_copy(update={"carry": state}))
+            workflow.continue_as_new(BatchRun(inbound=inbound, carry=state))
         await self._finish(inbound, chunks_total, cancelled=False)
         return BatchResult(succeeded=state.succeeded, failed=state.failed, cancelled=False,
                            runs=state.runs)
+
+    @staticmethod
+    async def _first_carry() -> BatchCarry:
+        """Progress of a first run, with the history limit from the worker's settings."""
+        # Batches started before the limit came from settings never asked for it.
+        if not workflow.patched(_LIMITS_FROM_SETTINGS):
+            return BatchCarry()
+        limits: BatchLimits = await workflow.execute_activity_method(
+            BatchActivities.batch_limits, start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=PUBLISH_RETRY)
+        return BatchCarry(history_event_limit=limits.history_event_limit)
 
     async def _window(self, inbound: Inbound[BatchRequested], chunks_total: int,
                       running: dict[int, asyncio.Task[ChunkResult]]) -> None:

@@ -11,11 +11,9 @@ compensations run in reverse order, then the outcome (``OrderCompleted`` or
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,7 +22,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.approvals import ApprovalPolicy, ApprovalPolicyProvider
     from activities.orders import (
         BUSINESS_ERRORS,
         ChargePaymentInput,
@@ -35,45 +32,22 @@ with workflow.unsafe.imports_passed_through():
         ReserveInventoryInput,
         StepResult,
     )
-    from activities.outcomes import OutcomePublisher, PublishOutcomeInput
     from schemas import (
         ApprovalDecided,
-        ApprovalEscalated,
-        ApprovalRequested,
-        ApprovalTimedOut,
         Inbound,
         OrderCompleted,
         OrderFailed,
         OrderPlaced,
-        Outcome,
     )
+    from schemas.topics import ORDERS_OUTCOMES
+    from workflows.approval import APPROVAL_SIGNAL, ApprovalRefused, ApprovalStage, ApprovalState
+    from workflows.outcomes import outcome_event_id, publish_outcome
 
-__all__ = [
-    "APPROVAL_SIGNAL",
-    "OUTCOME_NAMESPACE",
-    "PUBLISH_RETRY",
-    "ApprovalState",
-    "OrderSaga",
-    "OrderSagaResult",
-    "SagaStatus",
-    "approval_id_for",
-    "outcome_event_id",
-    "publish_outcome",
-]
+__all__ = ["OrderSaga", "OrderSagaResult", "SagaStatus"]
 
-APPROVAL_SIGNAL = "approval_decided"
-SEEN_EVENT_IDS = 1000
-"""Signal event ids remembered for de-duplication (bounded: history stays small)."""
-
-ORDERS_OUTCOMES = "orders.outcomes"
-
-OUTCOME_NAMESPACE = uuid.UUID("6f1c3c52-7b7e-4d59-9d0b-0d7f2a5f9a11")
-"""uuid5 namespace of outcome event ids."""
 
 STEP_TIMEOUT = timedelta(seconds=10)
 """Store steps take milliseconds; a step whose worker died is retried after this long."""
-PUBLISH_TIMEOUT = timedelta(seconds=15)
-"""One acks=all produce, including the producer's own retries of a broker hiccup."""
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
@@ -88,12 +62,6 @@ COMPENSATION_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
 )
-PUBLISH_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["InvalidOutcome"],
-)
 
 _REASONS = {
     "OutOfStock": "out_of_stock",
@@ -101,16 +69,6 @@ _REASONS = {
     "ShipmentRejected": "shipment_failed",
     "InvalidOrder": "invalid_order",
 }
-
-
-def approval_id_for(order_id: str) -> str:
-    """The approval id of an order: known before the request, so early decisions match."""
-    return f"approval-{order_id}"
-
-
-def outcome_event_id(workflow_id: str, outcome: str) -> uuid.UUID:
-    """Deterministic id of an outcome event: the same on every replay and retry."""
-    return uuid.uuid5(OUTCOME_NAMESPACE, f"{workflow_id}/{outcome}")
 
 
 class OrderSagaResult(BaseModel):
@@ -143,33 +101,6 @@ class SagaStatus(BaseModel):
     compensations: list[str]
 
 
-class ApprovalState(BaseModel):
-    """Answer of the ``approval`` query.
-
-    Attributes:
-        required: Whether this order needs approval at all.
-        approval_id: Id to quote in ``ApprovalDecided``.
-        status: ``not-required``, ``pending`` (not asked yet), ``waiting``,
-            ``approved``, ``rejected`` or ``timed-out``.
-        approver: Who must decide now.
-        waiting_since: When the current wait began.
-        deadline: When the current wait ends.
-        escalated: Whether the request escalated.
-        decided_by: Who decided, once decided.
-        ignored: Decisions that did not count, with why.
-    """
-
-    required: bool = False
-    approval_id: str = ""
-    status: str = "pending"
-    approver: str = ""
-    waiting_since: datetime | None = None
-    deadline: datetime | None = None
-    escalated: bool = False
-    decided_by: str = ""
-    ignored: list[str] = []
-
-
 @dataclass(frozen=True)
 class _Undo:
     name: str
@@ -190,38 +121,17 @@ class OrderSaga:
         self._step = "starting"
         self._completed: list[str] = []
         self._compensations: list[str] = []
-        self._approval = ApprovalState()
-        self._decision: ApprovalDecided | None = None
-        self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)
-        self._order_id = ""
+        self._approval = ApprovalStage()
 
     @workflow.signal(name=APPROVAL_SIGNAL)
     def approval_decided(self, inbound: Inbound[ApprovalDecided]) -> None:
         """A person's decision; may arrive before the saga asks (it is kept)."""
-        event_id = inbound.meta.event_id
-        if event_id in self._seen:
-            return  # a redelivered signal: one effect only
-        self._seen.append(event_id)
-        decision = inbound.event
-        expected = approval_id_for(decision.order_id)
-        why = ""
-        if decision.approval_id != expected:
-            why = f"unknown approval id {decision.approval_id}"
-        elif self._decision is not None:
-            why = f"already decided by {self._decision.decided_by}"
-        elif self._approval.status in {"not-required", "timed-out"}:
-            why = f"approval {self._approval.status}"
-        if why:
-            note = f"{decision.decision} by {decision.decided_by} ignored: {why}"
-            self._approval.ignored.append(note)
-            workflow.logger.warning("order %s: %s", decision.order_id, note)
-            return
-        self._decision = decision
+        self._approval.receive(inbound)
 
     @workflow.query(name="approval")
     def approval(self) -> ApprovalState:
         """Whether approval is needed, who must decide, since when and until when."""
-        return self._approval.model_copy(deep=True)
+        return self._approval.state.model_copy(deep=True)
 
     @workflow.query(name="status")
     def status(self) -> SagaStatus:
@@ -279,7 +189,11 @@ class OrderSaga:
             _Undo("release_inventory", _bind(OrderActivities.release_inventory,
                                              _undo_input(key("reserve_inventory"), order))),
             undo)}
-        await self._approve(inbound)
+        try:
+            await self._approval.run(inbound, waiting=self._awaiting_approval,
+                                     retry=STEP_RETRY)
+        except ApprovalRefused as refused:
+            raise _StepFailed("approval", refused.reason, refused.error) from refused
         ids["charge_payment"] = await self._run_step(
             "charge_payment", OrderActivities.charge_payment,
             ChargePaymentInput(idempotency_key=key("charge_payment"), order_id=order.order_id,
@@ -314,76 +228,8 @@ class OrderSaga:
         self._completed.append(step)
         return result.id
 
-    async def _approve(self, inbound: Inbound[OrderPlaced]) -> None:
-        """Ask for approval when the policy says so; raise _StepFailed unless approved."""
-        order = inbound.event
-        policy: ApprovalPolicy = await workflow.execute_activity_method(
-            ApprovalPolicyProvider.approval_policy, start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=STEP_RETRY,
-        )
-        approval = self._approval
-        approval.approval_id = approval_id_for(order.order_id)
-        if order.amount_cents < policy.threshold_cents:
-            approval.status = "not-required"
-            return
-        approval.required = True
+    def _awaiting_approval(self) -> None:
         self._step = "awaiting_approval"
-        first = order.approval_timeout_seconds or policy.timeout_seconds
-        second = order.approval_timeout_seconds or policy.escalation_timeout_seconds
-        started = workflow.now()
-        stages = ((policy.approver, first), (policy.escalation_approver, second))
-        for stage, (approver, seconds) in enumerate(stages):
-            approval.status, approval.approver = "waiting", approver
-            approval.waiting_since = workflow.now()
-            approval.deadline = approval.waiting_since + timedelta(seconds=seconds)
-            await publish_outcome(ORDERS_OUTCOMES, self._approval_event(inbound, stage, policy),
-                                  inbound.meta.traceparent)
-            try:
-                await workflow.wait_condition(lambda: self._decision is not None,
-                                              timeout=timedelta(seconds=seconds))
-            except TimeoutError:
-                continue
-            decision = self._decision
-            assert decision is not None
-            approval.decided_by = decision.decided_by
-            if decision.decision == "APPROVED":
-                approval.status = "approved"
-                return
-            approval.status = "rejected"
-            comment = f": {decision.comment}" if decision.comment else ""
-            raise _StepFailed("approval", "rejected",
-                              f"rejected by {decision.decided_by}{comment}")
-        approval.status = "timed-out"
-        waited = int((workflow.now() - started).total_seconds())
-        await publish_outcome(ORDERS_OUTCOMES, ApprovalTimedOut(
-            event_id=outcome_event_id(workflow.info().workflow_id, "approval-timed-out"),
-            occurred_at=workflow.now(), correlation_id=inbound.meta.correlation_id,
-            causation_id=inbound.meta.event_id, order_id=order.order_id,
-            approval_id=approval.approval_id, waited_seconds=waited,
-            last_approver=approval.approver), inbound.meta.traceparent)
-        raise _StepFailed("approval", "approval_timed_out",
-                          f"no decision from {policy.approver} or {policy.escalation_approver}"
-                          f" within {waited}s")
-
-    def _approval_event(self, inbound: Inbound[OrderPlaced], stage: int,
-                        policy: ApprovalPolicy) -> Outcome:
-        order, approval = inbound.event, self._approval
-        assert approval.deadline is not None
-        common: dict[str, Any] = {
-            "occurred_at": workflow.now(), "correlation_id": inbound.meta.correlation_id,
-            "causation_id": inbound.meta.event_id, "order_id": order.order_id,
-            "approval_id": approval.approval_id, "deadline": approval.deadline,
-        }
-        wid = workflow.info().workflow_id
-        if stage == 0:
-            return ApprovalRequested.model_validate(common | {
-                "event_id": outcome_event_id(wid, "approval-requested"),
-                "amount_cents": order.amount_cents, "currency": order.currency,
-                "approver": approval.approver})
-        approval.escalated = True
-        return ApprovalEscalated.model_validate(common | {
-            "event_id": outcome_event_id(wid, "approval-escalated"),
-            "previous_approver": policy.approver, "approver": approval.approver})
 
     async def _compensate(self, undo: list[_Undo]) -> None:
         self._step = "compensating"
@@ -408,25 +254,6 @@ class OrderSaga:
                                compensations=list(self._compensations),
                                outcome_event_id=str(event_id))
 
-
-
-async def publish_outcome(topic: str, event: Outcome, traceparent: str, *,
-                          attempt_timeout: timedelta = PUBLISH_TIMEOUT) -> None:
-    """Publish a workflow's outcome event through the ``publish_outcome`` activity.
-
-    Args:
-        topic: The outcome topic.
-        event: The event; its id must be deterministic (``outcome_event_id``).
-        traceparent: Tracing context of the event that caused it.
-        attempt_timeout: Start-to-close timeout of one attempt.
-    """
-    await workflow.execute_activity_method(
-        OutcomePublisher.publish_outcome,
-        PublishOutcomeInput(topic=topic, event_type=event.avro_name,
-                            event=event.model_dump(mode="json"), traceparent=traceparent),
-        start_to_close_timeout=attempt_timeout,
-        retry_policy=PUBLISH_RETRY,
-    )
 
 
 def _undo_input(step_key: str, order: OrderPlaced) -> CompensationInput:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from relayflow.settings import Settings
-from relayflow.topics import TOPICS
+from schemas.topics import TOPICS
 
 __all__ = [
     "ServiceStatus",

@@ -17,16 +17,9 @@ console = Console()
 
 @app.command()
 def fetch() -> None:
-    """Fetch what the stack and the tests run, into the cache (once per version).
-
-    The Apache Kafka jars from Maven Central, and Toxiproxy (fault tests,
-    benchmarks) built from the Go module proxy.
-    """
-    from relayflow.devstack.toxiproxy import fetch_toxiproxy  # noqa: PLC0415
-
+    """Fetch the Apache Kafka jars from Maven Central into the cache (once per version)."""
     settings = Settings()
     console.print(f"Kafka {settings.kafka_version} jars: {devstack.fetch_kafka(settings)}")
-    console.print(f"Toxiproxy: {fetch_toxiproxy(settings)}")
 
 
 @app.command()

@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from relayflow.reading import start_group_at_end
+from failpoints import ENV as FAILPOINTS_ENV
+from relayflow.kafka_reads import start_group_at_end
 from relayflow.settings import Settings
 from relayflow.verify import VerifyReport, verify_until_settled
 from schemas import EVENT_TYPES, Event
 from schemas.codec import AvroCodec
-from schemas.failpoints import ENV as FAILPOINTS_ENV
-from schemas.records import to_record
+from schemas.framing import to_record
 
 CODEC = AvroCodec(EVENT_TYPES.values())
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))

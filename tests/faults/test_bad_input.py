@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from relayflow.deadletters import read_dead_letters
-from relayflow.topics import INPUT_TOPICS
+from relayflow.dlq_admin import read_dead_letters
 from relayflow.verify import VerifyReport, verify_until_settled
+from schemas.topics import INPUT_TOPICS
 from tests.corpus import bad_records, good_records, mixed_stream
 from tests.faults.conftest import CODEC, Rig
 

@@ -13,9 +13,9 @@ import signal
 
 import pytest
 
-from relayflow.topics import ORDERS_EVENTS
 from relayflow.verify import VerifyReport
 from schemas import OrderPlaced
+from schemas.topics import ORDERS_EVENTS
 from tests.faults.conftest import Rig
 from tests.support import order_placed
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from relayflow import devstack
-from relayflow.devstack.toxiproxy import Proxy, Toxiproxy
 from relayflow.settings import Settings
-from relayflow.topics import ORDERS_EVENTS
+from schemas.topics import ORDERS_EVENTS
 from tests.faults.conftest import Rig, open_rig
 from tests.faults.test_crashes import assert_clean, orders
 from tests.stacks import free_port
+from tests.toxiproxy import Proxy, Toxiproxy
 
 pytestmark = [pytest.mark.timeout(480)]
 

@@ -14,11 +14,11 @@ import pytest
 from aiokafka import TopicPartition
 
 from relayflow import devstack
-from relayflow.deadletters import read_dead_letters
-from relayflow.reading import commit_group, committed_to_end
+from relayflow.dlq_admin import read_dead_letters
+from relayflow.kafka_reads import commit_group, committed_to_end
 from relayflow.settings import Settings
-from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from schemas import ApprovalDecided, Event
+from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from tests.faults.conftest import Rig, Service
 from tests.faults.test_crashes import assert_clean, orders
 from tests.support import order_placed

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from relayflow.devstack.toxiproxy import Proxy, Toxiproxy
-from relayflow.topics import ORDERS_EVENTS
+from schemas.topics import ORDERS_EVENTS
 from tests.faults.conftest import Rig, Service
 from tests.faults.test_crashes import assert_clean, orders
+from tests.toxiproxy import Proxy, Toxiproxy
 
 pytestmark = [pytest.mark.timeout(480)]
 

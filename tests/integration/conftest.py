@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from bridge.app import run_bridge
-from relayflow.reading import start_group_at_end
+from relayflow.bootstrap import run_bridge, run_worker
+from relayflow.kafka_reads import start_group_at_end
 from relayflow.settings import Settings
-from relayflow.worker import run_worker
 
 
 @asynccontextmanager

@@ -11,9 +11,8 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from activities.store import Store
+from relayflow.bootstrap import connect_temporal
 from relayflow.settings import Settings
-from relayflow.temporal import connect
-from relayflow.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS, dlq_topic
 from schemas import (
     EVENT_TYPES,
     BatchCancelled,
@@ -23,7 +22,8 @@ from schemas import (
     Event,
 )
 from schemas.codec import AvroCodec
-from schemas.records import to_record
+from schemas.framing import to_record
+from schemas.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS, dlq_topic
 from tests.support import KafkaProbe, kafka_probe
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -78,7 +78,7 @@ async def test_thousand_item_batch_counts_match(probe: KafkaProbe, system: Setti
     assert len(store.failed_items(event.batch_id)) == 20
 
     # No history near the 10,240-event limit; child ids are deterministic.
-    client = await connect(system)
+    client = await connect_temporal(system)
     children = [w async for w in client.list_workflows(
         f"WorkflowId STARTS_WITH 'batch-{event.batch_id}-chunk-'")]
     assert sorted(w.id for w in children) == sorted(

@@ -27,14 +27,14 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from bridge.app import run_bridge
-from bridge.commands import PermanentFailure, TemporalCommands
-from bridge.routes import ROUTES, Action, Route, RouteTable
+from bridge.commands import TemporalCommands
+from bridge.failures import PermanentFailure
+from bridge.routes import Action, Route, RouteTable
 from relayflow import devstack
-from relayflow.reading import start_group_at_end
+from relayflow.bootstrap import connect_temporal, run_bridge
+from relayflow.kafka_reads import start_group_at_end
+from relayflow.reference import ROUTES
 from relayflow.settings import Settings
-from relayflow.temporal import connect
-from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, dlq_topic
 from schemas import (
     EVENT_TYPES,
     ApprovalDecided,
@@ -45,6 +45,7 @@ from schemas import (
     OrderPlaced,
 )
 from schemas.codec import AvroCodec
+from schemas.framing import to_record
 from schemas.headers import (
     DLQ_FAILED_AT,
     DLQ_REASON,
@@ -52,7 +53,7 @@ from schemas.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
-from schemas.records import to_record
+from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, dlq_topic
 from tests.stacks import free_port
 from tests.support import KafkaProbe, kafka_probe, order_placed
 
@@ -173,7 +174,7 @@ async def bridged(stack: Settings) -> AsyncIterator[Bridged]:
                                         "kafka_consumer_group": f"bridge-it-{suffix}",
                                         "bridge_batch_size": 50,
                                         "bridge_signal_hold_seconds": WAIT})
-    client = await connect(settings)
+    client = await connect_temporal(settings)
     worker = Worker(client, task_queue=settings.task_queue, workflows=[TinySaga],
                     workflow_runner=UnsandboxedWorkflowRunner())
     async with worker, bridge_running(settings, TEST_ROUTES), kafka_probe(
@@ -383,7 +384,7 @@ async def test_nothing_is_committed_while_temporal_is_down(
         update={"temporal_address": f"127.0.0.1:{settings.temporal_port}"})
     await asyncio.to_thread(devstack.start_temporal, settings)
     try:
-        client = await connect(settings)
+        client = await connect_temporal(settings)
         watch = [dlq_topic(ORDERS_EVENTS)]
         async with bridge_running(settings), kafka_probe(settings, watch) as probe:
             async def send(order_id: str) -> Any:

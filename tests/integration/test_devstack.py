@@ -8,7 +8,7 @@ import pytest
 
 from relayflow import devstack
 from relayflow.settings import Settings
-from relayflow.topics import TOPICS
+from schemas.topics import TOPICS
 from tests.stacks import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -13,11 +13,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.store import Store
-from relayflow.approvals import pending_approvals
-from relayflow.deadletters import parked_keys, read_dead_letters, release, replay
+from relayflow.bootstrap import connect_temporal
+from relayflow.dlq_admin import parked_keys, read_dead_letters, release, replay
+from relayflow.pending_approvals import pending_approvals
 from relayflow.settings import Settings
-from relayflow.temporal import connect
-from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
 from schemas import (
     EVENT_TYPES,
     ApprovalDecided,
@@ -27,6 +26,7 @@ from schemas import (
     OrderFailed,
 )
 from schemas.codec import AvroCodec
+from schemas.framing import to_record
 from schemas.headers import (
     CAUSATION_ID,
     CORRELATION_ID,
@@ -36,7 +36,7 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
     EVENT_ID,
 )
-from schemas.records import to_record
+from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
 from tests.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -103,7 +103,7 @@ async def test_duplicate_event_runs_one_saga_and_charges_once(
 
     outcomes = [r for r in probe.seen if _for_order(order.order_id)(r)]
     assert len(outcomes) == 1
-    client = await connect(system)
+    client = await connect_temporal(system)
     runs = [w async for w in client.list_workflows(f"WorkflowId = 'order-{order.order_id}'")]
     assert len(runs) == 1
     assert runs[0].status == WorkflowExecutionStatus.COMPLETED
@@ -214,7 +214,7 @@ async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Sett
     request = CODEC.decode(asked.value)
     assert isinstance(request, ApprovalRequested)
     assert request.approver == system.approver
-    pending = await pending_approvals(await connect(system))
+    pending = await pending_approvals(await connect_temporal(system))
     assert f"order-{order.order_id}" in {p.workflow_id for p in pending}
 
     answer = to_record(_decision(request), CODEC, correlation_id=request.correlation_id)
@@ -223,7 +223,7 @@ async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Sett
     assert isinstance(CODEC.decode(outcomes[1].value), OrderCompleted)
     # The outcome is published just before the saga closes; a decision in between would
     # reach the open saga (ignored there as a second decision), so wait for the close.
-    client = await connect(system)
+    client = await connect_temporal(system)
     await client.get_workflow_handle(f"order-{order.order_id}").result()
 
     # A decision for a finished order is stale: dead-lettered with the reason, nothing breaks.

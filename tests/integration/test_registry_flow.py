@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from relayflow.schema_registry import HttpSchemaRegistry
 from relayflow.settings import Settings
-from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
 from schemas import EVENT_TYPES, OrderCompleted, OrderPlaced
 from schemas.codec import AvroCodec
+from schemas.framing import to_record
 from schemas.headers import DLQ_REASON
-from schemas.records import to_record
-from schemas.registry import HttpSchemaRegistry
+from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
 from tests.integration.conftest import relayflow_running
 from tests.registry import RegistryServer, registry_server
 from tests.support import KafkaProbe, kafka_probe, order_placed

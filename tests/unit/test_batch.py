@@ -19,7 +19,12 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from activities.batches import ProcessItemInput, ProcessItemResult, RecordFailuresInput
+    from activities.batches import (
+        BatchLimits,
+        ProcessItemInput,
+        ProcessItemResult,
+        RecordFailuresInput,
+    )
     from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
     from schemas import BatchRequested, EventMeta, Inbound
     from tests.conftest import start_workflow_environment
@@ -45,9 +50,17 @@ class Recorder:
     in_flight_at_start: list[int] = field(default_factory=list)
     chunk_ids: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    history_event_limit: int = 2_000
+    limits_asked: int = 0
 
 
 REC = Recorder()
+
+
+@activity.defn(name="batch_limits")
+async def batch_limits() -> BatchLimits:
+    REC.limits_asked += 1
+    return BatchLimits(history_event_limit=REC.history_event_limit)
 
 
 @activity.defn(name="process_item")
@@ -123,11 +136,11 @@ async def running_batch(env: WorkflowEnvironment, inbound: Inbound[BatchRequeste
     task_queue = f"tq-{uuid.uuid4()}"
     worker = Worker(env.client, task_queue=task_queue,
                     workflows=[BatchWorkflow, chunk_workflow],
-                    activities=[process_item, publish_outcome, record_failures, chunk_started,
-                                chunk_finished])
+                    activities=[batch_limits, process_item, publish_outcome, record_failures,
+                                chunk_started, chunk_finished])
     async with worker:
         yield await env.client.start_workflow(
-            BatchWorkflow.run, BatchRun(event=inbound.event, meta=inbound.meta, carry=carry),
+            BatchWorkflow.run, BatchRun(inbound=inbound, carry=carry),
             id=f"batch-{inbound.event.batch_id}",
             task_queue=task_queue)
 
@@ -191,10 +204,12 @@ async def test_window_slides_and_is_never_exceeded(env: WorkflowEnvironment) -> 
 
 
 async def test_continue_as_new_carries_progress(env: WorkflowEnvironment) -> None:
+    REC.history_event_limit = 60  # what the worker's settings would say
     handle, result = await run_batch(
         env, batch(item_count=200, chunk_size=10, max_concurrent_children=2),
-        chunk_workflow=SlowChunkWorkflow, carry=BatchCarry(history_event_limit=60))
+        chunk_workflow=SlowChunkWorkflow)
     assert result.runs > 2
+    assert REC.limits_asked == 1  # the first run asks; later runs carry the answer
     assert result.succeeded == 200
     [completed] = published("BatchCompleted")
     assert (completed["succeeded"], completed["chunks_done"]) == (200, 20)

@@ -20,16 +20,18 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
-from bridge.commands import PermanentFailure, TransientFailure
-from bridge.consumer import Backoff, BatchConsumer, BatchProcessor, BatchReport
+from bridge.consumed import ConsumedRecord
+from bridge.consumer import FetchConsumer, FetchProcessor, FetchReport
 from bridge.decoding import Decoder
-from bridge.records import InboundRecord
-from bridge.routes import ROUTES, Action, Route, RouteTable
-from relayflow.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from bridge.failures import PermanentFailure, TransientFailure
+from bridge.retry import Backoff
+from bridge.routes import Action, Route, RouteTable
+from relayflow.reference import ROUTES
+from relayflow.schema_registry import HttpSchemaRegistry
 from schemas import EVENT_TYPES, ApprovalDecided, Event, Inbound, OrderCancelled, OrderPlaced
 from schemas.codec import AvroCodec
-from schemas.records import to_record
-from schemas.registry import HttpSchemaRegistry
+from schemas.framing import to_record
+from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from tests.registry import registry_server
 from tests.support import order_placed
 
@@ -123,7 +125,7 @@ class FakeDeadLetters:
     refusals: int = 0
     sent: list[tuple[int, str, str]] = field(default_factory=list)
 
-    async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
         if self.refusals > 0:
             self.refusals -= 1
             raise KafkaConnectionError("broker down")
@@ -160,17 +162,17 @@ def decoder(limit: int = 4096) -> Decoder:
 
 
 def processor(commands: FakeCommands, dlq: FakeDeadLetters | None = None, *,
-              concurrency: int = 64) -> BatchProcessor:
-    return BatchProcessor(decoder(), commands, dlq or FakeDeadLetters(),
+              concurrency: int = 64) -> FetchProcessor:
+    return FetchProcessor(decoder(), commands, dlq or FakeDeadLetters(),
                           concurrency=concurrency, backoff=FAST)
 
 
 # ---------------------------------------------------------------- decoding
 
 
-def test_valid_record_becomes_routed_inbound_with_metadata() -> None:
+async def test_valid_record_becomes_routed_inbound_with_metadata() -> None:
     event = order_placed("A-1")
-    routed = decoder().decode(record(event, 7, partition=3))
+    routed = await decoder().decode(record(event, 7, partition=3))
     assert routed.route.action == "start"
     assert routed.inbound.event == event
     meta = routed.inbound.meta
@@ -180,23 +182,24 @@ def test_valid_record_becomes_routed_inbound_with_metadata() -> None:
     assert meta.traceparent
 
 
-def test_headers_fill_the_metadata() -> None:
+async def test_headers_fill_the_metadata() -> None:
     event = order_placed("A-1")
     rec = to_record(event, CODEC, correlation_id="corr-1", causation_id="cause-1",
                     traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-    routed = decoder().decode(Record(ORDERS_EVENTS, 0, 0, rec.key, rec.value, list(rec.headers)))
+    routed = await decoder().decode(
+        Record(ORDERS_EVENTS, 0, 0, rec.key, rec.value, list(rec.headers)))
     assert (routed.inbound.meta.correlation_id, routed.inbound.meta.causation_id) == (
         "corr-1", "cause-1")
 
 
-def test_inbound_keeps_the_concrete_event_when_serialized() -> None:
-    routed = decoder().decode(record(order_placed("A-1")))
+async def test_inbound_keeps_the_concrete_event_when_serialized() -> None:
+    routed = await decoder().decode(record(order_placed("A-1")))
     dumped = routed.inbound.model_dump(mode="json")
     assert dumped["event"]["items"][0]["sku"] == "SKU-TEA"
 
 
-def test_headers_without_contract_headers_are_fine() -> None:
-    routed = decoder().decode(record(order_placed("A-1"), headers=[("x-other", None)]))
+async def test_headers_without_contract_headers_are_fine() -> None:
+    routed = await decoder().decode(record(order_placed("A-1"), headers=[("x-other", None)]))
     assert routed.inbound.event.key == "A-1"
 
 
@@ -225,19 +228,19 @@ def _event_type(name: bytes) -> list[tuple[str, bytes | None]]:
     ids=["oversize", "non-utf8-key", "wrong-key", "no-key", "empty", "garbage", "truncated",
          "type-header", "non-utf8-type-header", "id-header", "no-route-on-topic"],
 )
-def test_bad_records_are_refused_with_their_reason(make: Callable[[OrderPlaced], Record],
+async def test_bad_records_are_refused_with_their_reason(make: Callable[[OrderPlaced], Record],
                                                     reason: str) -> None:
     with pytest.raises(PermanentFailure) as raised:
-        decoder(limit=4096).decode(make(order_placed("A-1")))
+        await decoder(limit=4096).decode(make(order_placed("A-1")))
     assert raised.value.reason == reason
 
 
-def test_oversize_is_checked_before_decoding() -> None:
+async def test_oversize_is_checked_before_decoding() -> None:
     # Valid Avro but over the limit: the limit wins, the codec never runs.
     rec = record(order_placed("A-1"))
     assert rec.value is not None
     with pytest.raises(PermanentFailure) as raised:
-        decoder(limit=len(rec.value) - 1).decode(rec)
+        await decoder(limit=len(rec.value) - 1).decode(rec)
     assert raised.value.reason == "oversize"
 
 
@@ -347,7 +350,7 @@ async def test_spent_budget_leaves_the_rest_of_the_key_pending() -> None:
     # (in order: its second record is never tried), B finishes.
     commands = FakeCommands(transient={"A": 10**6})
     batch = [record(order_placed("A"), 0), record(cancelled("A"), 1), record(order_placed("B"), 2)]
-    slow = BatchProcessor(decoder(), commands, FakeDeadLetters(),
+    slow = FetchProcessor(decoder(), commands, FakeDeadLetters(),
                           backoff=Backoff(initial=0.01, maximum=0.01))
     report = await asyncio.wait_for(slow.process(batch, budget=0.05), 5)
     assert report.results == [None, None, "started"]
@@ -355,7 +358,7 @@ async def test_spent_budget_leaves_the_rest_of_the_key_pending() -> None:
     assert [c[0] for c in commands.calls] == ["order-B"]
 
 
-async def _until_finished(held: BatchProcessor, batch: list[Record]) -> list[BatchReport]:
+async def _until_finished(held: FetchProcessor, batch: list[Record]) -> list[FetchReport]:
     """Fetch ``batch`` again and again, as the consumer would, until it finished (bounded)."""
     reports = [await held.process(batch, budget=5)]
     while reports[-1].pending and len(reports) < 200:
@@ -366,7 +369,7 @@ async def _until_finished(held: BatchProcessor, batch: list[Record]) -> list[Bat
 
 async def test_a_signal_for_a_workflow_not_started_yet_is_held_until_it_exists() -> None:
     commands, dlq = FakeCommands(not_found={"A": 3}), FakeDeadLetters()
-    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
+    held = FetchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
                           backoff=FAST, signal_hold=60)
     reports = await _until_finished(held, [record(decision("A"), 0, topic=APPROVALS_DECISIONS)])
     # Held three times: left unfinished with a retry delay for its partition, never slept on.
@@ -380,7 +383,7 @@ async def test_a_signal_for_a_workflow_not_started_yet_is_held_until_it_exists()
 async def test_a_held_signal_is_dead_lettered_when_the_hold_expires() -> None:
     # The hold is counted from the first attempt, across refetches.
     commands, dlq = FakeCommands(not_found={"A": 10**6}), FakeDeadLetters()
-    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
+    held = FetchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands, dlq,
                           backoff=Backoff(initial=0.01, maximum=0.01), signal_hold=0.2)
     reports = await _until_finished(held, [record(decision("A"), 0, topic=APPROVALS_DECISIONS)])
     assert reports[-1].results == ["dlq:target-not-found"]
@@ -390,7 +393,7 @@ async def test_a_held_signal_is_dead_lettered_when_the_hold_expires() -> None:
 
 async def test_a_held_signal_does_not_hold_up_other_keys() -> None:
     commands = FakeCommands(not_found={"A": 10**6})
-    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands,
+    held = FetchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096), commands,
                           FakeDeadLetters(), backoff=FAST, signal_hold=60)
     batch = [record(decision("A"), 0, topic=APPROVALS_DECISIONS),
              record(decision("A"), 1, topic=APPROVALS_DECISIONS),
@@ -402,10 +405,10 @@ async def test_a_held_signal_does_not_hold_up_other_keys() -> None:
 
 async def test_a_held_record_pauses_its_partition() -> None:
     offsets = FakeOffsets()
-    held = BatchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096),
+    held = FetchProcessor(Decoder(CODEC, SIGNALS, max_payload_bytes=4096),
                           FakeCommands(not_found={"A": 1}), FakeDeadLetters(),
                           backoff=FAST, signal_hold=60)
-    consumer = BatchConsumer(held, offsets, budget=60)
+    consumer = FetchConsumer(held, offsets, budget=60)
     await consumer.consume([record(decision("A"), 7, topic=APPROVALS_DECISIONS)], consumer=None)
     tp = TopicPartition(APPROVALS_DECISIONS, 0)
     assert offsets.rewinds == [{tp: 7}]
@@ -415,7 +418,7 @@ async def test_a_held_record_pauses_its_partition() -> None:
 
 async def test_only_signals_are_held() -> None:
     commands, dlq = FakeCommands(not_found={"A": 1}), FakeDeadLetters()
-    held = BatchProcessor(decoder(), commands, dlq, backoff=FAST, signal_hold=60)
+    held = FetchProcessor(decoder(), commands, dlq, backoff=FAST, signal_hold=60)
     report = await held.process([record(cancelled("A"))])
     assert report.results == ["dlq:target-not-found"]
 
@@ -429,7 +432,7 @@ def _tp(partition: int) -> TopicPartition:
 
 async def test_a_finished_batch_commits_each_partition_past_its_last_record() -> None:
     offsets = FakeOffsets()
-    consumer = BatchConsumer(processor(FakeCommands()), offsets, budget=60)
+    consumer = FetchConsumer(processor(FakeCommands()), offsets, budget=60)
     batch = [record(order_placed("A"), 10, partition=0), record(order_placed("B"), 4, partition=1),
              record(order_placed("C"), 11, partition=0)]
     await consumer.consume(batch, consumer=None)
@@ -440,9 +443,9 @@ async def test_a_finished_batch_commits_each_partition_past_its_last_record() ->
 async def test_an_unfinished_record_holds_back_its_partition_only() -> None:
     offsets = FakeOffsets()
     commands = FakeCommands(transient={"A": 10**6})
-    slow = BatchProcessor(decoder(), commands, FakeDeadLetters(),
+    slow = FetchProcessor(decoder(), commands, FakeDeadLetters(),
                           backoff=Backoff(initial=0.01, maximum=0.01))
-    consumer = BatchConsumer(slow, offsets, budget=0.05)
+    consumer = FetchConsumer(slow, offsets, budget=0.05)
     batch = [record(order_placed("B"), 10, partition=0), record(order_placed("A"), 11, partition=0),
              record(order_placed("C"), 12, partition=0), record(order_placed("D"), 3, partition=1)]
     report = await asyncio.wait_for(consumer.consume(batch, consumer=None), 5)
@@ -453,12 +456,12 @@ async def test_an_unfinished_record_holds_back_its_partition_only() -> None:
 
 async def test_a_failed_batch_commits_nothing_and_is_fetched_again() -> None:
     class Exploding(FakeDeadLetters):
-        async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+        async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
             del record, reason, error
             raise RuntimeError("bug in the dead-letter path")
 
     offsets = FakeOffsets()
-    consumer = BatchConsumer(processor(FakeCommands(), Exploding()), offsets, budget=60)
+    consumer = FetchConsumer(processor(FakeCommands(), Exploding()), offsets, budget=60)
     batch = [record(order_placed("A"), 5), Record(ORDERS_EVENTS, 0, 6, b"A", b"junk")]
     with pytest.raises(ExceptionGroup):
         await consumer.consume(batch, consumer=None)
@@ -468,7 +471,7 @@ async def test_a_failed_batch_commits_nothing_and_is_fetched_again() -> None:
 
 async def test_a_commit_refused_after_a_rebalance_is_not_an_error() -> None:
     offsets = FakeOffsets(refuse_commit=True)
-    consumer = BatchConsumer(processor(FakeCommands()), offsets, budget=60)
+    consumer = FetchConsumer(processor(FakeCommands()), offsets, budget=60)
     report = await consumer.consume([record(order_placed("A"), 5)], consumer=None)
     assert report.results == ["started"]
 
@@ -480,7 +483,7 @@ async def test_shutdown_finishes_what_is_in_flight_commits_it_and_starts_nothing
     gate = asyncio.Event()
     commands = FakeCommands(gates={"A": gate})
     offsets = FakeOffsets()
-    consumer = BatchConsumer(processor(commands, concurrency=1), offsets, budget=60)
+    consumer = FetchConsumer(processor(commands, concurrency=1), offsets, budget=60)
     batch = [record(order_placed("A"), 0), record(order_placed("B"), 1),
              record(order_placed("C"), 2)]
     consuming = asyncio.create_task(consumer.consume(batch, consumer=None))
@@ -496,9 +499,9 @@ async def test_shutdown_finishes_what_is_in_flight_commits_it_and_starts_nothing
 
 async def test_shutdown_ends_a_retry_wait_at_once() -> None:
     commands = FakeCommands(outage=10**6)  # Temporal is down
-    slow = BatchProcessor(decoder(), commands, FakeDeadLetters(),
+    slow = FetchProcessor(decoder(), commands, FakeDeadLetters(),
                           backoff=Backoff(initial=30, maximum=30))
-    consumer = BatchConsumer(slow, FakeOffsets(), budget=600)
+    consumer = FetchConsumer(slow, FakeOffsets(), budget=600)
     consuming = asyncio.create_task(consumer.consume([record(order_placed("A"), 0)], None))
     await eventually(lambda: commands.attempts["A"] == 1)
     consumer.stop()
@@ -516,7 +519,7 @@ async def test_a_schema_registry_outage_waits_and_never_dead_letters(
         commands, dlq = FakeCommands(), FakeDeadLetters()
         registry.failing = {"GET"}
         with caplog.at_level(logging.INFO, logger="bridge"):
-            running = asyncio.create_task(BatchProcessor(
+            running = asyncio.create_task(FetchProcessor(
                 Decoder(reader, ROUTES, max_payload_bytes=4096), commands, dlq,
                 backoff=FAST).process([confluent, record(order_placed("B"), 1)]))
             async with asyncio.timeout(10):
@@ -546,15 +549,18 @@ async def test_decoder_turns_registry_answers_into_retry_or_dead_letter() -> Non
 
         registry.failing = {"GET"}
         with pytest.raises(TransientFailure, match="schema registry"):
-            await confluent.prepare(known)
-        assert confluent.needs_registry(known)  # a failed lookup caches nothing
+            await confluent.decode(known)
 
         registry.failing = set()
         with pytest.raises(PermanentFailure) as info:
-            await confluent.prepare(unknown)
+            await confluent.decode(unknown)
         assert info.value.reason == "unknown-schema"
 
-        await confluent.prepare(known)
-        assert not confluent.needs_registry(known)
-        assert confluent.decode(known).inbound.event == event
-        assert not decoder().needs_registry(known)  # no registry configured: nothing to ask
+        asked = registry.requests["GET by-id"]
+        assert (await confluent.decode(known)).inbound.event == event
+        assert registry.requests["GET by-id"] == asked + 1  # the failed lookup cached nothing
+        assert (await confluent.decode(known)).inbound.event == event
+        assert registry.requests["GET by-id"] == asked + 1  # known now: no further request
+        with pytest.raises(PermanentFailure) as info:  # no registry configured: nothing to ask
+            await decoder().decode(known)
+        assert info.value.reason == "unknown-schema"

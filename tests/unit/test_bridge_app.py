@@ -1,7 +1,7 @@
 """The FastStream wiring with FastStream's in-memory TestKafkaBroker.
 
 The broker is the one ``build_broker`` wires for production; only the
-context's ``BatchConsumer`` is built from the fakes of our own interfaces.
+context's ``FetchConsumer`` is built from the fakes of our own interfaces.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from aiokafka import ConsumerRecord, TopicPartition
 from faststream.kafka import KafkaBroker, KafkaResponse, TestKafkaBroker
 
 from bridge.app import BRIDGE, build_broker
-from bridge.consumer import BatchConsumer
-from bridge.routes import ROUTES
+from bridge.consumer import FetchConsumer
+from relayflow.bootstrap import bridge_config
+from relayflow.kafka_clients import KafkaClients
+from relayflow.reference import ROUTES
 from relayflow.settings import Settings
-from relayflow.topics import ORDERS_EVENTS
-from schemas.records import to_record
+from schemas.framing import to_record
+from schemas.topics import ORDERS_EVENTS
 from tests.support import order_placed
 from tests.unit.test_bridge import (
     CODEC,
@@ -40,15 +42,16 @@ class Wired:
 
 @pytest.fixture
 async def wired() -> AsyncIterator[Wired]:
-    broker = build_broker(Settings(bridge_batch_size=50))
+    broker = build_broker(bridge_config(Settings(bridge_batch_size=50)), ROUTES,
+                          KafkaClients(Settings()))
     commands, dlq, offsets = FakeCommands(), FakeDeadLetters(), FakeOffsets()
-    broker.context.set_global(BRIDGE, BatchConsumer(processor(commands, dlq), offsets, budget=30))
+    broker.context.set_global(BRIDGE, FetchConsumer(processor(commands, dlq), offsets, budget=30))
     async with TestKafkaBroker(broker):
         yield Wired(broker, commands, dlq, offsets)
 
 
 def test_one_batch_subscriber_reads_every_input_topic() -> None:
-    broker = build_broker(Settings())
+    broker = build_broker(bridge_config(Settings()), ROUTES, KafkaClients(Settings()))
     [subscriber] = broker.subscribers  # one group member per process, one rebalance per start
     assert list(getattr(subscriber, "topic_names", [])) == ROUTES.topics
 

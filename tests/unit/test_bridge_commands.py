@@ -10,7 +10,8 @@ from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure, NotFoundFai
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge.commands import PermanentFailure, TransientFailure, classify_temporal_error
+from bridge.commands import classify_temporal_error
+from bridge.failures import PermanentFailure, TransientFailure
 from bridge.routes import Action
 
 

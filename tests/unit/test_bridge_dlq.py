@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
-from bridge.dlq import MAX_ERROR_BYTES, DeadLetters, dlq_headers
+from bridge.dead_letters import MAX_ERROR_BYTES, DeadLetters, dlq_headers
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from relayflow.settings import Settings
-from relayflow.topics import TOPICS
+from schemas.topics import TOPICS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())

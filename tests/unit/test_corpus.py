@@ -7,15 +7,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from bridge.commands import PermanentFailure
-from bridge.consumer import Backoff, BatchProcessor
+from bridge.consumed import ConsumedRecord
+from bridge.consumer import FetchProcessor
 from bridge.decoding import Decoder
-from bridge.records import InboundRecord
-from bridge.routes import ROUTES, Route
+from bridge.failures import PermanentFailure
+from bridge.retry import Backoff
+from bridge.routes import Route
+from relayflow.reference import ROUTES
 from relayflow.settings import Settings
-from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
 from schemas import EVENT_TYPES, Event, Inbound, OrderPlaced
 from schemas.codec import AvroCodec
+from schemas.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
 from tests.corpus import CorpusRecord, bad_records, good_records, mixed_stream
 
 CODEC = AvroCodec(EVENT_TYPES.values())
@@ -109,24 +111,24 @@ def test_a_limit_too_small_for_the_corpus_is_refused() -> None:
 
 
 @pytest.mark.parametrize("record", REJECTED, ids=name_of)
-def test_bad_record_is_refused_with_its_reason(record: CorpusRecord) -> None:
+async def test_bad_record_is_refused_with_its_reason(record: CorpusRecord) -> None:
     with pytest.raises(PermanentFailure) as raised:
-        DECODER.decode(consumed(record))
+        await DECODER.decode(consumed(record))
     assert raised.value.reason == record.expected_reason
 
 
 @pytest.mark.parametrize("record", [*ACCEPTED, *GOOD[:5]], ids=name_of)
-def test_accepted_record_decodes_to_its_order(record: CorpusRecord) -> None:
-    routed = DECODER.decode(consumed(record))
+async def test_accepted_record_decodes_to_its_order(record: CorpusRecord) -> None:
+    routed = await DECODER.decode(consumed(record))
     assert isinstance(routed.inbound.event, OrderPlaced)
     assert routed.inbound.event.order_id == record.order_id
     assert routed.route.id_for(routed.inbound.event) == f"order-{record.order_id}"
 
 
-def test_good_records_are_routine_orders_that_complete() -> None:
+async def test_good_records_are_routine_orders_that_complete() -> None:
     threshold = Settings.model_fields["approval_threshold_cents"].default
     for record in [*GOOD, *ACCEPTED]:
-        order = DECODER.decode(consumed(record)).inbound.event
+        order = (await DECODER.decode(consumed(record))).inbound.event
         assert isinstance(order, OrderPlaced)
         assert order.amount_cents < threshold
         assert order.shipping_country == "DE"
@@ -187,7 +189,7 @@ class KeepDeadLetters:
     def __init__(self) -> None:
         self.reasons: dict[int, str] = {}
 
-    async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
         del error
         self.reasons[record.offset] = reason
         return record.partition, record.offset
@@ -196,7 +198,7 @@ class KeepDeadLetters:
 async def test_mixed_stream_through_the_processor_ends_as_expected() -> None:
     mixed = mixed_stream(CODEC, bad=BAD, good=GOOD)
     dead_letters = KeepDeadLetters()
-    processor = BatchProcessor(DECODER, StartEverything(), dead_letters,
+    processor = FetchProcessor(DECODER, StartEverything(), dead_letters,
                                backoff=Backoff(initial=0.001, maximum=0.002))
     report = await processor.process([consumed(r, offset) for offset, r in enumerate(mixed)])
     expected = [f"dlq:{r.expected_reason}" if r.expected_reason else "started" for r in mixed]

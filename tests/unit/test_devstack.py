@@ -14,7 +14,7 @@ import pytest
 
 from relayflow import devstack
 from relayflow.settings import Settings
-from relayflow.topics import TOPICS, dlq_topic
+from schemas.topics import TOPICS, dlq_topic
 
 
 def test_server_properties_for_one_kraft_node(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ import signal
 import subprocess
 import sys
 
-from schemas import failpoints
+import failpoints
 
 SCRIPT = """
-from schemas import failpoints
+import failpoints
 for i in range(3):
     print(i, flush=True)
     failpoints.hit("here")

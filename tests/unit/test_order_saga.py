@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlre
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.approvals import ApprovalPolicy
+from activities.approval_policy import ApprovalPolicy
 from activities.orders import (
     ChargePaymentInput,
     CompensationInput,
@@ -31,14 +31,9 @@ from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
 from schemas import ApprovalDecided, Event, EventMeta, Inbound, OrderPlaced
 from tests.conftest import start_workflow_environment
 from tests.support import order_placed
-from workflows.order_saga import (
-    APPROVAL_SIGNAL,
-    ApprovalState,
-    OrderSaga,
-    OrderSagaResult,
-    approval_id_for,
-    outcome_event_id,
-)
+from workflows.approval import APPROVAL_SIGNAL, ApprovalState, approval_id_for
+from workflows.order_saga import OrderSaga, OrderSagaResult
+from workflows.outcomes import outcome_event_id
 
 STEPS = ("reserve_inventory", "charge_payment", "create_shipment")
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from bridge.consumer import BatchProcessor
+from bridge.consumer import FetchProcessor
 from bridge.parking import PARKED, ParkEntry, replay_of
-from relayflow.topics import ORDERS_EVENTS
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
+from schemas.topics import ORDERS_EVENTS
 from tests.support import order_placed
 from tests.unit.test_bridge import (
     FAST,
@@ -47,8 +47,8 @@ class FakeParking:
 
 
 def parking_processor(commands: FakeCommands, parking: FakeParking,
-                      dlq: FakeDeadLetters | None = None) -> BatchProcessor:
-    return BatchProcessor(decoder(), commands, dlq or FakeDeadLetters(), backoff=FAST,
+                      dlq: FakeDeadLetters | None = None) -> FetchProcessor:
+    return FetchProcessor(decoder(), commands, dlq or FakeDeadLetters(), backoff=FAST,
                           parking=parking)
 
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import fastavro
 import pytest
 
+from relayflow.schema_registry import HttpSchemaRegistry, RegistryUnavailable, SchemaRegistryError
 from relayflow.settings import Settings
 from schemas import EVENT_TYPES, OrderCompleted, OrderPlaced
 from schemas.codec import AvroCodec, DecodeError, load_schemas
-from schemas.registry import HttpSchemaRegistry, RegistryUnavailable, SchemaRegistryError
 from tests.registry import RegistryServer, registry_server
 from tests.stacks import free_port
 from tests.support import order_placed

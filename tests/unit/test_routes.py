@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.routes import ROUTES, Action, Route, RouteTable
-from relayflow.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
+from bridge.routes import Action, Route, RouteTable
+from relayflow.reference import ROUTES
 from schemas import ApprovalDecided, OrderCancelled, OrderPlaced
+from schemas.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, INPUT_TOPICS, ORDERS_EVENTS
 from tests.support import order_placed
 
 
@@ -84,13 +85,14 @@ def test_id_templates_may_combine_fields() -> None:
 )
 def test_bad_tables_fail_at_build_time(routes: list[Route], complaint: str) -> None:
     with pytest.raises(ValueError, match=r"invalid routing table") as raised:
-        RouteTable(routes)
+        RouteTable(routes, known_topics=INPUT_TOPICS)
     assert complaint in str(raised.value)
 
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValueError, match=r"invalid routing table") as raised:
-        RouteTable([Route("nowhere", OrderPlaced, Action.SIGNAL, "W", "{nope}")])
+        RouteTable([Route("nowhere", OrderPlaced, Action.SIGNAL, "W", "{nope}")],
+                   known_topics=INPUT_TOPICS)
     message = str(raised.value)
     assert "unknown fields" in message
     assert "must name a signal" in message
@@ -103,3 +105,9 @@ def test_same_event_on_two_topics_is_two_routes() -> None:
         Route(APPROVALS_DECISIONS, OrderPlaced, Action.START, "W", "o-{order_id}"),
     ])
     assert len(table.routes) == 2
+
+
+def test_a_table_without_known_topics_takes_any_topic() -> None:
+    # A library user's own topics: the application, not the bridge, knows them.
+    table = RouteTable([Route("tickets.events", OrderPlaced, Action.START, "W", "o-{order_id}")])
+    assert table.topics == ["tickets.events"]

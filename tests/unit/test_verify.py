@@ -14,13 +14,13 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.store import Store
-from relayflow.reading import StoredRecord
-from relayflow.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from relayflow.kafka_reads import StoredRecord
 from relayflow.verify import VerifyReport, evaluate
 from schemas import EVENT_TYPES, Event, OrderCompleted, OrderFailed
 from schemas.codec import AvroCodec
+from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
-from schemas.records import to_record
+from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
 from tests.support import order_placed
 
 CODEC = AvroCodec(EVENT_TYPES.values())

@@ -3,8 +3,9 @@
 Off unless the process was started with ``RELAYFLOW_FAILPOINTS``, e.g.
 ``RELAYFLOW_FAILPOINTS="bridge.before-commit@3,activity.charge-payment.after-store"``:
 the process SIGKILLs itself (no cleanup, no flush, exactly like ``kill -9``)
-the n-th time (default: the first) it reaches a named point. It lives in
-``schemas`` because every layer may import it; it imports nothing of ours.
+the n-th time (default: the first) it reaches a named point. A leaf package
+of its own, outside the contract: the bridge and the activities mark their
+points with it, only the fault tests switch it on, and it imports nothing of ours.
 
 Points: ``bridge.before-temporal`` (a record routed, the Temporal call not yet
 made), ``bridge.before-commit`` (a batch acknowledged by Temporal, offsets

@@ -9,12 +9,11 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
-from relayflow.topics import INPUT_TOPICS
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,
@@ -24,6 +23,7 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
     EVENT_TYPE,
 )
+from schemas.topics import INPUT_TOPICS
 
 __all__ = [
     "StoredRecord",
@@ -98,12 +98,8 @@ class StoredRecord:
 
 async def partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
     """Partition count of each of ``topics`` that exists."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).started_admin() as admin:
         described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
 
 
@@ -116,12 +112,8 @@ async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[Topic
 async def end_offsets(settings: Settings,
                       partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """The current log-end offset of each partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await consumer.start()
-    try:
+    async with KafkaClients(settings).started_consumer() as consumer:
         return dict(await consumer.end_offsets(list(partitions)))
-    finally:
-        await consumer.stop()
 
 
 async def read_records(settings: Settings, topics: Iterable[str], *,
@@ -143,10 +135,7 @@ async def read_records(settings: Settings, topics: Iterable[str], *,
               if partition is None or tp.partition == partition]
     if not wanted:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with KafkaClients(settings).started_consumer(enable_auto_commit=False) as consumer:
         consumer.assign(wanted)
         ends = await consumer.end_offsets(wanted)
         for tp in wanted:
@@ -160,21 +149,15 @@ async def read_records(settings: Settings, topics: Iterable[str], *,
                     for r in records if r.offset < ends[tp]
                 ]
         return sorted(found, key=lambda d: (d.topic, d.partition, d.offset))
-    finally:
-        await consumer.stop()
 
 
 async def commit_group(settings: Settings, group: str,
                        offsets: Mapping[TopicPartition, int]) -> None:
     """Commit these offsets for ``group`` (which must have no running member)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with KafkaClients(settings).started_consumer(group_id=group,
+                                                       enable_auto_commit=False) as consumer:
         consumer.assign(list(offsets))
         await consumer.commit({tp: OffsetAndMetadata(at, "") for tp, at in offsets.items()})
-    finally:
-        await consumer.stop()
 
 
 async def start_group_at_end(settings: Settings, group: str,
@@ -201,13 +184,9 @@ async def committed_to_end(settings: Settings, group: str,
     wanted = list(partitions) if partitions is not None \
         else await partitions_of(settings, INPUT_TOPICS)
     ends = {tp: end for tp, end in (await end_offsets(settings, wanted)).items() if end}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).started_admin() as admin:
         while True:
             done = await admin.list_consumer_group_offsets(group)
             if all(tp in done and done[tp].offset >= end for tp, end in ends.items()):
                 return
             await asyncio.sleep(0.02)
-    finally:
-        await admin.close()

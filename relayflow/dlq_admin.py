@@ -1,7 +1,7 @@
 """Operating the dead-letter topics: list, show, replay and release parked keys.
 
 ``relayflow dlq`` is built on these functions. A dead letter is the original
-record, untouched, plus ``dlq-*`` headers (``bridge.dlq``); a parked key is an
+record, untouched, plus ``dlq-*`` headers (``bridge.dead_letters``); a parked key is an
 entry of the compacted ``relayflow.parked-keys`` topic (``bridge.parking``).
 
 Replay copies the dead letters of one parked key, from the one that parked
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from bridge.parking import PARKED, ParkEntry, ParkingLot
-from relayflow.reading import StoredRecord, read_records
+from relayflow.kafka_clients import KafkaClients
+from relayflow.kafka_reads import StoredRecord, read_records
 from relayflow.settings import Settings
-from relayflow.topics import INPUT_TOPICS, dlq_topic
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST, DLQ_REPLAY_OF
+from schemas.topics import INPUT_TOPICS, dlq_topic
 
 __all__ = [
     "DeadLetter",
@@ -65,16 +66,14 @@ async def read_dead_letters(settings: Settings, topics: Iterable[str] | None = N
 
 @asynccontextmanager
 async def _lot(settings: Settings) -> AsyncIterator[tuple[ParkingLot, AIOKafkaProducer]]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                acks="all", enable_idempotence=True)
-    await producer.start()
-    lot = ParkingLot(settings.kafka_bootstrap_servers, producer)
-    try:
-        await lot.start()
-        yield lot, producer
-    finally:
-        await lot.stop()
-        await producer.stop()
+    kafka = KafkaClients(settings)
+    async with kafka.started_producer() as producer:
+        lot = ParkingLot(kafka.consumer(enable_auto_commit=False), producer)
+        try:
+            await lot.start()
+            yield lot, producer
+        finally:
+            await lot.stop()
 
 
 async def parked_keys(settings: Settings) -> dict[tuple[str, bytes], ParkEntry]:

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from bridge.records import InboundRecord, where
-from relayflow.topics import dlq_topic
+from bridge.consumed import ConsumedRecord, where
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,
@@ -27,6 +26,7 @@ from schemas.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
+from schemas.topics import dlq_topic
 
 __all__ = ["MAX_ERROR_BYTES", "DeadLetterSink", "DeadLetters", "dlq_headers"]
 
@@ -39,7 +39,7 @@ MAX_ERROR_BYTES = 2048
 class DeadLetterSink(Protocol):
     """Takes records that can never be processed; ``DeadLetters`` in production."""
 
-    async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
         """Return (partition, offset) once the record is durable on the DLQ; raise otherwise."""
         ...
 
@@ -54,7 +54,7 @@ class _Producer(Protocol):
     async def partitions_for(self, topic: str) -> set[int]: ...
 
 
-def dlq_headers(record: InboundRecord, reason: str, error: str,
+def dlq_headers(record: ConsumedRecord, reason: str, error: str,
                 failed_at: datetime | None = None) -> list[tuple[str, bytes | None]]:
     """The original headers, untouched and in order, followed by the ``dlq-*`` headers.
 
@@ -88,7 +88,7 @@ class DeadLetters:
         self._producer = producer
         self._partitions: dict[str, int] = {}
 
-    async def send(self, record: InboundRecord, reason: str, error: str) -> tuple[int, int]:
+    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
         """Dead-letter one record; returns where it landed once the broker has it.
 
         Raises:

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from workflows.order_saga import ApprovalState, OrderSaga
+from workflows.approval import ApprovalState
+from workflows.order_saga import OrderSaga
 
 __all__ = ["PendingApproval", "pending_approvals"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["InboundRecord", "where"]
+__all__ = ["ConsumedRecord", "where"]
 
 
-class InboundRecord(Protocol):
+class ConsumedRecord(Protocol):
     """The fields of an aiokafka ``ConsumerRecord`` the bridge reads.
 
     Attributes:
@@ -39,6 +39,6 @@ class InboundRecord(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes | None]]: ...  # noqa: D102
 
 
-def where(record: InboundRecord) -> str:
+def where(record: ConsumedRecord) -> str:
     """Kafka coordinates for logs: ``topic[partition]@offset``."""
     return f"{record.topic}[{record.partition}]@{record.offset}"

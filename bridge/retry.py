@@ -1,0 +1,104 @@
+"""Retrying what may work later: capped exponential backoff, health per dependency, deadlines.
+
+Used by the consumer for every transient failure (Temporal, the schema
+registry, the dead-letter and parked-keys writes) and by the composition root
+while it waits for Temporal to come up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from bridge.consumed import ConsumedRecord, where
+
+__all__ = ["Backoff", "Deadline", "Health"]
+
+log = logging.getLogger("bridge.consumer")  # the records' log, where operators look
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with jitter.
+
+    Attributes:
+        initial: First delay, seconds.
+        maximum: Cap, seconds.
+        multiplier: Growth per consecutive failure.
+    """
+
+    initial: float = 0.2
+    maximum: float = 30.0
+    multiplier: float = 2.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (1-based)."""
+        ceiling = min(self.maximum, self.initial * self.multiplier ** max(0, failures - 1))
+        # Jitter spreads the retries of many bridges (and key groups) after a shared outage.
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - not cryptographic
+
+
+class Health:
+    """Availability of one dependency, logged once per change.
+
+    Args:
+        name: What it is, for the log (``Temporal``, ``dead-letter topic``).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failures = 0
+        self._since = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        """True between a transient failure and the next success."""
+        return self.failures > 0
+
+    def failed(self, record: ConsumedRecord, error: BaseException) -> int:
+        """Count a transient failure; returns the number of consecutive failures."""
+        if not self.failures:
+            self._since = time.monotonic()
+            log.warning("%s unavailable (at %s: %s); pausing consumption, retrying with backoff",
+                        self.name, where(record), error)
+        else:
+            log.debug("%s still unavailable at %s: %s", self.name, where(record), error)
+        self.failures += 1
+        return self.failures
+
+    def succeeded(self) -> None:
+        """Record a success; logs the recovery once."""
+        if self.failures:
+            log.warning("%s available again after %d failed attempts over %.1fs",
+                        self.name, self.failures, time.monotonic() - self._since)
+            self.failures = 0
+
+
+class Deadline:
+    """When a fetch must stop starting work: its time budget spent, or shutdown.
+
+    Args:
+        budget: Seconds from now; None for no time limit.
+        stopping: Set when shutdown begins.
+    """
+
+    def __init__(self, budget: float | None, stopping: asyncio.Event) -> None:
+        self._at = None if budget is None else time.monotonic() + budget
+        self._stopping = stopping
+
+    def expired(self) -> bool:
+        """True once the budget is spent or shutdown began."""
+        return self._stopping.is_set() or (self._at is not None and time.monotonic() >= self._at)
+
+    async def sleep(self, delay: float) -> bool:
+        """Wait ``delay`` seconds; False (without waiting it out) when the fetch must stop."""
+        if self.expired() or (self._at is not None and time.monotonic() + delay >= self._at):
+            return False
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        except TimeoutError:
+            return True
+        return False

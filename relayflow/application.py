@@ -1,0 +1,184 @@
+"""An application: what a team plugs into relayflow's bridge and worker.
+
+relayflow runs applications. Each one declares, as data:
+
+* its event types (pydantic models, each mirroring an ``.avsc`` file in its
+  schema folder: the files are the source of truth);
+* its topics (inputs and outputs with partition counts; each input gets a
+  ``<topic>.dlq``, and the bridge's parked-keys topic is added);
+* its routes (which event on which topic starts, signals or cancels which
+  workflow, with which id);
+* its workflows, and a factory for its activities (given the settings and
+  the outcome publisher, which relayflow registers for every application).
+
+``relayflow bridge``, ``relayflow worker`` and ``relayflow run`` take
+``--app module:attribute`` (or ``RELAYFLOW_APP``); relayflow's own orders,
+approvals and batches are the application ``relayflow.reference:APP``.
+
+An application is checked when it is built: every route names a workflow it
+registers (or declares as run elsewhere) with the signal the route sends,
+every routed event type is one of its event types, and every route reads one
+of its input topics. A mistake fails at start-up, not on the first record.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio import workflow
+
+from activities.outcomes import OutcomePublisher
+from bridge.routes import Action, Route, RouteTable
+from relayflow.settings import Settings
+from schemas import Event
+from schemas.codec import AvroCodec, SchemaRegistry, load_history
+from schemas.topics import Topic, with_dead_letters
+
+__all__ = ["ActivityFactory", "Application", "WorkerResources", "load_application"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResources:
+    """What an application's activity factory gets from the worker.
+
+    Attributes:
+        settings: relayflow's settings (an application may read its own too).
+        publisher: The outcome publisher; its ``publish_outcome`` activity is
+            registered by relayflow already.
+    """
+
+    settings: Settings
+    publisher: OutcomePublisher
+
+
+ActivityFactory = Callable[[WorkerResources], Sequence[Callable[..., Any]]]
+"""Builds an application's activity callables (bound methods or functions)."""
+
+
+def _no_activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
+    del resources
+    return ()
+
+
+def _definition(workflow_class: type) -> Any:
+    # The SDK keeps a class's workflow definition (name, signals) in a private type;
+    # reading it is the only way to check routes against what a worker registers.
+    return workflow._Definition.must_from_class(workflow_class)  # noqa: SLF001
+
+
+@dataclass(frozen=True)
+class Application:
+    """Event types, topics, routes, workflows and activities of one application.
+
+    Attributes:
+        name: Short name, for logs.
+        event_types: Every event model the application reads or writes.
+        topics: Its input and output topics (inputs have ``inbound=True``).
+        routes: The routing table's lines.
+        workflows: Workflow classes the worker registers.
+        activities: Builds the activities the worker registers.
+        schema_folder: Folder of the ``.avsc`` files (and ``history/`` of
+            published versions); None for relayflow's packaged schemas.
+        external_workflows: Workflows that routes address but another worker
+            runs (possibly in another language): type name → signal names.
+    """
+
+    name: str
+    event_types: Sequence[type[Event]]
+    topics: Sequence[Topic]
+    routes: Sequence[Route]
+    workflows: Sequence[type] = ()
+    activities: ActivityFactory = _no_activities
+    schema_folder: Path | None = None
+    external_workflows: Mapping[str, Collection[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Check the application (``problems``).
+
+        Raises:
+            ValueError: Listing every problem.
+        """
+        problems = self.problems()
+        if problems:
+            raise ValueError(f"application {self.name!r} is inconsistent:\n  "
+                             + "\n  ".join(problems))
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        """The topics the bridge consumes."""
+        return tuple(t.name for t in self.topics if t.inbound)
+
+    def route_table(self) -> RouteTable:
+        """The validated routing table (its topics must be input topics)."""
+        return RouteTable(self.routes, known_topics=self.input_topics)
+
+    def all_topics(self) -> tuple[Topic, ...]:
+        """Every topic the application needs: its own, a DLQ per input, and parked keys."""
+        return with_dead_letters(self.topics)
+
+    def codec(self, registry: SchemaRegistry | None = None) -> AvroCodec:
+        """The Avro codec of the application's event types.
+
+        Args:
+            registry: A schema registry client (Confluent framing), or None.
+        """
+        if self.schema_folder is None:
+            return AvroCodec(self.event_types, registry=registry)
+        history = self.schema_folder / "history"
+        older = [schema for versions in (load_history(history).values() if history.is_dir()
+                                         else ()) for schema in versions]
+        return AvroCodec(self.event_types, registry=registry, schema_folder=self.schema_folder,
+                         extra_writer_schemas=older)
+
+    def workflow_signals(self) -> dict[str, frozenset[str]]:
+        """Every workflow type a route may address, with the signals it handles."""
+        found = {name: frozenset(signals) for name, signals in self.external_workflows.items()}
+        for workflow_class in self.workflows:
+            definition = _definition(workflow_class)
+            found[definition.name] = frozenset(name for name in definition.signals if name)
+        return found
+
+    def problems(self) -> list[str]:
+        """What does not fit together (empty when the application is consistent)."""
+        found: list[str] = []
+        signals = self.workflow_signals()
+        known_events = {model.avro_name for model in self.event_types}
+        inputs = set(self.input_topics)
+        for route in self.routes:
+            what = f"route {route.event_type.__name__} on {route.topic}"
+            if route.event_type.avro_name not in known_events:
+                found.append(f"{what}: {route.event_type.__name__} is not an event type")
+            if route.topic not in inputs:
+                found.append(f"{what}: {route.topic!r} is not an input topic")
+            if route.workflow not in signals:
+                found.append(f"{what}: no workflow {route.workflow!r} is registered "
+                             f"(known: {sorted(signals)})")
+            elif route.action in {Action.SIGNAL, Action.SIGNAL_WITH_START} \
+                    and route.signal not in signals[route.workflow]:
+                found.append(f"{what}: workflow {route.workflow} has no signal {route.signal!r}")
+        try:
+            RouteTable(self.routes, known_topics=self.input_topics)
+        except ValueError as error:
+            found.append(str(error))
+        return found
+
+
+def load_application(spec: str) -> Application:
+    """Import an application named ``module:attribute``.
+
+    Raises:
+        ValueError: ``spec`` is not ``module:attribute``.
+        TypeError: It names something that is not an ``Application``.
+        ImportError: The module cannot be imported.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"application {spec!r}: expected 'module:attribute'")
+    found = getattr(importlib.import_module(module_name), attribute, None)
+    if not isinstance(found, Application):
+        raise TypeError(f"{spec} is {type(found).__name__}, not a relayflow Application")
+    return found

@@ -1,0 +1,271 @@
+"""The composition root: every real object relayflow runs is built here, from settings.
+
+* Kafka clients come from one factory (``relayflow.kafka_clients``), the
+  Temporal client from ``connect_temporal``: connection options live in
+  those two places only.
+* The bridge gets a ``BridgeConfig`` and connected clients; it never reads
+  settings itself.
+* The worker registers the application's workflows and activities plus the
+  outcome publisher every application shares.
+* ``running`` runs bridge and worker together; the CLI, the demo, the tests
+  (through the pytest plugin) and the benchmarks all use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from activities.outcomes import OutcomePublisher, Producer
+from bridge.app import create_app, serve
+from bridge.config import BridgeConfig
+from bridge.retry import Backoff
+from bridge.routes import RouteTable
+from relayflow.application import Application, WorkerResources, load_application
+from relayflow.kafka_clients import KafkaClients
+from relayflow.settings import Settings
+
+__all__ = [
+    "ACTIVITY_THREADS",
+    "application",
+    "bridge_config",
+    "build_worker",
+    "connect_temporal",
+    "run_bridge",
+    "run_worker",
+    "running",
+    "wait_for_temporal",
+]
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_THREADS = 16
+"""Threads for synchronous activities, and the worker's concurrent activity limit."""
+
+# Core treats max_retries=0 as "no limit"; one quick retry absorbs a single dropped
+# call, anything longer surfaces to the caller's own backoff.
+_ONE_QUICK_RETRY = RetryConfig(max_retries=1, initial_interval_millis=100,
+                               max_elapsed_time_millis=1000)
+_NOT_UP_YET = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+
+
+def application(settings: Settings) -> Application:
+    """The application ``settings.app`` names (``module:attribute``)."""
+    return load_application(settings.app)
+
+
+async def connect_temporal(settings: Settings, *, retries: bool = True) -> Client:
+    """Connect a Temporal client that (de)serializes pydantic models.
+
+    Args:
+        settings: Supplies the frontend address and namespace.
+        retries: Let the SDK retry failed calls itself (logging each retry). The
+            bridge turns this off: it retries with its own backoff, pausing
+            consumption, and logs once per outage instead of once per call.
+
+    Returns:
+        A connected client; reuse it, it multiplexes one gRPC channel.
+    """
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        retry_config=None if retries else _ONE_QUICK_RETRY,
+    )
+
+
+async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = None,
+                            retries: bool = True) -> Client:
+    """Connect, waiting with backoff while Temporal is not up yet; check the namespace.
+
+    Raises:
+        RPCError: Temporal answers but refuses, e.g. the namespace does not
+            exist: a configuration error, so nothing should start.
+    """
+    backoff = backoff or Backoff()
+    failures = 0
+    while True:
+        try:
+            client = await connect_temporal(settings, retries=retries)
+            # Connecting does not check the namespace; an unknown one would block every record.
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=settings.temporal_namespace))
+        except (RuntimeError, RPCError) as error:
+            # The SDK raises RuntimeError when it cannot connect at all.
+            if isinstance(error, RPCError) and error.status not in _NOT_UP_YET:
+                raise
+            failures += 1
+            if failures == 1:
+                log.warning("Temporal at %s unavailable (%s); retrying with backoff",
+                            settings.temporal_address, error)
+            await asyncio.sleep(backoff.delay(failures))
+            continue
+        if failures:
+            log.warning("Temporal at %s available after %d attempts", settings.temporal_address,
+                        failures + 1)
+        return client
+
+
+def bridge_config(settings: Settings) -> BridgeConfig:
+    """The bridge's own settings, taken from relayflow's."""
+    return BridgeConfig(
+        consumer_group=settings.kafka_consumer_group,
+        task_queue=settings.task_queue,
+        fetch_max_records=settings.bridge_batch_size,
+        concurrency=settings.bridge_concurrency,
+        signal_hold_seconds=settings.bridge_signal_hold_seconds,
+        shutdown_seconds=settings.bridge_shutdown_seconds,
+        park_keys=settings.bridge_park_keys,
+        max_payload_bytes=settings.max_payload_bytes,
+    )
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, Client],
+                          stop: asyncio.Event) -> Client | None:
+    """``work``'s result, or None when ``stop`` is set first (``work`` is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
+
+
+async def run_bridge(settings: Settings, app: Application | None = None, *,
+                     stop: asyncio.Event, routes: RouteTable | None = None) -> None:
+    """Run the bridge for ``app`` until ``stop`` is set; for ``relayflow bridge`` / ``run``.
+
+    Waits for Temporal first (with backoff); setting ``stop`` meanwhile returns at once.
+
+    Args:
+        settings: Kafka, Temporal and bridge settings.
+        app: The application (default: the one ``settings.app`` names).
+        stop: Set it to stop gracefully.
+        routes: Another routing table for ``app``'s codec (benchmarks, tests).
+    """
+    app = app or application(settings)
+    table = routes or app.route_table()
+    backoff = Backoff()
+    temporal = await _unless_stopped(wait_for_temporal(settings, backoff=backoff,
+                                                       retries=False), stop)
+    if temporal is None:
+        return
+    kafka = KafkaClients(settings)
+    async with kafka.started_producer() as producer:
+        bridge = create_app(bridge_config(settings), table,
+                            app.codec(settings.schema_registry()),
+                            temporal=temporal, producer=producer, kafka=kafka)
+        await serve(bridge, stop, description=(
+            f"bridge of {app.name} consuming {', '.join(table.topics)} "
+            f"as group {settings.kafka_consumer_group}"))
+
+
+def build_worker(client: Client, settings: Settings, app: Application, producer: Producer,
+                 executor: ThreadPoolExecutor) -> Worker:
+    """The worker with the application's workflows and activities and the outcome publisher.
+
+    Args:
+        client: Connected Temporal client (pydantic data converter).
+        settings: Task queue, and whatever the application's activities read.
+        app: The application.
+        producer: Started Kafka producer for outcome events.
+        executor: Runs the synchronous activities.
+
+    Returns:
+        A worker ready to ``run()``.
+    """
+    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()))
+    activities = app.activities(WorkerResources(settings=settings, publisher=publisher))
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(app.workflows),
+        activities=[publisher.publish_outcome, *activities],
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        # On shutdown, running activities get this long to finish before cancellation.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings, app: Application | None = None, *,
+                     stop: asyncio.Event) -> None:
+    """Run the worker for ``app`` until ``stop`` is set.
+
+    Args:
+        settings: Where Temporal and Kafka are.
+        app: The application (default: the one ``settings.app`` names).
+        stop: Set it to shut down gracefully: polling stops, in-flight
+            activities drain, then the producer closes.
+    """
+    app = app or application(settings)
+    client = await connect_temporal(settings)
+    kafka = KafkaClients(settings)
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
+        async with kafka.started_producer(linger_ms=5) as producer:
+            worker = build_worker(client, settings, app, producer, executor)
+            log.info("worker of %s polling task queue %s on %s", app.name, settings.task_queue,
+                     settings.temporal_address)
+            async with worker:
+                await stop.wait()
+            log.info("worker stopped")
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, app: Application | None = None, *,
+                  bridge: bool = True, worker: bool = True,
+                  routes: RouteTable | None = None,
+                  ) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """Bridge and worker of ``app`` running in this process while the block runs.
+
+    Leaving the block stops both gracefully and waits for them. A service that
+    failed re-raises its error there (unless the block itself raised).
+
+    Args:
+        settings: Everything both need.
+        app: The application (default: the one ``settings.app`` names).
+        bridge: Run the bridge.
+        worker: Run the worker.
+        routes: Another routing table for the bridge.
+
+    Yields:
+        The services' tasks (named ``bridge`` and ``worker``), e.g. to notice one dying.
+    """
+    app = app or application(settings)
+    stop = asyncio.Event()
+    starts: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+    if worker:
+        starts.append(("worker", lambda: run_worker(settings, app, stop=stop)))
+    if bridge:
+        starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes)))
+    tasks = [asyncio.create_task(start(), name=name) for name, start in starts]
+    failed = False
+    try:
+        yield tasks
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors and not failed:
+            raise errors[0]
