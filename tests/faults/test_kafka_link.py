@@ -20,8 +20,8 @@ from relayflow import devstack
 from relayflow.devstack.toxiproxy import Proxy, Toxiproxy
 from relayflow.settings import Settings
 from relayflow.topics import ORDERS_EVENTS
-from tests.faults.conftest import Rig, open_rig
-from tests.faults.test_crashes import assert_clean, orders
+from tests.faults.checks import assert_clean, orders
+from tests.faults.rig import Rig, open_rig
 from tests.stacks import free_port
 
 pytestmark = [pytest.mark.timeout(480)]

@@ -14,8 +14,8 @@ import pytest
 
 from relayflow.devstack.toxiproxy import Proxy, Toxiproxy
 from relayflow.topics import ORDERS_EVENTS
-from tests.faults.conftest import Rig, Service
-from tests.faults.test_crashes import assert_clean, orders
+from tests.faults.checks import assert_clean, orders
+from tests.faults.rig import Rig, Service
 
 pytestmark = [pytest.mark.timeout(480)]
 

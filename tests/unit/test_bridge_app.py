@@ -19,15 +19,8 @@ from bridge.routes import ROUTES
 from relayflow.settings import Settings
 from relayflow.topics import ORDERS_EVENTS
 from schemas.records import to_record
-from tests.support import order_placed
-from tests.unit.test_bridge import (
-    CODEC,
-    FakeCommands,
-    FakeDeadLetters,
-    FakeOffsets,
-    cancelled,
-    processor,
-)
+from tests.fakes import FakeCommands, FakeDeadLetters, FakeOffsets
+from tests.support import CODEC, cancelled, order_placed, processor
 
 
 @dataclass

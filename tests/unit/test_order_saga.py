@@ -29,8 +29,8 @@ from activities.orders import (
 )
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
 from schemas import ApprovalDecided, Event, EventMeta, Inbound, OrderPlaced
-from tests.conftest import start_workflow_environment
 from tests.support import order_placed
+from tests.workflow_env import start_workflow_environment
 from workflows.order_saga import (
     APPROVAL_SIGNAL,
     ApprovalState,
