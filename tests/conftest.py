@@ -14,18 +14,15 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from relayflow.settings import Settings
 from tests.stacks import docker_available, external_stack, local_stack, testcontainers_stack
+from tests.workflow_env import start_workflow_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,26 +33,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="time-skipping",
         help="'time-skipping' (default) or host:port of an existing Temporal server",
     )
-
-
-def _test_server_path() -> str | None:
-    # The binary sits next to the interpreter in the venv; PATH is the fallback.
-    beside = Path(sys.executable).with_name("temporal-test-server")
-    return str(beside) if beside.exists() else shutil.which("temporal-test-server")
-
-
-async def start_workflow_environment(config: pytest.Config) -> WorkflowEnvironment:
-    """The environment ``--workflow-environment`` names (time-skipping by default)."""
-    target = config.getoption("--workflow-environment")
-    if target == "time-skipping":
-        path = _test_server_path()
-        if path is None:
-            pytest.fail("temporal-test-server not found: run `make install`")
-        return await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter, test_server_existing_path=path
-        )
-    client = await Client.connect(target, data_converter=pydantic_data_converter)
-    return WorkflowEnvironment.from_client(client)
 
 
 @pytest.fixture(scope="session")

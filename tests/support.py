@@ -1,4 +1,8 @@
-"""Helpers for tests that talk to a real Kafka: produce events, wait for records."""
+"""Helpers shared by the tests: events, bridge records and processors, a real-Kafka probe.
+
+Test modules import these (and the fakes in ``tests.fakes``) instead of
+importing each other.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,38 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 
+from bridge.consumer import FetchProcessor
+from bridge.decoding import Decoder
+from bridge.retry import Backoff
+from relayflow.reference import ROUTES
 from relayflow.settings import Settings
-from schemas import OrderLine, OrderPlaced
-from schemas.framing import KafkaRecord
+from schemas import (
+    EVENT_TYPES,
+    ApprovalDecided,
+    ApprovalEscalated,
+    ApprovalRequested,
+    ApprovalTimedOut,
+    Event,
+    OrderCancelled,
+    OrderCompleted,
+    OrderFailed,
+    OrderLine,
+    OrderPlaced,
+)
+from schemas.codec import AvroCodec
+from schemas.framing import KafkaRecord, to_record
+from schemas.topics import ORDERS_EVENTS
+from tests.fakes import FakeCommands, FakeDeadLetters, Record
 
-__all__ = ["KafkaProbe", "kafka_probe", "order_placed"]
+__all__ = ["CODEC", "FAST", "NOW", "KafkaProbe", "cancelled", "decoder", "kafka_probe",
+           "order_placed", "processor", "record", "samples"]
+
+CODEC = AvroCodec(EVENT_TYPES.values())
+"""Knows every event of the contract."""
+FAST = Backoff(initial=0.001, maximum=0.002)
+"""A retry backoff short enough for unit tests."""
+NOW = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
+"""A fixed instant (whole milliseconds, as Avro keeps it)."""
 
 
 def order_placed(order_id: str | None = None, *, sku: str = "SKU-TEA", quantity: int = 2,
@@ -31,6 +62,57 @@ def order_placed(order_id: str | None = None, *, sku: str = "SKU-TEA", quantity:
         approval_timeout_seconds=approval_timeout_seconds,
     )
 
+
+def samples() -> list[Event]:
+    """One event of each order and approval type, fresh event ids."""
+    return [
+        order_placed("A-1"),
+        OrderCancelled(event_id=uuid.uuid4(), occurred_at=NOW, order_id="A-1", reason="changed"),
+        ApprovalDecided(event_id=uuid.uuid4(), occurred_at=NOW, approval_id="ap-1",
+                        order_id="A-1", decision="REJECTED", decided_by="ann", comment=None),
+        OrderCompleted(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                       causation_id="e", order_id="A-1", amount_cents=10, currency="EUR",
+                       reservation_id="r", payment_id="p", shipment_id="s"),
+        OrderFailed(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c", causation_id="e",
+                    order_id="A-1", reason="payment_declined", failed_step="charge_payment",
+                    compensations=("release_inventory",)),
+        ApprovalRequested(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                          causation_id="e", order_id="A-1", approval_id="approval-A-1",
+                          amount_cents=200_000, currency="EUR", approver="approvers",
+                          deadline=NOW),
+        ApprovalEscalated(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                          causation_id="e", order_id="A-1", approval_id="approval-A-1",
+                          previous_approver="approvers", approver="managers", deadline=NOW),
+        ApprovalTimedOut(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                         causation_id="e", order_id="A-1", approval_id="approval-A-1",
+                         waited_seconds=172_800, last_approver="managers"),
+    ]
+
+
+def cancelled(order_id: str) -> OrderCancelled:
+    """An OrderCancelled with a fresh event id."""
+    return OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), order_id=order_id)
+
+
+def record(event: Event, offset: int = 0, *, partition: int = 0, key: bytes | None = None,
+           headers: list[tuple[str, bytes | None]] | None = None,
+           topic: str = ORDERS_EVENTS) -> Record:
+    """``event`` as the bridge would fetch it (contract key and headers unless given)."""
+    rec = to_record(event, CODEC)
+    return Record(topic, partition, offset, rec.key if key is None else key, rec.value,
+                  list(rec.headers) if headers is None else headers)
+
+
+def decoder(limit: int = 4096) -> Decoder:
+    """The bridge's decoder on relayflow's routes."""
+    return Decoder(CODEC, ROUTES, max_payload_bytes=limit)
+
+
+def processor(commands: FakeCommands, dlq: FakeDeadLetters | None = None, *,
+              concurrency: int = 64) -> FetchProcessor:
+    """A batch processor on the fakes, retrying fast."""
+    return FetchProcessor(decoder(), commands, dlq or FakeDeadLetters(),
+                          concurrency=concurrency, backoff=FAST)
 
 class KafkaProbe:
     """Produces records and collects what appears on watched topics from now on."""

@@ -16,7 +16,7 @@ from relayflow.dlq_admin import read_dead_letters
 from relayflow.verify import VerifyReport, verify_until_settled
 from schemas.topics import INPUT_TOPICS
 from tests.corpus import bad_records, good_records, mixed_stream
-from tests.faults.conftest import CODEC, Rig
+from tests.faults.rig import CODEC, Rig
 
 pytestmark = [pytest.mark.timeout(480)]
 

@@ -13,27 +13,11 @@ import signal
 
 import pytest
 
-from relayflow.verify import VerifyReport
-from schemas import OrderPlaced
 from schemas.topics import ORDERS_EVENTS
-from tests.faults.conftest import Rig
-from tests.support import order_placed
+from tests.faults.checks import assert_clean, orders
+from tests.faults.rig import Rig
 
 pytestmark = [pytest.mark.timeout(420)]
-
-
-def orders(rig: Rig, count: int) -> list[OrderPlaced]:
-    """A mix: most complete, every 7th fails at shipment (compensating a charge)."""
-    return [order_placed(rig.order_id(n), country="XX" if n % 7 == 3 else "DE")
-            for n in range(count)]
-
-
-def assert_clean(report: VerifyReport, count: int) -> None:
-    assert report.ok, report.summary()
-    assert report.open == [], report.summary()
-    assert report.orders == count, report.summary()
-    assert report.completed + report.failed == count
-    assert report.failed == len([n for n in range(count) if n % 7 == 3])
 
 
 @pytest.mark.parametrize("point", ["bridge.before-commit@1", "bridge.before-temporal@25"])

@@ -19,8 +19,8 @@ import pytest
 from relayflow import devstack
 from relayflow.settings import Settings
 from schemas.topics import ORDERS_EVENTS
-from tests.faults.conftest import Rig, open_rig
-from tests.faults.test_crashes import assert_clean, orders
+from tests.faults.checks import assert_clean, orders
+from tests.faults.rig import Rig, open_rig
 from tests.stacks import free_port
 from tests.toxiproxy import Proxy, Toxiproxy
 

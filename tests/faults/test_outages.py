@@ -19,8 +19,8 @@ from relayflow.kafka_reads import commit_group, committed_to_end
 from relayflow.settings import Settings
 from schemas import ApprovalDecided, Event
 from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
-from tests.faults.conftest import Rig, Service
-from tests.faults.test_crashes import assert_clean, orders
+from tests.faults.checks import assert_clean, orders
+from tests.faults.rig import Rig, Service
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.timeout(480)]

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from schemas.topics import ORDERS_EVENTS
-from tests.faults.conftest import Rig, Service
-from tests.faults.test_crashes import assert_clean, orders
+from tests.faults.checks import assert_clean, orders
+from tests.faults.rig import Rig, Service
 from tests.toxiproxy import Proxy, Toxiproxy
 
 pytestmark = [pytest.mark.timeout(480)]

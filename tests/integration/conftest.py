@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 
-from relayflow.bootstrap import run_bridge, run_worker
-from relayflow.kafka_reads import start_group_at_end
 from relayflow.settings import Settings
-
-
-@asynccontextmanager
-async def relayflow_running(stack: Settings, **update: Any) -> AsyncIterator[Settings]:
-    """Bridge and worker in this process, on their own task queue and consumer group.
-
-    The group starts at the topics' current end: earlier tests' records are
-    theirs, and replaying them would only slow this module down.
-
-    Args:
-        stack: The session's Kafka and Temporal.
-        **update: Further settings (e.g. ``schema_registry_url``).
-    """
-    suffix = uuid.uuid4().hex[:8]
-    settings = stack.model_copy(update={"task_queue": f"it-{suffix}",
-                                        "kafka_consumer_group": f"it-{suffix}", **update})
-    await start_group_at_end(settings, settings.kafka_consumer_group)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_worker(settings, stop=stop)),
-             asyncio.create_task(run_bridge(settings, stop=stop))]
-    try:
-        yield settings
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
+from tests.integration.running import relayflow_running
 
 
 @pytest.fixture(scope="module")

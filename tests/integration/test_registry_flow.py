@@ -23,7 +23,7 @@ from schemas.codec import AvroCodec
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON
 from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
-from tests.integration.conftest import relayflow_running
+from tests.integration.running import relayflow_running
 from tests.registry import RegistryServer, registry_server
 from tests.support import KafkaProbe, kafka_probe, order_placed
 

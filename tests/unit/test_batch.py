@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
     from schemas import BatchRequested, EventMeta, Inbound
-    from tests.conftest import start_workflow_environment
+    from tests.workflow_env import start_workflow_environment
     from workflows.batch import (
         BatchCarry,
         BatchResult,

@@ -1,6 +1,6 @@
 """Bridge logic without services: decoding rules, per-key scheduling, retries, commits.
 
-The fakes here implement the bridge's own interfaces (``Commands``,
+The fakes (``tests.fakes``) implement the bridge's own interfaces (``Commands``,
 ``DeadLetterSink``, ``Offsets``); no library is mocked.
 """
 
@@ -10,15 +10,11 @@ import asyncio
 import logging
 import struct
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
 from bridge.consumed import ConsumedRecord
 from bridge.consumer import FetchConsumer, FetchProcessor, FetchReport
@@ -28,143 +24,22 @@ from bridge.retry import Backoff
 from bridge.routes import Action, Route, RouteTable
 from relayflow.reference import ROUTES
 from relayflow.schema_registry import HttpSchemaRegistry
-from schemas import EVENT_TYPES, ApprovalDecided, Event, Inbound, OrderCancelled, OrderPlaced
+from schemas import EVENT_TYPES, ApprovalDecided, Event, Inbound, OrderPlaced
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
 from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from tests.fakes import FakeCommands, FakeDeadLetters, FakeOffsets, Record
 from tests.registry import registry_server
-from tests.support import order_placed
+from tests.support import CODEC, FAST, cancelled, decoder, order_placed, processor, record
 
-CODEC = AvroCodec(EVENT_TYPES.values())
-FAST = Backoff(initial=0.001, maximum=0.002)
 SIGNALS = RouteTable([Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga",
                             "order-{order_id}", signal="approval_decided")])
-
-
-@dataclass
-class Record:
-    """Shaped like aiokafka's ConsumerRecord (the fields the bridge reads)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
-
-
-def record(event: Event, offset: int = 0, *, partition: int = 0, key: bytes | None = None,
-           headers: list[tuple[str, bytes | None]] | None = None,
-           topic: str = ORDERS_EVENTS) -> Record:
-    rec = to_record(event, CODEC)
-    return Record(topic, partition, offset, rec.key if key is None else key, rec.value,
-                  list(rec.headers) if headers is None else headers)
 
 
 def decision(order_id: str) -> ApprovalDecided:
     return ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                            approval_id=f"ap-{order_id}", order_id=order_id,
                            decision="APPROVED", decided_by="ops")
-
-
-def cancelled(order_id: str) -> OrderCancelled:
-    return OrderCancelled(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), order_id=order_id)
-
-
-@dataclass
-class FakeCommands:
-    """Our ``Commands``: records calls in order; scripted failures and gates per key.
-
-    The first ``outage`` calls fail transiently, whatever their key (Temporal is
-    down); ``transient[key]`` failures happen before the key's next call succeeds;
-    ``permanent[key]`` makes every call for the key fail permanently;
-    ``not_found[key]`` calls fail as ``target-not-found`` first; a gate
-    in ``gates[key]`` holds the key's calls until it is set.
-    """
-
-    outage: int = 0
-    transient: dict[str, int] = field(default_factory=dict)
-    not_found: dict[str, int] = field(default_factory=dict)
-    permanent: dict[str, PermanentFailure] = field(default_factory=dict)
-    gates: dict[str, asyncio.Event] = field(default_factory=dict)
-    calls: list[tuple[str, str, int]] = field(default_factory=list)
-    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-    async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
-        key = inbound.event.key
-        self.attempts[key] += 1
-        if self.outage > 0:
-            self.outage -= 1
-            raise TransientFailure("temporal unavailable")
-        if self.transient.get(key, 0) > 0:
-            self.transient[key] -= 1
-            raise TransientFailure("temporal unavailable")
-        if key in self.permanent:
-            raise self.permanent[key]
-        if self.not_found.get(key, 0) > 0:
-            self.not_found[key] -= 1
-            raise PermanentFailure("target-not-found", f"no workflow for {key} yet")
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if key in self.gates:
-                await self.gates[key].wait()
-        finally:
-            self.in_flight -= 1
-        self.calls.append((route.id_for(inbound.event), type(inbound.event).__name__,
-                           inbound.meta.offset))
-        return "started"
-
-
-@dataclass
-class FakeDeadLetters:
-    """Our ``DeadLetterSink``: keeps what it was given; can refuse N times first."""
-
-    refusals: int = 0
-    sent: list[tuple[int, str, str]] = field(default_factory=list)
-
-    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
-        if self.refusals > 0:
-            self.refusals -= 1
-            raise KafkaConnectionError("broker down")
-        self.sent.append((record.offset, reason, error))
-        return record.partition, len(self.sent) - 1
-
-
-@dataclass
-class FakeOffsets:
-    """Our ``Offsets``: records commits, rewinds, pauses; can refuse a commit after a rebalance."""
-
-    refuse_commit: bool = False
-    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
-    rewinds: list[dict[TopicPartition, int]] = field(default_factory=list)
-    pauses: list[dict[TopicPartition, float]] = field(default_factory=list)
-
-    async def commit(self, consumer: Any, offsets: Mapping[TopicPartition, int]) -> None:
-        del consumer  # the fake keeps offsets itself
-        if self.refuse_commit:
-            raise CommitFailedError("rebalanced")
-        self.commits.append(dict(offsets))
-
-    def rewind(self, consumer: Any, positions: Mapping[TopicPartition, int]) -> None:
-        del consumer
-        self.rewinds.append(dict(positions))
-
-    def pause(self, consumer: Any, delays: Mapping[TopicPartition, float]) -> None:
-        del consumer
-        self.pauses.append(dict(delays))
-
-
-def decoder(limit: int = 4096) -> Decoder:
-    return Decoder(CODEC, ROUTES, max_payload_bytes=limit)
-
-
-def processor(commands: FakeCommands, dlq: FakeDeadLetters | None = None, *,
-              concurrency: int = 64) -> FetchProcessor:
-    return FetchProcessor(decoder(), commands, dlq or FakeDeadLetters(),
-                          concurrency=concurrency, backoff=FAST)
 
 
 # ---------------------------------------------------------------- decoding

@@ -21,15 +21,8 @@ from relayflow.reference import ROUTES
 from relayflow.settings import Settings
 from schemas.framing import to_record
 from schemas.topics import ORDERS_EVENTS
-from tests.support import order_placed
-from tests.unit.test_bridge import (
-    CODEC,
-    FakeCommands,
-    FakeDeadLetters,
-    FakeOffsets,
-    cancelled,
-    processor,
-)
+from tests.fakes import FakeCommands, FakeDeadLetters, FakeOffsets
+from tests.support import CODEC, cancelled, order_placed, processor
 
 
 @dataclass

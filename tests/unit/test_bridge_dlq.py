@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
-from aiokafka.structs import RecordMetadata
 
 from bridge.dead_letters import MAX_ERROR_BYTES, DeadLetters, dlq_headers
 from schemas.headers import (
@@ -21,7 +16,7 @@ from schemas.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
-from tests.unit.test_bridge import Record
+from tests.fakes import FakeProducer, Record
 
 ORIGINAL: list[tuple[str, bytes | None]] = [
     ("event-type", b"x"), ("x-binary", b"\xff\x00"), ("x-null", None), ("event-type", b"dup")]
@@ -57,33 +52,6 @@ def test_error_is_truncated_on_a_character_boundary() -> None:
     assert error is not None
     assert len(error) <= MAX_ERROR_BYTES
     error.decode("utf-8")  # still valid UTF-8
-
-
-@dataclass
-class FakeProducer:
-    """Our DLQ producer interface: partitions per topic; can fail the next sends."""
-
-    partitions: dict[str, int]
-    failures: int = 0
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        return set(range(self.partitions[topic]))
-
-    async def send_and_wait(self, topic: str, value: bytes | None = None,
-                            key: bytes | None = None, partition: int | None = None,
-                            timestamp_ms: int | None = None,
-                            headers: Sequence[tuple[str, bytes | None]] | None = None,
-                            ) -> RecordMetadata:
-        del timestamp_ms
-        if self.failures:
-            self.failures -= 1
-            raise KafkaTimeoutError
-        self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition,
-                          "headers": list(headers or [])})
-        landed = 0 if partition is None else partition
-        return RecordMetadata(topic, landed, TopicPartition(topic, landed), len(self.sent) - 1,
-                              0, 0, 0)
 
 
 async def test_record_goes_to_its_topics_dlq_on_the_same_partition() -> None:

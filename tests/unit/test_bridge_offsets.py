@@ -7,7 +7,7 @@ import asyncio
 from aiokafka import TopicPartition
 
 from bridge.offsets import KafkaOffsets, plan_offsets
-from tests.unit.test_bridge import Record
+from tests.fakes import Record
 
 T = "orders.events"
 

@@ -7,8 +7,7 @@ import io
 import json
 import random
 import struct
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import avro.io
@@ -19,14 +18,8 @@ from fastavro.schema import to_parsing_canonical_form
 
 from schemas import (
     EVENT_TYPES,
-    ApprovalDecided,
-    ApprovalEscalated,
-    ApprovalRequested,
-    ApprovalTimedOut,
     Event,
     OrderCancelled,
-    OrderCompleted,
-    OrderFailed,
     OrderPlaced,
 )
 from schemas.codec import (
@@ -36,11 +29,10 @@ from schemas.codec import (
     legacy_canonical_form,
     load_schemas,
 )
-from tests.support import order_placed
+from tests.support import order_placed, samples
 
 AVRO_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
 CODEC = AvroCodec(EVENT_TYPES.values())
-NOW = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
 
 
 class InMemoryRegistry:
@@ -60,31 +52,6 @@ class InMemoryRegistry:
 
     def schema_by_id(self, schema_id: int) -> str:
         return self.schemas[schema_id]
-
-
-def samples() -> list[Event]:
-    return [
-        order_placed("A-1"),
-        OrderCancelled(event_id=uuid.uuid4(), occurred_at=NOW, order_id="A-1", reason="changed"),
-        ApprovalDecided(event_id=uuid.uuid4(), occurred_at=NOW, approval_id="ap-1",
-                        order_id="A-1", decision="REJECTED", decided_by="ann", comment=None),
-        OrderCompleted(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
-                       causation_id="e", order_id="A-1", amount_cents=10, currency="EUR",
-                       reservation_id="r", payment_id="p", shipment_id="s"),
-        OrderFailed(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c", causation_id="e",
-                    order_id="A-1", reason="payment_declined", failed_step="charge_payment",
-                    compensations=("release_inventory",)),
-        ApprovalRequested(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
-                          causation_id="e", order_id="A-1", approval_id="approval-A-1",
-                          amount_cents=200_000, currency="EUR", approver="approvers",
-                          deadline=NOW),
-        ApprovalEscalated(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
-                          causation_id="e", order_id="A-1", approval_id="approval-A-1",
-                          previous_approver="approvers", approver="managers", deadline=NOW),
-        ApprovalTimedOut(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
-                         causation_id="e", order_id="A-1", approval_id="approval-A-1",
-                         waited_seconds=172_800, last_approver="managers"),
-    ]
 
 
 @pytest.mark.parametrize("event", samples(), ids=lambda e: type(e).__name__)

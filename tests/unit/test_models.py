@@ -10,7 +10,7 @@ import pytest
 
 from schemas import EVENT_TYPES, Event
 from schemas.codec import load_schemas
-from tests.unit.test_codec import samples
+from tests.support import samples
 
 SCHEMAS = load_schemas()
 

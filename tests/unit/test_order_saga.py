@@ -29,8 +29,8 @@ from activities.orders import (
 )
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
 from schemas import ApprovalDecided, Event, EventMeta, Inbound, OrderPlaced
-from tests.conftest import start_workflow_environment
 from tests.support import order_placed
+from tests.workflow_env import start_workflow_environment
 from workflows.approval import APPROVAL_SIGNAL, ApprovalState, approval_id_for
 from workflows.order_saga import OrderSaga, OrderSagaResult
 from workflows.outcomes import outcome_event_id

@@ -2,48 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
 
 from bridge.consumer import FetchProcessor
 from bridge.parking import PARKED, ParkEntry, replay_of
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
 from schemas.topics import ORDERS_EVENTS
-from tests.support import order_placed
-from tests.unit.test_bridge import (
-    FAST,
-    FakeCommands,
-    FakeDeadLetters,
-    Record,
-    cancelled,
-    decoder,
-    record,
-)
-
-
-@dataclass
-class FakeParking:
-    """Our ``Parking``: a dict; can refuse the next writes (Kafka down)."""
-
-    entries: dict[tuple[str, bytes], ParkEntry] = field(default_factory=dict)
-    refusals: int = 0
-    writes: int = 0
-
-    def get(self, topic: str, key: bytes) -> ParkEntry | None:
-        return self.entries.get((topic, key))
-
-    async def put(self, topic: str, key: bytes, entry: ParkEntry | None) -> None:
-        if self.refusals > 0:
-            self.refusals -= 1
-            raise KafkaConnectionError("broker down")
-        self.writes += 1
-        if entry is None:
-            self.entries.pop((topic, key), None)
-        else:
-            self.entries[(topic, key)] = entry
+from tests.fakes import FakeCommands, FakeDeadLetters, FakeParking, Record
+from tests.support import FAST, cancelled, decoder, order_placed, record
 
 
 def parking_processor(commands: FakeCommands, parking: FakeParking,

@@ -1,0 +1,169 @@
+"""The fault rig: relayflow's bridge and worker as real processes that tests kill on purpose.
+
+Each test gets its own task queue, consumer group (starting at the current
+end of every input topic, so earlier tests' records are not replayed), store
+file and key prefix; ``relayflow verify``'s checks then run on that prefix.
+Every process is started by the rig and killed by pid at the end, whatever
+happened. The ``rig`` fixture (``tests/faults/conftest.py``) opens one per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from failpoints import ENV as FAILPOINTS_ENV
+from relayflow.kafka_reads import start_group_at_end
+from relayflow.settings import Settings
+from relayflow.verify import VerifyReport, verify_until_settled
+from schemas import EVENT_TYPES, Event
+from schemas.codec import AvroCodec
+from schemas.framing import to_record
+
+__all__ = ["CODEC", "RELAYFLOW", "Rig", "Service", "open_rig"]
+
+CODEC = AvroCodec(EVENT_TYPES.values())
+RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
+
+
+@dataclass
+class Service:
+    """One ``relayflow bridge`` or ``relayflow worker`` process."""
+
+    name: str
+    command: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, failpoints: str = "") -> Service:
+        """Start it (again), armed with ``failpoints``."""
+        env = {**os.environ, **self.env, FAILPOINTS_ENV: failpoints}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [RELAYFLOW, self.command], env=env, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def alive(self) -> bool:
+        """Running now."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """``kill -9``."""
+        if self.alive:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait for the exit; returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    async def logged(self, text: str, within: float = 60.0) -> None:
+        """Wait (bounded) until its log contains ``text``."""
+        for _ in range(int(within * 10)):
+            if self.log.exists() and text in self.log.read_text(errors="replace"):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.name} never logged {text!r}; log: {self.log}")
+
+    async def died(self, within: float = 120.0) -> int:
+        """Wait (bounded) until it exits by itself, e.g. at a failpoint; its exit code."""
+        assert self.proc is not None
+        for _ in range(int(within * 10)):
+            code = self.proc.poll()
+            if code is not None:
+                return code
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.name} still running after {within}s; log: {self.log}")
+
+
+@dataclass
+class Rig:
+    """Settings, processes and a producer for one fault test."""
+
+    settings: Settings
+    producer: AIOKafkaProducer
+    logs: Path
+    prefix: str = field(default_factory=lambda: f"f{uuid.uuid4().hex[:6]}")
+    services: list[Service] = field(default_factory=list)
+
+    def service(self, command: str, name: str | None = None,
+                env: dict[str, str] | None = None) -> Service:
+        """A (not yet started) bridge or worker process of this rig; ``env`` overrides."""
+        name = name or f"{command}-{len(self.services)}"
+        made = Service(name, command, {**self.settings.as_env(), **(env or {})},
+                       self.logs / f"{name}.log")
+        self.services.append(made)
+        return made
+
+    def bridge(self, failpoints: str = "", name: str | None = None,
+               env: dict[str, str] | None = None) -> Service:
+        """Start a bridge process."""
+        return self.service("bridge", name, env).start(failpoints)
+
+    def worker(self, failpoints: str = "", name: str | None = None) -> Service:
+        """Start a worker process."""
+        return self.service("worker", name).start(failpoints)
+
+    def order_id(self, n: int) -> str:
+        """The n-th order id of this test (all share the rig's prefix)."""
+        return f"{self.prefix}-{n}"
+
+    async def produce(self, topic: str, events: Iterable[Event]) -> None:
+        """Produce events (contract headers, key = business key), acked by every replica."""
+        sends = []
+        for event in events:
+            record = to_record(event, CODEC)
+            sends.append(await self.producer.send(topic, record.value, key=record.key,
+                                                  headers=record.headers))
+        await asyncio.gather(*sends)
+
+    async def settled(self, wait_seconds: float = 180.0) -> VerifyReport:
+        """``relayflow verify`` on this test's keys once everything finished (bounded)."""
+        return await verify_until_settled(self.settings, key_prefix=self.prefix,
+                                          wait_seconds=wait_seconds)
+
+    def stop_all(self) -> None:
+        """Kill every process this rig started, by pid."""
+        for service in self.services:
+            service.kill()
+
+
+@asynccontextmanager
+async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
+    """A rig on ``base``'s Kafka and Temporal: fresh task queue, group and store.
+
+    Args:
+        base: Where Kafka and Temporal are.
+        logs: Folder for the processes' logs and the store.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    settings = base.model_copy(update={
+        "task_queue": f"fault-{suffix}", "kafka_consumer_group": f"fault-{suffix}",
+        "store_path_override": logs / "store.db",
+        "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
+    })
+    await start_group_at_end(settings, settings.kafka_consumer_group)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
+                                enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    made = Rig(settings, producer, logs)
+    try:
+        yield made
+    finally:
+        made.stop_all()
+        await producer.stop()

@@ -1,0 +1,39 @@
+"""Temporal's workflow test environment, as ``--workflow-environment`` chooses it.
+
+The ``workflow_env`` fixture (``tests/conftest.py``) and tests that need an
+environment of their own (e.g. with a custom data converter's worker) start
+it here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+__all__ = ["start_workflow_environment"]
+
+
+def _test_server_path() -> str | None:
+    # The binary sits next to the interpreter in the venv; PATH is the fallback.
+    beside = Path(sys.executable).with_name("temporal-test-server")
+    return str(beside) if beside.exists() else shutil.which("temporal-test-server")
+
+
+async def start_workflow_environment(config: pytest.Config) -> WorkflowEnvironment:
+    """The environment ``--workflow-environment`` names (time-skipping by default)."""
+    target = config.getoption("--workflow-environment")
+    if target == "time-skipping":
+        path = _test_server_path()
+        if path is None:
+            pytest.fail("temporal-test-server not found: run `make install`")
+        return await WorkflowEnvironment.start_time_skipping(
+            data_converter=pydantic_data_converter, test_server_existing_path=path
+        )
+    client = await Client.connect(target, data_converter=pydantic_data_converter)
+    return WorkflowEnvironment.from_client(client)
