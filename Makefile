@@ -25,7 +25,7 @@ install: $(STAMP)  ## Create .venv and install relayflow with its dev extras
 
 kafka: install  ## Fetch the Kafka jars (Maven Central) and build Toxiproxy (Go) into the cache, once
 	$(BIN)/relayflow dev fetch
-	$(BIN)/python -m tests.toxiproxy
+	$(BIN)/python -m devtools.toxiproxy
 
 lint: install  ## ruff
 	$(BIN)/ruff check .

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from temporalio import workflow
 
 from relayflow import devstack
+from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
 from schemas import EVENT_TYPES, OrderLine, OrderPlaced
 from schemas.codec import AvroCodec
@@ -76,8 +76,7 @@ def orders(count: int, prefix: str | None = None) -> list[OrderPlaced]:
 
 async def produce(settings: Settings, topic: str, events: Sequence[OrderPlaced]) -> float:
     """Produce events as fast as the producer batches them; returns the seconds it took."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True, linger_ms=5)
+    producer = KafkaClients(settings).producer(linger_ms=5)
     await producer.start()
     started = time.perf_counter()
     try:

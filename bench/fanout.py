@@ -22,7 +22,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.client import Client
@@ -32,6 +31,7 @@ from activities.batches import BatchActivities, ProcessItemInput
 from activities.store import Store
 from bench.common import bench_stack, record, table
 from relayflow.bootstrap import connect_temporal, run_bridge, run_worker
+from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import start_group_at_end
 from relayflow.settings import Settings
 from schemas import EVENT_TYPES, BatchCompleted, BatchRequested
@@ -67,9 +67,8 @@ class BenchFlatLoop:
 
 
 async def _completed(settings: Settings, batch_id: str) -> BatchCompleted:
-    consumer = AIOKafkaConsumer(BATCHES_OUTCOMES, auto_offset_reset="earliest",
-                                bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_auto_commit=False)
+    consumer = KafkaClients(settings).consumer(BATCHES_OUTCOMES, auto_offset_reset="earliest",
+                                               enable_auto_commit=False)
     await consumer.start()
     try:
         async for message in consumer:
@@ -98,7 +97,7 @@ async def fan_out(settings: Settings, items: int, chunk: int, window: int) -> di
     request = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                              batch_id=batch_id, item_count=items, seed=1, chunk_size=chunk,
                              max_concurrent_children=window, progress_every_chunks=10)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = KafkaClients(settings).producer(enable_idempotence=False)
     await producer.start()
     try:
         waiting = asyncio.create_task(_completed(settings, batch_id))

@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -40,6 +39,7 @@ from bench.common import (
 )
 from bridge.routes import Action, Route, RouteTable
 from relayflow.bootstrap import connect_temporal, run_bridge, run_worker
+from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
 from schemas import EventMeta, Inbound, OrderCompleted, OrderPlaced
@@ -51,9 +51,9 @@ class Outcomes:
     """Reads ``orders.outcomes`` from its current end; when each order's outcome arrived."""
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = AIOKafkaConsumer(ORDERS_OUTCOMES, auto_offset_reset="latest",
-                                          bootstrap_servers=settings.kafka_bootstrap_servers,
-                                          enable_auto_commit=False, fetch_max_wait_ms=10)
+        self._consumer = KafkaClients(settings).consumer(
+            ORDERS_OUTCOMES, auto_offset_reset="latest", enable_auto_commit=False,
+            fetch_max_wait_ms=10)
         self.arrived: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -117,8 +117,7 @@ def direct_start(client: Client, task_queue: str) -> Send:
 @contextlib.asynccontextmanager
 async def kafka_send(settings: Settings) -> AsyncIterator[Send]:
     """Produce each event to ``orders.events`` as its own acked record, on one producer."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True)
+    producer = KafkaClients(settings).producer()
     await producer.start()
 
     async def send(event: OrderPlaced) -> None:

@@ -30,18 +30,18 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from faststream.kafka import KafkaBroker
 from temporalio.client import Client
 
 from bench.common import bench_stack, orders, produce, record, table
 from bridge.routes import Action, Route, RouteTable
+from devtools.toxiproxy import Toxiproxy
 from relayflow.bootstrap import connect_temporal, run_bridge
+from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
 from schemas import EventMeta, Inbound, OrderPlaced
 from schemas.codec import AvroCodec
 from schemas.topics import ORDERS_EVENTS
-from tests.toxiproxy import Toxiproxy
 
 TASK_QUEUE = "bench-starts"  # no worker polls it: a start is all that is measured
 CODEC = AvroCodec([OrderPlaced])
@@ -115,7 +115,7 @@ async def naive_bridge(settings: Settings, client: Client, tag: str,
     """One FastStream subscriber awaiting one start per record; yields a queue of starts."""
     group = f"naive-{tag}-{uuid.uuid4().hex[:6]}"
     await start_group_at_end(settings, group)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+    broker = KafkaClients(settings).broker(logger=None)
     starts: asyncio.Queue[None] = asyncio.Queue()
 
     async def raw_body(message: object) -> object:

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
 from schemas import (
     ApprovalDecided,
@@ -272,9 +273,7 @@ def _decision(request: ApprovalRequested) -> ApprovalDecided:
 async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
                          topics: list[str]) -> AIOKafkaConsumer:
     """A consumer positioned at the current end of every partition of ``topics``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = KafkaClients(settings).consumer(enable_auto_commit=False)
     await consumer.start()
     consumer.assign([
         TopicPartition(topic, partition)
@@ -336,9 +335,7 @@ async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
     scenarios = build_scenarios(codec, settings, run_id)
     by_order = {s.order_id: s for s in scenarios}
     batch = BatchWatch(f"{run_id}-batch")
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = KafkaClients(settings).producer()
     await producer.start()
     consumer = await _tail_from_end(settings, producer,
                                     [ORDERS_OUTCOMES, ORDERS_DLQ, BATCHES_OUTCOMES])

@@ -19,6 +19,7 @@ from aiokafka.structs import ConsumerRecord, RecordMetadata
 from bridge.consumer import FetchProcessor
 from bridge.decoding import Decoder
 from bridge.retry import Backoff
+from relayflow.kafka_clients import KafkaClients
 from relayflow.reference import ROUTES
 from relayflow.settings import Settings
 from schemas import (
@@ -152,11 +153,10 @@ class KafkaProbe:
 @asynccontextmanager
 async def kafka_probe(settings: Settings, watch: list[str]) -> AsyncIterator[KafkaProbe]:
     """A probe watching ``watch`` from their current end."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True)
+    kafka = KafkaClients(settings)
+    producer = kafka.producer()
     await producer.start()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                enable_auto_commit=False)
+    consumer = kafka.consumer(enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(t, p) for t in watch

@@ -24,9 +24,11 @@ def fetch() -> None:
 
 @app.command()
 def up() -> None:
-    """Start Kafka and Temporal (reusing what already runs) and create the topics."""
+    """Start Kafka and Temporal (reusing what already runs) and create the app's topics."""
+    from relayflow.bootstrap import application  # noqa: PLC0415 - imports the app's code
+
     settings = Settings()
-    started = devstack.up(settings)
+    started = devstack.up(settings, application(settings).all_topics())
     console.print("[green]stack started[/green]" if started else "stack already running")
     _print_status(settings)
     console.print("\nClients use:")

@@ -23,6 +23,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from failpoints import ENV as FAILPOINTS_ENV
+from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import start_group_at_end
 from relayflow.settings import Settings
 from relayflow.verify import VerifyReport, verify_until_settled
@@ -158,8 +159,7 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
     })
     await start_group_at_end(settings, settings.kafka_consumer_group)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                enable_idempotence=True, linger_ms=5)
+    producer = KafkaClients(settings).producer(linger_ms=5)
     await producer.start()
     made = Rig(settings, producer, logs)
     try:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.toxiproxy import Proxy, Toxiproxy
 from relayflow import devstack
 from relayflow.settings import Settings
 from schemas.topics import ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, open_rig
 from tests.stacks import free_port
-from tests.toxiproxy import Proxy, Toxiproxy
 
 pytestmark = [pytest.mark.timeout(480)]
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.toxiproxy import Proxy, Toxiproxy
 from schemas.topics import ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, Service
-from tests.toxiproxy import Proxy, Toxiproxy
 
 pytestmark = [pytest.mark.timeout(480)]
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from temporalio import workflow
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -32,6 +31,7 @@ from bridge.failures import PermanentFailure
 from bridge.routes import Action, Route, RouteTable
 from relayflow import devstack
 from relayflow.bootstrap import connect_temporal, run_bridge
+from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import start_group_at_end
 from relayflow.reference import ROUTES
 from relayflow.settings import Settings
@@ -109,7 +109,7 @@ async def exists(client: Client, workflow_id: str) -> bool:
 
 async def committed(settings: Settings, tp: TopicPartition) -> int:
     """The group's committed offset of a partition (-1 when none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = KafkaClients(settings).admin()
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(settings.kafka_consumer_group)

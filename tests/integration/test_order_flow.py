@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import WorkflowExecutionStatus
 
 from activities.store import Store
 from relayflow.bootstrap import connect_temporal
 from relayflow.dlq_admin import parked_keys, read_dead_letters, release, replay
+from relayflow.kafka_clients import KafkaClients
 from relayflow.pending_approvals import pending_approvals
 from relayflow.settings import Settings
 from schemas import (
@@ -182,7 +182,7 @@ async def test_offset_is_committed_after_the_record_was_processed(
     await probe.wait_for(_for_order(order.order_id))
     tp = TopicPartition(ORDERS_EVENTS, sent.partition)
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap_servers)
+    admin = KafkaClients(system).admin()
     await admin.start()
     try:
         committed = -1

@@ -152,4 +152,4 @@ class Toxiproxy:
 
 if __name__ == "__main__":
     # `make kafka` builds it with the rest of what the tests run (a dev-only tool).
-    print(f"Toxiproxy: {fetch_toxiproxy(Settings())}")  # noqa: T201
+    print(f"Toxiproxy: {fetch_toxiproxy(Settings())}")

