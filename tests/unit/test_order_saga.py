@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError, WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.approvals import ApprovalPolicy
-from activities.orders import (
-    ChargePaymentInput,
-    CompensationInput,
-    CompensationResult,
-    CreateShipmentInput,
-    ReserveInventoryInput,
-    StepResult,
-)
-from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from schemas import ApprovalDecided, Event, EventMeta, Inbound, OrderPlaced
+from schemas import OrderPlaced
 from tests.conftest import start_workflow_environment
+from tests.fakes import FakeOrderActivities, decision, inbound, wait_for_approval
 from tests.support import order_placed
 from workflows.order_saga import (
     APPROVAL_SIGNAL,
-    ApprovalState,
     OrderSaga,
     OrderSagaResult,
     approval_id_for,
@@ -44,111 +33,30 @@ STEPS = ("reserve_inventory", "charge_payment", "create_shipment")
 
 
 @dataclass
-class FakeActivities:
-    """Same-named stand-ins that record every call; a step can be made to fail or block."""
-
-    fail_at: str | None = None
-    block_at: str | None = None
-    policy: ApprovalPolicy = field(default_factory=lambda: ApprovalPolicy(
-        threshold_cents=100_000, timeout_seconds=3600, escalation_timeout_seconds=7200,
-        approver="approvers", escalation_approver="managers"))
-    calls: list[str] = field(default_factory=list)
-    done: set[str] = field(default_factory=set)
-    published: list[PublishOutcomeInput] = field(default_factory=list)
-    blocked: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def _step(self, step: str, key: str) -> StepResult:
-        self.calls.append(step)
-        if step == self.fail_at:
-            raise ApplicationError("refused", type={
-                "reserve_inventory": "OutOfStock", "charge_payment": "PaymentDeclined",
-                "create_shipment": "ShipmentRejected"}[step], non_retryable=True)
-        if step == self.block_at:
-            self.blocked.set()
-            await asyncio.Event().wait()  # until cancelled
-        self.done.add(step)
-        return StepResult(id=key)
-
-    def _undo(self, name: str, step: str) -> CompensationResult:
-        self.calls.append(name)
-        undone = step in self.done
-        self.done.discard(step)
-        return CompensationResult(undone=undone, state="undone" if undone else "absent")
-
-    def all(self) -> Sequence[Any]:
-        @activity.defn(name="reserve_inventory")
-        async def reserve(request: ReserveInventoryInput) -> StepResult:
-            return await self._step("reserve_inventory", request.idempotency_key)
-
-        @activity.defn(name="charge_payment")
-        async def charge(request: ChargePaymentInput) -> StepResult:
-            return await self._step("charge_payment", request.idempotency_key)
-
-        @activity.defn(name="create_shipment")
-        async def ship(request: CreateShipmentInput) -> StepResult:
-            return await self._step("create_shipment", request.idempotency_key)
-
-        @activity.defn(name="release_inventory")
-        async def release(request: CompensationInput) -> CompensationResult:
-            return self._undo("release_inventory", "reserve_inventory")
-
-        @activity.defn(name="refund_payment")
-        async def refund(request: CompensationInput) -> CompensationResult:
-            return self._undo("refund_payment", "charge_payment")
-
-        @activity.defn(name="cancel_shipment")
-        async def cancel(request: CompensationInput) -> CompensationResult:
-            return self._undo("cancel_shipment", "create_shipment")
-
-        @activity.defn(name="publish_outcome")
-        async def publish(request: PublishOutcomeInput) -> PublishOutcomeResult:
-            self.calls.append("publish_outcome")
-            self.published.append(request)
-            return PublishOutcomeResult(topic=request.topic, partition=0, offset=0,
-                                        event_id=str(request.event["event_id"]))
-
-        @activity.defn(name="approval_policy")
-        async def approval_policy() -> ApprovalPolicy:
-            return self.policy
-
-        return [reserve, charge, ship, release, refund, cancel, publish, approval_policy]
-
-
-@dataclass
 class Harness:
     env: WorkflowEnvironment
-    fakes: FakeActivities
+    fakes: FakeOrderActivities
     task_queue: str
 
     async def start(self, order: OrderPlaced, **kwargs: Any) -> WorkflowHandle[Any, Any]:
         return await self.env.client.start_workflow(
-            OrderSaga.run, _inbound(order), id=f"order-{order.order_id}",
+            OrderSaga.run, inbound(order), id=f"order-{order.order_id}",
             task_queue=self.task_queue, **kwargs)
 
-    async def decide(self, handle: WorkflowHandle[Any, Any], order_id: str, decision: str,
-                     *, by: str = "ann", event_id: str | None = None,
-                     approval_id: str | None = None) -> None:
-        event = ApprovalDecided(
-            event_id=uuid.UUID(event_id) if event_id else uuid.uuid4(),
-            occurred_at=datetime.now(UTC), approval_id=approval_id or approval_id_for(order_id),
-            order_id=order_id, decision=decision, decided_by=by)  # type: ignore[arg-type]
-        await handle.signal(APPROVAL_SIGNAL, _inbound(event))
+    async def decide(self, handle: WorkflowHandle[Any, Any], order_id: str,
+                     verdict: Literal["APPROVED", "REJECTED"], *, by: str = "ann",
+                     event_id: uuid.UUID | None = None, approval_id: str | None = None) -> None:
+        event = decision(order_id, verdict, by=by, event_id=event_id, approval_id=approval_id)
+        await handle.signal(APPROVAL_SIGNAL, inbound(event))
 
     def published_types(self) -> list[str]:
-        return [p.event_type.rsplit(".", 1)[1] for p in self.fakes.published]
-
-
-def _inbound(event: Event) -> Inbound[Any]:
-    envelope: Any = Inbound[type(event)]  # type: ignore[misc]
-    inbound: Inbound[Any] = envelope(event=event, meta=EventMeta(
-        event_type=event.avro_name, event_id=str(event.event_id), correlation_id="corr-1"))
-    return inbound
+        return self.fakes.published_types()
 
 
 @pytest.fixture
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     # A test server of its own: skipped time must not leak between tests.
-    fakes = FakeActivities(**getattr(request, "param", {}))
+    fakes = FakeOrderActivities(**getattr(request, "param", {}))
     task_queue = f"tq-{uuid.uuid4()}"
     async with (
         await start_workflow_environment(request.config) as env,
@@ -256,17 +164,6 @@ def big_order(**kwargs: Any) -> OrderPlaced:
     return order_placed(quantity=BIG, unit_price_cents=100, **kwargs)
 
 
-async def wait_for_approval(handle: WorkflowHandle[Any, Any], *, escalated: bool = False,
-                            ) -> ApprovalState:
-    """Poll the query (time does not skip while polling) until the saga waits."""
-    for _ in range(500):
-        state: ApprovalState = await handle.query(OrderSaga.approval)
-        if state.status == "waiting" and state.escalated == escalated:
-            return state
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"saga never waited: {state}")
-
-
 async def test_small_order_needs_no_approval(harness: Harness) -> None:
     handle = await harness.start(order_placed())
     await handle.result()
@@ -353,7 +250,7 @@ async def test_duplicate_and_conflicting_decisions_have_one_effect(harness: Harn
     order = big_order()
     handle = await harness.start(order)
     await wait_for_approval(handle)
-    event_id = str(uuid.uuid4())
+    event_id = uuid.uuid4()
     await harness.decide(handle, order.order_id, "APPROVED", event_id=event_id)
     await harness.decide(handle, order.order_id, "APPROVED", event_id=event_id)  # redelivery
     await harness.decide(handle, order.order_id, "REJECTED", by="eve")  # too late
