@@ -6,10 +6,11 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -237,13 +238,36 @@ async def test_timeout_from_the_event_overrides_settings(harness: Harness) -> No
     assert harness.fakes.published[2].event["waited_seconds"] == 120
 
 
+@pytest.mark.parametrize("harness", [{"block_at": "reserve_inventory"}], indirect=True)
 async def test_decision_before_the_saga_asks_is_kept(harness: Harness) -> None:
     order = big_order()
     handle = await harness.start(order)
-    await harness.decide(handle, order.order_id, "APPROVED")  # saga is still reserving
+    await asyncio.wait_for(harness.fakes.blocked.wait(), timeout=30)
+    # reserve_inventory runs and cannot finish before release: the saga has not asked yet.
+    await harness.decide(handle, order.order_id, "APPROVED")
+    assert (await handle.query(OrderSaga.status)).step == "reserve_inventory"
+    assert (await handle.query(OrderSaga.approval)).status == "pending"
+    assert harness.fakes.published == []
 
+    harness.fakes.release.set()
     assert (await handle.result()).outcome == "OrderCompleted"
-    assert (await handle.query(OrderSaga.approval)).status == "approved"
+
+    state = await handle.query(OrderSaga.approval)
+    assert (state.status, state.decided_by, state.escalated) == ("approved", "ann", False)
+    # It still asks, then finds the decision already there and goes on.
+    assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
+    assert harness.fakes.calls == ["reserve_inventory", "publish_outcome", "charge_payment",
+                                   "create_shipment", "publish_outcome"]
+    history = await handle.fetch_history()
+    kinds = [event.event_type for event in history.events]
+    # The signal is in the history before the first activity (reserve_inventory) completed...
+    assert (kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+            < kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED))
+    # ...and the saga never waited for it: no timer fired, done before the first deadline.
+    assert EventType.EVENT_TYPE_TIMER_FIRED not in kinds
+    requested, completed = (published.event for published in harness.fakes.published)
+    assert (datetime.fromisoformat(completed["occurred_at"])
+            < datetime.fromisoformat(requested["deadline"]))
 
 
 async def test_duplicate_and_conflicting_decisions_have_one_effect(harness: Harness) -> None:
