@@ -150,12 +150,19 @@ class FakeBatchActivities(_Outcomes):
     Items whose id starts with ``bad-`` fail with the non-retryable ``InvalidItem``.
 
     Attributes:
+        block_item: Item whose processing blocks: sets ``blocked`` and waits
+            for ``release`` (or for the worker to cancel it when it shuts down).
         processed: Item ids processed, in order.
         failures: Recorded failures, item id to reason.
+        blocked: Set once ``block_item`` started.
+        release: Set it to let ``block_item`` finish normally.
     """
 
+    block_item: str | None = None
     processed: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    blocked: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def all(self) -> Sequence[Any]:
         """Every activity the batch workflows call, under its real name."""
@@ -164,6 +171,9 @@ class FakeBatchActivities(_Outcomes):
         async def process_item(request: ProcessItemInput) -> ProcessItemResult:
             if request.item_id.startswith("bad-"):
                 raise ApplicationError("invalid", type="InvalidItem", non_retryable=True)
+            if request.item_id == self.block_item:
+                self.blocked.set()
+                await self.release.wait()
             self.processed.append(request.item_id)
             return ProcessItemResult(first_time=True)
 
