@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-__all__ = ["start_workflow_environment"]
+__all__ = ["start_time_skipping_environment", "start_workflow_environment"]
 
 
 def _test_server_path() -> str | None:
@@ -25,15 +25,27 @@ def _test_server_path() -> str | None:
     return str(beside) if beside.exists() else shutil.which("temporal-test-server")
 
 
+async def start_time_skipping_environment() -> WorkflowEnvironment:
+    """Temporal's time-skipping test server from the venv, with the pydantic data converter.
+
+    Raises:
+        FileNotFoundError: The ``temporal-test-server`` binary is not installed.
+    """
+    path = _test_server_path()
+    if path is None:
+        raise FileNotFoundError("temporal-test-server not found: run `make install`")
+    return await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=path
+    )
+
+
 async def start_workflow_environment(config: pytest.Config) -> WorkflowEnvironment:
     """The environment ``--workflow-environment`` names (time-skipping by default)."""
     target = config.getoption("--workflow-environment")
     if target == "time-skipping":
-        path = _test_server_path()
-        if path is None:
-            pytest.fail("temporal-test-server not found: run `make install`")
-        return await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter, test_server_existing_path=path
-        )
+        try:
+            return await start_time_skipping_environment()
+        except FileNotFoundError as error:
+            pytest.fail(str(error))
     client = await Client.connect(target, data_converter=pydantic_data_converter)
     return WorkflowEnvironment.from_client(client)

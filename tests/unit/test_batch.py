@@ -15,19 +15,13 @@ from temporalio import activity, workflow
 with workflow.unsafe.imports_passed_through():
     import pytest
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-    from temporalio.exceptions import ApplicationError, CancelledError
+    from temporalio.exceptions import CancelledError
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from activities.batches import (
-        BatchLimits,
-        ProcessItemInput,
-        ProcessItemResult,
-        RecordFailuresInput,
-    )
-    from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
     from schemas import BatchRequested, EventMeta, Inbound
     from tests.workflow_env import start_workflow_environment
+    from tests.workflow_fakes import FakeBatchActivities
     from workflows.batch import (
         BatchCarry,
         BatchResult,
@@ -43,45 +37,14 @@ with workflow.unsafe.imports_passed_through():
 class Recorder:
     """Test-process memory the fakes report to."""
 
-    processed: list[str] = field(default_factory=list)
-    published: list[PublishOutcomeInput] = field(default_factory=list)
+    fakes: FakeBatchActivities = field(default_factory=FakeBatchActivities)
     in_flight: int = 0
     peak: int = 0
     in_flight_at_start: list[int] = field(default_factory=list)
     chunk_ids: list[str] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-    history_event_limit: int = 2_000
-    limits_asked: int = 0
 
 
 REC = Recorder()
-
-
-@activity.defn(name="batch_limits")
-async def batch_limits() -> BatchLimits:
-    REC.limits_asked += 1
-    return BatchLimits(history_event_limit=REC.history_event_limit)
-
-
-@activity.defn(name="process_item")
-async def process_item(request: ProcessItemInput) -> ProcessItemResult:
-    if request.item_id.startswith("bad-"):
-        raise ApplicationError("invalid", type="InvalidItem", non_retryable=True)
-    REC.processed.append(request.item_id)
-    return ProcessItemResult(first_time=True)
-
-
-@activity.defn(name="publish_outcome")
-async def publish_outcome(request: PublishOutcomeInput) -> PublishOutcomeResult:
-    REC.published.append(request)
-    return PublishOutcomeResult(topic=request.topic, partition=0, offset=0,
-                                event_id=str(request.event["event_id"]))
-
-
-@activity.defn(name="record_failures")
-async def record_failures(request: RecordFailuresInput) -> int:
-    REC.failures.update({failure.item_id: failure.reason for failure in request.failures})
-    return len(request.failures)
 
 
 @activity.defn(name="chunk_started")
@@ -136,8 +99,7 @@ async def running_batch(env: WorkflowEnvironment, inbound: Inbound[BatchRequeste
     task_queue = f"tq-{uuid.uuid4()}"
     worker = Worker(env.client, task_queue=task_queue,
                     workflows=[BatchWorkflow, chunk_workflow],
-                    activities=[batch_limits, process_item, publish_outcome, record_failures,
-                                chunk_started, chunk_finished])
+                    activities=[*REC.fakes.all(), chunk_started, chunk_finished])
     async with worker:
         yield await env.client.start_workflow(
             BatchWorkflow.run, BatchRun(inbound=inbound, carry=carry),
@@ -153,7 +115,7 @@ async def run_batch(env: WorkflowEnvironment, inbound: Inbound[BatchRequested], 
 
 
 def published(kind: str) -> list[dict[str, Any]]:
-    return [p.event for p in REC.published if p.event_type.endswith(kind)]
+    return [p.event for p in REC.fakes.published if p.event_type.endswith(kind)]
 
 
 async def test_items_are_processed_and_failures_counted_not_lost(env: WorkflowEnvironment) -> None:
@@ -161,7 +123,7 @@ async def test_items_are_processed_and_failures_counted_not_lost(env: WorkflowEn
     _, result = await run_batch(env, batch(items=items, chunk_size=10, progress_every_chunks=1))
 
     assert (result.succeeded, result.failed) == (22, 3)
-    assert sorted(REC.processed) == sorted(items[:22])
+    assert sorted(REC.fakes.processed) == sorted(items[:22])
     [completed] = published("BatchCompleted")
     assert (completed["succeeded"], completed["failed"], completed["chunks_total"]) == (22, 3, 3)
     assert sorted(completed["failed_item_ids"]) == ["bad-1", "bad-2", "bad-3"]
@@ -169,8 +131,8 @@ async def test_items_are_processed_and_failures_counted_not_lost(env: WorkflowEn
     assert len(published("BatchProgress")) == 3
     assert completed["failed_items_ref"] == f"store:batch_failures/{completed['batch_id']}"
     assert completed["failed_items_truncated"] is False
-    assert sorted(REC.failures) == ["bad-1", "bad-2", "bad-3"]
-    assert "invalid" in REC.failures["bad-1"]
+    assert sorted(REC.fakes.failures) == ["bad-1", "bad-2", "bad-3"]
+    assert "invalid" in REC.fakes.failures["bad-1"]
 
 
 async def test_long_failure_list_is_truncated_in_the_event_but_kept_whole(
@@ -182,7 +144,7 @@ async def test_long_failure_list_is_truncated_in_the_event_but_kept_whole(
     [completed] = published("BatchCompleted")
     assert len(completed["failed_item_ids"]) == 5
     assert completed["failed_items_truncated"] is True
-    assert len(REC.failures) == 20
+    assert len(REC.fakes.failures) == 20
 
 
 async def test_generated_batch_marks_every_nth_item_invalid(env: WorkflowEnvironment) -> None:
@@ -204,12 +166,12 @@ async def test_window_slides_and_is_never_exceeded(env: WorkflowEnvironment) -> 
 
 
 async def test_continue_as_new_carries_progress(env: WorkflowEnvironment) -> None:
-    REC.history_event_limit = 60  # what the worker's settings would say
+    REC.fakes.history_event_limit = 60  # what the worker's settings would say
     handle, result = await run_batch(
         env, batch(item_count=200, chunk_size=10, max_concurrent_children=2),
         chunk_workflow=SlowChunkWorkflow)
     assert result.runs > 2
-    assert REC.limits_asked == 1  # the first run asks; later runs carry the answer
+    assert REC.fakes.limits_asked == 1  # the first run asks; later runs carry the answer
     assert result.succeeded == 200
     [completed] = published("BatchCompleted")
     assert (completed["succeeded"], completed["chunks_done"]) == (200, 20)

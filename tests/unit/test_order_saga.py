@@ -4,34 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import pytest
-from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Worker
 
-from activities.approval_policy import ApprovalPolicy
-from activities.orders import (
-    ChargePaymentInput,
-    CompensationInput,
-    CompensationResult,
-    CreateShipmentInput,
-    ReserveInventoryInput,
-    StepResult,
-)
-from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from schemas import ApprovalDecided, Event, EventMeta, Inbound, OrderPlaced
+from schemas import OrderPlaced
 from tests.support import order_placed
 from tests.workflow_env import start_workflow_environment
-from workflows.approval import APPROVAL_SIGNAL, ApprovalState, approval_id_for
+from tests.workflow_fakes import FakeOrderActivities, decision, inbound, wait_for_approval
+from workflows.approval import APPROVAL_SIGNAL, approval_id_for
 from workflows.order_saga import OrderSaga, OrderSagaResult
 from workflows.outcomes import outcome_event_id
 
@@ -39,111 +28,30 @@ STEPS = ("reserve_inventory", "charge_payment", "create_shipment")
 
 
 @dataclass
-class FakeActivities:
-    """Same-named stand-ins that record every call; a step can be made to fail or block."""
-
-    fail_at: str | None = None
-    block_at: str | None = None
-    policy: ApprovalPolicy = field(default_factory=lambda: ApprovalPolicy(
-        threshold_cents=100_000, timeout_seconds=3600, escalation_timeout_seconds=7200,
-        approver="approvers", escalation_approver="managers"))
-    calls: list[str] = field(default_factory=list)
-    done: set[str] = field(default_factory=set)
-    published: list[PublishOutcomeInput] = field(default_factory=list)
-    blocked: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def _step(self, step: str, key: str) -> StepResult:
-        self.calls.append(step)
-        if step == self.fail_at:
-            raise ApplicationError("refused", type={
-                "reserve_inventory": "OutOfStock", "charge_payment": "PaymentDeclined",
-                "create_shipment": "ShipmentRejected"}[step], non_retryable=True)
-        if step == self.block_at:
-            self.blocked.set()
-            await asyncio.Event().wait()  # until cancelled
-        self.done.add(step)
-        return StepResult(id=key)
-
-    def _undo(self, name: str, step: str) -> CompensationResult:
-        self.calls.append(name)
-        undone = step in self.done
-        self.done.discard(step)
-        return CompensationResult(undone=undone, state="undone" if undone else "absent")
-
-    def all(self) -> Sequence[Any]:
-        @activity.defn(name="reserve_inventory")
-        async def reserve(request: ReserveInventoryInput) -> StepResult:
-            return await self._step("reserve_inventory", request.idempotency_key)
-
-        @activity.defn(name="charge_payment")
-        async def charge(request: ChargePaymentInput) -> StepResult:
-            return await self._step("charge_payment", request.idempotency_key)
-
-        @activity.defn(name="create_shipment")
-        async def ship(request: CreateShipmentInput) -> StepResult:
-            return await self._step("create_shipment", request.idempotency_key)
-
-        @activity.defn(name="release_inventory")
-        async def release(request: CompensationInput) -> CompensationResult:
-            return self._undo("release_inventory", "reserve_inventory")
-
-        @activity.defn(name="refund_payment")
-        async def refund(request: CompensationInput) -> CompensationResult:
-            return self._undo("refund_payment", "charge_payment")
-
-        @activity.defn(name="cancel_shipment")
-        async def cancel(request: CompensationInput) -> CompensationResult:
-            return self._undo("cancel_shipment", "create_shipment")
-
-        @activity.defn(name="publish_outcome")
-        async def publish(request: PublishOutcomeInput) -> PublishOutcomeResult:
-            self.calls.append("publish_outcome")
-            self.published.append(request)
-            return PublishOutcomeResult(topic=request.topic, partition=0, offset=0,
-                                        event_id=str(request.event["event_id"]))
-
-        @activity.defn(name="approval_policy")
-        async def approval_policy() -> ApprovalPolicy:
-            return self.policy
-
-        return [reserve, charge, ship, release, refund, cancel, publish, approval_policy]
-
-
-@dataclass
 class Harness:
     env: WorkflowEnvironment
-    fakes: FakeActivities
+    fakes: FakeOrderActivities
     task_queue: str
 
-    async def start(self, order: OrderPlaced, **kwargs: Any) -> WorkflowHandle[Any, Any]:
+    async def start(self, order: OrderPlaced) -> WorkflowHandle[Any, Any]:
         return await self.env.client.start_workflow(
-            OrderSaga.run, _inbound(order), id=f"order-{order.order_id}",
-            task_queue=self.task_queue, **kwargs)
+            OrderSaga.run, inbound(order), id=f"order-{order.order_id}",
+            task_queue=self.task_queue)
 
-    async def decide(self, handle: WorkflowHandle[Any, Any], order_id: str, decision: str,
-                     *, by: str = "ann", event_id: str | None = None,
-                     approval_id: str | None = None) -> None:
-        event = ApprovalDecided(
-            event_id=uuid.UUID(event_id) if event_id else uuid.uuid4(),
-            occurred_at=datetime.now(UTC), approval_id=approval_id or approval_id_for(order_id),
-            order_id=order_id, decision=decision, decided_by=by)  # type: ignore[arg-type]
-        await handle.signal(APPROVAL_SIGNAL, _inbound(event))
+    async def decide(self, handle: WorkflowHandle[Any, Any], order_id: str,
+                     verdict: Literal["APPROVED", "REJECTED"], *, by: str = "ann",
+                     event_id: uuid.UUID | None = None, approval_id: str | None = None) -> None:
+        event = decision(order_id, verdict, by=by, event_id=event_id, approval_id=approval_id)
+        await handle.signal(APPROVAL_SIGNAL, inbound(event))
 
     def published_types(self) -> list[str]:
-        return [p.event_type.rsplit(".", 1)[1] for p in self.fakes.published]
-
-
-def _inbound(event: Event) -> Inbound[Any]:
-    envelope: Any = Inbound[type(event)]  # type: ignore[misc]
-    inbound: Inbound[Any] = envelope(event=event, meta=EventMeta(
-        event_type=event.avro_name, event_id=str(event.event_id), correlation_id="corr-1"))
-    return inbound
+        return self.fakes.published_types()
 
 
 @pytest.fixture
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     # A test server of its own: skipped time must not leak between tests.
-    fakes = FakeActivities(**getattr(request, "param", {}))
+    fakes = FakeOrderActivities(**getattr(request, "param", {}))
     task_queue = f"tq-{uuid.uuid4()}"
     async with (
         await start_workflow_environment(request.config) as env,
@@ -220,46 +128,11 @@ async def test_cancellation_compensates_and_reports_cancelled(harness: Harness) 
     assert published.event["compensations"] == ["refund_payment", "release_inventory"]
 
 
-async def test_duplicate_start_attaches_then_is_rejected_after_completion(
-    harness: Harness,
-) -> None:
-    order = order_placed()
-    policies = {"id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
-                "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE}
-    first = await harness.start(order, **policies)
-    second = await harness.start(order, **policies)
-    assert second.result_run_id == first.result_run_id
-    await first.result()
-    with pytest.raises(WorkflowAlreadyStartedError):
-        await harness.start(order, **policies)
-    assert harness.fakes.calls.count("charge_payment") == 1
-
-
-@pytest.mark.parametrize("harness", [{"fail_at": "charge_payment"}], indirect=True)
-async def test_history_replays_deterministically(harness: Harness) -> None:
-    handle = await harness.start(order_placed())
-    await handle.result()
-    history = await handle.fetch_history()
-    replayer = Replayer(workflows=[OrderSaga], data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(history)
-
-
 BIG = 2_000  # 2,000 units x 100 cents = 200,000 cents, above the 100,000 threshold
 
 
 def big_order(**kwargs: Any) -> OrderPlaced:
     return order_placed(quantity=BIG, unit_price_cents=100, **kwargs)
-
-
-async def wait_for_approval(handle: WorkflowHandle[Any, Any], *, escalated: bool = False,
-                            ) -> ApprovalState:
-    """Poll the query (time does not skip while polling) until the saga waits."""
-    for _ in range(500):
-        state: ApprovalState = await handle.query(OrderSaga.approval)
-        if state.status == "waiting" and state.escalated == escalated:
-            return state
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"saga never waited: {state}")
 
 
 async def test_small_order_needs_no_approval(harness: Harness) -> None:
@@ -335,20 +208,43 @@ async def test_timeout_from_the_event_overrides_settings(harness: Harness) -> No
     assert harness.fakes.published[2].event["waited_seconds"] == 120
 
 
+@pytest.mark.parametrize("harness", [{"block_at": "reserve_inventory"}], indirect=True)
 async def test_decision_before_the_saga_asks_is_kept(harness: Harness) -> None:
     order = big_order()
     handle = await harness.start(order)
-    await harness.decide(handle, order.order_id, "APPROVED")  # saga is still reserving
+    await asyncio.wait_for(harness.fakes.blocked.wait(), timeout=30)
+    # reserve_inventory runs and cannot finish before release: the saga has not asked yet.
+    await harness.decide(handle, order.order_id, "APPROVED")
+    assert (await handle.query(OrderSaga.status)).step == "reserve_inventory"
+    assert (await handle.query(OrderSaga.approval)).status == "pending"
+    assert harness.fakes.published == []
 
+    harness.fakes.release.set()
     assert (await handle.result()).outcome == "OrderCompleted"
-    assert (await handle.query(OrderSaga.approval)).status == "approved"
+
+    state = await handle.query(OrderSaga.approval)
+    assert (state.status, state.decided_by, state.escalated) == ("approved", "ann", False)
+    # It still asks, then finds the decision already there and goes on.
+    assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
+    assert harness.fakes.calls == ["reserve_inventory", "publish_outcome", "charge_payment",
+                                   "create_shipment", "publish_outcome"]
+    history = await handle.fetch_history()
+    kinds = [event.event_type for event in history.events]
+    # The signal is in the history before the first activity (reserve_inventory) completed...
+    assert (kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+            < kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED))
+    # ...and the saga never waited for it: no timer fired, done before the first deadline.
+    assert EventType.EVENT_TYPE_TIMER_FIRED not in kinds
+    requested, completed = (published.event for published in harness.fakes.published)
+    assert (datetime.fromisoformat(completed["occurred_at"])
+            < datetime.fromisoformat(requested["deadline"]))
 
 
 async def test_duplicate_and_conflicting_decisions_have_one_effect(harness: Harness) -> None:
     order = big_order()
     handle = await harness.start(order)
     await wait_for_approval(handle)
-    event_id = str(uuid.uuid4())
+    event_id = uuid.uuid4()
     await harness.decide(handle, order.order_id, "APPROVED", event_id=event_id)
     await harness.decide(handle, order.order_id, "APPROVED", event_id=event_id)  # redelivery
     await harness.decide(handle, order.order_id, "REJECTED", by="eve")  # too late
@@ -359,15 +255,3 @@ async def test_duplicate_and_conflicting_decisions_have_one_effect(harness: Harn
     assert len(ignored) == 2
     assert "already decided by ann" in ignored[0]
     assert "unknown approval id" in ignored[1]
-
-
-async def test_decision_for_a_finished_order_is_refused_by_temporal(harness: Harness) -> None:
-    from temporalio.service import RPCError, RPCStatusCode  # noqa: PLC0415
-
-    order = order_placed()
-    handle = await harness.start(order)
-    await handle.result()
-    # The bridge turns this refusal into a dead letter (target-closed), never a crash.
-    with pytest.raises(RPCError) as info:
-        await harness.decide(handle, order.order_id, "APPROVED")
-    assert info.value.status == RPCStatusCode.NOT_FOUND
