@@ -1,13 +1,13 @@
-"""Processing fetched batches: concurrent across keys, in order within a key, then commit.
+"""Processing what one poll fetched: concurrent across keys, in order within a key, then commit.
 
 Why explicit per-partition commits (and never FastStream's ``ack()``):
 FastStream's manual ``ack()`` on Kafka calls aiokafka's ``commit()`` without
 arguments, which commits the consumer's position on *every* partition it
 holds. That is only safe when everything fetched is finished, so one slow or
-stuck record would hold back the commit of a whole batch, and a batch cut
+stuck record would hold back the commit of a whole fetch, and a fetch cut
 short could commit nothing at all. The bridge instead subscribes with
 ``AckPolicy.MANUAL`` (auto-commit off, FastStream never commits), processes
-the batch, and commits for each partition exactly the offset below which
+the fetch, and commits for each partition exactly the offset below which
 every record is done with Temporal or safely on the dead-letter topic
 (``bridge.offsets.plan_offsets``). Partitions with unfinished records are
 rewound to the first of them so they are fetched again, never skipped.
@@ -25,9 +25,9 @@ unfinished, its partition is rewound to it and paused for a backoff delay, and
 every other partition keeps flowing meanwhile (its start event among them).
 Transient ones (Temporal or the schema registry unreachable, the DLQ write
 refused) are retried with capped exponential backoff and jitter inside the
-batch; FastStream does not fetch meanwhile, so consumption pauses. A batch
+fetch; FastStream does not fetch meanwhile, so consumption pauses. A fetch
 has a time budget well under ``max_poll_interval_ms``: when it is spent the
-batch stops starting records, commits what finished and rewinds the rest, and
+fetch stops starting records, commits what finished and rewinds the rest, and
 the consumer polls again, so a long outage never gets it silently dropped from
 its group. Health is logged once per change (unavailable / available again),
 not once per retry.
@@ -81,10 +81,10 @@ class _Held:
 
 @dataclass(frozen=True, slots=True)
 class FetchReport:
-    """What happened to each record of a batch.
+    """What happened to each record of a fetch.
 
     Attributes:
-        records: The batch, as fetched.
+        records: The records, as fetched.
         results: Per record: Temporal's answer (``started``, ``signalled``,
             ...), ``dlq:<reason>``, or None when it did not finish (time
             budget spent, or held) and must be fetched again.
@@ -108,13 +108,13 @@ class FetchReport:
 
 
 class FetchProcessor:
-    """Decides and executes what each record of a batch means.
+    """Decides and executes what each record of a fetch means.
 
     Args:
         decoder: Validates, decodes and routes records.
         commands: Executes routed events against Temporal.
         dead_letters: Takes records that can never be processed.
-        concurrency: Key groups processed at once (across every batch in flight).
+        concurrency: Key groups processed at once (across every fetch in flight).
         backoff: Retry schedule for transient failures and held signals.
         signal_hold: Seconds a SIGNAL for a workflow that does not exist yet is
             retried before it is dead-lettered.
@@ -154,15 +154,15 @@ class FetchProcessor:
 
     async def process(self, records: Sequence[ConsumedRecord], *,
                       budget: float | None = None) -> FetchReport:
-        """Process a batch: every record ends done, dead-lettered, or (budget spent) pending.
+        """Process a fetch: every record ends done, dead-lettered, or (budget spent) pending.
 
         Args:
-            records: The batch, as fetched.
+            records: The records, as fetched.
             budget: Seconds after which no record is started and no retry is
                 waited for; None waits as long as it takes.
 
         Raises:
-            asyncio.CancelledError: On shutdown; nothing of the batch counts as done.
+            asyncio.CancelledError: On shutdown; nothing of the fetch counts as done.
         """
         deadline = Deadline(budget, self._stopping)
         results: list[str | None] = [None] * len(records)
@@ -264,7 +264,7 @@ class FetchProcessor:
 
     async def _dead_letter(self, record: ConsumedRecord, failure: PermanentFailure,
                            deadline: Deadline) -> str | None:
-        """Write the record to the DLQ, then park its key; None if the batch must stop first."""
+        """Write the record to the DLQ, then park its key; None if the fetch must stop first."""
         where_to = await self._retrying(
             self.dlq, record, deadline, _KAFKA_TRANSIENT,
             lambda: self._dead_letters.send(record, failure.reason, str(failure)))
@@ -300,12 +300,12 @@ def _coordinates(record: ConsumedRecord) -> tuple[str, int, int]:
 
 
 class FetchConsumer:
-    """Processes a fetched batch, then commits and rewinds per partition.
+    """Processes the records of one fetch, then commits and rewinds per partition.
 
     Args:
         processor: Processes the records.
         offsets: Commits and rewinds the consumer's offsets.
-        budget: Seconds one batch may take before it stops starting records
+        budget: Seconds one fetch may take before it stops starting records
             (keep it well under the consumer's ``max_poll_interval_ms``).
     """
 
@@ -318,14 +318,14 @@ class FetchConsumer:
         self._failed_batches = 0
 
     def stop(self) -> None:
-        """Shutdown begins: the batch in flight finishes what it started and commits that."""
+        """Shutdown begins: the fetch in flight finishes what it started and commits that."""
         self.processor.stop()
 
     async def consume(self, records: Sequence[ConsumedRecord], consumer: Any) -> FetchReport:
-        """Process one batch of ``consumer`` and commit what finished.
+        """Process one fetch of ``consumer`` and commit what finished.
 
         Args:
-            records: The batch, as fetched.
+            records: The records, as fetched.
             consumer: The consumer that fetched it (``AIOKafkaConsumer``).
 
         Returns:
@@ -334,7 +334,7 @@ class FetchConsumer:
         try:
             report = await self.processor.process(records, budget=self._budget)
         except BaseException as error:
-            # Shutdown or a bug: nothing of this batch is committed, all of it is fetched again.
+            # Shutdown or a bug: nothing of this fetch is committed, all of it is fetched again.
             with suppress(Exception):
                 self._offsets.rewind(consumer, plan_offsets(records, [False] * len(records)).rewind)
             if isinstance(error, Exception):
@@ -349,18 +349,18 @@ class FetchConsumer:
         if report.retry_after:
             self._offsets.pause(consumer, report.retry_after)
         if report.pending and self.processor.stopping:
-            log.info("shutting down: %d of %d records of the batch in flight finished; "
+            log.info("shutting down: %d of %d records of the fetch in flight finished; "
                      "committing those, the rest is redelivered", len(records) - report.pending,
                      len(records))
         elif report.pending:
             log.log(logging.DEBUG if self.processor.degraded else logging.INFO,
-                    "batch budget of %.0fs spent: %d of %d records finished; "
+                    "fetch budget of %.0fs spent: %d of %d records finished; "
                     "committing those, fetching the rest again",
                     self._budget, len(records) - report.pending, len(records))
         try:
             await self._offsets.commit(consumer, plan.commit)
         except CommitFailedError:
-            # The group rebalanced mid-batch: the partitions' owners redeliver from
+            # The group rebalanced mid-fetch: the partitions' owners redeliver from
             # their last commit, and duplicates are harmless.
             log.warning("commit refused after a rebalance; %d records will be redelivered",
                         len(records))

@@ -1,7 +1,7 @@
-"""Which offsets a processed batch may commit, and where each partition resumes.
+"""Which offsets a processed fetch may commit, and where each partition resumes.
 
 Kafka's committed offset of a partition means "everything before it is
-done". After a batch, each partition may therefore commit up to its first
+done". After a fetch, each partition may therefore commit up to its first
 record that is not finished (or past its last record when all are), and must
 resume reading at that first unfinished record, so it is fetched again
 instead of being skipped by a later commit.
@@ -24,7 +24,7 @@ __all__ = ["KafkaOffsets", "OffsetPlan", "Offsets", "plan_offsets"]
 
 @dataclass(frozen=True, slots=True)
 class OffsetPlan:
-    """What to do with the offsets after a batch.
+    """What to do with the offsets after a fetch.
 
     Attributes:
         commit: Per partition, the offset to commit (the next one to read);
@@ -38,10 +38,10 @@ class OffsetPlan:
 
 
 def plan_offsets(records: Sequence[ConsumedRecord], finished: Sequence[bool]) -> OffsetPlan:
-    """Plan commits and rewinds for a batch.
+    """Plan commits and rewinds for a fetch.
 
     Args:
-        records: The batch, as fetched.
+        records: The records, as fetched.
         finished: Per record (same order): done with Temporal or on the DLQ.
 
     Returns:
@@ -84,7 +84,7 @@ class Offsets(Protocol):
 class KafkaOffsets:
     """``Offsets`` on an ``AIOKafkaConsumer``, limited to the partitions it still owns.
 
-    After a rebalance took a partition away mid-batch, its records are the new
+    After a rebalance took a partition away mid-fetch, its records are the new
     owner's to redeliver; committing or seeking it here would fail or interfere.
     """
 

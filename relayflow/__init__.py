@@ -1,1 +1,4 @@
-"""relayflow: settings, command line and local dev stack shared by the bridge and the worker."""
+"""relayflow's top layer: settings, the composition root, applications, CLI, dev stack, tools.
+
+Nothing below imports it (``tests/unit/test_layers.py``).
+"""
