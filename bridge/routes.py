@@ -72,6 +72,14 @@ class Route:
         fields = _template_fields(self.workflow_id)
         return self.workflow_id.format_map({name: getattr(event, name) for name in fields})
 
+    def id_from(self, **fields: object) -> str:
+        """The workflow id for these field values (tools that know the key, not the event).
+
+        Args:
+            **fields: A value for every field the id template names.
+        """
+        return self.workflow_id.format_map(fields)
+
     def problems(self) -> list[str]:
         """What is wrong with this route on its own (empty when it is valid)."""
         found: list[str] = []

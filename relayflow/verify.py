@@ -34,6 +34,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from activities.store import Store
 from relayflow.bootstrap import connect_temporal
 from relayflow.kafka_reads import StoredRecord, read_records
+from relayflow.reference import ROUTES
 from relayflow.settings import Settings
 from schemas import (
     EVENT_TYPES,
@@ -50,8 +51,10 @@ from schemas import (
 from schemas.codec import AvroCodec, DecodeError
 from schemas.topics import (
     BATCHES_OUTCOMES,
+    BATCHES_REQUESTS,
     DLQ_SUFFIX,
     INPUT_TOPICS,
+    ORDERS_EVENTS,
     ORDERS_OUTCOMES,
     dlq_topic,
 )
@@ -59,6 +62,10 @@ from schemas.topics import (
 __all__ = ["VerifyReport", "Violation", "evaluate", "verify", "verify_until_settled"]
 
 OUTPUTS = (ORDERS_OUTCOMES, BATCHES_OUTCOMES)
+
+# Workflow types and ids come from the routes that start them, never spelled twice.
+_SAGA = ROUTES.routes[(ORDERS_EVENTS, OrderPlaced.avro_name)]
+_BATCH = ROUTES.routes[(BATCHES_REQUESTS, BatchRequested.avro_name)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +186,20 @@ def _read_outcomes(report: VerifyReport, seen: _Seen, codec: AvroCodec,
             seen.kinds[event.order_id] = type(event).__name__
 
 
+def _saga_id(order_id: str) -> str:
+    return _SAGA.id_from(order_id=order_id)
+
+
+def _batch_id(batch_id: str) -> str:
+    return _BATCH.id_from(batch_id=batch_id)
+
+
 async def _workflows(client: Client, prefix: str) -> dict[str, list[WorkflowExecutionStatus]]:
     runs: dict[str, list[WorkflowExecutionStatus]] = defaultdict(list)
-    query = "WorkflowType = 'OrderSaga' OR WorkflowType = 'BatchWorkflow'"
+    query = f"WorkflowType = '{_SAGA.workflow}' OR WorkflowType = '{_BATCH.workflow}'"
     async for execution in client.list_workflows(query):
-        if execution.id.startswith(("order-" + prefix, "batch-" + prefix)) \
+        # Ids are the template with the key: the template of a key prefix is an id prefix.
+        if execution.id.startswith((_saga_id(prefix), _batch_id(prefix))) \
                 and execution.status is not None:
             runs[execution.id].append(execution.status)
     return runs
@@ -193,7 +209,7 @@ def _check_flows(report: VerifyReport, seen: _Seen,
                  runs: Mapping[str, list[WorkflowExecutionStatus]]) -> None:
     for order_id in sorted(seen.expected_orders):
         report.orders += 1
-        workflow_id = f"order-{order_id}"
+        workflow_id = _saga_id(order_id)
         if len(runs.get(workflow_id, [])) > 1:
             report.violations.append(Violation("two-sagas", order_id,
                                                f"{len(runs[workflow_id])} runs"))
@@ -210,7 +226,7 @@ def _check_flows(report: VerifyReport, seen: _Seen,
 def _one_outcome(report: VerifyReport, key: str, found: set[str],
                  runs: Mapping[str, list[WorkflowExecutionStatus]]) -> bool:
     """True when ``key`` has finished with exactly one terminal outcome; reports the rest."""
-    running = [w for w in (f"order-{key}", f"batch-{key}")
+    running = [w for w in (_saga_id(key), _batch_id(key))
                if WorkflowExecutionStatus.RUNNING in runs.get(w, [])]
     if running:
         # Still running (its outcome may be out while it retries publishing it): not yet.
@@ -245,7 +261,7 @@ def _check_store(report: VerifyReport, seen: _Seen, store: Store) -> None:
                                                f"{len(live)} shipment(s)"))
         kind = seen.kinds.get(order_id)
         if kind is None or len(seen.terminal.get(order_id, ())) != 1 \
-                or f"order-{order_id}" in report.open:
+                or _saga_id(order_id) in report.open:
             continue  # open or already reported
         if kind == "OrderCompleted" and not (charged and live):
             report.violations.append(Violation(
