@@ -56,8 +56,18 @@ _APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_AP
 
 
 def _settings(app_spec: str | None = None) -> Settings:
+    """Settings with ``--app`` applied; the application is loaded once here to fail early."""
+    from relayflow.application import load_application  # noqa: PLC0415
+
     settings = Settings()
-    return settings.model_copy(update={"app": app_spec}) if app_spec else settings
+    if app_spec:
+        settings = settings.model_copy(update={"app": app_spec})
+    try:
+        load_application(settings.app)
+    except (ImportError, TypeError, ValueError) as error:
+        raise typer.BadParameter(f"{settings.app}: {error}", param_hint="--app / RELAYFLOW_APP",
+                                 ) from error
+    return settings
 
 
 @app.command()

@@ -9,9 +9,9 @@ are therefore decided once, and a client built anywhere else is a bug.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,6 +20,8 @@ from faststream.kafka import KafkaBroker
 from relayflow.settings import Settings
 
 __all__ = ["KafkaClients"]
+
+T = TypeVar("T")
 
 _DURABLE = {"acks": "all", "enable_idempotence": True}
 """Producer defaults: acknowledged by every in-sync replica, no duplicates on retry."""
@@ -59,33 +61,27 @@ class KafkaClients:
         """An admin client."""
         return AIOKafkaAdminClient(**self.connection(), **options)
 
-    @asynccontextmanager
-    async def started_producer(self, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
+    def started_producer(self, **options: Any) -> AbstractAsyncContextManager[AIOKafkaProducer]:
         """A started producer (see ``producer``), stopped afterwards."""
         producer = self.producer(**options)
-        await producer.start()
-        try:
-            yield producer
-        finally:
-            await producer.stop()
+        return _started(producer, producer.stop)
 
-    @asynccontextmanager
-    async def started_consumer(self, *topics: str,
-                               **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
+    def started_consumer(self, *topics: str,
+                         **options: Any) -> AbstractAsyncContextManager[AIOKafkaConsumer]:
         """A started consumer (see ``consumer``), stopped afterwards."""
         consumer = self.consumer(*topics, **options)
-        await consumer.start()
-        try:
-            yield consumer
-        finally:
-            await consumer.stop()
+        return _started(consumer, consumer.stop)
 
-    @asynccontextmanager
-    async def started_admin(self, **options: Any) -> AsyncIterator[AIOKafkaAdminClient]:
+    def started_admin(self, **options: Any) -> AbstractAsyncContextManager[AIOKafkaAdminClient]:
         """A started admin client, closed afterwards."""
         admin = self.admin(**options)
-        await admin.start()
-        try:
-            yield admin
-        finally:
-            await admin.close()
+        return _started(admin, admin.close)
+
+
+@asynccontextmanager
+async def _started(client: T, close: Callable[[], Awaitable[object]]) -> AsyncIterator[T]:
+    await client.start()  # type: ignore[attr-defined]  # every aiokafka client has start()
+    try:
+        yield client
+    finally:
+        await close()
