@@ -146,7 +146,7 @@ class OrderActivities:
     @activity.defn(name="release_inventory")
     def release_inventory(self, request: CompensationInput) -> CompensationResult:
         """Give reserved units back; a no-op when nothing is reserved."""
-        undo = self._store.release(request.idempotency_key)
+        undo = self._store.release(request.idempotency_key, request.order_id)
         return CompensationResult(undone=undo.undone, state=undo.state)
 
     @activity.defn(name="charge_payment")
@@ -163,7 +163,7 @@ class OrderActivities:
     @activity.defn(name="refund_payment")
     def refund_payment(self, request: CompensationInput) -> CompensationResult:
         """Refund the payment; a no-op when nothing was charged or it was refunded."""
-        undo = self._store.refund(request.idempotency_key)
+        undo = self._store.refund(request.idempotency_key, request.order_id)
         failpoints.hit("activity.refund-payment.after-store")
         return CompensationResult(undone=undo.undone, state=undo.state)
 
@@ -179,7 +179,7 @@ class OrderActivities:
     @activity.defn(name="cancel_shipment")
     def cancel_shipment(self, request: CompensationInput) -> CompensationResult:
         """Cancel the shipment; a no-op when none was created."""
-        undo = self._store.cancel_shipment(request.idempotency_key)
+        undo = self._store.cancel_shipment(request.idempotency_key, request.order_id)
         return CompensationResult(undone=undo.undone, state=undo.state)
 
     def all(self) -> list[Callable[..., Any]]:

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_STOCK",
     "NO_CARRIER_COUNTRIES",
     "OUT_OF_STOCK_PREFIX",
+    "VOID",
     "BusinessRuleViolation",
     "OutOfStock",
     "PaymentDeclined",
@@ -67,6 +68,32 @@ CREATE TABLE IF NOT EXISTS shipments (
     country TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
 );
 """
+
+
+VOID = "void"
+"""Status of a key compensated before its step took effect: a late step does nothing."""
+
+# A void row per table: the key, its order, the status, placeholders for the step's data.
+_VOID_ROWS = {
+    "reservations": "(?, ?, 'void', '', ?, ?)",
+    "payments": "(?, ?, 'void', 0, '', ?, ?)",
+    "shipments": "(?, ?, 'void', '', ?, ?)",
+}
+
+
+def _void(db: sqlite3.Connection, table: str, key: str, order_id: str, *,
+          exists: bool) -> Undo:
+    """Void a key whose step has not taken effect (yet): nothing to undo, and never will be.
+
+    A step can still be running when its compensation runs (the saga was
+    cancelled mid-step, or gave up on an attempt that timed out while its worker
+    lived on). Its own write, arriving later, finds the key taken and does nothing.
+    """
+    if not exists:
+        now = time.time()
+        db.execute(f"INSERT INTO {table} VALUES {_VOID_ROWS[table]}",  # noqa: S608 - ours
+                   (key, order_id, now, now))
+    return Undo(undone=False, state="absent")
 
 
 class BusinessRuleViolation(Exception):
@@ -161,13 +188,13 @@ class Store:
                        (key, order_id, encoded, now, now))
         return key
 
-    def release(self, key: str) -> Undo:
-        """Give a reservation's units back, once."""
+    def release(self, key: str, order_id: str = "") -> Undo:
+        """Give a reservation's units back, once; void the key when nothing is reserved."""
         with self._tx() as db:
             row = db.execute("SELECT status, lines FROM reservations WHERE key = ?",
                              (key,)).fetchone()
-            if row is None:
-                return Undo(undone=False, state="absent")
+            if row is None or row[0] == VOID:
+                return _void(db, "reservations", key, order_id, exists=row is not None)
             status, encoded = row
             if status != "reserved":
                 return Undo(undone=False, state=status)
@@ -202,9 +229,9 @@ class Store:
                        (key, order_id, amount_cents, currency, now, now))
         return key
 
-    def refund(self, key: str) -> Undo:
-        """Refund a captured payment, once."""
-        return self._undo("payments", key, "charged", "refunded")
+    def refund(self, key: str, order_id: str = "") -> Undo:
+        """Refund a captured payment, once; void the key when nothing was charged."""
+        return self._undo("payments", key, order_id, "charged", "refunded")
 
     # ------------------------------------------------------------ shipments
 
@@ -220,15 +247,15 @@ class Store:
                        (key, order_id, country, now, now))
         return key
 
-    def cancel_shipment(self, key: str) -> Undo:
-        """Cancel a created shipment, once."""
-        return self._undo("shipments", key, "created", "cancelled")
+    def cancel_shipment(self, key: str, order_id: str = "") -> Undo:
+        """Cancel a created shipment, once; void the key when none was created."""
+        return self._undo("shipments", key, order_id, "created", "cancelled")
 
-    def _undo(self, table: str, key: str, done: str, undone: str) -> Undo:
+    def _undo(self, table: str, key: str, order_id: str, done: str, undone: str) -> Undo:
         with self._tx() as db:
             row = db.execute(f"SELECT status FROM {table} WHERE key = ?", (key,)).fetchone()  # noqa: S608 - table is ours
-            if row is None:
-                return Undo(undone=False, state="absent")
+            if row is None or row[0] == VOID:
+                return _void(db, table, key, order_id, exists=row is not None)
             if row[0] != done:
                 return Undo(undone=False, state=row[0])
             db.execute(f"UPDATE {table} SET status = ?, updated_at = ? WHERE key = ?",  # noqa: S608

@@ -39,7 +39,7 @@ from activities.orders import (
     StepResult,
 )
 from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
-from activities.store import DEFAULT_STOCK, Store
+from activities.store import DEFAULT_STOCK, VOID, Store
 from schemas import OrderCompleted, OrderLine
 from schemas.codec import SINGLE_OBJECT_MARKER
 from schemas.headers import AVRO_CONTENT_TYPE
@@ -242,7 +242,26 @@ def test_a_compensation_for_a_step_that_never_ran_is_a_no_op(
         key: str) -> None:
     result = env.run(getattr(orders, compensation), undo(key))
     assert result == CompensationResult(undone=False, state="absent")
-    assert [store.rows(t) for t in ("reservations", "payments", "shipments")] == [[], [], []]
+    # The key is voided, nothing else: a late step must not take effect after it.
+    rows = [row for t in ("reservations", "payments", "shipments") for row in store.rows(t)]
+    assert [(row["key"], row["status"]) for row in rows] == [(key, VOID)]
+    assert env.run(getattr(orders, compensation), undo(key)) == result  # and again: the same
+
+
+@pytest.mark.parametrize(("step", "request_", "compensation", "key", "table"), [
+    ("reserve_inventory", reserve(("SKU-TEA", 3)), "release_inventory", RESERVE, "reservations"),
+    ("charge_payment", charge(100), "refund_payment", CHARGE, "payments"),
+    ("create_shipment", ship("DE"), "cancel_shipment", SHIP, "shipments"),
+], ids=["reserve", "charge", "ship"])
+def test_a_step_arriving_after_its_compensation_has_no_effect(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store, step: str,
+        request_: Any, compensation: str, key: str, table: str) -> None:
+    # The saga was cancelled (or gave up on a timed-out attempt) while the step still ran:
+    # its compensation found nothing, then the step's own write came late.
+    env.run(getattr(orders, compensation), undo(key))
+    env.run(getattr(orders, step), request_)
+    assert [(row["key"], row["status"]) for row in store.rows(table)] == [(key, VOID)]
+    assert store.available("SKU-TEA") in {None, DEFAULT_STOCK}  # no unit taken
 
 
 def test_compensating_a_refused_step_finds_nothing_to_undo(
