@@ -6,8 +6,9 @@ be on the list either way; compensations are idempotent and a no-op when
 there is nothing to undo, and then they void the step's key, so a step still
 running when its compensation ran (a cancel arrives mid-step: activities are
 cancelled with TRY_CANCEL and do not heartbeat) takes no effect when it lands.
-On a failed step or a cancellation the registered compensations run in reverse order, then the outcome (``OrderCompleted`` or
-``OrderFailed``) is published to ``orders.outcomes`` through an activity.
+On a failed step or a cancellation the registered compensations run in
+reverse order, then the outcome (``OrderCompleted`` or ``OrderFailed``) is
+published to ``orders.outcomes`` through an activity.
 """
 
 from __future__ import annotations
