@@ -30,7 +30,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.batches import BatchActivities, ProcessItemInput
 from activities.store import Store
 from bench.common import bench_stack, record, table
-from relayflow.bootstrap import connect_temporal, run_bridge, run_worker
+from relayflow.bootstrap import connect_temporal, running
 from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import start_group_at_end
 from relayflow.settings import Settings
@@ -90,16 +90,11 @@ async def _largest_history(client: Client, batch_id: str) -> tuple[int, int]:
 
 async def fan_out(settings: Settings, items: int, chunk: int, window: int) -> dict[str, float]:
     """Run one batch through Kafka, the bridge and the worker; its figures."""
-    stop = asyncio.Event()
-    services = [asyncio.create_task(run_worker(settings, stop=stop)),
-                asyncio.create_task(run_bridge(settings, stop=stop))]
     batch_id = f"bench-{uuid.uuid4().hex[:6]}"
     request = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                              batch_id=batch_id, item_count=items, seed=1, chunk_size=chunk,
                              max_concurrent_children=window, progress_every_chunks=10)
-    producer = KafkaClients(settings).producer(enable_idempotence=False)
-    await producer.start()
-    try:
+    async with running(settings), KafkaClients(settings).started_producer() as producer:
         waiting = asyncio.create_task(_completed(settings, batch_id))
         started = time.perf_counter()
         out = to_record(request, CODEC)
@@ -107,10 +102,6 @@ async def fan_out(settings: Settings, items: int, chunk: int, window: int) -> di
                                      headers=out.headers)
         done = await asyncio.wait_for(waiting, 1800)
         seconds = time.perf_counter() - started
-    finally:
-        await producer.stop()
-        stop.set()
-        await asyncio.gather(*services)
     largest, runs = await _largest_history(await connect_temporal(settings), batch_id)
     return {"items": items, "seconds": seconds, "items_per_s": items / seconds,
             "largest_history": largest, "workflow_runs": runs,

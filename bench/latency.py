@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Self
 
@@ -38,7 +38,7 @@ from bench.common import (
     table,
 )
 from bridge.routes import Action, Route, RouteTable
-from relayflow.bootstrap import connect_temporal, run_bridge, run_worker
+from relayflow.bootstrap import connect_temporal, running
 from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
@@ -131,15 +131,11 @@ async def kafka_send(settings: Settings) -> AsyncIterator[Send]:
 
 
 @contextlib.asynccontextmanager
-async def running(*services: Awaitable[None], stop: asyncio.Event) -> AsyncIterator[None]:
-    """Run services until the block ends."""
-    tasks = [asyncio.ensure_future(s) for s in services]
-    try:
-        await asyncio.sleep(3)  # joined, connected, polling
+async def warm(settings: Settings, **services: Any) -> AsyncIterator[None]:
+    """relayflow's services (``bootstrap.running``) joined, connected and polling."""
+    async with running(settings, **services):
+        await asyncio.sleep(3)
         yield
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
 
 
 def summary(name: str, sent: dict[str, float], done: dict[str, float]) -> tuple[object, ...]:
@@ -156,11 +152,10 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
     shared by Kafka, Temporal, the worker, the bridge and this script).
     """
     client = await connect_temporal(settings)
-    stop = asyncio.Event()
     # From the current end: the events of earlier runs on this topic are not ours.
     await start_group_at_end(settings, settings.kafka_consumer_group)
-    async with (running(run_worker(settings, stop=stop), run_bridge(settings, stop=stop),
-                        stop=stop), Outcomes(settings) as outcomes, kafka_send(settings) as kafka):
+    async with (warm(settings), Outcomes(settings) as outcomes,
+                kafka_send(settings) as kafka):
         direct = direct_start(client, settings.task_queue)
         events = orders(2 * (count // 2))
         through_bridge = {e.order_id for e in events[::2]}
@@ -184,11 +179,9 @@ async def running_latency(settings: Settings, rate: float, count: int) -> tuple[
     group = f"{settings.kafka_consumer_group}-noop"
     mine = settings.model_copy(update={"task_queue": "bench-noop", "kafka_consumer_group": group})
     await start_group_at_end(mine, mine.kafka_consumer_group)
-    stop = asyncio.Event()
     worker = Worker(client, task_queue="bench-noop", workflows=[BenchNoop],
                     workflow_runner=UnsandboxedWorkflowRunner())
-    async with worker, running(run_bridge(mine, stop=stop, routes=routes), stop=stop), \
-            kafka_send(mine) as kafka:
+    async with worker, warm(mine, worker=False, routes=routes), kafka_send(mine) as kafka:
         events = orders(count)
         sent = await paced(events, rate, kafka)
         await committed_to_end(mine, group)  # every workflow started
@@ -203,9 +196,7 @@ async def running_latency(settings: Settings, rate: float, count: int) -> tuple[
 async def calibrate(settings: Settings, count: int) -> float:
     """Sagas per second this stack completes in a burst (started with the client)."""
     client = await connect_temporal(settings)
-    stop = asyncio.Event()
-    async with running(run_worker(settings, stop=stop), stop=stop), \
-            Outcomes(settings) as outcomes:
+    async with warm(settings, bridge=False), Outcomes(settings) as outcomes:
         events = orders(count)
         started = time.monotonic()
         await asyncio.gather(*(direct_start(client, settings.task_queue)(e) for e in events))

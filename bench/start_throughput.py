@@ -7,7 +7,7 @@ the start is measured) for the same orders, side by side on one stack:
   each start carrying the argument the bridge's carries (the event and its
   metadata), so both ask the server for the same work; a second raw run
   starts with no argument at all, the cheapest start there is, for reference;
-* bridge: relayflow's bridge (``bridge.app.run_bridge``, the real consumer,
+* bridge: relayflow's bridge (``relayflow.bootstrap.running``, the real consumer,
   codec, routes and commit discipline) with the same concurrency, timed from
   the first produced event of a burst until its group committed the last;
 * naive: the handler most teams write first, one FastStream subscriber
@@ -35,7 +35,7 @@ from temporalio.client import Client
 from bench.common import bench_stack, orders, produce, record, table
 from bridge.routes import Action, Route, RouteTable
 from devtools.toxiproxy import Toxiproxy
-from relayflow.bootstrap import connect_temporal, run_bridge
+from relayflow.bootstrap import connect_temporal, running
 from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import committed_to_end, start_group_at_end
 from relayflow.settings import Settings
@@ -98,15 +98,10 @@ async def relayflow_bridge(settings: Settings, tag: str, concurrency: int,
     mine = settings.model_copy(update={"kafka_consumer_group": group, "task_queue": TASK_QUEUE,
                                        "bridge_concurrency": concurrency})
     await start_group_at_end(mine, group)
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_bridge(mine, stop=stop, routes=routes))
-    try:
+    async with running(mine, worker=False, routes=routes):
         await produce(mine, ORDERS_EVENTS, orders(1))  # warm-up: joined and connected
         await committed_to_end(mine, group)
         yield group
-    finally:
-        stop.set()
-        await running
 
 
 @contextlib.asynccontextmanager
