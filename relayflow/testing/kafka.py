@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from schemas.codec import AvroCodec
     from schemas.models import Event
 
-__all__ = ["AppKafka", "Delivered", "app_kafka"]
+__all__ = ["AppKafka", "Delivered", "app_kafka", "input_topic_for"]
 
 EventT = TypeVar("EventT", bound="Event")
 
@@ -89,25 +89,8 @@ class AppKafka:
         return self._codec
 
     def topic_for(self, event_type: type[Event]) -> str:
-        """The input topic events of this type are sent to.
-
-        The topic of the routes that take the type; else the input topic whose
-        event list names it.
-
-        Raises:
-            ValueError: No topic or more than one takes the type.
-        """
-        name = event_type.avro_name
-        topics = list(dict.fromkeys(route.topic for route in self._app.routes
-                                    if route.event_type.avro_name == name))
-        if not topics:
-            topics = [t.name for t in self._app.topics if t.inbound and name in t.events]
-        if len(topics) != 1:
-            why = "no route or input topic takes" if not topics \
-                else f"{len(topics)} topics ({', '.join(topics)}) take"
-            raise ValueError(f"{why} {event_type.__name__} in {self._app.name}; "
-                             "pass topic= to choose")
-        return topics[0]
+        """The input topic events of this type are sent to (``input_topic_for``)."""
+        return input_topic_for(self._app, event_type)
 
     async def send(self, event: Event, *, topic: str | None = None,
                    correlation_id: str | None = None, causation_id: str | None = None,
@@ -239,6 +222,27 @@ class AppKafka:
                 "tests that use the relayflow fixtures in the session loop "
                 '(asyncio_default_test_loop_scope = "session", or '
                 '@pytest.mark.asyncio(loop_scope="session"))')
+
+
+def input_topic_for(app: Application, event_type: type[Event]) -> str:
+    """The one input topic of ``app`` that takes this event type.
+
+    The topic of the routes that take the type; else the input topic whose
+    event list names it.
+
+    Raises:
+        ValueError: No topic or more than one takes the type.
+    """
+    name = event_type.avro_name
+    topics = list(dict.fromkeys(route.topic for route in app.routes
+                                if route.event_type.avro_name == name))
+    if not topics:
+        topics = [t.name for t in app.topics if t.inbound and name in t.events]
+    if len(topics) != 1:
+        why = "no route or input topic takes" if not topics \
+            else f"{len(topics)} topics ({', '.join(topics)}) take"
+        raise ValueError(f"{why} {event_type.__name__} in {app.name}; pass topic= to choose")
+    return topics[0]
 
 
 def _watched(app: Application) -> list[str]:
