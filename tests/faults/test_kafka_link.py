@@ -18,11 +18,11 @@ import pytest
 
 from devtools.toxiproxy import Proxy, Toxiproxy
 from relayflow import devstack
+from relayflow.devstack import free_port
 from relayflow.settings import Settings
 from schemas.topics import ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, open_rig
-from tests.stacks import free_port
 
 pytestmark = [pytest.mark.timeout(480)]
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from relayflow.settings import Settings
-from tests.integration.running import relayflow_running
 
 
 @pytest.fixture(scope="module")
-async def system(stack: Settings) -> AsyncIterator[Settings]:
-    """Bridge and worker in this process (see ``relayflow_running``)."""
-    async with relayflow_running(stack) as settings:
-        yield settings
+def system(relayflow_system: Settings) -> Settings:
+    """The plugin's ``relayflow_system``: bridge and worker of ``relayflow_app`` in this process."""
+    return relayflow_system

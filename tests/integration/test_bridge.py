@@ -31,6 +31,7 @@ from bridge.failures import PermanentFailure
 from bridge.routes import Action, Route, RouteTable
 from relayflow import devstack
 from relayflow.bootstrap import connect_temporal, run_bridge
+from relayflow.devstack import free_port
 from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import start_group_at_end
 from relayflow.reference import ROUTES
@@ -54,7 +55,6 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
 )
 from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, dlq_topic
-from tests.stacks import free_port
 from tests.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

