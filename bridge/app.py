@@ -212,7 +212,7 @@ async def serve(app: FastStream, stop: asyncio.Event, *, description: str = "bri
     Args:
         app: From ``create_app``.
         stop: Set it to stop gracefully.
-        description: What runs, for the log.
+        description: What runs, logged once it does.
     """
     serving = asyncio.Event()
 
@@ -220,7 +220,7 @@ async def serve(app: FastStream, stop: asyncio.Event, *, description: str = "bri
         async with app.lifespan_context():
             await app.start()
             serving.set()
-            log.info("%s started", description)
+            log.info("%s", description)
             try:
                 await stop.wait()
             finally:

@@ -24,6 +24,7 @@ of its input topics. A mistake fails at start-up, not on the first record.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,9 @@ def load_application(spec: str) -> Application:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"application {spec!r}: expected 'module:attribute'")
+    # Like `uvicorn module:app`: a team's package in the working folder needs no install.
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
     found = getattr(importlib.import_module(module_name), attribute, None)
     if not isinstance(found, Application):
         raise TypeError(f"{spec} is {type(found).__name__}, not a relayflow Application")

@@ -173,8 +173,8 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
                             app.codec(settings.schema_registry()),
                             temporal=temporal, producer=producer, kafka=kafka)
         await serve(bridge, stop, description=(
-            f"bridge of {app.name} consuming {', '.join(table.topics)} "
-            f"as group {settings.kafka_consumer_group}"))
+            f"bridge consuming {', '.join(table.topics)} as group "
+            f"{settings.kafka_consumer_group} for {app.name}"))
 
 
 def build_worker(client: Client, settings: Settings, app: Application, producer: Producer,
@@ -222,8 +222,8 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
         # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
         async with kafka.started_producer(linger_ms=5) as producer:
             worker = build_worker(client, settings, app, producer, executor)
-            log.info("worker of %s polling task queue %s on %s", app.name, settings.task_queue,
-                     settings.temporal_address)
+            log.info("worker polling task queue %s on %s for %s", settings.task_queue,
+                     settings.temporal_address, app.name)
             async with worker:
                 await stop.wait()
             log.info("worker stopped")

@@ -112,8 +112,11 @@ async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[Topic
 async def end_offsets(settings: Settings,
                       partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """The current log-end offset of each partition."""
+    wanted = list(partitions)
+    if not wanted:
+        return {}  # a consumer started and stopped with nothing to do trips over itself
     async with KafkaClients(settings).started_consumer() as consumer:
-        return dict(await consumer.end_offsets(list(partitions)))
+        return dict(await consumer.end_offsets(wanted))
 
 
 async def read_records(settings: Settings, topics: Iterable[str], *,

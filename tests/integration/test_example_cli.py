@@ -48,13 +48,11 @@ async def test_relayflow_run_serves_the_tickets_app_and_stops_cleanly_on_sigterm
     # The new group starts at the topics' end: other tests' tickets are not this process's.
     await start_group_at_end(settings, settings.kafka_consumer_group, APP.input_topics)
     root = request.config.rootpath
-    env = {**os.environ, **settings.as_env(),
-           # A console script does not put the working folder on sys.path; `examples`
-           # is not installed, so the checkout's root is named as it would be for a
-           # team's own package that is not installed either.
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(root),
-                                                      os.environ.get("PYTHONPATH")]))}
+    # `examples` is not installed: like a team's own package in its checkout, it is
+    # found in the working folder (relayflow puts it on sys.path, as uvicorn does).
+    env = {**os.environ, **settings.as_env()}
     env.pop("RELAYFLOW_APP", None)
+    env.pop("PYTHONPATH", None)
     log = tmp_path / "relayflow-run.log"
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; waited for below

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import pytest
 from temporalio import workflow
@@ -110,3 +112,15 @@ def test_loading_a_bad_spec_says_what_is_wrong(spec: str, error: type[Exception]
                                                message: str) -> None:
     with pytest.raises(error, match=message):
         load_application(spec)
+
+
+def test_an_application_in_the_working_folder_needs_no_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "team_app_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "app.py").write_text("from relayflow.reference import APP as REUSED\n")
+    monkeypatch.chdir(tmp_path)
+    # As under a console script: neither '' nor the working folder on sys.path.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in {"", str(tmp_path)}])
+    assert load_application("team_app_probe.app:REUSED") is APP
