@@ -149,6 +149,15 @@ class KafkaProbe:
             for records in batch.values():
                 self.seen.extend(records)
 
+    async def caught_up(self) -> list[ConsumerRecord[bytes, bytes]]:
+        """Everything seen so far once every watched partition was read to its end as of now."""
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        while [tp for tp, end in ends.items() if await self._consumer.position(tp) < end]:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                self.seen.extend(records)
+        return self.seen
+
 
 @asynccontextmanager
 async def kafka_probe(settings: Settings, watch: list[str]) -> AsyncIterator[KafkaProbe]:

@@ -30,14 +30,20 @@ from relayflow.settings import Settings
 if TYPE_CHECKING:
     from schemas.topics import Topic
 
+LOCAL_STACKS: set[Path] = set()
+"""Data folders of the local dev stacks ``local_stack`` runs in this process: the only
+stacks whose processes a (fault) test may stop and start again (``restart_refusal``)."""
+
 __all__ = [
     "KAFKA_IMAGE",
+    "LOCAL_STACKS",
     "TEMPORAL_IMAGE",
     "docker_available",
     "ensure_app_topics",
     "external_stack",
     "local_settings",
     "local_stack",
+    "restart_refusal",
     "session_stack",
     "testcontainers_stack",
 ]
@@ -198,11 +204,44 @@ def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
         # offset, and records left by earlier sessions would only slow tests down.
         devstack.down(settings, purge=True)
     started = devstack.up(settings)
+    LOCAL_STACKS.add(settings.data_dir.resolve())
     try:
         yield settings
     finally:
+        LOCAL_STACKS.discard(settings.data_dir.resolve())
         if started and not os.environ.get("RELAYFLOW_TEST_KEEP_STACK"):
             devstack.down(settings)
+
+
+def restart_refusal(settings: Settings, service: str) -> str | None:
+    """Why a test must not stop and start ``service`` under ``settings``; None when it may.
+
+    It may only when the address under test (``kafka_bootstrap_servers`` or
+    ``temporal_address``) is served by a process that this session's own local
+    dev stack (``local_stack``) recorded in ``settings.data_dir``. Anything
+    else (testcontainers, an external stack, a demo stack in the default
+    folder, a proxy in front of the service) is not the test's to restart.
+
+    Args:
+        settings: The settings under test (the stack fixture's, or a copy).
+        service: ``kafka`` or ``temporal``.
+    """
+    from relayflow import devstack  # noqa: PLC0415
+
+    under_test = {"kafka": settings.kafka_bootstrap_servers,
+                  "temporal": settings.temporal_address}[service]
+    if settings.data_dir.resolve() not in LOCAL_STACKS:
+        return (f"{service} at {under_test} is not part of a local dev stack this test session "
+                f"runs (testcontainers or RELAYFLOW_TEST_STACK=external): not ours to restart")
+    [status] = [s for s in devstack.status(settings).services if s.name == service]
+    if not status.running:
+        return f"no {service} recorded in {settings.data_dir} is running"
+    host, _, port = under_test.partition(":")
+    if "," in under_test or host not in {"127.0.0.1", "localhost"} or \
+            f"127.0.0.1:{port}" != status.address:
+        return (f"{service} under test is {under_test}, but the one recorded in "
+                f"{settings.data_dir} serves {status.address}")
+    return None
 
 
 @contextlib.contextmanager

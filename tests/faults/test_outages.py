@@ -1,7 +1,9 @@
 """Services go away under load and come back; records are redelivered; keys get hot.
 
 Restarting Kafka or Temporal needs the project's own local stack (it owns
-those processes); with testcontainers or an external stack those tests skip.
+those processes): a test restarts only the service under test, and only when
+the session's local dev stack runs it at the address under test; with
+testcontainers, an external stack or anything else there, it skips.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import pytest
 from aiokafka import TopicPartition
 
 from relayflow import devstack
+from relayflow.devstack import free_port
 from relayflow.dlq_admin import read_dead_letters
 from relayflow.kafka_reads import commit_group, committed_to_end
 from relayflow.settings import Settings
+from relayflow.testing.stacks import restart_refusal
 from schemas import ApprovalDecided, Event
 from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
@@ -26,15 +30,29 @@ from tests.support import order_placed
 pytestmark = [pytest.mark.timeout(480)]
 
 
-def _owns_local_stack(settings: Settings) -> bool:
-    return any(service.running for service in devstack.status(settings).services)
-
-
-@pytest.fixture
-def local(rig: Rig) -> Settings:
-    if not _owns_local_stack(rig.settings):
-        pytest.skip("restarts need the project's local dev stack")
+def _restartable(rig: Rig, service: str) -> Settings:
+    """The rig's settings, if the test may restart ``service`` under them; else skip."""
+    refusal = restart_refusal(rig.settings, service)
+    if refusal is not None:
+        pytest.skip(f"restarting {service} needs the session's local dev stack: {refusal}")
     return rig.settings
+
+
+def test_only_the_service_under_test_of_the_sessions_own_stack_is_restartable(
+    stack: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if restart_refusal(stack, "kafka") is not None:
+        pytest.skip("the session's stack is not a local dev stack: nothing is restartable")
+    assert restart_refusal(stack, "temporal") is None
+    # Another address under test (a second stack, a proxy): the recorded broker is not it.
+    elsewhere = stack.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    assert "serves" in str(restart_refusal(elsewhere, "kafka"))
+    assert restart_refusal(elsewhere, "temporal") is None  # Temporal is still the one under test
+    # A dev stack runs in the folder, at the addresses under test, but this session did not
+    # start it (e.g. an external stack pointed at a demo's): not ours.
+    monkeypatch.setattr("relayflow.testing.stacks.LOCAL_STACKS", set())
+    for service in ("kafka", "temporal"):
+        assert "not part of a local dev stack" in str(restart_refusal(stack, service))
 
 
 async def _loaded(rig: Rig, count: int) -> Service:
@@ -46,11 +64,12 @@ async def _loaded(rig: Rig, count: int) -> Service:
     return bridge
 
 
-async def test_temporal_down_for_a_while_under_load(rig: Rig, local: Settings) -> None:
+async def test_temporal_down_for_a_while_under_load(rig: Rig) -> None:
+    local = _restartable(rig, "temporal")
     bridge = await _loaded(rig, 60)
     await asyncio.to_thread(devstack.stop_temporal, local)
     await rig.produce(ORDERS_EVENTS, orders(rig, 120)[60:])  # intake waits, nothing committed
-    await asyncio.sleep(5)
+    await bridge.logged("Temporal unavailable")  # the bridge met the outage
     await asyncio.to_thread(devstack.start_temporal, local)
     assert_clean(await rig.settled(), 120)
     assert bridge.alive
@@ -60,7 +79,8 @@ async def test_temporal_down_for_a_while_under_load(rig: Rig, local: Settings) -
     assert log.count("Temporal unavailable") <= 3  # once per outage, not once per retry
 
 
-async def test_kafka_restarted_under_load(rig: Rig, local: Settings) -> None:
+async def test_kafka_restarted_under_load(rig: Rig) -> None:
+    local = _restartable(rig, "kafka")
     bridge = await _loaded(rig, 60)
     await asyncio.to_thread(devstack.stop_kafka, local)
     await asyncio.sleep(3)

@@ -1,12 +1,19 @@
 """Every benchmark script runs end to end at a tiny size, so none of them can rot.
 
 They run on the session's stack (``RELAYFLOW_BENCH_STACK=external``) instead
-of starting their own. Figures are not checked: tests never assert speed.
+of starting their own. Speed is never asserted (tests never assert speed);
+what is checked is that each script measured something: its table has a row
+for every measure with figures that parse as positive numbers, its ratio
+lines are there and positive, and they are the ratios it recorded in its
+results line for this run.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,43 +22,174 @@ from relayflow.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
+Row = dict[str, str]
+# "name: 1.23x" or "name: -4.56" (latency overheads), optionally followed by a note.
+_FIGURE = re.compile(r"^(?P<name>[^|#:][^:]*): (?P<value>-?[\d,]*\.?\d+)x?(?: .*)?$")
+
+
+def tables(out: str) -> dict[str, list[Row]]:
+    """Each ``### title`` table of a report: its rows as column name → cell."""
+    found: dict[str, list[Row]] = {}
+    lines = out.splitlines()
+    for at, line in enumerate(lines):
+        if not line.startswith("### "):
+            continue
+        cells = []
+        for row in lines[at + 2:]:  # the title, a blank line, then the table
+            if not row.startswith("|"):
+                break
+            cells.append([cell.strip() for cell in row.strip().strip("|").split("|")])
+        header, _rule, *body = cells
+        found[line.removeprefix("### ")] = [dict(zip(header, row, strict=True)) for row in body]
+    return found
+
+
+def number(cell: str) -> float:
+    """A table cell or figure as a number (the tables group thousands with commas)."""
+    return float(cell.replace(",", ""))
+
+
+def positive(cell: str) -> float:
+    value = number(cell)
+    assert value > 0, f"{cell!r} is not a positive figure"
+    return value
+
+
+def figures(out: str) -> dict[str, float]:
+    """The ``name: value`` lines under the tables (ratios and overheads)."""
+    return {m["name"]: number(m["value"])
+            for m in map(_FIGURE.match, out.splitlines()) if m is not None}
+
+
+def only_table(out: str, title_start: str) -> list[Row]:
+    found = tables(out)
+    assert len(found) == 1, out
+    [(title, rows)] = found.items()
+    assert title.startswith(title_start), out
+    return rows
+
+
+def recorded(results: Path, bench: str) -> dict[str, Any]:
+    """The results line the benchmark appended for this run."""
+    [line] = [json.loads(text) for text in results.read_text().splitlines()]
+    assert line["bench"] == bench
+    return line["results"]  # type: ignore[no-any-return]
+
+
+def assert_printed(printed: dict[str, float], measured: dict[str, float]) -> None:
+    """The printed figures are the measured ones (to the two decimals printed)."""
+    assert set(printed) == set(measured), (printed, measured)
+    for name, value in measured.items():
+        assert printed[name] == pytest.approx(value, abs=0.0051), name
+
 
 @pytest.fixture
-def bench_env(stack: Settings, monkeypatch: pytest.MonkeyPatch,
-              tmp_path: Path) -> None:
+def results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Where the benchmarks append their results line (not the repository's file)."""
+    path = tmp_path / "results.jsonl"
+    monkeypatch.setattr("bench.common.RESULTS", path)
+    return path
+
+
+@pytest.fixture
+def bench_env(stack: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+              results: Path) -> Path:
     monkeypatch.setenv("RELAYFLOW_BENCH_STACK", "external")
     mine = stack.model_copy(update={"data_dir": tmp_path,
                                     "store_path_override": tmp_path / "store.db"})
     for name, value in mine.as_env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("bench.common.RESULTS", tmp_path / "results.jsonl")
+    return results
 
 
-def test_codec() -> None:
+def test_codec(results: Path) -> None:
     out = codec.main(codec.parse(["--events", "50", "--rounds", "1"]))
-    assert "avro decode" in out
+    rows = only_table(out, "Codec")
+    assert [r["operation"] for r in rows] == ["avro encode", "json encode", "avro decode",
+                                              "json decode"]
+    for row in rows:
+        positive(row["events/s"])
+        positive(row["bytes/event"])
+    printed = figures(out)
+    for ratio in printed.values():
+        assert ratio > 0
+    assert printed["size avro/json"] < 1, out  # a size, not a speed: Avro has no field names
+    assert_printed(printed, recorded(results, "codec")["ratios"])
 
 
-async def test_start_throughput(bench_env: None) -> None:
+async def test_start_throughput(bench_env: Path) -> None:
     args = start_throughput.parse(["--events", "20", "--naive-events", "5",
                                    "--concurrency", "8", "--latency-ms", "2"])
     out = start_throughput.report(await start_throughput.main(args), args)
-    assert "bridge/naive @2ms" in out
-    assert "bridge/raw without argument @0ms" in out
+    rows = only_table(out, "Start throughput")
+    variants = ["raw client, no argument", "raw client", "relayflow bridge"]
+    assert [(r["variant"], r["latency each way (ms)"]) for r in rows] == [
+        *((v, "0") for v in variants), *((v, "2") for v in variants), ("naive FastStream", "2")]
+    for row in rows:
+        events = positive(row["events"])
+        assert events == (5 if row["variant"] == "naive FastStream" else 20)
+        seconds, rate = positive(row["seconds"]), positive(row["starts/s"])
+        assert rate == pytest.approx(events / seconds, rel=0.01), row  # one measurement
+    printed = figures(out)
+    assert set(printed) == {"bridge/raw @0ms", "bridge/raw without argument @0ms",
+                            "bridge/raw @2ms", "bridge/raw without argument @2ms",
+                            "bridge/naive @2ms"}, out
+    for ratio in printed.values():
+        assert ratio > 0
+    assert_printed(printed, recorded(bench_env, "start_throughput")["ratios"])
 
 
-async def test_latency(bench_env: None) -> None:
+async def test_latency(bench_env: Path) -> None:
     out = await latency.main(latency.parse(["--seconds", "1", "--calibrate", "5"]))
-    assert "produced -> outcome consumed" in out
+    rows = only_table(out, "Latency (ms)")
+    assert [r["path"] for r in rows] == ["produced -> workflow running (bridge)",
+                                         "produced -> outcome consumed (bridge)",
+                                         "client start -> outcome consumed (no bridge)"]
+    for row in rows:
+        positive(row["events"])
+        p50, p95, p99 = (positive(row[p]) for p in ("p50", "p95", "p99"))
+        assert p50 <= p95 <= p99, row
+    printed = figures(out)
+    assert set(printed) == {"bridge overhead p50 (ms)", "bridge/direct p50"}, out
+    assert printed["bridge/direct p50"] > 0  # the overhead itself may be either sign
+    measured = recorded(bench_env, "latency")
+    assert measured["max_sagas_per_s"] > 0
+    assert_printed(printed, measured["overhead"])
 
 
-async def test_memory(bench_env: None) -> None:
+async def test_memory(bench_env: Path) -> None:
     out = await memory.main(memory.parse(["--small", "5", "--large", "10",
                                           "--backlog", "20", "40"]))
-    assert "RSS MiB" in out
+    rows = only_table(out, "Bridge memory")
+    backlog = "with a backlog, Temporal unreachable"
+    assert [(r["situation"], r["events"]) for r in rows] == [
+        ("after processing", "5"), ("after processing", "10"), (backlog, "20"), (backlog, "40")]
+    for row in rows:
+        positive(row["RSS MiB"])
+    printed = figures(out)
+    assert set(printed) == {"processed 10/5", "backlog 40/20"}, out
+    for ratio in printed.values():
+        assert ratio > 0
+    assert_printed(printed, recorded(bench_env, "memory")["ratios"])
 
 
-async def test_fanout(bench_env: None) -> None:
+async def test_fanout(bench_env: Path) -> None:
     out = await fanout.main(fanout.parse(["--items", "60", "--chunk", "10", "--window", "2",
                                           "--flat-items", "5"]))
-    assert "largest history" in out
+    rows = only_table(out, "Fan-out")
+    assert [(r["shape"], r["items"]) for r in rows] == [
+        ("fan-out (BatchWorkflow)", "60"), ("flat loop (one workflow)", "5"),
+        ("flat loop, projected to 60", "60")]
+    for row in rows[:2]:  # measured; the projection has no time of its own
+        for column in ("seconds", "items/s", "largest history", "workflow runs"):
+            positive(row[column])
+    positive(rows[2]["largest history"])
+    printed = figures(out)
+    assert set(printed) == {"items/s fan-out/flat",
+                            "largest history fan-out/flat (projected to the batch)"}, out
+    for ratio in printed.values():
+        assert ratio > 0
+    measured = recorded(bench_env, "fanout")
+    assert measured["fan_out"]["succeeded"] + measured["fan_out"]["failed"] == 60
+    assert "largest fan-out history" in out
+    assert_printed(printed, measured["ratios"])

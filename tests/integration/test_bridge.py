@@ -278,19 +278,44 @@ async def _status_is(handle: WorkflowHandle[Any, Any], status: WorkflowExecution
         raise
 
 
-async def test_a_decision_before_its_saga_is_held_then_delivered(bridged: Bridged) -> None:
+async def test_a_decision_before_its_saga_is_held_then_delivered(
+    bridged: Bridged, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridge")
     order = order_placed(new_order_id())
     early = decision(order.order_id)
-    await bridged.send(early, APPROVALS_DECISIONS)  # no saga yet: held, not dead-lettered
-    await bridged.send(order)
+    held = await bridged.send(early, APPROVALS_DECISIONS)  # no saga yet
+    tp = TopicPartition(APPROVALS_DECISIONS, held.partition)
     handle = bridged.handle(f"order-{order.order_id}")
+
+    # The bridge tried the signal, found no saga and holds the record.
+    coordinates = f"{APPROVALS_DECISIONS}[{held.partition}]@{held.offset}"
+    await eventually(lambda: _logged(caplog, f"holding {coordinates} for"), "decision held")
+    # Meanwhile other partitions flow. The bridge's batches run one after another, so
+    # once this later record is committed, the batch that held the decision has
+    # committed too: everything but the decision, which stays uncommitted (not
+    # dead-lettered, not skipped), and no saga was made up for it.
+    other = order_placed(new_order_id())
+    flowing = await bridged.send(other)
+    await eventually(lambda: _committed_past(
+        bridged.settings, TopicPartition(ORDERS_EVENTS, flowing.partition), flowing.offset),
+        "another partition flows while the decision is held")
+    assert await committed(bridged.settings, tp) <= held.offset
+    assert not await exists(bridged.client, handle.id)
+    await bridged.handle(f"order-{other.order_id}").signal(TinySaga.finish)
+
+    await bridged.send(order)
     await eventually(lambda: exists(bridged.client, handle.id), "saga started")
 
     async def delivered() -> bool:
         return str(early.event_id) in await handle.query(TinySaga.decided)
 
     await eventually(delivered, "held decision delivered once the saga exists")
+    await eventually(lambda: _committed_past(bridged.settings, tp, held.offset),
+                     "held decision committed once delivered")
+    assert await handle.query(TinySaga.decided) == [str(early.event_id)]  # delivered once
     await handle.signal(TinySaga.finish)
+    await asyncio.wait_for(handle.result(), WAIT)
 
 
 async def test_cancel_of_an_unknown_order_is_dead_lettered(bridged: Bridged) -> None:

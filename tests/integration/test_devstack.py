@@ -51,3 +51,19 @@ def test_up_is_idempotent_restart_keeps_topics_and_down_stops_ours(tmp_path: Pat
 def test_wait_until_answering_returns_for_a_running_stack(stack: Settings) -> None:
     # What the testcontainers and external stacks rely on before creating topics.
     devstack.wait_until_answering(stack, timeout=30.0)
+    # Returned because both answer: the broker describes every topic of the contract.
+    assert devstack.ensure_topics(stack) == {t.name: t.partitions for t in TOPICS}
+
+
+def test_wait_until_answering_wants_both_services_not_just_open_ports(stack: Settings) -> None:
+    # Each address points at the *other* service: a port that accepts connections
+    # but does not speak the protocol must not count as ready.
+    kafka_port = stack.kafka_bootstrap_servers.rsplit(":", 1)[1]
+    temporal_port = stack.temporal_address.rsplit(":", 1)[1]
+    no_temporal = stack.model_copy(update={"temporal_address": f"127.0.0.1:{kafka_port}"})
+    with pytest.raises(devstack.StackError, match=r"^temporal not ready after 2s$"):
+        devstack.wait_until_answering(no_temporal, timeout=2.0)  # Kafka passed, Temporal did not
+    no_kafka = stack.model_copy(
+        update={"kafka_bootstrap_servers": f"127.0.0.1:{temporal_port}"})
+    with pytest.raises(devstack.StackError, match=r"^kafka not ready after 2s$"):
+        devstack.wait_until_answering(no_kafka, timeout=2.0)
