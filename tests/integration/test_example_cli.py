@@ -78,7 +78,8 @@ async def test_relayflow_run_serves_the_tickets_app_and_stops_cleanly_on_sigterm
         assert code == 0, log.read_text(errors="replace")[-4000:]
         output_text = log.read_text(errors="replace")
         assert "bridge consuming tickets.events" in output_text
-        assert "as group cli-" in output_text and "for tickets" in output_text
+        assert "as group cli-" in output_text
+        assert "for tickets" in output_text
         assert "Traceback" not in output_text
     finally:
         if process.poll() is None:
