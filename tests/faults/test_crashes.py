@@ -77,7 +77,7 @@ async def _started(client: Client, rig: Rig) -> int:
 
 
 START_TO_CLOSE = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
-_DRAIN = re.compile(r"shutting down: (\d+) of (\d+) records of the batch in flight finished; "
+_DRAIN = re.compile(r"shutting down: (\d+) of (\d+) records of the fetch in flight finished; "
                     r"committing those, the rest is redelivered")
 
 
@@ -85,9 +85,9 @@ async def test_sigterm_mid_stream_commits_what_is_done_and_exits(rig: Rig) -> No
     rig.worker()
     client = await connect_temporal(rig.settings)
     baseline = await _committed(rig.settings)
-    # The whole stream is there before the bridge starts, so it fetches it as one batch,
+    # The whole stream is there before the bridge starts, so it fetches it in one poll,
     # and it reaches Temporal through 50 ms of latency each way (Toxiproxy), 4 calls at a
-    # time: the batch takes seconds, and a commit comes only at its end.
+    # time: the fetch takes seconds, and a commit comes only at its end.
     await rig.produce(ORDERS_EVENTS, orders(rig, 150))
     with Toxiproxy(rig.settings, rig.logs / "toxiproxy.log") as toxiproxy:
         link = toxiproxy.proxy("temporal", rig.settings.temporal_address)
@@ -103,7 +103,7 @@ async def test_sigterm_mid_stream_commits_what_is_done_and_exits(rig: Rig) -> No
         code = await asyncio.to_thread(first.terminate)  # the link stays up for the drain
     assert code == 0
 
-    # The drain: the batch started no more records, let the calls in flight finish, and
+    # The drain: the fetch started no more records, let the calls in flight finish, and
     # committed exactly the records it reports finished; the rest waits for redelivery.
     [(finished, fetched)] = [(int(n), int(m)) for n, m in _DRAIN.findall(first.log.read_text())]
     assert 0 < finished < fetched <= 150
