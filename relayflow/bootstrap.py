@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from typing import Any
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -42,6 +44,7 @@ __all__ = [
     "bridge_config",
     "build_worker",
     "connect_temporal",
+    "data_converter",
     "run_bridge",
     "run_worker",
     "running",
@@ -65,11 +68,32 @@ def application(settings: Settings) -> Application:
     return load_application(settings.app)
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic models as JSON, encrypted when payload encryption keys are configured.
+
+    With encryption on, failure messages and stack traces move into the
+    failure's encoded attributes, so the codec encrypts them too (they may
+    quote order data).
+
+    Raises:
+        relayflow.payload_codec.PayloadKeyError: The configured keys are unusable.
+    """
+    codec = settings.payload_codec()
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter, payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+
+
 async def connect_temporal(settings: Settings, *, retries: bool = True) -> Client:
-    """Connect a Temporal client that (de)serializes pydantic models.
+    """Connect a Temporal client that (de)serializes pydantic models, encrypted if configured.
+
+    The bridge, the worker (through its client) and every CLI command get
+    their client here, so all of them share one data converter.
 
     Args:
-        settings: Supplies the frontend address and namespace.
+        settings: Supplies the frontend address, namespace and payload keys.
         retries: Let the SDK retry failed calls itself (logging each retry). The
             bridge turns this off: it retries with its own backoff, pausing
             consumption, and logs once per outage instead of once per call.
@@ -80,7 +104,7 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         retry_config=None if retries else _ONE_QUICK_RETRY,
     )
 

@@ -7,13 +7,19 @@ fast and a command only pays for what it uses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import typer
 
 from relayflow.settings import Settings
+
+if TYPE_CHECKING:
+    from relayflow.payload_codec import EncryptionCodec
 
 __all__ = ["app"]
 
@@ -51,6 +57,17 @@ def _mount_dev() -> None:
     app.add_typer(dev_app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")
 
 
+def _payload_codec(settings: Settings) -> EncryptionCodec | None:
+    """The payload codec of the settings' keys; unusable keys end the process with one line."""
+    from relayflow.payload_codec import PayloadKeyError  # noqa: PLC0415
+
+    try:
+        return settings.payload_codec()
+    except PayloadKeyError as error:
+        typer.echo(f"relayflow: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 _APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_APP, "
              "else relayflow's own orders, approvals and batches).")
 
@@ -67,6 +84,7 @@ def _settings(app_spec: str | None = None) -> Settings:
     except (ImportError, TypeError, ValueError) as error:
         raise typer.BadParameter(f"{settings.app}: {error}", param_hint="--app / RELAYFLOW_APP",
                                  ) from error
+    _payload_codec(settings)
     return settings
 
 
@@ -271,6 +289,46 @@ def dlq_release(
 
     entry = asyncio.run(release(Settings(), topic, _key(key, hex_key=hex_key)))
     typer.echo("released" if entry else "the key is not parked; nothing to do")
+
+
+@app.command("codec-server")
+def codec_server(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8081, help="TCP port to listen on."),
+) -> None:
+    """Serve the Temporal codec server protocol, so the UI and `temporal` read encrypted payloads.
+
+    Uses the payload encryption keys of the settings; point the UI's codec
+    endpoint or `temporal ... --codec-endpoint` at it.
+    """
+    from relayflow.codec_server import CodecServer  # noqa: PLC0415
+
+    settings = Settings()
+    _configure_logging(settings)
+    codec = _payload_codec(settings)
+    if codec is None:
+        typer.echo("relayflow: the codec server needs RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or "
+                   "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE", err=True)
+        raise typer.Exit(2)
+    token = settings.codec_server_token
+    try:
+        server = CodecServer(codec, host=host, port=port,
+                             token=None if token is None else token.get_secret_value(),
+                             origins=settings.codec_server_allowed_origins)
+    except OSError as error:
+        typer.echo(f"relayflow: cannot listen on {host}:{port}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+    logging.getLogger(__name__).info(
+        "codec server on %s (keys %s, active %s; %s; CORS for %s); "
+        "temporal workflow show --codec-endpoint %s ...", server.url, ", ".join(codec.key_ids),
+        codec.active_key_id, "bearer token required" if token else "no authentication",
+        ", ".join(sorted(settings.codec_server_allowed_origins)) or "no origin", server.url)
+    # serve_forever runs here; shutdown must come from another thread.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.shutdown()  # returns at once once serve_forever has ended
+    logging.getLogger(__name__).info("codec server stopped")
 
 
 @app.command()

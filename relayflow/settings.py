@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relayflow.schema_registry import HttpSchemaRegistry
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
+
+if TYPE_CHECKING:
+    from relayflow.payload_codec import EncryptionCodec
 
 __all__ = ["Settings", "get_settings"]
 
@@ -77,6 +81,18 @@ class Settings(BaseSettings):
             history passes this many events (or when the server suggests it).
         cache_dir: Where the dev stack caches the Kafka jars, by version, so
             later runs start offline.
+        payload_encryption_keys: Temporal payload encryption keys as
+            ``id:base64-of-32-bytes`` entries, comma- or newline-separated
+            (``relayflow.payload_codec``). Unset (and no keys file): payloads
+            are stored in clear.
+        payload_encryption_keys_file: A file of such entries, one a line
+            (instead of ``payload_encryption_keys``).
+        payload_encryption_key_id: The key that encrypts new payloads; default
+            the last one listed. Every listed key decrypts.
+        codec_server_token: When set, ``relayflow codec-server`` answers only
+            requests with ``Authorization: Bearer <token>``.
+        codec_server_origins: Comma-separated browser origins allowed to call
+            the codec server (the Temporal UI's); default the dev stack's UI.
     """
 
     model_config = SettingsConfigDict(env_prefix="RELAYFLOW_", extra="ignore")
@@ -116,6 +132,11 @@ class Settings(BaseSettings):
     batch_history_event_limit: int = Field(default=2_000, ge=100)
     log_level: str = "INFO"
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "relayflow")
+    payload_encryption_keys: SecretStr | None = None
+    payload_encryption_keys_file: Path | None = None
+    payload_encryption_key_id: str | None = None
+    codec_server_token: SecretStr | None = None
+    codec_server_origins: str | None = None
 
     @cached_property
     def store_path(self) -> Path:
@@ -124,7 +145,8 @@ class Settings(BaseSettings):
 
     def as_env(self) -> dict[str, str]:
         """The ``RELAYFLOW_*`` variables that give a child process exactly these settings."""
-        env = {f"RELAYFLOW_{name.upper()}": str(value)
+        env = {f"RELAYFLOW_{name.upper()}": (value.get_secret_value()
+                                             if isinstance(value, SecretStr) else str(value))
                for name, value in self.model_dump(exclude={"store_path_override"}).items()
                if value is not None}
         env["RELAYFLOW_STORE_PATH"] = str(self.store_path)
@@ -140,6 +162,37 @@ class Settings(BaseSettings):
     def codec(self) -> AvroCodec:
         """The Avro codec of relayflow's own event types, with the schema registry if set."""
         return AvroCodec(EVENT_TYPES.values(), registry=self.schema_registry())
+
+    def payload_codec(self) -> EncryptionCodec | None:
+        """The payload encryption codec of the configured keys; None when none are.
+
+        Raises:
+            relayflow.payload_codec.PayloadKeyError: The keys are unusable; one
+                line naming the setting, never a key.
+        """
+        keys_text = self.payload_encryption_keys
+        if keys_text is None and self.payload_encryption_keys_file is None:
+            if self.payload_encryption_key_id is not None:
+                from relayflow.payload_codec import PayloadKeyError  # noqa: PLC0415
+
+                raise PayloadKeyError("RELAYFLOW_PAYLOAD_ENCRYPTION_KEY_ID is set but no keys "
+                                      "are (RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or _KEYS_FILE)")
+            return None
+        # cryptography is imported only by processes that encrypt.
+        from relayflow.payload_codec import EncryptionCodec, read_keys  # noqa: PLC0415
+
+        keys = read_keys(None if keys_text is None else keys_text.get_secret_value(),
+                         self.payload_encryption_keys_file)
+        return EncryptionCodec(keys, self.payload_encryption_key_id)
+
+    @property
+    def codec_server_allowed_origins(self) -> frozenset[str]:
+        """Browser origins the codec server answers (CORS)."""
+        if self.codec_server_origins is not None:
+            return frozenset(o.strip().rstrip("/") for o in self.codec_server_origins.split(",")
+                             if o.strip())
+        return frozenset(f"http://{host}:{self.temporal_ui_port}"
+                         for host in ("localhost", "127.0.0.1"))
 
     @property
     def temporal_ui_url(self) -> str:
