@@ -319,7 +319,7 @@ def codec_server(
         typer.echo(f"relayflow: cannot listen on {host}:{port}: {error.strerror}", err=True)
         raise typer.Exit(2) from None
     logging.getLogger(__name__).info(
-        "codec server on %s (keys %s, active %s; %s; CORS for %s); "
+        "codec server on %s (keys %s, encrypting with %s; %s; CORS for %s); "
         "temporal workflow show --codec-endpoint %s ...", server.url, ", ".join(codec.key_ids),
         codec.active_key_id, "bearer token required" if token else "no authentication",
         ", ".join(sorted(settings.codec_server_allowed_origins)) or "no origin", server.url)
