@@ -121,12 +121,14 @@ class Pki:
         server: The terminator's certificate, for ``localhost`` and ``127.0.0.1``.
         client: A client certificate the terminator trusts.
         stranger: A client certificate from another CA, which the terminator refuses.
+        other_ca: That other CA's certificate, which did not sign the server's.
     """
 
     ca: Path
     server: Credentials
     client: Credentials
     stranger: Credentials
+    other_ca: Path
 
 
 def make_pki(folder: Path) -> Pki:
@@ -136,7 +138,7 @@ def make_pki(folder: Path) -> Pki:
     other = CertificateAuthority(folder, "someone-elses-ca")
     return Pki(ca=ca.cert, server=ca.issue("temporal-frontend", server=True),
                client=ca.issue("relayflow-client", server=False),
-               stranger=other.issue("stranger-client", server=False))
+               stranger=other.issue("stranger-client", server=False), other_ca=other.cert)
 
 
 def _nginx_binary() -> str:
@@ -180,7 +182,7 @@ http {{
         error_page 401 = /api-key-refused;
         location / {{
             {key_check}
-            grpc_pass grpc://127.0.0.1:{upstream};
+            grpc_pass grpc://{upstream};
         }}
         location = /client-certificate-refused {{
             internal;
@@ -202,7 +204,7 @@ http {{
 
 
 class TlsTerminator:
-    """nginx listening with TLS on a free port, forwarding plaintext gRPC to ``upstream_port``.
+    """nginx listening with TLS on a free port, forwarding plaintext gRPC to ``upstream``.
 
     It requires a client certificate signed by ``pki.ca`` (mTLS), or, given
     ``api_key``, that key as ``authorization: Bearer <key>`` instead (Temporal
@@ -212,12 +214,12 @@ class TlsTerminator:
 
     Args:
         pki: The certificates (``make_pki``).
-        upstream_port: The plaintext gRPC service on 127.0.0.1.
+        upstream: ``host:port`` of the plaintext gRPC service.
         folder: Where its configuration and logs go.
         api_key: Demand this API key rather than a client certificate.
     """
 
-    def __init__(self, pki: Pki, upstream_port: int, folder: Path, *,
+    def __init__(self, pki: Pki, upstream: str, folder: Path, *,
                  api_key: str | None = None) -> None:
         self._binary = _nginx_binary()
         self.port = free_port()
@@ -226,7 +228,7 @@ class TlsTerminator:
         self._config = folder / "nginx.conf"
         folder.mkdir(parents=True, exist_ok=True)
         self._config.write_text(_CONFIG.format(
-            folder=folder.resolve(), port=self.port, upstream=upstream_port,
+            folder=folder.resolve(), port=self.port, upstream=upstream,
             cert=pki.server.cert.resolve(), key=pki.server.key.resolve(), ca=pki.ca.resolve(),
             verify_client="off" if api_key else "on",
             key_check=f'if ($http_authorization != "Bearer {api_key}") {{ return 401; }}'

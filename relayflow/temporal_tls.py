@@ -143,8 +143,8 @@ def _server_not_trusted(settings: Settings, text: str) -> str | None:
     if bad["why"].startswith("NotValidForName"):
         return (f"{_SERVER_NAME}: the certificate of {where} is not issued to "
                 f"{settings.temporal_tls_server_name or 'its host'}")
-    source = f"the CA in {_CA}" if settings.temporal_tls_ca_file else "the system's root CAs"
-    return f"{_CA}: {where} presented a certificate that {source} do not trust ({bad['why']})"
+    signer = f"the CA in {_CA}" if settings.temporal_tls_ca_file else "a system root CA"
+    return f"{_CA}: {where} presented a certificate not signed by {signer} ({bad['why']})"
 
 
 def _tls_mismatch(settings: Settings, text: str) -> str | None:
