@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install kafka lint typecheck check test test-unit test-integration test-faults demo bench dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools lint typecheck check test test-unit test-integration test-faults demo bench dev-up dev-down dev-status clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ kafka: install  ## Fetch the Kafka jars (Maven Central) and build Toxiproxy (Go)
 	$(BIN)/relayflow dev fetch
 	$(BIN)/python -m devtools.toxiproxy
 
+tls-tools:  ## nginx from Debian: the TLS terminator in front of Temporal in the TLS tests
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+		(apt-get update && apt-get install -y nginx-light)
+
 lint: install  ## ruff
 	$(BIN)/ruff check .
 
@@ -35,13 +39,13 @@ typecheck: install  ## mypy --strict
 
 check: lint typecheck  ## ruff + mypy
 
-test: install kafka check  ## Install, start the real Kafka + Temporal the tests need, run everything
+test: install kafka tls-tools check  ## Install, start the real Kafka + Temporal the tests need, run everything
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install  ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: install kafka  ## Integration tests on a real Kafka + Temporal
+test-integration: install kafka tls-tools  ## Integration tests on a real Kafka + Temporal
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-faults: install kafka  ## Fault tests (processes killed, services restarted)

@@ -37,6 +37,7 @@ from bridge.routes import RouteTable
 from relayflow.application import Application, WorkerResources, load_application
 from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
+from relayflow.temporal_tls import refusal, temporal_credentials
 
 __all__ = [
     "ACTIVITY_THREADS",
@@ -93,20 +94,36 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
     their client here, so all of them share one data converter.
 
     Args:
-        settings: Supplies the frontend address, namespace and payload keys.
+        settings: Supplies the frontend address and namespace, the payload keys,
+            and TLS, client certificate and API key when set (``relayflow.temporal_tls``).
         retries: Let the SDK retry failed calls itself (logging each retry). The
             bridge turns this off: it retries with its own backoff, pausing
             consumption, and logs once per outage instead of once per call.
 
     Returns:
         A connected client; reuse it, it multiplexes one gRPC channel.
+
+    Raises:
+        SettingError: A TLS or API key setting is unusable, or Temporal refused
+            the connection for a reason waiting does not fix (credentials, CA,
+            server name, TLS on one side only). One line naming the setting.
+        RuntimeError: Temporal did not answer (not up yet, unreachable).
     """
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
-        retry_config=None if retries else _ONE_QUICK_RETRY,
-    )
+    credentials = temporal_credentials(settings)
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings),
+            retry_config=None if retries else _ONE_QUICK_RETRY,
+            tls=credentials.tls,
+            api_key=credentials.api_key,
+        )
+    except RuntimeError as error:
+        refused = refusal(settings, error)
+        if refused is not None:
+            raise refused from None
+        raise
 
 
 async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = None,
@@ -114,6 +131,7 @@ async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = Non
     """Connect, waiting with backoff while Temporal is not up yet; check the namespace.
 
     Raises:
+        SettingError: Bad TLS or API key settings, or Temporal refused them.
         RPCError: Temporal answers but refuses, e.g. the namespace does not
             exist: a configuration error, so nothing should start.
     """
@@ -128,6 +146,9 @@ async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = Non
         except (RuntimeError, RPCError) as error:
             # The SDK raises RuntimeError when it cannot connect at all.
             if isinstance(error, RPCError) and error.status not in _NOT_UP_YET:
+                refused = refusal(settings, error)
+                if refused is not None:
+                    raise refused from None
                 raise
             failures += 1
             if failures == 1:

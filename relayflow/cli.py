@@ -11,12 +11,12 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING
 
 import typer
 
-from relayflow.settings import Settings
+from relayflow.settings import SettingError, Settings
 
 if TYPE_CHECKING:
     from relayflow.payload_codec import EncryptionCodec
@@ -38,6 +38,16 @@ def _configure_logging(settings: Settings) -> None:
     )
 
 
+@contextlib.contextmanager
+def _one_line_on_bad_settings() -> Iterator[None]:
+    """A bad setting ends the command with one line naming it (exit 2), not a traceback."""
+    try:
+        yield
+    except SettingError as error:
+        typer.echo(f"relayflow: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``main(stop)`` and set ``stop`` on SIGINT/SIGTERM for a graceful exit."""
 
@@ -48,7 +58,8 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> No
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(runner())
+    with _one_line_on_bad_settings():
+        asyncio.run(runner())
 
 
 def _mount_dev() -> None:
@@ -59,13 +70,8 @@ def _mount_dev() -> None:
 
 def _payload_codec(settings: Settings) -> EncryptionCodec | None:
     """The payload codec of the settings' keys; unusable keys end the process with one line."""
-    from relayflow.payload_codec import PayloadKeyError  # noqa: PLC0415
-
-    try:
+    with _one_line_on_bad_settings():
         return settings.payload_codec()
-    except PayloadKeyError as error:
-        typer.echo(f"relayflow: {error}", err=True)
-        raise typer.Exit(2) from None
 
 
 _APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_APP, "
@@ -147,7 +153,8 @@ def approvals() -> None:
             for p in await pending_approvals(client)
         ]
 
-    rows = asyncio.run(load())
+    with _one_line_on_bad_settings():
+        rows = asyncio.run(load())
     table = Table(title=f"pending approvals ({len(rows)}); answer with ApprovalDecided "
                         "on approvals.decisions")
     for column in ("workflow", "approval id", "waiting for", "escalated", "since (UTC)",
@@ -339,8 +346,9 @@ def verify(
     """Check the invariants on Kafka, Temporal and the store; exit 1 on any violation."""
     from relayflow.verify import verify_until_settled  # noqa: PLC0415
 
-    report = asyncio.run(verify_until_settled(Settings(), key_prefix=key_prefix,
-                                              wait_seconds=wait))
+    with _one_line_on_bad_settings():
+        report = asyncio.run(verify_until_settled(Settings(), key_prefix=key_prefix,
+                                                  wait_seconds=wait))
     typer.echo(report.summary())
     raise typer.Exit(0 if report.ok else 1)
 

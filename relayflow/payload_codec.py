@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
+from relayflow.settings import SettingError
+
 __all__ = [
     "CIPHER",
     "ENCRYPTED_ENCODING",
@@ -60,7 +62,7 @@ _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SHOWN_ID_CHARS = 64  # a key id read from a payload is untrusted input: shown truncated
 
 
-class PayloadKeyError(ValueError):
+class PayloadKeyError(SettingError):
     """The configured keys are unusable; the message names the setting, never a key."""
 
 

@@ -21,7 +21,15 @@ from schemas.codec import AvroCodec
 if TYPE_CHECKING:
     from relayflow.payload_codec import EncryptionCodec
 
-__all__ = ["Settings", "get_settings"]
+
+__all__ = ["SettingError", "Settings", "get_settings"]
+
+
+class SettingError(ValueError):
+    """A setting whose value cannot work; the message is one line that starts with its name.
+
+    Raised when a process starts (or first connects), so it stops before doing anything.
+    """
 
 
 class Settings(BaseSettings):
@@ -42,6 +50,19 @@ class Settings(BaseSettings):
         schema_registry_timeout_seconds: Timeout of each registry request.
         temporal_address: ``host:port`` of the Temporal frontend.
         temporal_namespace: Temporal namespace for every workflow.
+        temporal_tls: Connect to Temporal over TLS, trusting the system's root
+            CAs unless ``temporal_tls_ca_file`` is set. Also on whenever any
+            ``temporal_tls_*`` setting or ``temporal_api_key`` is set.
+        temporal_tls_ca_file: PEM file of the CA(s) that signed the Temporal
+            server's certificate (default: the system's root CAs).
+        temporal_tls_cert_file: PEM client certificate (chain) for mTLS; needs
+            ``temporal_tls_key_file``.
+        temporal_tls_key_file: PEM private key (unencrypted) of the client certificate.
+        temporal_tls_server_name: The name the server's certificate is checked
+            against, also sent as SNI and HTTP/2 authority (default: the host
+            of ``temporal_address``).
+        temporal_api_key: API key (Temporal Cloud), sent as ``authorization:
+            Bearer <key>`` on every call, over TLS. Never logged.
         task_queue: Task queue the worker polls and the bridge starts workflows on.
         data_dir: Folder of the local dev stack and the SQLite store.
         store_path: SQLite file of the reference system's store (inventory,
@@ -105,6 +126,12 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
     task_queue: str = "relayflow"
 
     data_dir: Path = Path(".relayflow")
@@ -145,8 +172,7 @@ class Settings(BaseSettings):
 
     def as_env(self) -> dict[str, str]:
         """The ``RELAYFLOW_*`` variables that give a child process exactly these settings."""
-        env = {f"RELAYFLOW_{name.upper()}": (value.get_secret_value()
-                                             if isinstance(value, SecretStr) else str(value))
+        env = {f"RELAYFLOW_{name.upper()}": _env_value(value)
                for name, value in self.model_dump(exclude={"store_path_override"}).items()
                if value is not None}
         env["RELAYFLOW_STORE_PATH"] = str(self.store_path)
@@ -195,9 +221,21 @@ class Settings(BaseSettings):
                          for host in ("localhost", "127.0.0.1"))
 
     @property
+    def temporal_uses_tls(self) -> bool:
+        """True when the Temporal client connects over TLS (see ``temporal_tls``)."""
+        return self.temporal_tls or any(value is not None for value in (
+            self.temporal_tls_ca_file, self.temporal_tls_cert_file, self.temporal_tls_key_file,
+            self.temporal_tls_server_name, self.temporal_api_key))
+
+    @property
     def temporal_ui_url(self) -> str:
         """URL of the Temporal web UI of the local dev stack."""
         return f"http://127.0.0.1:{self.temporal_ui_port}"
+
+
+def _env_value(value: object) -> str:
+    # A child process needs the secret itself, not its mask.
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 def get_settings() -> Settings:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relayflow.settings import Settings
+from relayflow.settings import SettingError, Settings
 
 __all__ = ["READY_TIMEOUT", "StackError", "build_once", "check_port_free", "free_port",
            "pid_file", "port_open", "quiet", "recorded_pid", "run_sync", "service_dir", "spawn",
@@ -148,9 +148,13 @@ def wait_ready(service: str, pid: int | None, log_path: Path | None,
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
                 raise StackError(f"{service} exited while starting{tail()}")
-            with contextlib.suppress(Exception):
+            try:
                 if await probe():
                     return
+            except SettingError:
+                raise  # waiting does not fix a bad setting
+            except Exception:  # noqa: BLE001, S110 - not answering yet is what we wait out
+                pass
             await asyncio.sleep(0.3)
         raise StackError(f"{service} not ready after {timeout:.0f}s{tail()}")
 

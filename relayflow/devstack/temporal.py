@@ -34,7 +34,11 @@ def _temporal_binary() -> str:
 
 
 async def temporal_answers(settings: Settings) -> bool:
-    """True once the frontend knows the namespace (raises while it does not answer)."""
+    """True once the frontend knows the namespace (raises while it does not answer).
+
+    It connects the way every client does (``connect_temporal``), with the
+    settings' TLS and credentials.
+    """
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest  # noqa: PLC0415
 
     from relayflow.bootstrap import connect_temporal  # noqa: PLC0415 - only when it runs
@@ -68,7 +72,14 @@ def start_temporal(settings: Settings) -> bool:
         "--log-level", "warn",
     ]
     pid = spawn(settings, TEMPORAL, argv, settings.temporal_port, str(db), home)
-    wait_ready(TEMPORAL, pid, home / "stdout.log", lambda: temporal_answers(settings))
+    # The server just started is the dev server, plaintext on its own port, whatever
+    # the clients' address, TLS and credentials are (a proxy or terminator may stand there).
+    own = settings.model_copy(update={
+        "temporal_address": f"127.0.0.1:{settings.temporal_port}", "temporal_tls": False,
+        "temporal_tls_ca_file": None, "temporal_tls_cert_file": None,
+        "temporal_tls_key_file": None, "temporal_tls_server_name": None,
+        "temporal_api_key": None})
+    wait_ready(TEMPORAL, pid, home / "stdout.log", lambda: temporal_answers(own))
     return True
 
 
