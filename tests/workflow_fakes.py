@@ -205,7 +205,7 @@ def inbound(event: Event, *, correlation_id: str = "corr-1") -> Inbound[Any]:
     return built
 
 
-def decision(order_id: str, verdict: Literal["APPROVED", "REJECTED"], *, by: str = "ann",
+def decision(order_id: str, verdict: Literal["APPROVED", "REJECTED"], *, by: str = "approvers/ann",
              event_id: uuid.UUID | None = None, approval_id: str | None = None,
              ) -> ApprovalDecided:
     """An ``ApprovalDecided`` for the order's approval (or ``approval_id`` when given)."""
