@@ -17,6 +17,7 @@ their history) keep counting any ``decided_by``, so their histories replay.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.approval_policy import ApprovalPolicy, ApprovalPolicyProvider
@@ -90,6 +92,9 @@ class RefusedDecision(BaseModel):
         decision: ``APPROVED`` or ``REJECTED``.
         refused_at: When the saga refused it (workflow time).
         reason: Why, readable: who was asked instead.
+        published: Whether its ``ApprovalDecisionRefused`` went out (False only
+            when the publisher could not encode it, e.g. a worker of an older
+            release took the activity).
     """
 
     event_id: str
@@ -97,6 +102,7 @@ class RefusedDecision(BaseModel):
     decision: str
     refused_at: datetime
     reason: str
+    published: bool = True
 
 
 class ApprovalState(BaseModel):
@@ -281,19 +287,30 @@ class ApprovalStage:
                 continue
             why = f"not among the approvers asked ({', '.join(approval.approvers)})"
             self._ignore(decision, why)
-            approval.refused.append(RefusedDecision(
+            refusal = RefusedDecision(
                 event_id=received.meta.event_id, decided_by=decision.decided_by,
-                decision=decision.decision, refused_at=workflow.now(), reason=why))
+                decision=decision.decision, refused_at=workflow.now(), reason=why)
+            approval.refused.append(refusal)
             # The id follows the decision, so a redelivery beyond the seen ids republishes
             # the same event (subscribers drop it) rather than a second piece of evidence.
             step = f"approval-decision-refused/{received.meta.event_id}"
-            await publish_outcome(ORDERS_OUTCOMES, ApprovalDecisionRefused(
-                event_id=outcome_event_id(workflow.info().workflow_id, step),
-                occurred_at=workflow.now(), correlation_id=order.meta.correlation_id,
-                causation_id=received.meta.event_id, order_id=decision.order_id,
-                approval_id=approval.approval_id, decided_by=decision.decided_by,
-                decision=decision.decision, reason=NOT_AN_APPROVER,
-                approvers=tuple(approval.approvers)), received.meta.traceparent)
+            try:
+                await publish_outcome(ORDERS_OUTCOMES, ApprovalDecisionRefused(
+                    event_id=outcome_event_id(workflow.info().workflow_id, step),
+                    occurred_at=workflow.now(), correlation_id=order.meta.correlation_id,
+                    causation_id=received.meta.event_id, order_id=decision.order_id,
+                    approval_id=approval.approval_id, decided_by=decision.decided_by,
+                    decision=decision.decision, reason=NOT_AN_APPROVER,
+                    approvers=tuple(approval.approvers)), received.meta.traceparent)
+            except ActivityError as error:
+                if is_cancelled_exception(error):
+                    raise asyncio.CancelledError from error  # the order was cancelled
+                # Publishing retries until it works, except for an event the publisher
+                # cannot encode (a worker of an older release): the evidence stays in
+                # the history and the query, and the order's fate must not hang on it.
+                refusal.published = False
+                workflow.logger.error("order %s: refused decision %s not published: %s",
+                                      decision.order_id, received.meta.event_id, error.cause)
 
     def _drain(self, why: str) -> None:
         """Decisions still unscreened when the approval ended without them did not count."""

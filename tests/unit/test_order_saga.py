@@ -281,7 +281,7 @@ def test_who_may_decide(decided_by: str, approvers: list[str], counts: bool) -> 
 
 async def refused_after(handle: WorkflowHandle[Any, Any], count: int) -> ApprovalState:
     """Poll the ``approval`` query until ``count`` decisions were refused (time stands still)."""
-    for _ in range(500):
+    for _ in range(3000):  # a busy machine may take a while; time skips only on result()
         state: ApprovalState = await handle.query(OrderSaga.approval)
         if len(state.refused) >= count:
             return state
@@ -359,7 +359,7 @@ async def test_a_refused_decision_does_not_move_the_deadline(harness: Harness) -
     escalated = await wait_for_approval(handle, escalated=True)
     assert first.deadline is not None
     assert escalated.waiting_since is not None
-    assert escalated.waiting_since - first.deadline < timedelta(seconds=1)
+    assert escalated.waiting_since - first.deadline < timedelta(minutes=1)
     assert escalated.approvers == ["approvers", "managers"]
 
 
@@ -426,3 +426,23 @@ async def test_a_duplicate_of_the_deciding_decision_is_harmless(harness: Harness
     state = await handle.query(OrderSaga.approval)
     assert (state.decided_by, state.ignored, state.refused) == ("approvers/bob", [], [])
     assert harness.published_types() == ["ApprovalRequested", "OrderFailed"]
+
+
+@pytest.mark.parametrize(
+    "harness", [{"unencodable": frozenset({"relayflow.orders.ApprovalDecisionRefused"})}],
+    indirect=True)
+async def test_evidence_that_cannot_be_published_leaves_the_order_waiting(
+    harness: Harness,
+) -> None:
+    # A worker of an older release does not know the event type and refuses it for good.
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    await harness.decide(handle, order.order_id, "APPROVED", by="mallory")
+    await refused_after(handle, 1)
+    await harness.decide(handle, order.order_id, "APPROVED")
+
+    assert (await handle.result()).outcome == "OrderCompleted"
+    [refusal] = (await handle.query(OrderSaga.approval)).refused
+    assert (refusal.decided_by, refusal.published) == ("mallory", False)
+    assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
