@@ -134,31 +134,28 @@ def run(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -> N
 
 @app.command()
 def approvals() -> None:
-    """List orders waiting for a person's approval: who must decide, since when, until when."""
+    """List orders waiting for a person's approval: who may decide, since when, until when.
+
+    Also the decisions each saga refused because their sender was not asked.
+    """
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     from relayflow.bootstrap import connect_temporal  # noqa: PLC0415
-    from relayflow.pending_approvals import pending_approvals  # noqa: PLC0415
+    from relayflow.pending_approvals import COLUMNS, pending_approvals  # noqa: PLC0415
 
     settings = Settings()
 
     async def load() -> list[tuple[str, ...]]:
         client = await connect_temporal(settings)
-        return [
-            (p.workflow_id, p.state.approval_id, p.state.approver,
-             "yes" if p.state.escalated else "no",
-             f"{p.state.waiting_since:%Y-%m-%d %H:%M:%S}" if p.state.waiting_since else "-",
-             f"{p.state.deadline:%Y-%m-%d %H:%M:%S}" if p.state.deadline else "-")
-            for p in await pending_approvals(client)
-        ]
+        return [p.cells() for p in await pending_approvals(client)]
 
     with _one_line_on_bad_settings():
         rows = asyncio.run(load())
-    table = Table(title=f"pending approvals ({len(rows)}); answer with ApprovalDecided "
-                        "on approvals.decisions")
-    for column in ("workflow", "approval id", "waiting for", "escalated", "since (UTC)",
-                   "deadline (UTC)"):
+    table = Table(title=f"pending approvals ({len(rows)}); answer with ApprovalDecided on "
+                        "approvals.decisions, decided_by one of 'may decide' or "
+                        "<approver>/<person>")
+    for column in COLUMNS:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)

@@ -265,7 +265,8 @@ def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
 def _decision(request: ApprovalRequested) -> ApprovalDecided:
     return ApprovalDecided(
         event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), approval_id=request.approval_id,
-        order_id=request.order_id, decision="APPROVED", decided_by="relayflow-demo",
+        order_id=request.order_id, decision="APPROVED",
+        decided_by=f"{request.approver}/relayflow-demo",  # only an approver asked decides
         comment="approved by the demo",
     )
 

@@ -12,7 +12,13 @@ from temporalio.service import RPCError
 from workflows.approval import ApprovalState
 from workflows.order_saga import OrderSaga
 
-__all__ = ["PendingApproval", "pending_approvals"]
+__all__ = ["COLUMNS", "REFUSED_SHOWN", "PendingApproval", "pending_approvals"]
+
+COLUMNS = ("workflow", "approval id", "waiting for", "may decide", "escalated", "since (UTC)",
+           "deadline (UTC)", "refused decisions")
+"""Headings of ``PendingApproval.cells``, the table of ``relayflow approvals``."""
+REFUSED_SHOWN = 3
+"""Most recent refused decisions named in a row; older ones are only counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,29 @@ class PendingApproval:
 
     workflow_id: str
     state: ApprovalState
+
+    def cells(self) -> tuple[str, ...]:
+        """One row of ``relayflow approvals`` (``COLUMNS``), times in UTC.
+
+        ``may decide`` is ``anyone`` for a saga started before the approver rule.
+        ``refused decisions`` counts the decisions from someone not asked and
+        names the latest ``REFUSED_SHOWN`` as ``decided_by (DECISION)``.
+        """
+        state = self.state
+        refused = state.refused
+        if refused:
+            named = ", ".join(f"{r.decided_by} ({r.decision})" for r in refused[-REFUSED_SHOWN:])
+            older = "..., " if len(refused) > REFUSED_SHOWN else ""
+            refused_cell = f"{len(refused)}: {older}{named}"
+        else:
+            refused_cell = "-"
+        return (self.workflow_id, state.approval_id, state.approver,
+                ", ".join(state.approvers) or "anyone", "yes" if state.escalated else "no",
+                _utc(state.waiting_since), _utc(state.deadline), refused_cell)
+
+
+def _utc(moment: datetime | None) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if moment else "-"
 
 
 async def pending_approvals(client: Client, *, limit: int = 200) -> list[PendingApproval]:

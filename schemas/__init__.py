@@ -6,6 +6,7 @@ This package is a leaf: it imports nothing else of relayflow's.
 from schemas.envelope import EventMeta, Inbound
 from schemas.models import (
     ApprovalDecided,
+    ApprovalDecisionRefused,
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
@@ -26,7 +27,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     model.avro_name: model
     for model in (
         OrderPlaced, OrderCancelled, ApprovalDecided, OrderCompleted, OrderFailed,
-        ApprovalRequested, ApprovalEscalated, ApprovalTimedOut,
+        ApprovalRequested, ApprovalEscalated, ApprovalTimedOut, ApprovalDecisionRefused,
         BatchRequested, BatchCancelled, BatchProgress, BatchCompleted,
     )
 }
@@ -35,6 +36,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 __all__ = [
     "EVENT_TYPES",
     "ApprovalDecided",
+    "ApprovalDecisionRefused",
     "ApprovalEscalated",
     "ApprovalRequested",
     "ApprovalTimedOut",

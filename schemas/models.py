@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 __all__ = [
     "ApprovalDecided",
+    "ApprovalDecisionRefused",
     "ApprovalEscalated",
     "ApprovalRequested",
     "ApprovalTimedOut",
@@ -278,6 +279,27 @@ class ApprovalTimedOut(_ApprovalOutcome):
 
     waited_seconds: int = Field(ge=0)
     last_approver: str
+
+
+class ApprovalDecisionRefused(_ApprovalOutcome):
+    """An ``ApprovalDecided`` from someone the saga did not ask; the order keeps waiting.
+
+    Attributes:
+        order_id: Business key of the order.
+        approval_id: Same id as the request.
+        decided_by: As the refused decision gave it.
+        decision: ``APPROVED`` or ``REJECTED``, as the refused decision gave it.
+        reason: Machine-readable: ``not-an-approver``.
+        approvers: The approvers asked so far; a ``decided_by`` of one of them
+            (or ``<approver>/<person>``) counts.
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.ApprovalDecisionRefused"
+
+    decided_by: str
+    decision: str
+    reason: str
+    approvers: tuple[str, ...]
 
 
 class _KeyedByBatch:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from schemas.models import (
     ApprovalDecided,
+    ApprovalDecisionRefused,
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
@@ -100,7 +101,8 @@ REFERENCE_TOPICS: tuple[Topic, ...] = (
     Topic(APPROVALS_DECISIONS, 3, inbound=True, events=_names(ApprovalDecided)),
     Topic(BATCHES_REQUESTS, 3, inbound=True, events=_names(BatchRequested, BatchCancelled)),
     Topic(ORDERS_OUTCOMES, 3, inbound=False, events=_names(
-        OrderCompleted, OrderFailed, ApprovalRequested, ApprovalEscalated, ApprovalTimedOut)),
+        OrderCompleted, OrderFailed, ApprovalRequested, ApprovalEscalated, ApprovalTimedOut,
+        ApprovalDecisionRefused)),
     Topic(BATCHES_OUTCOMES, 3, inbound=False, events=_names(BatchProgress, BatchCompleted)),
 )
 """relayflow's own application's topics (inputs and outcomes)."""

@@ -25,6 +25,7 @@ from relayflow.settings import Settings
 from schemas import (
     EVENT_TYPES,
     ApprovalDecided,
+    ApprovalDecisionRefused,
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
@@ -87,6 +88,10 @@ def samples() -> list[Event]:
         ApprovalTimedOut(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
                          causation_id="e", order_id="A-1", approval_id="approval-A-1",
                          waited_seconds=172_800, last_approver="managers"),
+        ApprovalDecisionRefused(event_id=uuid.uuid4(), occurred_at=NOW, correlation_id="c",
+                                causation_id="e", order_id="A-1", approval_id="approval-A-1",
+                                decided_by="mallory", decision="APPROVED",
+                                reason="not-an-approver", approvers=("approvers",)),
     ]
 
 

@@ -50,15 +50,24 @@ STEP_ERRORS = {"reserve_inventory": "OutOfStock", "charge_payment": "PaymentDecl
 
 @dataclass
 class _Outcomes:
-    """The ``publish_outcome`` stand-in: keeps what would have gone to Kafka."""
+    """The ``publish_outcome`` stand-in: keeps what would have gone to Kafka.
+
+    Attributes:
+        unencodable: Event types (Avro full names) it refuses as the real
+            publisher refuses a type its codec does not know (``InvalidOutcome``).
+    """
 
     calls: list[str] = field(default_factory=list)
     published: list[PublishOutcomeInput] = field(default_factory=list)
+    unencodable: frozenset[str] = frozenset()
 
     def _publisher(self) -> Any:
         @activity.defn(name="publish_outcome")
         async def publish(request: PublishOutcomeInput) -> PublishOutcomeResult:
             self.calls.append("publish_outcome")
+            if request.event_type in self.unencodable:
+                raise ApplicationError(f"unknown event type {request.event_type}",
+                                       type="InvalidOutcome", non_retryable=True)
             self.published.append(request)
             return PublishOutcomeResult(topic=request.topic, partition=0, offset=0,
                                         event_id=str(request.event["event_id"]))
@@ -205,7 +214,7 @@ def inbound(event: Event, *, correlation_id: str = "corr-1") -> Inbound[Any]:
     return built
 
 
-def decision(order_id: str, verdict: Literal["APPROVED", "REJECTED"], *, by: str = "ann",
+def decision(order_id: str, verdict: Literal["APPROVED", "REJECTED"], *, by: str = "approvers/ann",
              event_id: uuid.UUID | None = None, approval_id: str | None = None,
              ) -> ApprovalDecided:
     """An ``ApprovalDecided`` for the order's approval (or ``approval_id`` when given)."""

@@ -110,10 +110,13 @@ async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
     assert (after.completed, after.failed) == (before.completed, before.failed)
 
 
-def _decision(order_id: str, event_id: uuid.UUID, verdict: str = "APPROVED") -> Event:
+def _decision(rig: Rig, order_id: str, event_id: uuid.UUID, verdict: str = "APPROVED",
+              ) -> Event:
+    approver = rig.settings.approver  # only the approver asked decides
     return ApprovalDecided(event_id=event_id, occurred_at=datetime.now(UTC),
                            approval_id=f"approval-{order_id}", order_id=order_id,
-                           decision=verdict, decided_by="fault-test")  # type: ignore[arg-type]
+                           decision=verdict,  # type: ignore[arg-type]
+                           decided_by=f"{approver}/fault-test")
 
 
 async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig) -> None:
@@ -123,18 +126,18 @@ async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig
     first = uuid.uuid4()
     # Decisions before the order exists (held by the bridge), the same one many times,
     # then contradicting ones: one decision counts, once.
-    await rig.produce(APPROVALS_DECISIONS, [_decision(order_id, first) for _ in range(30)])
+    await rig.produce(APPROVALS_DECISIONS, [_decision(rig, order_id, first) for _ in range(30)])
     big = order_placed(order_id, quantity=1, unit_price_cents=rig.settings.approval_threshold_cents)
     await rig.produce(ORDERS_EVENTS, [big])
     await rig.produce(APPROVALS_DECISIONS,
-                      [_decision(order_id, uuid.uuid4(), "REJECTED") for _ in range(30)])
+                      [_decision(rig, order_id, uuid.uuid4(), "REJECTED") for _ in range(30)])
     report = await rig.settled()
     assert report.ok, report.summary()
     assert (report.orders, report.completed, report.failed) == (1, 1, 0), report.summary()
 
     # A decision for the finished order: dead-lettered as stale, nothing else changes.
     stale = uuid.uuid4()
-    await rig.produce(APPROVALS_DECISIONS, [_decision(order_id, stale, "REJECTED")])
+    await rig.produce(APPROVALS_DECISIONS, [_decision(rig, order_id, stale, "REJECTED")])
     for _ in range(300):
         letters = await read_dead_letters(rig.settings, [APPROVALS_DECISIONS])
         # target-closed, or parked behind an earlier late rejection that was.

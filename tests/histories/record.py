@@ -202,7 +202,7 @@ async def order_rejected(rec: Recorder) -> None:
         handle = await start(order)
         await wait_for_approval(handle)
         await handle.signal(APPROVAL_SIGNAL,
-                            inbound(decision(order.order_id, "REJECTED", by="bob")))
+                            inbound(decision(order.order_id, "REJECTED", by="approvers/bob")))
         result = await handle.result()
     assert (result.reason, result.compensations) == ("rejected", ["release_inventory"])
     await rec.save(handle)
@@ -218,7 +218,7 @@ async def order_escalated_approved(rec: Recorder) -> None:
         await rec.env.sleep(fakes.policy.timeout_seconds + 1)
         await wait_for_approval(handle, escalated=True)
         await handle.signal(APPROVAL_SIGNAL,
-                            inbound(decision(order.order_id, "APPROVED", by="boss")))
+                            inbound(decision(order.order_id, "APPROVED", by="managers/boss")))
         assert (await handle.result()).outcome == "OrderCompleted"
     assert fakes.published_types() == ["ApprovalRequested", "ApprovalEscalated", "OrderCompleted"]
     await rec.save(handle)
@@ -298,6 +298,31 @@ async def order_duplicate_decisions(rec: Recorder) -> None:
     await rec.save(handle)
 
 
+async def order_refused_decisions(rec: Recorder) -> None:
+    """Decisions from people not asked (early, then waiting) are refused; escalated, approved."""
+    fakes = FakeOrderActivities(block_at="reserve_inventory")
+    async with rec.orders(fakes) as start:
+        order = order_placed("refused-decisions", quantity=BIG, unit_price_cents=100)
+        handle = await start(order)
+        await asyncio.wait_for(fakes.blocked.wait(), timeout=30)
+        await handle.signal(APPROVAL_SIGNAL,
+                            inbound(decision(order.order_id, "APPROVED", by="mallory")))
+        fakes.release.set()
+        await wait_for_approval(handle)
+        await handle.signal(APPROVAL_SIGNAL,
+                            inbound(decision(order.order_id, "APPROVED", by="managers/boss")))
+        await rec.env.sleep(fakes.policy.timeout_seconds + 1)
+        await wait_for_approval(handle, escalated=True)
+        await handle.signal(APPROVAL_SIGNAL,
+                            inbound(decision(order.order_id, "APPROVED", by="managers/boss")))
+        assert (await handle.result()).outcome == "OrderCompleted"
+        assert len((await handle.query(OrderSaga.approval)).refused) == 2
+    assert fakes.published_types() == ["ApprovalRequested", "ApprovalDecisionRefused",
+                                       "ApprovalDecisionRefused", "ApprovalEscalated",
+                                       "OrderCompleted"]
+    await rec.save(handle)
+
+
 def _batch(batch_id: str, **fields: Any) -> BatchRequested:
     return BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                           batch_id=batch_id, **fields)
@@ -357,7 +382,7 @@ SCENARIOS: tuple[Callable[[Recorder], Awaitable[None]], ...] = (
     order_completed, order_payment_declined, order_approved, order_rejected,
     order_escalated_approved, order_timed_out, order_cancelled_during_a_step,
     order_cancelled_awaiting_approval, order_early_decision, order_duplicate_decisions,
-    batch_with_failures, batch_continued_as_new, batch_cancelled,
+    order_refused_decisions, batch_with_failures, batch_continued_as_new, batch_cancelled,
 )
 
 

@@ -1,10 +1,11 @@
 """Orders that need approval, on a real Kafka and a real Temporal: bridge + worker in this process.
 
 An approval decided through Kafka is covered in ``test_order_flow.py``
-(``test_approval_round_trip_through_kafka``); here nobody decides in time, or
-the order is cancelled while it waits. Each test waits for its saga to close
-before it reads the outcome topic to its end, so "exactly once" is checked on
-everything the saga published, not on what arrived within some wait.
+(``test_approval_round_trip_through_kafka``); here nobody decides in time, the
+order is cancelled while it waits, or someone who was not asked decides first.
+Each test waits for its saga to close before it reads the outcome topic to its
+end, so "exactly once" is checked on everything the saga published, not on
+what arrived within some wait.
 """
 
 from __future__ import annotations
@@ -17,16 +18,21 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka.structs import ConsumerRecord
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from typer.testing import CliRunner
 
 from activities.store import DEFAULT_STOCK, Store
 from relayflow.bootstrap import connect_temporal
+from relayflow.cli import app
 from relayflow.settings import Settings
 from schemas import (
     EVENT_TYPES,
+    ApprovalDecided,
+    ApprovalDecisionRefused,
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
     OrderCancelled,
+    OrderCompleted,
     OrderFailed,
     OrderPlaced,
     Outcome,
@@ -34,10 +40,10 @@ from schemas import (
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
 from schemas.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE
-from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES
 from tests.support import KafkaProbe, kafka_probe, order_placed
 from workflows.approval import approval_id_for
-from workflows.order_saga import OrderSagaResult
+from workflows.order_saga import OrderSaga, OrderSagaResult
 from workflows.outcomes import outcome_event_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -157,3 +163,60 @@ async def test_cancel_while_waiting_for_approval_releases_the_reservation(
     assert reservation["status"] == "released"
     assert store.available(sku) == DEFAULT_STOCK  # the units are back
     assert store.rows("payments", order.order_id) == []
+
+
+def approval_decided(order: OrderPlaced, decided_by: str) -> ApprovalDecided:
+    return ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                           approval_id=approval_id_for(order.order_id), order_id=order.order_id,
+                           decision="APPROVED", decided_by=decided_by)
+
+
+async def test_a_decision_by_someone_not_asked_is_refused_as_evidence_and_the_order_waits(
+    probe: KafkaProbe, system: Settings,
+) -> None:
+    order = needs_approval(system)  # the configured wait: a day
+    await probe.send_record(ORDERS_EVENTS, to_record(order, CODEC, correlation_id="corr-who"))
+    [asked] = await probe.wait_for(lambda r: r.key == order.order_id.encode())
+    assert isinstance(decoded(asked, order, "corr-who", "approval-requested"), ApprovalRequested)
+
+    wrong = approval_decided(order, "mallory")
+    await probe.send_record(APPROVALS_DECISIONS,
+                            to_record(wrong, CODEC, correlation_id="corr-who"))
+    [_, evidence] = await probe.wait_for(lambda r: r.key == order.order_id.encode(), count=2)
+    refused = CODEC.decode(evidence.value)
+    assert isinstance(refused, ApprovalDecisionRefused)
+    assert refused.event_id == outcome_event_id(f"order-{order.order_id}",
+                                                f"approval-decision-refused/{wrong.event_id}")
+    assert (refused.correlation_id, refused.causation_id) == ("corr-who", str(wrong.event_id))
+    assert dict(evidence.headers)[CAUSATION_ID] == str(wrong.event_id).encode()
+    assert dict(evidence.headers)[EVENT_TYPE] == b"relayflow.orders.ApprovalDecisionRefused"
+    assert (refused.decided_by, refused.decision, refused.reason, refused.approvers) == (
+        "mallory", "APPROVED", "not-an-approver", (system.approver,))
+
+    # The order keeps waiting, the refusal on record: in the saga's query and the CLI.
+    handle = (await connect_temporal(system)).get_workflow_handle(f"order-{order.order_id}",
+                                                                  result_type=OrderSagaResult)
+    state = await handle.query(OrderSaga.approval)
+    assert (state.status, state.decided_by) == ("waiting", "")
+    assert [(r.decided_by, r.event_id) for r in state.refused] == [
+        ("mallory", str(wrong.event_id))]
+    # In a thread: the command runs its own event loop.
+    listed = await asyncio.to_thread(CliRunner().invoke, app, ["approvals"],
+                                     env=system.as_env() | {"COLUMNS": "400"})
+    assert listed.exit_code == 0, listed.output
+    [row] = [line for line in listed.output.splitlines() if handle.id in line]
+    assert "1: mallory (APPROVED)" in row
+    assert system.approver in row
+
+    right = approval_decided(order, f"{system.approver}/ann")
+    await probe.send_record(APPROVALS_DECISIONS,
+                            to_record(right, CODEC, correlation_id="corr-who"))
+    result = await asyncio.wait_for(handle.result(), WAIT)
+    assert result.outcome == "OrderCompleted"
+    assert (await handle.query(OrderSaga.approval)).decided_by == f"{system.approver}/ann"
+
+    await probe.caught_up()
+    types = [dict(r.headers)[EVENT_TYPE].decode().rsplit(".", 1)[1]
+             for r in outcomes_of(probe, order)]
+    assert types == ["ApprovalRequested", "ApprovalDecisionRefused", "OrderCompleted"]
+    assert isinstance(CODEC.decode(outcomes_of(probe, order)[-1].value), OrderCompleted)

@@ -202,7 +202,8 @@ async def test_offset_is_committed_after_the_record_was_processed(
 def _decision(request: ApprovalRequested, verdict: str = "APPROVED") -> ApprovalDecided:
     return ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                            approval_id=request.approval_id, order_id=request.order_id,
-                           decision=verdict, decided_by="it-approver")  # type: ignore[arg-type]
+                           decision=verdict,  # type: ignore[arg-type]
+                           decided_by=f"{request.approver}/it-approver")
 
 
 async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Settings) -> None:

@@ -101,7 +101,7 @@ async def test_decision_for_a_waiting_order_is_signalled(bridge: Bridge) -> None
     assert await bridge.execute(await decided(order)) == "signalled"
     result = await bridge.saga(order).result()
     assert result.outcome == "OrderCompleted"
-    assert (await bridge.saga(order).query(OrderSaga.approval)).decided_by == "ann"
+    assert (await bridge.saga(order).query(OrderSaga.approval)).decided_by == "approvers/ann"
 
 
 async def test_decision_for_a_finished_order_is_dead_lettered_as_target_closed(

@@ -20,7 +20,7 @@ from schemas import OrderPlaced
 from tests.support import order_placed
 from tests.workflow_env import start_workflow_environment
 from tests.workflow_fakes import FakeOrderActivities, decision, inbound, wait_for_approval
-from workflows.approval import APPROVAL_SIGNAL, approval_id_for
+from workflows.approval import APPROVAL_SIGNAL, ApprovalState, approval_id_for, may_decide
 from workflows.order_saga import OrderSaga, OrderSagaResult
 from workflows.outcomes import outcome_event_id
 
@@ -39,7 +39,7 @@ class Harness:
             task_queue=self.task_queue)
 
     async def decide(self, handle: WorkflowHandle[Any, Any], order_id: str,
-                     verdict: Literal["APPROVED", "REJECTED"], *, by: str = "ann",
+                     verdict: Literal["APPROVED", "REJECTED"], *, by: str = "approvers/ann",
                      event_id: uuid.UUID | None = None, approval_id: str | None = None) -> None:
         event = decision(order_id, verdict, by=by, event_id=event_id, approval_id=approval_id)
         await handle.signal(APPROVAL_SIGNAL, inbound(event))
@@ -165,7 +165,7 @@ async def test_rejected_order_compensates_and_fails(harness: Harness) -> None:
     order = big_order()
     handle = await harness.start(order)
     await wait_for_approval(handle)
-    await harness.decide(handle, order.order_id, "REJECTED", by="bob")
+    await harness.decide(handle, order.order_id, "REJECTED", by="approvers/bob")
 
     result: OrderSagaResult = await handle.result()
     assert (result.reason, result.compensations) == ("rejected", ["release_inventory"])
@@ -182,7 +182,7 @@ async def test_escalates_then_approved(harness: Harness) -> None:
     await harness.env.sleep(3601)
     state = await wait_for_approval(handle, escalated=True)
     assert state.approver == "managers"
-    await harness.decide(handle, order.order_id, "APPROVED", by="boss")
+    await harness.decide(handle, order.order_id, "APPROVED", by="managers/boss")
 
     assert (await handle.result()).outcome == "OrderCompleted"
     assert harness.published_types() == ["ApprovalRequested", "ApprovalEscalated",
@@ -223,7 +223,7 @@ async def test_decision_before_the_saga_asks_is_kept(harness: Harness) -> None:
     assert (await handle.result()).outcome == "OrderCompleted"
 
     state = await handle.query(OrderSaga.approval)
-    assert (state.status, state.decided_by, state.escalated) == ("approved", "ann", False)
+    assert (state.status, state.decided_by, state.escalated) == ("approved", "approvers/ann", False)
     # It still asks, then finds the decision already there and goes on.
     assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
     assert harness.fakes.calls == ["reserve_inventory", "publish_outcome", "charge_payment",
@@ -253,5 +253,196 @@ async def test_duplicate_and_conflicting_decisions_have_one_effect(harness: Harn
     assert (await handle.result()).outcome == "OrderCompleted"
     ignored = (await handle.query(OrderSaga.approval)).ignored
     assert len(ignored) == 2
-    assert "already decided by ann" in ignored[0]
+    assert "already decided by approvers/ann" in ignored[0]
     assert "unknown approval id" in ignored[1]
+
+
+# ---------------------------------------------------------------- who may decide
+
+@pytest.mark.parametrize(
+    ("decided_by", "approvers", "counts"),
+    [
+        ("approvers", ["approvers"], True),
+        ("approvers/ann", ["approvers"], True),
+        ("approvers/ann/x", ["approvers"], True),  # everything after the first "/" is the person
+        ("managers/boss", ["approvers", "managers"], True),
+        ("approvers/", ["approvers"], False),  # no person
+        ("approversX", ["approvers"], False),
+        ("Approvers/ann", ["approvers"], False),  # case matters
+        (" approvers", ["approvers"], False),  # nothing is trimmed
+        ("mallory", ["approvers"], False),
+        ("managers/boss", ["approvers"], False),  # asked only after escalation
+        ("approvers", [], False),
+    ],
+)
+def test_who_may_decide(decided_by: str, approvers: list[str], counts: bool) -> None:
+    assert may_decide(decided_by, approvers) is counts
+
+
+async def refused_after(handle: WorkflowHandle[Any, Any], count: int) -> ApprovalState:
+    """Poll the ``approval`` query until ``count`` decisions were refused (time stands still)."""
+    for _ in range(3000):  # a busy machine may take a while; time skips only on result()
+        state: ApprovalState = await handle.query(OrderSaga.approval)
+        if len(state.refused) >= count:
+            return state
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never refused {count}: {state}")
+
+
+@pytest.mark.parametrize("by", ["approvers", "approvers/ann"])
+async def test_the_approver_asked_decides(harness: Harness, by: str) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    assert (await wait_for_approval(handle)).approvers == ["approvers"]
+    await harness.decide(handle, order.order_id, "APPROVED", by=by)
+
+    assert (await handle.result()).outcome == "OrderCompleted"
+    state = await handle.query(OrderSaga.approval)
+    assert (state.status, state.decided_by, state.refused) == ("approved", by, [])
+    assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
+
+
+async def test_a_wrong_approver_is_refused_published_and_the_order_keeps_waiting(
+    harness: Harness,
+) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    wrong = uuid.uuid4()
+    await harness.decide(handle, order.order_id, "APPROVED", by="mallory", event_id=wrong)
+    await harness.decide(handle, order.order_id, "APPROVED", by="mallory", event_id=wrong)
+    # The escalation approver was not asked yet: not counted either.
+    await harness.decide(handle, order.order_id, "REJECTED", by="managers/boss")
+
+    state = await refused_after(handle, 2)
+    assert (state.status, state.decided_by, state.escalated) == ("waiting", "", False)
+    assert [(r.decided_by, r.decision) for r in state.refused] == [
+        ("mallory", "APPROVED"), ("managers/boss", "REJECTED")]
+    assert state.refused[0].event_id == str(wrong)
+    assert "not among the approvers asked (approvers)" in state.refused[0].reason
+    assert len(state.ignored) == 2  # the redelivery was dropped silently, as ever
+    assert "APPROVED by mallory ignored: not among the approvers asked" in state.ignored[0]
+    assert "charge_payment" not in harness.fakes.calls
+
+    await harness.decide(handle, order.order_id, "APPROVED", by="approvers/ann")
+    assert (await handle.result()).outcome == "OrderCompleted"
+    state = await handle.query(OrderSaga.approval)
+    assert (state.status, state.decided_by, len(state.refused)) == (
+        "approved", "approvers/ann", 2)
+    # Evidence on orders.outcomes, once per refused decision (the redelivery is not
+    # evidence); no escalation: the right approver decided within the first wait.
+    assert harness.published_types() == ["ApprovalRequested", "ApprovalDecisionRefused",
+                                         "ApprovalDecisionRefused", "OrderCompleted"]
+    evidence = harness.fakes.published[1]
+    assert evidence.topic == "orders.outcomes"
+    assert evidence.event["event_id"] == str(outcome_event_id(
+        f"order-{order.order_id}", f"approval-decision-refused/{wrong}"))
+    assert (evidence.event["causation_id"], evidence.event["correlation_id"]) == (
+        str(wrong), "corr-1")
+    assert (evidence.event["decided_by"], evidence.event["decision"]) == ("mallory", "APPROVED")
+    assert (evidence.event["reason"], evidence.event["approvers"]) == (
+        "not-an-approver", ["approvers"])
+    assert evidence.event["approval_id"] == approval_id_for(order.order_id)
+
+
+async def test_a_refused_decision_does_not_move_the_deadline(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    first = await wait_for_approval(handle)
+    await harness.env.sleep(1800)
+    await harness.decide(handle, order.order_id, "APPROVED", by="mallory")
+    await refused_after(handle, 1)
+    # Past the first deadline counted from the request; a wait restarted by the
+    # refused decision would end only 3600 s after it.
+    await harness.env.sleep(1801)
+
+    escalated = await wait_for_approval(handle, escalated=True)
+    assert first.deadline is not None
+    assert escalated.waiting_since is not None
+    assert escalated.waiting_since - first.deadline < timedelta(minutes=1)
+    assert escalated.approvers == ["approvers", "managers"]
+
+
+async def test_after_escalation_the_escalation_approver_decides(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    await harness.env.sleep(3601)
+    await wait_for_approval(handle, escalated=True)
+    await harness.decide(handle, order.order_id, "APPROVED", by="mallory")
+    await refused_after(handle, 1)
+    await harness.decide(handle, order.order_id, "REJECTED", by="managers")
+
+    result: OrderSagaResult = await handle.result()
+    assert (result.outcome, result.reason) == ("OrderFailed", "rejected")
+    assert harness.published_types() == ["ApprovalRequested", "ApprovalEscalated",
+                                         "ApprovalDecisionRefused", "OrderFailed"]
+    assert harness.fakes.published[2].event["approvers"] == ["approvers", "managers"]
+    assert "managers" in harness.fakes.published[-1].event["error"]
+
+
+async def test_after_escalation_the_first_approver_may_still_decide(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    await harness.env.sleep(3601)
+    await wait_for_approval(handle, escalated=True)
+    await harness.decide(handle, order.order_id, "APPROVED", by="approvers/ann")
+
+    assert (await handle.result()).outcome == "OrderCompleted"
+    assert (await handle.query(OrderSaga.approval)).decided_by == "approvers/ann"
+
+
+@pytest.mark.parametrize("harness", [{"block_at": "reserve_inventory"}], indirect=True)
+async def test_an_early_decision_by_a_wrong_approver_is_refused_once_the_saga_asks(
+    harness: Harness,
+) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await asyncio.wait_for(harness.fakes.blocked.wait(), timeout=30)
+    await harness.decide(handle, order.order_id, "APPROVED", by="mallory")
+    assert (await handle.query(OrderSaga.approval)).refused == []  # nobody asked yet
+
+    harness.fakes.release.set()
+    state = await refused_after(handle, 1)
+    assert (state.status, state.refused[0].decided_by) == ("waiting", "mallory")
+    await harness.decide(handle, order.order_id, "APPROVED")
+    assert (await handle.result()).outcome == "OrderCompleted"
+    assert harness.published_types() == ["ApprovalRequested", "ApprovalDecisionRefused",
+                                         "OrderCompleted"]
+
+
+async def test_a_duplicate_of_the_deciding_decision_is_harmless(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    event_id = uuid.uuid4()
+    for _ in range(3):
+        await harness.decide(handle, order.order_id, "REJECTED", by="approvers/bob",
+                             event_id=event_id)
+
+    result: OrderSagaResult = await handle.result()
+    assert (result.outcome, result.reason) == ("OrderFailed", "rejected")
+    state = await handle.query(OrderSaga.approval)
+    assert (state.decided_by, state.ignored, state.refused) == ("approvers/bob", [], [])
+    assert harness.published_types() == ["ApprovalRequested", "OrderFailed"]
+
+
+@pytest.mark.parametrize(
+    "harness", [{"unencodable": frozenset({"relayflow.orders.ApprovalDecisionRefused"})}],
+    indirect=True)
+async def test_evidence_that_cannot_be_published_leaves_the_order_waiting(
+    harness: Harness,
+) -> None:
+    # A worker of an older release does not know the event type and refuses it for good.
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    await harness.decide(handle, order.order_id, "APPROVED", by="mallory")
+    await refused_after(handle, 1)
+    await harness.decide(handle, order.order_id, "APPROVED")
+
+    assert (await handle.result()).outcome == "OrderCompleted"
+    [refusal] = (await handle.query(OrderSaga.approval)).refused
+    assert (refusal.decided_by, refusal.published) == ("mallory", False)
+    assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
