@@ -10,18 +10,33 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from relayflow.settings import Settings
+from relayflow.settings import Settings, SettingsError, load_settings
 
 __all__ = ["app"]
+
+
+class _Commands(TyperGroup):
+    """relayflow's commands: a bad or refused setting ends one with its message, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as error:
+            typer.echo(f"relayflow: {error}", err=True)
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
     name="relayflow",
     help="Kafka events in, durable Temporal workflows in the middle, outcome events out.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=_Commands,
 )
 
 
@@ -59,9 +74,7 @@ def _settings(app_spec: str | None = None) -> Settings:
     """Settings with ``--app`` applied; the application is loaded once here to fail early."""
     from relayflow.application import load_application  # noqa: PLC0415
 
-    settings = Settings()
-    if app_spec:
-        settings = settings.model_copy(update={"app": app_spec})
+    settings = load_settings(**({"app": app_spec} if app_spec else {}))
     try:
         load_application(settings.app)
     except (ImportError, TypeError, ValueError) as error:
@@ -117,7 +130,7 @@ def approvals() -> None:
     from relayflow.bootstrap import connect_temporal  # noqa: PLC0415
     from relayflow.pending_approvals import pending_approvals  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
 
     async def load() -> list[tuple[str, ...]]:
         client = await connect_temporal(settings)
@@ -145,7 +158,7 @@ def batch_failures(batch_id: str = typer.Argument(help="The batch's id.")) -> No
     """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref)."""
     from activities.store import Store  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     failures = store.failed_items(batch_id)
     for item_id, reason in failures:
@@ -178,7 +191,7 @@ def dlq_list(
 
     from relayflow.dlq_admin import parked_keys, read_dead_letters  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     letters = asyncio.run(read_dead_letters(settings, topic or None))
     parked = asyncio.run(parked_keys(settings))
     console = Console()
@@ -213,7 +226,7 @@ def dlq_show(
     from schemas.codec import DecodeError  # noqa: PLC0415
     from schemas.topics import DLQ_SUFFIX  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     source = dlq_topic.removesuffix(DLQ_SUFFIX)
     letters = asyncio.run(read_dead_letters(settings, [source], partition=partition,
                                             from_offset=offset))
@@ -247,7 +260,7 @@ def dlq_replay(
     from relayflow.dlq_admin import replay  # noqa: PLC0415
 
     raw = _key(key, hex_key=hex_key)
-    result = asyncio.run(replay(Settings(), topic, raw, parked_only=parked_only))
+    result = asyncio.run(replay(load_settings(), topic, raw, parked_only=parked_only))
     for letter in result.copied:
         typer.echo(f"replayed {letter.coordinates} ({letter.reason}, {letter.event_type})")
     typer.echo({
@@ -269,7 +282,7 @@ def dlq_release(
     """Let a parked key flow again without replaying; its dead letters stay on the DLQ."""
     from relayflow.dlq_admin import release  # noqa: PLC0415
 
-    entry = asyncio.run(release(Settings(), topic, _key(key, hex_key=hex_key)))
+    entry = asyncio.run(release(load_settings(), topic, _key(key, hex_key=hex_key)))
     typer.echo("released" if entry else "the key is not parked; nothing to do")
 
 
@@ -281,7 +294,7 @@ def verify(
     """Check the invariants on Kafka, Temporal and the store; exit 1 on any violation."""
     from relayflow.verify import verify_until_settled  # noqa: PLC0415
 
-    report = asyncio.run(verify_until_settled(Settings(), key_prefix=key_prefix,
+    report = asyncio.run(verify_until_settled(load_settings(), key_prefix=key_prefix,
                                               wait_seconds=wait))
     typer.echo(report.summary())
     raise typer.Exit(0 if report.ok else 1)
@@ -299,7 +312,7 @@ def demo(
     from relayflow.demo import run_demo  # noqa: PLC0415
     from relayflow.reference import APP  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     console = Console()
     console.rule("relayflow demo")
     devstack.up(settings)

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from relayflow import devstack
-from relayflow.settings import Settings
+from relayflow.settings import Settings, load_settings
 
 __all__ = ["app"]
 
@@ -18,7 +18,7 @@ console = Console()
 @app.command()
 def fetch() -> None:
     """Fetch the Apache Kafka jars from Maven Central into the cache (once per version)."""
-    settings = Settings()
+    settings = load_settings()
     console.print(f"Kafka {settings.kafka_version} jars: {devstack.fetch_kafka(settings)}")
 
 
@@ -27,7 +27,7 @@ def up() -> None:
     """Start Kafka and Temporal (reusing what already runs) and create the app's topics."""
     from relayflow.bootstrap import application  # noqa: PLC0415 - imports the app's code
 
-    settings = Settings()
+    settings = load_settings()
     started = devstack.up(settings, application(settings).all_topics())
     console.print("[green]stack started[/green]" if started else "stack already running")
     _print_status(settings)
@@ -41,14 +41,14 @@ def down(
     purge: bool = typer.Option(False, help="Also delete topics, history and the store."),  # noqa: FBT001
 ) -> None:
     """Stop the Kafka and Temporal processes this stack started."""
-    stopped = devstack.down(Settings(), purge=purge)
+    stopped = devstack.down(load_settings(), purge=purge)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
 @app.command()
 def status() -> None:
     """Show what runs where: pids, addresses, logs, the Temporal UI and the topics."""
-    _print_status(Settings())
+    _print_status(load_settings())
 
 
 def _print_status(settings: Settings) -> None:
