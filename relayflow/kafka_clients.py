@@ -288,7 +288,11 @@ class KafkaClients:
                        close: Callable[[T], Awaitable[object]]) -> AsyncIterator[T]:
         await self.check_access()  # before building: a refused client is never left unclosed
         client = build()
-        await client.start()  # type: ignore[attr-defined]  # every aiokafka client has start()
+        try:
+            await client.start()  # type: ignore[attr-defined]  # every aiokafka client has start()
+        except BaseException:
+            await close(client)  # a client that failed to start still holds its connections
+            raise
         try:
             yield client
         finally:

@@ -23,17 +23,26 @@ def fetch() -> None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    secure: bool = typer.Option(  # noqa: FBT001
+        False, "--secure",
+        help="Format a new broker secured: SASL_SSL + SCRAM-SHA-512, client certificates, "
+             "ACLs per principal (also RELAYFLOW_KAFKA_DEV_SECURE=true)."),
+) -> None:
     """Start Kafka and Temporal (reusing what already runs) and create the app's topics."""
     from relayflow.bootstrap import application  # noqa: PLC0415 - imports the app's code
 
-    settings = load_settings()
+    settings = load_settings(**({"kafka_dev_secure": True} if secure else {}))
     started = devstack.up(settings, application(settings).all_topics())
     console.print("[green]stack started[/green]" if started else "stack already running")
-    _print_status(settings)
+    state = _print_status(settings)
     console.print("\nClients use:")
     console.print(f"  RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
     console.print(f"  RELAYFLOW_TEMPORAL_ADDRESS={settings.temporal_address}")
+    if state.kafka_security:
+        folder = devstack.dev_secrets(settings).folder
+        console.print(f"  and the Kafka credentials of their principal: set -a; "
+                      f". {folder}/<bridge|worker|approvals|tools>.env; set +a")
 
 
 @app.command()
@@ -51,7 +60,7 @@ def status() -> None:
     _print_status(load_settings())
 
 
-def _print_status(settings: Settings) -> None:
+def _print_status(settings: Settings) -> devstack.StackStatus:
     state = devstack.status(settings)
     table = Table(title=f"relayflow dev stack in {state.data_dir}")
     for column in ("service", "state", "pid", "address", "log"):
@@ -63,3 +72,6 @@ def _print_status(settings: Settings) -> None:
     console.print(f"Temporal UI: {state.temporal_ui_url}")
     if state.topics:
         console.print("Topics: " + ", ".join(f"{n} ({p})" for n, p in sorted(state.topics.items())))
+    console.print(f"Kafka secured: {state.kafka_security}" if state.kafka_security
+                  else "Kafka: plaintext, no authentication (`dev up --secure` on a new stack)")
+    return state
