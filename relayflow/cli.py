@@ -80,6 +80,9 @@ def _settings(app_spec: str | None = None) -> Settings:
     except (ImportError, TypeError, ValueError) as error:
         raise typer.BadParameter(f"{settings.app}: {error}", param_hint="--app / RELAYFLOW_APP",
                                  ) from error
+    from relayflow.kafka_clients import KafkaClients  # noqa: PLC0415
+
+    KafkaClients(settings)  # loads the TLS files now: a bad key stops us before Temporal
     return settings
 
 
