@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy, Context, ContextRepo, FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
+from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter, Topic
 from temporalio.client import Client
 
 from bridge.commands import TemporalCommands
@@ -96,7 +96,9 @@ def build_broker(config: BridgeConfig, routes: RouteTable, kafka: KafkaClientFac
     # stopping a bridge costs one rebalance, not one per topic.
     router = KafkaRouter()
     router.subscriber(
-        *routes.topics,
+        # The topics are the deployment's to create (with the contract's partition counts);
+        # FastStream would try on every start, and need the CREATE ACL to stay quiet.
+        *(Topic(name, declare=False) for name in routes.topics),
         batch=True,
         max_records=config.fetch_max_records,
         batch_timeout_ms=_FETCH_WAIT_MS,

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bridge.consumed import ConsumedRecord, where
+from bridge.failures import writing_to
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,
@@ -96,12 +97,13 @@ class DeadLetters:
                 the caller treats it as transient.
         """
         topic = dlq_topic(record.topic)
-        if topic not in self._partitions:
-            self._partitions[topic] = len(await self._producer.partitions_for(topic))
-        partition = record.partition if record.partition < self._partitions[topic] else None
-        sent = await self._producer.send_and_wait(
-            topic, record.value, key=record.key, partition=partition,
-            headers=dlq_headers(record, reason, error),
-        )
+        with writing_to(topic):
+            if topic not in self._partitions:
+                self._partitions[topic] = len(await self._producer.partitions_for(topic))
+            partition = record.partition if record.partition < self._partitions[topic] else None
+            sent = await self._producer.send_and_wait(
+                topic, record.value, key=record.key, partition=partition,
+                headers=dlq_headers(record, reason, error),
+            )
         log.warning("dead-lettered %s to %s: %s: %s", where(record), topic, reason, error[:300])
         return sent.partition, sent.offset

@@ -7,7 +7,12 @@ whichever step failed.
 
 from __future__ import annotations
 
-__all__ = ["PermanentFailure", "TransientFailure"]
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiokafka.errors import TopicAuthorizationFailedError
+
+__all__ = ["PermanentFailure", "TransientFailure", "writing_to"]
 
 
 class TransientFailure(Exception):
@@ -25,3 +30,19 @@ class PermanentFailure(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+@contextmanager
+def writing_to(topic: str) -> Iterator[None]:
+    """Name the missing ACL when the broker refuses a write to ``topic``.
+
+    The error stays a ``KafkaError``, so the caller keeps retrying it as
+    transient: nothing is committed meanwhile, and granting the ACL lets the
+    bridge carry on without a restart.
+    """
+    try:
+        yield
+    except TopicAuthorizationFailedError as error:
+        raise TopicAuthorizationFailedError(
+            f"not authorized to write to {topic}: this principal needs the ACL "
+            f"WRITE on topic {topic}") from error

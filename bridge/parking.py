@@ -37,6 +37,7 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
 from bridge.consumed import ConsumedRecord
+from bridge.failures import writing_to
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
 from schemas.topics import PARKED_KEYS
 
@@ -210,7 +211,9 @@ class ParkingLot:
         exactly the log's order, whoever wrote.
         """
         value = None if entry is None else entry.model_dump_json().encode()
-        sent = await self._producer.send_and_wait(self._topic, value, key=parked_key(topic, key))
+        with writing_to(self._topic):
+            sent = await self._producer.send_and_wait(self._topic, value,
+                                                      key=parked_key(topic, key))
         await self._reached({TopicPartition(self._topic, sent.partition): sent.offset + 1})
 
 

@@ -277,7 +277,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
 @contextlib.asynccontextmanager
 async def running(settings: Settings, app: Application | None = None, *,
                   bridge: bool = True, worker: bool = True,
-                  routes: RouteTable | None = None,
+                  routes: RouteTable | None = None, worker_settings: Settings | None = None,
                   ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Bridge and worker of ``app`` running in this process while the block runs.
 
@@ -285,11 +285,13 @@ async def running(settings: Settings, app: Application | None = None, *,
     failed re-raises its error there (unless the block itself raised).
 
     Args:
-        settings: Everything both need.
+        settings: Everything both need (the bridge's only, with ``worker_settings``).
         app: The application (default: the one ``settings.app`` names).
         bridge: Run the bridge.
         worker: Run the worker.
         routes: Another routing table for the bridge.
+        worker_settings: The worker's own settings, e.g. its own Kafka principal
+            (default: ``settings``).
 
     Yields:
         The services' tasks (named ``bridge`` and ``worker``), e.g. to notice one dying.
@@ -298,7 +300,7 @@ async def running(settings: Settings, app: Application | None = None, *,
     stop = asyncio.Event()
     starts: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
     if worker:
-        starts.append(("worker", lambda: run_worker(settings, app, stop=stop)))
+        starts.append(("worker", lambda: run_worker(worker_settings or settings, app, stop=stop)))
     if bridge:
         starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes)))
     tasks = [asyncio.create_task(start(), name=name) for name, start in starts]

@@ -11,23 +11,37 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperGroup
 
-from relayflow.settings import SettingError, Settings
+from relayflow.settings import SettingError, Settings, load_settings
 
 if TYPE_CHECKING:
     from relayflow.payload_codec import EncryptionCodec
 
 __all__ = ["app"]
 
+
+class _Commands(TyperGroup):
+    """relayflow's commands: a bad or refused setting ends one with its message, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingError as error:
+            typer.echo(f"relayflow: {error}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
     name="relayflow",
     help="Kafka events in, durable Temporal workflows in the middle, outcome events out.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=_Commands,
 )
 
 
@@ -36,16 +50,6 @@ def _configure_logging(settings: Settings) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-
-
-@contextlib.contextmanager
-def _one_line_on_bad_settings() -> Iterator[None]:
-    """A bad setting ends the command with one line naming it (exit 2), not a traceback."""
-    try:
-        yield
-    except SettingError as error:
-        typer.echo(f"relayflow: {error}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -58,8 +62,7 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> No
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    with _one_line_on_bad_settings():
-        asyncio.run(runner())
+    asyncio.run(runner())
 
 
 def _mount_dev() -> None:
@@ -69,9 +72,8 @@ def _mount_dev() -> None:
 
 
 def _payload_codec(settings: Settings) -> EncryptionCodec | None:
-    """The payload codec of the settings' keys; unusable keys end the process with one line."""
-    with _one_line_on_bad_settings():
-        return settings.payload_codec()
+    """The payload codec of the settings' keys (unusable keys raise ``SettingError``)."""
+    return settings.payload_codec()
 
 
 _APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_APP, "
@@ -82,15 +84,16 @@ def _settings(app_spec: str | None = None) -> Settings:
     """Settings with ``--app`` applied; the application is loaded once here to fail early."""
     from relayflow.application import load_application  # noqa: PLC0415
 
-    settings = Settings()
-    if app_spec:
-        settings = settings.model_copy(update={"app": app_spec})
+    settings = load_settings(**({"app": app_spec} if app_spec else {}))
     try:
         load_application(settings.app)
     except (ImportError, TypeError, ValueError) as error:
         raise typer.BadParameter(f"{settings.app}: {error}", param_hint="--app / RELAYFLOW_APP",
                                  ) from error
     _payload_codec(settings)
+    from relayflow.kafka_clients import KafkaClients  # noqa: PLC0415
+
+    KafkaClients(settings)  # loads the TLS files now: a bad key stops us before Temporal
     return settings
 
 
@@ -144,14 +147,13 @@ def approvals() -> None:
     from relayflow.bootstrap import connect_temporal  # noqa: PLC0415
     from relayflow.pending_approvals import COLUMNS, pending_approvals  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
 
     async def load() -> list[tuple[str, ...]]:
         client = await connect_temporal(settings)
         return [p.cells() for p in await pending_approvals(client)]
 
-    with _one_line_on_bad_settings():
-        rows = asyncio.run(load())
+    rows = asyncio.run(load())
     table = Table(title=f"pending approvals ({len(rows)}); answer with ApprovalDecided on "
                         "approvals.decisions, decided_by one of 'may decide' or "
                         "<approver>/<person>")
@@ -167,7 +169,7 @@ def batch_failures(batch_id: str = typer.Argument(help="The batch's id.")) -> No
     """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref)."""
     from activities.store import Store  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     failures = store.failed_items(batch_id)
     for item_id, reason in failures:
@@ -200,7 +202,7 @@ def dlq_list(
 
     from relayflow.dlq_admin import parked_keys, read_dead_letters  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     letters = asyncio.run(read_dead_letters(settings, topic or None))
     parked = asyncio.run(parked_keys(settings))
     console = Console()
@@ -235,7 +237,7 @@ def dlq_show(
     from schemas.codec import DecodeError  # noqa: PLC0415
     from schemas.topics import DLQ_SUFFIX  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     source = dlq_topic.removesuffix(DLQ_SUFFIX)
     letters = asyncio.run(read_dead_letters(settings, [source], partition=partition,
                                             from_offset=offset))
@@ -269,7 +271,7 @@ def dlq_replay(
     from relayflow.dlq_admin import replay  # noqa: PLC0415
 
     raw = _key(key, hex_key=hex_key)
-    result = asyncio.run(replay(Settings(), topic, raw, parked_only=parked_only))
+    result = asyncio.run(replay(load_settings(), topic, raw, parked_only=parked_only))
     for letter in result.copied:
         typer.echo(f"replayed {letter.coordinates} ({letter.reason}, {letter.event_type})")
     typer.echo({
@@ -291,7 +293,7 @@ def dlq_release(
     """Let a parked key flow again without replaying; its dead letters stay on the DLQ."""
     from relayflow.dlq_admin import release  # noqa: PLC0415
 
-    entry = asyncio.run(release(Settings(), topic, _key(key, hex_key=hex_key)))
+    entry = asyncio.run(release(load_settings(), topic, _key(key, hex_key=hex_key)))
     typer.echo("released" if entry else "the key is not parked; nothing to do")
 
 
@@ -307,7 +309,7 @@ def codec_server(
     """
     from relayflow.codec_server import CodecServer  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     _configure_logging(settings)
     codec = _payload_codec(settings)
     if codec is None:
@@ -343,9 +345,8 @@ def verify(
     """Check the invariants on Kafka, Temporal and the store; exit 1 on any violation."""
     from relayflow.verify import verify_until_settled  # noqa: PLC0415
 
-    with _one_line_on_bad_settings():
-        report = asyncio.run(verify_until_settled(Settings(), key_prefix=key_prefix,
-                                                  wait_seconds=wait))
+    report = asyncio.run(verify_until_settled(load_settings(), key_prefix=key_prefix,
+                                              wait_seconds=wait))
     typer.echo(report.summary())
     raise typer.Exit(0 if report.ok else 1)
 
@@ -362,7 +363,7 @@ def demo(
     from relayflow.demo import run_demo  # noqa: PLC0415
     from relayflow.reference import APP  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     console = Console()
     console.rule("relayflow demo")
     devstack.up(settings)

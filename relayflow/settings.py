@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relayflow.schema_registry import HttpSchemaRegistry
@@ -22,13 +22,24 @@ if TYPE_CHECKING:
     from relayflow.payload_codec import EncryptionCodec
 
 
-__all__ = ["SettingError", "Settings", "get_settings"]
+__all__ = ["KafkaSaslMechanism", "KafkaSecurityProtocol", "SettingError", "Settings",
+           "get_settings", "load_settings", "setting_errors"]
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+"""How Kafka clients connect: TLS or not, SASL or not (Kafka's ``security.protocol``)."""
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+"""SASL mechanisms relayflow's clients speak (Kafka's ``sasl.mechanism``)."""
+
+_TLS = frozenset({"SSL", "SASL_SSL"})
+_SASL = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+_PEM_FILES = ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
 
 
 class SettingError(ValueError):
-    """A setting whose value cannot work; the message is one line that starts with its name.
+    """A setting is missing, malformed, inconsistent or refused; each line of the message names it.
 
-    Raised when a process starts (or first connects), so it stops before doing anything.
+    Raised when a process starts (or first connects), so it stops before doing anything;
+    the CLI prints the message (and no traceback) and exits with status 2.
     """
 
 
@@ -41,6 +52,23 @@ class Settings(BaseSettings):
             (default: relayflow's own orders, approvals and batches).
         kafka_bootstrap_servers: Comma-separated ``host:port`` list of Kafka brokers.
         kafka_consumer_group: Consumer group id of the bridge.
+        kafka_security_protocol: ``PLAINTEXT`` (default), ``SSL`` (TLS, optionally
+            with a client certificate), ``SASL_PLAINTEXT`` or ``SASL_SSL`` (SASL
+            over TLS: what managed Kafka services require).
+        kafka_sasl_mechanism: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``;
+            required with the SASL protocols.
+        kafka_sasl_username: SASL user (the principal ACLs name); required with SASL.
+        kafka_sasl_password: SASL password; required with SASL. Never shown.
+        kafka_ssl_ca_file: PEM file of the CA(s) that signed the brokers'
+            certificates; unset: the system's trust store.
+        kafka_ssl_cert_file: PEM client certificate (chain), for brokers that
+            demand one (mTLS); its key in the same file or ``kafka_ssl_key_file``.
+        kafka_ssl_key_file: PEM private key of the client certificate.
+        kafka_ssl_key_password: Password of an encrypted ``kafka_ssl_key_file``. Never shown.
+        kafka_ssl_check_hostname: Check that the broker's certificate names the
+            host connected to (on by default; the certificate chain is checked either way).
+        kafka_dev_secure: ``relayflow dev up`` formats a new dev broker secured
+            (SASL_SSL, SCRAM-SHA-512, client certificates, ACLs); same as ``--secure``.
         schema_registry_url: A Confluent-compatible schema registry
             (``http(s)://[user:secret@]host:port``). When set, outcomes are
             framed in the Confluent wire format with ids from it (subject: the
@@ -116,11 +144,23 @@ class Settings(BaseSettings):
             the codec server (the Temporal UI's); default the dev stack's UI.
     """
 
-    model_config = SettingsConfigDict(env_prefix="RELAYFLOW_", extra="ignore")
+    # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
+    model_config = SettingsConfigDict(env_prefix="RELAYFLOW_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     app: str = "relayflow.reference:APP"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_consumer_group: str = "relayflow-bridge"
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_dev_secure: bool = False
     schema_registry_url: str | None = None
     schema_registry_timeout_seconds: float = Field(default=5.0, gt=0)
 
@@ -164,6 +204,55 @@ class Settings(BaseSettings):
     payload_encryption_key_id: str | None = None
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
+
+    @field_validator(*_PEM_FILES)
+    @classmethod
+    def _readable_pem(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        try:
+            head = path.read_bytes()[:1 << 16]
+        except OSError as error:
+            raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+        if b"-----BEGIN " not in head:
+            raise ValueError(f"{path} is not a PEM file (no -----BEGIN line)")
+        return path
+
+    @model_validator(mode="after")
+    def _kafka_security_combines(self) -> Self:
+        problem = self._sasl_problem() or self._tls_problem()
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def _sasl_problem(self) -> str | None:
+        named = f"RELAYFLOW_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+        sasl = {"kafka_sasl_mechanism": self.kafka_sasl_mechanism,
+                "kafka_sasl_username": self.kafka_sasl_username,
+                "kafka_sasl_password": self.kafka_sasl_password}
+        for field, value in sasl.items():
+            if self.kafka_security_protocol in _SASL and (
+                    not value or (isinstance(value, SecretStr) and not value.get_secret_value())):
+                return f"RELAYFLOW_{field.upper()} is required with {named}"
+            if self.kafka_security_protocol not in _SASL and value is not None:
+                return (f"RELAYFLOW_{field.upper()} is set, but {named} uses no SASL "
+                        "(SASL_PLAINTEXT or SASL_SSL do)")
+        return None
+
+    def _tls_problem(self) -> str | None:
+        named = f"RELAYFLOW_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+        if self.kafka_security_protocol not in _TLS:
+            for field in (*_PEM_FILES, "kafka_ssl_key_password"):
+                if getattr(self, field) is not None:
+                    return (f"RELAYFLOW_{field.upper()} is set, but {named} uses no TLS "
+                            "(SSL or SASL_SSL do)")
+        if self.kafka_ssl_key_file is not None and self.kafka_ssl_cert_file is None:
+            return ("RELAYFLOW_KAFKA_SSL_KEY_FILE is set without RELAYFLOW_KAFKA_SSL_CERT_FILE "
+                    "(the certificate it belongs to)")
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_cert_file is None:
+            return ("RELAYFLOW_KAFKA_SSL_KEY_PASSWORD is set without a client key "
+                    "(RELAYFLOW_KAFKA_SSL_CERT_FILE / RELAYFLOW_KAFKA_SSL_KEY_FILE)")
+        return None
 
     @cached_property
     def store_path(self) -> Path:
@@ -241,3 +330,37 @@ def _env_value(value: object) -> str:
 def get_settings() -> Settings:
     """Read settings from the environment (a fresh read each call)."""
     return Settings()
+
+
+
+def load_settings(**update: object) -> Settings:
+    """Read settings from the environment, then apply ``update``.
+
+    Raises:
+        SettingError: Some setting is bad; one line per problem, naming its variable.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise SettingError("\n".join(setting_errors(error))) from None
+    return settings.model_copy(update=update) if update else settings
+
+
+def setting_errors(error: ValidationError) -> list[str]:
+    """One line per bad setting, each starting with the variable it came from.
+
+    Args:
+        error: What ``Settings()`` raised.
+
+    Returns:
+        Lines such as ``RELAYFLOW_KAFKA_SSL_CA_FILE: cannot read /x: No such file or directory``.
+    """
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["loc"]:
+            name = str(problem["loc"][0])
+            name = name if name.startswith("RELAYFLOW_") else f"RELAYFLOW_{name.upper()}"
+            message = f"{name}: {message}"
+        lines.append(message)
+    return lines

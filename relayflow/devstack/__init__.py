@@ -16,12 +16,15 @@ only what it started. ``process`` starts and stops processes, ``kafka`` and
 from __future__ import annotations
 
 from relayflow.devstack.kafka import (
+    dev_secrets,
     ensure_topics,
     fetch_kafka,
     new_cluster_id,
+    prepare_kafka,
     render_server_properties,
     start_kafka,
     stop_kafka,
+    tooling_settings,
 )
 from relayflow.devstack.process import StackError, build_once, free_port
 from relayflow.devstack.stack import (
@@ -39,17 +42,20 @@ __all__ = [
     "StackError",
     "StackStatus",
     "build_once",
+    "dev_secrets",
     "down",
     "ensure_topics",
     "fetch_kafka",
     "free_port",
     "new_cluster_id",
+    "prepare_kafka",
     "render_server_properties",
     "start_kafka",
     "start_temporal",
     "status",
     "stop_kafka",
     "stop_temporal",
+    "tooling_settings",
     "up",
     "wait_until_answering",
 ]

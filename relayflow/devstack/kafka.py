@@ -31,12 +31,14 @@ from relayflow.devstack.process import (
     stop_service,
     wait_ready,
 )
+from relayflow.devstack.secure import ADMIN, DevSecrets, acl_plan, create_acls
 from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
 from schemas.topics import TOPICS, Topic
 
-__all__ = ["KAFKA", "ensure_topics", "fetch_kafka", "kafka_answers", "new_cluster_id",
-           "partition_counts", "render_server_properties", "start_kafka", "stop_kafka"]
+__all__ = ["KAFKA", "dev_secrets", "ensure_topics", "fetch_kafka", "kafka_answers",
+           "new_cluster_id", "partition_counts", "prepare_kafka", "render_server_properties",
+           "start_kafka", "stop_kafka", "tooling_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +70,25 @@ def fetch_kafka(settings: Settings) -> Path:
     return libs
 
 
-def render_server_properties(settings: Settings, log_dirs: Path) -> str:
+def dev_secrets(settings: Settings) -> DevSecrets:
+    """The secrets folder of the dev broker in ``settings.data_dir`` (it may not exist)."""
+    return DevSecrets(service_dir(settings, KAFKA) / "secrets")
+
+
+def tooling_settings(settings: Settings) -> Settings:
+    """``settings`` as the dev stack's own tooling connects: as ``admin`` on a secured broker."""
+    secrets = dev_secrets(settings)
+    return secrets.client_settings(settings, ADMIN) if secrets.exists() else settings
+
+
+def render_server_properties(settings: Settings, log_dirs: Path,
+                             secrets: DevSecrets | None = None) -> str:
     """``server.properties`` for one KRaft node that is broker and controller.
 
     Args:
         settings: Supplies the ports.
         log_dirs: Where the broker keeps its partitions.
+        secrets: Secure the client listener with these (SASL_SSL, ACLs); None: plaintext.
 
     Returns:
         The file's text.
@@ -106,6 +121,8 @@ def render_server_properties(settings: Settings, log_dirs: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
     }
+    if secrets is not None:
+        props |= secrets.server_properties(port, ctl, settings.kafka_advertised_port or port)
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -136,6 +153,11 @@ def start_kafka(settings: Settings) -> bool:
         True when a broker was started, False when a running one was reused.
     """
     home = service_dir(settings, KAFKA)
+    secrets = dev_secrets(settings)
+    formatted = (home / "data" / "meta.properties").exists()
+    if formatted and settings.kafka_dev_secure and not secrets.exists():
+        raise StackError(f"the Kafka storage in {home} was formatted without --secure; "
+                         "`relayflow dev down --purge` first to start it secured")
     if recorded_pid(settings, KAFKA) is not None:
         return False
     check_port_free(KAFKA, settings.kafka_port)
@@ -145,8 +167,14 @@ def start_kafka(settings: Settings) -> bool:
     if java is None:
         raise StackError("java (17+) is needed to run the Kafka broker")
     (home / "logs").mkdir(parents=True, exist_ok=True)
+    secure = secrets.exists() or (settings.kafka_dev_secure and not formatted)
+    if secure and not secrets.exists():
+        secrets.generate()
     properties = home / "server.properties"
-    properties.write_text(render_server_properties(settings, home / "data"))
+    properties.touch(mode=0o600)  # a secured broker's file holds its own SCRAM password
+    properties.chmod(0o600)
+    properties.write_text(render_server_properties(settings, home / "data",
+                                                   secrets if secure else None))
     log4j = home / "log4j2.xml"
     log4j.write_text(resources.files("relayflow.devstack").joinpath("log4j2.xml").read_text())
     classpath = f"{libs}/*"
@@ -154,17 +182,48 @@ def start_kafka(settings: Settings) -> bool:
         cluster_id = new_cluster_id()
         result = subprocess.run(  # noqa: S603
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
-             "-t", cluster_id, "-c", str(properties)],
+             "-t", cluster_id, "-c", str(properties),
+             *(secrets.scram_arguments() if secure else [])],
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
-            raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+            # The output may echo the --add-scram arguments: never show their passwords.
+            output = result.stdout + result.stderr
+            for principal in secrets.users() if secure else {}:
+                output = output.replace(secrets.password(principal), "******")
+            raise StackError(f"formatting Kafka storage failed:\n{output}")
     argv = [java, "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={home / 'logs'}", f"-Dlog4j2.configurationFile={log4j}",
             "-cp", classpath, "kafka.Kafka", str(properties)]
     pid = spawn(settings, KAFKA, argv, settings.kafka_port, str(properties), home)
-    wait_ready(KAFKA, pid, home / "logs" / "server.log", lambda: kafka_answers(settings))
+    tooling = tooling_settings(settings)
+    wait_ready(KAFKA, pid, home / "logs" / "server.log", lambda: kafka_answers(tooling))
     return True
+
+
+def prepare_kafka(settings: Settings, topics: Iterable[Topic] = TOPICS) -> dict[str, int]:
+    """Create the missing topics of ``topics`` and, on a secured broker, the principals' ACLs.
+
+    Args:
+        settings: The dev stack's settings (``kafka_consumer_group`` starts the
+            names of the bridge's groups in the ACLs).
+        topics: The application's topics (``Application.all_topics()``).
+
+    Returns:
+        Topic name → partition count of each of ``topics``.
+    """
+    wanted = tuple(topics)
+    tooling = tooling_settings(settings)
+    counts = ensure_topics(tooling, wanted)
+    if dev_secrets(settings).exists():
+        plan = acl_plan(wanted, settings.kafka_consumer_group)
+
+        async def grant() -> None:
+            async with KafkaClients(tooling).started_admin() as admin:
+                await create_acls(admin, plan)
+
+        run_sync(grant)
+    return counts
 
 
 def stop_kafka(settings: Settings) -> bool:

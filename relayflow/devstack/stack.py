@@ -10,11 +10,13 @@ from pathlib import Path
 
 from relayflow.devstack.kafka import (
     KAFKA,
-    ensure_topics,
+    dev_secrets,
     kafka_answers,
     partition_counts,
+    prepare_kafka,
     start_kafka,
     stop_kafka,
+    tooling_settings,
 )
 from relayflow.devstack.process import (
     READY_TIMEOUT,
@@ -24,6 +26,7 @@ from relayflow.devstack.process import (
     service_dir,
     wait_ready,
 )
+from relayflow.devstack.secure import MECHANISM
 from relayflow.devstack.temporal import TEMPORAL, start_temporal, stop_temporal, temporal_answers
 from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
@@ -60,12 +63,15 @@ class StackStatus:
         services: Kafka and Temporal.
         temporal_ui_url: Web UI of the Temporal dev server.
         topics: Topic name → partition count, when Kafka answers.
+        kafka_security: How the broker is secured (no secrets), or None when
+            it is plaintext.
     """
 
     data_dir: Path
     services: tuple[ServiceStatus, ...]
     temporal_ui_url: str
     topics: dict[str, int] = field(default_factory=dict)
+    kafka_security: str | None = None
 
 
 def wait_until_answering(settings: Settings, timeout: float = READY_TIMEOUT) -> None:
@@ -100,7 +106,7 @@ def up(settings: Settings, topics: Iterable[Topic] = TOPICS) -> bool:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     started_kafka = start_kafka(settings)
     started_temporal = start_temporal(settings)
-    ensure_topics(settings, topics)
+    prepare_kafka(settings, topics)
     return started_kafka or started_temporal
 
 
@@ -136,9 +142,14 @@ def status(settings: Settings) -> StackStatus:
     topics: dict[str, int] = {}
     if services[0].running:
         with contextlib.suppress(Exception):
-            topics = run_sync(lambda: _describe(settings))
+            tooling = tooling_settings(settings)
+            topics = run_sync(lambda: _describe(tooling))
+    secrets = dev_secrets(settings)
+    security = (f"SASL_SSL with {MECHANISM} and client certificates, ACLs on; CA, "
+                f"certificates and per-principal settings (mode 0600) in {secrets.folder}"
+                if secrets.exists() else None)
     return StackStatus(settings.data_dir.resolve(), tuple(services), settings.temporal_ui_url,
-                       topics)
+                       topics, security)
 
 
 async def _describe(settings: Settings) -> dict[str, int]:
