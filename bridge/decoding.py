@@ -91,7 +91,7 @@ class Decoder:
             TransientFailure: The schema registry did not answer; try again later.
         """
         value = record.value or b""
-        self._check_size(record, value)
+        self._check_limits(record, value)
         if self._codec.needs_registry(value):
             try:
                 await self._codec.prepare_decode(value)
@@ -101,7 +101,7 @@ class Decoder:
                 raise TransientFailure(f"schema registry: {error}") from error
         return self._decode_known(record)
 
-    def _check_size(self, record: ConsumedRecord, value: bytes) -> None:
+    def _check_limits(self, record: ConsumedRecord, value: bytes) -> None:
         # Before anything is decoded or fetched: past these limits a record could
         # only cost memory and time (every header is decoded, then copied to the DLQ).
         if len(value) > self._max_payload:
