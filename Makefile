@@ -8,8 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+FUZZ_MINUTES ?= 10
 
-.PHONY: help install kafka tls-tools lint typecheck check test test-unit test-integration test-faults demo bench dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools lint typecheck check test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +51,9 @@ test-integration: install kafka tls-tools  ## Integration tests on a real Kafka 
 
 test-faults: install kafka  ## Fault tests (processes killed, services restarted)
 	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
+fuzz: install  ## Fuzz the decoder for FUZZ_MINUTES (default 10), fresh seeds; failures kept in .hypothesis/fuzz
+	RELAYFLOW_FUZZ_MINUTES=$(FUZZ_MINUTES) $(BIN)/pytest tests/unit/test_decoder_fuzz.py --timeout=0 $(PYTEST_ARGS)
 
 demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes
 	$(BIN)/relayflow demo

@@ -147,7 +147,9 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
             if listener is not None:
                 listener.lot = lot
         processor = FetchProcessor(
-            Decoder(codec, routes, max_payload_bytes=config.max_payload_bytes),
+            Decoder(codec, routes, max_payload_bytes=config.max_payload_bytes,
+                    max_header_count=config.max_header_count,
+                    max_header_bytes=config.max_header_bytes),
             TemporalCommands(temporal, config.task_queue),
             DeadLetters(producer),
             concurrency=config.concurrency,

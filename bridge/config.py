@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 
+from bridge.decoding import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT
 from schemas.topics import PARKED_KEYS
 
 __all__ = ["FETCH_BUDGET_S", "MAX_POLL_INTERVAL_MS", "BridgeConfig", "KafkaClientFactory"]
@@ -46,6 +47,9 @@ class BridgeConfig:
         park_keys: Park the key of a dead-lettered record (``bridge.parking``).
         parked_keys_topic: The compacted topic that holds parked keys.
         max_payload_bytes: Larger record values are dead-lettered undecoded.
+        max_header_count: Records with more headers are dead-lettered undecoded.
+        max_header_bytes: Records whose header names and values total more
+            bytes are dead-lettered undecoded.
         fetch_budget_seconds: A fetch stops starting records after this long.
     """
 
@@ -58,6 +62,8 @@ class BridgeConfig:
     park_keys: bool = True
     parked_keys_topic: str = PARKED_KEYS
     max_payload_bytes: int = 512 * 1024
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     fetch_budget_seconds: float = FETCH_BUDGET_S
 
 

@@ -13,13 +13,16 @@ reason              when
 ==================  ==========================================================
 ``oversize``        the value is larger than ``max_payload_bytes`` (checked
                     before decoding anything)
+``bad-header``      more than ``max_header_count`` headers, or their names and
+                    values total more than ``max_header_bytes`` (checked before
+                    decoding anything); or a ``correlation-id`` /
+                    ``causation-id`` / ``traceparent`` header is longer than
+                    200 characters
 ``bad-key``         the key is not UTF-8, or differs from the event's business key
 codec reasons       ``empty``, ``unknown-framing``, ``truncated``,
                     ``unknown-schema``, ``malformed-avro``, ``invalid-event``, ...
                     (``DecodeError.reason``)
 ``header-mismatch`` an ``event-type`` / ``event-id`` header contradicts the value
-``bad-header``      a ``correlation-id`` / ``causation-id`` / ``traceparent``
-                    header is longer than 200 characters
 ``no-route``        no route for this event type on this topic
 ==================  ==========================================================
 """
@@ -38,7 +41,12 @@ from schemas import Event, EventMeta, Inbound
 from schemas.codec import AvroCodec, DecodeError
 from schemas.headers import EventHeaders
 
-__all__ = ["Decoder", "Routed"]
+__all__ = ["DEFAULT_MAX_HEADER_BYTES", "DEFAULT_MAX_HEADER_COUNT", "Decoder", "Routed"]
+
+DEFAULT_MAX_HEADER_COUNT = 64
+"""Most headers a record may carry (the contract uses six, a DLQ replay adds three)."""
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+"""Most bytes a record's header names and values may total (UTF-8)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +69,19 @@ class Decoder:
         codec: Decodes values (both framings).
         routes: The routing table.
         max_payload_bytes: Larger values are dead-lettered undecoded.
+        max_header_count: Records with more headers are dead-lettered undecoded.
+        max_header_bytes: Records whose header names and values total more
+            bytes are dead-lettered undecoded.
     """
 
-    def __init__(self, codec: AvroCodec, routes: RouteTable, *, max_payload_bytes: int) -> None:
+    def __init__(self, codec: AvroCodec, routes: RouteTable, *, max_payload_bytes: int,
+                 max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+                 max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
         self._codec = codec
         self._routes = routes
         self._max_payload = max_payload_bytes
+        self._max_header_count = max_header_count
+        self._max_header_bytes = max_header_bytes
 
     async def decode(self, record: ConsumedRecord) -> Routed:
         """Apply every rule to one record; fetch its writer schema first if it must.
@@ -76,7 +91,8 @@ class Decoder:
             TransientFailure: The schema registry did not answer; try again later.
         """
         value = record.value or b""
-        if len(value) <= self._max_payload and self._codec.needs_registry(value):
+        self._check_limits(record, value)
+        if self._codec.needs_registry(value):
             try:
                 await self._codec.prepare_decode(value)
             except DecodeError as error:
@@ -85,10 +101,25 @@ class Decoder:
                 raise TransientFailure(f"schema registry: {error}") from error
         return self._decode_known(record)
 
-    def _decode_known(self, record: ConsumedRecord) -> Routed:
-        value = record.value or b""
+    def _check_limits(self, record: ConsumedRecord, value: bytes) -> None:
+        # Before anything is decoded or fetched: past these limits a record could
+        # only cost memory and time (every header is decoded, then copied to the DLQ).
         if len(value) > self._max_payload:
             raise PermanentFailure("oversize", f"{len(value)} bytes > {self._max_payload}")
+        count = len(record.headers)
+        if count > self._max_header_count:
+            raise PermanentFailure(
+                "bad-header", f"{count} headers > max_header_count {self._max_header_count}")
+        size = sum(len(name.encode("utf-8", "surrogatepass")) + len(raw or b"")
+                   for name, raw in record.headers)
+        if size > self._max_header_bytes:
+            raise PermanentFailure(
+                "bad-header",
+                f"header names and values total {size} bytes > max_header_bytes "
+                f"{self._max_header_bytes}")
+
+    def _decode_known(self, record: ConsumedRecord) -> Routed:
+        value = record.value or b""
         try:
             key = (record.key or b"").decode("utf-8")
         except UnicodeDecodeError as error:

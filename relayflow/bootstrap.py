@@ -173,6 +173,8 @@ def bridge_config(settings: Settings) -> BridgeConfig:
         shutdown_seconds=settings.bridge_shutdown_seconds,
         park_keys=settings.bridge_park_keys,
         max_payload_bytes=settings.max_payload_bytes,
+        max_header_count=settings.max_header_count,
+        max_header_bytes=settings.max_header_bytes,
     )
 
 

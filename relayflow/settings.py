@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal, Self
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bridge.decoding import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT
 from relayflow.schema_registry import HttpSchemaRegistry
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
     from relayflow.payload_codec import EncryptionCodec
 
 
-__all__ = ["KafkaSaslMechanism", "KafkaSecurityProtocol", "SettingError", "Settings",
-           "get_settings", "load_settings", "setting_errors"]
+__all__ = ["MIN_HEADER_BYTES", "MIN_HEADER_COUNT", "KafkaSaslMechanism",
+           "KafkaSecurityProtocol", "SettingError", "Settings", "get_settings", "load_settings",
+           "setting_errors"]
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 """How Kafka clients connect: TLS or not, SASL or not (Kafka's ``security.protocol``)."""
@@ -41,6 +43,12 @@ class SettingError(ValueError):
     Raised when a process starts (or first connects), so it stops before doing anything;
     the CLI prints the message (and no traceback) and exits with status 2.
     """
+
+
+MIN_HEADER_COUNT = 9
+"""Lowest ``max_header_count``: the contract's six headers plus the three of a DLQ replay."""
+MIN_HEADER_BYTES = 2048
+"""Lowest ``max_header_bytes``: room for those nine at their longest (ids of 200 characters)."""
 
 
 class Settings(BaseSettings):
@@ -105,6 +113,12 @@ class Settings(BaseSettings):
         temporal_ui_port: Web UI port of the local Temporal dev server.
         max_payload_bytes: Largest record value the bridge accepts; larger ones
             are dead-lettered (well under Temporal's 2 MB payload limit).
+        max_header_count: Most headers a record may carry; records with more are
+            dead-lettered as ``bad-header`` before their value is decoded. At
+            least ``MIN_HEADER_COUNT``.
+        max_header_bytes: Most bytes a record's header names and values may
+            total (UTF-8); larger ones are dead-lettered as ``bad-header``
+            before their value is decoded. At least ``MIN_HEADER_BYTES``.
         card_limit_cents: Charges above this amount are declined by the
             reference payment activity (a deterministic failure hook).
         log_level: Python logging level name.
@@ -185,6 +199,8 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
 
     max_payload_bytes: int = 512 * 1024
+    max_header_count: int = Field(default=DEFAULT_MAX_HEADER_COUNT, ge=MIN_HEADER_COUNT)
+    max_header_bytes: int = Field(default=DEFAULT_MAX_HEADER_BYTES, ge=MIN_HEADER_BYTES)
     bridge_batch_size: int = 2000
     bridge_signal_hold_seconds: float = 300.0
     bridge_shutdown_seconds: float = Field(default=15.0, gt=0)

@@ -56,6 +56,8 @@ _SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MARKER) + _FINGERPRINT.size
 _CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + _SCHEMA_ID.size
 
 _CRC64_EMPTY = 0xC15D213AA4D7A795
+_ERRORS_IN_FULL = 10
+"""An ``invalid-event`` message lists this many validation errors at most."""
 
 
 def _crc64_table() -> tuple[int, ...]:
@@ -235,10 +237,12 @@ class AvroCodec:
         self._registry = registry
         self._fetching: dict[int, asyncio.Future[_Writer]] = {}
         self._schema_json: dict[str, str] = {}
+        self._max_items: dict[str, dict[str, int]] = {}
         for model in models:
             if model.avro_name not in raw:
                 raise KeyError(f"no .avsc file for {model.avro_name}")
             self._models[model.avro_name] = model
+            self._max_items[model.avro_name] = _max_items(model)
             self._schema_json[model.avro_name] = json.dumps(raw[model.avro_name])
             writer = self._add_writer(raw[model.avro_name])
             self._readers[model.avro_name] = writer.parsed
@@ -410,7 +414,35 @@ class AvroCodec:
         if stream.tell() != len(body):
             trailing = len(body) - stream.tell()
             raise DecodeError("malformed-avro", f"{trailing} trailing bytes after {name}")
+        for field, limit in self._max_items[name].items():
+            # Before validating: a 512 KiB value holds 170 000 three-byte order lines,
+            # and pydantic would report every one of them (100 MB for one record).
+            items = record.get(field) if isinstance(record, dict) else None
+            if isinstance(items, list) and len(items) > limit:
+                raise DecodeError("invalid-event",
+                                  f"{name}: {field} has {len(items)} items, at most {limit}")
         try:
             return model.model_validate(record)
         except ValidationError as exc:
-            raise DecodeError("invalid-event", f"{writer.full_name}: {exc}") from exc
+            raise DecodeError("invalid-event", f"{name}: {_summary(exc)}") from exc
+
+
+def _max_items(model: type[Event]) -> dict[str, int]:
+    """The most items each list field of ``model`` may hold (its ``max_length``)."""
+    limits: dict[str, int] = {}
+    for name, field in model.model_fields.items():
+        for constraint in field.metadata:
+            if isinstance(limit := getattr(constraint, "max_length", None), int):
+                limits[name] = limit
+    return limits
+
+
+def _summary(error: ValidationError) -> str:
+    """Pydantic's message, shortened to its first errors when there are many."""
+    count = error.error_count()
+    if count <= _ERRORS_IN_FULL:
+        return str(error)
+    first = "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)[:_ERRORS_IN_FULL])
+    return f"{count} validation errors, the first {_ERRORS_IN_FULL}: {first}"
