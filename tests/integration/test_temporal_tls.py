@@ -8,6 +8,7 @@ asks). Bridge, worker and CLI reach Temporal only through it here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -141,6 +142,9 @@ async def test_a_refused_connection_is_one_line_naming_the_setting_and_no_retrie
         caplog: pytest.LogCaptureFixture) -> None:
     update, expected = _refused(mtls, pki, relayflow_stack)[case]
     settings = mtls.model_copy(update=update)
+    if case == "plaintext-to-tls":
+        assert await _named_refusal(settings) == expected
+        return  # wait_for_temporal may meet the closed connection first, and rightly retry
     with pytest.raises(SettingError) as direct:
         await connect_temporal(settings)
     assert str(direct.value) == expected
@@ -149,6 +153,29 @@ async def test_a_refused_connection_is_one_line_naming_the_setting_and_no_retrie
         await wait_for_temporal(settings, retries=False)
     assert str(waited.value) == expected
     assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+
+
+async def _named_refusal(settings: Settings) -> str:
+    """Connect until the refusal is named; only a closed connection may come before.
+
+    nginx answers a plaintext client on its TLS port with a TLS alert, which the
+    client reads as a bad HTTP/2 frame (the refusal). On a loaded machine the
+    client may see the connection closed before it reads the alert: that looks
+    exactly like a network cut, so it is (rightly) not a refusal and callers retry.
+    """
+    others: list[str] = []
+    for _ in range(10):
+        try:
+            await connect_temporal(settings)
+        except SettingError as error:
+            named = str(error)
+            break
+        except RuntimeError as error:
+            others.append(str(error))
+    else:
+        named = ""
+    assert all("connection closed" in other for other in others), others
+    return named
 
 
 def test_relayflow_worker_without_a_client_certificate_exits_with_one_line(
@@ -176,7 +203,10 @@ async def test_the_api_key_is_sent_over_tls_and_never_logged(
         # The terminator refuses any call without "authorization: Bearer <API_KEY>".
         client = await wait_for_temporal(settings)
         await client.count_workflows()
-    assert _calls(key_terminator, "CountWorkflowExecutions")
+    # nginx logs a call when it ends, which may be just after the client has its answer.
+    async with asyncio.timeout(10):
+        while not _calls(key_terminator, "CountWorkflowExecutions"):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
     assert API_KEY not in caplog.text
     assert API_KEY not in repr(settings)
 
