@@ -7,14 +7,15 @@ exporting different values.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from relayflow.schema_registry import HttpSchemaRegistry
+from relayflow.schema_registry import HttpSchemaRegistry, redacted_url
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
 
@@ -253,6 +254,15 @@ class Settings(BaseSettings):
             return ("RELAYFLOW_KAFKA_SSL_KEY_PASSWORD is set without a client key "
                     "(RELAYFLOW_KAFKA_SSL_CERT_FILE / RELAYFLOW_KAFKA_SSL_KEY_FILE)")
         return None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields for ``repr`` and ``str``: ``SecretStr`` ones masked, and the registry's password.
+
+        The schema registry URL may carry basic-auth credentials (``user:secret@``).
+        """
+        for name, value in super().__repr_args__():
+            yield name, (redacted_url(value) if name == "schema_registry_url" and value
+                         else value)
 
     @cached_property
     def store_path(self) -> Path:
