@@ -14,10 +14,15 @@ object, to the broker (``broker()``). Before the first client of a secured
 certificates and credentials (``check_access``): a refusal stops the process
 with one line naming the setting, instead of clients retrying a refusal that
 no retry can fix.
+
+aiokafka logs every request and response at DEBUG, the SASL exchange too,
+and PLAIN's first message is the password in clear: importing this module
+hides that exchange from aiokafka's log records (``SaslExchangeHidden``).
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -36,7 +41,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from relayflow.settings import SettingError, Settings
 
-__all__ = ["KafkaClients", "KafkaSecurityError", "security_problem"]
+__all__ = ["KafkaClients", "KafkaSecurityError", "SaslExchangeHidden", "security_problem"]
 
 T = TypeVar("T")
 
@@ -57,6 +62,32 @@ _CLIENT_CERT_REFUSED = frozenset({
 # ...and when what answers does not speak TLS at all.
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"})
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+
+
+_SASL_AUTHENTICATE = 36
+"""Kafka's API key of SaslAuthenticate, on aiokafka's request and response structs."""
+
+
+class SaslExchangeHidden(logging.Filter):
+    """Hides the SASL messages aiokafka's connections log at DEBUG.
+
+    PLAIN's ``SaslAuthenticate`` request carries the password in clear (SCRAM's
+    carry proofs and salts), and aiokafka logs each request and response with
+    its bytes. The record stays, with those arguments replaced by their type's name.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace SASL request and response arguments; keep every record."""
+        if isinstance(record.args, tuple) and any(
+                getattr(arg, "API_KEY", None) == _SASL_AUTHENTICATE for arg in record.args):
+            record.args = tuple(
+                f"{type(arg).__name__}(<hidden>)"
+                if getattr(arg, "API_KEY", None) == _SASL_AUTHENTICATE else arg
+                for arg in record.args)
+        return True
+
+
+logging.getLogger("aiokafka.conn").addFilter(SaslExchangeHidden())
 
 
 class KafkaSecurityError(SettingError):

@@ -104,8 +104,8 @@ class EncryptionKey:
             # Not echoed: a key pasted the wrong way round would land here.
             raise PayloadKeyError("the key id must be 1-64 letters, digits, '.', '_' or '-'")
         if len(self.secret) != KEY_BYTES:
-            raise PayloadKeyError(f"key {self.key_id!r}: {len(self.secret)} bytes, "
-                                  f"AES-256 needs {KEY_BYTES}")
+            # Nor the id: with id and key swapped, the "id" is the key.
+            raise PayloadKeyError(f"the key is {len(self.secret)} bytes, AES-256 needs {KEY_BYTES}")
 
 
 def new_key_entry(key_id: str) -> str:

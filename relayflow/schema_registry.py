@@ -30,9 +30,19 @@ import urllib.request
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["HttpSchemaRegistry", "RegistryUnavailable", "SchemaRegistryError"]
+__all__ = ["HttpSchemaRegistry", "RegistryUnavailable", "SchemaRegistryError", "redacted_url"]
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with the password of its user info, if any, replaced by ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    user_info, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in user_info:
+        return url
+    user = user_info.split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class RegistryUnavailable(OSError):
@@ -69,7 +79,8 @@ class HttpSchemaRegistry:
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"schema registry URL must be http(s)://host[:port]: {url!r}")
+            raise ValueError("schema registry URL must be http(s)://host[:port]: "
+                             f"{redacted_url(url)!r}")
         self._auth: str | None = None
         if parts.username is not None:
             user_info = (f"{urllib.parse.unquote(parts.username)}:"

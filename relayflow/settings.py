@@ -3,19 +3,34 @@
 Every mode (local dev stack, docker compose, an existing cluster) uses the same
 names, so pointing relayflow at another Kafka or Temporal is only a matter of
 exporting different values.
+
+Secrets can come from files instead: with ``RELAYFLOW_SECRETS_DIR`` set (e.g.
+``/run/secrets``, where Docker and Kubernetes mount them), a file there named
+like a variable (``RELAYFLOW_KAFKA_SASL_PASSWORD``, case ignored) gives that
+setting its content, trailing whitespace stripped. A variable that is set wins
+over its file.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from bridge.decoding import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT
-from relayflow.schema_registry import HttpSchemaRegistry
+from relayflow.schema_registry import HttpSchemaRegistry, redacted_url
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
 
@@ -49,6 +64,28 @@ MIN_HEADER_COUNT = 9
 """Lowest ``max_header_count``: the contract's six headers plus the three of a DLQ replay."""
 MIN_HEADER_BYTES = 2048
 """Lowest ``max_header_bytes``: room for those nine at their longest (ids of 200 characters)."""
+
+_SECRETS_DIR = "RELAYFLOW_SECRETS_DIR"
+
+
+class _SecretFiles(SecretsSettingsSource):
+    """Settings from the files of ``RELAYFLOW_SECRETS_DIR``; an unreadable one: SettingError."""
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            return super().__call__()
+        except SettingsError as error:  # pydantic-settings wraps what get_field_value raised
+            if isinstance(error.__cause__, SettingError):
+                raise error.__cause__ from None
+            raise
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        try:
+            return super().get_field_value(field, field_name)
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise SettingError(f"{_SECRETS_DIR}: the file of RELAYFLOW_{field_name.upper()} "
+                               f"cannot be read: {reason}") from None
 
 
 class Settings(BaseSettings):
@@ -156,6 +193,10 @@ class Settings(BaseSettings):
             requests with ``Authorization: Bearer <token>``.
         codec_server_origins: Comma-separated browser origins allowed to call
             the codec server (the Temporal UI's); default the dev stack's UI.
+        secrets_dir: A folder of files named like the variables (e.g.
+            ``RELAYFLOW_KAFKA_SASL_PASSWORD``) whose contents are those settings
+            (Docker's and Kubernetes' mounted secrets); variables set win. Read
+            from the environment only.
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -220,6 +261,25 @@ class Settings(BaseSettings):
     payload_encryption_key_id: str | None = None
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
+    secrets_dir: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then variables, then the files of ``RELAYFLOW_SECRETS_DIR`` when set.
+
+        Raises:
+            SettingError: ``RELAYFLOW_SECRETS_DIR`` is set but is no folder.
+        """
+        folder = os.environ.get(_SECRETS_DIR)
+        if not folder:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        if not Path(folder).is_dir():
+            raise SettingError(f"{_SECRETS_DIR}: {folder} is not a folder")
+        return init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls, folder)
 
     @field_validator(*_PEM_FILES)
     @classmethod
@@ -269,6 +329,15 @@ class Settings(BaseSettings):
             return ("RELAYFLOW_KAFKA_SSL_KEY_PASSWORD is set without a client key "
                     "(RELAYFLOW_KAFKA_SSL_CERT_FILE / RELAYFLOW_KAFKA_SSL_KEY_FILE)")
         return None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields for ``repr`` and ``str``: ``SecretStr`` ones masked, and the registry's password.
+
+        The schema registry URL may carry basic-auth credentials (``user:secret@``).
+        """
+        for name, value in super().__repr_args__():
+            yield name, (redacted_url(value) if name == "schema_registry_url" and value
+                         else value)
 
     @cached_property
     def store_path(self) -> Path:

@@ -10,7 +10,7 @@ that starts with the setting to fix. The API key never appears in either.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -36,12 +36,21 @@ class TemporalCredentials:
 
     Attributes:
         tls: ``Client.connect``'s ``tls``: False (plaintext), True (TLS trusting
-            the system's roots) or a ``TLSConfig``.
-        api_key: Sent as ``authorization: Bearer <key>``; left out of ``repr``.
+            the system's roots) or a ``TLSConfig`` (its client key hidden in ``repr``).
+        api_key: Sent as ``authorization: Bearer <key>``; hidden in ``repr``.
     """
 
     tls: TLSConfig | bool
-    api_key: str | None = field(default=None, repr=False)
+    api_key: str | None = None
+
+    def __repr__(self) -> str:
+        """What is configured; the client's private key and the API key only as ``<hidden>``."""
+        tls: object = self.tls
+        if isinstance(tls, TLSConfig) and tls.client_private_key is not None:
+            # TLSConfig's own repr shows the key's PEM.
+            tls = replace(tls, client_private_key=b"<hidden>")
+        api_key = None if self.api_key is None else "<hidden>"
+        return f"TemporalCredentials(tls={tls!r}, api_key={api_key})"
 
 
 def _read(setting: str, path: Path) -> bytes:

@@ -11,7 +11,9 @@ folder exists), so later ``up``/``status``/``down`` need no flag.
   ``client-key.pem``), the SCRAM passwords (``users.json``) and, per principal,
   a ``<principal>.env`` with the ``RELAYFLOW_KAFKA_*`` lines that connect as it.
   Nothing prints a password.
-* Principals (SCRAM-SHA-512 users, created by ``StorageTool format --add-scram``):
+* Principals (SCRAM-SHA-512 users, created by ``StorageTool format --add-scram``;
+  the listener also takes PLAIN, Confluent Cloud's mechanism, for the same
+  users and passwords):
   ``admin`` (super user: the broker itself, topic creation, ACLs, the dev
   stack's own checks), ``bridge``, ``worker``, ``approvals`` and ``tools``
   (tests and operator commands); ``acl_plan`` says what each may do.
@@ -42,14 +44,17 @@ from relayflow.devstack.process import StackError
 from relayflow.settings import Settings
 from schemas.topics import APPROVALS_DECISIONS, DLQ_SUFFIX, Topic
 
-__all__ = ["ADMIN", "MECHANISM", "PRINCIPALS", "Acl", "DevSecrets", "acl_plan", "create_acls",
-           "write_ca"]
+__all__ = ["ADMIN", "MECHANISM", "MECHANISMS", "PRINCIPALS", "Acl", "DevSecrets", "acl_plan",
+           "create_acls", "write_ca"]
 
 ADMIN = "admin"
 """The super user: the broker between brokers, and the dev stack's own tooling."""
 PRINCIPALS = (ADMIN, "tools", "bridge", "worker", "approvals")
 """The SCRAM users of a secured dev broker."""
 MECHANISM = "SCRAM-SHA-512"
+"""The mechanism between brokers and in every principal's settings."""
+MECHANISMS = (MECHANISM, "PLAIN")
+"""What the client listener accepts: PLAIN too, as managed services use it."""
 _VALID = dt.timedelta(days=365)
 
 # Kafka's protocol codes (org.apache.kafka.common.acl / resource).
@@ -244,7 +249,7 @@ class DevSecrets:
 
     def server_properties(self, port: int, controller_port: int,
                           advertised_port: int) -> dict[str, str]:
-        """The broker's listener, TLS, SASL and authorizer properties (``ADMIN``'s password in).
+        """The broker's listener, TLS, SASL and authorizer properties (with the passwords).
 
         Args:
             port: The SASL_SSL listener's port.
@@ -253,14 +258,19 @@ class DevSecrets:
         """
         jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
                 f'username="{ADMIN}" password="{self.password(ADMIN)}";')
+        # PLAIN checks passwords against user_<name> options of its own login module.
+        plain = ("org.apache.kafka.common.security.plain.PlainLoginModule required " + " ".join(
+            f'user_{principal}="{password}"' for principal, password in self.users().items())
+            + ";")
         return {
             "listeners": f"SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
             "advertised.listeners": f"SASL_SSL://127.0.0.1:{advertised_port}",
             "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "SASL_SSL",
-            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.enabled.mechanisms": ",".join(MECHANISMS),
             "sasl.mechanism.inter.broker.protocol": MECHANISM,
             f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": plain,
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(self.broker_keystore),
             "ssl.truststore.type": "PEM",

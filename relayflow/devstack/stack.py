@@ -145,7 +145,7 @@ def status(settings: Settings) -> StackStatus:
             tooling = tooling_settings(settings)
             topics = run_sync(lambda: _describe(tooling))
     secrets = dev_secrets(settings)
-    security = (f"SASL_SSL with {MECHANISM} and client certificates, ACLs on; CA, "
+    security = (f"SASL_SSL with {MECHANISM} (or PLAIN) and client certificates, ACLs on; CA, "
                 f"certificates and per-principal settings (mode 0600) in {secrets.folder}"
                 if secrets.exists() else None)
     return StackStatus(settings.data_dir.resolve(), tuple(services), settings.temporal_ui_url,

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,20 +28,12 @@ from relayflow.settings import Settings
 from relayflow.testing import app_kafka
 from schemas import OrderCompleted
 from schemas.topics import ORDERS_EVENTS, dlq_topic
-from tests.secured_kafka import SecuredKafka, secured_kafka
+from tests.secured_kafka import SecuredKafka
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
-
-
-@pytest.fixture(scope="module")
-def secured(relayflow_stack: Settings,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    with secured_kafka(relayflow_stack, tmp_path_factory.mktemp("secured-kafka"),
-                       APP.all_topics()) as kafka:
-        yield kafka
 
 
 def _own_queue_and_group(secured: SecuredKafka) -> dict[str, str]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sys
 import urllib.request
 import uuid
@@ -29,13 +27,12 @@ from temporalio.api.history.v1 import History
 
 from activities.store import OUT_OF_STOCK_PREFIX
 from relayflow.bootstrap import connect_temporal
-from relayflow.devstack import free_port
 from relayflow.payload_codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, new_key_entry
 from relayflow.reference import APP
 from relayflow.settings import Settings
 from relayflow.testing import app_kafka
 from schemas import OrderCompleted, OrderFailed, OrderPlaced
-from tests.integration.running import relayflow_running
+from tests.integration.running import codec_server_process, relayflow_running
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -143,22 +140,11 @@ async def test_the_failure_message_is_encrypted_too(sagas: list[Saga]) -> None:
 @pytest.fixture(scope="module")
 async def codec_server(encrypted: Settings) -> AsyncIterator[str]:
     """The real ``relayflow codec-server`` process with the workers' keys and a token."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("relayflow")), "codec-server", "--port", str(port),
-        env={**os.environ, **encrypted.as_env()}, stderr=asyncio.subprocess.PIPE)
-    assert process.stderr is not None
-    lines: list[str] = []
-    while "codec server on" not in (lines[-1] if lines else ""):
-        line = await asyncio.wait_for(process.stderr.readline(), 30)
-        assert line, f"codec-server ended: {''.join(lines)}"
-        lines.append(line.decode())
-    assert TOKEN not in "".join(lines)
-    drain = asyncio.create_task(process.stderr.read())  # keeps its log pipe flowing
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(process.wait(), 30) == 0
-    assert TOKEN not in (await drain).decode()
+    async with codec_server_process(encrypted) as server:
+        assert TOKEN not in server.output
+        yield server.url
+    assert server.returncode == 0
+    assert TOKEN not in server.output
 
 
 def _decode_as_the_cli_does(url: str, namespace: str, payloads: list[Payload]) -> list[Payload]:

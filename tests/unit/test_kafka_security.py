@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import ssl
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.conn import SaslPlainAuthenticator
+from aiokafka.protocol.admin import SaslAuthenticateRequest, SaslAuthenticateRequest_v1
+from aiokafka.protocol.metadata import MetadataRequest_v5
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from typer.testing import CliRunner
 
@@ -209,7 +214,7 @@ def test_the_secured_broker_demands_sasl_ssl_client_certificates_and_acls(
     assert props["listeners"] == "SASL_SSL://127.0.0.1:9192,CONTROLLER://127.0.0.1:9193"
     assert props["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
     assert props["listener.name.sasl_ssl.ssl.client.auth"] == "required"
-    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512,PLAIN"
     assert props["authorizer.class.name"].endswith("StandardAuthorizer")
     assert props["super.users"] == "User:admin;User:ANONYMOUS"
     assert props["ssl.truststore.location"] == str(secrets.ca_file)
@@ -240,5 +245,24 @@ def test_dev_status_says_the_stack_is_secured_and_shows_no_secret(
     environment.setenv("RELAYFLOW_DATA_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["dev", "status"])
     assert result.exit_code == 0, result.output
-    assert "Kafka secured: SASL_SSL with SCRAM-SHA-512 and client certificates" in result.output
+    assert ("Kafka secured: SASL_SSL with SCRAM-SHA-512 (or PLAIN) and client certificates"
+            in result.output)
     assert not [p for p in secrets.users().values() if p in result.output]
+
+
+async def test_aiokafka_debug_lines_never_show_the_sasl_exchange(
+        caplog: pytest.LogCaptureFixture) -> None:
+    plain = SaslPlainAuthenticator(loop=asyncio.get_running_loop(), sasl_plain_username="tools",
+                                   sasl_plain_password=PASSWORD)
+    step = await plain.step(None)
+    assert step is not None
+    sasl = SaslAuthenticateRequest(step[0]).build(SaslAuthenticateRequest_v1)
+    assert PASSWORD in str(sasl)  # PLAIN's first message: the password in clear
+    other = MetadataRequest_v5(topics=["orders.events"], allow_auto_topic_creation=False)
+    with caplog.at_level(logging.DEBUG, logger="aiokafka.conn"):
+        for request in (sasl, other):  # as aiokafka's connection logs each request it sends
+            logging.getLogger("aiokafka.conn").debug("Request to %s:%d %d: %s", "127.0.0.1",
+                                                     9093, 3, request)
+    hidden, shown = caplog.messages
+    assert hidden == "Request to 127.0.0.1:9093 3: SaslAuthenticateRequest_v1(<hidden>)"
+    assert shown == f"Request to 127.0.0.1:9093 3: {other}"

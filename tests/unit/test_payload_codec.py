@@ -32,7 +32,7 @@ from tests.support import order_placed
 
 OLD = EncryptionKey("2025-01", os.urandom(32))
 NEW = EncryptionKey("2026-06", os.urandom(32))
-SECRET_TEXTS = [base64.b64encode(k.secret).decode() for k in (OLD, NEW)]
+SECRET_TEXTS = [*(base64.b64encode(k.secret).decode() for k in (OLD, NEW)), NEW.secret.hex()]
 
 
 def _entry(key: EncryptionKey) -> str:
@@ -154,9 +154,11 @@ def test_a_generated_key_entry_parses() -> None:
     ("2025-01", "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: entry 1: expected id:base64-key"),
     (f"{_entry(OLD)},k2:not*base64", "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: entry 2: not base64"),
     (f"k:{base64.b64encode(b'short').decode()}",
-     "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: entry 1: key 'k': 5 bytes, AES-256 needs 32"),
+     "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: entry 1: the key is 5 bytes, AES-256 needs 32"),
     (f"{SECRET_TEXTS[0]}:{SECRET_TEXTS[1]}",  # id and key the wrong way round
      "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: entry 1: the key id must be"),
+    (f"{SECRET_TEXTS[2]}:main",  # a hex key where the id goes, an id that is base64
+     "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: entry 1: the key is 3 bytes, AES-256 needs 32"),
     (f"{_entry(OLD)},{_entry(OLD)}",
      "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: key id '2025-01' is listed twice"),
     (" , ", "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS: the variable holds no key"),

@@ -12,7 +12,12 @@ import fastavro
 import pytest
 
 from relayflow.devstack import free_port
-from relayflow.schema_registry import HttpSchemaRegistry, RegistryUnavailable, SchemaRegistryError
+from relayflow.schema_registry import (
+    HttpSchemaRegistry,
+    RegistryUnavailable,
+    SchemaRegistryError,
+    redacted_url,
+)
 from relayflow.settings import Settings
 from schemas import EVENT_TYPES, OrderCompleted, OrderPlaced
 from schemas.codec import AvroCodec, DecodeError, load_schemas
@@ -80,6 +85,32 @@ def test_basic_auth_comes_from_the_url_and_stays_out_of_it() -> None:
 def test_only_http_urls_are_accepted(url: str) -> None:
     with pytest.raises(ValueError, match="must be http"):
         HttpSchemaRegistry(url)
+
+
+def test_a_refused_url_is_shown_without_its_password() -> None:
+    with pytest.raises(ValueError, match="must be http") as refused:
+        HttpSchemaRegistry("ftp://svc-orders:s3cr3t-pw@registry:8081")
+    assert "'ftp://svc-orders:***@registry:8081'" in str(refused.value)
+    assert "s3cr3t-pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://svc:pw@registry:8081/x", "https://svc:***@registry:8081/x"),
+    ("https://svc:p%40ss:w@registry", "https://svc:***@registry"),
+    ("https://svc@registry", "https://svc@registry"),
+    ("https://registry:8081", "https://registry:8081"),
+])
+def test_redacted_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+
+
+def test_settings_show_the_registry_url_without_its_password() -> None:
+    settings = Settings(schema_registry_url="https://svc-orders:s3cr3t-pw@registry:8081")
+    for text in (repr(settings), str(settings)):
+        assert "schema_registry_url='https://svc-orders:***@registry:8081'" in text
+        assert "s3cr3t-pw" not in text
+    # Children get the URL itself.
+    assert settings.as_env()["RELAYFLOW_SCHEMA_REGISTRY_URL"].endswith("s3cr3t-pw@registry:8081")
 
 
 def test_settings_give_a_codec_that_frames_with_the_registry(server: RegistryServer) -> None:

@@ -65,6 +65,17 @@ def test_an_api_key_goes_to_the_client_over_tls_and_into_no_repr() -> None:
         assert KEY not in shown
 
 
+def test_the_client_key_goes_to_the_client_and_into_no_repr(pki: Pki) -> None:
+    credentials = temporal_credentials(_mtls(pki, temporal_api_key=SecretStr(KEY)))
+    assert isinstance(credentials.tls, TLSConfig)
+    assert credentials.tls.client_private_key == pki.client.key.read_bytes()
+    key_lines = pki.client.key.read_text().splitlines()[1:-1]
+    shown = repr(credentials)
+    assert "client_private_key=b'<hidden>'" in shown
+    assert "api_key=<hidden>" in shown
+    assert not [line for line in [*key_lines, KEY] if line in shown]
+
+
 def test_a_child_process_gets_the_api_key_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     env = Settings(temporal_api_key=SecretStr(KEY)).as_env()
     assert env["RELAYFLOW_TEMPORAL_API_KEY"] == KEY
