@@ -111,6 +111,14 @@ def test_plaintext_clients_get_only_the_bootstrap_servers() -> None:
     assert kafka.security() is None
 
 
+def test_every_bootstrap_server_of_a_list_reaches_the_bridges_broker() -> None:
+    # FastStream takes a string as one address: "a,b,c" would be a host named so.
+    kafka = KafkaClients(Settings(kafka_bootstrap_servers="127.0.0.1:1, 127.0.0.1:2,127.0.0.1:3"))
+    consumer = kafka.broker().config.broker_config.builder
+    assert isinstance(consumer, functools.partial)
+    assert consumer.keywords["bootstrap_servers"] == ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+
+
 def test_sasl_plaintext_clients_get_the_mechanism_and_credentials_and_no_tls() -> None:
     kafka = KafkaClients(_settings(kafka_security_protocol="SASL_PLAINTEXT",
                                    kafka_sasl_mechanism="SCRAM-SHA-256",
