@@ -15,6 +15,7 @@ node without the flag. Topics then get replication factor 3 and
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -373,7 +374,10 @@ def prepare_kafka(settings: Settings, topics: Iterable[Topic] = TOPICS) -> dict[
 
 def stop_kafka(settings: Settings) -> bool:
     """Stop every node this stack started (data kept). True if one was running."""
-    return [stop_service(settings, node.service) for node in kafka_nodes(settings)].count(True) > 0
+    nodes = kafka_nodes(settings)
+    # All at once: a node stopping alone waits for the others to take its partitions over.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        return any(pool.map(lambda node: stop_service(settings, node.service), nodes))
 
 
 def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS,
