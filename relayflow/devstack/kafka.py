@@ -222,7 +222,9 @@ def render_server_properties(settings: Settings, log_dirs: Path,
     if len(voters) > 1:
         # A dead node is fenced (its partitions led elsewhere, dropped from the ISRs)
         # within seconds rather than the default 9.
-        props |= {"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000"}
+        props |= {"broker.session.timeout.ms": "4000", "broker.heartbeat.interval.ms": "1000",
+                  # Kafka's default, spelled out: a lagging replica never becomes leader.
+                  "unclean.leader.election.enable": "false"}
     if secrets is not None:
         props |= secrets.server_properties(port, ctl, node.advertised_port)
     return "".join(f"{k}={v}\n" for k, v in props.items())
