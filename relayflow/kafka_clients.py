@@ -255,8 +255,10 @@ class KafkaClients:
 
     def broker(self, **options: Any) -> KafkaBroker:
         """A FastStream broker (the bridge's consumer)."""
-        return KafkaBroker(self._settings.kafka_bootstrap_servers, security=self.security(),
-                           **options)
+        # FastStream takes a string as one address; aiokafka would split it at commas.
+        servers = [s.strip() for s in self._settings.kafka_bootstrap_servers.split(",")
+                   if s.strip()]
+        return KafkaBroker(servers, security=self.security(), **options)
 
     def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
         """A consumer of ``topics`` (none: assign partitions yourself)."""

@@ -114,6 +114,14 @@ class Settings(BaseSettings):
             host connected to (on by default; the certificate chain is checked either way).
         kafka_dev_secure: ``relayflow dev up`` formats a new dev broker secured
             (SASL_SSL, SCRAM-SHA-512, client certificates, ACLs); same as ``--secure``.
+        kafka_dev_brokers: How many KRaft nodes ``relayflow dev up`` formats a
+            new dev Kafka with: 1 (default), or 3 (a replicated cluster: each
+            node broker and controller, topics at replication factor 3,
+            ``min.insync.replicas=2``); same as ``--brokers``.
+        kafka_dev_node_ports: Client and controller ports of dev brokers 2
+            and 3, as ``port/controller_port`` pairs, comma-separated (e.g.
+            ``9094/9095,9096/9097``); default: two apart after ``kafka_port``
+            and ``kafka_controller_port``.
         schema_registry_url: A Confluent-compatible schema registry
             (``http(s)://[user:secret@]host:port``). When set, outcomes are
             framed in the Confluent wire format with ids from it (subject: the
@@ -216,6 +224,8 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     kafka_ssl_check_hostname: bool = True
     kafka_dev_secure: bool = False
+    kafka_dev_brokers: int = 1
+    kafka_dev_node_ports: str | None = None
     schema_registry_url: str | None = None
     schema_registry_timeout_seconds: float = Field(default=5.0, gt=0)
 
@@ -281,6 +291,24 @@ class Settings(BaseSettings):
             raise SettingError(f"{_SECRETS_DIR}: {folder} is not a folder")
         return init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls, folder)
 
+    @field_validator("kafka_dev_brokers")
+    @classmethod
+    def _one_or_three(cls, value: int) -> int:
+        if value not in {1, 3}:
+            raise ValueError(f"{value} brokers: the dev stack runs 1 or 3")
+        return value
+
+    @field_validator("kafka_dev_node_ports")
+    @classmethod
+    def _port_pairs(cls, value: str | None) -> str | None:
+        if value is not None:
+            for pair in value.split(","):
+                port, _, controller = pair.strip().partition("/")
+                if not (port.isdigit() and controller.isdigit()):
+                    raise ValueError(f"{pair.strip()!r} is not port/controller_port "
+                                     "(e.g. 9094/9095,9096/9097)")
+        return value
+
     @field_validator(*_PEM_FILES)
     @classmethod
     def _readable_pem(cls, path: Path | None) -> Path | None:
@@ -296,7 +324,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _kafka_security_combines(self) -> Self:
-        problem = self._sasl_problem() or self._tls_problem()
+        problem = self._sasl_problem() or self._tls_problem() or self._nodes_problem()
         if problem:
             raise ValueError(problem)
         return self
@@ -314,6 +342,25 @@ class Settings(BaseSettings):
                 return (f"RELAYFLOW_{field.upper()} is set, but {named} uses no SASL "
                         "(SASL_PLAINTEXT or SASL_SSL do)")
         return None
+
+    def _nodes_problem(self) -> str | None:
+        given = self.kafka_dev_node_ports
+        if given is not None and len(given.split(",")) < self.kafka_dev_brokers - 1:
+            return (f"RELAYFLOW_KAFKA_DEV_NODE_PORTS has {len(given.split(','))} port pairs, but "
+                    f"RELAYFLOW_KAFKA_DEV_BROKERS={self.kafka_dev_brokers} needs "
+                    f"{self.kafka_dev_brokers - 1} (the ports of brokers 2 and up)")
+        return None
+
+    @property
+    def kafka_dev_ports(self) -> list[tuple[int, int]]:
+        """(client port, controller port) of each dev broker, the first's first."""
+        ports = [(self.kafka_port, self.kafka_controller_port)]
+        if self.kafka_dev_node_ports is not None:
+            pairs = (pair.strip().partition("/") for pair in self.kafka_dev_node_ports.split(","))
+            return (ports + [(int(port), int(controller)) for port, _, controller in pairs]
+                    )[:self.kafka_dev_brokers]
+        return ports + [(self.kafka_port + 2 * n, self.kafka_controller_port + 2 * n)
+                        for n in range(1, self.kafka_dev_brokers)]
 
     def _tls_problem(self) -> str | None:
         named = f"RELAYFLOW_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
@@ -425,10 +472,9 @@ def load_settings(**update: object) -> Settings:
         SettingError: Some setting is bad; one line per problem, naming its variable.
     """
     try:
-        settings = Settings()
+        return Settings(**update)  # type: ignore[arg-type]  # validated like the environment
     except ValidationError as error:
         raise SettingError("\n".join(setting_errors(error))) from None
-    return settings.model_copy(update=update) if update else settings
 
 
 def setting_errors(error: ValidationError) -> list[str]:

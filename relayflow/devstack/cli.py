@@ -28,16 +28,23 @@ def up(
         False, "--secure",
         help="Format a new broker secured: SASL_SSL + SCRAM-SHA-512, client certificates, "
              "ACLs per principal (also RELAYFLOW_KAFKA_DEV_SECURE=true)."),
+    brokers: int | None = typer.Option(
+        None, "--brokers",
+        help="Format a new Kafka with 1 or 3 KRaft nodes; 3: topics replicated 3 times, "
+             "min.insync.replicas 2 (also RELAYFLOW_KAFKA_DEV_BROKERS)."),
 ) -> None:
     """Start Kafka and Temporal (reusing what already runs) and create the app's topics."""
     from relayflow.bootstrap import application  # noqa: PLC0415 - imports the app's code
 
-    settings = load_settings(**({"kafka_dev_secure": True} if secure else {}))
+    settings = load_settings(**({"kafka_dev_secure": True} if secure else {}),
+                             **({"kafka_dev_brokers": brokers} if brokers else {}))
     started = devstack.up(settings, application(settings).all_topics())
     console.print("[green]stack started[/green]" if started else "stack already running")
     state = _print_status(settings)
     console.print("\nClients use:")
-    console.print(f"  RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}")
+    servers = (devstack.bootstrap_servers(settings) if state.kafka_brokers > 1
+               else settings.kafka_bootstrap_servers)
+    console.print(f"  RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS={servers}")
     console.print(f"  RELAYFLOW_TEMPORAL_ADDRESS={settings.temporal_address}")
     if state.kafka_security:
         folder = devstack.dev_secrets(settings).folder
@@ -70,6 +77,9 @@ def _print_status(settings: Settings) -> devstack.StackStatus:
                       str(s.pid or "-"), s.address, str(s.log_file))
     console.print(table)
     console.print(f"Temporal UI: {state.temporal_ui_url}")
+    if state.kafka_brokers > 1:
+        console.print(f"Kafka: {state.kafka_brokers} brokers (each also a KRaft controller), "
+                      f"topics replicated {state.kafka_brokers} times, min.insync.replicas 2")
     if state.topics:
         console.print("Topics: " + ", ".join(f"{n} ({p})" for n, p in sorted(state.topics.items())))
     console.print(f"Kafka secured: {state.kafka_security}" if state.kafka_security

@@ -12,10 +12,10 @@ from relayflow.devstack.kafka import (
     KAFKA,
     dev_secrets,
     kafka_answers,
+    kafka_nodes,
     partition_counts,
     prepare_kafka,
     start_kafka,
-    stop_kafka,
     tooling_settings,
 )
 from relayflow.devstack.process import (
@@ -24,6 +24,7 @@ from relayflow.devstack.process import (
     recorded_pid,
     run_sync,
     service_dir,
+    stop_service,
     wait_ready,
 )
 from relayflow.devstack.secure import MECHANISM
@@ -40,7 +41,7 @@ class ServiceStatus:
     """One service of the stack.
 
     Attributes:
-        name: ``kafka`` or ``temporal``.
+        name: ``kafka`` (``kafka-2``, ``kafka-3``: a cluster's other nodes) or ``temporal``.
         running: A process we started is alive and answers on its port.
         pid: Its pid when recorded.
         address: ``host:port`` clients use.
@@ -60,11 +61,13 @@ class StackStatus:
 
     Attributes:
         data_dir: The stack's folder.
-        services: Kafka and Temporal.
+        services: Kafka's nodes, then Temporal.
         temporal_ui_url: Web UI of the Temporal dev server.
         topics: Topic name → partition count, when Kafka answers.
         kafka_security: How the broker is secured (no secrets), or None when
             it is plaintext.
+        kafka_brokers: Kafka's nodes: 1, or 3 (replication factor 3,
+            ``min.insync.replicas=2``).
     """
 
     data_dir: Path
@@ -72,6 +75,7 @@ class StackStatus:
     temporal_ui_url: str
     topics: dict[str, int] = field(default_factory=dict)
     kafka_security: str | None = None
+    kafka_brokers: int = 1
 
 
 def wait_until_answering(settings: Settings, timeout: float = READY_TIMEOUT) -> None:
@@ -120,10 +124,11 @@ def down(settings: Settings, *, purge: bool = False) -> list[str]:
     Returns:
         Names of the services that were stopped.
     """
-    stopped = [name for name, stop in ((TEMPORAL, stop_temporal), (KAFKA, stop_kafka))
-               if stop(settings)]
+    nodes = kafka_nodes(settings)
+    stopped = [TEMPORAL] if stop_temporal(settings) else []
+    stopped += [node.service for node in nodes if stop_service(settings, node.service)]
     if purge:
-        for service in (KAFKA, TEMPORAL):
+        for service in (*(node.service for node in nodes), TEMPORAL):
             shutil.rmtree(service_dir(settings, service), ignore_errors=True)
         settings.store_path.unlink(missing_ok=True)
     return stopped
@@ -131,16 +136,18 @@ def down(settings: Settings, *, purge: bool = False) -> list[str]:
 
 def status(settings: Settings) -> StackStatus:
     """What runs where; topics are listed when Kafka answers."""
+    nodes = kafka_nodes(settings)
     services = []
     for name, port, log_file in (
-        (KAFKA, settings.kafka_port, service_dir(settings, KAFKA) / "logs" / "server.log"),
+        *((node.service, node.port, service_dir(settings, node.service) / "logs" / "server.log")
+          for node in nodes),
         (TEMPORAL, settings.temporal_port, service_dir(settings, TEMPORAL) / "stdout.log"),
     ):
         pid = recorded_pid(settings, name)
         running = pid is not None and port_open(port)
         services.append(ServiceStatus(name, running, pid, f"127.0.0.1:{port}", log_file))
     topics: dict[str, int] = {}
-    if services[0].running:
+    if any(service.running for service in services[:len(nodes)]):
         with contextlib.suppress(Exception):
             tooling = tooling_settings(settings)
             topics = run_sync(lambda: _describe(tooling))
@@ -149,7 +156,7 @@ def status(settings: Settings) -> StackStatus:
                 f"certificates and per-principal settings (mode 0600) in {secrets.folder}"
                 if secrets.exists() else None)
     return StackStatus(settings.data_dir.resolve(), tuple(services), settings.temporal_ui_url,
-                       topics, security)
+                       topics, security, len(nodes))
 
 
 async def _describe(settings: Settings) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from relayflow import devstack
-from relayflow.settings import Settings
+from relayflow.settings import SettingError, Settings, load_settings
 from schemas.topics import TOPICS, dlq_topic
 
 
@@ -34,6 +34,69 @@ def test_server_properties_for_one_kraft_node(tmp_path: Path) -> None:
     behind_proxy = settings.model_copy(update={"kafka_advertised_port": 20001})
     assert "advertised.listeners=PLAINTEXT://127.0.0.1:20001\n" in \
         devstack.render_server_properties(behind_proxy, tmp_path)
+
+
+def _props(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def test_three_brokers_are_one_replicated_cluster_with_a_three_voter_quorum(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path, kafka_port=19990, kafka_controller_port=19991,
+                        kafka_dev_brokers=3, kafka_dev_node_ports="19992/19993,19994/19995")
+    nodes = devstack.kafka_nodes(settings)
+    assert [(n.node_id, n.service, n.port, n.controller_port) for n in nodes] == [
+        (1, "kafka", 19990, 19991), (2, "kafka-2", 19992, 19993), (3, "kafka-3", 19994, 19995)]
+    assert devstack.bootstrap_servers(settings) == \
+        "127.0.0.1:19990,127.0.0.1:19992,127.0.0.1:19994"
+    assert devstack.replication_factor(settings) == 3
+    second = _props(devstack.render_server_properties(settings, tmp_path, node=nodes[1],
+                                                      cluster=nodes))
+    assert second["node.id"] == "2"
+    assert second["listeners"] == "PLAINTEXT://127.0.0.1:19992,CONTROLLER://127.0.0.1:19993"
+    assert second["controller.quorum.bootstrap.servers"] == \
+        "127.0.0.1:19991,127.0.0.1:19993,127.0.0.1:19995"
+    for name in ("default.replication.factor", "offsets.topic.replication.factor",
+                 "transaction.state.log.replication.factor"):
+        assert second[name] == "3", name
+    assert second["min.insync.replicas"] == second["transaction.state.log.min.isr"] == "2"
+    single = _props(devstack.render_server_properties(settings, tmp_path))
+    assert (single["node.id"], single["min.insync.replicas"]) == ("1", "1")
+    assert devstack.replication_factor(settings.model_copy(update={"kafka_dev_brokers": 1})) == 1
+    # Without ports given, the other nodes' follow the first's, two apart.
+    assert Settings(kafka_dev_brokers=3).kafka_dev_ports == [(9092, 9093), (9094, 9095),
+                                                              (9096, 9097)]
+
+
+def test_a_formatted_cluster_is_found_without_the_setting(tmp_path: Path) -> None:
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "cluster.json").write_text(json.dumps({"cluster_id": "c", "nodes": [
+        {"node_id": n, "port": 100 + n, "controller_port": 200 + n, "directory_id": f"d{n}"}
+        for n in (1, 2, 3)]}))
+    settings = Settings(data_dir=tmp_path)  # kafka_dev_brokers=1: `dev status`, `dev down`
+    assert [s.name for s in devstack.status(settings).services] == [
+        "kafka", "kafka-2", "kafka-3", "temporal"]
+    assert devstack.status(settings).kafka_brokers == 3
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RELAYFLOW_KAFKA_DEV_BROKERS": "2"},
+     "RELAYFLOW_KAFKA_DEV_BROKERS: 2 brokers: the dev stack runs 1 or 3"),
+    ({"RELAYFLOW_KAFKA_DEV_BROKERS": "3", "RELAYFLOW_KAFKA_DEV_NODE_PORTS": "9194/9195"},
+     ("RELAYFLOW_KAFKA_DEV_NODE_PORTS has 1 port pairs, but RELAYFLOW_KAFKA_DEV_BROKERS=3 "
+     "needs 2 (the ports of brokers 2 and up)")),
+    ({"RELAYFLOW_KAFKA_DEV_NODE_PORTS": "9194"},
+     ("RELAYFLOW_KAFKA_DEV_NODE_PORTS: '9194' is not port/controller_port "
+     "(e.g. 9094/9095,9096/9097)")),
+])
+def test_bad_cluster_settings_are_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                                        message: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingError) as raised:
+        load_settings()
+    assert str(raised.value) == message
 
 
 def test_every_input_topic_has_a_dlq_with_the_same_partitions() -> None:

@@ -18,7 +18,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from typer.testing import CliRunner
 
 from relayflow.cli import app
-from relayflow.devstack import render_server_properties
+from relayflow.devstack import kafka_nodes, render_server_properties
 from relayflow.devstack.secure import PRINCIPALS, DevSecrets, acl_plan, write_ca
 from relayflow.kafka_clients import KafkaClients, KafkaSecurityError
 from relayflow.settings import SettingError, Settings, load_settings
@@ -114,6 +114,14 @@ def test_plaintext_clients_get_only_the_bootstrap_servers() -> None:
     kafka = KafkaClients(_settings())
     assert kafka.connection() == {"bootstrap_servers": "k1:9093"}
     assert kafka.security() is None
+
+
+def test_every_bootstrap_server_of_a_list_reaches_the_bridges_broker() -> None:
+    # FastStream takes a string as one address: "a,b,c" would be a host named so.
+    kafka = KafkaClients(Settings(kafka_bootstrap_servers="127.0.0.1:1, 127.0.0.1:2,127.0.0.1:3"))
+    consumer = kafka.broker().config.broker_config.builder
+    assert isinstance(consumer, functools.partial)
+    assert consumer.keywords["bootstrap_servers"] == ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
 
 
 def test_sasl_plaintext_clients_get_the_mechanism_and_credentials_and_no_tls() -> None:
@@ -218,6 +226,19 @@ def test_the_secured_broker_demands_sasl_ssl_client_certificates_and_acls(
     assert props["authorizer.class.name"].endswith("StandardAuthorizer")
     assert props["super.users"] == "User:admin;User:ANONYMOUS"
     assert props["ssl.truststore.location"] == str(secrets.ca_file)
+
+
+def test_each_node_of_a_secured_cluster_listens_securely_on_its_own_ports(
+        secrets: DevSecrets, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, kafka_port=9192, kafka_controller_port=9193,
+                        kafka_dev_brokers=3, kafka_dev_node_ports="9194/9195,9196/9197")
+    nodes = kafka_nodes(settings)
+    text = render_server_properties(settings, tmp_path, secrets, node=nodes[2], cluster=nodes)
+    props = {name: value for name, _, value in (line.partition("=") for line in text.splitlines())}
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:9196,CONTROLLER://127.0.0.1:9197"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:9196"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"  # replication authenticated too
+    assert props["node.id"] == "3"
 
 
 def test_the_acl_plan_gives_each_principal_only_what_it_needs() -> None:
