@@ -10,6 +10,7 @@ models, no I/O. Every fake records its calls in test-process memory.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -226,10 +227,15 @@ def decision(order_id: str, verdict: Literal["APPROVED", "REJECTED"], *, by: str
 
 async def wait_for_approval(handle: WorkflowHandle[Any, Any], *, escalated: bool = False,
                             ) -> ApprovalState:
-    """Poll the ``approval`` query until the saga waits (time does not skip while polling)."""
-    for _ in range(500):
+    """Poll the ``approval`` query until the saga waits (time does not skip while polling).
+
+    Bounded by 30 s of the test's own clock: a loaded machine answers queries slowly.
+    """
+    deadline = time.monotonic() + 30
+    while True:
         state: ApprovalState = await handle.query(OrderSaga.approval)
         if state.status == "waiting" and state.escalated == escalated:
             return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"saga never waited: {state}")
         await asyncio.sleep(0.01)
-    raise AssertionError(f"saga never waited: {state}")
