@@ -64,6 +64,7 @@ bench: install kafka  ## Benchmarks on their own stack (ports 29092/27233, minut
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.secured
 
 dev-up: install kafka  ## Start the local Kafka + Temporal dev stack
 	$(BIN)/relayflow dev up

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.secured_kafka import SecuredKafka, secured_kafka
 from relayflow.reference import APP
 from relayflow.settings import Settings
-from tests.secured_kafka import SecuredKafka, secured_kafka
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import codec, fanout, latency, memory, start_throughput
+from bench import codec, fanout, latency, memory, secured, start_throughput
 from relayflow.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -193,3 +193,22 @@ async def test_fanout(bench_env: Path) -> None:
     assert measured["fan_out"]["succeeded"] + measured["fan_out"]["failed"] == 60
     assert "largest fan-out history" in out
     assert_printed(printed, measured["ratios"])
+
+
+async def test_secured(bench_env: Path) -> None:
+    args = secured.parse(["--events", "20", "--rounds", "1", "--payloads", "20",
+                          "--concurrency", "8"])
+    out = secured.report(await secured.main(args), args)
+    rates, codec_cost = tables(out).values()
+    assert [(r["variant"], r["rounds"]) for r in rates] == [
+        ("plaintext", "1"), ("SASL_SSL + encryption", "1")]
+    for row in rates:
+        for column in ("median starts/s", "min", "max"):
+            positive(row[column])
+    [cost] = codec_cost
+    for column in ("encrypt (us)", "decrypt (us)", "bytes added"):
+        positive(cost[column])
+    printed = figures(out)
+    assert set(printed) == {"secured/plaintext"}, out
+    assert printed["secured/plaintext"] == pytest.approx(recorded(bench_env, "secured")["ratio"],
+                                                         abs=0.0051)

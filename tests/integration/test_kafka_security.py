@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
+from devtools.secured_kafka import SecuredKafka
 from relayflow.bootstrap import running
 from relayflow.devstack.secure import write_ca
 from relayflow.kafka_clients import KafkaClients
@@ -28,7 +29,6 @@ from relayflow.settings import Settings
 from relayflow.testing import app_kafka
 from schemas import OrderCompleted
 from schemas.topics import ORDERS_EVENTS, dlq_topic
-from tests.secured_kafka import SecuredKafka
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -44,6 +44,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.history.v1 import History
 
 from activities.store import OUT_OF_STOCK_PREFIX
+from devtools.secured_kafka import SecuredKafka
 from devtools.tls import Pki, TlsTerminator, make_pki
 from relayflow.bootstrap import connect_temporal, running, wait_for_temporal
 from relayflow.devstack import free_port
@@ -58,7 +59,6 @@ from relayflow.testing import app_kafka
 from schemas import OrderCompleted, OrderFailed, OrderPlaced
 from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from tests.integration.running import RELAYFLOW, codec_server_process
-from tests.secured_kafka import SecuredKafka
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

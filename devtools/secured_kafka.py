@@ -1,4 +1,4 @@
-"""A secured Kafka broker of the tests' own (``relayflow dev up --secure``'s) beside the stack.
+"""A secured Kafka broker (``relayflow dev up --secure``'s) beside a stack: tests, benchmarks.
 
 It runs on free ports in a folder of its own, so the session's plaintext
 stack is untouched; Temporal stays the session's.

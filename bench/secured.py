@@ -1,0 +1,114 @@
+"""What security costs: the bridge over SASL_SSL with payload encryption, against plaintext without.
+
+Side by side in one run, on one Temporal: the bridge starts ``BenchNoop``
+workflows (no worker: only the start is measured, as in start_throughput)
+for a burst of events
+
+* plaintext: the bench stack's broker, no payload encryption;
+* secured: a broker of ``relayflow dev up --secure``'s beside it (SASL_SSL,
+  SCRAM-SHA-512, a client certificate), the Temporal client encrypting every
+  payload (AES-256-GCM).
+
+The two alternate round by round, so both meet the same load; the ratio is
+of the medians. Then the payload codec alone: microseconds per payload to
+encrypt and to decrypt an ``OrderPlaced`` envelope as the bridge sends it.
+
+    python -m bench.secured [--events 1000] [--rounds 3] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import SecretStr
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from bench.common import bench_stack, orders, produce, record, table
+from bench.start_throughput import argument, relayflow_bridge
+from devtools.secured_kafka import secured_kafka
+from relayflow.kafka_reads import committed_to_end
+from relayflow.payload_codec import new_key_entry
+from relayflow.reference import APP
+from relayflow.settings import Settings
+from schemas.topics import ORDERS_EVENTS
+
+
+async def bridge_rate(settings: Settings, tag: str, events: int, concurrency: int) -> float:
+    """Starts per second of one burst through the bridge (first produce to last commit)."""
+    async with relayflow_bridge(settings, tag, concurrency) as group:
+        started = time.perf_counter()
+        await produce(settings, ORDERS_EVENTS, orders(events))
+        await committed_to_end(settings, group)
+        return events / (time.perf_counter() - started)
+
+
+async def codec_cost(settings: Settings, payloads: int) -> tuple[float, float, int]:
+    """Microseconds per payload to encrypt and to decrypt, and the bytes it adds."""
+    codec = settings.payload_codec()
+    assert codec is not None
+    plain = [pydantic_data_converter.payload_converter.to_payloads([argument(event)])[0]
+             for event in orders(payloads)]
+    started = time.perf_counter()
+    encrypted = await codec.encode(plain)
+    encrypt = time.perf_counter() - started
+    started = time.perf_counter()
+    await codec.decode(encrypted)
+    decrypt = time.perf_counter() - started
+    added = sum(e.ByteSize() - p.ByteSize() for e, p in zip(encrypted, plain, strict=True))
+    return 1e6 * encrypt / payloads, 1e6 * decrypt / payloads, added // payloads
+
+
+async def main(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Rates per variant, round by round, and the codec's cost."""
+    rates: dict[str, list[float]] = {"plaintext": [], "SASL_SSL + encryption": []}
+    with bench_stack() as plain, tempfile.TemporaryDirectory() as folder:
+        keys = SecretStr(new_key_entry("bench"))
+        with secured_kafka(plain, Path(folder), APP.all_topics()) as secured:
+            # The super user: ACLs are not what is measured, the protocol and the codec are.
+            safe = secured.as_principal("admin", payload_encryption_keys=keys)
+            for round_ in range(args.rounds):
+                rates["plaintext"].append(
+                    await bridge_rate(plain, f"plain{round_}", args.events, args.concurrency))
+                rates["SASL_SSL + encryption"].append(
+                    await bridge_rate(safe, f"safe{round_}", args.events, args.concurrency))
+            encrypt, decrypt, added = await codec_cost(safe, args.payloads)
+    return rates | {"codec": [encrypt, decrypt, float(added)]}
+
+
+def report(results: dict[str, list[float]], args: argparse.Namespace) -> str:
+    """The table and the ratio."""
+    variants = ("plaintext", "SASL_SSL + encryption")
+    medians = {v: statistics.median(results[v]) for v in variants}
+    ratio = medians["SASL_SSL + encryption"] / medians["plaintext"]
+    encrypt, decrypt, added = results["codec"]
+    lines = [table("Bridge start throughput with and without security (starts per second)",
+                   ["variant", "rounds", "median starts/s", "min", "max"],
+                   [(v, len(results[v]), medians[v], min(results[v]), max(results[v]))
+                    for v in variants]), "",
+             table("Payload codec (AES-256-GCM) per OrderPlaced envelope",
+                   ["encrypt (us)", "decrypt (us)", "bytes added"],
+                   [(encrypt, decrypt, int(added))]), "",
+             (f"secured/plaintext: {ratio:.2f}x (goal >= 0.9x; {args.events} events a round, "
+              f"concurrency {args.concurrency})")]
+    record("secured", vars(args), {"rates": results, "ratio": ratio})
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--payloads", type=int, default=2000)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    print(report(asyncio.run(main(arguments)), arguments))
