@@ -12,15 +12,12 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
 from relayflow.settings import SettingError, Settings, load_settings
-
-if TYPE_CHECKING:
-    from relayflow.payload_codec import EncryptionCodec
 
 __all__ = ["app"]
 
@@ -71,11 +68,6 @@ def _mount_dev() -> None:
     app.add_typer(dev_app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")
 
 
-def _payload_codec(settings: Settings) -> EncryptionCodec | None:
-    """The payload codec of the settings' keys (unusable keys raise ``SettingError``)."""
-    return settings.payload_codec()
-
-
 _APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_APP, "
              "else relayflow's own orders, approvals and batches).")
 
@@ -90,7 +82,7 @@ def _settings(app_spec: str | None = None) -> Settings:
     except (ImportError, TypeError, ValueError) as error:
         raise typer.BadParameter(f"{settings.app}: {error}", param_hint="--app / RELAYFLOW_APP",
                                  ) from error
-    _payload_codec(settings)
+    settings.payload_codec()  # unusable keys raise SettingError before anything connects
     from relayflow.kafka_clients import KafkaClients  # noqa: PLC0415
 
     KafkaClients(settings)  # loads the TLS files now: a bad key stops us before Temporal
@@ -311,7 +303,7 @@ def codec_server(
 
     settings = load_settings()
     _configure_logging(settings)
-    codec = _payload_codec(settings)
+    codec = settings.payload_codec()
     if codec is None:
         typer.echo("relayflow: the codec server needs RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or "
                    "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE", err=True)
