@@ -205,6 +205,17 @@ class Settings(BaseSettings):
             ``RELAYFLOW_KAFKA_SASL_PASSWORD``) whose contents are those settings
             (Docker's and Kubernetes' mounted secrets); variables set win. Read
             from the environment only.
+        operator_timeout_seconds: How long an operator command (``send``,
+            ``tail``, ``decide``, ``status``, ``top``, ``approvals``, ``dlq``)
+            waits for each answer of Kafka, Temporal, a worker (queries) or a
+            metrics endpoint before it says which did not answer and exits 3.
+        temporal_ui_base_url: The Temporal web UI as operators reach it (e.g.
+            ``https://temporal.example.com``), for the links ``relayflow status``
+            prints; default the dev stack's (``temporal_ui_port`` on 127.0.0.1).
+        bridge_http_port: Port of the bridge's HTTP server (``/metrics``,
+            health); ``relayflow top`` reads its metrics there by default.
+        worker_http_port: Port of the worker's HTTP server; ``relayflow top``
+            reads its metrics there by default.
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -272,6 +283,13 @@ class Settings(BaseSettings):
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
     secrets_dir: Path | None = None
+
+    # Operator commands (relayflow.operate).
+    operator_timeout_seconds: float = Field(default=10.0, gt=0)
+    temporal_ui_base_url: str | None = None
+    # The observability endpoints of /work/notes/metrics_contract.md (served by the metrics work).
+    bridge_http_port: int = 9400
+    worker_http_port: int = 9401
 
     @classmethod
     def settings_customise_sources(
@@ -450,7 +468,9 @@ class Settings(BaseSettings):
 
     @property
     def temporal_ui_url(self) -> str:
-        """URL of the Temporal web UI of the local dev stack."""
+        """URL of the Temporal web UI: ``temporal_ui_base_url``, else the local dev stack's."""
+        if self.temporal_ui_base_url:
+            return self.temporal_ui_base_url.rstrip("/")
         return f"http://127.0.0.1:{self.temporal_ui_port}"
 
 
