@@ -168,7 +168,8 @@ def run(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -> N
 def approvals(output: Output = OUTPUT, timeout: float | None = TIMEOUT) -> None:
     """List orders waiting for a person's approval: who may decide, since when, until when.
 
-    Also the decisions each saga refused because their sender was not asked.
+    Sagas on RELAYFLOW_TASK_QUEUE only (the deployment whose workers answer);
+    also the decisions each saga refused because their sender was not asked.
     Exit 3 when Temporal, or a worker for some saga's query, did not answer.
     """
     from rich.console import Console  # noqa: PLC0415
@@ -193,7 +194,8 @@ def approvals(output: Output = OUTPUT, timeout: float | None = TIMEOUT) -> None:
         client = await connected_temporal(settings, seconds)
         try:
             async with temporal_answers(settings, listing_and_queries(seconds)):
-                return await pending_approvals(client, seconds=seconds), None
+                return await pending_approvals(client, seconds=seconds,
+                                               task_queue=settings.task_queue), None
         except SagasUnanswered as silent:
             return silent.answered, silent
 

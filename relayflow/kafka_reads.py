@@ -36,6 +36,7 @@ __all__ = [
     "partitions_of",
     "read_key",
     "read_records",
+    "record_counts",
     "start_group_at_end",
     "stored",
     "stream_records",
@@ -124,6 +125,23 @@ async def beginning_offsets(settings: Settings,
         return {}
     async with KafkaClients(settings).started_consumer() as consumer:
         return dict(await consumer.beginning_offsets(wanted))
+
+
+async def record_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """How many records each of ``topics`` holds now (log end minus log start, summed).
+
+    Exact for topics that are not compacted; a topic that does not exist is left out.
+    """
+    partitions = await partitions_of(settings, topics)
+    counts = dict.fromkeys(dict.fromkeys(tp.topic for tp in partitions), 0)
+    if not partitions:
+        return counts
+    async with KafkaClients(settings).started_consumer() as consumer:
+        firsts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    for tp in partitions:
+        counts[tp.topic] += ends[tp] - firsts[tp]
+    return counts
 
 
 async def end_offsets(settings: Settings,

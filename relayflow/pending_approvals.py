@@ -79,14 +79,16 @@ class SagasUnanswered(Unanswered):
         self.answered = answered
 
 
-async def pending_approvals(client: Client, *, limit: int = 200,
-                            seconds: float | None = None) -> list[PendingApproval]:
+async def pending_approvals(client: Client, *, limit: int = 200, seconds: float | None = None,
+                            task_queue: str | None = None) -> list[PendingApproval]:
     """Running order sagas that wait for a decision, oldest first.
 
     Args:
         client: Connected client (pydantic data converter).
         limit: Most running sagas to look at.
         seconds: Bound of each saga's query (asked all at once); None: the server's.
+        task_queue: Only sagas on this task queue (one deployment's, whose
+            workers answer); None: every task queue of the namespace.
 
     Returns:
         Sagas whose approval status is ``waiting``.
@@ -95,6 +97,8 @@ async def pending_approvals(client: Client, *, limit: int = 200,
         SagasUnanswered: With ``seconds``, some sagas' queries found no worker.
     """
     query = "WorkflowType = 'OrderSaga' AND ExecutionStatus = 'Running'"
+    if task_queue is not None:
+        query += f" AND TaskQueue = '{task_queue}'"
     ids = [w.id async for w in client.list_workflows(query, limit=limit)]
     silent: list[str] = []
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
@@ -73,12 +74,15 @@ def until_interrupted(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
     async def runner() -> T:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # Signal handlers can only be set from the main thread (not, e.g., a test's worker).
+        signals = (signal.SIGINT, signal.SIGTERM) \
+            if threading.current_thread() is threading.main_thread() else ()
+        for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         try:
             return await main(stop)
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(runner())

@@ -11,7 +11,7 @@ One ``Frame`` is read from three places:
 * Kafka: the records on each dead-letter topic (log end minus log start)
   and the parked keys per topic (``relayflow.dlq_admin``);
 * Temporal: the pending approvals (``relayflow.pending_approvals``) and the
-  running batches (a visibility count).
+  running batches (a visibility count), both on ``RELAYFLOW_TASK_QUEUE``.
 
 Whatever does not answer within the bound is named in ``Frame.unanswered``;
 the rest of the frame is still shown.
@@ -37,7 +37,7 @@ from temporalio.client import Client
 
 from relayflow.application import load_application
 from relayflow.dlq_admin import parked_keys
-from relayflow.kafka_reads import beginning_offsets, end_offsets, partitions_of
+from relayflow.kafka_reads import record_counts
 from relayflow.operate.deadlines import (
     Unanswered,
     connected_temporal,
@@ -142,10 +142,11 @@ class Frame:
 
     Attributes:
         endpoints: The metrics endpoints read.
-        totals: Counter totals (``COUNTERS``' names), summed over the endpoints.
-        rates: Their change per second since the previous frame (None on the first).
+        totals: Counter totals (``COUNTERS``' names), summed over the endpoints
+            (empty when no endpoint answered).
+        rates: Their change per second since the previous frame (None without one).
         lag: Consumer lag (records) per input topic.
-        in_flight: Temporal calls in flight in the bridge.
+        in_flight: Temporal calls in flight in the bridge (None: no endpoint answered).
         partitions_paused: Paused partitions per topic.
         dependencies_up: 1 when every endpoint says the dependency is up, else 0.
         dead_letters: Records on each dead-letter topic (None: Kafka did not answer).
@@ -159,7 +160,7 @@ class Frame:
     totals: dict[str, float] = field(default_factory=dict)
     rates: dict[str, float | None] = field(default_factory=dict)
     lag: dict[str, float] = field(default_factory=dict)
-    in_flight: float = 0.0
+    in_flight: float | None = None
     partitions_paused: dict[str, float] = field(default_factory=dict)
     dependencies_up: dict[str, float] = field(default_factory=dict)
     dead_letters: dict[str, int] | None = None
@@ -202,27 +203,21 @@ class Dashboard:
 
     async def prime(self) -> None:
         """Read the counters once, so the next frame has rates."""
-        samples, _ = await self._metrics(Frame(self._endpoints))
-        self._previous = (time.monotonic(), self._totals(samples))
+        samples, read = await self._metrics(Frame(self._endpoints))
+        if read:
+            self._previous = (time.monotonic(), self._totals(samples))
 
     async def frame(self) -> Frame:
         """Read everything once."""
         frame = Frame(self._endpoints)
         samples, metrics_read = await self._metrics(frame)
         now, totals = time.monotonic(), self._totals(samples)
-        frame.totals = totals
-        if self._previous is not None:
-            then, before = self._previous
-            elapsed = max(now - then, 1e-9)
-            # A counter that went down was reset (its process restarted): count from zero.
-            frame.rates = {name: (value - before.get(name, 0.0) if value >= before.get(name, 0.0)
-                                  else value) / elapsed for name, value in totals.items()}
-        else:
-            frame.rates = dict.fromkeys(totals)
         if metrics_read:
+            frame.totals = totals
+            frame.rates = self._rates(now, totals)
+            frame.in_flight = _sum(samples, _IN_FLIGHT, {})
             self._previous = (now, totals)
         frame.lag = _by(samples, _LAG, "topic")
-        frame.in_flight = _sum(samples, _IN_FLIGHT, {})
         frame.partitions_paused = _by(samples, _PAUSED, "topic")
         frame.dependencies_up = {
             name: min(value for found, labels, value in samples
@@ -231,6 +226,15 @@ class Dashboard:
                                 if found == _UP})}
         await asyncio.gather(self._kafka(frame), self._temporal(frame))
         return frame
+
+    def _rates(self, now: float, totals: dict[str, float]) -> dict[str, float | None]:
+        if self._previous is None:
+            return dict.fromkeys(totals)
+        then, before = self._previous
+        elapsed = max(now - then, 1e-9)
+        # A counter that went down was reset (its process restarted): count from zero.
+        return {name: (value - before.get(name, 0.0) if value >= before.get(name, 0.0)
+                       else value) / elapsed for name, value in totals.items()}
 
     @staticmethod
     def _totals(samples: list[Sample]) -> dict[str, float]:
@@ -259,20 +263,21 @@ class Dashboard:
         return samples, len(silent) < len(self._endpoints)
 
     async def _kafka(self, frame: Frame) -> None:
-        try:
+        async def counts() -> None:
             async with kafka_answers(self._settings, self._seconds):
-                partitions = await partitions_of(self._settings, self._dlqs)
-                firsts = await beginning_offsets(self._settings, partitions)
-                ends = await end_offsets(self._settings, partitions)
-                parked = await parked_keys(self._settings)
-        except Unanswered as silent:
-            frame.unanswered.append(str(silent))
-            return
-        counts = dict.fromkeys(self._dlqs, 0)
-        for tp in partitions:
-            counts[tp.topic] += ends[tp] - firsts[tp]
-        frame.dead_letters = counts
-        frame.parked_keys = dict(sorted(Counter(topic for topic, _ in parked).items()))
+                found = await record_counts(self._settings, self._dlqs)
+            frame.dead_letters = {topic: found.get(topic, 0) for topic in self._dlqs}
+
+        async def parked() -> None:
+            async with kafka_answers(self._settings, self._seconds):
+                keys = await parked_keys(self._settings)
+            frame.parked_keys = dict(sorted(Counter(topic for topic, _ in keys).items()))
+
+        for outcome in await asyncio.gather(counts(), parked(), return_exceptions=True):
+            if isinstance(outcome, Unanswered):
+                frame.unanswered.append(str(outcome))
+            elif isinstance(outcome, BaseException):
+                raise outcome
 
     async def _temporal(self, frame: Frame) -> None:
         try:
@@ -280,10 +285,10 @@ class Dashboard:
                 self._client = await connected_temporal(self._settings, self._seconds)
             async with temporal_answers(self._settings, self._seconds):
                 frame.running_batches = (await self._client.count_workflows(
-                    _RUNNING_BATCHES)).count
+                    f"{_RUNNING_BATCHES} AND TaskQueue = '{self._settings.task_queue}'")).count
             async with temporal_answers(self._settings, listing_and_queries(self._seconds)):
                 frame.pending_approvals = len(await pending_approvals(
-                    self._client, seconds=self._seconds))
+                    self._client, seconds=self._seconds, task_queue=self._settings.task_queue))
         except Unanswered as silent:  # SagasUnanswered too: a partial count would mislead
             frame.unanswered.append(str(silent))
 
