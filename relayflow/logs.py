@@ -10,7 +10,8 @@ terminal). Every line carries ``timestamp``, ``level``, ``logger`` and
 * the context bound with ``structlog.contextvars``: the bridge binds
   ``topic``, ``partition``, ``offset``, ``key``, ``event_id``,
   ``workflow_id`` and ``trace_id`` while it handles a record
-  (``bridge.observing``);
+  (``bridge.observing``); in JSON the ones not known (yet) are ``null``,
+  on a console they are left out;
 * ``trace_id`` and ``span_id`` of the current OpenTelemetry span, when
   tracing is on and the line has none yet (activities, workflows' clients);
 * ``exception``: the traceback, as plain text (never with local variables,
@@ -57,7 +58,7 @@ def add_trace_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def _drop_empty(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    # Context bound as None (a record without a key, not routed yet) says nothing.
+    # On a console, context bound as None (no key, not routed yet) is only clutter.
     return {name: value for name, value in event.items() if value is not None}
 
 
@@ -75,13 +76,14 @@ def formatter(log_format: LogFormat, *, colors: bool = False) -> logging.Formatt
         structlog.stdlib.ExtraAdder(),  # e.g. Temporal's activity and workflow info
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_context,
-        _drop_empty,
     ]
     renderer: Processor
     if log_format == "json":
+        # Record fields not known yet stay, as null: every line about a record has them all.
         chain.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer()
     else:
+        chain.append(_drop_empty)
         # plain_traceback: rich's tracebacks would print local variables (secrets).
         renderer = structlog.dev.ConsoleRenderer(
             colors=colors, exception_formatter=structlog.dev.plain_traceback)
