@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
@@ -156,3 +161,22 @@ async def test_without_a_tracer_no_span_and_the_log_context_is_reset(
 def _offset(span: ReadableSpan) -> int:
     assert span.attributes is not None
     return int(str(span.attributes["messaging.kafka.offset"]))
+
+
+def test_on_the_process_provider_is_global_and_exports_as_configured() -> None:
+    # A process of its own: OpenTelemetry's global provider can be set once per process.
+    code = ("from opentelemetry import trace\n"
+            "from relayflow.settings import Settings\n"
+            "from relayflow.tracing import tracer_provider\n"
+            "provider = tracer_provider(Settings(tracing=True))\n"
+            "assert provider is tracer_provider(Settings(tracing=True))\n"
+            "assert trace.get_tracer_provider() is provider\n"
+            "with trace.get_tracer('t').start_as_current_span('hello'):\n"
+            "    pass\n")
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": ""}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    exported = json.loads(done.stdout)  # flushed at exit
+    assert exported["name"] == "hello"
+    assert exported["resource"]["attributes"]["service.name"] == "relayflow"
