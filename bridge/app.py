@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy, Context, ContextRepo, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter, Topic
+from opentelemetry.trace import Tracer
 from temporalio.client import Client
 
 from bridge.commands import TemporalCommands
@@ -29,6 +30,7 @@ from bridge.consumed import ConsumedRecord
 from bridge.consumer import FetchConsumer, FetchProcessor
 from bridge.dead_letters import DeadLetters
 from bridge.decoding import Decoder
+from bridge.observing import RecordObserver
 from bridge.offsets import KafkaOffsets
 from bridge.parking import CatchUpOnAssign, ParkingLot
 from bridge.retry import Backoff
@@ -119,6 +121,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
                               temporal: Client, producer: AIOKafkaProducer,
                               kafka: KafkaClientFactory, backoff: Backoff | None = None,
                               listener: CatchUpOnAssign | None = None,
+                              tracer: Tracer | None = None,
                               ) -> AsyncIterator[FetchConsumer]:
     """Build the consumer's objects on the clients handed in; stop what it started.
 
@@ -131,6 +134,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
         kafka: Builds the parked-keys follower.
         backoff: Retry schedule of transient failures.
         listener: The subscriber's rebalance listener; gets the parking lot.
+        tracer: Makes a consume span per record (``bridge.observing``); None: no spans.
 
     Yields:
         The fetch consumer the subscriber hands its fetches to.
@@ -156,6 +160,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
             backoff=backoff,
             signal_hold=config.signal_hold_seconds,
             parking=lot,
+            observer=RecordObserver(tracer, group=config.consumer_group),
         )
         yield FetchConsumer(processor, KafkaOffsets(), budget=config.fetch_budget_seconds,
                             backoff=backoff)
@@ -166,7 +171,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
 
 def create_app(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
                temporal: Client, producer: AIOKafkaProducer,
-               kafka: KafkaClientFactory) -> FastStream:
+               kafka: KafkaClientFactory, tracer: Tracer | None = None) -> FastStream:
     """The bridge as a FastStream app, on clients the caller connected and will close.
 
     Args:
@@ -176,6 +181,7 @@ def create_app(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
         temporal: Connected Temporal client (pydantic data converter).
         producer: Started producer (``acks="all"``, idempotent) for dead letters and parks.
         kafka: Builds the broker and the parked-keys follower.
+        tracer: Makes a consume span per record; None (tracing off): no spans.
     """
     running: list[FetchConsumer] = []
     listener = CatchUpOnAssign()
@@ -184,7 +190,7 @@ def create_app(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         async with bridge_dependencies(config, routes, codec, temporal=temporal,
                                        producer=producer, kafka=kafka,
-                                       listener=listener) as bridge:
+                                       listener=listener, tracer=tracer) as bridge:
             context.set_global(BRIDGE, bridge)
             running.append(bridge)
             try:

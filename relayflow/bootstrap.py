@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -28,6 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.outcomes import OutcomePublisher, Producer
 from bridge.app import create_app, serve
@@ -38,6 +39,10 @@ from relayflow.application import Application, WorkerResources, load_application
 from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
 from relayflow.temporal_tls import refusal, temporal_credentials
+from relayflow.tracing import tracer_provider
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = [
     "ACTIVITY_THREADS",
@@ -62,6 +67,9 @@ ACTIVITY_THREADS = 16
 _ONE_QUICK_RETRY = RetryConfig(max_retries=1, initial_interval_millis=100,
                                max_elapsed_time_millis=1000)
 _NOT_UP_YET = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+# The Temporal SDK's advice for tracing: OpenTelemetry's context must be the same
+# module inside the workflow sandbox as outside (the interceptor's spans cross it).
+_SANDBOX = SandboxRestrictions.default.with_passthrough_modules("opentelemetry")
 
 
 def application(settings: Settings) -> Application:
@@ -87,7 +95,13 @@ def data_converter(settings: Settings) -> DataConverter:
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
-async def connect_temporal(settings: Settings, *, retries: bool = True) -> Client:
+def _tracing(settings: Settings, provider: TracerProvider | None) -> TracerProvider | None:
+    """The provider given (tests), else the process's when ``settings.tracing`` is on."""
+    return provider if provider is not None else tracer_provider(settings)
+
+
+async def connect_temporal(settings: Settings, *, retries: bool = True,
+                           tracer_provider: TracerProvider | None = None) -> Client:
     """Connect a Temporal client that (de)serializes pydantic models, encrypted if configured.
 
     The bridge, the worker (through its client) and every CLI command get
@@ -99,6 +113,11 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
         retries: Let the SDK retry failed calls itself (logging each retry). The
             bridge turns this off: it retries with its own backoff, pausing
             consumption, and logs once per outage instead of once per call.
+        tracer_provider: Trace with this provider instead of the one the
+            settings give (``relayflow.tracing``). With one, the client carries
+            the SDK's ``TracingInterceptor``, and so does every worker built on
+            it: client calls, workflows and activities make spans that continue
+            the caller's trace.
 
     Returns:
         A connected client; reuse it, it multiplexes one gRPC channel.
@@ -110,6 +129,13 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
         RuntimeError: Temporal did not answer (not up yet, unreachable).
     """
     credentials = temporal_credentials(settings)
+    provider = _tracing(settings, tracer_provider)
+    interceptors = []
+    if provider is not None:
+        # Imported only when tracing: it loads the OpenTelemetry SDK.
+        from temporalio.contrib.opentelemetry import TracingInterceptor  # noqa: PLC0415
+
+        interceptors.append(TracingInterceptor(provider.get_tracer(TracingInterceptor.__module__)))
     try:
         return await Client.connect(
             settings.temporal_address,
@@ -118,6 +144,7 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
             retry_config=None if retries else _ONE_QUICK_RETRY,
             tls=credentials.tls,
             api_key=credentials.api_key,
+            interceptors=interceptors,
         )
     except RuntimeError as error:
         refused = refusal(settings, error)
@@ -127,8 +154,15 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
 
 
 async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = None,
-                            retries: bool = True) -> Client:
+                            retries: bool = True,
+                            tracer_provider: TracerProvider | None = None) -> Client:
     """Connect, waiting with backoff while Temporal is not up yet; check the namespace.
+
+    Args:
+        settings: As for ``connect_temporal``.
+        backoff: Schedule of the attempts.
+        retries: As for ``connect_temporal``.
+        tracer_provider: As for ``connect_temporal``.
 
     Raises:
         SettingError: Bad TLS or API key settings, or Temporal refused them.
@@ -139,7 +173,8 @@ async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = Non
     failures = 0
     while True:
         try:
-            client = await connect_temporal(settings, retries=retries)
+            client = await connect_temporal(settings, retries=retries,
+                                            tracer_provider=tracer_provider)
             # Connecting does not check the namespace; an unknown one would block every record.
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=settings.temporal_namespace))
@@ -196,7 +231,8 @@ async def _unless_stopped(work: Coroutine[Any, Any, Client],
 
 
 async def run_bridge(settings: Settings, app: Application | None = None, *,
-                     stop: asyncio.Event, routes: RouteTable | None = None) -> None:
+                     stop: asyncio.Event, routes: RouteTable | None = None,
+                     tracer_provider: TracerProvider | None = None) -> None:
     """Run the bridge for ``app`` until ``stop`` is set; for ``relayflow bridge`` / ``run``.
 
     Waits for Temporal first (with backoff); setting ``stop`` meanwhile returns at once.
@@ -206,19 +242,22 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         app: The application (default: the one ``settings.app`` names).
         stop: Set it to stop gracefully.
         routes: Another routing table for ``app``'s codec (benchmarks, tests).
+        tracer_provider: Trace with this provider instead of the settings' one.
     """
     app = app or application(settings)
     table = routes or app.route_table()
     backoff = Backoff()
-    temporal = await _unless_stopped(wait_for_temporal(settings, backoff=backoff,
-                                                       retries=False), stop)
+    provider = _tracing(settings, tracer_provider)
+    temporal = await _unless_stopped(wait_for_temporal(settings, backoff=backoff, retries=False,
+                                                       tracer_provider=provider), stop)
     if temporal is None:
         return
     kafka = KafkaClients(settings)
     async with kafka.started_producer() as producer:
         bridge = create_app(bridge_config(settings), table,
                             app.codec(settings.schema_registry()),
-                            temporal=temporal, producer=producer, kafka=kafka)
+                            temporal=temporal, producer=producer, kafka=kafka,
+                            tracer=None if provider is None else provider.get_tracer("bridge"))
         await serve(bridge, stop, description=(
             f"bridge consuming {', '.join(table.topics)} as group "
             f"{settings.kafka_consumer_group} for {app.name}"))
@@ -247,13 +286,14 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         activities=[publisher.publish_outcome, *activities],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        workflow_runner=SandboxedWorkflowRunner(restrictions=_SANDBOX),
         # On shutdown, running activities get this long to finish before cancellation.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 
 async def run_worker(settings: Settings, app: Application | None = None, *,
-                     stop: asyncio.Event) -> None:
+                     stop: asyncio.Event, tracer_provider: TracerProvider | None = None) -> None:
     """Run the worker for ``app`` until ``stop`` is set.
 
     Args:
@@ -261,9 +301,10 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
         app: The application (default: the one ``settings.app`` names).
         stop: Set it to shut down gracefully: polling stops, in-flight
             activities drain, then the producer closes.
+        tracer_provider: Trace with this provider instead of the settings' one.
     """
     app = app or application(settings)
-    client = await connect_temporal(settings)
+    client = await connect_temporal(settings, tracer_provider=tracer_provider)
     kafka = KafkaClients(settings)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
@@ -280,6 +321,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
 async def running(settings: Settings, app: Application | None = None, *,
                   bridge: bool = True, worker: bool = True,
                   routes: RouteTable | None = None, worker_settings: Settings | None = None,
+                  tracer_provider: TracerProvider | None = None,
                   ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Bridge and worker of ``app`` running in this process while the block runs.
 
@@ -294,6 +336,7 @@ async def running(settings: Settings, app: Application | None = None, *,
         routes: Another routing table for the bridge.
         worker_settings: The worker's own settings, e.g. its own Kafka principal
             (default: ``settings``).
+        tracer_provider: Trace both with this provider instead of the settings' one.
 
     Yields:
         The services' tasks (named ``bridge`` and ``worker``), e.g. to notice one dying.
@@ -302,9 +345,11 @@ async def running(settings: Settings, app: Application | None = None, *,
     stop = asyncio.Event()
     starts: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
     if worker:
-        starts.append(("worker", lambda: run_worker(worker_settings or settings, app, stop=stop)))
+        starts.append(("worker", lambda: run_worker(worker_settings or settings, app, stop=stop,
+                                                    tracer_provider=tracer_provider)))
     if bridge:
-        starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes)))
+        starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes,
+                                                    tracer_provider=tracer_provider)))
     tasks = [asyncio.create_task(start(), name=name) for name, start in starts]
     failed = False
     try:

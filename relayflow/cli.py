@@ -43,10 +43,9 @@ app = typer.Typer(
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    from relayflow.logs import configure_logging  # noqa: PLC0415 - keeps --help fast
+
+    configure_logging(settings)
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -86,6 +85,9 @@ def _settings(app_spec: str | None = None) -> Settings:
     from relayflow.kafka_clients import KafkaClients  # noqa: PLC0415
 
     KafkaClients(settings)  # loads the TLS files now: a bad key stops us before Temporal
+    from relayflow.tracing import tracer_provider  # noqa: PLC0415
+
+    tracer_provider(settings)  # a bad OTEL_TRACES_EXPORTER stops us here too
     return settings
 
 
@@ -361,11 +363,9 @@ def demo(
     devstack.up(settings)
     log_file = settings.data_dir / "demo.log"
     # Bridge and worker log to a file so the live table stays readable.
-    logging.basicConfig(
-        filename=log_file,
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    from relayflow.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings, filename=str(log_file))
     console.print(f"bridge and worker running in this process; their log: {log_file}")
 
     async def main() -> bool:

@@ -205,6 +205,10 @@ class Settings(BaseSettings):
             ``RELAYFLOW_KAFKA_SASL_PASSWORD``) whose contents are those settings
             (Docker's and Kubernetes' mounted secrets); variables set win. Read
             from the environment only.
+        tracing: Export OpenTelemetry spans (``relayflow.tracing``), configured by
+            the standard ``OTEL_*`` variables; off by default, costing nothing.
+        log_format: ``json`` (one object a line) or ``console`` (readable lines);
+            unset: ``json`` unless stderr is a terminal (``relayflow.logs``).
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -272,6 +276,9 @@ class Settings(BaseSettings):
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
     secrets_dir: Path | None = None
+    # Observability: tracing and log format (README, "Operating relayflow").
+    tracing: bool = False
+    log_format: Literal["json", "console"] | None = None
 
     @classmethod
     def settings_customise_sources(
