@@ -57,6 +57,7 @@ from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
 from bridge.decoding import Decoder, Routed
 from bridge.failures import PermanentFailure, TransientFailure
+from bridge.metrics import BridgeMetrics
 from bridge.offsets import Offsets, plan_offsets
 from bridge.parking import PARKED, KeyParking, Parking, ends_replay
 from bridge.retry import Backoff, Deadline, Health
@@ -119,11 +120,13 @@ class FetchProcessor:
         signal_hold: Seconds a SIGNAL for a workflow that does not exist yet is
             retried before it is dead-lettered.
         parking: Parked keys (``bridge.parking``); None turns parking off.
+        metrics: Counts commands, dead letters, retries and outages.
     """
 
     def __init__(self, decoder: Decoder, commands: Commands, dead_letters: DeadLetterSink, *,
                  concurrency: int = 64, backoff: Backoff | None = None,
-                 signal_hold: float = 0.0, parking: Parking | None = None) -> None:
+                 signal_hold: float = 0.0, parking: Parking | None = None,
+                 metrics: BridgeMetrics | None = None) -> None:
         self._decoder = decoder
         self._commands = commands
         self._dead_letters = dead_letters
@@ -133,9 +136,10 @@ class FetchProcessor:
         self._parking = None if parking is None else KeyParking(parking)
         # (topic, partition, offset) -> (first attempt, attempts): survives refetches.
         self._held: dict[tuple[str, int, int], tuple[float, int]] = {}
-        self.temporal = Health("Temporal")
-        self.dlq = Health("dead-letter topic")
-        self.registry = Health("schema registry")
+        self.metrics = metrics = metrics or BridgeMetrics()
+        self.temporal = Health("Temporal", "temporal", metrics)
+        self.dlq = Health("dead-letter topic", "kafka", metrics)
+        self.registry = Health("schema registry", "schema-registry", metrics)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -233,15 +237,20 @@ class FetchProcessor:
 
     async def _execute(self, record: ConsumedRecord, routed: Routed,
                        deadline: Deadline) -> object:
+        route = routed.route
         try:
-            return await self._retrying(
+            result = await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
-                lambda: self._commands.execute(routed.route, routed.inbound))
+                lambda: self._commands.execute(route, routed.inbound))
         except PermanentFailure as failure:
             wait = self._hold(record, routed.route, failure)
             if wait is None:
                 raise
             return _Held(wait)  # its clock keeps running across refetches
+        if result is not _GAVE_UP:
+            self.metrics.commands.labels(record.topic, route.event_type.__name__,
+                                         route.action.value, str(result)).inc()
+        return result
 
     def _hold(self, record: ConsumedRecord, route: Route,
               failure: PermanentFailure) -> float | None:
@@ -277,6 +286,7 @@ class FetchProcessor:
                 lambda: parking.dead_lettered(record, failure.reason, str(failure), landed))
             if parked is _GAVE_UP:
                 return None  # redelivered: a second dead letter, then the park
+        self.metrics.dead_letters.labels(record.topic, failure.reason).inc()
         return f"dlq:{failure.reason}"
 
     async def _retrying(self, health: Health, record: ConsumedRecord, deadline: Deadline,
@@ -316,6 +326,8 @@ class FetchConsumer:
         self._budget = budget
         self._backoff = backoff or Backoff()
         self._failed_batches = 0
+        self.consumer: Any = None
+        """The consumer of the latest fetch (``AIOKafkaConsumer``), for lag and readiness."""
 
     def stop(self) -> None:
         """Shutdown begins: the fetch in flight finishes what it started and commits that."""
@@ -331,6 +343,10 @@ class FetchConsumer:
         Returns:
             What happened to each record.
         """
+        self.consumer = consumer
+        consumed = self.processor.metrics.records_consumed
+        for record in records:
+            consumed.labels(record.topic).inc()
         try:
             report = await self.processor.process(records, budget=self._budget)
         except BaseException as error:
