@@ -19,6 +19,7 @@ workflow's ``traceparent`` as given.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from opentelemetry import trace
@@ -28,6 +29,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import failpoints
+from activities.metrics import WorkerMetrics
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
 from schemas.headers import TRACEPARENT
@@ -114,11 +116,14 @@ class OutcomePublisher:
     Args:
         producer: A started producer (``acks="all"``, idempotence on).
         codec: Knows every event type that may be published.
+        metrics: Counts what was published and how long the broker took.
     """
 
-    def __init__(self, producer: Producer, codec: AvroCodec) -> None:
+    def __init__(self, producer: Producer, codec: AvroCodec, *,
+                 metrics: WorkerMetrics | None = None) -> None:
         self._producer = producer
         self._codec = codec
+        self._metrics = metrics or WorkerMetrics()
 
     @activity.defn(name="publish_outcome")
     async def publish_outcome(self, request: PublishOutcomeInput) -> PublishOutcomeResult:
@@ -137,9 +142,15 @@ class OutcomePublisher:
         await self._codec.prepare_encode(event.avro_name)
         record = to_record(event, self._codec,
                            traceparent=continued_traceparent(request.traceparent) or None)
-        metadata = await self._producer.send_and_wait(
-            request.topic, record.value, key=record.key, headers=record.headers
-        )
+        sent = time.perf_counter()
+        try:
+            metadata = await self._producer.send_and_wait(
+                request.topic, record.value, key=record.key, headers=record.headers
+            )
+        except Exception:
+            self._metrics.publish_failed()
+            raise
+        self._metrics.published(request.topic, request.event_type, time.perf_counter() - sent)
         failpoints.hit("activity.publish-outcome.after-send")
         return PublishOutcomeResult(topic=request.topic, partition=metadata.partition,
                                     offset=metadata.offset, event_id=str(event.event_id))

@@ -57,6 +57,7 @@ from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
 from bridge.decoding import Decoder, Routed
 from bridge.failures import PermanentFailure, TransientFailure
+from bridge.metrics import BridgeMetrics
 from bridge.observing import RecordObserver, RecordScope
 from bridge.offsets import Offsets, plan_offsets
 from bridge.parking import PARKED, KeyParking, Parking, ends_replay
@@ -121,12 +122,14 @@ class FetchProcessor:
             retried before it is dead-lettered.
         parking: Parked keys (``bridge.parking``); None turns parking off.
         observer: Gives each record its log context and, tracing on, its span.
+        metrics: Counts commands, dead letters, retries and outages.
     """
 
     def __init__(self, decoder: Decoder, commands: Commands, dead_letters: DeadLetterSink, *,
                  concurrency: int = 64, backoff: Backoff | None = None,
                  signal_hold: float = 0.0, parking: Parking | None = None,
-                 observer: RecordObserver | None = None) -> None:
+                 observer: RecordObserver | None = None,
+                 metrics: BridgeMetrics | None = None) -> None:
         self._decoder = decoder
         self._commands = commands
         self._dead_letters = dead_letters
@@ -137,9 +140,10 @@ class FetchProcessor:
         self._observer = observer or RecordObserver()
         # (topic, partition, offset) -> (first attempt, attempts): survives refetches.
         self._held: dict[tuple[str, int, int], tuple[float, int]] = {}
-        self.temporal = Health("Temporal")
-        self.dlq = Health("dead-letter topic")
-        self.registry = Health("schema registry")
+        self.metrics = metrics = metrics or BridgeMetrics()
+        self.temporal = Health("Temporal", "temporal", metrics)
+        self.dlq = Health("dead-letter topic", "kafka", metrics)
+        self.registry = Health("schema registry", "schema-registry", metrics)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -259,6 +263,8 @@ class FetchProcessor:
             return _Held(wait)  # its clock keeps running across refetches
         if outcome is not _GAVE_UP:
             log.debug("%s %s: %s", route.action, route.workflow, outcome)
+            self.metrics.commands.labels(record.topic, route.event_type.__name__,
+                                         route.action.value, str(outcome)).inc()
         return outcome
 
     def _hold(self, record: ConsumedRecord, route: Route,
@@ -296,6 +302,7 @@ class FetchProcessor:
                 lambda: parking.dead_lettered(record, failure.reason, str(failure), landed))
             if parked is _GAVE_UP:
                 return None  # redelivered: a second dead letter, then the park
+        self.metrics.dead_letters.labels(record.topic, failure.reason).inc()
         return f"dlq:{failure.reason}"
 
     async def _retrying(self, health: Health, record: ConsumedRecord, deadline: Deadline,
@@ -335,6 +342,8 @@ class FetchConsumer:
         self._budget = budget
         self._backoff = backoff or Backoff()
         self._failed_batches = 0
+        self.consumer: Any = None
+        """The consumer of the latest fetch (``AIOKafkaConsumer``), for lag and readiness."""
 
     def stop(self) -> None:
         """Shutdown begins: the fetch in flight finishes what it started and commits that."""
@@ -350,6 +359,10 @@ class FetchConsumer:
         Returns:
             What happened to each record.
         """
+        self.consumer = consumer
+        consumed = self.processor.metrics.records_consumed
+        for record in records:
+            consumed.labels(record.topic).inc()
         try:
             report = await self.processor.process(records, budget=self._budget)
         except BaseException as error:

@@ -26,17 +26,21 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher, Producer
-from bridge.app import create_app, serve
+from bridge.app import BridgeStatus, create_app, serve
 from bridge.config import BridgeConfig
+from bridge.metrics import BridgeMetrics
 from bridge.retry import Backoff
 from bridge.routes import RouteTable
 from relayflow.application import Application, WorkerResources, load_application
 from relayflow.kafka_clients import KafkaClients
+from relayflow.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
 from relayflow.settings import Settings
 from relayflow.temporal_tls import refusal, temporal_credentials
 from relayflow.tracing import tracer_provider
@@ -101,7 +105,8 @@ def _tracing(settings: Settings, provider: TracerProvider | None) -> TracerProvi
 
 
 async def connect_temporal(settings: Settings, *, retries: bool = True,
-                           tracer_provider: TracerProvider | None = None) -> Client:
+                           tracer_provider: TracerProvider | None = None,
+                           runtime: Runtime | None = None) -> Client:
     """Connect a Temporal client that (de)serializes pydantic models, encrypted if configured.
 
     The bridge, the worker (through its client) and every CLI command get
@@ -118,6 +123,8 @@ async def connect_temporal(settings: Settings, *, retries: bool = True,
             the SDK's ``TracingInterceptor``, and so does every worker built on
             it: client calls, workflows and activities make spans that continue
             the caller's trace.
+        runtime: The Temporal runtime (``relayflow.monitoring.temporal_runtime``,
+            exporting the SDK's metrics); None for the SDK's default one.
 
     Returns:
         A connected client; reuse it, it multiplexes one gRPC channel.
@@ -145,6 +152,7 @@ async def connect_temporal(settings: Settings, *, retries: bool = True,
             tls=credentials.tls,
             api_key=credentials.api_key,
             interceptors=interceptors,
+            runtime=runtime,
         )
     except RuntimeError as error:
         refused = refusal(settings, error)
@@ -155,7 +163,8 @@ async def connect_temporal(settings: Settings, *, retries: bool = True,
 
 async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = None,
                             retries: bool = True,
-                            tracer_provider: TracerProvider | None = None) -> Client:
+                            tracer_provider: TracerProvider | None = None,
+                            runtime: Runtime | None = None) -> Client:
     """Connect, waiting with backoff while Temporal is not up yet; check the namespace.
 
     Args:
@@ -163,6 +172,7 @@ async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = Non
         backoff: Schedule of the attempts.
         retries: As for ``connect_temporal``.
         tracer_provider: As for ``connect_temporal``.
+        runtime: As for ``connect_temporal``.
 
     Raises:
         SettingError: Bad TLS or API key settings, or Temporal refused them.
@@ -174,7 +184,7 @@ async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = Non
     while True:
         try:
             client = await connect_temporal(settings, retries=retries,
-                                            tracer_provider=tracer_provider)
+                                            tracer_provider=tracer_provider, runtime=runtime)
             # Connecting does not check the namespace; an unknown one would block every record.
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=settings.temporal_namespace))
@@ -232,7 +242,8 @@ async def _unless_stopped(work: Coroutine[Any, Any, Client],
 
 async def run_bridge(settings: Settings, app: Application | None = None, *,
                      stop: asyncio.Event, routes: RouteTable | None = None,
-                     tracer_provider: TracerProvider | None = None) -> None:
+                     tracer_provider: TracerProvider | None = None,
+                     monitoring: Monitoring | None = None) -> None:
     """Run the bridge for ``app`` until ``stop`` is set; for ``relayflow bridge`` / ``run``.
 
     Waits for Temporal first (with backoff); setting ``stop`` meanwhile returns at once.
@@ -243,20 +254,36 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         stop: Set it to stop gracefully.
         routes: Another routing table for ``app``'s codec (benchmarks, tests).
         tracer_provider: Trace with this provider instead of the settings' one.
+        monitoring: The process's endpoints to register with (default: its own,
+            on ``bridge_http_port``).
     """
+    if monitoring is None:
+        async with monitored(settings, "bridge_http_port") as own:
+            await run_bridge(settings, app, stop=stop, routes=routes,
+                             tracer_provider=tracer_provider, monitoring=own)
+        return
     app = app or application(settings)
     table = routes or app.route_table()
     backoff = Backoff()
     provider = _tracing(settings, tracer_provider)
+    status: BridgeStatus | None = None
+
+    async def ready() -> str | None:
+        return bridge_readiness(status, settings.ready_outage_grace_seconds)
+
+    monitoring.endpoints.checks["bridge"] = ready
     temporal = await _unless_stopped(wait_for_temporal(settings, backoff=backoff, retries=False,
-                                                       tracer_provider=provider), stop)
+                                                       tracer_provider=provider,
+                                                       runtime=monitoring.runtime), stop)
     if temporal is None:
         return
+    status = BridgeStatus(BridgeMetrics(monitoring.endpoints.registry))
+    monitoring.endpoints.refreshes.append(status.observe)
     kafka = KafkaClients(settings)
     async with kafka.started_producer() as producer:
         bridge = create_app(bridge_config(settings), table,
                             app.codec(settings.schema_registry()),
-                            temporal=temporal, producer=producer, kafka=kafka,
+                            temporal=temporal, producer=producer, kafka=kafka, status=status,
                             tracer=None if provider is None else provider.get_tracer("bridge"))
         await serve(bridge, stop, description=(
             f"bridge consuming {', '.join(table.topics)} as group "
@@ -264,7 +291,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
 
 
 def build_worker(client: Client, settings: Settings, app: Application, producer: Producer,
-                 executor: ThreadPoolExecutor) -> Worker:
+                 executor: ThreadPoolExecutor, metrics: WorkerMetrics | None = None) -> Worker:
     """The worker with the application's workflows and activities and the outcome publisher.
 
     Args:
@@ -273,12 +300,15 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         app: The application.
         producer: Started Kafka producer for outcome events.
         executor: Runs the synchronous activities.
+        metrics: What the outcome publisher and the activities count into.
 
     Returns:
         A worker ready to ``run()``.
     """
-    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()))
-    activities = app.activities(WorkerResources(settings=settings, publisher=publisher))
+    metrics = metrics or WorkerMetrics()
+    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()), metrics=metrics)
+    activities = app.activities(WorkerResources(settings=settings, publisher=publisher,
+                                                metrics=metrics))
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -293,7 +323,8 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
 
 
 async def run_worker(settings: Settings, app: Application | None = None, *,
-                     stop: asyncio.Event, tracer_provider: TracerProvider | None = None) -> None:
+                     stop: asyncio.Event, tracer_provider: TracerProvider | None = None,
+                     monitoring: Monitoring | None = None) -> None:
     """Run the worker for ``app`` until ``stop`` is set.
 
     Args:
@@ -302,14 +333,27 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
         stop: Set it to shut down gracefully: polling stops, in-flight
             activities drain, then the producer closes.
         tracer_provider: Trace with this provider instead of the settings' one.
+        monitoring: The process's endpoints to register with (default: its own,
+            on ``worker_http_port``).
     """
+    if monitoring is None:
+        async with monitored(settings, "worker_http_port") as own:
+            await run_worker(settings, app, stop=stop, tracer_provider=tracer_provider,
+                             monitoring=own)
+        return
     app = app or application(settings)
-    client = await connect_temporal(settings, tracer_provider=tracer_provider)
+    probe = WorkerProbe(settings.ready_outage_grace_seconds)
+    monitoring.endpoints.checks["worker"] = probe
+    client = await connect_temporal(settings, tracer_provider=tracer_provider,
+                                    runtime=monitoring.runtime)
+    probe.client = client
     kafka = KafkaClients(settings)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
         async with kafka.started_producer(linger_ms=5) as producer:
-            worker = build_worker(client, settings, app, producer, executor)
+            probe.metrics = metrics = WorkerMetrics(monitoring.endpoints.registry)
+            probe.worker = worker = build_worker(client, settings, app, producer, executor,
+                                                 metrics)
             log.info("worker polling task queue %s on %s for %s", settings.task_queue,
                      settings.temporal_address, app.name)
             async with worker:
@@ -322,6 +366,7 @@ async def running(settings: Settings, app: Application | None = None, *,
                   bridge: bool = True, worker: bool = True,
                   routes: RouteTable | None = None, worker_settings: Settings | None = None,
                   tracer_provider: TracerProvider | None = None,
+                  monitoring: Monitoring | None = None,
                   ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Bridge and worker of ``app`` running in this process while the block runs.
 
@@ -337,19 +382,32 @@ async def running(settings: Settings, app: Application | None = None, *,
         worker_settings: The worker's own settings, e.g. its own Kafka principal
             (default: ``settings``).
         tracer_provider: Trace both with this provider instead of the settings' one.
+        monitoring: The endpoints both register with (default: one server of
+            their own, on ``bridge_http_port``, or ``worker_http_port`` for a
+            worker alone).
 
     Yields:
         The services' tasks (named ``bridge`` and ``worker``), e.g. to notice one dying.
     """
+    if monitoring is None:
+        port = "bridge_http_port" if bridge else "worker_http_port"
+        async with monitored(settings, port) as own, running(
+                settings, app, bridge=bridge, worker=worker, routes=routes,
+                worker_settings=worker_settings, tracer_provider=tracer_provider,
+                monitoring=own) as tasks:
+            yield tasks
+        return
     app = app or application(settings)
     stop = asyncio.Event()
     starts: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
     if worker:
         starts.append(("worker", lambda: run_worker(worker_settings or settings, app, stop=stop,
-                                                    tracer_provider=tracer_provider)))
+                                                    tracer_provider=tracer_provider,
+                                                    monitoring=monitoring)))
     if bridge:
         starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes,
-                                                    tracer_provider=tracer_provider)))
+                                                    tracer_provider=tracer_provider,
+                                                    monitoring=monitoring)))
     tasks = [asyncio.create_task(start(), name=name) for name, start in starts]
     failed = False
     try:

@@ -209,6 +209,17 @@ class Settings(BaseSettings):
             the standard ``OTEL_*`` variables; off by default, costing nothing.
         log_format: ``json`` (one object a line) or ``console`` (readable lines);
             unset: ``json`` unless stderr is a terminal (``relayflow.logs``).
+        bridge_http_port: Port of the bridge's HTTP endpoints (``/metrics``,
+            ``/health/live``, ``/health/ready``); ``relayflow run`` serves the
+            worker's there too. 0 picks a free port (logged); -1 serves none.
+        worker_http_port: Port of the worker's HTTP endpoints, as ``bridge_http_port``.
+        http_host: Address those endpoints listen on.
+        temporal_metrics_port: Port of the Temporal SDK's own Prometheus
+            endpoint (``temporal_*`` metrics, served by the SDK's runtime on
+            ``http_host``) in bridge and worker processes; -1 serves none.
+        ready_outage_grace_seconds: ``/health/ready`` answers 503 once an
+            outage of a dependency (Temporal, Kafka, the schema registry) has
+            held records or outcomes back for this long.
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -280,6 +291,13 @@ class Settings(BaseSettings):
     tracing: bool = False
     log_format: Literal["json", "console"] | None = None
 
+    # Operating: the HTTP endpoints (relayflow.monitoring) and the Temporal SDK's metrics.
+    bridge_http_port: int = Field(default=9400, ge=-1, le=65535)
+    worker_http_port: int = Field(default=9401, ge=-1, le=65535)
+    http_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
+    temporal_metrics_port: int = Field(default=9402, ge=-1, le=65535)
+    ready_outage_grace_seconds: float = Field(default=30.0, ge=0)
+
     @classmethod
     def settings_customise_sources(
             cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -297,6 +315,14 @@ class Settings(BaseSettings):
         if not Path(folder).is_dir():
             raise SettingError(f"{_SECRETS_DIR}: {folder} is not a folder")
         return init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls, folder)
+
+    @field_validator("temporal_metrics_port")
+    @classmethod
+    def _fixed_port(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("the Temporal SDK does not tell which port it picked: "
+                             "give a port, or -1 for none")
+        return value
 
     @field_validator("kafka_dev_brokers")
     @classmethod
