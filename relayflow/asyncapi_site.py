@@ -82,7 +82,7 @@ class OperationView:
 
     id: str
     action: str
-    title: str
+    title: Markup
     description: Markup
     group: str
     routes: list[Mapping[str, str]]
@@ -226,7 +226,7 @@ def _channels(reader: _Reader) -> list[ChannelView]:
         channel_id = operation["channel"]["$ref"].rpartition("/")[2].replace("~1", "/")
         group = operation.get("bindings", {}).get("kafka", {}).get("groupId", {})
         views[channel_id].operations.append(OperationView(
-            id=operation_id, action=operation["action"], title=operation.get("title", ""),
+            id=operation_id, action=operation["action"], title=_inline(operation.get("title", "")),
             description=_markdown(operation.get("description", "")),
             group=", ".join(group.get("enum", ())),
             routes=operation.get("x-relayflow-routes", []),
