@@ -12,12 +12,17 @@ import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
 
 from relayflow.settings import SettingError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from relayflow.application import Application
 
 __all__ = ["app"]
 
@@ -71,16 +76,21 @@ _APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_AP
              "else relayflow's own orders, approvals and batches).")
 
 
-def _settings(app_spec: str | None = None) -> Settings:
-    """Settings with ``--app`` applied; the application is loaded once here to fail early."""
+def _application(spec: str) -> Application:
+    """The application ``spec`` names; a bad one is a usage error naming ``--app``."""
     from relayflow.application import load_application  # noqa: PLC0415
 
-    settings = load_settings(**({"app": app_spec} if app_spec else {}))
     try:
-        load_application(settings.app)
+        return load_application(spec)
     except (ImportError, TypeError, ValueError) as error:
-        raise typer.BadParameter(f"{settings.app}: {error}", param_hint="--app / RELAYFLOW_APP",
+        raise typer.BadParameter(f"{spec}: {error}", param_hint="--app / RELAYFLOW_APP",
                                  ) from error
+
+
+def _settings(app_spec: str | None = None) -> Settings:
+    """Settings with ``--app`` applied; the application is loaded once here to fail early."""
+    settings = load_settings(**({"app": app_spec} if app_spec else {}))
+    _application(settings.app)
     settings.payload_codec()  # unusable keys raise SettingError before anything connects
     from relayflow.kafka_clients import KafkaClients  # noqa: PLC0415
 
@@ -390,6 +400,71 @@ def demo(
     )
     console.print("the stack keeps running: `relayflow dev status`, `relayflow dev down`")
     raise typer.Exit(0 if ok else 1)
+
+
+
+class _DocumentFormat(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
+
+
+@app.command()
+def asyncapi(
+    app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP),
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="Write the document to this file (default: stdout)."),
+    document_format: _DocumentFormat | None = typer.Option(
+        None, "--format", help="yaml or json (default: json for a .json output, else yaml)."),
+    *,
+    defaults: bool = typer.Option(
+        False, "--defaults",
+        help="Describe a deployment with default settings, ignoring RELAYFLOW_* variables "
+             "(what the committed docs/asyncapi.yaml holds)."),
+    serve: bool = typer.Option(
+        False, "--serve",
+        help="Serve it as an HTML page (and /asyncapi.yaml, /asyncapi.json) until stopped."),
+    host: str = typer.Option("127.0.0.1", help="Interface --serve listens on."),
+    port: int = typer.Option(8090, help="TCP port --serve listens on (0: any free one)."),
+) -> None:
+    """Write the application's Kafka contract as an AsyncAPI 3.0 document, or serve it as HTML.
+
+    Every topic the bridge and worker read or write (inputs, outcomes, dead
+    letters, parked keys), with the .avsc schemas as payloads, the key, the
+    headers and the content type; servers, consumer group and framing from
+    the settings.
+    """
+    from relayflow.asyncapi import asyncapi_document, to_json, to_yaml  # noqa: PLC0415
+
+    settings = Settings.model_construct() if defaults else load_settings()
+    if app_spec:
+        settings = settings.model_copy(update={"app": app_spec})
+    document = asyncapi_document(_application(settings.app), settings)
+    if document_format is None:
+        json_output = output is not None and output.suffix == ".json"
+        document_format = _DocumentFormat.JSON if json_output else _DocumentFormat.YAML
+    text = (to_json if document_format is _DocumentFormat.JSON else to_yaml)(document)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    elif not serve:
+        typer.echo(text, nl=False)
+    if serve:
+        _serve_asyncapi(document, host, port)
+
+
+def _serve_asyncapi(document: dict[str, Any], host: str, port: int) -> None:
+    from relayflow.asyncapi_site import AsyncApiSite  # noqa: PLC0415
+
+    try:
+        site = AsyncApiSite(document, host=host, port=port)
+    except OSError as error:
+        typer.echo(f"relayflow: cannot listen on {host}:{port}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"AsyncAPI document of {document['info']['title']} on {site.url} (Ctrl-C stops)")
+    # serve_forever runs here; shutdown must come from another thread.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=site.shutdown).start())
+    with contextlib.suppress(KeyboardInterrupt):
+        site.serve_forever()
 
 
 _mount_dev()
