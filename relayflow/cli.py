@@ -364,7 +364,8 @@ def demo(
 
     from relayflow import devstack  # noqa: PLC0415
     from relayflow.bootstrap import running  # noqa: PLC0415
-    from relayflow.demo import run_demo  # noqa: PLC0415
+    from relayflow.demo import run_demo, where_to_look  # noqa: PLC0415
+    from relayflow.monitoring import monitored  # noqa: PLC0415
     from relayflow.reference import APP  # noqa: PLC0415
 
     settings = load_settings()
@@ -380,7 +381,10 @@ def demo(
 
     async def main() -> bool:
         try:
-            async with running(settings, APP) as services:
+            async with monitored(settings, "bridge_http_port") as monitoring, running(
+                    settings, APP, monitoring=monitoring) as services:
+                for line in where_to_look(settings, monitoring.endpoints.port):
+                    console.print(line)
                 demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout,
                                                     console=console))
                 # A service that dies ends the demo at once, with its error, not a timeout.
