@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +24,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from relayflow.asyncapi import AVRO_SCHEMA_FORMAT, to_json, to_yaml
+from relayflow.background_http import BackgroundHTTPServer
 
 __all__ = ["AsyncApiSite", "asyncapi_html"]
 
@@ -278,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class AsyncApiSite:
+class AsyncApiSite(BackgroundHTTPServer):
     """Serves one AsyncAPI document: ``/`` as HTML, ``/asyncapi.yaml``, ``/asyncapi.json``.
 
     Bound as soon as it is built.
@@ -292,35 +291,9 @@ class AsyncApiSite:
     def __init__(self, document: Mapping[str, Any], *, host: str = "127.0.0.1",
                  port: int = 8090) -> None:
         html = asyncapi_html(document).encode()
-        self._server = _Server((host, port), {
+        super().__init__(_Server((host, port), {
             "/": ("text/html; charset=utf-8", html),
             "/index.html": ("text/html; charset=utf-8", html),
             "/asyncapi.yaml": ("application/yaml; charset=utf-8", to_yaml(document).encode()),
             "/asyncapi.json": ("application/json", to_json(document).encode()),
-        })
-
-    @property
-    def url(self) -> str:
-        """Where the page is."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def serve_forever(self) -> None:
-        """Answer requests until ``shutdown`` (from another thread)."""
-        self._server.serve_forever()
-
-    def shutdown(self) -> None:
-        """Stop ``serve_forever`` (call it from another thread) and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    @contextmanager
-    def serving(self) -> Iterator[str]:
-        """Serve from a background thread while the block runs; yields ``url``."""
-        thread = threading.Thread(target=self.serve_forever, name="asyncapi-site", daemon=True)
-        thread.start()
-        try:
-            yield self.url
-        finally:
-            self.shutdown()
-            thread.join()
+        }), name="asyncapi-site", path="/")
