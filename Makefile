@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 FUZZ_MINUTES ?= 10
 
-.PHONY: help install kafka tls-tools lint typecheck check test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi lint typecheck check test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,17 @@ tls-tools:  ## nginx from Debian: the TLS terminator in front of Temporal in the
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
 		(apt-get update && apt-get install -y nginx-light)
 
+prometheus:  ## Prometheus from Debian: the metrics tests start their own server process
+	@command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || \
+		(apt-get update && apt-get install -y --no-install-recommends prometheus)
+
+asyncapi-specs: install  ## npm (Debian) and the official AsyncAPI JSON Schema (@asyncapi/specs) into the cache, once
+	@command -v npm >/dev/null || (apt-get update && apt-get install -y npm)
+	$(BIN)/python -m devtools.asyncapi_specs
+
+asyncapi: install  ## Regenerate docs/asyncapi.yaml (the Kafka contract, default settings) from the code
+	$(BIN)/relayflow asyncapi --defaults --output docs/asyncapi.yaml
+
 lint: install  ## ruff
 	$(BIN)/ruff check .
 
@@ -40,13 +51,13 @@ typecheck: install  ## mypy --strict
 
 check: lint typecheck  ## ruff + mypy
 
-test: install kafka tls-tools check  ## Install, start the real Kafka + Temporal the tests need, run everything
+test: install kafka tls-tools prometheus asyncapi-specs check  ## Install, start the real Kafka + Temporal the tests need, run everything
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-unit: install  ## Unit tests only (no services)
+test-unit: install asyncapi-specs  ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: install kafka tls-tools  ## Integration tests on a real Kafka + Temporal
+test-integration: install kafka tls-tools prometheus  ## Integration tests on a real Kafka + Temporal
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-faults: install kafka  ## Fault tests (processes killed, services restarted)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import BATCH_DONE, BATCH_FAILED, WorkerMetrics
 from activities.store import Store
 
 __all__ = ["INVALID_PREFIX", "BatchActivities", "BatchLimits", "ItemFailure",
@@ -98,10 +99,13 @@ class BatchActivities:
     Args:
         store: Records processed items by key.
         history_event_limit: What ``batch_limits`` answers.
+        metrics: Counts items done and failed, each once (the store knows which are new).
     """
 
-    def __init__(self, store: Store, *, history_event_limit: int = 2_000) -> None:
+    def __init__(self, store: Store, *, history_event_limit: int = 2_000,
+                 metrics: WorkerMetrics | None = None) -> None:
         self._store = store
+        self._items = (metrics or WorkerMetrics()).batch_items
         self._limits = BatchLimits(history_event_limit=history_event_limit)
 
     @activity.defn(name="batch_limits")
@@ -117,14 +121,18 @@ class BatchActivities:
                                    non_retryable=True)
         first = self._store.process_item(request.idempotency_key, request.batch_id,
                                          request.item_id)
+        if first:
+            self._items.labels(BATCH_DONE).inc()
         return ProcessItemResult(first_time=first)
 
     @activity.defn(name="record_failures")
     def record_failures(self, request: RecordFailuresInput) -> int:
         """Keep a chunk's failed items in the store, the full list ``BatchCompleted`` points to."""
-        return self._store.record_failures(
+        new = self._store.record_failures(
             request.batch_id, request.chunk,
             [(failure.item_id, failure.reason) for failure in request.failures])
+        self._items.labels(BATCH_FAILED).inc(new)
+        return new
 
     def all(self) -> list[Callable[..., Any]]:
         """Every batch activity, for worker registration."""

@@ -7,21 +7,61 @@ headers and waits for the broker's acknowledgement (``acks=all``, idempotent
 producer). Outcome event ids are chosen by the workflow deterministically, so
 a retried publish produces a record with the same ``event-id`` that
 subscribers can drop.
+
+The record's ``traceparent`` continues the trace of the event that caused
+it. With tracing on, the activity runs in a span of that trace (Temporal's
+tracing interceptor carries it from the bridge through the workflow), and
+the header names that span as the parent, so a subscriber's spans hang below
+``RunActivity:publish_outcome``. Otherwise (tracing off, or the workflow
+passes the trace context of another event, e.g. of a signal) the header is the
+workflow's ``traceparent`` as given.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import failpoints
+from activities.metrics import WorkerMetrics
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
+from schemas.headers import TRACEPARENT
 
-__all__ = ["OutcomePublisher", "Producer", "PublishOutcomeInput", "PublishOutcomeResult"]
+__all__ = ["OutcomePublisher", "Producer", "PublishOutcomeInput", "PublishOutcomeResult",
+           "continued_traceparent"]
+
+
+# The contract's header is W3C ``traceparent`` whatever OTEL_PROPAGATORS says.
+_W3C = TraceContextTextMapPropagator()
+
+
+def continued_traceparent(traceparent: str) -> str:
+    """The outcome's ``traceparent``: the current span's when it continues ``traceparent``'s trace.
+
+    Args:
+        traceparent: The trace context the workflow passed (its cause's), may be empty.
+
+    Returns:
+        The current span as W3C ``traceparent`` when there is one and it is in
+        the same trace as ``traceparent`` (or that is empty or malformed);
+        else ``traceparent`` unchanged.
+    """
+    current = trace.get_current_span().get_span_context()
+    if not current.is_valid:
+        return traceparent
+    cause = trace.get_current_span(_W3C.extract({TRACEPARENT: traceparent})).get_span_context()
+    if cause.is_valid and cause.trace_id != current.trace_id:
+        return traceparent
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier[TRACEPARENT]
 
 
 class Producer(Protocol):
@@ -76,11 +116,14 @@ class OutcomePublisher:
     Args:
         producer: A started producer (``acks="all"``, idempotence on).
         codec: Knows every event type that may be published.
+        metrics: Counts what was published and how long the broker took.
     """
 
-    def __init__(self, producer: Producer, codec: AvroCodec) -> None:
+    def __init__(self, producer: Producer, codec: AvroCodec, *,
+                 metrics: WorkerMetrics | None = None) -> None:
         self._producer = producer
         self._codec = codec
+        self._metrics = metrics or WorkerMetrics()
 
     @activity.defn(name="publish_outcome")
     async def publish_outcome(self, request: PublishOutcomeInput) -> PublishOutcomeResult:
@@ -97,10 +140,17 @@ class OutcomePublisher:
         # With a schema registry: register off the event loop, once per schema. A
         # registry that is down or refuses the schema fails the attempt; Temporal retries.
         await self._codec.prepare_encode(event.avro_name)
-        record = to_record(event, self._codec, traceparent=request.traceparent or None)
-        metadata = await self._producer.send_and_wait(
-            request.topic, record.value, key=record.key, headers=record.headers
-        )
+        record = to_record(event, self._codec,
+                           traceparent=continued_traceparent(request.traceparent) or None)
+        sent = time.perf_counter()
+        try:
+            metadata = await self._producer.send_and_wait(
+                request.topic, record.value, key=record.key, headers=record.headers
+            )
+        except Exception:
+            self._metrics.publish_failed()
+            raise
+        self._metrics.published(request.topic, request.event_type, time.perf_counter() - sent)
         failpoints.hit("activity.publish-outcome.after-send")
         return PublishOutcomeResult(topic=request.topic, partition=metadata.partition,
                                     offset=metadata.offset, event_id=str(event.event_id))

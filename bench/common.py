@@ -55,6 +55,8 @@ def bench_stack(*, keep: bool = False) -> Iterator[Settings]:
         kafka_port=29092, kafka_controller_port=29093,
         temporal_port=27233, temporal_ui_port=28233,
         kafka_bootstrap_servers="127.0.0.1:29092", temporal_address="127.0.0.1:27233",
+        # Endpoints on free ports: a benchmark never collides with a running bridge or worker.
+        bridge_http_port=0, worker_http_port=0, temporal_metrics_port=-1,
     )
     devstack.down(settings, purge=True)  # every run starts from the same empty state
     devstack.up(settings)

@@ -18,9 +18,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy, Context, ContextRepo, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter, Topic
+from opentelemetry.trace import Tracer
 from temporalio.client import Client
 
 from bridge.commands import TemporalCommands
@@ -29,13 +30,16 @@ from bridge.consumed import ConsumedRecord
 from bridge.consumer import FetchConsumer, FetchProcessor
 from bridge.dead_letters import DeadLetters
 from bridge.decoding import Decoder
+from bridge.metrics import BridgeMetrics
+from bridge.observing import RecordObserver
 from bridge.offsets import KafkaOffsets
 from bridge.parking import CatchUpOnAssign, ParkingLot
 from bridge.retry import Backoff
 from bridge.routes import RouteTable
 from schemas.codec import AvroCodec
 
-__all__ = ["BRIDGE", "bridge_dependencies", "build_broker", "consume_fetch", "create_app", "serve"]
+__all__ = ["BRIDGE", "BridgeStatus", "bridge_dependencies", "build_broker", "consume_fetch",
+           "create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,54 @@ BRIDGE = "relayflow_bridge"
 """Context key of the handler's ``FetchConsumer`` (no dots: FastStream reads dots as attributes)."""
 
 _FETCH_WAIT_MS = 100  # how long a poll waits to fill a fetch; keeps latency low when idle
+
+
+class BridgeStatus:
+    """A running bridge as health checks and metric scrapes see it.
+
+    ``create_app`` fills it in; the composition root reads it.
+
+    Args:
+        metrics: The bridge's metrics.
+
+    Attributes:
+        metrics: The bridge's metrics.
+        broker: The app's broker, once built.
+        fetch: The fetch consumer while the app runs.
+    """
+
+    def __init__(self, metrics: BridgeMetrics | None = None) -> None:
+        self.metrics = metrics or BridgeMetrics()
+        self.broker: KafkaBroker | None = None
+        self.fetch: FetchConsumer | None = None
+
+    @property
+    def consumer(self) -> Any:
+        """The subscriber's ``AIOKafkaConsumer`` while it runs, else None."""
+        if self.broker is None:
+            return None
+        return next((getattr(s, "consumer", None) for s in self.broker.subscribers), None)
+
+    @property
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions the group assigned to this bridge now."""
+        consumer = self.consumer
+        return set(consumer.assignment()) if consumer is not None else set()
+
+    def outages(self) -> dict[str, float]:
+        """Seconds each failing dependency has held records back (only those failing)."""
+        if self.fetch is None:
+            return {}
+        processor = self.fetch.processor
+        return {name: health.outage_seconds for name, health in (
+            ("temporal", processor.temporal), ("kafka", processor.dlq),
+            ("schema-registry", processor.registry)) if health.degraded}
+
+    async def observe(self) -> None:
+        """Bring the scrape-time metrics (lag, paused partitions) up to date."""
+        consumer = self.consumer
+        if consumer is not None:
+            await self.metrics.observe(consumer)
 
 
 def _printable(value: bytes | None) -> bytes:
@@ -119,6 +171,8 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
                               temporal: Client, producer: AIOKafkaProducer,
                               kafka: KafkaClientFactory, backoff: Backoff | None = None,
                               listener: CatchUpOnAssign | None = None,
+                              tracer: Tracer | None = None,
+                              metrics: BridgeMetrics | None = None,
                               ) -> AsyncIterator[FetchConsumer]:
     """Build the consumer's objects on the clients handed in; stop what it started.
 
@@ -131,16 +185,20 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
         kafka: Builds the parked-keys follower.
         backoff: Retry schedule of transient failures.
         listener: The subscriber's rebalance listener; gets the parking lot.
+        tracer: Makes a consume span per record (``bridge.observing``); None: no spans.
+        metrics: What the consumer's objects count into.
 
     Yields:
         The fetch consumer the subscriber hands its fetches to.
     """
     backoff = backoff or Backoff()
+    metrics = metrics or BridgeMetrics()
+    metrics.topics(routes.topics)
     lot = None
     if config.park_keys:
         follower = kafka.consumer(enable_auto_commit=False, fetch_max_wait_ms=100,
                                   isolation_level="read_committed")
-        lot = ParkingLot(follower, producer, topic=config.parked_keys_topic)
+        lot = ParkingLot(follower, producer, topic=config.parked_keys_topic, metrics=metrics)
     try:
         if lot is not None:
             await lot.start()
@@ -150,12 +208,14 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
             Decoder(codec, routes, max_payload_bytes=config.max_payload_bytes,
                     max_header_count=config.max_header_count,
                     max_header_bytes=config.max_header_bytes),
-            TemporalCommands(temporal, config.task_queue),
+            TemporalCommands(temporal, config.task_queue, metrics=metrics),
             DeadLetters(producer),
             concurrency=config.concurrency,
             backoff=backoff,
             signal_hold=config.signal_hold_seconds,
             parking=lot,
+            observer=RecordObserver(tracer, group=config.consumer_group),
+            metrics=metrics,
         )
         yield FetchConsumer(processor, KafkaOffsets(), budget=config.fetch_budget_seconds,
                             backoff=backoff)
@@ -166,7 +226,8 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
 
 def create_app(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
                temporal: Client, producer: AIOKafkaProducer,
-               kafka: KafkaClientFactory) -> FastStream:
+               kafka: KafkaClientFactory, tracer: Tracer | None = None,
+               status: BridgeStatus | None = None) -> FastStream:
     """The bridge as a FastStream app, on clients the caller connected and will close.
 
     Args:
@@ -176,23 +237,30 @@ def create_app(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
         temporal: Connected Temporal client (pydantic data converter).
         producer: Started producer (``acks="all"``, idempotent) for dead letters and parks.
         kafka: Builds the broker and the parked-keys follower.
+        tracer: Makes a consume span per record; None (tracing off): no spans.
+        status: Filled in for health checks and metrics (its metrics are counted into).
     """
     running: list[FetchConsumer] = []
     listener = CatchUpOnAssign()
+    status = status or BridgeStatus()
 
     @contextlib.asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
         async with bridge_dependencies(config, routes, codec, temporal=temporal,
                                        producer=producer, kafka=kafka,
-                                       listener=listener) as bridge:
+                                       listener=listener, tracer=tracer,
+                                       metrics=status.metrics) as bridge:
             context.set_global(BRIDGE, bridge)
             running.append(bridge)
+            status.fetch = bridge
             try:
                 yield
             finally:
                 running.remove(bridge)
+                status.fetch = None
 
-    app = FastStream(build_broker(config, routes, kafka, listener), lifespan=lifespan, logger=log)
+    status.broker = build_broker(config, routes, kafka, listener)
+    app = FastStream(status.broker, lifespan=lifespan, logger=log)
 
     @app.on_shutdown
     def drain() -> None:

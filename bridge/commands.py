@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 import failpoints
 from bridge.failures import PermanentFailure, TransientFailure
+from bridge.metrics import BridgeMetrics
 from bridge.routes import Action, Route
 from schemas import Event, Inbound
 
@@ -106,10 +107,13 @@ class TemporalCommands:
         task_queue: Task queue new workflows start on.
         rpc_timeout: Bound on one call; a call that timed out is retried,
             which is safe because every command is idempotent.
+        metrics: Times each call and counts the calls in flight.
     """
 
     def __init__(self, client: Client, task_queue: str, *,
-                 rpc_timeout: timedelta = timedelta(seconds=10)) -> None:
+                 rpc_timeout: timedelta = timedelta(seconds=10),
+                 metrics: BridgeMetrics | None = None) -> None:
+        self._metrics = metrics or BridgeMetrics()
         self._client = client
         self._task_queue = task_queue
         self._rpc_timeout = rpc_timeout
@@ -132,7 +136,8 @@ class TemporalCommands:
         workflow_id = route.id_for(inbound.event)
         failpoints.hit("bridge.before-temporal")
         try:
-            return await self._send(route, workflow_id, inbound)
+            with self._metrics.temporal_call(route.action.value):
+                return await self._send(route, workflow_id, inbound)
         except (TransientFailure, PermanentFailure):
             raise
         except Exception as error:

@@ -57,6 +57,8 @@ from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
 from bridge.decoding import Decoder, Routed
 from bridge.failures import PermanentFailure, TransientFailure
+from bridge.metrics import BridgeMetrics
+from bridge.observing import RecordObserver, RecordScope
 from bridge.offsets import Offsets, plan_offsets
 from bridge.parking import PARKED, KeyParking, Parking, ends_replay
 from bridge.retry import Backoff, Deadline, Health
@@ -119,11 +121,15 @@ class FetchProcessor:
         signal_hold: Seconds a SIGNAL for a workflow that does not exist yet is
             retried before it is dead-lettered.
         parking: Parked keys (``bridge.parking``); None turns parking off.
+        observer: Gives each record its log context and, tracing on, its span.
+        metrics: Counts commands, dead letters, retries and outages.
     """
 
     def __init__(self, decoder: Decoder, commands: Commands, dead_letters: DeadLetterSink, *,
                  concurrency: int = 64, backoff: Backoff | None = None,
-                 signal_hold: float = 0.0, parking: Parking | None = None) -> None:
+                 signal_hold: float = 0.0, parking: Parking | None = None,
+                 observer: RecordObserver | None = None,
+                 metrics: BridgeMetrics | None = None) -> None:
         self._decoder = decoder
         self._commands = commands
         self._dead_letters = dead_letters
@@ -131,11 +137,13 @@ class FetchProcessor:
         self._backoff = backoff or Backoff()
         self._signal_hold = signal_hold
         self._parking = None if parking is None else KeyParking(parking)
+        self._observer = observer or RecordObserver()
         # (topic, partition, offset) -> (first attempt, attempts): survives refetches.
         self._held: dict[tuple[str, int, int], tuple[float, int]] = {}
-        self.temporal = Health("Temporal")
-        self.dlq = Health("dead-letter topic")
-        self.registry = Health("schema registry")
+        self.metrics = metrics = metrics or BridgeMetrics()
+        self.temporal = Health("Temporal", "temporal", metrics)
+        self.dlq = Health("dead-letter topic", "kafka", metrics)
+        self.registry = Health("schema registry", "schema-registry", metrics)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -193,21 +201,26 @@ class FetchProcessor:
     async def _handle(self, record: ConsumedRecord,
                       deadline: Deadline) -> str | _Held | None:
         """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent)."""
+        with self._observer.scope(record) as scope:
+            return await self._handle_in(record, scope, deadline)
+
+    async def _handle_in(self, record: ConsumedRecord, scope: RecordScope,
+                         deadline: Deadline) -> str | _Held | None:
         parked = None if self._parking is None else self._parking.blocking(record)
         if parked is not None:
-            return await self._dead_letter(record, PermanentFailure(
+            return await self._dead_letter(record, scope, PermanentFailure(
                 PARKED, f"key parked since {record.topic}[{parked.source_partition}]"
                         f"@{parked.source_offset} ({parked.reason})"), deadline)
         try:
-            outcome = await self._decode_and_execute(record, deadline)
+            outcome = await self._decode_and_execute(record, scope, deadline)
         except PermanentFailure as failure:
-            result = await self._dead_letter(record, failure, deadline)
+            result = await self._dead_letter(record, scope, failure, deadline)
         except Exception as error:
             # No rule covers it (a bug, or a failure nobody foresaw): keep the record
             # on the DLQ with the evidence rather than crash-loop on it.
             log.exception("unexpected error at %s; dead-lettering it", where(record))
             unexpected = PermanentFailure("internal-error", f"{type(error).__name__}: {error}")
-            result = await self._dead_letter(record, unexpected, deadline)
+            result = await self._dead_letter(record, scope, unexpected, deadline)
         else:
             if isinstance(outcome, _Held):
                 return outcome
@@ -219,29 +232,40 @@ class FetchProcessor:
                                         lambda: parking.processed(record)) is _GAVE_UP:
                     return None
             result = str(outcome)
+            scope.done(result)
         if result is not None:
             self._held.pop(_coordinates(record), None)
         return result
 
-    async def _decode_and_execute(self, record: ConsumedRecord, deadline: Deadline) -> object:
+    async def _decode_and_execute(self, record: ConsumedRecord, scope: RecordScope,
+                                  deadline: Deadline) -> object:
         """Temporal's answer, ``_Held``, or ``_GAVE_UP`` (a dependency stayed away)."""
-        routed = await self._retrying(self.registry, record, deadline, (TransientFailure,),
-                                      lambda: self._decoder.decode(record))
-        if routed is _GAVE_UP:
+        decoded = await self._retrying(self.registry, record, deadline, (TransientFailure,),
+                                       lambda: self._decoder.decode(record))
+        if decoded is _GAVE_UP:
             return _GAVE_UP
-        return await self._execute(record, cast("Routed", routed), deadline)
+        routed = cast("Routed", decoded)
+        route = routed.route
+        scope.routed(route, route.id_for(routed.inbound.event), routed.inbound.meta.event_id)
+        return await self._execute(record, routed, deadline)
 
     async def _execute(self, record: ConsumedRecord, routed: Routed,
                        deadline: Deadline) -> object:
+        route = routed.route
         try:
-            return await self._retrying(
+            outcome = await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
-                lambda: self._commands.execute(routed.route, routed.inbound))
+                lambda: self._commands.execute(route, routed.inbound))
         except PermanentFailure as failure:
             wait = self._hold(record, routed.route, failure)
             if wait is None:
                 raise
             return _Held(wait)  # its clock keeps running across refetches
+        if outcome is not _GAVE_UP:
+            log.debug("%s %s: %s", route.action, route.workflow, outcome)
+            self.metrics.commands.labels(record.topic, route.event_type.__name__,
+                                         route.action.value, str(outcome)).inc()
+        return outcome
 
     def _hold(self, record: ConsumedRecord, route: Route,
               failure: PermanentFailure) -> float | None:
@@ -262,14 +286,15 @@ class FetchProcessor:
         self._held[_coordinates(record)] = (first, attempts + 1)
         return min(left, self._backoff.delay(attempts + 1))
 
-    async def _dead_letter(self, record: ConsumedRecord, failure: PermanentFailure,
-                           deadline: Deadline) -> str | None:
+    async def _dead_letter(self, record: ConsumedRecord, scope: RecordScope,
+                           failure: PermanentFailure, deadline: Deadline) -> str | None:
         """Write the record to the DLQ, then park its key; None if the fetch must stop first."""
         where_to = await self._retrying(
             self.dlq, record, deadline, _KAFKA_TRANSIENT,
             lambda: self._dead_letters.send(record, failure.reason, str(failure)))
         if where_to is _GAVE_UP:
             return None
+        scope.dead_lettered(failure.reason, str(failure))
         if self._parking is not None:
             parking, landed = self._parking, cast("tuple[int, int]", where_to)
             parked = await self._retrying(
@@ -277,6 +302,7 @@ class FetchProcessor:
                 lambda: parking.dead_lettered(record, failure.reason, str(failure), landed))
             if parked is _GAVE_UP:
                 return None  # redelivered: a second dead letter, then the park
+        self.metrics.dead_letters.labels(record.topic, failure.reason).inc()
         return f"dlq:{failure.reason}"
 
     async def _retrying(self, health: Health, record: ConsumedRecord, deadline: Deadline,
@@ -316,6 +342,8 @@ class FetchConsumer:
         self._budget = budget
         self._backoff = backoff or Backoff()
         self._failed_batches = 0
+        self.consumer: Any = None
+        """The consumer of the latest fetch (``AIOKafkaConsumer``), for lag and readiness."""
 
     def stop(self) -> None:
         """Shutdown begins: the fetch in flight finishes what it started and commits that."""
@@ -331,6 +359,10 @@ class FetchConsumer:
         Returns:
             What happened to each record.
         """
+        self.consumer = consumer
+        consumed = self.processor.metrics.records_consumed
+        for record in records:
+            consumed.labels(record.topic).inc()
         try:
             report = await self.processor.process(records, budget=self._budget)
         except BaseException as error:

@@ -38,6 +38,7 @@ from pydantic import BaseModel
 
 from bridge.consumed import ConsumedRecord
 from bridge.failures import writing_to
+from bridge.metrics import BridgeMetrics
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
 from schemas.topics import PARKED_KEYS
 
@@ -126,10 +127,12 @@ class ParkingLot:
             lot assigns it every partition of the state topic and owns it.
         producer: A started producer (``acks="all"``, idempotent).
         topic: The compacted state topic.
+        metrics: Its ``parked_keys`` gauge follows the entries.
     """
 
     def __init__(self, follower: AIOKafkaConsumer, producer: AIOKafkaProducer, *,
-                 topic: str = PARKED_KEYS) -> None:
+                 topic: str = PARKED_KEYS, metrics: BridgeMetrics | None = None) -> None:
+        self._parked = (metrics or BridgeMetrics()).parked_keys
         self._topic = topic
         self._producer = producer
         self._consumer = follower
@@ -186,8 +189,11 @@ class ParkingLot:
             return
         topic, key = _split(state_key)
         if value is None:
-            self._entries.pop((topic, key), None)
+            if self._entries.pop((topic, key), None) is not None:
+                self._parked.labels(topic).dec()
         else:
+            if (topic, key) not in self._entries:
+                self._parked.labels(topic).inc()
             self._entries[(topic, key)] = ParkEntry.model_validate_json(value)
 
     async def _reached(self, targets: Mapping[TopicPartition, int]) -> None:

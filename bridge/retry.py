@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from bridge.consumed import ConsumedRecord, where
+from bridge.metrics import BridgeMetrics
 
 __all__ = ["Backoff", "Deadline", "Health"]
 
@@ -46,22 +47,37 @@ class Health:
 
     Args:
         name: What it is, for the log (``Temporal``, ``dead-letter topic``).
+        dependency: Its ``dependency`` label (``bridge.metrics.DEPENDENCIES``).
+        metrics: Counts retries and outages, and whether it is up.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, dependency: str = "",
+                 metrics: BridgeMetrics | None = None) -> None:
         self.name = name
         self.failures = 0
         self._since = 0.0
+        self._metrics = metrics
+        self._dependency = dependency
 
     @property
     def degraded(self) -> bool:
         """True between a transient failure and the next success."""
         return self.failures > 0
 
+    @property
+    def outage_seconds(self) -> float:
+        """How long the outage going on now has held records back; 0 when there is none."""
+        return time.monotonic() - self._since if self.failures else 0.0
+
     def failed(self, record: ConsumedRecord, error: BaseException) -> int:
         """Count a transient failure; returns the number of consecutive failures."""
+        if self._metrics is not None:
+            self._metrics.dependency_retries.labels(self._dependency).inc()
         if not self.failures:
             self._since = time.monotonic()
+            if self._metrics is not None:
+                self._metrics.dependency_outages.labels(self._dependency).inc()
+                self._metrics.dependency_up.labels(self._dependency).set(0)
             log.warning("%s unavailable (at %s: %s); pausing consumption, retrying with backoff",
                         self.name, where(record), error)
         else:
@@ -72,6 +88,8 @@ class Health:
     def succeeded(self) -> None:
         """Record a success; logs the recovery once."""
         if self.failures:
+            if self._metrics is not None:
+                self._metrics.dependency_up.labels(self._dependency).set(1)
             log.warning("%s available again after %d failed attempts over %.1fs",
                         self.name, self.failures, time.monotonic() - self._since)
             self.failures = 0

@@ -32,6 +32,7 @@ from typing import Any
 
 from temporalio import workflow
 
+from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher
 from bridge.routes import Action, Route, RouteTable
 from relayflow.settings import Settings
@@ -50,10 +51,13 @@ class WorkerResources:
         settings: relayflow's settings (an application may read its own too).
         publisher: The outcome publisher; its ``publish_outcome`` activity is
             registered by relayflow already.
+        metrics: The worker's metrics, served on its ``/metrics``; an
+            application may register metrics of its own on ``metrics.registry``.
     """
 
     settings: Settings
     publisher: OutcomePublisher
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
 ActivityFactory = Callable[[WorkerResources], Sequence[Callable[..., Any]]]

@@ -20,24 +20,33 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher, Producer
-from bridge.app import create_app, serve
+from bridge.app import BridgeStatus, create_app, serve
 from bridge.config import BridgeConfig
+from bridge.metrics import BridgeMetrics
 from bridge.retry import Backoff
 from bridge.routes import RouteTable
 from relayflow.application import Application, WorkerResources, load_application
 from relayflow.kafka_clients import KafkaClients
+from relayflow.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
 from relayflow.settings import Settings
 from relayflow.temporal_tls import refusal, temporal_credentials
+from relayflow.tracing import tracer_provider
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = [
     "ACTIVITY_THREADS",
@@ -62,6 +71,9 @@ ACTIVITY_THREADS = 16
 _ONE_QUICK_RETRY = RetryConfig(max_retries=1, initial_interval_millis=100,
                                max_elapsed_time_millis=1000)
 _NOT_UP_YET = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+# The Temporal SDK's advice for tracing: OpenTelemetry's context must be the same
+# module inside the workflow sandbox as outside (the interceptor's spans cross it).
+_SANDBOX = SandboxRestrictions.default.with_passthrough_modules("opentelemetry")
 
 
 def application(settings: Settings) -> Application:
@@ -87,7 +99,14 @@ def data_converter(settings: Settings) -> DataConverter:
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
-async def connect_temporal(settings: Settings, *, retries: bool = True) -> Client:
+def _tracing(settings: Settings, provider: TracerProvider | None) -> TracerProvider | None:
+    """The provider given (tests), else the process's when ``settings.tracing`` is on."""
+    return provider if provider is not None else tracer_provider(settings)
+
+
+async def connect_temporal(settings: Settings, *, retries: bool = True,
+                           tracer_provider: TracerProvider | None = None,
+                           runtime: Runtime | None = None) -> Client:
     """Connect a Temporal client that (de)serializes pydantic models, encrypted if configured.
 
     The bridge, the worker (through its client) and every CLI command get
@@ -99,6 +118,13 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
         retries: Let the SDK retry failed calls itself (logging each retry). The
             bridge turns this off: it retries with its own backoff, pausing
             consumption, and logs once per outage instead of once per call.
+        tracer_provider: Trace with this provider instead of the one the
+            settings give (``relayflow.tracing``). With one, the client carries
+            the SDK's ``TracingInterceptor``, and so does every worker built on
+            it: client calls, workflows and activities make spans that continue
+            the caller's trace.
+        runtime: The Temporal runtime (``relayflow.monitoring.temporal_runtime``,
+            exporting the SDK's metrics); None for the SDK's default one.
 
     Returns:
         A connected client; reuse it, it multiplexes one gRPC channel.
@@ -110,6 +136,13 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
         RuntimeError: Temporal did not answer (not up yet, unreachable).
     """
     credentials = temporal_credentials(settings)
+    provider = _tracing(settings, tracer_provider)
+    interceptors = []
+    if provider is not None:
+        # Imported only when tracing: it loads the OpenTelemetry SDK.
+        from temporalio.contrib.opentelemetry import TracingInterceptor  # noqa: PLC0415
+
+        interceptors.append(TracingInterceptor(provider.get_tracer(TracingInterceptor.__module__)))
     try:
         return await Client.connect(
             settings.temporal_address,
@@ -118,6 +151,8 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
             retry_config=None if retries else _ONE_QUICK_RETRY,
             tls=credentials.tls,
             api_key=credentials.api_key,
+            interceptors=interceptors,
+            runtime=runtime,
         )
     except RuntimeError as error:
         refused = refusal(settings, error)
@@ -127,8 +162,17 @@ async def connect_temporal(settings: Settings, *, retries: bool = True) -> Clien
 
 
 async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = None,
-                            retries: bool = True) -> Client:
+                            retries: bool = True,
+                            tracer_provider: TracerProvider | None = None,
+                            runtime: Runtime | None = None) -> Client:
     """Connect, waiting with backoff while Temporal is not up yet; check the namespace.
+
+    Args:
+        settings: As for ``connect_temporal``.
+        backoff: Schedule of the attempts.
+        retries: As for ``connect_temporal``.
+        tracer_provider: As for ``connect_temporal``.
+        runtime: As for ``connect_temporal``.
 
     Raises:
         SettingError: Bad TLS or API key settings, or Temporal refused them.
@@ -139,7 +183,8 @@ async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = Non
     failures = 0
     while True:
         try:
-            client = await connect_temporal(settings, retries=retries)
+            client = await connect_temporal(settings, retries=retries,
+                                            tracer_provider=tracer_provider, runtime=runtime)
             # Connecting does not check the namespace; an unknown one would block every record.
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=settings.temporal_namespace))
@@ -196,7 +241,9 @@ async def _unless_stopped(work: Coroutine[Any, Any, Client],
 
 
 async def run_bridge(settings: Settings, app: Application | None = None, *,
-                     stop: asyncio.Event, routes: RouteTable | None = None) -> None:
+                     stop: asyncio.Event, routes: RouteTable | None = None,
+                     tracer_provider: TracerProvider | None = None,
+                     monitoring: Monitoring | None = None) -> None:
     """Run the bridge for ``app`` until ``stop`` is set; for ``relayflow bridge`` / ``run``.
 
     Waits for Temporal first (with backoff); setting ``stop`` meanwhile returns at once.
@@ -206,26 +253,45 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         app: The application (default: the one ``settings.app`` names).
         stop: Set it to stop gracefully.
         routes: Another routing table for ``app``'s codec (benchmarks, tests).
+        tracer_provider: Trace with this provider instead of the settings' one.
+        monitoring: The process's endpoints to register with (default: its own,
+            on ``bridge_http_port``).
     """
+    if monitoring is None:
+        async with monitored(settings, "bridge_http_port") as own:
+            await run_bridge(settings, app, stop=stop, routes=routes,
+                             tracer_provider=tracer_provider, monitoring=own)
+        return
     app = app or application(settings)
     table = routes or app.route_table()
     backoff = Backoff()
-    temporal = await _unless_stopped(wait_for_temporal(settings, backoff=backoff,
-                                                       retries=False), stop)
+    provider = _tracing(settings, tracer_provider)
+    status: BridgeStatus | None = None
+
+    async def ready() -> str | None:
+        return bridge_readiness(status, settings.ready_outage_grace_seconds)
+
+    monitoring.endpoints.checks["bridge"] = ready
+    temporal = await _unless_stopped(wait_for_temporal(settings, backoff=backoff, retries=False,
+                                                       tracer_provider=provider,
+                                                       runtime=monitoring.runtime), stop)
     if temporal is None:
         return
+    status = BridgeStatus(BridgeMetrics(monitoring.endpoints.registry))
+    monitoring.endpoints.refreshes.append(status.observe)
     kafka = KafkaClients(settings)
     async with kafka.started_producer() as producer:
         bridge = create_app(bridge_config(settings), table,
                             app.codec(settings.schema_registry()),
-                            temporal=temporal, producer=producer, kafka=kafka)
+                            temporal=temporal, producer=producer, kafka=kafka, status=status,
+                            tracer=None if provider is None else provider.get_tracer("bridge"))
         await serve(bridge, stop, description=(
             f"bridge consuming {', '.join(table.topics)} as group "
             f"{settings.kafka_consumer_group} for {app.name}"))
 
 
 def build_worker(client: Client, settings: Settings, app: Application, producer: Producer,
-                 executor: ThreadPoolExecutor) -> Worker:
+                 executor: ThreadPoolExecutor, metrics: WorkerMetrics | None = None) -> Worker:
     """The worker with the application's workflows and activities and the outcome publisher.
 
     Args:
@@ -234,12 +300,15 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         app: The application.
         producer: Started Kafka producer for outcome events.
         executor: Runs the synchronous activities.
+        metrics: What the outcome publisher and the activities count into.
 
     Returns:
         A worker ready to ``run()``.
     """
-    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()))
-    activities = app.activities(WorkerResources(settings=settings, publisher=publisher))
+    metrics = metrics or WorkerMetrics()
+    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()), metrics=metrics)
+    activities = app.activities(WorkerResources(settings=settings, publisher=publisher,
+                                                metrics=metrics))
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -247,13 +316,15 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         activities=[publisher.publish_outcome, *activities],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        workflow_runner=SandboxedWorkflowRunner(restrictions=_SANDBOX),
         # On shutdown, running activities get this long to finish before cancellation.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 
 async def run_worker(settings: Settings, app: Application | None = None, *,
-                     stop: asyncio.Event) -> None:
+                     stop: asyncio.Event, tracer_provider: TracerProvider | None = None,
+                     monitoring: Monitoring | None = None) -> None:
     """Run the worker for ``app`` until ``stop`` is set.
 
     Args:
@@ -261,14 +332,28 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
         app: The application (default: the one ``settings.app`` names).
         stop: Set it to shut down gracefully: polling stops, in-flight
             activities drain, then the producer closes.
+        tracer_provider: Trace with this provider instead of the settings' one.
+        monitoring: The process's endpoints to register with (default: its own,
+            on ``worker_http_port``).
     """
+    if monitoring is None:
+        async with monitored(settings, "worker_http_port") as own:
+            await run_worker(settings, app, stop=stop, tracer_provider=tracer_provider,
+                             monitoring=own)
+        return
     app = app or application(settings)
-    client = await connect_temporal(settings)
+    probe = WorkerProbe(settings.ready_outage_grace_seconds)
+    monitoring.endpoints.checks["worker"] = probe
+    client = await connect_temporal(settings, tracer_provider=tracer_provider,
+                                    runtime=monitoring.runtime)
+    probe.client = client
     kafka = KafkaClients(settings)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
         async with kafka.started_producer(linger_ms=5) as producer:
-            worker = build_worker(client, settings, app, producer, executor)
+            probe.metrics = metrics = WorkerMetrics(monitoring.endpoints.registry)
+            probe.worker = worker = build_worker(client, settings, app, producer, executor,
+                                                 metrics)
             log.info("worker polling task queue %s on %s for %s", settings.task_queue,
                      settings.temporal_address, app.name)
             async with worker:
@@ -280,6 +365,8 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
 async def running(settings: Settings, app: Application | None = None, *,
                   bridge: bool = True, worker: bool = True,
                   routes: RouteTable | None = None, worker_settings: Settings | None = None,
+                  tracer_provider: TracerProvider | None = None,
+                  monitoring: Monitoring | None = None,
                   ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Bridge and worker of ``app`` running in this process while the block runs.
 
@@ -294,17 +381,33 @@ async def running(settings: Settings, app: Application | None = None, *,
         routes: Another routing table for the bridge.
         worker_settings: The worker's own settings, e.g. its own Kafka principal
             (default: ``settings``).
+        tracer_provider: Trace both with this provider instead of the settings' one.
+        monitoring: The endpoints both register with (default: one server of
+            their own, on ``bridge_http_port``, or ``worker_http_port`` for a
+            worker alone).
 
     Yields:
         The services' tasks (named ``bridge`` and ``worker``), e.g. to notice one dying.
     """
+    if monitoring is None:
+        port = "bridge_http_port" if bridge else "worker_http_port"
+        async with monitored(settings, port) as own, running(
+                settings, app, bridge=bridge, worker=worker, routes=routes,
+                worker_settings=worker_settings, tracer_provider=tracer_provider,
+                monitoring=own) as tasks:
+            yield tasks
+        return
     app = app or application(settings)
     stop = asyncio.Event()
     starts: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
     if worker:
-        starts.append(("worker", lambda: run_worker(worker_settings or settings, app, stop=stop)))
+        starts.append(("worker", lambda: run_worker(worker_settings or settings, app, stop=stop,
+                                                    tracer_provider=tracer_provider,
+                                                    monitoring=monitoring)))
     if bridge:
-        starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes)))
+        starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes,
+                                                    tracer_provider=tracer_provider,
+                                                    monitoring=monitoring)))
     tasks = [asyncio.create_task(start(), name=name) for name, start in starts]
     failed = False
     try:

@@ -15,7 +15,9 @@ import sys
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
@@ -24,6 +26,9 @@ from relayflow.operate.commands import OUTPUT, TIMEOUT, Output, emit_json, secon
 from relayflow.operate.commands import register as _register_operator_commands
 from relayflow.operate.errors import OperatorError
 from relayflow.settings import SettingError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from relayflow.application import Application
 
 __all__ = ["app"]
 
@@ -80,10 +85,9 @@ app = typer.Typer(
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    from relayflow.logs import configure_logging  # noqa: PLC0415 - keeps --help fast
+
+    configure_logging(settings)
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -109,20 +113,28 @@ _APP_HELP = ("The application to run, as module:attribute (default: RELAYFLOW_AP
              "else relayflow's own orders, approvals and batches).")
 
 
-def _settings(app_spec: str | None = None) -> Settings:
-    """Settings with ``--app`` applied; the application is loaded once here to fail early."""
+def _application(spec: str) -> Application:
+    """The application ``spec`` names; a bad one is a usage error naming ``--app``."""
     from relayflow.application import load_application  # noqa: PLC0415
 
-    settings = load_settings(**({"app": app_spec} if app_spec else {}))
     try:
-        load_application(settings.app)
+        return load_application(spec)
     except (ImportError, TypeError, ValueError) as error:
-        raise typer.BadParameter(f"{settings.app}: {error}", param_hint="--app / RELAYFLOW_APP",
+        raise typer.BadParameter(f"{spec}: {error}", param_hint="--app / RELAYFLOW_APP",
                                  ) from error
+
+
+def _settings(app_spec: str | None = None) -> Settings:
+    """Settings with ``--app`` applied; the application is loaded once here to fail early."""
+    settings = load_settings(**({"app": app_spec} if app_spec else {}))
+    _application(settings.app)
     settings.payload_codec()  # unusable keys raise SettingError before anything connects
     from relayflow.kafka_clients import KafkaClients  # noqa: PLC0415
 
     KafkaClients(settings)  # loads the TLS files now: a bad key stops us before Temporal
+    from relayflow.tracing import tracer_provider  # noqa: PLC0415
+
+    tracer_provider(settings)  # a bad OTEL_TRACES_EXPORTER stops us here too
     return settings
 
 
@@ -469,7 +481,8 @@ def demo(
 
     from relayflow import devstack  # noqa: PLC0415
     from relayflow.bootstrap import running  # noqa: PLC0415
-    from relayflow.demo import run_demo  # noqa: PLC0415
+    from relayflow.demo import run_demo, where_to_look  # noqa: PLC0415
+    from relayflow.monitoring import monitored  # noqa: PLC0415
     from relayflow.reference import APP  # noqa: PLC0415
 
     settings = load_settings()
@@ -478,16 +491,17 @@ def demo(
     devstack.up(settings)
     log_file = settings.data_dir / "demo.log"
     # Bridge and worker log to a file so the live table stays readable.
-    logging.basicConfig(
-        filename=log_file,
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    from relayflow.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings, filename=str(log_file))
     console.print(f"bridge and worker running in this process; their log: {log_file}")
 
     async def main() -> bool:
         try:
-            async with running(settings, APP) as services:
+            async with monitored(settings, "bridge_http_port") as monitoring, running(
+                    settings, APP, monitoring=monitoring) as services:
+                for line in where_to_look(settings, monitoring.endpoints.port):
+                    console.print(line)
                 demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout,
                                                     console=console))
                 # A service that dies ends the demo at once, with its error, not a timeout.
@@ -507,6 +521,71 @@ def demo(
     )
     console.print("the stack keeps running: `relayflow dev status`, `relayflow dev down`")
     raise typer.Exit(0 if ok else 1)
+
+
+
+class _DocumentFormat(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
+
+
+@app.command()
+def asyncapi(
+    app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP),
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="Write the document to this file (default: stdout)."),
+    document_format: _DocumentFormat | None = typer.Option(
+        None, "--format", help="yaml or json (default: json for a .json output, else yaml)."),
+    *,
+    defaults: bool = typer.Option(
+        False, "--defaults",
+        help="Describe a deployment with default settings, ignoring RELAYFLOW_* variables "
+             "(what the committed docs/asyncapi.yaml holds)."),
+    serve: bool = typer.Option(
+        False, "--serve",
+        help="Serve it as an HTML page (and /asyncapi.yaml, /asyncapi.json) until stopped."),
+    host: str = typer.Option("127.0.0.1", help="Interface --serve listens on."),
+    port: int = typer.Option(8090, help="TCP port --serve listens on (0: any free one)."),
+) -> None:
+    """Write the application's Kafka contract as an AsyncAPI 3.0 document, or serve it as HTML.
+
+    Every topic the bridge and worker read or write (inputs, outcomes, dead
+    letters, parked keys), with the .avsc schemas as payloads, the key, the
+    headers and the content type; servers, consumer group and framing from
+    the settings.
+    """
+    from relayflow.asyncapi import asyncapi_document, to_json, to_yaml  # noqa: PLC0415
+
+    settings = Settings.model_construct() if defaults else load_settings()
+    if app_spec:
+        settings = settings.model_copy(update={"app": app_spec})
+    document = asyncapi_document(_application(settings.app), settings)
+    if document_format is None:
+        json_output = output is not None and output.suffix == ".json"
+        document_format = _DocumentFormat.JSON if json_output else _DocumentFormat.YAML
+    text = (to_json if document_format is _DocumentFormat.JSON else to_yaml)(document)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    elif not serve:
+        typer.echo(text, nl=False)
+    if serve:
+        _serve_asyncapi(document, host, port)
+
+
+def _serve_asyncapi(document: dict[str, Any], host: str, port: int) -> None:
+    from relayflow.asyncapi_site import AsyncApiSite  # noqa: PLC0415
+
+    try:
+        site = AsyncApiSite(document, host=host, port=port)
+    except OSError as error:
+        typer.echo(f"relayflow: cannot listen on {host}:{port}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"AsyncAPI document of {document['info']['title']} on {site.url} (Ctrl-C stops)")
+    # serve_forever runs here; shutdown must come from another thread.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=site.shutdown).start())
+    with contextlib.suppress(KeyboardInterrupt):
+        site.serve_forever()
 
 
 _mount_dev()

@@ -21,9 +21,7 @@ import hmac
 import json
 import logging
 import re
-import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
@@ -31,6 +29,7 @@ from typing import cast
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from relayflow.background_http import BackgroundHTTPServer
 from relayflow.payload_codec import EncryptionCodec, PayloadDecryptionError
 
 __all__ = ["MAX_BODY_BYTES", "CodecServer"]
@@ -150,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.OK, json_format.MessageToJson(result, indent=None))
 
 
-class CodecServer:
+class CodecServer(BackgroundHTTPServer):
     """An HTTP codec server for ``codec``, bound as soon as it is built.
 
     Args:
@@ -163,38 +162,9 @@ class CodecServer:
 
     def __init__(self, codec: EncryptionCodec, *, host: str = "127.0.0.1", port: int = 8081,
                  token: str | None = None, origins: Collection[str] = ()) -> None:
-        self._server = _Server((host, port), codec, token, origins)
+        super().__init__(_Server((host, port), codec, token, origins), name="codec-server")
 
     def __repr__(self) -> str:
         """Where it listens; never the token."""
         return f"CodecServer({self.url!r})"
 
-    @property
-    def url(self) -> str:
-        """The endpoint to give ``temporal --codec-endpoint`` and the UI."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def serve_forever(self) -> None:
-        """Answer requests until ``shutdown`` (from another thread)."""
-        self._server.serve_forever()
-
-    def shutdown(self) -> None:
-        """Stop ``serve_forever`` and close the socket.
-
-        Call it from another thread than ``serve_forever``'s, or after that has
-        returned; it waits for the loop, so never before it started.
-        """
-        self._server.shutdown()
-        self._server.server_close()
-
-    @contextmanager
-    def serving(self) -> Iterator[str]:
-        """Serve from a background thread while the block runs; yields ``url``."""
-        thread = threading.Thread(target=self.serve_forever, name="codec-server", daemon=True)
-        thread.start()
-        try:
-            yield self.url
-        finally:
-            self.shutdown()
-            thread.join()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 import uuid
@@ -54,7 +55,7 @@ from schemas.topics import (
     ORDERS_OUTCOMES,
 )
 
-__all__ = ["BatchWatch", "Scenario", "build_scenarios", "run_demo"]
+__all__ = ["BatchWatch", "Scenario", "build_scenarios", "run_demo", "where_to_look"]
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,33 @@ class _Watch:
                                        causation_id=str(request.event_id))
                     await self.producer.send_and_wait(APPROVALS_DECISIONS, answer.value,
                                                       key=answer.key, headers=answer.headers)
+
+
+def where_to_look(settings: Settings, http_port: int | None) -> list[str]:
+    """Where an operator looks while the demo runs: metrics, health, traces, the Temporal UI.
+
+    Args:
+        settings: The demo's settings (ports, tracing).
+        http_port: The port the process's endpoints were bound to; None if not served.
+    """
+    host = "127.0.0.1" if settings.http_host in {"0.0.0.0", "::", ""} else settings.http_host  # noqa: S104
+    lines = []
+    if http_port is not None:
+        base = f"http://{host}:{http_port}"
+        lines += [f"metrics: {base}/metrics",
+                  f"health:  {base}/health/live  {base}/health/ready"]
+    if settings.temporal_metrics_port >= 0:
+        lines.append(f"Temporal SDK metrics: http://{host}:{settings.temporal_metrics_port}/metrics")
+    if settings.tracing:
+        exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+        endpoint = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                    or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    or "the OTLP default (localhost:4317)")
+        lines.append(f"traces:  exported ({exporter}) to {endpoint}")
+    else:
+        lines.append("traces:  off (RELAYFLOW_TRACING=true and OTEL_* turn them on)")
+    lines.append(f"Temporal UI: {settings.temporal_ui_url}")
+    return lines
 
 
 async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,

@@ -57,7 +57,8 @@ def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., A
         approver=settings.approver,
         escalation_approver=settings.escalation_approver,
     ))
-    batches = BatchActivities(store, history_event_limit=settings.batch_history_event_limit)
+    batches = BatchActivities(store, history_event_limit=settings.batch_history_event_limit,
+                              metrics=resources.metrics)
     return [*OrderActivities(store).all(), policy.approval_policy, *batches.all()]
 
 

@@ -205,6 +205,21 @@ class Settings(BaseSettings):
             ``RELAYFLOW_KAFKA_SASL_PASSWORD``) whose contents are those settings
             (Docker's and Kubernetes' mounted secrets); variables set win. Read
             from the environment only.
+        tracing: Export OpenTelemetry spans (``relayflow.tracing``), configured by
+            the standard ``OTEL_*`` variables; off by default, costing nothing.
+        log_format: ``json`` (one object a line) or ``console`` (readable lines);
+            unset: ``json`` unless stderr is a terminal (``relayflow.logs``).
+        bridge_http_port: Port of the bridge's HTTP endpoints (``/metrics``,
+            ``/health/live``, ``/health/ready``); ``relayflow run`` serves the
+            worker's there too. 0 picks a free port (logged); -1 serves none.
+        worker_http_port: Port of the worker's HTTP endpoints, as ``bridge_http_port``.
+        http_host: Address those endpoints listen on.
+        temporal_metrics_port: Port of the Temporal SDK's own Prometheus
+            endpoint (``temporal_*`` metrics, served by the SDK's runtime on
+            ``http_host``) in bridge and worker processes; -1 serves none.
+        ready_outage_grace_seconds: ``/health/ready`` answers 503 once an
+            outage of a dependency (Temporal, Kafka, the schema registry) has
+            held records or outcomes back for this long.
         operator_timeout_seconds: How long an operator command (``send``,
             ``tail``, ``decide``, ``status``, ``top``, ``approvals``, ``dlq``)
             waits for each answer of Kafka, Temporal, a worker (queries) or a
@@ -212,10 +227,6 @@ class Settings(BaseSettings):
         temporal_ui_base_url: The Temporal web UI as operators reach it (e.g.
             ``https://temporal.example.com``), for the links ``relayflow status``
             prints; default the dev stack's (``temporal_ui_port`` on 127.0.0.1).
-        bridge_http_port: Port of the bridge's HTTP server (``/metrics``,
-            health); ``relayflow top`` reads its metrics there by default.
-        worker_http_port: Port of the worker's HTTP server; ``relayflow top``
-            reads its metrics there by default.
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -283,13 +294,20 @@ class Settings(BaseSettings):
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
     secrets_dir: Path | None = None
+    # Observability: tracing and log format (README, "Operating relayflow").
+    tracing: bool = False
+    log_format: Literal["json", "console"] | None = None
+
+    # Operating: the HTTP endpoints (relayflow.monitoring) and the Temporal SDK's metrics.
+    bridge_http_port: int = Field(default=9400, ge=-1, le=65535)
+    worker_http_port: int = Field(default=9401, ge=-1, le=65535)
+    http_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
+    temporal_metrics_port: int = Field(default=9402, ge=-1, le=65535)
+    ready_outage_grace_seconds: float = Field(default=30.0, ge=0)
 
     # Operator commands (relayflow.operate).
     operator_timeout_seconds: float = Field(default=10.0, gt=0)
     temporal_ui_base_url: str | None = None
-    # The observability endpoints of /work/notes/metrics_contract.md (served by the metrics work).
-    bridge_http_port: int = 9400
-    worker_http_port: int = 9401
 
     @classmethod
     def settings_customise_sources(
@@ -308,6 +326,14 @@ class Settings(BaseSettings):
         if not Path(folder).is_dir():
             raise SettingError(f"{_SECRETS_DIR}: {folder} is not a folder")
         return init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls, folder)
+
+    @field_validator("temporal_metrics_port")
+    @classmethod
+    def _fixed_port(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("the Temporal SDK does not tell which port it picked: "
+                             "give a port, or -1 for none")
+        return value
 
     @field_validator("kafka_dev_brokers")
     @classmethod

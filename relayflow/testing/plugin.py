@@ -22,6 +22,12 @@ Installed with relayflow (entry point ``pytest11``: ``relayflow``). Fixtures:
     own task queue and consumer group; the group starts at the input topics'
     current end. Yields their Settings. The application's topics are created
     when missing.
+``relayflow_tracer_provider`` (session)
+    The OpenTelemetry tracer provider ``relayflow_system`` traces with; None
+    (the default) leaves tracing to the settings (off unless
+    ``RELAYFLOW_TRACING``). Override it in a test module (scope ``module``)
+    with an SDK provider, e.g. one with an ``InMemorySpanExporter``, to check
+    the spans.
 ``relayflow_kafka`` (function)
     A ``relayflow.testing.kafka.AppKafka``: ``await send(event)`` to the topic
     its route reads, ``await wait_for(EventType, key=...)`` on the output
@@ -44,11 +50,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 import pytest
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from relayflow.application import Application
     from relayflow.settings import Settings
     from relayflow.testing.kafka import AppKafka
 
-__all__ = ["relayflow_app", "relayflow_kafka", "relayflow_stack", "relayflow_system"]
+__all__ = ["relayflow_app", "relayflow_kafka", "relayflow_stack", "relayflow_system",
+           "relayflow_tracer_provider"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -87,13 +96,21 @@ def relayflow_app() -> Application:
     return APP
 
 
+@pytest.fixture(scope="session")
+def relayflow_tracer_provider() -> TracerProvider | None:
+    """No tracer provider of the tests' own: tracing as the settings say."""
+    return None
+
+
 @_async_fixture(scope="module")
-async def relayflow_system(relayflow_stack: Settings,
-                           relayflow_app: Application) -> AsyncIterator[Settings]:
+async def relayflow_system(relayflow_stack: Settings, relayflow_app: Application,
+                           relayflow_tracer_provider: TracerProvider | None,
+                           ) -> AsyncIterator[Settings]:
     """The application's bridge and worker, running in this process; yields their settings."""
     from relayflow.testing.system import running_system  # noqa: PLC0415
 
-    async with running_system(relayflow_stack, relayflow_app) as settings:
+    async with running_system(relayflow_stack, relayflow_app,
+                              tracer_provider=relayflow_tracer_provider) as settings:
         yield settings
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "KAFKA_IMAGE",
     "LOCAL_STACKS",
     "TEMPORAL_IMAGE",
+    "TEST_PORTS",
     "docker_available",
     "ensure_app_topics",
     "external_stack",
@@ -47,6 +48,12 @@ __all__ = [
     "session_stack",
     "testcontainers_stack",
 ]
+
+TEST_PORTS: dict[str, int] = {"bridge_http_port": 0, "worker_http_port": 0,
+                              "temporal_metrics_port": -1}
+"""What the session's settings serve: each process's endpoints on a free port (sessions and
+processes run side by side), and no Temporal SDK metrics port (one per process; a test that
+wants it picks a free port itself)."""
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 """Kafka image of the testcontainers stack."""
@@ -258,10 +265,10 @@ def session_stack(rootdir: Path, store_dir: Path) -> Iterator[Settings]:
     """
     mode = os.environ.get("RELAYFLOW_TEST_STACK", "auto")
     if mode == "external":
-        yield external_stack()
+        yield external_stack().model_copy(update=TEST_PORTS)
     elif mode == "docker" or (mode == "auto" and docker_available()):
         with testcontainers_stack(store_dir) as settings:
-            yield settings
+            yield settings.model_copy(update=TEST_PORTS)
     else:
         with local_stack(rootdir / ".relayflow-test", store_dir) as settings:
-            yield settings
+            yield settings.model_copy(update=TEST_PORTS)

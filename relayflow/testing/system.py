@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from relayflow.testing.stacks import ensure_app_topics
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from relayflow.application import Application
     from relayflow.settings import Settings
 
@@ -31,7 +33,8 @@ def isolated(stack: Settings, prefix: str = "it", **update: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_system(stack: Settings, app: Application,
+async def running_system(stack: Settings, app: Application, *,
+                         tracer_provider: TracerProvider | None = None,
                          **update: Any) -> AsyncIterator[Settings]:
     """Bridge and worker of ``app`` in this process, on their own task queue and consumer group.
 
@@ -42,6 +45,8 @@ async def running_system(stack: Settings, app: Application,
     Args:
         stack: The session's Kafka and Temporal.
         app: The application to run.
+        tracer_provider: Trace bridge and worker with this provider (default: as
+            the settings say).
         **update: Further settings (e.g. ``schema_registry_url``).
 
     Yields:
@@ -53,5 +58,5 @@ async def running_system(stack: Settings, app: Application,
     settings = isolated(stack, **update)
     await asyncio.to_thread(ensure_app_topics, settings, app.all_topics())
     await start_group_at_end(settings, settings.kafka_consumer_group, app.input_topics)
-    async with running(settings, app):
+    async with running(settings, app, tracer_provider=tracer_provider):
         yield settings

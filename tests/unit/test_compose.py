@@ -52,7 +52,7 @@ SECRET_SETTINGS = {f"RELAYFLOW_{name.upper()}" for name, f in Settings.model_fie
 
 def test_services_are_all_there() -> None:
     assert set(SERVICES) == {"kafka", "kafka-init", "postgresql", "temporal", "temporal-ui",
-                             "worker", "bridge"}
+                             "worker", "bridge", "prometheus", "grafana"}
 
 
 def test_published_ports_match_the_default_settings() -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from relayflow.demo import BatchWatch
+import pytest
+
+from relayflow.demo import BatchWatch, where_to_look
+from relayflow.settings import Settings
 from schemas import BatchCompleted, BatchProgress
 
 
@@ -36,3 +39,18 @@ def test_progress_moves_the_bar_and_only_the_exact_counts_complete_the_batch() -
     watch.observe(_progress(watch, 90, 10, final=True))
     assert watch.done
     assert _completed(watch) == 100
+
+
+def test_the_demo_says_where_metrics_health_traces_and_the_ui_are(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    lines = "\n".join(where_to_look(Settings(tracing=True, temporal_ui_port=8233), 9400))
+    assert "metrics: http://127.0.0.1:9400/metrics" in lines
+    assert "http://127.0.0.1:9400/health/live" in lines
+    assert "http://127.0.0.1:9400/health/ready" in lines
+    assert "Temporal SDK metrics: http://127.0.0.1:9402/metrics" in lines
+    assert "traces:  exported (otlp) to http://collector:4317" in lines
+    assert "Temporal UI: http://127.0.0.1:8233" in lines
+    quiet = where_to_look(Settings(temporal_metrics_port=-1), None)
+    assert not any("metrics" in line or "health" in line for line in quiet)
+    assert any(line.startswith("traces:  off") for line in quiet)

@@ -31,7 +31,8 @@ def test_pytest_loaded_it_and_its_app_is_relayflows_own(request: pytest.FixtureR
     assert request.config.pluginmanager.get_plugin("relayflow") is plugin
     assert request.getfixturevalue("relayflow_app") is REFERENCE
     assert set(plugin.__all__) == {"relayflow_stack", "relayflow_app", "relayflow_system",
-                                   "relayflow_kafka"}
+                                   "relayflow_kafka", "relayflow_tracer_provider"}
+    assert request.getfixturevalue("relayflow_tracer_provider") is None  # tracing as set
 
 
 def test_importing_the_plugin_pulls_in_no_client_library() -> None:

@@ -1,0 +1,132 @@
+"""What one record's handling is observed through: its consume span and its log context.
+
+Every log line written while a record is handled (by the bridge, or by a
+library it calls) carries the record's ``topic``, ``partition``, ``offset``,
+``key``, ``event_id``, ``workflow_id`` and ``trace_id``, bound as structlog
+context variables (the process's log configuration merges them into each
+line; without it they cost a few microseconds and show nowhere).
+
+With a tracer, each record also gets a CONSUMER span, ``process <topic>``,
+whose parent is the producer's span from the record's ``traceparent`` header
+(W3C trace context). It is current while the record is handled, so the
+Temporal client's interceptor makes its StartWorkflow / SignalWorkflow span a
+child of it. Neither FastStream's telemetry middleware (one span per fetched
+batch, in a new trace) nor the aiokafka instrumentation (receive spans ended
+before the handler runs) gives a span per record that the Temporal call can
+continue, so the bridge opens it with the OpenTelemetry API. Without a tracer
+(tracing off) no span is made at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from structlog.contextvars import bind_contextvars, bound_contextvars
+
+from bridge.consumed import ConsumedRecord
+from bridge.routes import Route
+from schemas.headers import EVENT_ID
+
+__all__ = ["DLQ_REASON_ATTRIBUTE", "RecordObserver", "RecordScope"]
+
+DLQ_REASON_ATTRIBUTE = "relayflow.dlq.reason"
+"""Span attribute of a dead-lettered record: the ``dlq-reason`` header's value."""
+
+_Headers = Sequence[tuple[str, bytes | None]]
+
+
+class _HeaderGetter(Getter[_Headers]):
+    """Reads Kafka headers (raw bytes, maybe None) for the OpenTelemetry propagator."""
+
+    def get(self, carrier: _Headers, key: str) -> list[str] | None:
+        found = [v.decode(errors="replace") for k, v in carrier if k == key and v is not None]
+        return found or None
+
+    def keys(self, carrier: _Headers) -> list[str]:
+        return [k for k, _ in carrier]
+
+
+_GETTER = _HeaderGetter()
+# The contract's header is W3C ``traceparent`` whatever OTEL_PROPAGATORS says.
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordScope:
+    """The span of the record being handled (a non-recording one when tracing is off)."""
+
+    span: trace.Span
+
+    def routed(self, route: Route, workflow_id: str, event_id: str) -> None:
+        """The record decoded and routed: its workflow id joins the log context."""
+        bind_contextvars(workflow_id=workflow_id, event_id=event_id)
+        if self.span.is_recording():
+            self.span.set_attributes({
+                "messaging.message.id": event_id,
+                "relayflow.route.action": str(route.action),
+                "relayflow.workflow.type": route.workflow,
+                "relayflow.workflow.id": workflow_id,
+            })
+
+    def done(self, result: str) -> None:
+        """Temporal's answer (``started``, ``signalled``, ...) for the span."""
+        if self.span.is_recording():
+            self.span.set_attribute("relayflow.result", result)
+
+    def dead_lettered(self, reason: str, error: str) -> None:
+        """The record went to the DLQ: the span says why and ends in error."""
+        if self.span.is_recording():
+            self.span.set_attribute(DLQ_REASON_ATTRIBUTE, reason)
+            self.span.add_event("dead-lettered", {DLQ_REASON_ATTRIBUTE: reason,
+                                                  "relayflow.dlq.error": error})
+            self.span.set_status(Status(StatusCode.ERROR, f"{reason}: {error}"))
+
+
+class RecordObserver:
+    """Opens the scope every record is handled in.
+
+    Args:
+        tracer: Makes the consume spans; None (tracing off) makes none.
+        group: The consumer group, for the spans.
+    """
+
+    def __init__(self, tracer: trace.Tracer | None = None, *, group: str = "") -> None:
+        self._tracer = tracer
+        self._group = group
+
+    @contextmanager
+    def scope(self, record: ConsumedRecord) -> Iterator[RecordScope]:
+        """Bind the record's log context, and open its span when tracing is on."""
+        parent = _PROPAGATOR.extract(record.headers, getter=_GETTER)
+        producer = trace.get_current_span(parent).get_span_context()
+        key = None if record.key is None else record.key.decode(errors="replace")
+        event_id = next((v.decode(errors="replace") for k, v in record.headers
+                         if k == EVENT_ID and v is not None), None)
+        with bound_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset, key=key,
+            event_id=event_id, workflow_id=None,
+            trace_id=trace.format_trace_id(producer.trace_id) if producer.is_valid else None,
+        ):
+            if self._tracer is None:
+                yield RecordScope(trace.INVALID_SPAN)
+                return
+            attributes: dict[str, str | int] = {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+                "messaging.consumer.group.name": self._group,
+            }
+            if key is not None:
+                attributes["messaging.kafka.message.key"] = key
+            with self._tracer.start_as_current_span(
+                    f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER,
+                    attributes=attributes) as span:
+                yield RecordScope(span)
