@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
@@ -19,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperGroup
 
+from relayflow.operate.commands import OUTPUT, TIMEOUT, Output, emit_json, seconds_of
+from relayflow.operate.commands import register as _register_operator_commands
+from relayflow.operate.errors import OperatorError
 from relayflow.settings import SettingError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -26,16 +32,47 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
+_TEMPORAL_BRIDGE = "temporalio.bridge.temporal_sdk_bridge"
+"""The Temporal SDK's native module (loaded with ``temporalio.client``)."""
+
 
 class _Commands(TyperGroup):
     """relayflow's commands: a bad or refused setting ends one with its message, no traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run as the ``relayflow`` program (tests call ``main`` instead, and are not affected).
+
+        Once the Temporal SDK is loaded, the process ends without interpreter
+        teardown, after flushing its output and logs: the SDK's threads may
+        still be finishing a call's callback, and tearing down under them
+        aborts the process (temporalio/sdk-python#300), losing the exit status.
+        """
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as done:
+            if _TEMPORAL_BRIDGE not in sys.modules:
+                raise
+            code = done.code
+            if isinstance(code, str):
+                print(code, file=sys.stderr)  # noqa: T201 - what sys.exit would print
+            logging.shutdown()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except SettingError as error:
-            typer.echo(f"relayflow: {error}", err=True)
-            raise typer.Exit(2) from None
+            message, code = str(error), 2
+        except OperatorError as error:  # not found (1), bad input (2), no answer (3)
+            message, code = str(error), error.exit_code
+            # Let go of what the failed command's frames hold now, a Temporal client above
+            # all: one dropped at interpreter exit can abort it (temporalio/sdk-python#300).
+            traceback.clear_frames(error.__traceback__)
+        typer.echo(f"relayflow: {message}", err=True)
+        raise typer.Exit(code)
 
 
 app = typer.Typer(
@@ -140,42 +177,73 @@ def run(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -> N
 
 
 @app.command()
-def approvals() -> None:
+def approvals(output: Output = OUTPUT, timeout: float | None = TIMEOUT) -> None:
     """List orders waiting for a person's approval: who may decide, since when, until when.
 
-    Also the decisions each saga refused because their sender was not asked.
+    Sagas on RELAYFLOW_TASK_QUEUE only (the deployment whose workers answer);
+    also the decisions each saga refused because their sender was not asked.
+    Exit 3 when Temporal, or a worker for some saga's query, did not answer.
     """
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from relayflow.bootstrap import connect_temporal  # noqa: PLC0415
-    from relayflow.pending_approvals import COLUMNS, pending_approvals  # noqa: PLC0415
+    from relayflow.operate.deadlines import (  # noqa: PLC0415
+        connected_temporal,
+        listing_and_queries,
+        temporal_answers,
+    )
+    from relayflow.pending_approvals import (  # noqa: PLC0415
+        COLUMNS,
+        PendingApproval,
+        SagasUnanswered,
+        pending_approvals,
+    )
 
     settings = load_settings()
+    seconds = seconds_of(timeout, settings)
 
-    async def load() -> list[tuple[str, ...]]:
-        client = await connect_temporal(settings)
-        return [p.cells() for p in await pending_approvals(client)]
+    async def load() -> tuple[list[PendingApproval], SagasUnanswered | None]:
+        client = await connected_temporal(settings, seconds)
+        try:
+            async with temporal_answers(settings, listing_and_queries(seconds)):
+                return await pending_approvals(client, seconds=seconds,
+                                               task_queue=settings.task_queue), None
+        except SagasUnanswered as silent:
+            return silent.answered, silent
 
-    rows = asyncio.run(load())
-    table = Table(title=f"pending approvals ({len(rows)}); answer with ApprovalDecided on "
-                        "approvals.decisions, decided_by one of 'may decide' or "
-                        "<approver>/<person>")
-    for column in COLUMNS:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    pending, silent = asyncio.run(load())
+    if output is Output.JSON:
+        emit_json([{"workflow_id": p.workflow_id, **p.state.model_dump(mode="json")}
+                   for p in pending])
+    else:
+        counted = (f"{len(pending)}" if silent is None else
+                   f"{len(pending)} among the sagas that answered; "
+                   f"{len(silent.workflow_ids)} did not")
+        table = Table(title=f"pending approvals ({counted}); answer with relayflow decide "
+                            "ORDER approve|reject --by WHO (an ApprovalDecided on "
+                            "approvals.decisions), WHO one of 'may decide' or "
+                            "<approver>/<person>")
+        for column in COLUMNS:
+            table.add_column(column)
+        for p in pending:
+            table.add_row(*p.cells())
+        Console().print(table)
+    if silent is not None:
+        raise silent
 
 
 @app.command("batch-failures")
-def batch_failures(batch_id: str = typer.Argument(help="The batch's id.")) -> None:
+def batch_failures(batch_id: str = typer.Argument(help="The batch's id."),
+                   output: Output = OUTPUT) -> None:
     """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref)."""
     from activities.store import Store  # noqa: PLC0415
 
     settings = load_settings()
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     failures = store.failed_items(batch_id)
+    if output is Output.JSON:
+        emit_json([{"item_id": item_id, "reason": reason} for item_id, reason in failures])
+        return
     for item_id, reason in failures:
         typer.echo(f"{item_id}\t{reason}")
     typer.echo(f"{len(failures)} failed item(s) in batch {batch_id}", err=True)
@@ -199,22 +267,42 @@ def _key(key: str, *, hex_key: bool) -> bytes:
 def dlq_list(
     topic: list[str] = typer.Option(None, help="Source topic(s); default every input topic."),
     limit: int = typer.Option(50, help="Show the newest this many dead letters."),
+    output: Output = OUTPUT,
+    timeout: float | None = TIMEOUT,
 ) -> None:
     """Dead letters (newest last) and the parked keys."""
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from relayflow.dlq_admin import parked_keys, read_dead_letters  # noqa: PLC0415
+    from bridge.parking import ParkEntry  # noqa: PLC0415
+    from relayflow.dlq_admin import DeadLetter, parked_keys, read_dead_letters  # noqa: PLC0415
+    from relayflow.operate.deadlines import kafka_answers  # noqa: PLC0415
+    from relayflow.operate.records import shown  # noqa: PLC0415
 
     settings = load_settings()
-    letters = asyncio.run(read_dead_letters(settings, topic or None))
-    parked = asyncio.run(parked_keys(settings))
+
+    async def load() -> tuple[list[DeadLetter], dict[tuple[str, bytes], ParkEntry]]:
+        async with kafka_answers(settings, seconds_of(timeout, settings)):
+            return await read_dead_letters(settings, topic or None), await parked_keys(settings)
+
+    letters, parked = asyncio.run(load())
+    newest = letters[-limit:]
+    if output is Output.JSON:
+        codec = settings.codec()
+
+        async def decoded() -> list[dict[str, object]]:
+            return [(await shown(d, codec)).as_json() for d in newest]
+
+        emit_json({"dead_letters_total": len(letters), "dead_letters": asyncio.run(decoded()),
+                   "parked_keys": [{"topic": source, "key": key.decode(errors="replace"),
+                                    **entry.model_dump(mode="json")}
+                                   for (source, key), entry in sorted(parked.items())]})
+        return
     console = Console()
-    shown = letters[-limit:]
-    table = Table(title=f"dead letters: {len(letters)} (showing the last {len(shown)})")
+    table = Table(title=f"dead letters: {len(letters)} (showing the last {len(newest)})")
     for column in ("dlq record", "key", "reason", "event type", "source", "failed at", "error"):
         table.add_column(column)
-    for d in shown:
+    for d in newest:
         table.add_row(d.coordinates, repr(d.key), d.reason, d.event_type,
                       "{}[{}]@{}".format(*d.source), d.failed_at, d.error[:80])
     console.print(table)
@@ -235,31 +323,54 @@ def dlq_show(
     dlq_topic: str = typer.Argument(help="The DLQ topic, e.g. orders.events.dlq."),
     partition: int = typer.Argument(help="Partition."),
     offset: int = typer.Argument(help="Offset."),
+    output: Output = OUTPUT,
+    timeout: float | None = TIMEOUT,
 ) -> None:
     """One dead letter: headers, and the event if its value decodes."""
     from relayflow.dlq_admin import read_dead_letters  # noqa: PLC0415
-    from schemas.codec import DecodeError  # noqa: PLC0415
+    from relayflow.operate.deadlines import NotFound, kafka_answers  # noqa: PLC0415
+    from relayflow.operate.records import ShownRecord, shown  # noqa: PLC0415
     from schemas.topics import DLQ_SUFFIX  # noqa: PLC0415
 
     settings = load_settings()
     source = dlq_topic.removesuffix(DLQ_SUFFIX)
-    letters = asyncio.run(read_dead_letters(settings, [source], partition=partition,
-                                            from_offset=offset))
-    found = next((d for d in letters if d.offset == offset), None)
-    if found is None:
-        typer.echo(f"no record at {dlq_topic}/{partition}/{offset}", err=True)
-        raise typer.Exit(1)
+
+    async def load() -> ShownRecord:
+        async with kafka_answers(settings, seconds_of(timeout, settings)):
+            letters = await read_dead_letters(settings, [source], partition=partition,
+                                              from_offset=offset)
+        found = next((d for d in letters if d.offset == offset), None)
+        if found is None:
+            raise NotFound(f"no record at {dlq_topic}/{partition}/{offset}")
+        return await shown(found, settings.codec())
+
+    letter = asyncio.run(load())
+    if output is Output.JSON:
+        emit_json(letter.as_json())
+        return
+    found = letter.record
     typer.echo(f"record   {found.coordinates}")
     typer.echo(f"key      {found.key!r}")
     for name, value in found.headers:
         typer.echo(f"header   {name}: {value.decode(errors='replace')}")
-    value = found.value or b""
-    try:
-        event = settings.codec().decode(value)
-    except (DecodeError, OSError) as error:
-        typer.echo(f"value    {len(value)} bytes, not decodable ({error}): {value[:64]!r}")
+    if letter.event is None:
+        value = found.value or b""
+        typer.echo(f"value    {len(value)} bytes, not decodable ({letter.problem}): "
+                   f"{value[:64]!r}")
     else:
-        typer.echo(f"event    {event.model_dump_json(indent=2)}")
+        typer.echo(f"event    {letter.event.model_dump_json(indent=2)}")
+
+
+def _kafka_answering(settings: Settings, topic: str, timeout: float | None) -> None:
+    """Raise ``Unanswered`` unless Kafka answers (before work that must not stop half-way)."""
+    from relayflow.kafka_reads import partitions_of  # noqa: PLC0415
+    from relayflow.operate.deadlines import kafka_answers  # noqa: PLC0415
+
+    async def ask() -> None:
+        async with kafka_answers(settings, seconds_of(timeout, settings)):
+            await partitions_of(settings, [topic])
+
+    asyncio.run(ask())
 
 
 @dlq_app.command("replay")
@@ -270,12 +381,15 @@ def dlq_replay(
     hex_key: bool = typer.Option(False, "--hex", help="KEY is hex."),
     parked_only: bool = typer.Option(
         False, help="Skip the record that parked the key; replay the ones parked after it."),
+    timeout: float | None = TIMEOUT,
 ) -> None:
     """Copy a parked key's dead letters back to its topic, in order; then it flows again."""
     from relayflow.dlq_admin import replay  # noqa: PLC0415
 
     raw = _key(key, hex_key=hex_key)
-    result = asyncio.run(replay(load_settings(), topic, raw, parked_only=parked_only))
+    settings = load_settings()
+    _kafka_answering(settings, topic, timeout)  # a replay is not cut short by a timeout
+    result = asyncio.run(replay(settings, topic, raw, parked_only=parked_only))
     for letter in result.copied:
         typer.echo(f"replayed {letter.coordinates} ({letter.reason}, {letter.event_type})")
     typer.echo({
@@ -293,11 +407,14 @@ def dlq_release(
     key: str = typer.Argument(help=_KEY_HELP),
     *,
     hex_key: bool = typer.Option(False, "--hex", help="KEY is hex."),
+    timeout: float | None = TIMEOUT,
 ) -> None:
     """Let a parked key flow again without replaying; its dead letters stay on the DLQ."""
     from relayflow.dlq_admin import release  # noqa: PLC0415
 
-    entry = asyncio.run(release(load_settings(), topic, _key(key, hex_key=hex_key)))
+    settings = load_settings()
+    _kafka_answering(settings, topic, timeout)
+    entry = asyncio.run(release(settings, topic, _key(key, hex_key=hex_key)))
     typer.echo("released" if entry else "the key is not parked; nothing to do")
 
 
@@ -472,3 +589,4 @@ def _serve_asyncapi(document: dict[str, Any], host: str, port: int) -> None:
 
 
 _mount_dev()
+_register_operator_commands(app)

@@ -6,11 +6,12 @@ For operator tools, checks, fault tests and benchmarks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
-from aiokafka import TopicPartition
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from relayflow.kafka_clients import KafkaClients
 from relayflow.settings import Settings
@@ -27,13 +28,18 @@ from schemas.topics import INPUT_TOPICS
 
 __all__ = [
     "StoredRecord",
+    "beginning_offsets",
     "commit_group",
     "committed_to_end",
     "end_offsets",
     "partition_counts",
     "partitions_of",
+    "read_key",
     "read_records",
+    "record_counts",
     "start_group_at_end",
+    "stored",
+    "stream_records",
 ]
 
 
@@ -48,6 +54,7 @@ class StoredRecord:
         key: The key.
         value: The value.
         headers: Every header with a value, in order.
+        timestamp: The record's timestamp (ms since the epoch), when read with it.
     """
 
     topic: str
@@ -56,6 +63,7 @@ class StoredRecord:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
+    timestamp: int | None = None
 
     def header(self, name: str) -> str:
         """A header as text ('' when absent; the first occurrence counts)."""
@@ -109,6 +117,33 @@ async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[Topic
     return [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)]
 
 
+async def beginning_offsets(settings: Settings,
+                            partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The current log-start offset of each partition (records before it were deleted)."""
+    wanted = list(partitions)
+    if not wanted:
+        return {}
+    async with KafkaClients(settings).started_consumer() as consumer:
+        return dict(await consumer.beginning_offsets(wanted))
+
+
+async def record_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """How many records each of ``topics`` holds now (log end minus log start, summed).
+
+    Exact for topics that are not compacted; a topic that does not exist is left out.
+    """
+    partitions = await partitions_of(settings, topics)
+    counts = dict.fromkeys(dict.fromkeys(tp.topic for tp in partitions), 0)
+    if not partitions:
+        return counts
+    async with KafkaClients(settings).started_consumer() as consumer:
+        firsts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    for tp in partitions:
+        counts[tp.topic] += ends[tp] - firsts[tp]
+    return counts
+
+
 async def end_offsets(settings: Settings,
                       partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """The current log-end offset of each partition."""
@@ -141,17 +176,80 @@ async def read_records(settings: Settings, topics: Iterable[str], *,
     async with KafkaClients(settings).started_consumer(enable_auto_commit=False) as consumer:
         consumer.assign(wanted)
         ends = await consumer.end_offsets(wanted)
-        for tp in wanted:
-            consumer.seek(tp, from_offset if partition is not None else 0)
-        found: list[StoredRecord] = []
-        while [tp for tp in wanted if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                found += [
-                    StoredRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
-                                 tuple((n, v) for n, v in r.headers if v is not None))
-                    for r in records if r.offset < ends[tp]
-                ]
+        starts = dict.fromkeys(wanted, from_offset if partition is not None else 0)
+        found = [r async for r in stream_records(consumer, starts, until=ends)]
         return sorted(found, key=lambda d: (d.topic, d.partition, d.offset))
+
+
+async def read_key(settings: Settings, topics: Iterable[str], key: bytes, *,
+                   since_ms: int | None = None) -> list[StoredRecord]:
+    """The records with ``key`` now in ``topics``, reading one partition of each.
+
+    Only the partition Kafka's default partitioner (murmur2, every client's
+    default, relayflow's producers' too) puts ``key`` in is read.
+
+    Args:
+        settings: Where Kafka is.
+        topics: The topics.
+        key: The record key.
+        since_ms: Start at the first record of this time (ms since the epoch) or later.
+
+    Returns:
+        Records ordered by topic and offset.
+    """
+    counts = await partition_counts(settings, list(topics))
+    wanted = [TopicPartition(topic, DefaultPartitioner()(key, list(range(count)), []))
+              for topic, count in counts.items()]
+    if not wanted:
+        return []
+    async with KafkaClients(settings).started_consumer(enable_auto_commit=False) as consumer:
+        consumer.assign(wanted)
+        ends = await consumer.end_offsets(wanted)
+        starts = dict(await consumer.beginning_offsets(wanted))
+        if since_ms is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(wanted, since_ms))
+            # None: nothing that new; start at the end.
+            starts = {tp: ends[tp] if at is None else at.offset for tp, at in found.items()}
+        return sorted([r async for r in stream_records(consumer, starts, until=ends)
+                       if r.key == key], key=lambda r: (r.topic, r.offset))
+
+
+def stored(tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> StoredRecord:
+    """A consumed record as a ``StoredRecord`` (headers without a value left out)."""
+    return StoredRecord(tp.topic, tp.partition, record.offset, record.key, record.value,
+                        tuple((n, v) for n, v in record.headers if v is not None),
+                        record.timestamp)
+
+
+async def stream_records(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int], *,
+                         until: Mapping[TopicPartition, int] | None = None,
+                         poll_ms: int = 500) -> AsyncIterator[StoredRecord]:
+    """Records of ``consumer``'s assigned partitions from ``starts``, as they are fetched.
+
+    The consumer has no group (nothing is committed); it must be assigned
+    ``starts``' partitions.
+
+    Args:
+        consumer: A started consumer, assigned.
+        starts: The offset to start at in each partition.
+        until: Stop once each partition reaches this offset (its end at some
+            moment); None: follow for ever (stop by closing the iterator).
+        poll_ms: Longest wait of one fetch.
+
+    Yields:
+        Records in offset order within each partition.
+    """
+    for tp, offset in starts.items():
+        consumer.seek(tp, offset)
+
+    async def open_partitions() -> list[TopicPartition]:
+        return [tp for tp in starts if until is None or await consumer.position(tp) < until[tp]]
+
+    while await open_partitions():
+        for tp, records in (await consumer.getmany(timeout_ms=poll_ms)).items():
+            for record in records:
+                if until is None or record.offset < until[tp]:
+                    yield stored(tp, record)
 
 
 async def commit_group(settings: Settings, group: str,

@@ -220,6 +220,13 @@ class Settings(BaseSettings):
         ready_outage_grace_seconds: ``/health/ready`` answers 503 once an
             outage of a dependency (Temporal, Kafka, the schema registry) has
             held records or outcomes back for this long.
+        operator_timeout_seconds: How long an operator command (``send``,
+            ``tail``, ``decide``, ``status``, ``top``, ``approvals``, ``dlq``)
+            waits for each answer of Kafka, Temporal, a worker (queries) or a
+            metrics endpoint before it says which did not answer and exits 3.
+        temporal_ui_base_url: The Temporal web UI as operators reach it (e.g.
+            ``https://temporal.example.com``), for the links ``relayflow status``
+            prints; default the dev stack's (``temporal_ui_port`` on 127.0.0.1).
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -297,6 +304,10 @@ class Settings(BaseSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
     temporal_metrics_port: int = Field(default=9402, ge=-1, le=65535)
     ready_outage_grace_seconds: float = Field(default=30.0, ge=0)
+
+    # Operator commands (relayflow.operate).
+    operator_timeout_seconds: float = Field(default=10.0, gt=0)
+    temporal_ui_base_url: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -483,7 +494,9 @@ class Settings(BaseSettings):
 
     @property
     def temporal_ui_url(self) -> str:
-        """URL of the Temporal web UI of the local dev stack."""
+        """URL of the Temporal web UI: ``temporal_ui_base_url``, else the local dev stack's."""
+        if self.temporal_ui_base_url:
+            return self.temporal_ui_base_url.rstrip("/")
         return f"http://127.0.0.1:{self.temporal_ui_port}"
 
 

@@ -12,14 +12,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import TopicPartition
 
 from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import StoredRecord, partitions_of
-from schemas.framing import to_record
+from relayflow.kafka_reads import StoredRecord, partitions_of, stored
+from relayflow.kafka_sends import Delivered, input_topic_for, send_event
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
 if TYPE_CHECKING:
@@ -36,25 +35,6 @@ EventT = TypeVar("EventT", bound="Event")
 
 _LISTED = 30
 """Records listed in a timeout message (the most recent ones)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """Where a sent record landed.
-
-    Attributes:
-        topic: The topic.
-        partition: Its partition.
-        offset: The record's offset.
-        key: The record key (the event's business key).
-        event_id: The event's id, as text.
-    """
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-    event_id: str
 
 
 class AppKafka:
@@ -108,14 +88,10 @@ class AppKafka:
             Where it landed.
         """
         self._same_loop()
-        topic = topic or self.topic_for(type(event))
-        await self._codec.prepare_encode(event.avro_name)
-        record = to_record(event, self._codec, correlation_id=correlation_id,
-                           causation_id=causation_id, traceparent=traceparent)
-        metadata = await self._producer.send_and_wait(topic, record.value, key=record.key,
-                                                      headers=record.headers)
-        return Delivered(topic, metadata.partition, metadata.offset, event.key,
-                         str(event.event_id))
+        return await send_event(self._producer, self._codec, event,
+                                topic or self.topic_for(type(event)),
+                                correlation_id=correlation_id, causation_id=causation_id,
+                                traceparent=traceparent)
 
     async def send_bytes(self, topic: str, value: bytes, *, key: str,
                          headers: Sequence[tuple[str, bytes]] = ()) -> Delivered:
@@ -198,11 +174,7 @@ class AppKafka:
                 raise AssertionError(self._nothing_came(wanted, timeout))
             batch = await self._consumer.getmany(timeout_ms=int(min(left, 0.2) * 1000) or 1)
             for tp, records in batch.items():
-                self.arrived += [
-                    StoredRecord(tp.topic, tp.partition, r.offset, r.key, r.value,
-                                 tuple((n, v) for n, v in r.headers if v is not None))
-                    for r in records
-                ]
+                self.arrived += [stored(tp, r) for r in records]
 
     def _nothing_came(self, wanted: str, timeout: float) -> str:
         lines = [f"  {r.coordinates} key={(r.key or b'').decode(errors='replace')!r} "
@@ -222,27 +194,6 @@ class AppKafka:
                 "tests that use the relayflow fixtures in the session loop "
                 '(asyncio_default_test_loop_scope = "session", or '
                 '@pytest.mark.asyncio(loop_scope="session"))')
-
-
-def input_topic_for(app: Application, event_type: type[Event]) -> str:
-    """The one input topic of ``app`` that takes this event type.
-
-    The topic of the routes that take the type; else the input topic whose
-    event list names it.
-
-    Raises:
-        ValueError: No topic or more than one takes the type.
-    """
-    name = event_type.avro_name
-    topics = list(dict.fromkeys(route.topic for route in app.routes
-                                if route.event_type.avro_name == name))
-    if not topics:
-        topics = [t.name for t in app.topics if t.inbound and name in t.events]
-    if len(topics) != 1:
-        why = "no route or input topic takes" if not topics \
-            else f"{len(topics)} topics ({', '.join(topics)}) take"
-        raise ValueError(f"{why} {event_type.__name__} in {app.name}; pass topic= to choose")
-    return topics[0]
 
 
 def _watched(app: Application) -> list[str]:

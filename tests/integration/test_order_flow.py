@@ -215,7 +215,8 @@ async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Sett
     request = CODEC.decode(asked.value)
     assert isinstance(request, ApprovalRequested)
     assert request.approver == system.approver
-    pending = await pending_approvals(await connect_temporal(system))
+    # This system's sagas: another task queue's, without a worker, would keep the query waiting.
+    pending = await pending_approvals(await connect_temporal(system), task_queue=system.task_queue)
     assert f"order-{order.order_id}" in {p.workflow_id for p in pending}
 
     answer = to_record(_decision(request), CODEC, correlation_id=request.correlation_id)
