@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -58,10 +58,13 @@ __all__ = [
     "run_bridge",
     "run_worker",
     "running",
+    "unless_stopped",
     "wait_for_temporal",
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 ACTIVITY_THREADS = 16
 """Threads for synchronous activities, and the worker's concurrent activity limit."""
@@ -223,9 +226,13 @@ def bridge_config(settings: Settings) -> BridgeConfig:
     )
 
 
-async def _unless_stopped(work: Coroutine[Any, Any, Client],
-                          stop: asyncio.Event) -> Client | None:
-    """``work``'s result, or None when ``stop`` is set first (``work`` is cancelled)."""
+async def unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:
+    """``work``'s result (its error raised), or None when ``stop`` is set first (it is cancelled).
+
+    Args:
+        work: What to run.
+        stop: Set it to cancel ``work``.
+    """
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -272,7 +279,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         return bridge_readiness(status, settings.ready_outage_grace_seconds)
 
     monitoring.endpoints.checks["bridge"] = ready
-    temporal = await _unless_stopped(wait_for_temporal(settings, backoff=backoff, retries=False,
+    temporal = await unless_stopped(wait_for_temporal(settings, backoff=backoff, retries=False,
                                                        tracer_provider=provider,
                                                        runtime=monitoring.runtime), stop)
     if temporal is None:

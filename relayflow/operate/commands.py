@@ -9,7 +9,6 @@ Heavy modules are imported inside each command, so ``relayflow --help`` stays fa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import sys
@@ -88,22 +87,6 @@ def until_interrupted(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
     return asyncio.run(runner())
 
 
-async def _until(stop: asyncio.Event, work: Awaitable[None]) -> None:
-    """Run ``work`` until it ends (its error raised) or ``stop`` is set (it is cancelled)."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if task.done() and not task.cancelled():
-        task.result()
-
-
 def _event_text(json_text: str | None, file: str | None) -> str:
     from relayflow.operate.deadlines import BadInput  # noqa: PLC0415
 
@@ -178,6 +161,7 @@ def tail(
     from rich.console import Console  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 
+    from relayflow.bootstrap import unless_stopped  # noqa: PLC0415
     from relayflow.operate.tail import tail as tailing  # noqa: PLC0415
 
     settings = load_settings()
@@ -196,7 +180,7 @@ def tail(
             else:
                 console.print(Text(record.as_line()))
 
-    until_interrupted(lambda stop: _until(stop, pump()))
+    until_interrupted(lambda stop: unless_stopped(pump(), stop))
     if output is Output.TEXT:
         typer.echo(f"{count} record(s) of {topic}" + (f" with key {key!r}" if key else ""),
                    err=True)
