@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 from workflows.approval import ApprovalState
 from workflows.order_saga import OrderSaga
 
-__all__ = ["COLUMNS", "REFUSED_SHOWN", "PendingApproval", "pending_approvals"]
+__all__ = ["COLUMNS", "REFUSED_SHOWN", "PendingApproval", "pending_approvals", "visibility_string"]
 
 COLUMNS = ("workflow", "approval id", "waiting for", "may decide", "escalated", "since (UTC)",
            "deadline (UTC)", "refused decisions")
@@ -53,26 +53,38 @@ class PendingApproval:
                 _utc(state.waiting_since), _utc(state.deadline), refused_cell)
 
 
+def visibility_string(value: str) -> str:
+    """``value`` inside a single-quoted string of a visibility query."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def _utc(moment: datetime | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if moment else "-"
 
 
-async def pending_approvals(client: Client, *, limit: int = 200) -> list[PendingApproval]:
+async def pending_approvals(client: Client, *, limit: int = 200, task_queue: str | None = None,
+                            query_timeout: timedelta | None = None) -> list[PendingApproval]:
     """Running order sagas that wait for a decision, oldest first.
 
     Args:
         client: Connected client (pydantic data converter).
         limit: Most running sagas to look at.
+        task_queue: Only sagas on this task queue (default: every one in the namespace).
+        query_timeout: Give up on a saga that does not answer its query by then
+            (no worker polls its task queue); default: the client's.
 
     Returns:
         Sagas whose approval status is ``waiting``.
     """
     query = "WorkflowType = 'OrderSaga' AND ExecutionStatus = 'Running'"
+    if task_queue is not None:
+        query += f" AND TaskQueue = '{visibility_string(task_queue)}'"
     ids = [w.id async for w in client.list_workflows(query, limit=limit)]
 
     async def ask(workflow_id: str) -> PendingApproval | None:
         try:
-            state = await client.get_workflow_handle(workflow_id).query(OrderSaga.approval)
+            state = await client.get_workflow_handle(workflow_id).query(
+                OrderSaga.approval, rpc_timeout=query_timeout)
         except RPCError:
             return None  # finished between listing and asking
         return PendingApproval(workflow_id, state) if state.status == "waiting" else None

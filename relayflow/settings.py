@@ -205,6 +205,27 @@ class Settings(BaseSettings):
             ``RELAYFLOW_KAFKA_SASL_PASSWORD``) whose contents are those settings
             (Docker's and Kubernetes' mounted secrets); variables set win. Read
             from the environment only.
+        console_host: Interface ``relayflow console`` listens on.
+        console_port: TCP port of ``relayflow console`` (0: any free port).
+        console_users_file: TOML file of the console's users: a table per user
+            with ``password_hash`` (argon2) and ``roles`` (approver groups such
+            as ``orders-approvers``, and ``operator``).
+        console_users: The same users as JSON (``{"ann": {"password_hash":
+            "...", "roles": ["orders-approvers"]}}``), instead of the file.
+        console_secret_key: Signs the console's session cookies; unset: a
+            random key per process (sessions end when it restarts). Never shown.
+        console_session_seconds: How long a console sign-in lasts.
+        console_secure_cookies: Send the session cookie over HTTPS only (set it
+            when a TLS terminator stands in front of the console).
+        console_trusted_user_header: A request header naming the signed-in user,
+            set by an authenticating reverse proxy (e.g. ``X-Forwarded-User``);
+            unset (default): users sign in with a password. Only for a console
+            no one can reach but through that proxy.
+        console_trusted_roles_header: With ``console_trusted_user_header``, a
+            header listing the user's roles, comma-separated; unset: the roles
+            of that user in the users file or setting.
+        console_temporal_ui_url: Base URL of the Temporal UI the console links
+            to; default the dev stack's UI.
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -272,6 +293,18 @@ class Settings(BaseSettings):
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
     secrets_dir: Path | None = None
+
+    # The web console (relayflow/console).
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(default=8400, ge=0, le=65535)
+    console_users_file: Path | None = None
+    console_users: str | None = None
+    console_secret_key: SecretStr | None = None
+    console_session_seconds: int = Field(default=8 * 3600, gt=0)
+    console_secure_cookies: bool = False
+    console_trusted_user_header: str | None = None
+    console_trusted_roles_header: str | None = None
+    console_temporal_ui_url: str | None = None
 
     @classmethod
     def settings_customise_sources(
