@@ -83,7 +83,8 @@ async def dead_letter(request: Request) -> Response:
     except (DecodeError, OSError) as error:  # OSError: the schema registry did not answer
         event, undecodable = "", str(error)
     return page(request, "dead_letter.html", user=user, letter=found, key=_shown(found.key),
-                key_hex=(found.key or b"").hex(), event=event, undecodable=undecodable)
+                key_hex=(found.key or b"").hex(), event=event, undecodable=undecodable,
+                size=len(found.value or b""))
 
 
 async def confirm(request: Request) -> Response:
