@@ -411,6 +411,10 @@ def verify(
 @app.command()
 def demo(
     timeout: float = typer.Option(120.0, help="Seconds to wait for every outcome."),
+    *,
+    with_console: bool = typer.Option(
+        True, "--console/--no-console",
+        help="Serve the web console too (a demo user is printed) and keep it up until Ctrl-C."),
 ) -> None:
     """Start the local stack, run bridge and worker, send sample orders, show outcomes."""
     from rich.console import Console  # noqa: PLC0415
@@ -433,26 +437,34 @@ def demo(
     )
     console.print(f"bridge and worker running in this process; their log: {log_file}")
 
+    from relayflow.console.demo import demo_console  # noqa: PLC0415
+
+    def verdict(ok: bool) -> bool:  # noqa: FBT001 - one flag, said once
+        console.print()
+        console.print("[green]every expected outcome arrived[/green]" if ok
+                      else "[red]some outcomes are missing or unexpected[/red]")
+        return ok
+
     async def main() -> bool:
         try:
-            async with running(settings, APP) as services:
+            async with running(settings, APP) as services, contextlib.AsyncExitStack() as extra:
+                web = (await extra.enter_async_context(demo_console(settings, console.print))
+                       if with_console else None)
                 demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout,
                                                     console=console))
                 # A service that dies ends the demo at once, with its error, not a timeout.
                 await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
                 if demo.done():
-                    return demo.result()
+                    ok = verdict(demo.result())
+                    if web is not None:
+                        await web.linger(services)
+                    return ok
                 demo.cancel()
         except Exception as error:  # noqa: BLE001 - reported, and the demo fails
             console.print(f"[red]a service stopped: {error!r}[/red]")
-        return False
+        return verdict(False)
 
     ok = asyncio.run(main())
-    console.print()
-    console.print(
-        "[green]every expected outcome arrived[/green]" if ok
-        else "[red]some outcomes are missing or unexpected[/red]"
-    )
     console.print("the stack keeps running: `relayflow dev status`, `relayflow dev down`")
     raise typer.Exit(0 if ok else 1)
 

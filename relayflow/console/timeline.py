@@ -8,6 +8,7 @@ queries (where it stands), and the order's records on ``orders.outcomes``
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,7 @@ from schemas.codec import AvroCodec, DecodeError
 from schemas.headers import EVENT_ID
 from schemas.topics import ORDERS_OUTCOMES
 from workflows.approval import ApprovalState
-from workflows.order_saga import OrderSaga, SagaStatus
+from workflows.order_saga import OrderSaga, OrderSagaResult, SagaStatus
 
 __all__ = ["COMPENSATIONS", "Entry", "OrderTimeline", "OutcomeRecord", "order_timeline"]
 
@@ -83,6 +84,7 @@ class OrderTimeline:
         saga: The ``status`` query (None if it did not answer).
         approval: The ``approval`` query (None if it did not answer).
         outcomes: Its records on ``orders.outcomes``.
+        result: What the saga returned, once it completed.
     """
 
     order_id: str
@@ -94,6 +96,14 @@ class OrderTimeline:
     saga: SagaStatus | None = None
     approval: ApprovalState | None = None
     outcomes: list[OutcomeRecord] = field(default_factory=list)
+    result: OrderSagaResult | None = None
+
+    @property
+    def headline(self) -> str:
+        """The order's state in a few words: its outcome once known, else the saga's status."""
+        if self.result is None:
+            return self.status
+        return self.result.outcome + (f": {self.result.reason}" if self.result.reason else "")
 
 
 async def order_timeline(client: Client, settings: Settings, codec: AvroCodec,
@@ -127,46 +137,84 @@ class _HistoryReader:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._scheduled: dict[int, tuple[str, str]] = {}
+        self._handlers: dict[int, Callable[[datetime, HistoryEvent, OrderTimeline],
+                                           Awaitable[Entry | None]]] = {
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED: self._started,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: self._activity_scheduled,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: self._activity_done,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: self._activity_failed,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: self._activity_failed,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: self._signal,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: self._completed,
+            **dict.fromkeys(_ENDS, self._ended),
+            **dict.fromkeys(_NOTES, self._note),
+        }
 
     async def read(self, event: HistoryEvent, timeline: OrderTimeline) -> None:
-        at = event.event_time.ToDatetime(tzinfo=UTC)
-        kind = event.event_type
-        entry: Entry | None = None
-        if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-            started = event.workflow_execution_started_event_attributes
-            [inbound] = await self._decode(started.input.payloads, Inbound[OrderPlaced])
-            timeline.order = inbound.event
-            entry = Entry(at, "event", "OrderPlaced received",
-                          f"event id {inbound.meta.event_id}, {inbound.meta.topic}"
-                          f"[{inbound.meta.partition}]@{inbound.meta.offset}")
-        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled = event.activity_task_scheduled_event_attributes
-            name = scheduled.activity_type.name
-            self._scheduled[event.event_id] = (
-                name, await self._published(scheduled.input.payloads)
-                if name == "publish_outcome" else "")
-        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            entry = self._activity(at, event.activity_task_completed_event_attributes
-                                   .scheduled_event_id, "")
-        elif kind in {EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-                      EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT}:
-            failed = (event.activity_task_failed_event_attributes
-                      if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-                      else event.activity_task_timed_out_event_attributes)
-            error = await self._client.data_converter.decode_failure(failed.failure)
-            entry = self._activity(at, failed.scheduled_event_id, str(error) or "failed")
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            signaled = event.workflow_execution_signaled_event_attributes
-            entry = await self._signal(at, signaled.signal_name, signaled.input.payloads)
-        elif kind == EventType.EVENT_TYPE_TIMER_FIRED:
-            entry = Entry(at, "approval", "approval deadline passed")
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-            entry = Entry(at, "event", "cancellation requested (OrderCancelled)")
-        elif kind in _ENDS:
-            entry = Entry(at, "end", f"saga {_ENDS[kind]}",
-                          ok=kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+        """Add what ``event`` tells to ``timeline`` (most events tell nothing worth a line)."""
+        handler = self._handlers.get(event.event_type)
+        if handler is None:
+            return
+        entry = await handler(event.event_time.ToDatetime(tzinfo=UTC), event, timeline)
         if entry is not None:
             timeline.entries.append(entry)
+
+    async def _started(self, at: datetime, event: HistoryEvent,
+                       timeline: OrderTimeline) -> Entry:
+        started = event.workflow_execution_started_event_attributes
+        [inbound] = await self._decode(started.input.payloads, Inbound[OrderPlaced])
+        timeline.order = inbound.event
+        meta = inbound.meta
+        return Entry(at, "event", "OrderPlaced received", f"event id {meta.event_id}, "
+                     f"{meta.topic}[{meta.partition}]@{meta.offset}")
+
+    async def _activity_scheduled(self, _: datetime, event: HistoryEvent,
+                                  __: OrderTimeline) -> None:
+        scheduled = event.activity_task_scheduled_event_attributes
+        name = scheduled.activity_type.name
+        published = (await self._published(scheduled.input.payloads)
+                     if name == "publish_outcome" else "")
+        self._scheduled[event.event_id] = (name, published)
+
+    async def _activity_done(self, at: datetime, event: HistoryEvent,
+                             _: OrderTimeline) -> Entry | None:
+        return self._activity(at, event.activity_task_completed_event_attributes
+                              .scheduled_event_id, "")
+
+    async def _activity_failed(self, at: datetime, event: HistoryEvent,
+                               _: OrderTimeline) -> Entry | None:
+        failed = (event.activity_task_failed_event_attributes
+                  if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+                  else event.activity_task_timed_out_event_attributes)
+        error = await self._client.data_converter.decode_failure(failed.failure)
+        return self._activity(at, failed.scheduled_event_id, str(error) or "failed")
+
+    async def _completed(self, at: datetime, event: HistoryEvent,
+                         timeline: OrderTimeline) -> Entry:
+        completed = event.workflow_execution_completed_event_attributes
+        [timeline.result] = await self._decode(completed.result.payloads, OrderSagaResult)
+        return Entry(at, "end", f"saga completed: {timeline.headline}",
+                     ok=not timeline.result.reason)
+
+    @staticmethod
+    async def _ended(at: datetime, event: HistoryEvent, _: OrderTimeline) -> Entry:
+        return Entry(at, "end", f"saga {_ENDS[event.event_type]}", ok=False)
+
+    @staticmethod
+    async def _note(at: datetime, event: HistoryEvent, _: OrderTimeline) -> Entry:
+        kind, title = _NOTES[event.event_type]
+        return Entry(at, kind, title)
+
+    async def _signal(self, at: datetime, event: HistoryEvent, _: OrderTimeline) -> Entry:
+        signaled = event.workflow_execution_signaled_event_attributes
+        try:
+            [inbound] = await self._decode(signaled.input.payloads, Inbound[ApprovalDecided])
+        except (ValueError, TypeError):
+            return Entry(at, "approval", f"signal {signaled.signal_name}")
+        decision: ApprovalDecided = inbound.event
+        comment = f": {decision.comment}" if decision.comment else ""
+        return Entry(at, "approval", f"decision received: {decision.decision} by "
+                     f"{decision.decided_by}", f"event id {decision.event_id}{comment}")
 
     def _activity(self, at: datetime, scheduled_id: int, error: str) -> Entry | None:
         name, published = self._scheduled.get(scheduled_id, ("activity", ""))
@@ -189,24 +237,18 @@ class _HistoryReader:
         event = request.get("event") or {}
         return f"{str(request['event_type']).rsplit('.', 1)[-1]} {event.get('event_id', '')}"
 
-    async def _signal(self, at: datetime, name: str, payloads: Any) -> Entry:
-        try:
-            [inbound] = await self._decode(payloads, Inbound[ApprovalDecided])
-        except (ValueError, TypeError):
-            return Entry(at, "approval", f"signal {name}")
-        decision: ApprovalDecided = inbound.event
-        comment = f": {decision.comment}" if decision.comment else ""
-        return Entry(at, "approval", f"decision received: {decision.decision} by "
-                     f"{decision.decided_by}", f"event id {decision.event_id}{comment}")
-
     async def _decode(self, payloads: Any, kind: Any) -> list[Any]:
         if len(payloads) != 1:
             raise ValueError(f"{len(payloads)} payloads, expected one")
         return await self._client.data_converter.decode(list(payloads), [kind])
 
 
+_NOTES = {
+    EventType.EVENT_TYPE_TIMER_FIRED: ("approval", "approval deadline passed"),
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+        ("event", "cancellation requested (OrderCancelled)"),
+}
 _ENDS = {
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: "completed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "failed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "cancelled",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",

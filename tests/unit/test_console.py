@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from activities.store import Store
 from relayflow.cli import app
 from relayflow.console.batches import FAILURES_PAGE, failures_page
+from relayflow.console.demo import DEMO_USER, demo_users
 from relayflow.console.inbox import deciding_group
 from relayflow.console.pages.auth import _safe_next
 from relayflow.console.users import User, hash_password, load_users
@@ -160,3 +161,16 @@ def test_the_console_command_stops_at_once_on_bad_settings(
         result = CliRunner().invoke(app, ["console", "--port", str(port)])
     assert result.exit_code == 2
     assert f"RELAYFLOW_CONSOLE_PORT: cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_the_demo_makes_a_user_in_every_role_unless_users_are_configured() -> None:
+    users, password = demo_users(Settings())
+    assert password is not None
+    demo = users.authenticate(DEMO_USER, password)
+    assert demo is not None
+    assert demo.roles == {"orders-approvers", "orders-managers", "operator"}
+    configured = Settings(console_users=json.dumps(
+        {"ann": {"password_hash": ARGON2, "roles": ["x"]}}))
+    users, password = demo_users(configured)
+    assert password is None
+    assert users.get(DEMO_USER) is None

@@ -79,7 +79,7 @@ async def test_an_approver_approves_a_request_as_it_arrives_and_watches_the_orde
         await page.get_by_role("link", name="Orders").click()
         await page.get_by_label("Order id").fill(order.order_id)
         await page.get_by_role("button", name="Show").click()
-        await expect(page.locator("#saga-status")).to_have_text("COMPLETED")  # polled in
+        await expect(page.locator("#saga-status")).to_have_text("OrderCompleted")  # polled in
         await expect(page.locator("#outcomes")).to_contain_text("OrderCompleted")
         await expect(page.locator(".timeline")).to_contain_text(
             "decision received: APPROVED by orders-approvers/ann")

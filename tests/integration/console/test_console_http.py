@@ -228,7 +228,7 @@ async def test_order_search_shows_the_timeline_or_says_there_is_no_such_order(
     page = await client.get("/orders", params={"order_id": order.order_id})
     assert page.status_code == 200
     completed_id = outcome_event_id(workflow_id_of(order.order_id), "completed")
-    for seen in ("COMPLETED", "reserve_inventory done", "charge_payment done",
+    for seen in ('"COMPLETED">OrderCompleted<', "reserve_inventory done", "charge_payment done",
                  "create_shipment done", f"published OrderCompleted {completed_id}",
                  str(order.event_id), "/namespaces/default/workflows/order-"):
         assert seen in text(page), seen
