@@ -162,8 +162,10 @@ async def running_console(settings: Settings, *, users: UserDirectory | None = N
         async with KafkaClients(settings).started_producer() as producer:
             console = Console(settings, users, client, producer, settings.codec(), store,
                               Orders(client), BatchSizes(client))
+            # No access log: every open inbox polls every 2 s.
             server = _Server(uvicorn.Config(create_app(console), log_config=None,
-                                            lifespan="off", server_header=False))
+                                            lifespan="off", server_header=False,
+                                            access_log=False))
             serving = asyncio.create_task(server.serve(sockets=[sock]), name="console")
             try:
                 ready = asyncio.ensure_future(server.serving.wait())

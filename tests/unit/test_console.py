@@ -174,3 +174,9 @@ def test_the_demo_makes_a_user_in_every_role_unless_users_are_configured() -> No
     users, password = demo_users(configured)
     assert password is None
     assert users.get(DEMO_USER) is None
+
+
+def test_run_with_the_console_stops_at_once_without_users() -> None:
+    result = CliRunner().invoke(app, ["run", "--console"])
+    assert result.exit_code == 2
+    assert "RELAYFLOW_CONSOLE_USERS_FILE: no console users" in result.output
