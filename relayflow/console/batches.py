@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.store import Store
-from relayflow.console.inbox import QUERY_TIMEOUT
+from relayflow.console.inbox import QUERY_TIMEOUT, remember
 from relayflow.pending_approvals import visibility_string
 from workflows.batch import BatchResult, BatchRun, BatchWorkflow
 
@@ -86,7 +86,7 @@ class BatchSizes:
         async for event in handle.fetch_history_events():
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             [run] = await self._client.data_converter.decode(list(payloads), [BatchRun])
-            self._known[execution.run_id] = run.inbound.event.total
+            remember(self._known, execution.run_id, run.inbound.event.total)
             break
         return self._known.get(execution.run_id, 0)
 

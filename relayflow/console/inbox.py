@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
@@ -43,8 +44,11 @@ __all__ = [
     "deciding_group",
     "inbox",
     "order_id_of",
+    "remember",
     "workflow_id_of",
 ]
+
+T = TypeVar("T")
 
 DECISIONS = ("APPROVED", "REJECTED")
 """What a decision may be."""
@@ -52,6 +56,17 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 """A saga that does not answer a query by then has no worker: it is left out."""
 _SETTLE_SECONDS = 10.0
 """How long ``decide`` watches the saga take the decision before saying it was sent."""
+
+
+_REMEMBERED = 10_000
+"""Most entries a cache of the console keeps (the oldest go first)."""
+
+
+def remember(cache: dict[str, T], key: str, value: T) -> None:
+    """Keep ``value`` in ``cache``, forgetting the oldest entry when it is full."""
+    if len(cache) >= _REMEMBERED:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 def workflow_id_of(order_id: str) -> str:
@@ -89,7 +104,7 @@ class Orders:
                 started = event.workflow_execution_started_event_attributes
                 [inbound] = await self._client.data_converter.decode(
                     started.input.payloads, [Inbound[OrderPlaced]])
-                self._known[workflow_id] = inbound
+                remember(self._known, workflow_id, inbound)
                 return inbound  # type: ignore[no-any-return]
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:

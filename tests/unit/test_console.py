@@ -15,7 +15,7 @@ from activities.store import Store
 from relayflow.cli import app
 from relayflow.console.batches import FAILURES_PAGE, failures_page
 from relayflow.console.demo import DEMO_USER, demo_users
-from relayflow.console.inbox import deciding_group
+from relayflow.console.inbox import deciding_group, remember
 from relayflow.console.pages.auth import _safe_next
 from relayflow.console.users import User, hash_password, load_users
 from relayflow.console.web import TEMPLATES
@@ -180,3 +180,12 @@ def test_run_with_the_console_stops_at_once_without_users() -> None:
     result = CliRunner().invoke(app, ["run", "--console"])
     assert result.exit_code == 2
     assert "RELAYFLOW_CONSOLE_USERS_FILE: no console users" in result.output
+
+
+def test_the_console_caches_forget_their_oldest_entry_when_full() -> None:
+    cache: dict[str, int] = {}
+    for n in range(10_001):
+        remember(cache, f"k{n}", n)
+    assert len(cache) == 10_000
+    assert "k0" not in cache
+    assert cache["k10000"] == 10_000
