@@ -299,3 +299,22 @@ async def test_a_trusted_identity_header_signs_in_only_when_configured(
     failed = await relayflow_kafka.wait_for(OrderFailed, key=order.order_id)
     assert failed.reason == "rejected"
     assert "orders-approvers/ann" in (failed.error or "")
+
+
+async def test_a_trusted_roles_header_gives_the_proxys_user_their_groups(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    order = await waiting(relayflow_kafka, relayflow_system)
+    settings = console.settings.model_copy(update={
+        "console_trusted_user_header": "X-Forwarded-User",
+        "console_trusted_roles_header": "X-Forwarded-Groups"})
+    async with running_console(settings, users=directory()) as url, \
+            httpx.AsyncClient(base_url=url) as client:
+        zed = {"X-Forwarded-User": "zed", "X-Forwarded-Groups": "returns, orders-approvers"}
+        inbox = await client.get("/approvals", headers=zed)
+        assert order.order_id in inbox.text
+        none = await client.get("/approvals", headers={"X-Forwarded-User": "zed"})
+        assert none.status_code == 200
+        assert order.order_id not in none.text
+        operator = await client.get("/dead-letters", headers={
+            "X-Forwarded-User": "zed", "X-Forwarded-Groups": "operator"})
+        assert operator.status_code == 200
