@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 FUZZ_MINUTES ?= 10
 
-.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi lint typecheck check test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,16 @@ asyncapi-specs: install  ## npm (Debian) and the official AsyncAPI JSON Schema (
 asyncapi: install  ## Regenerate docs/asyncapi.yaml (the Kafka contract, default settings) from the code
 	$(BIN)/relayflow asyncapi --defaults --output docs/asyncapi.yaml
 
+browser:  ## Debian's chromium: the real browser the console's tests drive (Playwright, never `playwright install`)
+	@[ -x /usr/bin/chromium ] || (apt-get update && apt-get install -y chromium)
+
+HTMX_VERSION ?= 2.0.11
+htmx:  ## Re-vendor the console's htmx.min.js from the npm registry (htmx.org@HTMX_VERSION); a unit test pins its sha256
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && \
+		tar xzf htmx.org-$(HTMX_VERSION).tgz && \
+		cp package/dist/htmx.min.js $(CURDIR)/relayflow/console/static/htmx.min.js && \
+		cp package/LICENSE $(CURDIR)/relayflow/console/static/htmx.LICENSE && rm -rf $$tmp
+
 lint: install  ## ruff
 	$(BIN)/ruff check .
 
@@ -51,13 +61,13 @@ typecheck: install  ## mypy --strict
 
 check: lint typecheck  ## ruff + mypy
 
-test: install kafka tls-tools prometheus asyncapi-specs check  ## Install, start the real Kafka + Temporal the tests need, run everything
+test: install kafka tls-tools prometheus asyncapi-specs browser check  ## Install, start the real Kafka + Temporal the tests need, run everything
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install asyncapi-specs  ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: install kafka tls-tools prometheus  ## Integration tests on a real Kafka + Temporal
+test-integration: install kafka tls-tools prometheus browser  ## Integration tests on a real Kafka + Temporal
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-faults: install kafka  ## Fault tests (processes killed, services restarted)

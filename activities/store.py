@@ -281,11 +281,18 @@ class Store:
                 [(batch_id, item, chunk, reason, now) for item, reason in failures])
         return cursor.rowcount
 
-    def failed_items(self, batch_id: str) -> list[tuple[str, str]]:
-        """Every failed item of a batch as (item id, reason), in chunk order."""
+    def failed_items(self, batch_id: str, *, limit: int = -1,
+                     offset: int = 0) -> list[tuple[str, str]]:
+        """Failed items of a batch as (item id, reason), in chunk order: all, or a page of them."""
         return [(str(item), str(reason)) for item, reason in self._connection().execute(
             "SELECT item_id, reason FROM batch_failures WHERE batch_id = ? "
-            "ORDER BY chunk, item_id", (batch_id,))]
+            "ORDER BY chunk, item_id LIMIT ? OFFSET ?", (batch_id, limit, offset))]
+
+    def failed_count(self, batch_id: str) -> int:
+        """How many items of a batch failed."""
+        row = self._connection().execute(
+            "SELECT COUNT(*) FROM batch_failures WHERE batch_id = ?", (batch_id,)).fetchone()
+        return int(row[0])
 
     def processed_items(self, batch_id: str) -> int:
         """How many distinct items of a batch were processed."""

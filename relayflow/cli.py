@@ -159,21 +159,86 @@ def bridge(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -
 
 
 @app.command()
-def run(app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP)) -> None:
+def run(
+    app_spec: str | None = typer.Option(None, "--app", help=_APP_HELP),
+    *,
+    with_console: bool = typer.Option(False, "--console",
+                                      help="Also serve the web console (RELAYFLOW_CONSOLE_*)."),
+) -> None:
     """Run bridge and worker in one process (handy for the demo and local work)."""
     from relayflow.bootstrap import running  # noqa: PLC0415
 
     settings = _settings(app_spec)
     _configure_logging(settings)
+    console = _console_starter(settings) if with_console else None
 
     async def both(stop: asyncio.Event) -> None:
-        async with running(settings) as services:
+        async with running(settings) as services, contextlib.AsyncExitStack() as extra:
+            if console is not None:
+                await extra.enter_async_context(console())
             # A service that dies ends the process with its error, instead of running half.
             waiting = asyncio.ensure_future(stop.wait())
             await asyncio.wait([waiting, *services], return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
 
     _run_until_signalled(both)
+
+
+def _console_starter(settings: Settings,
+                     ) -> Callable[[], contextlib.AbstractAsyncContextManager[str]]:
+    """``running_console`` for these settings, its users loaded now (bad ones stop us here)."""
+    from relayflow.console import load_users, running_console  # noqa: PLC0415
+
+    users = load_users(settings)
+    return lambda: running_console(settings, users=users)
+
+
+console_app = typer.Typer(help="The web console: approvals inbox, orders, batches, dead letters "
+                               "and parked keys (see README, The console).")
+app.add_typer(console_app, name="console")
+
+
+@console_app.callback(invoke_without_command=True)
+def console(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, help="Interface (default RELAYFLOW_CONSOLE_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default RELAYFLOW_CONSOLE_PORT)."),
+) -> None:
+    """Serve the web console (reads Temporal and Kafka; writes decisions and DLQ replays)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    overrides = {k: v for k, v in (("console_host", host), ("console_port", port))
+                 if v is not None}
+    settings = load_settings(**overrides)
+    _configure_logging(settings)
+    starter = _console_starter(settings)
+
+    async def serve(stop: asyncio.Event) -> None:
+        async with starter() as url:
+            typer.echo(f"relayflow console on {url} (Ctrl-C stops it)")
+            await stop.wait()
+
+    _run_until_signalled(serve)
+
+
+@console_app.command("hash-password")
+def console_hash_password() -> None:
+    """Print an argon2 hash of a password for the console's users file.
+
+    Asks for the password (twice) on a terminal; otherwise reads one line from standard input.
+    """
+    import sys  # noqa: PLC0415
+
+    from relayflow.console import hash_password  # noqa: PLC0415
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        typer.echo("relayflow: empty password", err=True)
+        raise typer.Exit(2)
+    typer.echo(hash_password(password))
 
 
 @app.command()
@@ -475,8 +540,17 @@ def verify(
 @app.command()
 def demo(
     timeout: float = typer.Option(120.0, help="Seconds to wait for every outcome."),
+    *,
+    with_console: bool | None = typer.Option(
+        None, "--console/--no-console",
+        help="Serve the web console too (a demo user is printed) and keep it up until Ctrl-C; "
+             "default: when run from a terminal."),
 ) -> None:
     """Start the local stack, run bridge and worker, send sample orders, show outcomes."""
+    import sys  # noqa: PLC0415
+
+    if with_console is None:  # scripts and CI get a demo that ends by itself
+        with_console = sys.stdin.isatty() and sys.stdout.isatty()
     from rich.console import Console  # noqa: PLC0415
 
     from relayflow import devstack  # noqa: PLC0415
@@ -496,32 +570,40 @@ def demo(
     configure_logging(settings, filename=str(log_file))
     console.print(f"bridge and worker running in this process; their log: {log_file}")
 
+    from relayflow.console.demo import demo_console  # noqa: PLC0415
+
+    def verdict(ok: bool) -> bool:  # noqa: FBT001 - one flag, said once
+        console.print()
+        console.print("[green]every expected outcome arrived[/green]" if ok
+                      else "[red]some outcomes are missing or unexpected[/red]")
+        return ok
+
     async def main() -> bool:
         try:
             async with monitored(settings, "bridge_http_port") as monitoring, running(
-                    settings, APP, monitoring=monitoring) as services:
+                    settings, APP, monitoring=monitoring) as services, \
+                    contextlib.AsyncExitStack() as extra:
                 for line in where_to_look(settings, monitoring.endpoints.port):
                     console.print(line)
+                web = (await extra.enter_async_context(demo_console(settings, console.print))
+                       if with_console else None)
                 demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout,
                                                     console=console))
                 # A service that dies ends the demo at once, with its error, not a timeout.
                 await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
                 if demo.done():
-                    return demo.result()
+                    ok = verdict(demo.result())
+                    if web is not None:
+                        await web.linger(services)
+                    return ok
                 demo.cancel()
         except Exception as error:  # noqa: BLE001 - reported, and the demo fails
             console.print(f"[red]a service stopped: {error!r}[/red]")
-        return False
+        return verdict(False)
 
     ok = asyncio.run(main())
-    console.print()
-    console.print(
-        "[green]every expected outcome arrived[/green]" if ok
-        else "[red]some outcomes are missing or unexpected[/red]"
-    )
     console.print("the stack keeps running: `relayflow dev status`, `relayflow dev down`")
     raise typer.Exit(0 if ok else 1)
-
 
 
 class _DocumentFormat(StrEnum):

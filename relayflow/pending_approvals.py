@@ -13,7 +13,8 @@ from relayflow.operate.deadlines import Unanswered, query_worker
 from workflows.approval import ApprovalState
 from workflows.order_saga import OrderSaga
 
-__all__ = ["COLUMNS", "REFUSED_SHOWN", "PendingApproval", "SagasUnanswered", "pending_approvals"]
+__all__ = ["COLUMNS", "REFUSED_SHOWN", "PendingApproval", "SagasUnanswered", "pending_approvals",
+           "visibility_string"]
 
 COLUMNS = ("workflow", "approval id", "waiting for", "may decide", "escalated", "since (UTC)",
            "deadline (UTC)", "refused decisions")
@@ -54,6 +55,11 @@ class PendingApproval:
         return (self.workflow_id, state.approval_id, state.approver,
                 ", ".join(state.approvers) or "anyone", "yes" if state.escalated else "no",
                 _utc(state.waiting_since), _utc(state.deadline), refused_cell)
+
+
+def visibility_string(value: str) -> str:
+    """``value`` inside a single-quoted string of a visibility query."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _utc(moment: datetime | None) -> str:
@@ -98,7 +104,7 @@ async def pending_approvals(client: Client, *, limit: int = 200, seconds: float 
     """
     query = "WorkflowType = 'OrderSaga' AND ExecutionStatus = 'Running'"
     if task_queue is not None:
-        query += f" AND TaskQueue = '{task_queue}'"
+        query += f" AND TaskQueue = '{visibility_string(task_queue)}'"
     ids = [w.id async for w in client.list_workflows(query, limit=limit)]
     silent: list[str] = []
 

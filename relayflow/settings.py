@@ -227,6 +227,25 @@ class Settings(BaseSettings):
         temporal_ui_base_url: The Temporal web UI as operators reach it (e.g.
             ``https://temporal.example.com``), for the links ``relayflow status``
             prints; default the dev stack's (``temporal_ui_port`` on 127.0.0.1).
+        console_host: Interface ``relayflow console`` listens on.
+        console_port: TCP port of ``relayflow console`` (0: any free port).
+        console_users_file: TOML file of the console's users: a table per user
+            with ``password_hash`` (argon2) and ``roles`` (approver groups such
+            as ``orders-approvers``, and ``operator``).
+        console_users: The same users as JSON (``{"ann": {"password_hash":
+            "...", "roles": ["orders-approvers"]}}``), instead of the file.
+        console_secret_key: Signs the console's session cookies; unset: a
+            random key per process (sessions end when it restarts). Never shown.
+        console_session_seconds: How long a console sign-in lasts.
+        console_secure_cookies: Send the session cookie over HTTPS only (set it
+            when a TLS terminator stands in front of the console).
+        console_trusted_user_header: A request header naming the signed-in user,
+            set by an authenticating reverse proxy (e.g. ``X-Forwarded-User``);
+            unset (default): users sign in with a password. Only for a console
+            no one can reach but through that proxy.
+        console_trusted_roles_header: With ``console_trusted_user_header``, a
+            header listing the user's roles, comma-separated; unset: the roles
+            of that user in the users file or setting.
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -308,6 +327,17 @@ class Settings(BaseSettings):
     # Operator commands (relayflow.operate).
     operator_timeout_seconds: float = Field(default=10.0, gt=0)
     temporal_ui_base_url: str | None = None
+
+    # The web console (relayflow/console).
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(default=8400, ge=0, le=65535)
+    console_users_file: Path | None = None
+    console_users: str | None = None
+    console_secret_key: SecretStr | None = None
+    console_session_seconds: int = Field(default=8 * 3600, gt=0)
+    console_secure_cookies: bool = False
+    console_trusted_user_header: str | None = None
+    console_trusted_roles_header: str | None = None
 
     @classmethod
     def settings_customise_sources(

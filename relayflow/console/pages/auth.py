@@ -1,0 +1,72 @@
+"""Sign in and sign out."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from relayflow.console.sessions import SignInRequired, check_csrf, sign_in, sign_out
+from relayflow.console.web import console, page, signed_in
+
+__all__ = ["ROUTES"]
+
+_MAX_PASSWORD = 1024
+"""Longer passwords are refused unchecked (hashing megabytes would be a cheap attack)."""
+_WHY = {"expired": "Your session expired; sign in again.", "signed-out": ""}
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this console (never another site) is a place to go after signing in."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+async def home(request: Request) -> Response:
+    """The user's first page: the inbox for approvers, dead letters for operators."""
+    user = signed_in(request)
+    target = "/approvals" if user.groups else "/dead-letters" if user.is_operator else "/orders"
+    return RedirectResponse(target, status_code=303)
+
+
+async def login_form(request: Request) -> Response:
+    """The sign-in form (with a trusted identity header: straight in)."""
+    if console(request).settings.console_trusted_user_header:
+        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    return page(request, "login.html", user=None, next=_safe_next(request.query_params.get("next")),
+                notice=_WHY.get(request.query_params.get("why", ""), ""))
+
+
+async def login(request: Request) -> Response:
+    """Check the password; start a session."""
+    await check_csrf(request)
+    form = await request.form()
+    name, password = str(form.get("username", "")), str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "")))
+    c = console(request)
+    user = c.users.authenticate(name, password) if len(password) <= _MAX_PASSWORD else None
+    if user is None:
+        return page(request, "login.html", 401, user=None, next=target, username=name[:64],
+                    error="Wrong user name or password.")
+    sign_in(request, user, c.settings)
+    return RedirectResponse(target, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    """End the session."""
+    try:
+        signed_in(request)
+    except SignInRequired:
+        return RedirectResponse("/login", status_code=303)
+    await check_csrf(request)
+    sign_out(request)
+    return RedirectResponse("/login", status_code=303)
+
+
+ROUTES = [
+    Route("/", home),
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+]

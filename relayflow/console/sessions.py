@@ -1,0 +1,146 @@
+"""Who is signed in, for how long, and whether a form came from the console.
+
+Sessions are signed cookies (Starlette's ``SessionMiddleware``, itsdangerous):
+the user name, when the sign-in expires, and the session's CSRF token. The
+cookie outlives the sign-in by a day, so a late visitor is told the session
+expired rather than just shown the sign-in page. With a trusted identity
+header (a reverse proxy that authenticated the user), the header names the
+user on every request and the session only holds the CSRF token.
+
+Every POST carries the session's CSRF token (a hidden ``csrf_token`` field,
+or the ``X-CSRF-Token`` header htmx sends); a request without it, or with
+another, changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+
+from starlette.requests import Request
+
+from relayflow.console.users import User, UserDirectory, is_valid_name
+from relayflow.settings import Settings
+
+__all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "Forbidden",
+    "SignInRequired",
+    "check_csrf",
+    "csrf_token",
+    "current_user",
+    "sign_in",
+    "sign_out",
+]
+
+SESSION_COOKIE = "relayflow_console"
+"""Name of the session cookie."""
+CSRF_FIELD = "csrf_token"
+"""Form field of the CSRF token."""
+CSRF_HEADER = "X-CSRF-Token"
+"""Header of the CSRF token (htmx requests)."""
+_USER, _EXPIRES, _CSRF = "user", "expires", "csrf"
+
+
+class SignInRequired(Exception):
+    """Nobody is signed in (or the sign-in expired); the console asks to sign in.
+
+    Attributes:
+        why: What the sign-in page says (``expired`` or ``signed-out``).
+    """
+
+    def __init__(self, why: str = "signed-out") -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class Forbidden(Exception):
+    """The signed-in user may not do this, or the form is not the console's; nothing changed."""
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (made on first use)."""
+    token = request.session.get(_CSRF)
+    if not isinstance(token, str):
+        token = request.session[_CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    """Refuse a POST whose CSRF token is missing or not this session's.
+
+    Raises:
+        Forbidden: The token is missing or wrong.
+    """
+    expected = request.session.get(_CSRF)
+    given = request.headers.get(CSRF_HEADER)
+    if given is None:
+        given = str((await request.form()).get(CSRF_FIELD) or "")
+    if not isinstance(expected, str) or not hmac.compare_digest(given.encode(),
+                                                                expected.encode()):
+        raise Forbidden("This form was not sent by your console session (its security token "
+                        "is missing, out of date or forged). Nothing was changed: reload the "
+                        "page and try again.")
+
+
+def sign_in(request: Request, user: User, settings: Settings) -> None:
+    """Start a session for ``user`` (a new CSRF token: nothing from before it carries over)."""
+    request.session.clear()
+    request.session[_USER] = user.name
+    request.session[_EXPIRES] = time.time() + settings.console_session_seconds
+    csrf_token(request)
+
+
+def sign_out(request: Request) -> None:
+    """End the session."""
+    request.session.clear()
+
+
+def current_user(request: Request, users: UserDirectory, settings: Settings,
+                 *, role: str | None = None) -> User:
+    """The signed-in user; with ``role``, one who has it.
+
+    Raises:
+        SignInRequired: Nobody is signed in, or the sign-in expired.
+        Forbidden: The user lacks ``role``.
+    """
+    user = _proxied(request, users, settings) if settings.console_trusted_user_header \
+        else _from_session(request, users)
+    if role is not None and role not in user.roles:
+        raise Forbidden(f"This page is for the {role} role; {user.name} has "
+                        f"{', '.join(sorted(user.roles))}.")
+    return user
+
+
+def _from_session(request: Request, users: UserDirectory) -> User:
+    name, expires = request.session.get(_USER), request.session.get(_EXPIRES)
+    if not isinstance(name, str):
+        raise SignInRequired
+    if not isinstance(expires, int | float) or expires <= time.time():
+        request.session.clear()
+        raise SignInRequired("expired")
+    user = users.get(name)
+    if user is None:  # removed from the users file since signing in
+        request.session.clear()
+        raise SignInRequired
+    return user
+
+
+def _proxied(request: Request, users: UserDirectory, settings: Settings) -> User:
+    header = str(settings.console_trusted_user_header)
+    name = request.headers.get(header, "").strip()
+    if not is_valid_name(name):
+        raise Forbidden(f"No valid user name in the {header} header: the console trusts the "
+                        "reverse proxy in front of it to sign users in.")
+    roles_header = settings.console_trusted_roles_header
+    if roles_header:
+        roles = frozenset(r.strip() for r in request.headers.get(roles_header, "").split(",")
+                          if is_valid_name(r.strip()))
+        return User(name, roles)
+    known = users.get(name)
+    if known is None:
+        raise Forbidden(f"{name} (from the {header} header) is not a console user.")
+    return known

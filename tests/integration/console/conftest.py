@@ -1,0 +1,46 @@
+"""The console on the real stack: served in this process beside the module's bridge and worker.
+
+``console`` (module) runs ``relayflow.console.running_console`` on a free port
+with the settings of ``relayflow_system`` (so it lists that module's sagas and
+batches), a known session key and the users of ``rig.USERS``. ``browser``
+(module) is one headless Chromium for a module's tests; ``screenshots``
+says where their pictures go.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser
+from pydantic import SecretStr
+
+from relayflow.console import running_console
+from relayflow.settings import Settings
+from tests.integration.console.browser import Screenshots, chromium
+from tests.integration.console.rig import SECRET_KEY, Console, directory
+
+
+@pytest.fixture(scope="module")
+async def console(relayflow_system: Settings) -> AsyncIterator[Console]:
+    settings = relayflow_system.model_copy(update={
+        "console_host": "127.0.0.1", "console_port": 0,
+        "console_secret_key": SecretStr(SECRET_KEY)})
+    async with running_console(settings, users=directory()) as url:
+        yield Console(url, settings)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Screenshots:
+    folders = [tmp_path_factory.getbasetemp() / "console-screenshots"]
+    if os.environ.get("RELAYFLOW_SCREENSHOTS_DIR"):
+        folders.append(Path(os.environ["RELAYFLOW_SCREENSHOTS_DIR"]))
+    return Screenshots(tuple(folders))

@@ -1,0 +1,320 @@
+"""The console over plain HTTP on the real stack: sign-in, decisions, and every refusal.
+
+Bad input on each form (unknown order, malformed comment, expired session,
+forged CSRF token, wrong role) gets a clear message and changes nothing:
+``approvals.decisions`` gets no record, the saga still waits, a parked key
+stays parked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from relayflow import dlq_admin
+from relayflow.bootstrap import connect_temporal
+from relayflow.console import running_console
+from relayflow.console.inbox import workflow_id_of
+from relayflow.console.sessions import CSRF_FIELD
+from relayflow.settings import Settings
+from relayflow.testing.kafka import AppKafka
+from schemas import ApprovalRequested, OrderCompleted, OrderFailed, OrderPlaced
+from schemas.topics import ORDERS_EVENTS
+from tests.integration.console.rig import (
+    SESSION_COOKIE,
+    Console,
+    csrf_of,
+    decisions_end,
+    directory,
+    expired_session,
+    forged_session,
+    signed_in,
+    text,
+)
+from tests.support import order_placed
+from workflows.outcomes import outcome_event_id
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+async def ann(console: Console) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    async with signed_in(console, "ann") as session:
+        yield session
+
+
+def big(system: Settings, timeout_seconds: int | None = None) -> OrderPlaced:
+    """An order that waits for approval (of a SKU of its own: stock never runs out)."""
+    return order_placed(sku=f"SKU-CON-{uuid.uuid4().hex[:8]}", quantity=1,
+                        unit_price_cents=system.approval_threshold_cents,
+                        approval_timeout_seconds=timeout_seconds)
+
+
+async def waiting(kafka: AppKafka, system: Settings,
+                  timeout_seconds: int | None = None) -> OrderPlaced:
+    """An order sent, once its saga asks for approval."""
+    order = big(system, timeout_seconds)
+    await kafka.send(order)
+    await kafka.wait_for(ApprovalRequested, key=order.order_id)
+    return order
+
+
+def decision_form(token: str, decision: str = "APPROVED", comment: str = "") -> dict[str, str]:
+    return {CSRF_FIELD: token, "decision": decision, "comment": comment,
+            "event_id": str(uuid.uuid4())}
+
+
+async def test_pages_need_a_sign_in_and_a_wrong_password_is_refused(console: Console) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as client:
+        answer = await client.get("/approvals")
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/login")
+        form = csrf_of((await client.get("/login")).text)
+        wrong = await client.post("/login", data={"username": "ann", "password": "nope",
+                                                  CSRF_FIELD: form})
+        assert wrong.status_code == 401
+        assert "Wrong user name or password." in text(wrong)
+        unknown = await client.post("/login", data={"username": "eve", "password": "pw-eve",
+                                                    CSRF_FIELD: form})
+        assert unknown.status_code == 401
+        assert (await client.get("/approvals")).status_code == 303
+        # Off by default: a proxy's identity header signs nobody in.
+        proxied = await client.get("/approvals", headers={"X-Forwarded-User": "ann"})
+        assert proxied.status_code == 303
+
+
+async def test_sign_in_needs_the_login_forms_token(console: Console) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as client:
+        answer = await client.post("/login", data={"username": "ann", "password": "pw-ann"})
+        assert answer.status_code == 403
+        assert "security token" in text(answer)
+        assert (await client.get("/approvals")).status_code == 303
+
+
+async def test_answers_carry_security_headers(console: Console) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as client:
+        answer = await client.get("/login")
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+    cookie = answer.headers["set-cookie"]
+    assert "httponly" in cookie.lower()
+    assert "samesite=lax" in cookie.lower()
+
+
+async def test_a_decision_counts_once_and_a_second_one_says_what_happened(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
+        ann: tuple[httpx.AsyncClient, str]) -> None:
+    client, _ = ann
+    order = await waiting(relayflow_kafka, relayflow_system)
+    inbox = await client.get("/approvals")
+    assert order.order_id in text(inbox)
+    form = decision_form(csrf_of(inbox.text), comment="fine by me")
+    first = await client.post(f"/approvals/{order.order_id}/decision", data=form)
+    assert first.status_code == 200
+    assert "Approved as orders-approvers/ann." in text(first)
+    completed = await relayflow_kafka.wait_for(OrderCompleted, key=order.order_id)
+    assert completed.order_id == order.order_id
+    again = await client.post(f"/approvals/{order.order_id}/decision", data=form | {
+        "event_id": str(uuid.uuid4())})
+    assert again.status_code == 200
+    assert "Already approved by orders-approvers/ann: nothing was sent." in text(again)
+    # Gone from the inbox; a page that showed it hears what became of it.
+    rows = await client.get("/approvals/rows", params={"shown": order.order_id})
+    assert 'data-status="approved"' in text(rows)
+    assert "Approved by orders-approvers/ann." in text(rows)
+
+
+async def test_a_decision_too_late_is_not_sent(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
+        ann: tuple[httpx.AsyncClient, str]) -> None:
+    client, token = ann
+    order = await waiting(relayflow_kafka, relayflow_system, timeout_seconds=1)
+    failed = await relayflow_kafka.wait_for(OrderFailed, key=order.order_id)
+    assert failed.reason == "approval_timed_out"
+    before = await decisions_end(relayflow_system)
+    late = await client.post(f"/approvals/{order.order_id}/decision", data=decision_form(token))
+    assert late.status_code == 200
+    assert "Too late: nobody decided before the deadline" in text(late)
+    assert await decisions_end(relayflow_system) == before
+
+
+async def test_bad_decisions_change_nothing(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
+        ann: tuple[httpx.AsyncClient, str]) -> None:
+    client, token = ann
+    order = await waiting(relayflow_kafka, relayflow_system)
+    url = f"/approvals/{order.order_id}/decision"
+    before = await decisions_end(relayflow_system)
+    refused = {
+        "control characters": decision_form(token, comment="ok\x00\x1b[2J"),
+        "at most 2000 characters": decision_form(token, comment="x" * 2001),
+        "decision must be APPROVED or REJECTED": decision_form(token, decision="MAYBE"),
+        "no valid decision id": decision_form(token) | {"event_id": "not-a-uuid"},
+    }
+    for message, form in refused.items():
+        answer = await client.post(url, data=form)
+        assert answer.status_code == 400, message
+        assert message in text(answer)
+    forged = await client.post(url, data=decision_form("forged-" + token[7:]))
+    assert forged.status_code == 403
+    assert "Nothing was changed" in text(forged)
+    without = await client.post(url, data=decision_form(token) | {CSRF_FIELD: ""})
+    assert without.status_code == 403
+    unknown = await client.post("/approvals/no-such-order/decision", data=decision_form(token))
+    assert unknown.status_code == 404
+    assert "There is no order 'no-such-order'." in text(unknown)
+    assert await decisions_end(relayflow_system) == before
+    rows = await client.get("/approvals/rows")
+    assert f'data-order="{order.order_id}" data-status="waiting"' in text(rows)
+
+
+async def test_an_approver_of_another_group_neither_sees_nor_decides(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    order = await waiting(relayflow_kafka, relayflow_system)
+    async with signed_in(console, "bob") as (client, token):
+        inbox = await client.get("/approvals")
+        assert inbox.status_code == 200
+        assert order.order_id not in text(inbox)
+        before = await decisions_end(relayflow_system)
+        answer = await client.post(f"/approvals/{order.order_id}/decision",
+                                   data=decision_form(token))
+        assert answer.status_code == 403
+        assert "bob is not among the approvers" in text(answer)
+        assert await decisions_end(relayflow_system) == before
+        # Only operators see dead letters.
+        dlq = await client.get("/dead-letters")
+        assert dlq.status_code == 403
+        assert "for the operator role" in text(dlq)
+
+
+async def test_an_expired_session_is_named_and_changes_nothing(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    order = await waiting(relayflow_kafka, relayflow_system)
+    before = await decisions_end(relayflow_system)
+    cookies = {SESSION_COOKIE: expired_session("ann", "token-1")}
+    async with httpx.AsyncClient(base_url=console.url, cookies=cookies) as client:
+        answer = await client.post(f"/approvals/{order.order_id}/decision",
+                                   data=decision_form("token-1"))
+        assert answer.status_code == 401
+        assert "Your session expired: nothing was changed." in text(answer)
+    async with httpx.AsyncClient(base_url=console.url, cookies=cookies) as client:
+        page = await client.get("/approvals", follow_redirects=True)
+        assert "Your session expired; sign in again." in text(page)
+    async with httpx.AsyncClient(base_url=console.url, cookies=cookies) as client:
+        polled = await client.get("/approvals/rows", headers={"HX-Request": "true"})
+        assert polled.status_code == 401
+        assert polled.headers["HX-Redirect"].startswith("/login?why=expired")
+    # A cookie signed with another key is nobody's.
+    other = forged_session(user="ann", expires=2e9, csrf="x").replace(".", "!", 1)
+    async with httpx.AsyncClient(base_url=console.url,
+                                 cookies={SESSION_COOKIE: other}) as client:
+        assert (await client.get("/approvals")).status_code == 303
+    assert await decisions_end(relayflow_system) == before
+
+
+async def test_order_search_shows_the_timeline_or_says_there_is_no_such_order(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
+        ann: tuple[httpx.AsyncClient, str]) -> None:
+    client, _ = ann
+    order = order_placed()
+    await relayflow_kafka.send(order)
+    await relayflow_kafka.wait_for(OrderCompleted, key=order.order_id)
+    temporal = await connect_temporal(relayflow_system)
+    await temporal.get_workflow_handle(workflow_id_of(order.order_id)).result()
+    page = await client.get("/orders", params={"order_id": order.order_id})
+    assert page.status_code == 200
+    completed_id = outcome_event_id(workflow_id_of(order.order_id), "completed")
+    for seen in ('"COMPLETED">OrderCompleted<', "reserve_inventory done", "charge_payment done",
+                 "create_shipment done", f"published OrderCompleted {completed_id}",
+                 str(order.event_id), "/namespaces/default/workflows/order-"):
+        assert seen in text(page), seen
+    missing = await client.get("/orders", params={"order_id": "no-such-order"})
+    assert missing.status_code == 404
+    assert "No order 'no-such-order'" in text(missing)
+    bad = await client.get("/orders", params={"order_id": "a\x00b"})
+    assert bad.status_code == 400
+    assert "Not an order id" in text(bad)
+
+
+async def test_operator_forms_refuse_bad_input_and_leave_the_key_parked(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    key = f"o-con-{uuid.uuid4().hex[:8]}"
+    await relayflow_kafka.send_bytes(ORDERS_EVENTS, b"junk", key=key)
+    await relayflow_kafka.wait_for_dead_letter(ORDERS_EVENTS, key=key)
+    async with signed_in(console, "olga") as (client, token):
+        listed = await client.get("/dead-letters", params={"topic": ORDERS_EVENTS,
+                                                           "reason": "unknown-framing"})
+        assert key in text(listed)
+        refused = {
+            "Unknown topic": {"topic": "payments.events", "key": key.encode().hex()},
+            "not hex": {"topic": ORDERS_EVENTS, "key": "zz"},
+            "Not confirmed": {"topic": ORDERS_EVENTS, "key": key.encode().hex()},
+        }
+        for message, form in refused.items():
+            answer = await client.post("/parked/release", data={CSRF_FIELD: token, **form})
+            assert answer.status_code == 400, message
+            assert message in text(answer)
+        forged = await client.post("/parked/release", data={
+            CSRF_FIELD: "forged", "topic": ORDERS_EVENTS, "key": key.encode().hex(),
+            "confirm": "yes"})
+        assert forged.status_code == 403
+        assert (await client.get("/dead-letters", params={"topic": "x"})).status_code == 400
+        assert (await client.get("/dead-letters/orders.events.dlq/0/999999999")).status_code \
+            == 404
+        assert (await client.get("/batches/x/failures", params={"page": "x"})).status_code \
+            == 400
+        assert (ORDERS_EVENTS, key.encode()) in await dlq_admin.parked_keys(relayflow_system)
+        released = await client.post("/parked/release", data={
+            CSRF_FIELD: token, "topic": ORDERS_EVENTS, "key": key.encode().hex(),
+            "confirm": "yes"})
+        assert released.status_code == 200
+        assert "released" in text(released)
+    assert (ORDERS_EVENTS, key.encode()) not in await dlq_admin.parked_keys(relayflow_system)
+
+
+async def test_a_trusted_identity_header_signs_in_only_when_configured(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    order = await waiting(relayflow_kafka, relayflow_system)
+    settings = console.settings.model_copy(update={
+        "console_trusted_user_header": "X-Forwarded-User",
+        "console_secret_key": SecretStr("another")})
+    async with running_console(settings, users=directory()) as url, \
+            httpx.AsyncClient(base_url=url) as client:
+        nobody = await client.get("/approvals")
+        assert nobody.status_code == 403
+        assert "X-Forwarded-User" in text(nobody)
+        stranger = await client.get("/approvals", headers={"X-Forwarded-User": "eve"})
+        assert stranger.status_code == 403
+        inbox = await client.get("/approvals", headers={"X-Forwarded-User": "ann"})
+        assert inbox.status_code == 200
+        assert order.order_id in text(inbox)
+        decided = await client.post(
+            f"/approvals/{order.order_id}/decision", headers={"X-Forwarded-User": "ann"},
+            data=decision_form(csrf_of(inbox.text), decision="REJECTED", comment="too much"))
+        assert "Rejected as orders-approvers/ann." in text(decided)
+    failed = await relayflow_kafka.wait_for(OrderFailed, key=order.order_id)
+    assert failed.reason == "rejected"
+    assert "orders-approvers/ann" in (failed.error or "")
+
+
+async def test_a_trusted_roles_header_gives_the_proxys_user_their_groups(
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    order = await waiting(relayflow_kafka, relayflow_system)
+    settings = console.settings.model_copy(update={
+        "console_trusted_user_header": "X-Forwarded-User",
+        "console_trusted_roles_header": "X-Forwarded-Groups"})
+    async with running_console(settings, users=directory()) as url, \
+            httpx.AsyncClient(base_url=url) as client:
+        zed = {"X-Forwarded-User": "zed", "X-Forwarded-Groups": "returns, orders-approvers"}
+        inbox = await client.get("/approvals", headers=zed)
+        assert order.order_id in inbox.text
+        none = await client.get("/approvals", headers={"X-Forwarded-User": "zed"})
+        assert none.status_code == 200
+        assert order.order_id not in none.text
+        operator = await client.get("/dead-letters", headers={
+            "X-Forwarded-User": "zed", "X-Forwarded-Groups": "operator"})
+        assert operator.status_code == 200
