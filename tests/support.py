@@ -7,18 +7,22 @@ importing each other.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord, RecordMetadata
+from typer.testing import CliRunner, Result
 
 from bridge.consumer import FetchProcessor
 from bridge.decoding import Decoder
 from bridge.retry import Backoff
+from relayflow.cli import app
 from relayflow.kafka_clients import KafkaClients
 from relayflow.reference import ROUTES
 from relayflow.settings import Settings
@@ -183,3 +187,15 @@ async def kafka_probe(settings: Settings, watch: list[str]) -> AsyncIterator[Kaf
         await consumer.stop()
         await producer.stop()
         await asyncio.sleep(0)
+
+
+async def cli(settings: Settings, *args: str, **env: str) -> Result:
+    """Run ``relayflow *args`` with ``settings`` (commands call asyncio.run: another thread)."""
+    environment = settings.as_env() | {"COLUMNS": "400"} | env
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=environment)
+
+
+def as_json(result: Result) -> Any:
+    """The command's standard output as JSON, once it exited 0."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

@@ -31,7 +31,7 @@ from relayflow.testing.kafka import AppKafka, app_kafka
 from relayflow.testing.system import isolated
 from schemas import BatchCompleted, BatchRequested, OrderCompleted
 from schemas.topics import BATCHES_REQUESTS, ORDERS_EVENTS
-from tests.support import order_placed
+from tests.support import as_json, cli, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -153,3 +153,19 @@ async def test_health_endpoints_answer(observed: Observed) -> None:
             assert time.monotonic() < deadline, answer
             await asyncio.sleep(0.2)
         assert answer == (200, {"ready": True, "checks": {service: "ok"}})
+
+
+async def test_top_reads_the_bridge_and_worker_endpoints(observed: Observed) -> None:
+    order = order_placed()
+    await observed.kafka.send(order)
+    await observed.kafka.wait_for(OrderCompleted, key=order.order_id, timeout=SETTLE_S)
+    urls = [f"http://127.0.0.1:{m.endpoints.port}/metrics"
+            for m in (observed.bridge, observed.worker)]
+    frame = as_json(await cli(observed.settings, "top", "--once", "--interval", "0.2",
+                              "-o", "json", "--metrics", urls[0], "--metrics", urls[1]))
+    assert frame["unanswered"] == []
+    assert frame["totals"]["started"] >= 1
+    assert frame["totals"]["outcomes_published"] >= 1
+    assert frame["in_flight"] == 0
+    assert frame["dependencies_up"] == {"kafka": 1, "schema-registry": 1, "temporal": 1}
+    assert set(frame["lag"]) >= {ORDERS_EVENTS}

@@ -8,7 +8,6 @@ worker polls, or an address is pointed at a port nothing listens on.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterable, Iterator
@@ -18,10 +17,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
-from typer.testing import CliRunner, Result
 
 from relayflow.bootstrap import connect_temporal
-from relayflow.cli import app
 from relayflow.devstack.process import free_port
 from relayflow.dlq_admin import parked_keys
 from relayflow.kafka_reads import end_offsets, partitions_of, record_counts
@@ -30,22 +27,11 @@ from relayflow.settings import Settings
 from relayflow.testing.kafka import AppKafka
 from schemas import ApprovalRequested, EventMeta, Inbound, OrderCompleted, OrderPlaced
 from schemas.topics import ORDERS_EVENTS, dlq_topic
-from tests.support import order_placed
+from tests.support import as_json, cli, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 SHORT = "2"  # --timeout of the commands that must find a dependency silent
-
-
-async def cli(settings: Settings, *args: str, **env: str) -> Result:
-    """Run ``relayflow *args`` with ``settings`` (commands call asyncio.run: another thread)."""
-    environment = settings.as_env() | {"COLUMNS": "400"} | env
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=environment)
-
-
-def as_json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def order_json(order: OrderPlaced) -> str:
