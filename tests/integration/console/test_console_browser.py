@@ -76,7 +76,7 @@ async def test_an_approver_approves_a_request_as_it_arrives_and_watches_the_orde
         await expect(page.locator(f'article[data-order="{order.order_id}"]')).to_contain_text(
             "Approved as orders-approvers/ann.")
         await relayflow_kafka.wait_for(OrderCompleted, key=order.order_id)
-        await page.get_by_role("link", name="Orders").click()
+        await page.get_by_role("link", name="Orders", exact=True).click()
         await page.get_by_label("Order id").fill(order.order_id)
         await page.get_by_role("button", name="Show").click()
         await expect(page.locator("#saga-status")).to_have_text("OrderCompleted")  # polled in
@@ -175,7 +175,7 @@ async def test_a_batch_progress_bar_reaches_100_percent(
         page = await profile.new_page()
         await sign_in(page, console, "olga")
         await relayflow_kafka.send(batch)
-        await page.get_by_role("link", name="Batches").click()
+        await page.get_by_role("link", name="Batches", exact=True).click()
         bar = page.locator(f'article[data-batch="{batch.batch_id}"] progress')
         await expect(bar).to_have_attribute("value", "100", timeout=60_000)
         await expect(page.locator(f'article[data-batch="{batch.batch_id}"]')).to_contain_text(
