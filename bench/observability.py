@@ -16,9 +16,11 @@ for a burst of events, in three variants
 
 The variants alternate round by round (each round in a rotated order, after
 an unmeasured burst warms the fresh stack up), so all meet the same load;
-ratios are of the medians. Then, per record, what
-``bridge.observing`` costs with tracing off (binding the record's log context
-and reading its ``traceparent``), against a bare loop.
+ratios are of the medians. Then, per record, in a loop (free of the stack's
+noise): what ``bridge.observing`` costs with tracing off (binding the
+record's log context and reading its ``traceparent``) and on (making the
+consume span), and what the bridge's metrics of a started record cost on and
+with metrics off, against a bare loop.
 
     python -m bench.observability [--events 2000] [--rounds 5] [--concurrency 64]
 """
@@ -33,6 +35,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +45,13 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Tracer
 
 from bench.common import CODEC, bench_stack, orders, record, table
 from bench.start_throughput import bridge_rate
+from bridge.metrics import BridgeMetrics
 from bridge.observing import RecordObserver
 from devtools.otlp_receiver import OtlpReceiver, otlp_receiver
-from relayflow.monitoring import monitored
+from relayflow.monitoring import Endpoints, monitored
 from relayflow.settings import Settings
 from schemas.framing import to_record
 from schemas.topics import ORDERS_EVENTS
@@ -156,37 +159,52 @@ def _sample_record() -> ConsumerRecord[bytes, bytes]:
                           headers=list(framed.headers))
 
 
-def per_record_cost(records: int) -> dict[str, float]:
-    """Microseconds per record: a bare loop, and ``RecordObserver.scope`` without and with a tracer.
+def _bare(records: int) -> None:
+    for _ in range(records):
+        pass
 
-    The tracer is an SDK one with no processor: the spans' making, not their export.
-    """
+
+def _scoped(observer: RecordObserver, records: int) -> None:
     fetched = _sample_record()
-
-    def bare() -> None:
-        for _ in range(records):
+    for _ in range(records):
+        with observer.scope(fetched):
             pass
 
-    def scoped(tracer: Tracer | None) -> Callable[[], None]:
-        observer = RecordObserver(tracer, group="bench")
 
-        def run() -> None:
-            for _ in range(records):
-                with observer.scope(fetched):
-                    pass
-        return run
+def _counted(metrics: BridgeMetrics, records: int) -> None:
+    for _ in range(records):  # what bridge.consumer and bridge.commands count for a start
+        metrics.records_consumed.labels(ORDERS_EVENTS).inc()
+        with metrics.temporal_call("start"):
+            pass
+        metrics.commands.labels(ORDERS_EVENTS, "OrderPlaced", "start", "started").inc()
 
-    def best_of_three(loop: Callable[[], None]) -> float:
+
+def per_record_cost(records: int) -> dict[str, float]:
+    """Microseconds per record: a bare loop, ``RecordObserver.scope``, and a start's metrics.
+
+    The scope's tracer is an SDK one with no processor: the spans' making, not
+    their export. A started record's metrics are what the bridge counts for it,
+    on and with ``RELAYFLOW_METRICS`` off. Each is the best of three runs, the
+    one least disturbed by other load.
+    """
+    loops: dict[str, Callable[[int], None]] = {
+        "bare loop": _bare,
+        "scope, tracing off": partial(_scoped, RecordObserver(None, group="bench")),
+        "scope, tracing on": partial(_scoped, RecordObserver(
+            TracerProvider().get_tracer("bench"), group="bench")),
+        "a start's metrics, on": partial(_counted, Endpoints().metrics(BridgeMetrics)),
+        "a start's metrics, off": partial(_counted,
+                                          Endpoints(counting=False).metrics(BridgeMetrics)),
+    }
+    costs = {}
+    for name, loop in loops.items():
         times = []
         for _ in range(3):
             started = time.perf_counter()
-            loop()
+            loop(records)
             times.append(time.perf_counter() - started)
-        return 1e6 * min(times) / records  # the least disturbed by other load
-
-    return {"bare loop": best_of_three(bare),
-            "scope, tracing off": best_of_three(scoped(None)),
-            "scope, tracing on": best_of_three(scoped(TracerProvider().get_tracer("bench")))}
+        costs[name] = 1e6 * min(times) / records
+    return costs
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
