@@ -30,6 +30,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from devtools.processes import stop
+
 __all__ = ["OtlpReceiver", "otlp_receiver"]
 
 _READY_TIMEOUT_S = 30.0
@@ -104,12 +106,7 @@ def otlp_receiver(folder: Path) -> Iterator[OtlpReceiver]:
                                f"{log.read_text(errors='replace')[-2000:]}")
         yield OtlpReceiver(f"http://127.0.0.1:{port}", count_file)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace=10)
 
 
 def main(argv: list[str] | None = None) -> None:
