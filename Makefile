@@ -86,6 +86,7 @@ bench: install kafka  ## Benchmarks on their own stack (ports 29092/27233, minut
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.secured
+	$(BIN)/python -m bench.observability
 
 dev-up: install kafka  ## Start the local Kafka + Temporal dev stack
 	$(BIN)/relayflow dev up

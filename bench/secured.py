@@ -28,23 +28,12 @@ from pathlib import Path
 from pydantic import SecretStr
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.common import bench_stack, orders, produce, record, table
-from bench.start_throughput import argument, relayflow_bridge
+from bench.common import bench_stack, orders, record, table
+from bench.start_throughput import argument, bridge_rate
 from devtools.secured_kafka import secured_kafka
-from relayflow.kafka_reads import committed_to_end
 from relayflow.payload_codec import new_key_entry
 from relayflow.reference import APP
 from relayflow.settings import Settings
-from schemas.topics import ORDERS_EVENTS
-
-
-async def bridge_rate(settings: Settings, tag: str, events: int, concurrency: int) -> float:
-    """Starts per second of one burst through the bridge (first produce to last commit)."""
-    async with relayflow_bridge(settings, tag, concurrency) as group:
-        started = time.perf_counter()
-        await produce(settings, ORDERS_EVENTS, orders(events))
-        await committed_to_end(settings, group)
-        return events / (time.perf_counter() - started)
 
 
 async def codec_cost(settings: Settings, payloads: int) -> tuple[float, float, int]:

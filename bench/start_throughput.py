@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 
@@ -42,6 +43,11 @@ from relayflow.settings import Settings
 from schemas import EventMeta, Inbound, OrderPlaced
 from schemas.codec import AvroCodec
 from schemas.topics import ORDERS_EVENTS
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from relayflow.monitoring import Monitoring
 
 TASK_QUEUE = "bench-starts"  # no worker polls it: a start is all that is measured
 CODEC = AvroCodec([OrderPlaced])
@@ -89,19 +95,36 @@ async def raw(client: Client, events: list[OrderPlaced], concurrency: int, tag: 
 
 
 @contextlib.asynccontextmanager
-async def relayflow_bridge(settings: Settings, tag: str, concurrency: int,
-                           ) -> AsyncIterator[str]:
-    """relayflow's bridge running (joined, warmed up) with a bench route; yields its group."""
+async def relayflow_bridge(settings: Settings, tag: str, concurrency: int, *,
+                           tracer_provider: TracerProvider | None = None,
+                           monitoring: Monitoring | None = None) -> AsyncIterator[str]:
+    """relayflow's bridge running (joined, warmed up) with a bench route; yields its group.
+
+    ``tracer_provider`` and ``monitoring`` go to ``running`` as they are.
+    """
     group = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
     routes = RouteTable([Route(ORDERS_EVENTS, OrderPlaced, Action.START, "BenchNoop",
                                tag + "-{order_id}")])
     mine = settings.model_copy(update={"kafka_consumer_group": group, "task_queue": TASK_QUEUE,
                                        "bridge_concurrency": concurrency})
     await start_group_at_end(mine, group)
-    async with running(mine, worker=False, routes=routes):
+    async with running(mine, worker=False, routes=routes, tracer_provider=tracer_provider,
+                       monitoring=monitoring):
         await produce(mine, ORDERS_EVENTS, orders(1))  # warm-up: joined and connected
         await committed_to_end(mine, group)
         yield group
+
+
+async def bridge_rate(settings: Settings, tag: str, events: int, concurrency: int, *,
+                      tracer_provider: TracerProvider | None = None,
+                      monitoring: Monitoring | None = None) -> float:
+    """Starts per second of one burst through the bridge (first produce to last commit)."""
+    async with relayflow_bridge(settings, tag, concurrency, tracer_provider=tracer_provider,
+                                monitoring=monitoring) as group:
+        started = time.perf_counter()
+        await produce(settings, ORDERS_EVENTS, orders(events))
+        await committed_to_end(settings, group)
+        return events / (time.perf_counter() - started)
 
 
 @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.processes import stop
 from relayflow.devstack import free_port
 
 __all__ = ["SCRAPE_INTERVAL_S", "Prometheus", "find_prometheus", "prometheus_server"]
@@ -125,12 +126,7 @@ def prometheus_server(folder: Path, jobs: Mapping[str, Sequence[str]]) -> Iterat
         _wait_ready(server, process)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace=30)
 
 
 def _wait_ready(server: Prometheus, process: subprocess.Popen[bytes]) -> None:

@@ -284,7 +284,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
                                                        runtime=monitoring.runtime), stop)
     if temporal is None:
         return
-    status = BridgeStatus(BridgeMetrics(monitoring.endpoints.registry))
+    status = BridgeStatus(monitoring.endpoints.metrics(BridgeMetrics))
     monitoring.endpoints.refreshes.append(status.observe)
     kafka = KafkaClients(settings)
     async with kafka.started_producer() as producer:
@@ -358,7 +358,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
         async with kafka.started_producer(linger_ms=5) as producer:
-            probe.metrics = metrics = WorkerMetrics(monitoring.endpoints.registry)
+            probe.metrics = metrics = monitoring.endpoints.metrics(WorkerMetrics)
             probe.worker = worker = build_worker(client, settings, app, producer, executor,
                                                  metrics)
             log.info("worker polling task queue %s on %s for %s", settings.task_queue,

@@ -10,6 +10,10 @@ One HTTP server per process (aiohttp, on the process's own event loop):
 * ``GET /health/ready``: 200 when every service of the process is ready, else
   503; both with ``{"ready": ..., "checks": {"bridge": "ok" | why not, ...}}``.
 
+With ``RELAYFLOW_METRICS`` off the services get metrics whose instruments
+count nothing (``Endpoints.metrics``) and ``/metrics`` is not served; the
+health endpoints are.
+
 The Temporal SDK's own metrics (``temporal_*``) come from its runtime's
 Prometheus exporter on a port of their own (``temporal_runtime``): the SDK
 serves them, relayflow only configures it.
@@ -24,16 +28,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.metrics import MetricWrapperBase
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.metrics import WorkerMetrics
 from bridge.app import BridgeStatus
+from bridge.metrics import BridgeMetrics
 from relayflow.settings import SettingError, Settings
 
 __all__ = ["Check", "Endpoints", "Monitoring", "WorkerProbe", "bridge_readiness", "monitored",
@@ -47,6 +54,31 @@ Check = Callable[[], Awaitable[str | None]]
 _CHECK_TIMEOUT_S = 5.0  # a check that hangs (a dependency black-holing packets) counts as failed
 _PROBE_TIMEOUT = timedelta(seconds=2)
 
+_Metrics = TypeVar("_Metrics", BridgeMetrics, WorkerMetrics)
+
+
+class _Uncounted:
+    """Stands in for every instrument (counter, gauge, histogram, child) and records nothing."""
+
+    def labels(self, *_: object) -> _Uncounted:
+        return self
+
+    def inc(self, _: float = 1) -> None:
+        pass
+
+    dec = set = observe = inc
+
+    def remove(self, *_: object) -> None:
+        pass
+
+    def time(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    track_inprogress = time
+
+
+_UNCOUNTED = _Uncounted()
+
 
 @dataclass
 class Endpoints:
@@ -57,12 +89,28 @@ class Endpoints:
         checks: Readiness check per service name (``bridge``, ``worker``).
         refreshes: Awaited before each scrape (scrape-time metrics).
         port: The bound port once serving (useful when 0 was asked for).
+        counting: Metrics on (``RELAYFLOW_METRICS``); off, ``/metrics`` is not served.
     """
 
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     checks: dict[str, Check] = field(default_factory=dict)
     refreshes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     port: int | None = None
+    counting: bool = True
+
+    def metrics(self, kind: type[_Metrics]) -> _Metrics:
+        """A service's metrics (``BridgeMetrics``, ``WorkerMetrics``) on ``registry``.
+
+        With ``counting`` off, every instrument of theirs is one that records
+        nothing (and they are registered nowhere that is served).
+        """
+        if self.counting:
+            return kind(self.registry)
+        metrics = kind()
+        for name, value in vars(metrics).items():
+            if isinstance(value, MetricWrapperBase):
+                setattr(metrics, name, _UNCOUNTED)
+        return metrics
 
     def application(self) -> web.Application:
         """The aiohttp application of the three endpoints."""
@@ -84,7 +132,8 @@ class Endpoints:
             return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
         app = web.Application()
-        app.router.add_get("/metrics", metrics)
+        if self.counting:
+            app.router.add_get("/metrics", metrics)
         app.router.add_get("/health/live", live)
         app.router.add_get("/health/ready", ready)
         return app
@@ -110,8 +159,8 @@ class Endpoints:
                 raise SettingError(f"{setting}: cannot listen on {host}:{port}: "
                                    f"{error.strerror or error}") from None
             self.port = int(runner.addresses[0][1])
-            log.info("metrics on http://%s:%d/metrics, health on /health/live and "
-                     "/health/ready", host, self.port)
+            log.info("%shealth on http://%s:%d/health/live and /health/ready",
+                     "metrics on /metrics, " if self.counting else "", host, self.port)
             yield
         finally:
             await runner.cleanup()
@@ -168,7 +217,7 @@ async def monitored(settings: Settings, port_setting: str) -> AsyncIterator[Moni
     Raises:
         SettingError: A port cannot be served on.
     """
-    endpoints = Endpoints()
+    endpoints = Endpoints(counting=settings.metrics)
     found = Monitoring(endpoints, temporal_runtime(settings))
     port: int = getattr(settings, port_setting)
     if port < 0:

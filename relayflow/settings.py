@@ -217,6 +217,9 @@ class Settings(BaseSettings):
         temporal_metrics_port: Port of the Temporal SDK's own Prometheus
             endpoint (``temporal_*`` metrics, served by the SDK's runtime on
             ``http_host``) in bridge and worker processes; -1 serves none.
+        metrics: Count relayflow's metrics and serve them on ``/metrics``; off,
+            the bridge and the worker count nothing and ``/metrics`` is not
+            served (``/health/*`` still are).
         ready_outage_grace_seconds: ``/health/ready`` answers 503 once an
             outage of a dependency (Temporal, Kafka, the schema registry) has
             held records or outcomes back for this long.
@@ -322,6 +325,7 @@ class Settings(BaseSettings):
     worker_http_port: int = Field(default=9401, ge=-1, le=65535)
     http_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
     temporal_metrics_port: int = Field(default=9402, ge=-1, le=65535)
+    metrics: bool = True
     ready_outage_grace_seconds: float = Field(default=30.0, ge=0)
 
     # Operator commands (relayflow.operate).

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench import codec, fanout, latency, memory, secured, start_throughput
+from bench import codec, fanout, latency, memory, observability, secured, start_throughput
 from relayflow.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -212,3 +212,32 @@ async def test_secured(bench_env: Path) -> None:
     assert set(printed) == {"secured/plaintext"}, out
     assert printed["secured/plaintext"] == pytest.approx(recorded(bench_env, "secured")["ratio"],
                                                          abs=0.0051)
+
+
+async def test_observability(bench_env: Path) -> None:
+    events = 20
+    args = observability.parse(["--events", str(events), "--rounds", "1", "--concurrency", "8",
+                                "--records", "200"])
+    out = observability.report(await observability.main(args), args)
+    rates, per_record = tables(out).values()
+    assert [(r["variant"], r["rounds"]) for r in rates] == [
+        ("off", "1"), ("metrics", "1"), ("metrics + tracing", "1")]
+    for row in rates:
+        for column in ("median starts/s", "min", "max"):
+            positive(row[column])
+    scrapes = {r["variant"]: number(r["scrapes"]) for r in rates}
+    spans = {r["variant"]: number(r["spans exported"]) for r in rates}
+    assert scrapes["off"] == 0
+    assert scrapes["metrics"] >= 1
+    assert scrapes["metrics + tracing"] >= 1
+    assert spans["off"] == spans["metrics"] == 0
+    # The receiver got a consume span and a StartWorkflow span per record (and the warm-up's).
+    assert spans["metrics + tracing"] >= 2 * (events + 1)
+    assert [r["loop"] for r in per_record] == [
+        "bare loop", "scope, tracing off", "scope, tracing on", "a start's metrics, on",
+        "a start's metrics, off"]
+    for row in per_record:
+        positive(row["us per record"])
+    printed = figures(out)
+    assert set(printed) == {"metrics/off", "metrics + tracing/off"}, out
+    assert_printed(printed, recorded(bench_env, "observability")["ratios"])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.propagate import extract
@@ -15,17 +16,19 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from structlog.contextvars import get_contextvars
 from typer.testing import CliRunner
 
 from activities.outcomes import continued_traceparent
 from bridge.consumer import FetchProcessor
-from bridge.observing import DLQ_REASON_ATTRIBUTE, RecordObserver
+from bridge.observing import DLQ_REASON_ATTRIBUTE, RecordObserver, producer_trace_id
 from relayflow.cli import app
+from relayflow.reference import ROUTES
 from relayflow.settings import SettingError, Settings
 from relayflow.tracing import span_exporters, tracer_provider
 from schemas.framing import to_record
-from schemas.headers import TRACEPARENT
+from schemas.headers import EVENT_ID, TRACEPARENT
 from tests.fakes import FakeCommands, FakeDeadLetters, Record
 from tests.support import CODEC, decoder, order_placed, record
 
@@ -156,6 +159,43 @@ async def test_without_a_tracer_no_span_and_the_log_context_is_reset(
     await _processor(RecordObserver()).process([record(order_placed())])
     assert spans.get_finished_spans() == ()
     assert not {"topic", "offset", "workflow_id"} & get_contextvars().keys()
+
+
+_TRACE, _SPAN = PRODUCER.split("-")[1:3]
+
+
+@pytest.mark.parametrize("value", [
+    PRODUCER, f" 00-{_TRACE}-{_SPAN}-00\t", f"01-{_TRACE}-{_SPAN}-01-future-fields",
+    f"00-{_TRACE}-{_SPAN}-01-not-in-version-00", f"ff-{_TRACE}-{_SPAN}-01",
+    f"00-{'0' * 32}-{_SPAN}-01", f"00-{_TRACE}-{'0' * 16}-01", PRODUCER.upper(),
+    PRODUCER[:-1], f"{PRODUCER}{' ' * 600}", "garbage", "", None,
+])
+def test_the_log_context_has_the_trace_id_the_propagator_reads(value: str | None) -> None:
+    # With tracing off the bridge reads it without the propagator: both must agree.
+    context = TraceContextTextMapPropagator().extract({} if value is None else {TRACEPARENT: value})
+    found = trace.get_current_span(context).get_span_context()
+    assert producer_trace_id(value) == (trace.format_trace_id(found.trace_id) if found.is_valid
+                                        else None)
+
+
+@pytest.mark.parametrize("tracing", [False, True])
+def test_the_scope_binds_the_records_log_context_and_resets_it(
+        provider: TracerProvider, tracing: bool) -> None:
+    order = order_placed()
+    fetched = record(order, offset=7, headers=[
+        (TRACEPARENT, None), (EVENT_ID, b"e-1"), (EVENT_ID, b"e-2"),
+        (TRACEPARENT, PRODUCER.encode()), (TRACEPARENT, b"00-other")])
+    observer = RecordObserver(provider.get_tracer("bridge") if tracing else None)
+    with observer.scope(fetched) as scope:
+        assert get_contextvars() == {
+            "topic": fetched.topic, "partition": 0, "offset": 7, "key": order.order_id,
+            "event_id": "e-1", "workflow_id": None, "trace_id": _TRACE}
+        assert scope.span.is_recording() is tracing
+        route = ROUTES.lookup(fetched.topic, order.avro_name)
+        assert route is not None
+        scope.routed(route, "order-1", "e-1")
+        assert get_contextvars()["workflow_id"] == "order-1"
+    assert get_contextvars() == {}
 
 
 def _offset(span: ReadableSpan) -> int:
