@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -210,6 +212,41 @@ async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = Non
         return client
 
 
+async def _producer_once_kafka_answers(kafka: KafkaClients, stack: contextlib.AsyncExitStack,
+                                       stop: asyncio.Event, backoff: Backoff | None = None,
+                                       **options: Any) -> AIOKafkaProducer | None:
+    """A producer started on ``stack``, waiting with backoff while Kafka does not answer.
+
+    A bridge or worker started before Kafka (or during its restart) waits for it
+    as the bridge waits for Temporal, instead of dying at its first connection.
+
+    Returns:
+        The started producer, or None when ``stop`` was set first.
+
+    Raises:
+        KafkaSecurityError: TLS or SASL refused (a setting to fix, not to wait out).
+    """
+    backoff = backoff or Backoff()
+    failures = 0
+    while True:
+        try:
+            producer = await stack.enter_async_context(kafka.started_producer(**options))
+        except KafkaConnectionError as error:
+            failures += 1
+            if failures == 1:
+                log.warning("Kafka at %s unavailable (%s); retrying with backoff",
+                            kafka.bootstrap_servers, error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff.delay(failures))
+            if stop.is_set():
+                return None
+            continue
+        if failures:
+            log.warning("Kafka at %s available after %d attempts",
+                        kafka.bootstrap_servers, failures + 1)
+        return producer
+
+
 def bridge_config(settings: Settings) -> BridgeConfig:
     """The bridge's own settings, taken from relayflow's."""
     return BridgeConfig(
@@ -287,7 +324,10 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
     status = BridgeStatus(monitoring.endpoints.metrics(BridgeMetrics))
     monitoring.endpoints.refreshes.append(status.observe)
     kafka = KafkaClients(settings)
-    async with kafka.started_producer() as producer:
+    async with contextlib.AsyncExitStack() as stack:
+        producer = await _producer_once_kafka_answers(kafka, stack, stop, backoff)
+        if producer is None:
+            return
         bridge = create_app(bridge_config(settings), table,
                             app.codec(settings.schema_registry()),
                             temporal=temporal, producer=producer, kafka=kafka, status=status,
@@ -356,8 +396,11 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
     probe.client = client
     kafka = KafkaClients(settings)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
-        async with kafka.started_producer(linger_ms=5) as producer:
+        async with contextlib.AsyncExitStack() as stack:
+            # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
+            producer = await _producer_once_kafka_answers(kafka, stack, stop, linger_ms=5)
+            if producer is None:
+                return
             probe.metrics = metrics = monitoring.endpoints.metrics(WorkerMetrics)
             probe.worker = worker = build_worker(client, settings, app, producer, executor,
                                                  metrics)

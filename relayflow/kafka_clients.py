@@ -227,6 +227,11 @@ class KafkaClients:
         self._ssl = _ssl_context(settings) if protocol in {"SSL", "SASL_SSL"} else None
         self._checked = protocol == "PLAINTEXT"  # nothing to refuse but the connection itself
 
+    @property
+    def bootstrap_servers(self) -> str:
+        """The brokers these clients bootstrap from (for messages; no credentials)."""
+        return self._settings.kafka_bootstrap_servers
+
     def connection(self) -> dict[str, Any]:
         """The connection options every aiokafka client gets (includes the SASL password)."""
         s = self._settings

@@ -57,11 +57,31 @@ def test_only_the_service_under_test_of_the_sessions_own_stack_is_restartable(
 
 async def _loaded(rig: Rig, count: int) -> Service:
     """Worker and bridge running, ``count`` orders produced; returns the bridge."""
-    rig.worker()
+    worker = rig.worker()
     bridge = rig.bridge()
+    await worker.logged("worker polling")
     await bridge.logged("bridge consuming")
     await rig.produce(ORDERS_EVENTS, orders(rig, count))
     return bridge
+
+
+async def test_bridge_and_worker_started_while_kafka_is_down_wait_for_it(rig: Rig) -> None:
+    local = _restartable(rig, "kafka")
+    await asyncio.to_thread(devstack.stop_kafka, local)
+    worker, bridge = rig.worker(), rig.bridge()
+    for service in (worker, bridge):
+        await service.logged("unavailable")  # Kafka's: both met the outage at start
+    await asyncio.to_thread(devstack.start_kafka, local)
+    await worker.logged("worker polling")
+    await bridge.logged("bridge consuming")
+    await rig.produce(ORDERS_EVENTS, orders(rig, 20))
+    assert_clean(await rig.settled(), 20)
+    assert worker.alive
+    assert bridge.alive
+    for service in (worker, bridge):
+        log = service.log.read_text()
+        assert "Kafka at" in log
+        assert "available after" in log
 
 
 async def test_temporal_down_for_a_while_under_load(rig: Rig) -> None:
