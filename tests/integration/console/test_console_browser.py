@@ -50,6 +50,14 @@ def big(system: Settings, timeout_seconds: int | None = None) -> OrderPlaced:
                         approval_timeout_seconds=timeout_seconds)
 
 
+async def requested(system: Settings, kafka: AppKafka) -> OrderPlaced:
+    """A ``big`` order sent, once its saga asked for the approval."""
+    order = big(system)
+    await kafka.send(order)
+    await kafka.wait_for(ApprovalRequested, key=order.order_id)
+    return order
+
+
 def card(page: Page, order: OrderPlaced, status: str | None = None) -> Locator:
     selector = f'article[data-order="{order.order_id}"]'
     return page.locator(selector + (f'[data-status="{status}"]' if status else ""))
@@ -114,9 +122,7 @@ async def test_the_inbox_follows_escalation_decisions_elsewhere_and_time_outs_li
 async def test_an_approver_of_another_group_neither_sees_nor_posts_it(
         console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
         browser: Browser) -> None:
-    order = big(relayflow_system)
-    await relayflow_kafka.send(order)
-    await relayflow_kafka.wait_for(ApprovalRequested, key=order.order_id)
+    order = await requested(relayflow_system, relayflow_kafka)
     async with context(browser, DESKTOP) as profile:
         page = await profile.new_page()
         await sign_in(page, console, "bob")
@@ -190,9 +196,7 @@ async def test_a_batch_progress_bar_reaches_100_percent(
 async def test_on_a_phone_every_page_fits_and_an_approval_is_one_tap(
         console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
         browser: Browser, screenshots: Screenshots) -> None:
-    order = big(relayflow_system)
-    await relayflow_kafka.send(order)
-    await relayflow_kafka.wait_for(ApprovalRequested, key=order.order_id)
+    order = await requested(relayflow_system, relayflow_kafka)
     async with context(browser, PHONE) as profile:
         page = await profile.new_page()
         await sign_in(page, console, "ann")
