@@ -551,6 +551,9 @@ def demo(
 
     if with_console is None:  # scripts and CI get a demo that ends by itself
         with_console = sys.stdin.isatty() and sys.stdout.isatty()
+        if not with_console:
+            typer.echo("no terminal: the web console is not served "
+                       "(`relayflow demo --console` serves it, with a demo sign-in)")
     from rich.console import Console  # noqa: PLC0415
 
     from relayflow import devstack  # noqa: PLC0415
