@@ -249,6 +249,13 @@ class Settings(BaseSettings):
         console_trusted_roles_header: With ``console_trusted_user_header``, a
             header listing the user's roles, comma-separated; unset: the roles
             of that user in the users file or setting.
+        console_signin_attempts: Failed console sign-ins for one user name within
+            ``console_signin_window_seconds`` that lock that name out (0: no limit).
+        console_signin_address_attempts: The same for one client address (the
+            connection's peer), whatever names it tries (0: no limit).
+        console_signin_window_seconds: How far back failed sign-ins count.
+        console_signin_lockout_seconds: How long a locked-out name or address is
+            refused, its password not even checked.
     """
 
     # hide_input_in_errors: a validation error would otherwise quote every value, passwords too.
@@ -342,6 +349,11 @@ class Settings(BaseSettings):
     console_secure_cookies: bool = False
     console_trusted_user_header: str | None = None
     console_trusted_roles_header: str | None = None
+    # Failed sign-ins (relayflow/console/throttle.py).
+    console_signin_attempts: int = Field(default=5, ge=0)
+    console_signin_address_attempts: int = Field(default=20, ge=0)
+    console_signin_window_seconds: float = Field(default=300.0, gt=0)
+    console_signin_lockout_seconds: float = Field(default=300.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

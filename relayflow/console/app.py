@@ -32,6 +32,7 @@ from relayflow.console.batches import BatchSizes
 from relayflow.console.inbox import Orders
 from relayflow.console.pages import approvals, auth, batches, dead_letters, orders
 from relayflow.console.sessions import SESSION_COOKIE
+from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import UserDirectory, load_users
 from relayflow.console.web import Console, error_handlers
 from relayflow.kafka_clients import KafkaClients
@@ -161,11 +162,13 @@ async def running_console(settings: Settings, *, users: UserDirectory | None = N
         store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
         async with KafkaClients(settings).started_producer() as producer:
             console = Console(settings, users, client, producer, settings.codec(), store,
-                              Orders(client), BatchSizes(client))
-            # No access log: every open inbox polls every 2 s.
+                              Orders(client), BatchSizes(client),
+                              SignInThrottle.from_settings(settings))
+            # No access log: every open inbox polls every 2 s. No proxy headers: the
+            # client address (failed sign-ins count per address) is the socket's peer.
             server = _Server(uvicorn.Config(create_app(console), log_config=None,
                                             lifespan="off", server_header=False,
-                                            access_log=False))
+                                            access_log=False, proxy_headers=False))
             serving = asyncio.create_task(server.serve(sockets=[sock]), name="console")
             try:
                 ready = asyncio.ensure_future(server.serving.wait())

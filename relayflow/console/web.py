@@ -32,6 +32,7 @@ from relayflow.console.sessions import (
     csrf_token,
     current_user,
 )
+from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import User, UserDirectory
 from relayflow.settings import Settings
 from schemas.codec import AvroCodec
@@ -84,6 +85,7 @@ class Console:
         store: The reference store (batch failures).
         orders: The order behind each saga, read once.
         sizes: The size of each batch, read once.
+        throttle: Failed sign-ins, and who is locked out.
     """
 
     settings: Settings
@@ -94,6 +96,7 @@ class Console:
     store: Store
     orders: Orders
     sizes: BatchSizes
+    throttle: SignInThrottle
 
     @property
     def temporal_ui_url(self) -> str:

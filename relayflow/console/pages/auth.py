@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from relayflow.console.sessions import SignInRequired, check_csrf, sign_in, sign_out
+from relayflow.console.throttle import Lockout, wait_text
 from relayflow.console.web import console, page, signed_in
 
 __all__ = ["ROUTES"]
@@ -39,18 +42,37 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    """Check the password; start a session."""
+    """Check the password (unless too many failed: 429); start a session."""
     await check_csrf(request)
     form = await request.form()
     name, password = str(form.get("username", "")), str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "")))
     c = console(request)
-    user = c.users.authenticate(name, password) if len(password) <= _MAX_PASSWORD else None
-    if user is None:
-        return page(request, "login.html", 401, user=None, next=target, username=name[:64],
-                    error="Wrong user name or password.")
-    sign_in(request, user, c.settings)
-    return RedirectResponse(target, status_code=303)
+    if c.settings.console_trusted_user_header:  # the proxy signs users in: no password here
+        return RedirectResponse(target, status_code=303)
+    address = request.client.host if request.client is not None else "unknown"
+    refused = c.throttle.locked(name, address)
+    if refused is None:
+        user = c.users.authenticate(name, password) if len(password) <= _MAX_PASSWORD else None
+        if user is not None:
+            c.throttle.succeeded(name)
+            sign_in(request, user, c.settings)
+            return RedirectResponse(target, status_code=303)
+        refused = c.throttle.failed(name, address)
+        if refused is None:
+            return page(request, "login.html", 401, user=None, next=target, username=name[:64],
+                        error="Wrong user name or password.")
+    response = page(request, "login.html", 429, user=None, next=target, username=name[:64],
+                    error=_locked_out(refused, name[:64]))
+    response.headers["Retry-After"] = str(math.ceil(refused.seconds))
+    return response
+
+
+def _locked_out(lockout: Lockout, name: str) -> str:
+    who = f"for {name}" if lockout.by == "user" else "from your address"
+    return (f"Too many failed sign-ins {who}: sign-in is locked for "
+            f"{wait_text(lockout.seconds)}. Until then the password is not checked, so even "
+            "the right one does not sign you in; try again after that.")
 
 
 async def logout(request: Request) -> Response:

@@ -8,6 +8,7 @@ stays parked.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -296,6 +297,12 @@ async def test_a_trusted_identity_header_signs_in_only_when_configured(
             f"/approvals/{order.order_id}/decision", headers={"X-Forwarded-User": "ann"},
             data=decision_form(csrf_of(inbox.text), decision="REJECTED", comment="too much"))
         assert "Rejected as orders-approvers/ann." in text(decided)
+        # The proxy signs users in: a password posted here is not even checked.
+        posted = await client.post("/login", data={
+            "username": "ann", "password": "nope", CSRF_FIELD: csrf_of(inbox.text),
+            "next": "/orders"})
+        assert posted.status_code == 303
+        assert posted.headers["location"] == "/orders"
     failed = await relayflow_kafka.wait_for(OrderFailed, key=order.order_id)
     assert failed.reason == "rejected"
     assert "orders-approvers/ann" in (failed.error or "")
@@ -318,3 +325,44 @@ async def test_a_trusted_roles_header_gives_the_proxys_user_their_groups(
         operator = await client.get("/dead-letters", headers={
             "X-Forwarded-User": "zed", "X-Forwarded-Groups": "operator"})
         assert operator.status_code == 200
+
+
+async def test_failed_sign_ins_lock_out_the_name_then_the_address_even_for_the_right_password(
+        console: Console, caplog: pytest.LogCaptureFixture) -> None:
+    settings = console.settings.model_copy(update={
+        "console_signin_attempts": 3, "console_signin_address_attempts": 5})
+    async with running_console(settings, users=directory()) as url, \
+            httpx.AsyncClient(base_url=url) as ann, httpx.AsyncClient(base_url=url) as max_, \
+            httpx.AsyncClient(base_url=url) as bob:
+
+        async def sign_in(client: httpx.AsyncClient, name: str, password: str) -> httpx.Response:
+            token = csrf_of((await client.get("/login")).text)
+            return await client.post("/login", data={
+                "username": name, "password": password, CSRF_FIELD: token, "next": "/orders"})
+
+        with caplog.at_level(logging.WARNING, logger="relayflow.console.throttle"):
+            for _ in range(2):
+                assert (await sign_in(ann, "ann", "guess-1234")).status_code == 401
+            third = await sign_in(ann, "ann", "guess-1234")
+            assert third.status_code == 429
+            right = await sign_in(ann, "ann", "pw-ann")
+        assert right.status_code == 429
+        assert 0 < int(right.headers["retry-after"]) <= 300
+        assert "Too many failed sign-ins for ann: sign-in is locked for" in text(right)
+        assert "even the right one does not sign you in" in text(right)
+        assert (await ann.get("/approvals")).status_code == 303  # not signed in
+        [line] = [r.getMessage() for r in caplog.records if r.name.endswith("throttle")]
+        assert "user 'ann'" in line
+        assert "client 127.0.0.1" in line
+        assert "guess-1234" not in caplog.text
+        # Another user from the same address signs in (3 failures of the address's 5).
+        signed = await sign_in(max_, "max", "pw-max")
+        assert signed.status_code == 303
+        assert (await max_.get("/orders")).status_code == 200
+        # Two more failures from this address, whatever the name: it is locked out.
+        assert (await sign_in(bob, "bob", "guess-1234")).status_code == 401
+        assert (await sign_in(bob, "bob", "guess-1234")).status_code == 429
+        address = await sign_in(bob, "olga", "pw-olga")
+        assert address.status_code == 429
+        assert "Too many failed sign-ins from your address" in text(address)
+        assert (await bob.get("/dead-letters")).status_code == 303
