@@ -37,6 +37,7 @@ from bridge.failures import PermanentFailure, TransientFailure
 from bridge.metrics import BridgeMetrics
 from bridge.routes import Action, Route
 from schemas import Event, Inbound
+from schemas.dead_letters import DlqReason
 
 __all__ = ["Commands", "TemporalCommands", "classify_temporal_error"]
 
@@ -89,14 +90,14 @@ def classify_temporal_error(error: BaseException, action: Action) -> Exception:
         if error.status in _TRANSIENT_STATUSES or _namespace_problem(error):
             return TransientFailure(what)
         if error.status == RPCStatusCode.NOT_FOUND:
-            return PermanentFailure("target-not-found", what)
-        return PermanentFailure("rejected", what)
+            return PermanentFailure(DlqReason.TARGET_NOT_FOUND, what)
+        return PermanentFailure(DlqReason.REJECTED, what)
     if isinstance(error, WorkflowAlreadyStartedError):
         # Only reachable for SIGNAL_WITH_START: the id belongs to a closed workflow.
-        return PermanentFailure("target-closed", f"{action}: workflow already closed")
+        return PermanentFailure(DlqReason.TARGET_CLOSED, f"{action}: workflow already closed")
     if isinstance(error, TimeoutError):
         return TransientFailure(f"{action}: timed out")
-    return PermanentFailure("internal-error", f"{action}: {type(error).__name__}: {error}")
+    return PermanentFailure(DlqReason.INTERNAL_ERROR, f"{action}: {type(error).__name__}: {error}")
 
 
 class TemporalCommands:
@@ -191,7 +192,8 @@ class TemporalCommands:
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND or _namespace_problem(error):
                 raise
-            raise PermanentFailure("target-not-found", f"no workflow {handle.id}") from error
+            raise PermanentFailure(DlqReason.TARGET_NOT_FOUND,
+                                   f"no workflow {handle.id}") from error
         return description.status
 
     async def _why_unreachable(self, handle: WorkflowHandle[Any, Any], route: Route) -> Exception:
@@ -203,5 +205,5 @@ class TemporalCommands:
 
 def _closed(route: Route, status: WorkflowExecutionStatus | None) -> PermanentFailure:
     state = status.name if status is not None else "closed"
-    return PermanentFailure("target-closed",
+    return PermanentFailure(DlqReason.TARGET_CLOSED,
                             f"{route.action} {route.workflow}: workflow is {state}")

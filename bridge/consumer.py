@@ -60,9 +60,10 @@ from bridge.failures import PermanentFailure, TransientFailure
 from bridge.metrics import BridgeMetrics
 from bridge.observing import RecordObserver, RecordScope
 from bridge.offsets import Offsets, plan_offsets
-from bridge.parking import PARKED, KeyParking, Parking, ends_replay
+from bridge.parking import KeyParking, Parking, ends_replay
 from bridge.retry import Backoff, Deadline, Health
 from bridge.routes import Action, Route
+from schemas.dead_letters import DlqReason
 
 __all__ = ["FetchConsumer", "FetchProcessor", "FetchReport"]
 
@@ -209,7 +210,7 @@ class FetchProcessor:
         parked = None if self._parking is None else self._parking.blocking(record)
         if parked is not None:
             return await self._dead_letter(record, scope, PermanentFailure(
-                PARKED, f"key parked since {record.topic}[{parked.source_partition}]"
+                DlqReason.PARKED, f"key parked since {record.topic}[{parked.source_partition}]"
                         f"@{parked.source_offset} ({parked.reason})"), deadline)
         try:
             outcome = await self._decode_and_execute(record, scope, deadline)
@@ -219,7 +220,8 @@ class FetchProcessor:
             # No rule covers it (a bug, or a failure nobody foresaw): keep the record
             # on the DLQ with the evidence rather than crash-loop on it.
             log.exception("unexpected error at %s; dead-lettering it", where(record))
-            unexpected = PermanentFailure("internal-error", f"{type(error).__name__}: {error}")
+            unexpected = PermanentFailure(DlqReason.INTERNAL_ERROR,
+                                          f"{type(error).__name__}: {error}")
             result = await self._dead_letter(record, scope, unexpected, deadline)
         else:
             if isinstance(outcome, _Held):
@@ -270,7 +272,7 @@ class FetchProcessor:
     def _hold(self, record: ConsumedRecord, route: Route,
               failure: PermanentFailure) -> float | None:
         """Seconds to wait before signalling again, or None to dead-letter now."""
-        if route.action is not Action.SIGNAL or failure.reason != "target-not-found":
+        if route.action is not Action.SIGNAL or failure.reason is not DlqReason.TARGET_NOT_FOUND:
             return None
         now = time.monotonic()
         first, attempts = self._held.get(_coordinates(record), (now, 0))

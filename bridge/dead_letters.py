@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from bridge.consumed import ConsumedRecord, where
 from bridge.failures import writing_to
+from schemas.dead_letters import DlqReason
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,
@@ -40,7 +41,7 @@ MAX_ERROR_BYTES = 2048
 class DeadLetterSink(Protocol):
     """Takes records that can never be processed; ``DeadLetters`` in production."""
 
-    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
+    async def send(self, record: ConsumedRecord, reason: DlqReason, error: str) -> tuple[int, int]:
         """Return (partition, offset) once the record is durable on the DLQ; raise otherwise."""
         ...
 
@@ -55,7 +56,7 @@ class _Producer(Protocol):
     async def partitions_for(self, topic: str) -> set[int]: ...
 
 
-def dlq_headers(record: ConsumedRecord, reason: str, error: str,
+def dlq_headers(record: ConsumedRecord, reason: DlqReason, error: str,
                 failed_at: datetime | None = None) -> list[tuple[str, bytes | None]]:
     """The original headers, untouched and in order, followed by the ``dlq-*`` headers.
 
@@ -89,7 +90,7 @@ class DeadLetters:
         self._producer = producer
         self._partitions: dict[str, int] = {}
 
-    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
+    async def send(self, record: ConsumedRecord, reason: DlqReason, error: str) -> tuple[int, int]:
         """Dead-letter one record; returns where it landed once the broker has it.
 
         Raises:

@@ -5,7 +5,8 @@ unit test; the one exception is fetching a writer schema the schema registry
 holds, which ``decode`` awaits off the event loop, and only for a
 Confluent-framed record whose schema id this process has not seen. A record
 that breaks a rule raises ``PermanentFailure`` with the reason the
-dead-letter record carries; a registry that does not answer raises
+dead-letter record carries (``DECODE_REASONS``, members of
+``schemas.dead_letters.DlqReason``); a registry that does not answer raises
 ``TransientFailure`` (retry later, never dead-letter):
 
 ==================  ==========================================================
@@ -19,9 +20,8 @@ reason              when
                     ``causation-id`` / ``traceparent`` header is longer than
                     200 characters
 ``bad-key``         the key is not UTF-8, or differs from the event's business key
-codec reasons       ``empty``, ``unknown-framing``, ``truncated``,
-                    ``unknown-schema``, ``malformed-avro``, ``invalid-event``, ...
-                    (``DecodeError.reason``)
+codec reasons       the value is not a valid event: ``DecodeError.reason``,
+                    one of ``schemas.dead_letters.CODEC_REASONS``
 ``header-mismatch`` an ``event-type`` / ``event-id`` header contradicts the value
 ``no-route``        no route for this event type on this topic
 ==================  ==========================================================
@@ -39,9 +39,16 @@ from bridge.failures import PermanentFailure, TransientFailure
 from bridge.routes import Route, RouteTable
 from schemas import Event, EventMeta, Inbound
 from schemas.codec import AvroCodec, DecodeError
+from schemas.dead_letters import CODEC_REASONS, DlqReason
 from schemas.headers import EventHeaders
 
-__all__ = ["DEFAULT_MAX_HEADER_BYTES", "DEFAULT_MAX_HEADER_COUNT", "Decoder", "Routed"]
+__all__ = ["DECODE_REASONS", "DEFAULT_MAX_HEADER_BYTES", "DEFAULT_MAX_HEADER_COUNT", "Decoder",
+           "Routed"]
+
+DECODE_REASONS: frozenset[DlqReason] = CODEC_REASONS | {
+    DlqReason.OVERSIZE, DlqReason.BAD_HEADER, DlqReason.BAD_KEY, DlqReason.HEADER_MISMATCH,
+    DlqReason.NO_ROUTE}
+"""Every reason ``Decoder.decode`` gives: the table above (the fuzz tests hold it to these)."""
 
 DEFAULT_MAX_HEADER_COUNT = 64
 """Most headers a record may carry (the contract uses six, a DLQ replay adds three)."""
@@ -105,16 +112,17 @@ class Decoder:
         # Before anything is decoded or fetched: past these limits a record could
         # only cost memory and time (every header is decoded, then copied to the DLQ).
         if len(value) > self._max_payload:
-            raise PermanentFailure("oversize", f"{len(value)} bytes > {self._max_payload}")
+            raise PermanentFailure(DlqReason.OVERSIZE, f"{len(value)} bytes > {self._max_payload}")
         count = len(record.headers)
         if count > self._max_header_count:
             raise PermanentFailure(
-                "bad-header", f"{count} headers > max_header_count {self._max_header_count}")
+                DlqReason.BAD_HEADER,
+                f"{count} headers > max_header_count {self._max_header_count}")
         size = sum(len(name.encode("utf-8", "surrogatepass")) + len(raw or b"")
                    for name, raw in record.headers)
         if size > self._max_header_bytes:
             raise PermanentFailure(
-                "bad-header",
+                DlqReason.BAD_HEADER,
                 f"header names and values total {size} bytes > max_header_bytes "
                 f"{self._max_header_bytes}")
 
@@ -123,7 +131,7 @@ class Decoder:
         try:
             key = (record.key or b"").decode("utf-8")
         except UnicodeDecodeError as error:
-            raise PermanentFailure("bad-key", f"key is not UTF-8: {error}") from error
+            raise PermanentFailure(DlqReason.BAD_KEY, f"key is not UTF-8: {error}") from error
         try:
             event = self._codec.decode(value)
         except DecodeError as error:
@@ -131,10 +139,12 @@ class Decoder:
         headers = EventHeaders.from_kafka(record.headers)
         _check_headers(headers, event)
         if key != event.key:
-            raise PermanentFailure("bad-key", f"key {key!r} but the event's key is {event.key!r}")
+            raise PermanentFailure(DlqReason.BAD_KEY,
+                                   f"key {key!r} but the event's key is {event.key!r}")
         route = self._routes.lookup(record.topic, event.avro_name)
         if route is None:
-            raise PermanentFailure("no-route", f"no route for {event.avro_name} on {record.topic}")
+            raise PermanentFailure(DlqReason.NO_ROUTE,
+                                   f"no route for {event.avro_name} on {record.topic}")
         try:
             meta = EventMeta(
                 event_type=event.avro_name,
@@ -148,7 +158,8 @@ class Decoder:
             )
         except ValidationError as error:
             # Caught here, not deep in a workflow that copies them onto its outcomes.
-            raise PermanentFailure("bad-header", f"tracing header too long: {error}") from error
+            raise PermanentFailure(DlqReason.BAD_HEADER,
+                                   f"tracing header too long: {error}") from error
         # Parametrize with the concrete class: pydantic serializes by the declared
         # type, and Inbound[Event] would drop every field of the subclass.
         envelope: Any = Inbound[type(event)]  # type: ignore[misc]
@@ -160,8 +171,9 @@ def _check_headers(headers: EventHeaders, event: Event) -> None:
     # and tracing downstream trust them without decoding the value.
     if headers.event_type and headers.event_type != event.avro_name:
         raise PermanentFailure(
-            "header-mismatch", f"event-type {headers.event_type!r} but value is {event.avro_name}"
-        )
+            DlqReason.HEADER_MISMATCH,
+            f"event-type {headers.event_type!r} but value is {event.avro_name}")
     if headers.event_id and headers.event_id != str(event.event_id):
         raise PermanentFailure(
-            "header-mismatch", f"event-id {headers.event_id!r} but value has {event.event_id}")
+            DlqReason.HEADER_MISMATCH,
+            f"event-id {headers.event_id!r} but value has {event.event_id}")

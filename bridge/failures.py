@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from aiokafka.errors import TopicAuthorizationFailedError
 
+from schemas.dead_letters import DlqReason
+
 __all__ = ["PermanentFailure", "TransientFailure", "writing_to"]
 
 
@@ -23,11 +25,11 @@ class PermanentFailure(Exception):
     """The record can never be processed; it goes to the dead-letter topic.
 
     Attributes:
-        reason: Short machine-readable reason (the ``dlq-reason`` header), e.g.
-            ``target-not-found``, ``target-closed``, ``rejected``.
+        reason: The ``dlq-reason`` header: a member of the contract's table, so
+            a reason cannot be emitted without being documented there.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: DlqReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 

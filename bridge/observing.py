@@ -35,6 +35,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from bridge.consumed import ConsumedRecord
 from bridge.routes import Route
+from schemas.dead_letters import DlqReason
 from schemas.headers import EVENT_ID, TRACEPARENT
 
 __all__ = ["DLQ_REASON_ATTRIBUTE", "RecordObserver", "RecordScope", "producer_trace_id"]
@@ -105,7 +106,7 @@ class RecordScope:
         if self.span.is_recording():
             self.span.set_attribute("relayflow.result", result)
 
-    def dead_lettered(self, reason: str, error: str) -> None:
+    def dead_lettered(self, reason: DlqReason, error: str) -> None:
         """The record went to the DLQ: the span says why and ends in error."""
         if self.span.is_recording():
             self.span.set_attribute(DLQ_REASON_ATTRIBUTE, reason)

@@ -39,11 +39,11 @@ from pydantic import BaseModel
 from bridge.consumed import ConsumedRecord
 from bridge.failures import writing_to
 from bridge.metrics import BridgeMetrics
+from schemas.dead_letters import DlqReason
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
 from schemas.topics import PARKED_KEYS
 
 __all__ = [
-    "PARKED",
     "CatchUpOnAssign",
     "KeyParking",
     "ParkEntry",
@@ -242,10 +242,6 @@ class CatchUpOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.lot.catch_up()
 
 
-PARKED = "parked"
-"""``dlq-reason`` of a record dead-lettered only because its key is parked."""
-
-
 class KeyParking:
     """The bridge's parking rules on top of a ``Parking`` store.
 
@@ -266,13 +262,13 @@ class KeyParking:
         replay, _ = replay_of(record)
         return None if replay is not None and replay == entry.replay_id else entry
 
-    async def dead_lettered(self, record: ConsumedRecord, reason: str, error: str,
+    async def dead_lettered(self, record: ConsumedRecord, reason: DlqReason, error: str,
                             dlq: tuple[int, int]) -> None:
         """Park the key of a record just written to the DLQ at ``dlq`` (partition, offset)."""
         if not record.key:
             return
         entry = self._parking.get(record.topic, record.key)
-        if reason == PARKED:
+        if reason is DlqReason.PARKED:
             # Parked while a replay is in progress: remember the first such record,
             # so the key is re-parked from it instead of released after the replay.
             if entry is not None and entry.replay_id and entry.late_dlq_offset is None:
@@ -300,6 +296,6 @@ class KeyParking:
             log.warning("released key %r of %s after replay %s", record.key, record.topic, replay)
             return
         await self._parking.put(record.topic, record.key, entry.model_copy(update={
-            "reason": PARKED, "error": f"arrived while replay {replay} was in progress",
+            "reason": DlqReason.PARKED, "error": f"arrived while replay {replay} was in progress",
             "dlq_offset": entry.late_dlq_offset, "replay_id": None, "late_dlq_offset": None,
             "parked_at": datetime.now(UTC)}))

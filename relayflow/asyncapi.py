@@ -33,6 +33,7 @@ from relayflow.application import Application
 from relayflow.settings import Settings
 from schemas import Event
 from schemas.codec import load_schemas
+from schemas.dead_letters import DlqReason
 from schemas.envelope import MAX_ID_LENGTH
 from schemas.headers import (
     AVRO_CONTENT_TYPE,
@@ -97,8 +98,10 @@ _HEADERS: dict[str, dict[str, Any]] = {
     DLQ_REPLAY_LAST: {"type": "string", "description": "On the last record of a replay."},
 }
 _DLQ_HEADERS: dict[str, dict[str, Any]] = {
-    DLQ_REASON: {"type": "string", "description": "Machine-readable reason (`invalid-event`, "
-                                                  "`no-route`, `parked`, ...)."},
+    DLQ_REASON: {"type": "string", "enum": [reason.value for reason in DlqReason],
+                 "description": "Why it was dead-lettered (no other value is ever written):\n\n"
+                                + "\n".join(f"- `{reason}`: {reason.description}"
+                                            for reason in DlqReason)},
     DLQ_ERROR: {"type": "string", "maxLength": 2048, "description": "What went wrong."},
     DLQ_SOURCE_TOPIC: {"type": "string", "description": "Topic the record came from."},
     DLQ_SOURCE_PARTITION: {"type": "string", "pattern": "^[0-9]+$",

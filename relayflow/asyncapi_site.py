@@ -108,6 +108,11 @@ def _inline(text: str) -> Markup:
     return Markup(_MARKDOWN.renderInline(text))  # noqa: S704 - as above
 
 
+def _described(text: str) -> Markup:
+    # One line stays inline in its table cell; several (a list of values) are blocks.
+    return _markdown(text) if "\n" in text else _inline(text)
+
+
 class _Reader:
     """Walks the document, following its ``$ref`` pointers."""
 
@@ -133,7 +138,7 @@ class _Reader:
             required.update(part.get("required", ()))
         return [Row(name, _json_type(value), name in required,
                     json.dumps(value["default"]) if "default" in value else "",
-                    _inline(value.get("description", ""))) for name, value in properties.items()]
+                    _described(value.get("description", ""))) for name, value in properties.items()]
 
     def payload(self, node: Any) -> Payload:
         schema = self.resolve(node)

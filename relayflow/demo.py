@@ -44,6 +44,7 @@ from schemas import (
     OrderPlaced,
 )
 from schemas.codec import AvroCodec, DecodeError
+from schemas.dead_letters import DlqReason
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, EVENT_TYPE
 from schemas.topics import (
@@ -198,7 +199,7 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
         ]),
         Scenario("same event delivered twice", oid("dup"), "OrderCompleted",
                  [duplicate, duplicate]),
-        Scenario("undecodable bytes", oid("junk"), "DLQ:unknown-framing", [
+        Scenario("undecodable bytes", oid("junk"), f"DLQ:{DlqReason.UNKNOWN_FRAMING}", [
             (oid("junk").encode(), b"this is not avro",
              [(EVENT_TYPE, OrderPlaced.avro_name.encode())]),
         ]),

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
-from bridge.parking import PARKED, ParkEntry, ParkingLot
+from bridge.parking import ParkEntry, ParkingLot
 from relayflow.kafka_clients import KafkaClients
 from relayflow.kafka_reads import StoredRecord, read_records
 from relayflow.settings import Settings
+from schemas.dead_letters import DlqReason
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST, DLQ_REPLAY_OF
 from schemas.topics import INPUT_TOPICS, dlq_topic
 
@@ -136,7 +137,7 @@ async def replay(settings: Settings, topic: str, key: bytes, *,
             d for d in await read_dead_letters(settings, [topic], partition=entry.dlq_partition,
                                                from_offset=entry.dlq_offset)
             if d.key == key and d.source[0] == topic
-            and (d.reason == PARKED or not parked_only)
+            and (d.reason == DlqReason.PARKED or not parked_only)
         ]
         if not letters:
             await lot.put(topic, key, None)

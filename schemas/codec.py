@@ -35,6 +35,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 from pydantic import ValidationError
 
+from schemas.dead_letters import CodecReason, DlqReason
 from schemas.models import Event
 
 __all__ = [
@@ -133,12 +134,11 @@ class DecodeError(ValueError):
     """A record could not be turned into an event; permanent, never retried.
 
     Attributes:
-        reason: Short machine-readable reason for the dead-letter header
-            (``empty``, ``unknown-framing``, ``truncated``, ``unknown-schema``,
-            ``unknown-event-type``, ``malformed-avro``, ``invalid-event``).
+        reason: The dead-letter header's value: one of the codec's reasons
+            (``CodecReason``, described in ``schemas.dead_letters``).
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: CodecReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -353,35 +353,36 @@ class AvroCodec:
         if schema_id not in self._by_registry_id:
             if self._registry is None:
                 raise DecodeError(
-                    "unknown-schema", f"Confluent schema id {schema_id} but no registry configured"
-                )
+                    DlqReason.UNKNOWN_SCHEMA,
+                    f"Confluent schema id {schema_id} but no registry configured")
             try:
                 schema = json.loads(self._registry.schema_by_id(schema_id))
             except (OSError, LookupError, ValueError) as exc:
                 # A registry outage is transient; let the caller retry.
                 if isinstance(exc, OSError):
                     raise
-                raise DecodeError("unknown-schema", f"schema id {schema_id}: {exc}") from exc
+                raise DecodeError(DlqReason.UNKNOWN_SCHEMA,
+                                  f"schema id {schema_id}: {exc}") from exc
             self._by_registry_id[schema_id] = self._add_writer(schema)
         return self._by_registry_id[schema_id]
 
     def _split_frame(self, data: bytes) -> tuple[_Writer, bytes]:
         if data[:2] == SINGLE_OBJECT_MARKER:
             if len(data) < _SINGLE_OBJECT_HEADER:
-                raise DecodeError("truncated", "single-object header shorter than 10 bytes")
+                raise DecodeError(DlqReason.TRUNCATED, "single-object header shorter than 10 bytes")
             (fingerprint,) = _FINGERPRINT.unpack_from(data, len(SINGLE_OBJECT_MARKER))
             writer = self._by_fingerprint.get(fingerprint)
             if writer is None:
                 message = f"no schema with fingerprint {fingerprint:#018x}"
-                raise DecodeError("unknown-schema", message)
+                raise DecodeError(DlqReason.UNKNOWN_SCHEMA, message)
             return writer, data[_SINGLE_OBJECT_HEADER:]
         if data[:1] == CONFLUENT_MAGIC:
             if len(data) < _CONFLUENT_HEADER:
-                raise DecodeError("truncated", "Confluent header shorter than 5 bytes")
+                raise DecodeError(DlqReason.TRUNCATED, "Confluent header shorter than 5 bytes")
             (schema_id,) = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))
             return self._writer_for_registry_id(schema_id), data[_CONFLUENT_HEADER:]
         raise DecodeError(
-            "unknown-framing", f"value starts with {data[:2].hex()}, expected c301 or 00"
+            DlqReason.UNKNOWN_FRAMING, f"value starts with {data[:2].hex()}, expected c301 or 00"
         )
 
     def decode(self, data: bytes) -> Event:
@@ -397,11 +398,12 @@ class AvroCodec:
             DecodeError: The bytes are not a valid event; the reason says why.
         """
         if not data:
-            raise DecodeError("empty", "record value is empty")
+            raise DecodeError(DlqReason.EMPTY, "record value is empty")
         writer, body = self._split_frame(data)
         model = self._models.get(writer.full_name)
         if model is None:
-            raise DecodeError("unknown-event-type", f"{writer.full_name} is not handled here")
+            raise DecodeError(DlqReason.UNKNOWN_EVENT_TYPE,
+                              f"{writer.full_name} is not handled here")
         name = writer.full_name
         stream = io.BytesIO(body)
         try:
@@ -410,21 +412,21 @@ class AvroCodec:
             record = fastavro.schemaless_reader(stream, writer.parsed, reader)
         except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError,
                 OverflowError) as exc:  # OverflowError: a timestamp beyond Python's datetime
-            raise DecodeError("malformed-avro", f"{name}: {exc!r}") from exc
+            raise DecodeError(DlqReason.MALFORMED_AVRO, f"{name}: {exc!r}") from exc
         if stream.tell() != len(body):
             trailing = len(body) - stream.tell()
-            raise DecodeError("malformed-avro", f"{trailing} trailing bytes after {name}")
+            raise DecodeError(DlqReason.MALFORMED_AVRO, f"{trailing} trailing bytes after {name}")
         for field, limit in self._max_items[name].items():
             # Before validating: a 512 KiB value holds 170 000 three-byte order lines,
             # and pydantic would report every one of them (100 MB for one record).
             items = record.get(field) if isinstance(record, dict) else None
             if isinstance(items, list) and len(items) > limit:
-                raise DecodeError("invalid-event",
+                raise DecodeError(DlqReason.INVALID_EVENT,
                                   f"{name}: {field} has {len(items)} items, at most {limit}")
         try:
             return model.model_validate(record)
         except ValidationError as exc:
-            raise DecodeError("invalid-event", f"{name}: {_summary(exc)}") from exc
+            raise DecodeError(DlqReason.INVALID_EVENT, f"{name}: {_summary(exc)}") from exc
 
 
 def _max_items(model: type[Event]) -> dict[str, int]:

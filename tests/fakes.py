@@ -24,6 +24,7 @@ from bridge.failures import PermanentFailure, TransientFailure
 from bridge.parking import ParkEntry
 from bridge.routes import Route
 from schemas import Event, Inbound
+from schemas.dead_letters import DlqReason
 
 __all__ = ["FakeCommands", "FakeDeadLetters", "FakeOffsets", "FakeParking", "FakeProducer",
            "Record"]
@@ -75,7 +76,7 @@ class FakeCommands:
             raise self.permanent[key]
         if self.not_found.get(key, 0) > 0:
             self.not_found[key] -= 1
-            raise PermanentFailure("target-not-found", f"no workflow for {key} yet")
+            raise PermanentFailure(DlqReason.TARGET_NOT_FOUND, f"no workflow for {key} yet")
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -93,9 +94,9 @@ class FakeDeadLetters:
     """Our ``DeadLetterSink``: keeps what it was given; can refuse N times first."""
 
     refusals: int = 0
-    sent: list[tuple[int, str, str]] = field(default_factory=list)
+    sent: list[tuple[int, DlqReason, str]] = field(default_factory=list)
 
-    async def send(self, record: ConsumedRecord, reason: str, error: str) -> tuple[int, int]:
+    async def send(self, record: ConsumedRecord, reason: DlqReason, error: str) -> tuple[int, int]:
         if self.refusals > 0:
             self.refusals -= 1
             raise KafkaConnectionError("broker down")

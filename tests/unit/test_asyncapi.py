@@ -30,6 +30,7 @@ from relayflow.cli import app as cli
 from relayflow.reference import APP
 from relayflow.settings import Settings
 from schemas.codec import load_schemas
+from schemas.dead_letters import DlqReason
 from schemas.headers import AVRO_CONTENT_TYPE, DLQ_REASON, EVENT_TYPE
 from schemas.topics import PARKED_KEYS, dlq_topic
 
@@ -197,6 +198,14 @@ def test_keys_and_required_headers_follow_the_code() -> None:
         completed["required"])
 
 
+def test_the_dlq_reason_header_is_the_contract_s_table_of_reasons() -> None:
+    header = asyncapi_document(APP, DEFAULTS)["components"]["schemas"]["DeadLetterHeaders"][
+        "properties"][DLQ_REASON]
+    assert header["enum"] == [reason.value for reason in DlqReason]
+    for reason in DlqReason:
+        assert f"- `{reason}`: {reason.description}\n" in header["description"] + "\n"
+
+
 def test_a_deployment_s_brokers_security_and_registry_are_described_without_secrets() -> None:
     document = asyncapi_document(APP, SECURED)
     servers = document["servers"]
@@ -239,6 +248,7 @@ def test_the_page_shows_every_channel_message_header_and_field() -> None:
             assert f"<code>{event}</code>" in page
         for header in (EVENT_TYPE, "traceparent", DLQ_REASON, "dlq-source-offset"):
             assert f"<code>{header}</code>" in page
+        assert "<li><code>target-closed</code>: The workflow has already closed" in page
         # Fields of a record nested in a payload, the routes, the consumer group, the framing.
         assert "<code>unit_price_cents</code>" in page
         assert "<code>order-{order_id}</code>" in page

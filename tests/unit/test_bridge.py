@@ -26,6 +26,7 @@ from relayflow.reference import ROUTES
 from relayflow.schema_registry import HttpSchemaRegistry
 from schemas import EVENT_TYPES, ApprovalDecided, Event, Inbound, OrderPlaced
 from schemas.codec import AvroCodec
+from schemas.dead_letters import DlqReason
 from schemas.framing import to_record
 from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from tests.fakes import FakeCommands, FakeDeadLetters, FakeOffsets, Record
@@ -191,7 +192,7 @@ async def test_outage_is_logged_once_and_recovery_once(caplog: pytest.LogCapture
 
 
 async def test_permanent_failures_are_dead_lettered_and_the_key_moves_on() -> None:
-    commands = FakeCommands(permanent={"A": PermanentFailure("target-not-found", "gone")})
+    commands = FakeCommands(permanent={"A": PermanentFailure(DlqReason.TARGET_NOT_FOUND, "gone")})
     dlq = FakeDeadLetters()
     report = await processor(commands, dlq).process([
         record(cancelled("A"), 0), Record(ORDERS_EVENTS, 0, 1, b"B", b"junk"),

@@ -29,6 +29,7 @@ from schemas.codec import (
     legacy_canonical_form,
     load_schemas,
 )
+from schemas.dead_letters import DlqReason
 from tests.fuzzing import FuzzRecord, check_memory, longest_order, order_with_lines
 from tests.support import order_placed, samples
 
@@ -144,7 +145,7 @@ def test_confluent_without_registry_is_rejected() -> None:
     data = AvroCodec(EVENT_TYPES.values(), registry=InMemoryRegistry()).encode(order_placed())
     with pytest.raises(DecodeError) as info:
         CODEC.decode(data)
-    assert info.value.reason == "unknown-schema"
+    assert info.value.reason is DlqReason.UNKNOWN_SCHEMA
 
 
 def _valid() -> bytes:
@@ -186,12 +187,12 @@ def test_known_schema_without_model_is_unknown_event_type() -> None:
     data = CODEC.encode(samples()[1])  # OrderCancelled: schema known to CODEC only
     with pytest.raises(DecodeError) as info:
         orders_only.decode(data)
-    assert info.value.reason == "unknown-schema"
+    assert info.value.reason is DlqReason.UNKNOWN_SCHEMA
     old_writer = load_schemas()[OrderCancelled.avro_name]
     codec = AvroCodec([OrderPlaced], extra_writer_schemas=[old_writer])
     with pytest.raises(DecodeError) as info:
         codec.decode(data)
-    assert info.value.reason == "unknown-event-type"
+    assert info.value.reason is DlqReason.UNKNOWN_EVENT_TYPE
 
 
 def test_random_corruption_only_ever_raises_decode_error() -> None:
@@ -213,7 +214,7 @@ def test_an_array_past_the_models_limit_is_refused_before_validating_each_item()
     value = longest_order()
     with pytest.raises(DecodeError, match=r"items has 174677 items, at most 1000") as info:
         CODEC.decode(value)
-    assert info.value.reason == "invalid-event"
+    assert info.value.reason is DlqReason.INVALID_EVENT
     check_memory(FuzzRecord("orders.events", 0, 0, b"A-1", value))
 
 
@@ -221,7 +222,7 @@ def test_many_validation_errors_make_a_short_message() -> None:
     with pytest.raises(DecodeError, match=r"^relayflow.orders.OrderPlaced: 1001 validation "
                                           r"errors, the first 10: items.0.sku: String") as info:
         CODEC.decode(order_with_lines(1000))  # each line's empty sku, and the total
-    assert info.value.reason == "invalid-event"
+    assert info.value.reason is DlqReason.INVALID_EVENT
     assert len(str(info.value)) < 1000
     with pytest.raises(DecodeError, match="2 validation errors for OrderPlaced"):
         CODEC.decode(order_with_lines(1))  # few errors: pydantic's own message

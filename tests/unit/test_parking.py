@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.consumer import FetchProcessor
-from bridge.parking import PARKED, ParkEntry, replay_of
+from bridge.parking import ParkEntry, replay_of
+from schemas.dead_letters import DlqReason
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
 from schemas.topics import ORDERS_EVENTS
 from tests.fakes import FakeCommands, FakeDeadLetters, FakeParking, Record
@@ -41,7 +42,7 @@ async def test_a_dead_letter_parks_its_key_and_later_records_of_it_follow() -> N
     batch = [junk(b"A", 0), record(order_placed("A"), 1), record(order_placed("B"), 2),
              record(cancelled("A"), 3)]
     report = await parking_processor(commands, parking).process(batch)
-    assert report.results == ["dlq:truncated", f"dlq:{PARKED}", "started", f"dlq:{PARKED}"]
+    assert report.results == ["dlq:truncated", "dlq:parked", "started", "dlq:parked"]
     assert [c[0] for c in commands.calls] == ["order-B"]  # A's events never reached Temporal
     parked = parking.get(ORDERS_EVENTS, b"A")
     assert parked is not None
@@ -72,18 +73,19 @@ async def test_another_replays_records_and_plain_records_stay_parked() -> None:
     parking = FakeParking({(ORDERS_EVENTS, b"A"): entry(replay_id="r2")})
     batch = [replayed(record(order_placed("A"), 1), "r1", last=True)]
     report = await parking_processor(FakeCommands(), parking).process(batch)
-    assert report.results == [f"dlq:{PARKED}"]
+    assert report.results == ["dlq:parked"]
     assert parking.get(ORDERS_EVENTS, b"A") is not None
 
 
 async def test_a_replayed_record_that_fails_again_reparks_the_key_from_it() -> None:
     parking = FakeParking({(ORDERS_EVENTS, b"A"): entry(replay_id="r1")})
     commands, dlq = FakeCommands(), FakeDeadLetters()
-    dlq.sent.extend([(0, "truncated", ""), (1, PARKED, "")])  # the first parking's letters
+    # The first parking's letters:
+    dlq.sent.extend([(0, DlqReason.TRUNCATED, ""), (1, DlqReason.PARKED, "")])
     batch = [replayed(junk(b"A", 0), "r1"),
              replayed(record(order_placed("A"), 1), "r1", last=True)]
     report = await parking_processor(commands, parking, dlq).process(batch)
-    assert report.results == ["dlq:truncated", f"dlq:{PARKED}"]
+    assert report.results == ["dlq:truncated", "dlq:parked"]
     again = parking.get(ORDERS_EVENTS, b"A")
     assert again is not None
     assert (again.replay_id, again.dlq_offset) == (None, 2)  # from the failed replayed copy
@@ -97,10 +99,10 @@ async def test_records_arriving_during_a_replay_keep_the_key_parked_after_it() -
              record(cancelled("A"), 50),  # a new record, not part of the replay
              replayed(record(cancelled("A"), 2), "r1", last=True)]
     report = await parking_processor(FakeCommands(), parking, dlq).process(batch)
-    assert report.results == ["started", f"dlq:{PARKED}", "started"]
+    assert report.results == ["started", "dlq:parked", "started"]
     still = parking.get(ORDERS_EVENTS, b"A")
     assert still is not None
-    assert (still.reason, still.replay_id, still.dlq_offset) == (PARKED, None, 0)
+    assert (still.reason, still.replay_id, still.dlq_offset) == (DlqReason.PARKED, None, 0)
 
 
 async def test_a_park_that_cannot_be_written_is_retried() -> None:
