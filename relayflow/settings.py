@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from bridge.decoding import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT
+from relayflow.networks import Network, parse_networks
 from relayflow.schema_registry import HttpSchemaRegistry, redacted_url
 from schemas import EVENT_TYPES
 from schemas.codec import AvroCodec
@@ -249,6 +250,10 @@ class Settings(BaseSettings):
         console_trusted_roles_header: With ``console_trusted_user_header``, a
             header listing the user's roles, comma-separated; unset: the roles
             of that user in the users file or setting.
+        console_trusted_proxies: With ``console_trusted_user_header``, the
+            addresses and CIDR networks (comma-separated) whose connections may
+            set the identity headers; a request from elsewhere that sets one is
+            refused (403). Default: loopback (``127.0.0.1,::1``).
         console_signin_attempts: Failed console sign-ins for one user name within
             ``console_signin_window_seconds`` that lock that name out (0: no limit).
         console_signin_address_attempts: The same for one client address (the
@@ -349,6 +354,7 @@ class Settings(BaseSettings):
     console_secure_cookies: bool = False
     console_trusted_user_header: str | None = None
     console_trusted_roles_header: str | None = None
+    console_trusted_proxies: str = "127.0.0.1,::1"
     # Failed sign-ins (relayflow/console/throttle.py).
     console_signin_attempts: int = Field(default=5, ge=0)
     console_signin_address_attempts: int = Field(default=20, ge=0)
@@ -398,6 +404,17 @@ class Settings(BaseSettings):
                     raise ValueError(f"{pair.strip()!r} is not port/controller_port "
                                      "(e.g. 9094/9095,9096/9097)")
         return value
+
+    @field_validator("console_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def console_trusted_networks(self) -> tuple[Network, ...]:
+        """The networks of ``console_trusted_proxies``."""
+        return parse_networks(self.console_trusted_proxies)
 
     @field_validator(*_PEM_FILES)
     @classmethod

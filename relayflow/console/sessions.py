@@ -5,7 +5,9 @@ the user name, when the sign-in expires, and the session's CSRF token. The
 cookie outlives the sign-in by a day, so a late visitor is told the session
 expired rather than just shown the sign-in page. With a trusted identity
 header (a reverse proxy that authenticated the user), the header names the
-user on every request and the session only holds the CSRF token.
+user on every request and the session only holds the CSRF token; a request
+that sets it from an address outside ``RELAYFLOW_CONSOLE_TRUSTED_PROXIES``
+(the socket's peer, never a forwarded header) is refused.
 
 Every POST carries the session's CSRF token (a hidden ``csrf_token`` field,
 or the ``X-CSRF-Token`` header htmx sends); a request without it, or with
@@ -21,6 +23,7 @@ import time
 from starlette.requests import Request
 
 from relayflow.console.users import User, UserDirectory, is_valid_name
+from relayflow.networks import address_in
 from relayflow.settings import Settings
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "SESSION_COOKIE",
     "Forbidden",
     "SignInRequired",
+    "UntrustedProxy",
     "check_csrf",
     "csrf_token",
     "current_user",
@@ -59,6 +63,23 @@ class SignInRequired(Exception):
 
 class Forbidden(Exception):
     """The signed-in user may not do this, or the form is not the console's; nothing changed."""
+
+
+class UntrustedProxy(Forbidden):
+    """An identity header came from an address that is not a trusted proxy; nobody is signed in.
+
+    Attributes:
+        address: The connection's peer (``unknown`` when there is none).
+        header: The identity header it set.
+        name: The user it claimed, when that is a valid user name (else None).
+    """
+
+    def __init__(self, address: str, header: str, name: str | None) -> None:
+        super().__init__(f"The {header} header came from {address}, which is not a trusted "
+                         "proxy (RELAYFLOW_CONSOLE_TRUSTED_PROXIES): the console takes users "
+                         "from that header only when the reverse proxy sets it. Nobody was "
+                         "signed in and nothing was changed.")
+        self.address, self.header, self.name = address, header, name
 
 
 def csrf_token(request: Request) -> str:
@@ -132,6 +153,7 @@ def _from_session(request: Request, users: UserDirectory) -> User:
 def _proxied(request: Request, users: UserDirectory, settings: Settings) -> User:
     header = str(settings.console_trusted_user_header)
     name = request.headers.get(header, "").strip()
+    _check_peer(request, settings, name)
     if not is_valid_name(name):
         raise Forbidden(f"No valid user name in the {header} header: the console trusts the "
                         "reverse proxy in front of it to sign users in.")
@@ -144,3 +166,14 @@ def _proxied(request: Request, users: UserDirectory, settings: Settings) -> User
     if known is None:
         raise Forbidden(f"{name} (from the {header} header) is not a console user.")
     return known
+
+
+def _check_peer(request: Request, settings: Settings, name: str) -> None:
+    """Refuse identity headers set by anyone but a trusted proxy (the socket's peer)."""
+    address = request.client.host if request.client is not None else None
+    if address_in(address, settings.console_trusted_networks):
+        return
+    for header in (settings.console_trusted_user_header, settings.console_trusted_roles_header):
+        if header and header in request.headers:
+            raise UntrustedProxy(address or "unknown", header,
+                                 name if is_valid_name(name) else None)

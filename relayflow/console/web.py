@@ -9,6 +9,7 @@ input into a page (or an htmx fragment) that says what happened.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from relayflow.console.sessions import (
     CSRF_HEADER,
     Forbidden,
     SignInRequired,
+    UntrustedProxy,
     check_csrf,
     csrf_token,
     current_user,
@@ -48,6 +50,8 @@ __all__ = [
     "posted",
     "signed_in",
 ]
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 """The console's Jinja templates (autoescaped)."""
@@ -171,6 +175,15 @@ async def _forbidden(request: Request, error: Exception) -> Response:
     return _message(request, 403, "Not allowed", str(error))
 
 
+async def _untrusted_proxy(request: Request, error: Exception) -> Response:
+    # Logged here, once per request (rendering the page checks the user again).
+    if isinstance(error, UntrustedProxy):
+        log.warning("console: refused the identity header %s from %s, not a trusted proxy "
+                    "(RELAYFLOW_CONSOLE_TRUSTED_PROXIES); it claimed %s", error.header,
+                    error.address, error.name or "no valid user name")
+    return _message(request, 403, "Identity header from an untrusted address", str(error))
+
+
 async def _bad_input(request: Request, error: Exception) -> Response:
     status = error.status if isinstance(error, BadInput) else 400
     return _message(request, status, "Cannot do that", str(error))
@@ -178,4 +191,5 @@ async def _bad_input(request: Request, error: Exception) -> Response:
 
 def error_handlers() -> dict[Any, Any]:
     """Starlette exception handlers for the console's refusals."""
-    return {SignInRequired: _sign_in_required, Forbidden: _forbidden, BadInput: _bad_input}
+    return {SignInRequired: _sign_in_required, Forbidden: _forbidden,
+            UntrustedProxy: _untrusted_proxy, BadInput: _bad_input}

@@ -308,6 +308,35 @@ async def test_a_trusted_identity_header_signs_in_only_when_configured(
     assert "orders-approvers/ann" in (failed.error or "")
 
 
+async def test_an_identity_header_counts_only_from_a_trusted_proxy_address(
+        console: Console, caplog: pytest.LogCaptureFixture) -> None:
+    # The test client connects from 127.0.0.1: in the default list, not in 10.0.0.0/8.
+    trusted = console.settings.model_copy(update={
+        "console_trusted_user_header": "X-Forwarded-User"})
+    elsewhere = trusted.model_copy(update={"console_trusted_proxies": "10.0.0.0/8"})
+    ann = {"X-Forwarded-User": "ann"}
+    async with running_console(trusted, users=directory()) as url, \
+            httpx.AsyncClient(base_url=url) as client:
+        inbox = await client.get("/approvals", headers=ann)
+        assert inbox.status_code == 200
+        assert "Sign out" in inbox.text
+    with caplog.at_level(logging.WARNING, logger="relayflow.console"):
+        async with running_console(elsewhere, users=directory()) as url, \
+                httpx.AsyncClient(base_url=url) as client:
+            refused = await client.get("/approvals", headers=ann)
+            assert refused.status_code == 403
+            assert "identity header from an untrusted address" in text(refused).lower()
+            assert "Sign out" not in refused.text  # nobody is signed in, not even on this page
+            # Refused before anything else is looked at (here: the missing CSRF token).
+            for answer in (await client.get("/", headers=ann),
+                           await client.post("/logout", headers=ann)):
+                assert answer.status_code == 403
+                assert "untrusted address" in text(answer)
+    warnings = [r.getMessage() for r in caplog.records if "not a trusted proxy" in r.getMessage()]
+    assert len(warnings) == 3  # one a request
+    assert all("X-Forwarded-User from 127.0.0.1" in w and "claimed ann" in w for w in warnings)
+
+
 async def test_a_trusted_roles_header_gives_the_proxys_user_their_groups(
         console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
     order = await waiting(relayflow_kafka, relayflow_system)
