@@ -86,9 +86,9 @@ class BridgeStatus:
         if self.fetch is None:
             return {}
         processor = self.fetch.processor
-        return {name: health.outage_seconds for name, health in (
-            ("temporal", processor.temporal), ("kafka", processor.dlq),
-            ("schema-registry", processor.registry)) if health.degraded}
+        return {health.dependency: health.outage_seconds
+                for health in (processor.temporal, processor.dlq, processor.registry)
+                if health.degraded}
 
     async def observe(self) -> None:
         """Bring the scrape-time metrics (lag, paused partitions) up to date."""

@@ -49,6 +49,11 @@ class Health:
         name: What it is, for the log (``Temporal``, ``dead-letter topic``).
         dependency: Its ``dependency`` label (``bridge.metrics.DEPENDENCIES``).
         metrics: Counts retries and outages, and whether it is up.
+
+    Attributes:
+        name: As given.
+        dependency: As given.
+        failures: Consecutive transient failures; 0 while it is up.
     """
 
     def __init__(self, name: str, dependency: str = "",
@@ -56,8 +61,8 @@ class Health:
         self.name = name
         self.failures = 0
         self._since = 0.0
+        self.dependency = dependency
         self._metrics = metrics
-        self._dependency = dependency
 
     @property
     def degraded(self) -> bool:
@@ -72,12 +77,12 @@ class Health:
     def failed(self, record: ConsumedRecord, error: BaseException) -> int:
         """Count a transient failure; returns the number of consecutive failures."""
         if self._metrics is not None:
-            self._metrics.dependency_retries.labels(self._dependency).inc()
+            self._metrics.dependency_retries.labels(self.dependency).inc()
         if not self.failures:
             self._since = time.monotonic()
             if self._metrics is not None:
-                self._metrics.dependency_outages.labels(self._dependency).inc()
-                self._metrics.dependency_up.labels(self._dependency).set(0)
+                self._metrics.dependency_outages.labels(self.dependency).inc()
+                self._metrics.dependency_up.labels(self.dependency).set(0)
             log.warning("%s unavailable (at %s: %s); pausing consumption, retrying with backoff",
                         self.name, where(record), error)
         else:
@@ -89,7 +94,7 @@ class Health:
         """Record a success; logs the recovery once."""
         if self.failures:
             if self._metrics is not None:
-                self._metrics.dependency_up.labels(self._dependency).set(1)
+                self._metrics.dependency_up.labels(self.dependency).set(1)
             log.warning("%s available again after %d failed attempts over %.1fs",
                         self.name, self.failures, time.monotonic() - self._since)
             self.failures = 0
