@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
-from relayflow.kafka_reads import StoredRecord, partition_counts, read_records
+from relayflow.kafka_reads import StoredRecord, read_key
 from relayflow.settings import Settings
 from schemas import ApprovalDecided, Inbound, OrderPlaced
 from schemas.codec import AvroCodec, DecodeError
@@ -258,14 +257,8 @@ _ENDS = {
 
 async def _outcomes(settings: Settings, codec: AvroCodec, order_id: str) -> list[OutcomeRecord]:
     """The order's records on ``orders.outcomes``: only the partition its key goes to is read."""
-    key = order_id.encode()
-    count = (await partition_counts(settings, [ORDERS_OUTCOMES])).get(ORDERS_OUTCOMES)
-    if not count:
-        return []
-    partitions = list(range(count))
-    partition = DefaultPartitioner()(key, partitions, partitions)
-    records = await read_records(settings, [ORDERS_OUTCOMES], partition=partition)
-    return [_outcome(codec, r) for r in records if r.key == key]
+    return [_outcome(codec, r) for r in await read_key(settings, [ORDERS_OUTCOMES],
+                                                       order_id.encode())]
 
 
 def _outcome(codec: AvroCodec, record: StoredRecord) -> OutcomeRecord:
