@@ -175,20 +175,26 @@ async def test_rejected_order_compensates_and_fails(harness: Harness) -> None:
     assert "bob" in failed["error"]
 
 
-async def test_escalates_then_approved(harness: Harness) -> None:
+async def escalated_order(harness: Harness) -> tuple[OrderPlaced, WorkflowHandle[Any, Any],
+                                                ApprovalState]:
+    """A big order whose approval was escalated (its first deadline passed unanswered)."""
     order = big_order()
     handle = await harness.start(order)
     await wait_for_approval(handle)
     await harness.env.sleep(3601)
-    state = await wait_for_approval(handle, escalated=True)
+    return order, handle, await wait_for_approval(handle, escalated=True)
+
+
+async def test_escalates_then_approved(harness: Harness) -> None:
+    order, handle, state = await escalated_order(harness)
     assert state.approver == "managers"
     await harness.decide(handle, order.order_id, "APPROVED", by="managers/boss")
 
     assert (await handle.result()).outcome == "OrderCompleted"
     assert harness.published_types() == ["ApprovalRequested", "ApprovalEscalated",
                                          "OrderCompleted"]
-    escalated = harness.fakes.published[1].event
-    assert (escalated["previous_approver"], escalated["approver"]) == ("approvers", "managers")
+    escalation = harness.fakes.published[1].event
+    assert (escalation["previous_approver"], escalation["approver"]) == ("approvers", "managers")
 
 
 async def test_no_decision_times_out_after_escalation(harness: Harness) -> None:
@@ -364,11 +370,7 @@ async def test_a_refused_decision_does_not_move_the_deadline(harness: Harness) -
 
 
 async def test_after_escalation_the_escalation_approver_decides(harness: Harness) -> None:
-    order = big_order()
-    handle = await harness.start(order)
-    await wait_for_approval(handle)
-    await harness.env.sleep(3601)
-    await wait_for_approval(handle, escalated=True)
+    order, handle, _ = await escalated_order(harness)
     await harness.decide(handle, order.order_id, "APPROVED", by="mallory")
     await refused_after(handle, 1)
     await harness.decide(handle, order.order_id, "REJECTED", by="managers")
@@ -382,11 +384,7 @@ async def test_after_escalation_the_escalation_approver_decides(harness: Harness
 
 
 async def test_after_escalation_the_first_approver_may_still_decide(harness: Harness) -> None:
-    order = big_order()
-    handle = await harness.start(order)
-    await wait_for_approval(handle)
-    await harness.env.sleep(3601)
-    await wait_for_approval(handle, escalated=True)
+    order, handle, _ = await escalated_order(harness)
     await harness.decide(handle, order.order_id, "APPROVED", by="approvers/ann")
 
     assert (await handle.result()).outcome == "OrderCompleted"
