@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bench.common import record, table
-from schemas import EVENT_TYPES, OrderLine, OrderPlaced
-from schemas.codec import AvroCodec
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderLine, OrderPlaced
 
 
 def sample(count: int) -> list[OrderPlaced]:
@@ -41,7 +41,7 @@ def best_rate(operation: Callable[[], object], count: int, rounds: int) -> float
 
 
 def main(args: argparse.Namespace) -> str:
-    codec = AvroCodec(EVENT_TYPES.values())
+    codec = APP.codec()
     events = sample(args.events)
     avro = [codec.encode(e) for e in events]
     json = [e.model_dump_json().encode() for e in events]

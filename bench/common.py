@@ -23,15 +23,15 @@ from typing import Any
 from temporalio import workflow
 
 from relayflow import devstack
-from relayflow.kafka_clients import KafkaClients
-from relayflow.settings import Settings
-from schemas import EVENT_TYPES, OrderLine, OrderPlaced
-from schemas.codec import AvroCodec
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderLine, OrderPlaced
 from schemas.framing import to_record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.jsonl"
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 
 
 @workflow.defn(name="BenchNoop")

@@ -27,19 +27,19 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.batches import BatchActivities, ProcessItemInput
-from activities.store import Store
 from bench.common import bench_stack, record, table
-from relayflow.bootstrap import connect_temporal, running
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import start_group_at_end
-from relayflow.settings import Settings
-from schemas import EVENT_TYPES, BatchCompleted, BatchRequested
-from schemas.codec import AvroCodec
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import start_group_at_end
+from relayflow.reference.activities.batches import BatchActivities, ProcessItemInput
+from relayflow.reference.activities.store import Store
+from relayflow.reference.app import APP
+from relayflow.reference.events import BatchCompleted, BatchRequested
+from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
+from relayflow.runtime.bootstrap import connect_temporal, running
 from schemas.framing import to_record
-from schemas.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 HISTORY_WARNING = 10_240
 
 

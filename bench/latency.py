@@ -38,13 +38,14 @@ from bench.common import (
     table,
 )
 from bridge.routes import Action, Route, RouteTable
-from relayflow.bootstrap import connect_temporal, running
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import committed_to_end, start_group_at_end
-from relayflow.settings import Settings
-from schemas import EventMeta, Inbound, OrderCompleted, OrderPlaced
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import committed_to_end, start_group_at_end
+from relayflow.reference.events import OrderCompleted, OrderPlaced
+from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.runtime.bootstrap import connect_temporal, running
+from schemas import EventMeta, Inbound
 from schemas.framing import to_record
-from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 
 
 class Outcomes:

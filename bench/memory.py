@@ -24,9 +24,9 @@ from pathlib import Path
 
 from bench.common import bench_stack, orders, produce, record, table
 from devtools.toxiproxy import Toxiproxy
-from relayflow.kafka_reads import committed_to_end, start_group_at_end
-from relayflow.settings import Settings
-from schemas.topics import ORDERS_EVENTS
+from relayflow.config.settings import Settings
+from relayflow.kafka.reads import committed_to_end, start_group_at_end
+from relayflow.reference.topics import ORDERS_EVENTS
 
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
 

@@ -51,10 +51,10 @@ from bench.start_throughput import bridge_rate
 from bridge.metrics import BridgeMetrics
 from bridge.observing import RecordObserver
 from devtools.otlp_receiver import OtlpReceiver, otlp_receiver
-from relayflow.monitoring import Endpoints, monitored
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.observability.monitoring import Endpoints, monitored
+from relayflow.reference.topics import ORDERS_EVENTS
 from schemas.framing import to_record
-from schemas.topics import ORDERS_EVENTS
 
 OFF, METRICS, TRACING = "off", "metrics", "metrics + tracing"
 VARIANTS = (OFF, METRICS, TRACING)

@@ -31,9 +31,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from bench.common import bench_stack, orders, record, table
 from bench.start_throughput import argument, bridge_rate
 from devtools.secured_kafka import secured_kafka
-from relayflow.payload_codec import new_key_entry
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP
+from relayflow.temporal.payload_codec import new_key_entry
 
 
 async def codec_cost(settings: Settings, payloads: int) -> tuple[float, float, int]:

@@ -7,7 +7,7 @@ the start is measured) for the same orders, side by side on one stack:
   each start carrying the argument the bridge's carries (the event and its
   metadata), so both ask the server for the same work; a second raw run
   starts with no argument at all, the cheapest start there is, for reference;
-* bridge: relayflow's bridge (``relayflow.bootstrap.running``, the real consumer,
+* bridge: relayflow's bridge (``relayflow.runtime.bootstrap.running``, the real consumer,
   codec, routes and commit discipline) with the same concurrency, timed from
   the first produced event of a burst until its group committed the last;
 * naive: the handler most teams write first, one FastStream subscriber
@@ -36,21 +36,22 @@ from temporalio.client import Client
 from bench.common import bench_stack, orders, produce, record, table
 from bridge.routes import Action, Route, RouteTable
 from devtools.toxiproxy import Toxiproxy
-from relayflow.bootstrap import connect_temporal, running
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import committed_to_end, start_group_at_end
-from relayflow.settings import Settings
-from schemas import EventMeta, Inbound, OrderPlaced
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import committed_to_end, start_group_at_end
+from relayflow.reference.events import SCHEMA_FOLDER, OrderPlaced
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.bootstrap import connect_temporal, running
+from schemas import EventMeta, Inbound
 from schemas.codec import AvroCodec
-from schemas.topics import ORDERS_EVENTS
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
-    from relayflow.monitoring import Monitoring
+    from relayflow.observability.monitoring import Monitoring
 
 TASK_QUEUE = "bench-starts"  # no worker polls it: a start is all that is measured
-CODEC = AvroCodec([OrderPlaced])
+CODEC = AvroCodec([OrderPlaced], SCHEMA_FOLDER)
 
 
 @dataclass

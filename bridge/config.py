@@ -1,7 +1,7 @@
 """What the bridge is given: its own settings and a way to build Kafka clients.
 
 The bridge never reads the environment and never imports the top layer: the
-composition root (``relayflow.bootstrap``) fills a ``BridgeConfig`` from its
+composition root (``relayflow.runtime.bootstrap``) fills a ``BridgeConfig`` from its
 settings and hands in connected clients, and a ``KafkaClientFactory`` for the
 clients the bridge must build itself (FastStream's broker, the parked-keys
 follower). One factory builds every Kafka client, so connection and security
@@ -68,7 +68,7 @@ class BridgeConfig:
 
 
 class KafkaClientFactory(Protocol):
-    """Builds the Kafka clients the bridge owns (``relayflow.kafka_clients`` in production)."""
+    """Builds the Kafka clients the bridge owns (``relayflow.kafka.clients`` in production)."""
 
     def broker(self, **options: Any) -> KafkaBroker:
         """A FastStream broker connected like every other client; ``options`` add to it."""

@@ -24,8 +24,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from relayflow.config.settings import load_settings
 from relayflow.devstack import build_once
-from relayflow.settings import load_settings
 
 __all__ = ["SPECS_PACKAGE", "SPECS_VERSION", "asyncapi_errors", "fetch_asyncapi_specs",
            "official_schema"]

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from relayflow import devstack
+from relayflow.config.settings import Settings
 from relayflow.devstack.secure import DevSecrets
-from relayflow.settings import Settings
 from schemas.topics import Topic
 
 __all__ = ["SecuredKafka", "secured_kafka"]

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from relayflow.config.settings import Settings
 from relayflow.devstack import build_once, free_port
-from relayflow.settings import Settings
 
 __all__ = ["TOXIPROXY_MODULE", "TOXIPROXY_VERSION", "Proxy", "Toxiproxy", "fetch_toxiproxy"]
 

@@ -35,9 +35,9 @@ from temporalio import workflow
 from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher
 from bridge.routes import Action, Route, RouteTable
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
 from schemas import Event
-from schemas.codec import AvroCodec, SchemaRegistry, load_history
+from schemas.codec import AvroCodec, SchemaRegistry
 from schemas.topics import Topic, with_dead_letters
 
 __all__ = ["ActivityFactory", "Application", "WorkerResources", "load_application"]
@@ -87,7 +87,7 @@ class Application:
         workflows: Workflow classes the worker registers.
         activities: Builds the activities the worker registers.
         schema_folder: Folder of the ``.avsc`` files (and ``history/`` of
-            published versions); None for relayflow's packaged schemas.
+            published versions).
         external_workflows: Workflows that routes address but another worker
             runs (possibly in another language): type name → signal names.
     """
@@ -96,9 +96,9 @@ class Application:
     event_types: Sequence[type[Event]]
     topics: Sequence[Topic]
     routes: Sequence[Route]
+    schema_folder: Path
     workflows: Sequence[type] = ()
     activities: ActivityFactory = _no_activities
-    schema_folder: Path | None = None
     external_workflows: Mapping[str, Collection[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -131,13 +131,7 @@ class Application:
         Args:
             registry: A schema registry client (Confluent framing), or None.
         """
-        if self.schema_folder is None:
-            return AvroCodec(self.event_types, registry=registry)
-        history = self.schema_folder / "history"
-        older = [schema for versions in (load_history(history).values() if history.is_dir()
-                                         else ()) for schema in versions]
-        return AvroCodec(self.event_types, registry=registry, schema_folder=self.schema_folder,
-                         extra_writer_schemas=older)
+        return AvroCodec(self.event_types, self.schema_folder, registry=registry)
 
     def workflow_signals(self) -> dict[str, frozenset[str]]:
         """Every workflow type a route may address, with the signals it handles."""

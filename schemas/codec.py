@@ -27,7 +27,6 @@ import json
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -162,23 +161,19 @@ class _Writer:
     fingerprint: int
 
 
-def _avro_folder() -> Path:
-    return Path(str(resources.files("schemas") / "avro"))
-
-
-def load_history(folder: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+def load_history(folder: Path) -> dict[str, list[dict[str, Any]]]:
     """Every published version of every schema, oldest first.
 
-    ``schemas/avro/history/<full name>.v<N>.avsc`` holds version N exactly as it
-    was published; records written with any of them must keep decoding.
+    ``<schema folder>/history/<full name>.v<N>.avsc`` holds version N exactly as
+    it was published; records written with any of them must keep decoding.
 
     Args:
-        folder: The history folder; defaults to the packaged one.
+        folder: The history folder (none there: no versions).
 
     Returns:
         Raw schema JSON versions by Avro full name.
     """
-    root = folder if folder is not None else _avro_folder() / "history"
+    root = folder
     versions: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for path in root.glob("*.avsc"):
         name, _, version = path.stem.rpartition(".v")
@@ -188,17 +183,16 @@ def load_history(folder: Path | None = None) -> dict[str, list[dict[str, Any]]]:
             for name, found in versions.items()}
 
 
-def load_schemas(folder: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Read every ``.avsc`` file of the contract.
+def load_schemas(folder: Path) -> dict[str, dict[str, Any]]:
+    """Read every ``.avsc`` file of an application's contract.
 
     Args:
-        folder: Folder to read; defaults to the ``avro`` folder shipped with
-            this package.
+        folder: The application's schema folder.
 
     Returns:
         Raw schema JSON by Avro full name.
     """
-    root = folder if folder is not None else _avro_folder()
+    root = folder
     loaded: dict[str, dict[str, Any]] = {}
     for path in sorted(root.glob("*.avsc")):
         schema = json.loads(path.read_text(encoding="utf-8"))
@@ -211,21 +205,21 @@ class AvroCodec:
 
     Args:
         models: Event models the codec knows, each mirroring one schema.
+        schema_folder: Where their ``.avsc`` files live.
         registry: When given, ``encode`` uses the Confluent wire format with
             ids from this registry (subject = the record's full name).
         extra_writer_schemas: Older versions of schemas to accept when
             decoding (raw schema JSON); by default every published version in
-            ``schemas/avro/history``.
-        schema_folder: Where the ``.avsc`` files live (default: packaged).
+            ``<schema_folder>/history``.
     """
 
     def __init__(
         self,
         models: Iterable[type[Event]],
+        schema_folder: Path,
         *,
         registry: SchemaRegistry | None = None,
         extra_writer_schemas: Iterable[Mapping[str, Any]] | None = None,
-        schema_folder: Path | None = None,
     ) -> None:
         raw = load_schemas(schema_folder)
         self._models: dict[str, type[Event]] = {}
@@ -250,7 +244,8 @@ class AvroCodec:
                                              + _FINGERPRINT.pack(writer.fingerprint))
         if extra_writer_schemas is None:
             extra_writer_schemas = [
-                old for name, versions in load_history().items() if name in self._models
+                old for name, versions in load_history(schema_folder / "history").items()
+                if name in self._models
                 for old in versions
             ]
         current = {writer.fingerprint for writer in self._by_fingerprint.values()}

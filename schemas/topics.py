@@ -1,8 +1,10 @@
-"""The topic table of the Kafka contract, in one place: names, partitions, which events go where.
+"""Topics of the Kafka contract: an application's topic table is a tuple of ``Topic``.
 
-The dev stack creates these topics, the reference application's routes read
-its input topics from here, workflows name their outcome topics from here,
-and the compose file's init job mirrors it (a unit test checks).
+Every input topic gets a ``<topic>.dlq`` with its partition count, and every
+application shares the bridge's compacted parked-keys topic
+(``with_dead_letters``). The dev stack creates an application's topics from
+its table; the compose file's init job mirrors the reference application's
+(a unit test checks).
 """
 
 from __future__ import annotations
@@ -10,44 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from schemas.models import (
-    ApprovalDecided,
-    ApprovalDecisionRefused,
-    ApprovalEscalated,
-    ApprovalRequested,
-    ApprovalTimedOut,
-    BatchCancelled,
-    BatchCompleted,
-    BatchProgress,
-    BatchRequested,
-    Event,
-    OrderCancelled,
-    OrderCompleted,
-    OrderFailed,
-    OrderPlaced,
-)
+__all__ = ["DLQ_SUFFIX", "PARKED_KEYS", "Topic", "dlq_topic", "with_dead_letters"]
 
-__all__ = [
-    "APPROVALS_DECISIONS",
-    "BATCHES_OUTCOMES",
-    "BATCHES_REQUESTS",
-    "DLQ_SUFFIX",
-    "INPUT_TOPICS",
-    "ORDERS_EVENTS",
-    "ORDERS_OUTCOMES",
-    "PARKED_KEYS",
-    "REFERENCE_TOPICS",
-    "TOPICS",
-    "Topic",
-    "dlq_topic",
-    "with_dead_letters",
-]
-
-ORDERS_EVENTS = "orders.events"
-APPROVALS_DECISIONS = "approvals.decisions"
-BATCHES_REQUESTS = "batches.requests"
-ORDERS_OUTCOMES = "orders.outcomes"
-BATCHES_OUTCOMES = "batches.outcomes"
 DLQ_SUFFIX = ".dlq"
 PARKED_KEYS = "relayflow.parked-keys"
 """Compacted: the keys the bridge parked after a dead letter (key ``<topic>/<key>``)."""
@@ -90,25 +56,3 @@ def with_dead_letters(topics: Iterable[Topic]) -> tuple[Topic, ...]:
     # A DLQ has its source's partition count so a record keeps its partition (and key order).
     dlqs = tuple(Topic(dlq_topic(t.name), t.partitions, inbound=False) for t in own if t.inbound)
     return (*own, *dlqs, Topic(PARKED_KEYS, 3, inbound=False, compacted=True))
-
-
-def _names(*models: type[Event]) -> tuple[str, ...]:
-    return tuple(model.avro_name for model in models)
-
-
-REFERENCE_TOPICS: tuple[Topic, ...] = (
-    Topic(ORDERS_EVENTS, 6, inbound=True, events=_names(OrderPlaced, OrderCancelled)),
-    Topic(APPROVALS_DECISIONS, 3, inbound=True, events=_names(ApprovalDecided)),
-    Topic(BATCHES_REQUESTS, 3, inbound=True, events=_names(BatchRequested, BatchCancelled)),
-    Topic(ORDERS_OUTCOMES, 3, inbound=False, events=_names(
-        OrderCompleted, OrderFailed, ApprovalRequested, ApprovalEscalated, ApprovalTimedOut,
-        ApprovalDecisionRefused)),
-    Topic(BATCHES_OUTCOMES, 3, inbound=False, events=_names(BatchProgress, BatchCompleted)),
-)
-"""relayflow's own application's topics (inputs and outcomes)."""
-
-INPUT_TOPICS: tuple[str, ...] = tuple(t.name for t in REFERENCE_TOPICS if t.inbound)
-"""The reference application's input topics (each with a ``.dlq``)."""
-
-TOPICS: tuple[Topic, ...] = with_dead_letters(REFERENCE_TOPICS)
-"""Every topic the reference application needs, with its partition count."""

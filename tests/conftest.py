@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP
 from relayflow.testing.stacks import ensure_app_topics
 from tests.workflow_env import start_workflow_environment
 

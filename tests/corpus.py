@@ -51,16 +51,18 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas import (
+from relayflow.reference.events import (
+    SCHEMA_FOLDER,
     ApprovalDecided,
     BatchCompleted,
     BatchRequested,
-    Event,
     OrderCancelled,
     OrderCompleted,
     OrderLine,
     OrderPlaced,
 )
+from relayflow.reference.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
+from schemas import Event
 from schemas.codec import (
     CONFLUENT_MAGIC,
     SINGLE_OBJECT_MARKER,
@@ -78,7 +80,6 @@ from schemas.headers import (
     EVENT_TYPE,
     TRACEPARENT,
 )
-from schemas.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
 
 __all__ = [
     "CorpusRecord",
@@ -203,7 +204,7 @@ class _Corpus:
     def __init__(self, codec: AvroCodec, seed: int) -> None:
         self.codec = codec
         self.seed = seed
-        self.schemas = load_schemas()
+        self.schemas = load_schemas(SCHEMA_FOLDER)
 
     def rng(self, name: str) -> random.Random:
         """A generator of its own per name, so adding a variant changes no other."""
@@ -570,7 +571,8 @@ def _schema_confusion(c: _Corpus) -> Iterator[CorpusRecord]:
 def _accepted_old_writer(c: _Corpus) -> Iterator[CorpusRecord]:
     """Accepted: an order written with each published version older than the current one."""
     current = _fingerprint(c.schemas[OrderPlaced.avro_name])
-    for version, schema in enumerate(load_history()[OrderPlaced.avro_name], start=1):
+    versions = load_history(SCHEMA_FOLDER / "history")[OrderPlaced.avro_name]
+    for version, schema in enumerate(versions, start=1):
         if _fingerprint(schema) == current:
             continue
         name = f"accepted-old-writer-schema-v{version}"

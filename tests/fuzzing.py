@@ -39,10 +39,12 @@ from hypothesis import strategies as st
 
 from bridge.decoding import DECODE_REASONS, Decoder, Routed
 from bridge.failures import PermanentFailure
-from relayflow.bootstrap import bridge_config
-from relayflow.reference import ROUTES
-from relayflow.settings import Settings
-from schemas import BatchCancelled, BatchRequested, Event
+from relayflow.config.settings import Settings
+from relayflow.reference.app import ROUTES
+from relayflow.reference.events import SCHEMA_FOLDER, BatchCancelled, BatchRequested
+from relayflow.reference.topics import ORDERS_OUTCOMES
+from relayflow.runtime.bootstrap import bridge_config, event_codec
+from schemas import Event
 from schemas.codec import (
     CONFLUENT_MAGIC,
     SINGLE_OBJECT_MARKER,
@@ -64,7 +66,6 @@ from schemas.headers import (
     EVENT_TYPE,
     TRACEPARENT,
 )
-from schemas.topics import ORDERS_OUTCOMES
 from tests.corpus import bad_records, good_records
 from tests.support import cancelled, order_placed, samples
 
@@ -92,7 +93,7 @@ Headers = list[tuple[str, bytes | None]]
 
 SETTINGS = Settings(schema_registry_url=None)
 CONFIG = bridge_config(SETTINGS)
-CODEC = SETTINGS.codec()
+CODEC = event_codec(SETTINGS)
 """The reference codec, without a registry (a Confluent-framed value is ``unknown-schema``)."""
 DECODER = Decoder(CODEC, ROUTES, max_payload_bytes=CONFIG.max_payload_bytes,
                   max_header_count=CONFIG.max_header_count,
@@ -194,7 +195,8 @@ for _seed in SEEDS:
 
 
 def _fingerprints() -> list[bytes]:
-    schemas = [*load_schemas().values(), *(s for v in load_history().values() for s in v)]
+    history = load_history(SCHEMA_FOLDER / "history")
+    schemas = [*load_schemas(SCHEMA_FOLDER).values(), *(s for v in history.values() for s in v)]
     found: set[int] = set()
     for schema in schemas:
         found.add(crc64_avro(legacy_canonical_form(schema).encode()))
@@ -315,7 +317,8 @@ def order_with_lines(count: int, *, sku: str = "") -> bytes:
     datum["items"] = [{"sku": sku, "quantity": 1, "unit_price_cents": 0}] * count
     buffer = io.BytesIO()
     buffer.write(SINGLE_OBJECT_MARKER + struct.pack("<Q", CODEC.fingerprint(event.avro_name)))
-    fastavro.schemaless_writer(buffer, fastavro.parse_schema(load_schemas()[event.avro_name]),
+    schema = load_schemas(SCHEMA_FOLDER)[event.avro_name]
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema),
                                datum)
     return buffer.getvalue()
 

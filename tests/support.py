@@ -22,33 +22,31 @@ from typer.testing import CliRunner, Result
 from bridge.consumer import FetchProcessor
 from bridge.decoding import Decoder
 from bridge.retry import Backoff
-from relayflow.cli import app
-from relayflow.kafka_clients import KafkaClients
-from relayflow.reference import ROUTES
-from relayflow.settings import Settings
-from schemas import (
-    EVENT_TYPES,
+from relayflow.cli.main import app
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.app import APP, ROUTES
+from relayflow.reference.events import (
     ApprovalDecided,
     ApprovalDecisionRefused,
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
-    Event,
     OrderCancelled,
     OrderCompleted,
     OrderFailed,
     OrderLine,
     OrderPlaced,
 )
-from schemas.codec import AvroCodec
+from relayflow.reference.topics import ORDERS_EVENTS
+from schemas import Event
 from schemas.framing import KafkaRecord, to_record
-from schemas.topics import ORDERS_EVENTS
 from tests.fakes import FakeCommands, FakeDeadLetters, Record
 
 __all__ = ["CODEC", "FAST", "NOW", "KafkaProbe", "cancelled", "decoder", "kafka_probe",
            "order_placed", "processor", "record", "samples"]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 """Knows every event of the contract."""
 FAST = Backoff(initial=0.001, maximum=0.002)
 """A retry backoff short enough for unit tests."""

@@ -21,9 +21,15 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from activities.approval_policy import ApprovalPolicy
-from activities.batches import BatchLimits, ProcessItemInput, ProcessItemResult, RecordFailuresInput
-from activities.orders import (
+from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
+from relayflow.reference.activities.approval_policy import ApprovalPolicy
+from relayflow.reference.activities.batches import (
+    BatchLimits,
+    ProcessItemInput,
+    ProcessItemResult,
+    RecordFailuresInput,
+)
+from relayflow.reference.activities.orders import (
     ChargePaymentInput,
     CompensationInput,
     CompensationResult,
@@ -31,10 +37,10 @@ from activities.orders import (
     ReserveInventoryInput,
     StepResult,
 )
-from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from schemas import ApprovalDecided, Event, EventMeta, Inbound
-from workflows.approval import ApprovalState, approval_id_for
-from workflows.order_saga import OrderSaga
+from relayflow.reference.events import ApprovalDecided
+from relayflow.reference.workflows.approval import ApprovalState, approval_id_for
+from relayflow.reference.workflows.order_saga import OrderSaga
+from schemas import Event, EventMeta, Inbound
 
 __all__ = [
     "FakeBatchActivities",

@@ -29,8 +29,8 @@ APP = Application(
     event_types=EVENT_TYPES,
     topics=TOPICS,
     routes=ROUTES,
+    schema_folder=SCHEMA_FOLDER,
     workflows=(TicketWorkflow,),
     activities=ticket_activities,
-    schema_folder=SCHEMA_FOLDER,
 )
 """The support-ticket application (``RELAYFLOW_APP=examples.tickets.app:APP``)."""

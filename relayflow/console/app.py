@@ -26,8 +26,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from activities.store import Store
-from relayflow.bootstrap import wait_for_temporal
+from relayflow.config.settings import SettingError, Settings
 from relayflow.console.batches import BatchSizes
 from relayflow.console.inbox import Orders
 from relayflow.console.pages import approvals, auth, batches, dead_letters, orders
@@ -35,8 +34,9 @@ from relayflow.console.sessions import SESSION_COOKIE
 from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import UserDirectory, load_users
 from relayflow.console.web import Console, error_handlers
-from relayflow.kafka_clients import KafkaClients
-from relayflow.settings import SettingError, Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.activities.store import Store
+from relayflow.runtime.bootstrap import event_codec, wait_for_temporal
 
 __all__ = ["console_url", "create_app", "listening_socket", "running_console"]
 
@@ -161,7 +161,7 @@ async def running_console(settings: Settings, *, users: UserDirectory | None = N
         client = await wait_for_temporal(settings)
         store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
         async with KafkaClients(settings).started_producer() as producer:
-            console = Console(settings, users, client, producer, settings.codec(), store,
+            console = Console(settings, users, client, producer, event_codec(settings), store,
                               Orders(client), BatchSizes(client),
                               SignInThrottle.from_settings(settings))
             # No access log: every open inbox polls every 2 s. No proxy headers: the

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from activities.store import Store
 from relayflow.console.inbox import QUERY_TIMEOUT, remember
-from relayflow.pending_approvals import visibility_string
-from workflows.batch import BatchResult, BatchRun, BatchWorkflow
+from relayflow.reference.activities.store import Store
+from relayflow.reference.pending_approvals import visibility_string
+from relayflow.reference.workflows.batch import BatchResult, BatchRun, BatchWorkflow
 
 __all__ = ["FAILURES_PAGE", "Batch", "BatchSizes", "FailurePage", "batch_id_of", "failures_page",
            "list_batches"]

@@ -17,13 +17,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
+from relayflow.config.settings import SettingError, Settings
 from relayflow.console.app import running_console
 from relayflow.console.users import OPERATOR, UserDirectory, hash_password, load_users
-from relayflow.kafka_clients import KafkaClients
-from relayflow.settings import SettingError, Settings
-from schemas import OrderLine, OrderPlaced
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.events import OrderLine, OrderPlaced
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.bootstrap import event_codec
 from schemas.framing import to_record
-from schemas.topics import ORDERS_EVENTS
 
 __all__ = ["DEMO_USER", "DemoConsole", "demo_console", "demo_users"]
 
@@ -62,7 +63,7 @@ class DemoConsole:
                             order_id=order_id, customer_id="customer-42",
                             items=(OrderLine(sku="SKU-LAMP", quantity=1, unit_price_cents=price),),
                             amount_cents=price)
-        record = to_record(order, self.settings.codec())
+        record = to_record(order, event_codec(self.settings))
         async with KafkaClients(self.settings).started_producer() as producer:
             await producer.send_and_wait(ORDERS_EVENTS, record.value, key=record.key,
                                          headers=record.headers)

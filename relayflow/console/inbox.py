@@ -1,6 +1,6 @@
 """The approvals inbox: what waits for a user's groups, and sending their decision.
 
-Pending approvals are read from the sagas themselves (``relayflow.pending_approvals``,
+Pending approvals are read from the sagas themselves (``relayflow.reference.pending_approvals``,
 their ``approval`` query); the order behind each (amount, lines) from the
 saga's start event. A decision is an ``ApprovalDecided`` on
 ``approvals.decisions``, encoded and framed like every other producer's
@@ -24,13 +24,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from relayflow.console.users import User
-from relayflow.pending_approvals import SagasUnanswered, pending_approvals
-from schemas import ApprovalDecided, Inbound, OrderPlaced
+from relayflow.reference.events import ApprovalDecided, OrderPlaced
+from relayflow.reference.pending_approvals import SagasUnanswered, pending_approvals
+from relayflow.reference.topics import APPROVALS_DECISIONS
+from relayflow.reference.workflows.approval import ApprovalState
+from relayflow.reference.workflows.order_saga import OrderSaga
+from schemas import Inbound
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
-from schemas.topics import APPROVALS_DECISIONS
-from workflows.approval import ApprovalState
-from workflows.order_saga import OrderSaga
 from workflows.outcomes import outcome_event_id
 
 __all__ = [

@@ -22,9 +22,9 @@ import time
 
 from starlette.requests import Request
 
+from relayflow.config.networks import address_in
+from relayflow.config.settings import Settings
 from relayflow.console.users import User, UserDirectory, is_valid_name
-from relayflow.networks import address_in
-from relayflow.settings import Settings
 
 __all__ = [
     "CSRF_FIELD",

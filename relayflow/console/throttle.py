@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from relayflow.config.settings import Settings
 from relayflow.console.inbox import remember
-from relayflow.settings import Settings
 
 __all__ = ["Lockout", "SignInThrottle", "wait_text"]
 

@@ -18,14 +18,15 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
-from relayflow.kafka_reads import StoredRecord, read_key
-from relayflow.settings import Settings
-from schemas import ApprovalDecided, Inbound, OrderPlaced
+from relayflow.config.settings import Settings
+from relayflow.kafka.reads import StoredRecord, read_key
+from relayflow.reference.events import ApprovalDecided, OrderPlaced
+from relayflow.reference.topics import ORDERS_OUTCOMES
+from relayflow.reference.workflows.approval import ApprovalState
+from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult, SagaStatus
+from schemas import Inbound
 from schemas.codec import AvroCodec, DecodeError
 from schemas.headers import EVENT_ID
-from schemas.topics import ORDERS_OUTCOMES
-from workflows.approval import ApprovalState
-from workflows.order_saga import OrderSaga, OrderSagaResult, SagaStatus
 
 __all__ = ["COMPENSATIONS", "Entry", "OrderTimeline", "OutcomeRecord", "order_timeline"]
 

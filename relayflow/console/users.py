@@ -27,7 +27,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from relayflow.settings import SettingError, Settings
+from relayflow.config.settings import SettingError, Settings
 
 __all__ = ["OPERATOR", "User", "UserDirectory", "hash_password", "is_valid_name", "load_users"]
 

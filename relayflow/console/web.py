@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from temporalio.client import Client
 
-from activities.store import Store
+from relayflow.config.settings import Settings
 from relayflow.console.batches import BatchSizes
 from relayflow.console.inbox import Orders
 from relayflow.console.sessions import (
@@ -36,7 +36,7 @@ from relayflow.console.sessions import (
 )
 from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import User, UserDirectory
-from relayflow.settings import Settings
+from relayflow.reference.activities.store import Store
 from schemas.codec import AvroCodec
 
 __all__ = [

@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from relayflow.config.settings import Settings
 from relayflow.devstack.process import (
     StackError,
     build_once,
@@ -42,9 +43,9 @@ from relayflow.devstack.process import (
     wait_ready,
 )
 from relayflow.devstack.secure import ADMIN, DevSecrets, acl_plan, create_acls
-from relayflow.kafka_clients import KafkaClients
-from relayflow.settings import Settings
-from schemas.topics import TOPICS, Topic
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.topics import TOPICS
+from schemas.topics import Topic
 
 __all__ = ["KAFKA", "KafkaNode", "bootstrap_servers", "dev_secrets", "ensure_topics",
            "fetch_kafka", "kafka_answers", "kafka_nodes", "new_cluster_id", "partition_counts",

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relayflow.settings import SettingError, Settings
+from relayflow.config.settings import SettingError, Settings
 
 __all__ = ["READY_TIMEOUT", "StackError", "build_once", "check_port_free", "free_port",
            "pid_file", "port_open", "quiet", "recorded_pid", "run_sync", "service_dir", "spawn",

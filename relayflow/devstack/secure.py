@@ -40,9 +40,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from relayflow.config.settings import Settings
 from relayflow.devstack.process import StackError
-from relayflow.settings import Settings
-from schemas.topics import APPROVALS_DECISIONS, DLQ_SUFFIX, Topic
+from relayflow.reference.topics import APPROVALS_DECISIONS
+from schemas.topics import DLQ_SUFFIX, Topic
 
 __all__ = ["ADMIN", "MECHANISM", "MECHANISMS", "PRINCIPALS", "Acl", "DevSecrets", "acl_plan",
            "create_acls", "write_ca"]

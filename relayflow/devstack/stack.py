@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from relayflow.config.settings import Settings
 from relayflow.devstack.kafka import (
     KAFKA,
     dev_secrets,
@@ -29,9 +30,9 @@ from relayflow.devstack.process import (
 )
 from relayflow.devstack.secure import MECHANISM
 from relayflow.devstack.temporal import TEMPORAL, start_temporal, stop_temporal, temporal_answers
-from relayflow.kafka_clients import KafkaClients
-from relayflow.settings import Settings
-from schemas.topics import TOPICS, Topic
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.topics import TOPICS
+from schemas.topics import Topic
 
 __all__ = ["ServiceStatus", "StackStatus", "down", "status", "up", "wait_until_answering"]
 

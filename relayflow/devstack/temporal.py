@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from relayflow.config.settings import Settings
 from relayflow.devstack.process import (
     StackError,
     check_port_free,
@@ -18,7 +19,6 @@ from relayflow.devstack.process import (
     stop_service,
     wait_ready,
 )
-from relayflow.settings import Settings
 
 __all__ = ["TEMPORAL", "start_temporal", "stop_temporal", "temporal_answers"]
 
@@ -41,7 +41,7 @@ async def temporal_answers(settings: Settings) -> bool:
     """
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest  # noqa: PLC0415
 
-    from relayflow.bootstrap import connect_temporal  # noqa: PLC0415 - only when it runs
+    from relayflow.runtime.bootstrap import connect_temporal  # noqa: PLC0415 - only when it runs
 
     client = await connect_temporal(settings)
     await client.workflow_service.describe_namespace(

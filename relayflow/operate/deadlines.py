@@ -25,7 +25,7 @@ from aiokafka.errors import (
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from relayflow.bootstrap import connect_temporal
+from relayflow.config.settings import Settings
 from relayflow.operate.errors import (
     EXIT_BAD_INPUT,
     EXIT_NOT_FOUND,
@@ -35,7 +35,7 @@ from relayflow.operate.errors import (
     OperatorError,
     Unanswered,
 )
-from relayflow.settings import Settings
+from relayflow.runtime.bootstrap import connect_temporal
 
 __all__ = [
     "EXIT_BAD_INPUT",

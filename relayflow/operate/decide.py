@@ -4,7 +4,7 @@ The saga itself says whether it waits and for whom (its ``approval`` query,
 as ``relayflow approvals`` asks it); a decision is only sent when it waits
 and the person deciding is one it counts (``may_decide``), so a typo never
 becomes a refused decision. The decision travels like any producer's: the
-contract record on ``approvals.decisions`` (``relayflow.kafka_sends``), the
+contract record on ``approvals.decisions`` (``relayflow.kafka.sends``), the
 order's correlation id, caused by the ``ApprovalRequested`` (or
 ``ApprovalEscalated``) it answers; the bridge signals the saga.
 """
@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from relayflow.kafka_sends import input_topic_for
+from relayflow.config.settings import Settings
+from relayflow.kafka.sends import input_topic_for
 from relayflow.operate.deadlines import (
     BadInput,
     NotFound,
@@ -29,11 +30,11 @@ from relayflow.operate.deadlines import (
     temporal_answers,
 )
 from relayflow.operate.send import Sent, send, validation_lines
-from relayflow.reference import APP, ROUTES
-from relayflow.settings import Settings
-from schemas import ApprovalDecided, Inbound, OrderPlaced
-from workflows.approval import approval_id_for, may_decide
-from workflows.order_saga import OrderSaga
+from relayflow.reference.app import APP, ROUTES
+from relayflow.reference.events import ApprovalDecided, OrderPlaced
+from relayflow.reference.workflows.approval import approval_id_for, may_decide
+from relayflow.reference.workflows.order_saga import OrderSaga
+from schemas import Inbound
 from workflows.outcomes import outcome_event_id
 
 __all__ = ["DECISIONS", "Decision", "decide", "decision_event"]

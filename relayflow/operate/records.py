@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge.parking import ParkEntry
-from relayflow.kafka_reads import StoredRecord
+from relayflow.kafka.reads import StoredRecord
 from schemas.codec import AvroCodec, DecodeError
 from schemas.models import Event
 from schemas.topics import DLQ_SUFFIX, PARKED_KEYS

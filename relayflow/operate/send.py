@@ -4,7 +4,7 @@ The event type is one of the configured application's (``RELAYFLOW_APP``),
 named by its class or Avro full name. The JSON is validated by the model
 before anything connects, so bad input sends nothing; ``event_id`` and
 ``occurred_at`` are filled in when left out. The record goes out through
-``relayflow.kafka_sends.send_event``, the same code the test plugin uses: the
+``relayflow.kafka.sends.send_event``, the same code the test plugin uses: the
 application's codec (the schema registry's framing when configured), the
 business key, the contract headers, acknowledged by every in-sync replica.
 """
@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from relayflow.application import Application
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_sends import Delivered, input_topic_for, send_event
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.sends import Delivered, input_topic_for, send_event
 from relayflow.operate.deadlines import BadInput, kafka_answers
-from relayflow.settings import Settings
 from schemas.models import Event
 
 __all__ = ["Sent", "event_type_named", "parse_event", "send", "validation_lines"]

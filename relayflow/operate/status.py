@@ -28,7 +28,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bridge.routes import Action, Route
 from relayflow.application import Application, load_application
-from relayflow.kafka_reads import read_key
+from relayflow.config.settings import Settings
+from relayflow.kafka.reads import read_key
 from relayflow.operate.deadlines import (
     NotFound,
     Unanswered,
@@ -38,9 +39,8 @@ from relayflow.operate.deadlines import (
     temporal_answers,
 )
 from relayflow.operate.records import ShownRecord, shown
-from relayflow.settings import Settings
-from workflows.batch import BatchWorkflow
-from workflows.order_saga import OrderSaga
+from relayflow.reference.workflows.batch import BatchWorkflow
+from relayflow.reference.workflows.order_saga import OrderSaga
 
 __all__ = [
     "StatusReport",

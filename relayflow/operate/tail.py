@@ -14,11 +14,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from relayflow.application import load_application
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import partitions_of, stream_records
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import partitions_of, stream_records
 from relayflow.operate.deadlines import NotFound, kafka_answers
 from relayflow.operate.records import ShownRecord, shown
-from relayflow.settings import Settings
 
 __all__ = ["tail"]
 

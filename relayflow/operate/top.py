@@ -9,8 +9,8 @@ One ``Frame`` is read from three places:
   the previous frame per second), and gauges (consumer lag per topic,
   Temporal calls in flight, paused partitions, dependencies up);
 * Kafka: the records on each dead-letter topic (log end minus log start)
-  and the parked keys per topic (``relayflow.dlq_admin``);
-* Temporal: the pending approvals (``relayflow.pending_approvals``) and the
+  and the parked keys per topic (``relayflow.operate.dlq``);
+* Temporal: the pending approvals (``relayflow.reference.pending_approvals``) and the
   running batches (a visibility count), both on ``RELAYFLOW_TASK_QUEUE``.
 
 Whatever does not answer within the bound is named in ``Frame.unanswered``;
@@ -36,8 +36,8 @@ from rich.text import Text
 from temporalio.client import Client
 
 from relayflow.application import load_application
-from relayflow.dlq_admin import parked_keys
-from relayflow.kafka_reads import record_counts
+from relayflow.config.settings import Settings
+from relayflow.kafka.reads import record_counts
 from relayflow.operate.deadlines import (
     Unanswered,
     connected_temporal,
@@ -45,8 +45,8 @@ from relayflow.operate.deadlines import (
     listing_and_queries,
     temporal_answers,
 )
-from relayflow.pending_approvals import pending_approvals
-from relayflow.settings import Settings
+from relayflow.operate.dlq import parked_keys
+from relayflow.reference.pending_approvals import pending_approvals
 from schemas.topics import dlq_topic
 
 __all__ = ["COUNTERS", "Dashboard", "Frame", "Sample", "default_endpoints", "frames",

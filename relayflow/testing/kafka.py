@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import TopicPartition
 
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import StoredRecord, partitions_of, stored
-from relayflow.kafka_sends import Delivered, input_topic_for, send_event
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import StoredRecord, partitions_of, stored
+from relayflow.kafka.sends import Delivered, input_topic_for, send_event
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from relayflow.application import Application
-    from relayflow.settings import Settings
+    from relayflow.config.settings import Settings
     from schemas.codec import AvroCodec
     from schemas.models import Event
 

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from relayflow.application import Application
-    from relayflow.settings import Settings
+    from relayflow.config.settings import Settings
     from relayflow.testing.kafka import AppKafka
 
 __all__ = ["relayflow_app", "relayflow_kafka", "relayflow_stack", "relayflow_system",
@@ -91,7 +91,7 @@ def relayflow_stack(request: pytest.FixtureRequest,
 @pytest.fixture(scope="session")
 def relayflow_app() -> Application:
     """The application under test: relayflow's own unless overridden."""
-    from relayflow.reference import APP  # noqa: PLC0415
+    from relayflow.reference.app import APP  # noqa: PLC0415
 
     return APP
 

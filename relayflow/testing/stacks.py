@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.settings import Settings
 
 if TYPE_CHECKING:
     from schemas.topics import Topic

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from relayflow.application import Application
-    from relayflow.settings import Settings
+    from relayflow.config.settings import Settings
 
 __all__ = ["isolated", "running_system"]
 
@@ -52,8 +52,8 @@ async def running_system(stack: Settings, app: Application, *,
     Yields:
         The settings bridge and worker run with; both stop gracefully afterwards.
     """
-    from relayflow.bootstrap import running  # noqa: PLC0415 - Temporal, FastStream: on demand
-    from relayflow.kafka_reads import start_group_at_end  # noqa: PLC0415
+    from relayflow.kafka.reads import start_group_at_end  # noqa: PLC0415
+    from relayflow.runtime.bootstrap import running  # noqa: PLC0415 - Temporal, FastStream: on demand
 
     settings = isolated(stack, **update)
     await asyncio.to_thread(ensure_app_topics, settings, app.all_topics())

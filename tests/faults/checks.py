@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relayflow.verify import VerifyReport
-from schemas import OrderPlaced
+from relayflow.operate.verify import VerifyReport
+from relayflow.reference.events import OrderPlaced
 from tests.faults.rig import Rig
 from tests.support import order_placed
 

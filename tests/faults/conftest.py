@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
 from tests.faults.rig import Rig, open_rig
 
 

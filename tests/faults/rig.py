@@ -23,17 +23,17 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from failpoints import ENV as FAILPOINTS_ENV
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import start_group_at_end
-from relayflow.settings import Settings
-from relayflow.verify import VerifyReport, verify_until_settled
-from schemas import EVENT_TYPES, Event
-from schemas.codec import AvroCodec
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import start_group_at_end
+from relayflow.operate.verify import VerifyReport, verify_until_settled
+from relayflow.reference.app import APP
+from schemas import Event
 from schemas.framing import to_record
 
 __all__ = ["CODEC", "RELAYFLOW", "Rig", "Service", "open_rig"]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
 
 

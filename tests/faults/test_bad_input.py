@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from relayflow.dlq_admin import read_dead_letters
-from relayflow.verify import VerifyReport, verify_until_settled
-from schemas.topics import INPUT_TOPICS
+from relayflow.operate.dlq import read_dead_letters
+from relayflow.operate.verify import VerifyReport, verify_until_settled
+from relayflow.reference.topics import INPUT_TOPICS
 from tests.corpus import bad_records, good_records, mixed_stream
 from tests.faults.rig import CODEC, Rig
 

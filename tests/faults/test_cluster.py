@@ -27,16 +27,16 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from relayflow import devstack
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
 from relayflow.devstack.process import recorded_pid
-from relayflow.dlq_admin import read_dead_letters
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import committed_to_end
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import committed_to_end
+from relayflow.operate.dlq import read_dead_letters
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderPlaced
+from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.testing.stacks import ensure_app_topics
-from schemas import OrderPlaced
-from schemas.topics import ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, open_rig
 

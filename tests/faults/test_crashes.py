@@ -20,10 +20,10 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 
 from devtools.toxiproxy import Toxiproxy
-from relayflow.bootstrap import connect_temporal
-from relayflow.kafka_clients import KafkaClients
-from relayflow.settings import Settings
-from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.runtime.bootstrap import connect_temporal
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig
 from tests.support import kafka_probe

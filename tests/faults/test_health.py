@@ -15,15 +15,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relayflow import devstack
-from relayflow.bootstrap import running
-from relayflow.kafka_reads import start_group_at_end
-from relayflow.monitoring import monitored
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.kafka.reads import start_group_at_end
+from relayflow.observability.monitoring import monitored
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderCompleted
+from relayflow.runtime.bootstrap import running
 from relayflow.testing.kafka import app_kafka
 from relayflow.testing.stacks import restart_refusal
 from relayflow.testing.system import isolated
-from schemas import OrderCompleted
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.timeout(240)]

@@ -18,9 +18,9 @@ import pytest
 
 from devtools.toxiproxy import Proxy, Toxiproxy
 from relayflow import devstack
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.settings import Settings
-from schemas.topics import ORDERS_EVENTS
+from relayflow.reference.topics import ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, open_rig
 

@@ -16,13 +16,14 @@ import pytest
 from aiokafka import TopicPartition
 
 from relayflow import devstack
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.dlq_admin import read_dead_letters
-from relayflow.kafka_reads import commit_group, committed_to_end
-from relayflow.settings import Settings
+from relayflow.kafka.reads import commit_group, committed_to_end
+from relayflow.operate.dlq import read_dead_letters
+from relayflow.reference.events import ApprovalDecided
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from relayflow.testing.stacks import restart_refusal
-from schemas import ApprovalDecided, Event
-from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from schemas import Event
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, Service
 from tests.support import order_placed

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.toxiproxy import Proxy, Toxiproxy
-from schemas.topics import ORDERS_EVENTS
+from relayflow.reference.topics import ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, Service
 

@@ -38,7 +38,16 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from schemas import BatchRequested, OrderPlaced
+from relayflow.reference.events import BatchRequested, OrderPlaced
+from relayflow.reference.workflows.approval import APPROVAL_SIGNAL
+from relayflow.reference.workflows.batch import (
+    BatchCarry,
+    BatchResult,
+    BatchRun,
+    BatchWorkflow,
+    ChunkWorkflow,
+)
+from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
 from tests.histories import HISTORIES, history_file_name
 from tests.support import order_placed
 from tests.workflow_env import start_time_skipping_environment
@@ -49,9 +58,6 @@ from tests.workflow_fakes import (
     inbound,
     wait_for_approval,
 )
-from workflows.approval import APPROVAL_SIGNAL
-from workflows.batch import BatchCarry, BatchResult, BatchRun, BatchWorkflow, ChunkWorkflow
-from workflows.order_saga import OrderSaga, OrderSagaResult
 
 __all__ = ["main", "record", "release_version"]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.secured_kafka import SecuredKafka, secured_kafka
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP
 
 
 @pytest.fixture(scope="module")

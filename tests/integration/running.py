@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.reference.app import APP
 from relayflow.testing.system import running_system
 
 __all__ = ["RELAYFLOW", "CodecServerProcess", "codec_server_process", "relayflow_running"]

@@ -20,12 +20,11 @@ from aiokafka.structs import ConsumerRecord
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from typer.testing import CliRunner
 
-from activities.store import DEFAULT_STOCK, Store
-from relayflow.bootstrap import connect_temporal
-from relayflow.cli import app
-from relayflow.settings import Settings
-from schemas import (
-    EVENT_TYPES,
+from relayflow.cli.main import app
+from relayflow.config.settings import Settings
+from relayflow.reference.activities.store import DEFAULT_STOCK, Store
+from relayflow.reference.app import APP
+from relayflow.reference.events import (
     ApprovalDecided,
     ApprovalDecisionRefused,
     ApprovalEscalated,
@@ -35,20 +34,20 @@ from schemas import (
     OrderCompleted,
     OrderFailed,
     OrderPlaced,
-    Outcome,
 )
-from schemas.codec import AvroCodec
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.reference.workflows.approval import approval_id_for
+from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
+from relayflow.runtime.bootstrap import connect_temporal
+from schemas import Outcome
 from schemas.framing import to_record
 from schemas.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE
-from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES
 from tests.support import KafkaProbe, kafka_probe, order_placed
-from workflows.approval import approval_id_for
-from workflows.order_saga import OrderSaga, OrderSagaResult
 from workflows.outcomes import outcome_event_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 WAIT = 60.0  # bound on waiting for a saga to close
 
 

@@ -25,20 +25,25 @@ from aiokafka.structs import ConsumerRecord
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHistory
 
-from activities.store import Store
-from relayflow.bootstrap import connect_temporal
-from relayflow.settings import Settings
-from schemas import EVENT_TYPES, BatchCompleted, BatchProgress, BatchRequested, Event
-from schemas.codec import AvroCodec
+from relayflow.config.settings import Settings
+from relayflow.reference.activities.store import Store
+from relayflow.reference.app import APP
+from relayflow.reference.events import (
+    BatchCompleted,
+    BatchProgress,
+    BatchRequested,
+)
+from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
+from relayflow.reference.workflows.batch import BatchRun, BatchWorkflow, chunk_item_ids
+from relayflow.runtime.bootstrap import connect_temporal
+from schemas import Event
 from schemas.framing import to_record
-from schemas.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
 from tests.integration.running import relayflow_running
 from tests.support import KafkaProbe, kafka_probe
-from workflows.batch import BatchRun, BatchWorkflow, chunk_item_ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 T = TypeVar("T")
 
 LIMIT = 100

@@ -10,25 +10,25 @@ from typing import Any
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from activities.store import Store
-from relayflow.bootstrap import connect_temporal
-from relayflow.settings import Settings
-from schemas import (
-    EVENT_TYPES,
+from relayflow.config.settings import Settings
+from relayflow.reference.activities.store import Store
+from relayflow.reference.app import APP
+from relayflow.reference.events import (
     BatchCancelled,
     BatchCompleted,
     BatchProgress,
     BatchRequested,
-    Event,
 )
-from schemas.codec import AvroCodec
+from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
+from relayflow.runtime.bootstrap import connect_temporal
+from schemas import Event
 from schemas.framing import to_record
-from schemas.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS, dlq_topic
+from schemas.topics import dlq_topic
 from tests.support import KafkaProbe, kafka_probe
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bench import codec, fanout, latency, memory, observability, secured, start_throughput
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -30,22 +30,19 @@ from bridge.commands import TemporalCommands
 from bridge.failures import PermanentFailure
 from bridge.routes import Action, Route, RouteTable
 from relayflow import devstack
-from relayflow.bootstrap import connect_temporal, run_bridge
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import start_group_at_end
-from relayflow.reference import ROUTES
-from relayflow.settings import Settings
-from schemas import (
-    EVENT_TYPES,
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import start_group_at_end
+from relayflow.reference.app import APP, ROUTES
+from relayflow.reference.events import (
     ApprovalDecided,
-    Event,
-    EventMeta,
-    Inbound,
     OrderCancelled,
     OrderPlaced,
 )
-from schemas.codec import AvroCodec
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from relayflow.runtime.bootstrap import connect_temporal, run_bridge
+from schemas import Event, EventMeta, Inbound
 from schemas.framing import to_record
 from schemas.headers import (
     DLQ_FAILED_AT,
@@ -54,12 +51,12 @@ from schemas.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
-from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, dlq_topic
+from schemas.topics import dlq_topic
 from tests.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 WAIT = 60.0  # bound on every wait for something the bridge does
 
 

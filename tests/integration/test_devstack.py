@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from relayflow import devstack
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.settings import Settings
-from schemas.topics import TOPICS
+from relayflow.reference.topics import TOPICS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

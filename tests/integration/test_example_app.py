@@ -15,7 +15,7 @@ from examples.tickets.app import APP
 from examples.tickets.events import TicketAnswered, TicketOpened, TicketResolved
 from examples.tickets.topics import TICKETS_EVENTS, TICKETS_OUTCOMES
 from relayflow.application import Application
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
 from relayflow.testing import AppKafka
 from schemas.headers import CORRELATION_ID, EVENT_TYPE
 from schemas.topics import dlq_topic

@@ -22,8 +22,8 @@ import pytest
 from examples.tickets.app import APP
 from examples.tickets.events import TicketAnswered, TicketOpened, TicketResolved
 from relayflow.application import Application
-from relayflow.kafka_reads import start_group_at_end
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.kafka.reads import start_group_at_end
 from relayflow.testing import AppKafka, isolated
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

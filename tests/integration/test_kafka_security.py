@@ -20,15 +20,16 @@ import pytest
 from aiokafka import TopicPartition
 
 from devtools.secured_kafka import SecuredKafka
-from relayflow.bootstrap import running
+from relayflow.config.settings import Settings
 from relayflow.devstack.secure import write_ca
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import start_group_at_end
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import start_group_at_end
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderCompleted
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.bootstrap import running
 from relayflow.testing import app_kafka
-from schemas import OrderCompleted
-from schemas.topics import ORDERS_EVENTS, dlq_topic
+from schemas.topics import dlq_topic
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -21,16 +21,16 @@ import aiohttp
 import pytest
 
 from devtools.prometheus import Prometheus, find_prometheus, prometheus_server
-from relayflow.bootstrap import running
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.kafka_reads import start_group_at_end
-from relayflow.monitoring import Monitoring, monitored
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.kafka.reads import start_group_at_end
+from relayflow.observability.monitoring import Monitoring, monitored
+from relayflow.reference.app import APP
+from relayflow.reference.events import BatchCompleted, BatchRequested, OrderCompleted
+from relayflow.reference.topics import BATCHES_REQUESTS, ORDERS_EVENTS
+from relayflow.runtime.bootstrap import running
 from relayflow.testing.kafka import AppKafka, app_kafka
 from relayflow.testing.system import isolated
-from schemas import BatchCompleted, BatchRequested, OrderCompleted
-from schemas.topics import BATCHES_REQUESTS, ORDERS_EVENTS
 from tests.support import as_json, cli, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

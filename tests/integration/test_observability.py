@@ -25,18 +25,19 @@ from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bridge.observing import DLQ_REASON_ATTRIBUTE
-from relayflow.logs import formatter
-from relayflow.settings import Settings
-from schemas import EVENT_TYPES, OrderCancelled, OrderCompleted
-from schemas.codec import AvroCodec
+from relayflow.config.settings import Settings
+from relayflow.observability.logs import formatter
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderCancelled, OrderCompleted
+from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, TRACEPARENT
-from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from schemas.topics import dlq_topic
 from tests.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 RECORD_FIELDS = {"topic", "partition", "offset", "key", "event_id", "workflow_id", "trace_id"}
 
 

@@ -18,15 +18,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from relayflow.bootstrap import connect_temporal
+from relayflow.config.settings import Settings
 from relayflow.devstack.process import free_port
-from relayflow.dlq_admin import parked_keys
-from relayflow.kafka_reads import end_offsets, partitions_of, record_counts
-from relayflow.pending_approvals import pending_approvals
-from relayflow.settings import Settings
+from relayflow.kafka.reads import end_offsets, partitions_of, record_counts
+from relayflow.operate.dlq import parked_keys
+from relayflow.reference.events import ApprovalRequested, OrderCompleted, OrderPlaced
+from relayflow.reference.pending_approvals import pending_approvals
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.testing.kafka import AppKafka
-from schemas import ApprovalRequested, EventMeta, Inbound, OrderCompleted, OrderPlaced
-from schemas.topics import ORDERS_EVENTS, dlq_topic
+from schemas import EventMeta, Inbound
+from schemas.topics import dlq_topic
 from tests.support import as_json, cli, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

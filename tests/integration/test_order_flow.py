@@ -11,21 +11,21 @@ import pytest
 from aiokafka import TopicPartition
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.store import Store
-from relayflow.bootstrap import connect_temporal
-from relayflow.dlq_admin import parked_keys, read_dead_letters, release, replay
-from relayflow.kafka_clients import KafkaClients
-from relayflow.pending_approvals import pending_approvals
-from relayflow.settings import Settings
-from schemas import (
-    EVENT_TYPES,
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.operate.dlq import parked_keys, read_dead_letters, release, replay
+from relayflow.reference.activities.store import Store
+from relayflow.reference.app import APP
+from relayflow.reference.events import (
     ApprovalDecided,
     ApprovalRequested,
     OrderCancelled,
     OrderCompleted,
     OrderFailed,
 )
-from schemas.codec import AvroCodec
+from relayflow.reference.pending_approvals import pending_approvals
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.runtime.bootstrap import connect_temporal
 from schemas.framing import to_record
 from schemas.headers import (
     CAUSATION_ID,
@@ -36,12 +36,12 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
     EVENT_ID,
 )
-from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from schemas.topics import dlq_topic
 from tests.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 
 
 @pytest.fixture

@@ -25,13 +25,13 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.history.v1 import History
 
-from activities.store import OUT_OF_STOCK_PREFIX
-from relayflow.bootstrap import connect_temporal
-from relayflow.payload_codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, new_key_entry
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.reference.activities.store import OUT_OF_STOCK_PREFIX
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderCompleted, OrderFailed, OrderPlaced
+from relayflow.runtime.bootstrap import connect_temporal
+from relayflow.temporal.payload_codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, new_key_entry
 from relayflow.testing import app_kafka
-from schemas import OrderCompleted, OrderFailed, OrderPlaced
 from tests.integration.running import codec_server_process, relayflow_running
 from tests.support import order_placed
 

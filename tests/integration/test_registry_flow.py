@@ -16,13 +16,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from relayflow.schema_registry import HttpSchemaRegistry
-from relayflow.settings import Settings
-from schemas import EVENT_TYPES, OrderCompleted, OrderPlaced
+from relayflow.config.settings import Settings
+from relayflow.kafka.schema_registry import HttpSchemaRegistry
+from relayflow.reference.app import APP
+from relayflow.reference.events import SCHEMA_FOLDER, OrderCompleted, OrderPlaced
+from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON
-from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from schemas.topics import dlq_topic
 from tests.integration.running import relayflow_running
 from tests.registry import RegistryServer, registry_server
 from tests.support import KafkaProbe, kafka_probe, order_placed
@@ -53,7 +55,7 @@ async def probe(system: Settings) -> AsyncIterator[KafkaProbe]:
 
 def _producer_codec(registry: RegistryServer) -> AvroCodec:
     # Another team's producer: its own codec and cache, the same registry.
-    return AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(registry.url))
+    return APP.codec(HttpSchemaRegistry(registry.url))
 
 
 def _on(topic: str, key: str) -> Predicate:
@@ -105,7 +107,7 @@ async def test_an_id_the_registry_does_not_know_is_dead_lettered(
 async def test_single_object_records_still_flow_with_a_registry_configured(
         probe: KafkaProbe) -> None:
     order = order_placed()
-    record = to_record(order, AvroCodec([OrderPlaced]))
+    record = to_record(order, AvroCodec([OrderPlaced], SCHEMA_FOLDER))
     assert record.value[:2] == b"\xc3\x01"
     await probe.send_record(ORDERS_EVENTS, record)
     [outcome] = await probe.wait_for(_on(ORDERS_OUTCOMES, order.order_id))

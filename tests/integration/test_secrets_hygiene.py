@@ -43,21 +43,21 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.history.v1 import History
 
-from activities.store import OUT_OF_STOCK_PREFIX
 from devtools.secured_kafka import SecuredKafka
 from devtools.tls import Pki, TlsTerminator, make_pki
-from relayflow.bootstrap import connect_temporal, running, wait_for_temporal
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
 from relayflow.devstack.process import service_dir
-from relayflow.kafka_clients import KafkaClients
-from relayflow.kafka_reads import read_records, start_group_at_end
-from relayflow.reference import APP
-from relayflow.schema_registry import HttpSchemaRegistry
-from relayflow.settings import Settings
-from relayflow.temporal_tls import temporal_credentials
+from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.reads import read_records, start_group_at_end
+from relayflow.kafka.schema_registry import HttpSchemaRegistry
+from relayflow.reference.activities.store import OUT_OF_STOCK_PREFIX
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderCompleted, OrderFailed, OrderPlaced
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from relayflow.runtime.bootstrap import connect_temporal, running, wait_for_temporal
+from relayflow.temporal.tls import temporal_credentials
 from relayflow.testing import app_kafka
-from schemas import OrderCompleted, OrderFailed, OrderPlaced
-from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from tests.integration.running import RELAYFLOW, codec_server_process
 from tests.support import order_placed
 

@@ -23,12 +23,12 @@ from typer.testing import CliRunner
 
 from devtools.tls import Pki, TlsTerminator, make_pki
 from relayflow.application import Application
-from relayflow.bootstrap import connect_temporal, wait_for_temporal
-from relayflow.cli import app as cli
-from relayflow.settings import SettingError, Settings
+from relayflow.cli.main import app as cli
+from relayflow.config.settings import SettingError, Settings
+from relayflow.reference.events import OrderCompleted
+from relayflow.runtime.bootstrap import connect_temporal, wait_for_temporal
 from relayflow.testing.kafka import AppKafka
 from relayflow.testing.system import running_system
-from schemas import OrderCompleted
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

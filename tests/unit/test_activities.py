@@ -19,16 +19,17 @@ from aiokafka.errors import KafkaTimeoutError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import store as store_module
-from activities.approval_policy import ApprovalPolicy, ApprovalPolicyProvider
-from activities.batches import (
+from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
+from relayflow.reference.activities import store as store_module
+from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyProvider
+from relayflow.reference.activities.batches import (
     BatchActivities,
     ItemFailure,
     ProcessItemInput,
     ProcessItemResult,
     RecordFailuresInput,
 )
-from activities.orders import (
+from relayflow.reference.activities.orders import (
     BUSINESS_ERRORS,
     ChargePaymentInput,
     CompensationInput,
@@ -38,12 +39,11 @@ from activities.orders import (
     ReserveInventoryInput,
     StepResult,
 )
-from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
-from activities.store import DEFAULT_STOCK, VOID, Store
-from schemas import OrderCompleted, OrderLine
+from relayflow.reference.activities.store import DEFAULT_STOCK, VOID, Store
+from relayflow.reference.events import OrderCompleted, OrderLine
+from relayflow.reference.topics import ORDERS_OUTCOMES
 from schemas.codec import SINGLE_OBJECT_MARKER
 from schemas.headers import AVRO_CONTENT_TYPE
-from schemas.topics import ORDERS_OUTCOMES
 from tests.fakes import FakeProducer
 from tests.support import CODEC, NOW
 

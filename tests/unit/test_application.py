@@ -11,19 +11,13 @@ from temporalio import workflow
 
 from bridge.routes import Action, Route
 from relayflow.application import Application, load_application
-from relayflow.reference import APP, ROUTES, WORKFLOWS
-from relayflow.settings import Settings
-from schemas import ApprovalDecided, BatchRequested, OrderPlaced
-from schemas.topics import (
-    APPROVALS_DECISIONS,
-    ORDERS_EVENTS,
-    ORDERS_OUTCOMES,
-    PARKED_KEYS,
-    TOPICS,
-    dlq_topic,
-)
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP, ROUTES, WORKFLOWS
+from relayflow.reference.events import ApprovalDecided, BatchRequested, OrderPlaced
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES, TOPICS
+from relayflow.reference.workflows.approval import APPROVAL_SIGNAL
+from schemas.topics import PARKED_KEYS, dlq_topic
 from tests.support import order_placed
-from workflows.approval import APPROVAL_SIGNAL
 
 
 def test_the_reference_routes_address_registered_workflows_and_signals() -> None:
@@ -119,7 +113,7 @@ def test_an_application_in_the_working_folder_needs_no_install(
     package = tmp_path / "team_app_probe"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "app.py").write_text("from relayflow.reference import APP as REUSED\n")
+    (package / "app.py").write_text("from relayflow.reference.app import APP as REUSED\n")
     monkeypatch.chdir(tmp_path)
     # As under a console script: neither '' nor the working folder on sys.path.
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in {"", str(tmp_path)}])

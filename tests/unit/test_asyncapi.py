@@ -24,11 +24,11 @@ from typer.testing import CliRunner
 from devtools.asyncapi_specs import asyncapi_errors, official_schema
 from examples.tickets.app import APP as TICKETS
 from relayflow.application import Application
-from relayflow.asyncapi import AVRO_SCHEMA_FORMAT, asyncapi_document, to_json, to_yaml
-from relayflow.asyncapi_site import AsyncApiSite
-from relayflow.cli import app as cli
-from relayflow.reference import APP
-from relayflow.settings import Settings
+from relayflow.asyncapi.document import AVRO_SCHEMA_FORMAT, asyncapi_document, to_json, to_yaml
+from relayflow.asyncapi.site import AsyncApiSite
+from relayflow.cli.main import app as cli
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP
 from schemas.codec import load_schemas
 from schemas.dead_letters import DlqReason
 from schemas.headers import AVRO_CONTENT_TYPE, DLQ_REASON, EVENT_TYPE

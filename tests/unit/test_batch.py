@@ -19,10 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from schemas import BatchRequested, EventMeta, Inbound
-    from tests.workflow_env import start_workflow_environment
-    from tests.workflow_fakes import FakeBatchActivities
-    from workflows.batch import (
+    from relayflow.reference.events import BatchRequested
+    from relayflow.reference.workflows.batch import (
         BatchCarry,
         BatchResult,
         BatchRun,
@@ -30,7 +28,10 @@ with workflow.unsafe.imports_passed_through():
         ChunkInput,
         ChunkResult,
     )
-    from workflows.batch import ChunkWorkflow as RealChunkWorkflow
+    from relayflow.reference.workflows.batch import ChunkWorkflow as RealChunkWorkflow
+    from schemas import EventMeta, Inbound
+    from tests.workflow_env import start_workflow_environment
+    from tests.workflow_fakes import FakeBatchActivities
 
 
 @dataclass

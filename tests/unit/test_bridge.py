@@ -22,13 +22,13 @@ from bridge.decoding import Decoder
 from bridge.failures import PermanentFailure, TransientFailure
 from bridge.retry import Backoff
 from bridge.routes import Action, Route, RouteTable
-from relayflow.reference import ROUTES
-from relayflow.schema_registry import HttpSchemaRegistry
-from schemas import EVENT_TYPES, ApprovalDecided, Event, Inbound, OrderPlaced
-from schemas.codec import AvroCodec
+from relayflow.kafka.schema_registry import HttpSchemaRegistry
+from relayflow.reference.app import APP, ROUTES
+from relayflow.reference.events import ApprovalDecided, OrderPlaced
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from schemas import Event, Inbound
 from schemas.dead_letters import DlqReason
 from schemas.framing import to_record
-from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from tests.fakes import FakeCommands, FakeDeadLetters, FakeOffsets, Record
 from tests.registry import registry_server
 from tests.support import CODEC, FAST, cancelled, decoder, order_placed, processor, record
@@ -388,10 +388,10 @@ async def test_shutdown_ends_a_retry_wait_at_once() -> None:
 async def test_a_schema_registry_outage_waits_and_never_dead_letters(
         caplog: pytest.LogCaptureFixture) -> None:
     with registry_server() as registry:
-        writer = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(registry.url))
+        writer = APP.codec(HttpSchemaRegistry(registry.url))
         rec = to_record(order_placed("A"), writer)
         confluent = Record(ORDERS_EVENTS, 0, 0, rec.key, rec.value, list(rec.headers))
-        reader = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(registry.url))
+        reader = APP.codec(HttpSchemaRegistry(registry.url))
         commands, dlq = FakeCommands(), FakeDeadLetters()
         registry.failing = {"GET"}
         with caplog.at_level(logging.INFO, logger="bridge"):
@@ -415,10 +415,8 @@ async def test_a_schema_registry_outage_waits_and_never_dead_letters(
 async def test_decoder_turns_registry_answers_into_retry_or_dead_letter() -> None:
     event = order_placed("A")
     with registry_server() as registry:
-        data = AvroCodec(EVENT_TYPES.values(),
-                         registry=HttpSchemaRegistry(registry.url)).encode(event)
-        confluent = Decoder(AvroCodec(EVENT_TYPES.values(),
-                                      registry=HttpSchemaRegistry(registry.url)),
+        data = APP.codec(HttpSchemaRegistry(registry.url)).encode(event)
+        confluent = Decoder(APP.codec(HttpSchemaRegistry(registry.url)),
                             ROUTES, max_payload_bytes=4096)
         known = Record(ORDERS_EVENTS, 0, 5, b"A", data)
         unknown = Record(ORDERS_EVENTS, 0, 6, b"A", b"\x00" + struct.pack(">I", 4242) + data[5:])

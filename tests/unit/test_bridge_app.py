@@ -15,12 +15,12 @@ from faststream.kafka import KafkaBroker, KafkaResponse, TestKafkaBroker
 
 from bridge.app import BRIDGE, build_broker
 from bridge.consumer import FetchConsumer
-from relayflow.bootstrap import bridge_config
-from relayflow.kafka_clients import KafkaClients
-from relayflow.reference import ROUTES
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.app import ROUTES
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.bootstrap import bridge_config
 from schemas.framing import to_record
-from schemas.topics import ORDERS_EVENTS
 from tests.fakes import FakeCommands, FakeDeadLetters, FakeOffsets
 from tests.support import CODEC, cancelled, order_placed, processor
 

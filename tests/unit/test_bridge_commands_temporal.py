@@ -24,12 +24,13 @@ from bridge.commands import TemporalCommands
 from bridge.decoding import Routed
 from bridge.failures import PermanentFailure
 from bridge.routes import Action
-from relayflow.reference import ROUTES
-from schemas import ApprovalDecided, Event, OrderPlaced
-from schemas.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from relayflow.reference.app import ROUTES
+from relayflow.reference.events import ApprovalDecided, OrderPlaced
+from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
+from schemas import Event
 from tests.support import decoder, order_placed, record
 from tests.workflow_fakes import FakeOrderActivities, decision, wait_for_approval
-from workflows.order_saga import OrderSaga, OrderSagaResult
 
 BIG = 2_000  # units of 100 cents: above the fake policy's approval threshold
 

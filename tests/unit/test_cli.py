@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from activities.store import Store
-from relayflow.cli import app
+from relayflow.cli.main import app
+from relayflow.reference.activities.store import Store
 
 
 def test_batch_failures_lists_every_failed_item(tmp_path: Path,

@@ -16,12 +16,9 @@ import pytest
 from fastavro.schema import fingerprint as fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas import (
-    EVENT_TYPES,
-    Event,
-    OrderCancelled,
-    OrderPlaced,
-)
+from relayflow.reference.app import APP
+from relayflow.reference.events import EVENT_TYPES, SCHEMA_FOLDER, OrderCancelled, OrderPlaced
+from schemas import Event
 from schemas.codec import (
     AvroCodec,
     DecodeError,
@@ -33,8 +30,8 @@ from schemas.dead_letters import DlqReason
 from tests.fuzzing import FuzzRecord, check_memory, longest_order, order_with_lines
 from tests.support import order_placed, samples
 
-AVRO_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
-CODEC = AvroCodec(EVENT_TYPES.values())
+AVRO_DIR = SCHEMA_FOLDER
+CODEC = APP.codec()
 
 
 class InMemoryRegistry:
@@ -72,7 +69,7 @@ def test_crc64_avro_matches_the_reference_vectors(schema: str, expected: int) ->
 
 @pytest.mark.parametrize("name", sorted(EVENT_TYPES))
 def test_fingerprint_agrees_with_fastavro(name: str) -> None:
-    canonical = to_parsing_canonical_form(load_schemas()[name])
+    canonical = to_parsing_canonical_form(load_schemas(SCHEMA_FOLDER)[name])
     little_endian = struct.pack("<Q", CODEC.fingerprint(name)).hex()
     assert little_endian == fastavro_fingerprint(canonical, "CRC-64-AVRO")
 
@@ -130,7 +127,7 @@ def test_we_read_records_framed_with_the_python_avro_librarys_fingerprint(event:
 
 def test_confluent_wire_format_round_trip() -> None:
     registry = InMemoryRegistry()
-    codec = AvroCodec(EVENT_TYPES.values(), registry=registry)
+    codec = APP.codec(registry)
     event = order_placed()
     data = codec.encode(event)
     assert data[0] == 0
@@ -142,7 +139,7 @@ def test_confluent_wire_format_round_trip() -> None:
 
 
 def test_confluent_without_registry_is_rejected() -> None:
-    data = AvroCodec(EVENT_TYPES.values(), registry=InMemoryRegistry()).encode(order_placed())
+    data = APP.codec(InMemoryRegistry()).encode(order_placed())
     with pytest.raises(DecodeError) as info:
         CODEC.decode(data)
     assert info.value.reason is DlqReason.UNKNOWN_SCHEMA
@@ -183,13 +180,13 @@ def test_decode_errors_name_the_reason(data: bytes, reason: str) -> None:
 
 
 def test_known_schema_without_model_is_unknown_event_type() -> None:
-    orders_only = AvroCodec([OrderPlaced])
+    orders_only = AvroCodec([OrderPlaced], SCHEMA_FOLDER)
     data = CODEC.encode(samples()[1])  # OrderCancelled: schema known to CODEC only
     with pytest.raises(DecodeError) as info:
         orders_only.decode(data)
     assert info.value.reason is DlqReason.UNKNOWN_SCHEMA
-    old_writer = load_schemas()[OrderCancelled.avro_name]
-    codec = AvroCodec([OrderPlaced], extra_writer_schemas=[old_writer])
+    old_writer = load_schemas(SCHEMA_FOLDER)[OrderCancelled.avro_name]
+    codec = AvroCodec([OrderPlaced], SCHEMA_FOLDER, extra_writer_schemas=[old_writer])
     with pytest.raises(DecodeError) as info:
         codec.decode(data)
     assert info.value.reason is DlqReason.UNKNOWN_EVENT_TYPE

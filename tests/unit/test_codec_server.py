@@ -13,8 +13,8 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from relayflow.codec_server import CodecServer
-from relayflow.payload_codec import KEY_ID_METADATA, EncryptionCodec, EncryptionKey
+from relayflow.temporal.codec_server import CodecServer
+from relayflow.temporal.payload_codec import KEY_ID_METADATA, EncryptionCodec, EncryptionKey
 
 KEY = EncryptionKey("k-2026", os.urandom(32))
 CODEC = EncryptionCodec([KEY])

@@ -19,11 +19,11 @@ import yaml
 from pydantic import SecretStr
 from temporalio.service import TLSConfig
 
+from relayflow.config.settings import Settings
 from relayflow.devstack.secure import acl_plan
-from relayflow.kafka_clients import KafkaClients
-from relayflow.settings import Settings
-from relayflow.temporal_tls import temporal_credentials
-from schemas.topics import TOPICS
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.topics import TOPICS
+from relayflow.temporal.tls import temporal_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "compose"

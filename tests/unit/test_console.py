@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from activities.store import Store
-from relayflow.cli import app
+from relayflow.cli.main import app
+from relayflow.config.settings import SettingError, Settings
 from relayflow.console.batches import FAILURES_PAGE, failures_page
 from relayflow.console.demo import DEMO_USER, demo_users
 from relayflow.console.inbox import deciding_group, remember
 from relayflow.console.pages.auth import _safe_next
 from relayflow.console.users import User, hash_password, load_users
 from relayflow.console.web import TEMPLATES
-from relayflow.settings import SettingError, Settings
-from workflows.approval import ApprovalState
+from relayflow.reference.activities.store import Store
+from relayflow.reference.workflows.approval import ApprovalState
 
 STATIC = Path(__file__).resolve().parents[2] / "relayflow" / "console" / "static"
 HTMX_SHA256 = "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717"

@@ -7,9 +7,9 @@ import ipaddress
 import pytest
 from typer.testing import CliRunner
 
-from relayflow.cli import app
-from relayflow.networks import address_in, parse_networks
-from relayflow.settings import SettingError, Settings, load_settings
+from relayflow.cli.main import app
+from relayflow.config.networks import address_in, parse_networks
+from relayflow.config.settings import SettingError, Settings, load_settings
 
 SETTING = "RELAYFLOW_CONSOLE_TRUSTED_PROXIES"
 

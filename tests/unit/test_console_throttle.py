@@ -9,8 +9,8 @@ import logging
 
 import pytest
 
+from relayflow.config.settings import SettingError, Settings, load_settings
 from relayflow.console.throttle import Lockout, SignInThrottle, wait_text
-from relayflow.settings import SettingError, Settings, load_settings
 
 HERE, THERE = "10.0.0.1", "10.0.0.2"
 

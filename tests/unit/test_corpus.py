@@ -13,14 +13,14 @@ from bridge.decoding import Decoder
 from bridge.failures import PermanentFailure
 from bridge.retry import Backoff
 from bridge.routes import Route
-from relayflow.reference import ROUTES
-from relayflow.settings import Settings
-from schemas import EVENT_TYPES, Event, Inbound, OrderPlaced
-from schemas.codec import AvroCodec
-from schemas.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP, ROUTES
+from relayflow.reference.events import OrderPlaced
+from relayflow.reference.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
+from schemas import Event, Inbound
 from tests.corpus import CorpusRecord, bad_records, good_records, mixed_stream
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 LIMIT = 524288
 DECODER = Decoder(CODEC, ROUTES, max_payload_bytes=LIMIT)
 BAD = bad_records(CODEC, max_payload_bytes=LIMIT)

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from activities.metrics import WorkerMetrics
 from bridge.metrics import BridgeMetrics
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "compose"
 DASHBOARD: dict[str, Any] = json.loads(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relayflow.demo import BatchWatch, where_to_look
-from relayflow.settings import Settings
-from schemas import BatchCompleted, BatchProgress
+from relayflow.config.settings import Settings
+from relayflow.devstack.demo import BatchWatch, where_to_look
+from relayflow.reference.events import BatchCompleted, BatchProgress
 
 
 def _progress(watch: BatchWatch, succeeded: int, failed: int, *, final: bool = False,

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from relayflow import devstack
-from relayflow.settings import SettingError, Settings, load_settings
-from schemas.topics import TOPICS, dlq_topic
+from relayflow.config.settings import SettingError, Settings, load_settings
+from relayflow.reference.topics import TOPICS
+from schemas.topics import dlq_topic
 
 
 def test_server_properties_for_one_kraft_node(tmp_path: Path) -> None:

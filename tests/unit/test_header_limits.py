@@ -8,11 +8,11 @@ from pydantic import ValidationError
 
 from bridge.decoding import Decoder
 from bridge.failures import PermanentFailure
-from relayflow.bootstrap import bridge_config
-from relayflow.reference import ROUTES
-from relayflow.schema_registry import HttpSchemaRegistry
-from relayflow.settings import MIN_HEADER_BYTES, MIN_HEADER_COUNT, Settings
-from schemas import EVENT_TYPES
+from relayflow.config.settings import MIN_HEADER_BYTES, MIN_HEADER_COUNT, Settings
+from relayflow.kafka.schema_registry import HttpSchemaRegistry
+from relayflow.reference.app import APP, ROUTES
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.bootstrap import bridge_config
 from schemas.codec import AvroCodec
 from schemas.envelope import MAX_ID_LENGTH
 from schemas.framing import to_record
@@ -24,7 +24,6 @@ from schemas.headers import (
     DLQ_REPLAY_OF,
     TRACEPARENT,
 )
-from schemas.topics import ORDERS_EVENTS
 from tests.fakes import Record
 from tests.registry import registry_server
 from tests.support import CODEC, order_placed, record
@@ -115,10 +114,9 @@ async def test_header_limits_are_checked_before_the_value(value: bytes) -> None:
 
 async def test_past_the_limits_no_schema_is_fetched() -> None:
     with registry_server() as registry:
-        codec = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(registry.url))
+        codec = APP.codec(HttpSchemaRegistry(registry.url))
         framed = to_record(order_placed("A-1"), codec)
-        reader = limited(AvroCodec(EVENT_TYPES.values(),
-                                   registry=HttpSchemaRegistry(registry.url)))
+        reader = limited(APP.codec(HttpSchemaRegistry(registry.url)))
         rec = Record(ORDERS_EVENTS, 0, 0, framed.key, framed.value,
                      with_extra(list(framed.headers), COUNT))
         assert await reason_of(reader, rec) == "bad-header"

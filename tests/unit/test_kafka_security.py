@@ -17,12 +17,13 @@ from aiokafka.protocol.metadata import MetadataRequest_v5
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from typer.testing import CliRunner
 
-from relayflow.cli import app
+from relayflow.cli.main import app
+from relayflow.config.settings import SettingError, Settings, load_settings
 from relayflow.devstack import kafka_nodes, render_server_properties
 from relayflow.devstack.secure import PRINCIPALS, DevSecrets, acl_plan, write_ca
-from relayflow.kafka_clients import KafkaClients, KafkaSecurityError
-from relayflow.settings import SettingError, Settings, load_settings
-from schemas.topics import APPROVALS_DECISIONS, PARKED_KEYS, TOPICS, dlq_topic
+from relayflow.kafka.clients import KafkaClients, KafkaSecurityError
+from relayflow.reference.topics import APPROVALS_DECISIONS, TOPICS
+from schemas.topics import PARKED_KEYS, dlq_topic
 
 PASSWORD = "s3cret-Pa55"
 

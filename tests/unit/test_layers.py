@@ -90,11 +90,11 @@ def test_package_imports_only_what_its_layer_allows(package: str) -> None:
 def test_the_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
     # The rules are only as good as the parser: plain, from, nested and relative imports.
     source = tmp_path / "probe.py"
-    source.write_text("import relayflow.settings\nfrom bridge import app\nfrom . import retry\n"
-                      "def f():\n    from relayflow.bootstrap import running\n")
+    source.write_text("import relayflow.config\nfrom bridge import app\nfrom . import retry\n"
+                      "def f():\n    from relayflow.runtime.bootstrap import running\n")
     found = sorted((line, module, top) for module, line, top in _modules(source, "bridge.probe"))
-    assert found == [(1, "relayflow.settings", True), (2, "bridge", True),
-                     (3, "bridge.retry", True), (5, "relayflow.bootstrap", False)]
+    assert found == [(1, "relayflow.config", True), (2, "bridge", True),
+                     (3, "bridge.retry", True), (5, "relayflow.runtime.bootstrap", False)]
 
 
 def test_no_cycle_between_packages() -> None:

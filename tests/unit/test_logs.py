@@ -12,8 +12,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from structlog.contextvars import bound_contextvars
 
-from relayflow.logs import LogFormat, configure_logging, default_log_format, formatter
-from relayflow.settings import Settings
+from relayflow.config.settings import Settings
+from relayflow.observability.logs import LogFormat, configure_logging, default_log_format, formatter
 
 RECORD = {"topic": "orders.events", "partition": 2, "offset": 41, "key": "ORD-1",
           "event_id": "e-1", "workflow_id": "order-ORD-1", "trace_id": "ab" * 16}
@@ -134,7 +134,7 @@ def test_configure_logging_follows_the_setting_and_defaults_by_terminal() -> Non
 
 
 def test_a_bad_log_format_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from relayflow.settings import SettingError, load_settings  # noqa: PLC0415
+    from relayflow.config.settings import SettingError, load_settings  # noqa: PLC0415
 
     monkeypatch.setenv("RELAYFLOW_LOG_FORMAT", "xml")
     with pytest.raises(SettingError, match=r"^RELAYFLOW_LOG_FORMAT: "):

@@ -18,10 +18,10 @@ from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher, PublishOutcomeInput
 from bridge.consumer import FetchConsumer, FetchProcessor
 from bridge.metrics import BridgeMetrics
-from relayflow.monitoring import Endpoints, monitored
-from relayflow.settings import Settings
-from schemas import OrderCompleted
-from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.config.settings import Settings
+from relayflow.observability.monitoring import Endpoints, monitored
+from relayflow.reference.events import OrderCompleted
+from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 from tests.fakes import FakeCommands, FakeDeadLetters, FakeOffsets, FakeProducer, Record
 from tests.support import CODEC, FAST, decoder, order_placed, record
 

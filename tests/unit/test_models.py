@@ -8,11 +8,12 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas import EVENT_TYPES, Event
+from relayflow.reference.events import EVENT_TYPES, SCHEMA_FOLDER
+from schemas import Event
 from schemas.codec import load_schemas
 from tests.support import samples
 
-SCHEMAS = load_schemas()
+SCHEMAS = load_schemas(SCHEMA_FOLDER)
 
 
 def test_every_schema_has_a_model_and_every_model_a_schema() -> None:

@@ -28,18 +28,18 @@ from temporalio.service import RPCError, RPCStatusCode
 from typer.testing import CliRunner
 
 from bridge.parking import ParkEntry
-from relayflow.cli import app
+from relayflow.cli.main import app
+from relayflow.config.settings import Settings
 from relayflow.devstack.process import free_port
-from relayflow.kafka_reads import StoredRecord
+from relayflow.kafka.reads import StoredRecord
 from relayflow.operate.deadlines import BadInput, temporal_unanswered
 from relayflow.operate.decide import decision_event
 from relayflow.operate.records import ShownRecord
 from relayflow.operate.send import event_type_named, parse_event, topic_for
 from relayflow.operate.status import steps_of, ui_link, workflow_ids
 from relayflow.operate.top import Frame, parse_metrics, render
-from relayflow.reference import APP
-from relayflow.settings import Settings
-from schemas import OrderCompleted, OrderPlaced
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderCompleted, OrderPlaced
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_REASON,

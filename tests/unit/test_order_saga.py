@@ -16,12 +16,17 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from schemas import OrderPlaced
+from relayflow.reference.events import OrderPlaced
+from relayflow.reference.workflows.approval import (
+    APPROVAL_SIGNAL,
+    ApprovalState,
+    approval_id_for,
+    may_decide,
+)
+from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
 from tests.support import order_placed
 from tests.workflow_env import start_workflow_environment
 from tests.workflow_fakes import FakeOrderActivities, decision, inbound, wait_for_approval
-from workflows.approval import APPROVAL_SIGNAL, ApprovalState, approval_id_for, may_decide
-from workflows.order_saga import OrderSaga, OrderSagaResult
 from workflows.outcomes import outcome_event_id
 
 STEPS = ("reserve_inventory", "charge_payment", "create_shipment")

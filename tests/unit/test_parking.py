@@ -8,9 +8,9 @@ import pytest
 
 from bridge.consumer import FetchProcessor
 from bridge.parking import ParkEntry, replay_of
+from relayflow.reference.topics import ORDERS_EVENTS
 from schemas.dead_letters import DlqReason
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST
-from schemas.topics import ORDERS_EVENTS
 from tests.fakes import FakeCommands, FakeDeadLetters, FakeParking, Record
 from tests.support import FAST, cancelled, decoder, order_placed, record
 

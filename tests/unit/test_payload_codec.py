@@ -13,9 +13,10 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 from typer.testing import CliRunner
 
-from relayflow.bootstrap import data_converter
-from relayflow.cli import app
-from relayflow.payload_codec import (
+from relayflow.cli.main import app
+from relayflow.config.settings import Settings
+from relayflow.runtime.bootstrap import data_converter
+from relayflow.temporal.payload_codec import (
     ENCRYPTED_ENCODING,
     KEY_ID_METADATA,
     EncryptionCodec,
@@ -27,7 +28,6 @@ from relayflow.payload_codec import (
     parse_keys,
     read_keys,
 )
-from relayflow.settings import Settings
 from tests.support import order_placed
 
 OLD = EncryptionKey("2025-01", os.urandom(32))

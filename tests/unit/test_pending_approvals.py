@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from relayflow.pending_approvals import COLUMNS, REFUSED_SHOWN, PendingApproval
-from workflows.approval import ApprovalState, RefusedDecision
+from relayflow.reference.pending_approvals import COLUMNS, REFUSED_SHOWN, PendingApproval
+from relayflow.reference.workflows.approval import ApprovalState, RefusedDecision
 
 SINCE = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

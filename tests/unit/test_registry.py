@@ -11,20 +11,22 @@ from collections.abc import Iterator
 import fastavro
 import pytest
 
+from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.schema_registry import (
+from relayflow.kafka.schema_registry import (
     HttpSchemaRegistry,
     RegistryUnavailable,
     SchemaRegistryError,
     redacted_url,
 )
-from relayflow.settings import Settings
-from schemas import EVENT_TYPES, OrderCompleted, OrderPlaced
-from schemas.codec import AvroCodec, DecodeError, load_schemas
+from relayflow.reference.app import APP
+from relayflow.reference.events import SCHEMA_FOLDER, OrderCompleted, OrderPlaced
+from relayflow.runtime.bootstrap import event_codec
+from schemas.codec import DecodeError, load_schemas
 from tests.registry import RegistryServer, registry_server
 from tests.support import order_placed
 
-ORDER_PLACED_SCHEMA = json.dumps(load_schemas()[OrderPlaced.avro_name])
+ORDER_PLACED_SCHEMA = json.dumps(load_schemas(SCHEMA_FOLDER)[OrderPlaced.avro_name])
 
 
 @pytest.fixture
@@ -114,19 +116,19 @@ def test_settings_show_the_registry_url_without_its_password() -> None:
 
 
 def test_settings_give_a_codec_that_frames_with_the_registry(server: RegistryServer) -> None:
-    codec = Settings(schema_registry_url=server.url).codec()
+    codec = event_codec(Settings(schema_registry_url=server.url))
     event = order_placed()
     data = codec.encode(event)
     assert data[0] == 0
     assert server.subjects() == {OrderPlaced.avro_name: [struct.unpack(">I", data[1:5])[0]]}
-    assert Settings().codec().encode(event)[:2] == b"\xc3\x01"  # no registry: single-object
+    assert event_codec(Settings()).encode(event)[:2] == b"\xc3\x01"  # no registry: single-object
 
 
 async def test_a_fresh_codec_asks_the_registry_once_per_schema_off_the_loop(
         server: RegistryServer) -> None:
-    data = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url)).encode(
+    data = APP.codec(HttpSchemaRegistry(server.url)).encode(
         order_placed())
-    reader = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    reader = APP.codec(HttpSchemaRegistry(server.url))
     assert reader.needs_registry(data)
     await reader.prepare_decode(data)
     assert not reader.needs_registry(data)
@@ -136,7 +138,7 @@ async def test_a_fresh_codec_asks_the_registry_once_per_schema_off_the_loop(
 
 
 async def test_prepare_encode_registers_once(server: RegistryServer) -> None:
-    codec = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    codec = APP.codec(HttpSchemaRegistry(server.url))
     await codec.prepare_encode(OrderCompleted.avro_name)
     await codec.prepare_encode(OrderCompleted.avro_name)
     assert server.requests["POST register"] == 1
@@ -144,9 +146,9 @@ async def test_prepare_encode_registers_once(server: RegistryServer) -> None:
 
 
 def test_without_a_registry_confluent_records_are_unknown_schema(server: RegistryServer) -> None:
-    data = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url)).encode(
+    data = APP.codec(HttpSchemaRegistry(server.url)).encode(
         order_placed())
-    codec = AvroCodec(EVENT_TYPES.values())
+    codec = APP.codec()
     assert not codec.needs_registry(data)
     with pytest.raises(DecodeError, match="no registry configured"):
         codec.decode(data)
@@ -164,18 +166,18 @@ def test_a_newer_writer_version_from_the_registry_decodes_without_a_redeploy(
     fastavro.schemaless_writer(body, fastavro.parse_schema(newer),
                                {**event.model_dump(mode="python"), "gift_note": "for Ada"})
     data = b"\x00" + struct.pack(">I", schema_id) + body.getvalue()
-    assert Settings(schema_registry_url=server.url).codec().decode(data) == event
+    assert event_codec(Settings(schema_registry_url=server.url)).decode(data) == event
 
 
 async def test_records_of_a_new_id_arriving_together_share_one_lookup(
         server: RegistryServer) -> None:
-    data = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url)).encode(
+    data = APP.codec(HttpSchemaRegistry(server.url)).encode(
         order_placed())
-    reader = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    reader = APP.codec(HttpSchemaRegistry(server.url))
     await asyncio.gather(*(reader.prepare_decode(data) for _ in range(20)))
     assert server.requests["GET by-id"] == 1
     server.failing = {"GET"}
-    other = AvroCodec(EVENT_TYPES.values(), registry=HttpSchemaRegistry(server.url))
+    other = APP.codec(HttpSchemaRegistry(server.url))
     failed = await asyncio.gather(*(other.prepare_decode(data) for _ in range(5)),
                                   return_exceptions=True)
     assert all(isinstance(f, RegistryUnavailable) for f in failed)

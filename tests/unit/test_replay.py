@@ -17,6 +17,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from relayflow.reference.workflows.batch import BatchWorkflow, ChunkWorkflow
+from relayflow.reference.workflows.order_saga import OrderSaga
 from tests.histories import HISTORIES, load_history, stored_histories
 from tests.histories.record import (
     Recorder,
@@ -28,8 +30,6 @@ from tests.histories.record import (
     order_rejected,
 )
 from tests.workflow_env import start_workflow_environment
-from workflows.batch import BatchWorkflow, ChunkWorkflow
-from workflows.order_saga import OrderSaga
 
 STORED = stored_histories()
 

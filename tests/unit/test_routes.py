@@ -8,9 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.routes import Action, Route, RouteTable
-from relayflow.reference import ROUTES
-from schemas import ApprovalDecided, OrderCancelled, OrderPlaced
-from schemas.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, INPUT_TOPICS, ORDERS_EVENTS
+from relayflow.reference.app import ROUTES
+from relayflow.reference.events import ApprovalDecided, OrderCancelled, OrderPlaced
+from relayflow.reference.topics import (
+    APPROVALS_DECISIONS,
+    BATCHES_REQUESTS,
+    INPUT_TOPICS,
+    ORDERS_EVENTS,
+)
 from tests.support import order_placed
 
 

@@ -1,7 +1,7 @@
 """Schema evolution: only backward-compatible changes, and every published version stays readable.
 
 To change a schema: edit its .avsc (new fields need defaults), then copy it to
-``schemas/avro/history/<full name>.v<N+1>.avsc``. These tests fail until both
+``relayflow/reference/avro/history/<full name>.v<N+1>.avsc``. These tests fail until both
 are done, and fail for good if the change would break readers of old records.
 """
 
@@ -17,11 +17,12 @@ import fastavro
 import pytest
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas import EVENT_TYPES, OrderPlaced
-from schemas.codec import AvroCodec, crc64_avro, load_history, load_schemas
+from relayflow.reference.app import APP
+from relayflow.reference.events import SCHEMA_FOLDER, OrderPlaced
+from schemas.codec import crc64_avro, load_history, load_schemas
 
-CURRENT = load_schemas()
-HISTORY = load_history()
+CURRENT = load_schemas(SCHEMA_FOLDER)
+HISTORY = load_history(SCHEMA_FOLDER / "history")
 PROMOTIONS = {("int", "long"), ("int", "float"), ("int", "double"), ("long", "float"),
               ("long", "double"), ("float", "double"), ("string", "bytes"), ("bytes", "string")}
 
@@ -34,7 +35,8 @@ def test_every_current_schema_is_its_latest_published_version() -> None:
     assert set(HISTORY) == set(CURRENT)
     for name, schema in CURRENT.items():
         assert HISTORY[name][-1] == schema, (
-            f"{name} changed: add it as schemas/avro/history/{name}.v{len(HISTORY[name]) + 1}.avsc"
+            f"{name} changed: add it as relayflow/reference/avro/history/"
+            f"{name}.v{len(HISTORY[name]) + 1}.avsc"
         )
 
 
@@ -132,7 +134,7 @@ def test_records_written_with_an_old_version_still_decode() -> None:
     fingerprint = crc64_avro(to_parsing_canonical_form(v1).encode())
     framed = b"\xc3\x01" + struct.pack("<Q", fingerprint) + buffer.getvalue()
 
-    event = AvroCodec(EVENT_TYPES.values()).decode(framed)
+    event = APP.codec().decode(framed)
     assert isinstance(event, OrderPlaced)
     assert event.approval_timeout_seconds is None
     assert event.amount_cents == 10

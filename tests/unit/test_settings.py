@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from relayflow.cli import app
-from relayflow.settings import SettingError, Settings, load_settings
+from relayflow.cli.main import app
+from relayflow.config.settings import SettingError, Settings, load_settings
 
 
 def test_as_env_gives_a_child_process_the_same_settings(

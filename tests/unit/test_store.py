@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from activities.store import DEFAULT_STOCK, OutOfStock, PaymentDeclined, ShipmentRejected, Store
+from relayflow.reference.activities.store import (
+    DEFAULT_STOCK,
+    OutOfStock,
+    PaymentDeclined,
+    ShipmentRejected,
+    Store,
+)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from devtools.tls import Pki, make_pki
-from relayflow.settings import SettingError, Settings
-from relayflow.temporal_tls import refusal, temporal_credentials
+from relayflow.config.settings import SettingError, Settings
+from relayflow.temporal.tls import refusal, temporal_credentials
 
 KEY = "tmprl-test-key.4f1c2d9e"
 

@@ -15,11 +15,12 @@ from examples.tickets.app import ROUTES as TICKET_ROUTES
 from examples.tickets.events import TicketOpened, TicketResolved
 from examples.tickets.topics import TICKETS_EVENTS, TOPICS
 from relayflow.application import Application
-from relayflow.reference import APP as REFERENCE
+from relayflow.reference.app import APP as REFERENCE
+from relayflow.reference.events import OrderPlaced
+from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.testing import plugin
 from relayflow.testing.kafka import input_topic_for
-from schemas import OrderPlaced
-from schemas.topics import ORDERS_EVENTS, Topic
+from schemas.topics import Topic
 
 
 def test_the_plugin_is_registered_for_pytest() -> None:
@@ -36,7 +37,8 @@ def test_pytest_loaded_it_and_its_app_is_relayflows_own(request: pytest.FixtureR
 
 
 def test_importing_the_plugin_pulls_in_no_client_library() -> None:
-    heavy = ["temporalio", "aiokafka", "faststream", "fastavro", "pydantic", "relayflow.settings"]
+    heavy = ["temporalio", "aiokafka", "faststream", "fastavro", "pydantic",
+             "relayflow.config.settings"]
     code = ("import sys, json, relayflow.testing.plugin, relayflow.testing\n"
             f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 from activities.outcomes import continued_traceparent
 from bridge.consumer import FetchProcessor
 from bridge.observing import DLQ_REASON_ATTRIBUTE, RecordObserver, producer_trace_id
-from relayflow.cli import app
-from relayflow.reference import ROUTES
-from relayflow.settings import SettingError, Settings
-from relayflow.tracing import span_exporters, tracer_provider
+from relayflow.cli.main import app
+from relayflow.config.settings import SettingError, Settings
+from relayflow.observability.tracing import span_exporters, tracer_provider
+from relayflow.reference.app import ROUTES
 from schemas.framing import to_record
 from schemas.headers import EVENT_ID, TRACEPARENT
 from tests.fakes import FakeCommands, FakeDeadLetters, Record
@@ -206,8 +206,8 @@ def _offset(span: ReadableSpan) -> int:
 def test_on_the_process_provider_is_global_and_exports_as_configured() -> None:
     # A process of its own: OpenTelemetry's global provider can be set once per process.
     code = ("from opentelemetry import trace\n"
-            "from relayflow.settings import Settings\n"
-            "from relayflow.tracing import tracer_provider\n"
+            "from relayflow.config.settings import Settings\n"
+            "from relayflow.observability.tracing import tracer_provider\n"
             "provider = tracer_provider(Settings(tracing=True))\n"
             "assert provider is tracer_provider(Settings(tracing=True))\n"
             "assert trace.get_tracer_provider() is provider\n"

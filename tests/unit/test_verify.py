@@ -13,17 +13,19 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from activities.store import Store
-from relayflow.kafka_reads import StoredRecord
-from relayflow.verify import VerifyReport, evaluate
-from schemas import EVENT_TYPES, Event, OrderCompleted, OrderFailed
-from schemas.codec import AvroCodec
+from relayflow.kafka.reads import StoredRecord
+from relayflow.operate.verify import VerifyReport, evaluate
+from relayflow.reference.activities.store import Store
+from relayflow.reference.app import APP
+from relayflow.reference.events import OrderCompleted, OrderFailed
+from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from schemas import Event
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC
-from schemas.topics import ORDERS_EVENTS, ORDERS_OUTCOMES, dlq_topic
+from schemas.topics import dlq_topic
 from tests.support import order_placed
 
-CODEC = AvroCodec(EVENT_TYPES.values())
+CODEC = APP.codec()
 DONE = WorkflowExecutionStatus.COMPLETED
 RUNNING = WorkflowExecutionStatus.RUNNING
 

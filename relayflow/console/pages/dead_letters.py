@@ -1,6 +1,6 @@
 """Dead letters and parked keys (operator role): list, show one, replay or release a key.
 
-Everything goes through ``relayflow.dlq_admin``, the code behind ``relayflow
+Everything goes through ``relayflow.operate.dlq``, the code behind ``relayflow
 dlq``, so the console's replay and release are the CLI's.
 """
 
@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relayflow import dlq_admin
 from relayflow.console.users import OPERATOR
 from relayflow.console.web import BadInput, console, page, posted, signed_in
+from relayflow.operate import dlq as dlq_admin
+from relayflow.reference.topics import INPUT_TOPICS
 from schemas.codec import DecodeError
-from schemas.topics import DLQ_SUFFIX, INPUT_TOPICS
+from schemas.topics import DLQ_SUFFIX
 
 __all__ = ["ROUTES"]
 

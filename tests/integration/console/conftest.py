@@ -17,8 +17,8 @@ import pytest
 from playwright.async_api import Browser
 from pydantic import SecretStr
 
+from relayflow.config.settings import Settings
 from relayflow.console import running_console
-from relayflow.settings import Settings
 from tests.integration.console.browser import Screenshots, chromium
 from tests.integration.console.rig import SECRET_KEY, Console, directory
 

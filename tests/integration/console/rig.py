@@ -16,11 +16,11 @@ from functools import cache
 import httpx
 import itsdangerous
 
+from relayflow.config.settings import Settings
 from relayflow.console import UserDirectory, hash_password
 from relayflow.console.sessions import CSRF_FIELD, SESSION_COOKIE
-from relayflow.kafka_reads import end_offsets, partitions_of
-from relayflow.settings import Settings
-from schemas.topics import APPROVALS_DECISIONS
+from relayflow.kafka.reads import end_offsets, partitions_of
+from relayflow.reference.topics import APPROVALS_DECISIONS
 
 SECRET_KEY = "console-tests-" + uuid.uuid4().hex
 """The session key the tests' console signs cookies with."""

@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
+from relayflow.config.settings import Settings
 from relayflow.console.sessions import CSRF_FIELD
-from relayflow.settings import Settings
-from relayflow.testing.kafka import AppKafka
-from schemas import (
+from relayflow.reference.events import (
     ApprovalDecided,
     ApprovalEscalated,
     ApprovalRequested,
@@ -27,7 +26,9 @@ from schemas import (
     OrderCompleted,
     OrderPlaced,
 )
-from schemas.topics import ORDERS_EVENTS
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.reference.workflows.approval import approval_id_for
+from relayflow.testing.kafka import AppKafka
 from tests.integration.console.browser import (
     DESKTOP,
     PHONE,
@@ -38,7 +39,6 @@ from tests.integration.console.browser import (
 )
 from tests.integration.console.rig import Console, csrf_of
 from tests.support import order_placed
-from workflows.approval import approval_id_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from relayflow.config.settings import Settings
 from relayflow.console import hash_password
-from relayflow.settings import Settings
 from relayflow.testing import isolated
 from tests.integration.console.rig import csrf_of
 

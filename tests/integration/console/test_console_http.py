@@ -16,15 +16,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from relayflow import dlq_admin
-from relayflow.bootstrap import connect_temporal
+from relayflow.config.settings import Settings
 from relayflow.console import running_console
 from relayflow.console.inbox import workflow_id_of
 from relayflow.console.sessions import CSRF_FIELD
-from relayflow.settings import Settings
+from relayflow.operate import dlq as dlq_admin
+from relayflow.reference.events import ApprovalRequested, OrderCompleted, OrderFailed, OrderPlaced
+from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.testing.kafka import AppKafka
-from schemas import ApprovalRequested, OrderCompleted, OrderFailed, OrderPlaced
-from schemas.topics import ORDERS_EVENTS
 from tests.integration.console.rig import (
     SESSION_COOKIE,
     Console,

@@ -1,0 +1,1 @@
+"""Kafka: the clients' configuration, reading and sending records, the schema registry client."""

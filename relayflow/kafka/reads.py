@@ -1,0 +1,293 @@
+"""Reading topics from their beginning to their current end, and placing consumer groups.
+
+For operator tools, checks, fault tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.topics import INPUT_TOPICS
+from schemas.headers import (
+    DLQ_ERROR,
+    DLQ_FAILED_AT,
+    DLQ_REASON,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    EVENT_TYPE,
+)
+
+__all__ = [
+    "StoredRecord",
+    "beginning_offsets",
+    "commit_group",
+    "committed_to_end",
+    "end_offsets",
+    "partition_counts",
+    "partitions_of",
+    "read_key",
+    "read_records",
+    "record_counts",
+    "start_group_at_end",
+    "stored",
+    "stream_records",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One record as it is stored in a topic.
+
+    Attributes:
+        topic: The topic.
+        partition: Its partition.
+        offset: Its offset.
+        key: The key.
+        value: The value.
+        headers: Every header with a value, in order.
+        timestamp: The record's timestamp (ms since the epoch), when read with it.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: int | None = None
+
+    def header(self, name: str) -> str:
+        """A header as text ('' when absent; the first occurrence counts)."""
+        for found, raw in self.headers:
+            if found == name:
+                return raw.decode(errors="replace")
+        return ""
+
+    @property
+    def reason(self) -> str:
+        """``dlq-reason`` (dead letters)."""
+        return self.header(DLQ_REASON)
+
+    @property
+    def error(self) -> str:
+        """``dlq-error`` (dead letters)."""
+        return self.header(DLQ_ERROR)
+
+    @property
+    def source(self) -> tuple[str, int, int]:
+        """(topic, partition, offset) a dead letter was read from."""
+        return (self.header(DLQ_SOURCE_TOPIC), int(self.header(DLQ_SOURCE_PARTITION) or -1),
+                int(self.header(DLQ_SOURCE_OFFSET) or -1))
+
+    @property
+    def failed_at(self) -> str:
+        """``dlq-failed-at`` (ISO-8601 UTC, dead letters)."""
+        return self.header(DLQ_FAILED_AT)
+
+    @property
+    def event_type(self) -> str:
+        """The ``event-type`` header, if any."""
+        return self.header(EVENT_TYPE)
+
+    @property
+    def coordinates(self) -> str:
+        """``<topic>/<partition>/<offset>``."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+async def partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
+    """Partition count of each of ``topics`` that exists."""
+    async with KafkaClients(settings).started_admin() as admin:
+        described = await admin.describe_topics(topics)
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of each of ``topics`` that exists."""
+    counts = await partition_counts(settings, list(topics))
+    return [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)]
+
+
+async def beginning_offsets(settings: Settings,
+                            partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The current log-start offset of each partition (records before it were deleted)."""
+    wanted = list(partitions)
+    if not wanted:
+        return {}
+    async with KafkaClients(settings).started_consumer() as consumer:
+        return dict(await consumer.beginning_offsets(wanted))
+
+
+async def record_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """How many records each of ``topics`` holds now (log end minus log start, summed).
+
+    Exact for topics that are not compacted; a topic that does not exist is left out.
+    """
+    partitions = await partitions_of(settings, topics)
+    counts = dict.fromkeys(dict.fromkeys(tp.topic for tp in partitions), 0)
+    if not partitions:
+        return counts
+    async with KafkaClients(settings).started_consumer() as consumer:
+        firsts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    for tp in partitions:
+        counts[tp.topic] += ends[tp] - firsts[tp]
+    return counts
+
+
+async def end_offsets(settings: Settings,
+                      partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+    """The current log-end offset of each partition."""
+    wanted = list(partitions)
+    if not wanted:
+        return {}  # a consumer started and stopped with nothing to do trips over itself
+    async with KafkaClients(settings).started_consumer() as consumer:
+        return dict(await consumer.end_offsets(wanted))
+
+
+async def read_records(settings: Settings, topics: Iterable[str], *,
+                       partition: int | None = None, from_offset: int = 0,
+                       ) -> list[StoredRecord]:
+    """Every record now in ``topics``, read without a consumer group.
+
+    Args:
+        settings: Where Kafka is.
+        topics: The topics.
+        partition: Only this partition of each.
+        from_offset: Start here (with ``partition``; otherwise from the beginning).
+
+    Returns:
+        Records ordered by topic, partition and offset, up to the end offsets
+        at the time of the call.
+    """
+    wanted = [tp for tp in await partitions_of(settings, topics)
+              if partition is None or tp.partition == partition]
+    if not wanted:
+        return []
+    async with KafkaClients(settings).started_consumer(enable_auto_commit=False) as consumer:
+        consumer.assign(wanted)
+        ends = await consumer.end_offsets(wanted)
+        starts = dict.fromkeys(wanted, from_offset if partition is not None else 0)
+        found = [r async for r in stream_records(consumer, starts, until=ends)]
+        return sorted(found, key=lambda d: (d.topic, d.partition, d.offset))
+
+
+async def read_key(settings: Settings, topics: Iterable[str], key: bytes, *,
+                   since_ms: int | None = None) -> list[StoredRecord]:
+    """The records with ``key`` now in ``topics``, reading one partition of each.
+
+    Only the partition Kafka's default partitioner (murmur2, every client's
+    default, relayflow's producers' too) puts ``key`` in is read.
+
+    Args:
+        settings: Where Kafka is.
+        topics: The topics.
+        key: The record key.
+        since_ms: Start at the first record of this time (ms since the epoch) or later.
+
+    Returns:
+        Records ordered by topic and offset.
+    """
+    counts = await partition_counts(settings, list(topics))
+    wanted = [TopicPartition(topic, DefaultPartitioner()(key, list(range(count)), []))
+              for topic, count in counts.items()]
+    if not wanted:
+        return []
+    async with KafkaClients(settings).started_consumer(enable_auto_commit=False) as consumer:
+        consumer.assign(wanted)
+        ends = await consumer.end_offsets(wanted)
+        starts = dict(await consumer.beginning_offsets(wanted))
+        if since_ms is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(wanted, since_ms))
+            # None: nothing that new; start at the end.
+            starts = {tp: ends[tp] if at is None else at.offset for tp, at in found.items()}
+        return sorted([r async for r in stream_records(consumer, starts, until=ends)
+                       if r.key == key], key=lambda r: (r.topic, r.offset))
+
+
+def stored(tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> StoredRecord:
+    """A consumed record as a ``StoredRecord`` (headers without a value left out)."""
+    return StoredRecord(tp.topic, tp.partition, record.offset, record.key, record.value,
+                        tuple((n, v) for n, v in record.headers if v is not None),
+                        record.timestamp)
+
+
+async def stream_records(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartition, int], *,
+                         until: Mapping[TopicPartition, int] | None = None,
+                         poll_ms: int = 500) -> AsyncIterator[StoredRecord]:
+    """Records of ``consumer``'s assigned partitions from ``starts``, as they are fetched.
+
+    The consumer has no group (nothing is committed); it must be assigned
+    ``starts``' partitions.
+
+    Args:
+        consumer: A started consumer, assigned.
+        starts: The offset to start at in each partition.
+        until: Stop once each partition reaches this offset (its end at some
+            moment); None: follow for ever (stop by closing the iterator).
+        poll_ms: Longest wait of one fetch.
+
+    Yields:
+        Records in offset order within each partition.
+    """
+    for tp, offset in starts.items():
+        consumer.seek(tp, offset)
+
+    async def open_partitions() -> list[TopicPartition]:
+        return [tp for tp in starts if until is None or await consumer.position(tp) < until[tp]]
+
+    while await open_partitions():
+        for tp, records in (await consumer.getmany(timeout_ms=poll_ms)).items():
+            for record in records:
+                if until is None or record.offset < until[tp]:
+                    yield stored(tp, record)
+
+
+async def commit_group(settings: Settings, group: str,
+                       offsets: Mapping[TopicPartition, int]) -> None:
+    """Commit these offsets for ``group`` (which must have no running member)."""
+    async with KafkaClients(settings).started_consumer(group_id=group,
+                                                       enable_auto_commit=False) as consumer:
+        consumer.assign(list(offsets))
+        await consumer.commit({tp: OffsetAndMetadata(at, "") for tp, at in offsets.items()})
+
+
+async def start_group_at_end(settings: Settings, group: str,
+                             topics: Iterable[str] = INPUT_TOPICS) -> None:
+    """Commit the current end of every partition of ``topics`` for a new ``group``.
+
+    The group then reads only what arrives from now on, not the topics' history.
+    """
+    await commit_group(settings, group,
+                       await end_offsets(settings, await partitions_of(settings, topics)))
+
+
+async def committed_to_end(settings: Settings, group: str,
+                           partitions: Iterable[TopicPartition] | None = None) -> None:
+    """Return once ``group`` has committed each partition up to its end at the time of the call.
+
+    Args:
+        settings: Where Kafka is.
+        group: The consumer group.
+        partitions: Default: every partition of the input topics.
+
+    Waits as long as it takes; bound it with ``asyncio.timeout``.
+    """
+    wanted = list(partitions) if partitions is not None \
+        else await partitions_of(settings, INPUT_TOPICS)
+    ends = {tp: end for tp, end in (await end_offsets(settings, wanted)).items() if end}
+    async with KafkaClients(settings).started_admin() as admin:
+        while True:
+            done = await admin.list_consumer_group_offsets(group)
+            if all(tp in done and done[tp].offset >= end for tp, end in ends.items()):
+                return
+            await asyncio.sleep(0.02)

@@ -1,0 +1,83 @@
+"""The reference application, assembled: its routing table, workflows and activities.
+
+Built the way a team's own application is (``relayflow.Application``): the
+event types of ``events``, the topics of ``topics``, the routing table below,
+the workflows of ``workflows`` and the activities of ``activities``, built
+from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bridge.routes import Action, Route, RouteTable
+from relayflow.application import Application, WorkerResources
+from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyProvider
+from relayflow.reference.activities.batches import BatchActivities
+from relayflow.reference.activities.orders import OrderActivities
+from relayflow.reference.activities.store import Store
+from relayflow.reference.events import (
+    EVENT_TYPES,
+    SCHEMA_FOLDER,
+    ApprovalDecided,
+    BatchCancelled,
+    BatchRequested,
+    OrderCancelled,
+    OrderPlaced,
+)
+from relayflow.reference.topics import (
+    APPROVALS_DECISIONS,
+    BATCHES_REQUESTS,
+    ORDERS_EVENTS,
+    REFERENCE_TOPICS,
+)
+from relayflow.reference.workflows.approval import APPROVAL_SIGNAL
+from relayflow.reference.workflows.batch import BatchWorkflow, ChunkWorkflow
+from relayflow.reference.workflows.order_saga import OrderSaga
+
+__all__ = ["APP", "ROUTES", "WORKFLOWS", "reference_activities"]
+
+WORKFLOWS: tuple[type, ...] = (OrderSaga, BatchWorkflow, ChunkWorkflow)
+"""Every workflow of the reference application."""
+
+_ROUTES = (
+    #     topic          event type      action         workflow     workflow id      [signal]
+    Route(ORDERS_EVENTS, OrderPlaced,    Action.START,  "OrderSaga", "order-{order_id}"),
+    Route(ORDERS_EVENTS, OrderCancelled, Action.CANCEL, "OrderSaga", "order-{order_id}"),
+    Route(APPROVALS_DECISIONS, ApprovalDecided, Action.SIGNAL, "OrderSaga", "order-{order_id}",
+          APPROVAL_SIGNAL),
+    Route(BATCHES_REQUESTS, BatchRequested, Action.START, "BatchWorkflow", "batch-{batch_id}"),
+    Route(BATCHES_REQUESTS, BatchCancelled, Action.CANCEL, "BatchWorkflow", "batch-{batch_id}"),
+)
+
+
+def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
+    """The store-backed order and batch activities and the approval policy, from settings."""
+    settings = resources.settings
+    store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
+    policy = ApprovalPolicyProvider(ApprovalPolicy(
+        threshold_cents=settings.approval_threshold_cents,
+        timeout_seconds=settings.approval_timeout_seconds,
+        escalation_timeout_seconds=settings.escalation_timeout_seconds,
+        approver=settings.approver,
+        escalation_approver=settings.escalation_approver,
+    ))
+    batches = BatchActivities(store, history_event_limit=settings.batch_history_event_limit,
+                              metrics=resources.metrics)
+    return [*OrderActivities(store).all(), policy.approval_policy, *batches.all()]
+
+
+APP = Application(
+    name="relayflow",
+    event_types=tuple(EVENT_TYPES.values()),
+    topics=REFERENCE_TOPICS,
+    routes=_ROUTES,
+    schema_folder=SCHEMA_FOLDER,
+    workflows=WORKFLOWS,
+    activities=reference_activities,
+)
+"""relayflow's orders, approvals and batches (``RELAYFLOW_APP=relayflow.reference:APP``)."""
+
+ROUTES: RouteTable = APP.route_table()
+"""The reference routing table, validated."""

@@ -1,0 +1,1 @@
+"""The reference application's workflows: ``OrderSaga`` (with its approval) and the batches."""

@@ -1,0 +1,479 @@
+"""The composition root: every real object relayflow runs is built here, from settings.
+
+* Kafka clients come from one factory (``relayflow.kafka.clients``), the
+  Temporal client from ``connect_temporal``: connection options live in
+  those two places only.
+* The bridge gets a ``BridgeConfig`` and connected clients; it never reads
+  settings itself.
+* The worker registers the application's workflows and activities plus the
+  outcome publisher every application shares.
+* ``running`` runs bridge and worker together; the CLI, the demo, the tests
+  (through the pytest plugin) and the benchmarks all use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import Runtime
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.metrics import WorkerMetrics
+from activities.outcomes import OutcomePublisher, Producer
+from bridge.app import BridgeStatus, create_app, serve
+from bridge.config import BridgeConfig
+from bridge.metrics import BridgeMetrics
+from bridge.retry import Backoff
+from bridge.routes import RouteTable
+from relayflow.application import Application, WorkerResources, load_application
+from relayflow.config.settings import Settings
+from relayflow.kafka.clients import KafkaClients
+from relayflow.observability.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
+from relayflow.observability.tracing import tracer_provider
+from relayflow.temporal.tls import refusal, temporal_credentials
+from schemas.codec import AvroCodec
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+__all__ = [
+    "ACTIVITY_THREADS",
+    "application",
+    "bridge_config",
+    "build_worker",
+    "connect_temporal",
+    "data_converter",
+    "run_bridge",
+    "run_worker",
+    "running",
+    "unless_stopped",
+    "wait_for_temporal",
+]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+ACTIVITY_THREADS = 16
+"""Threads for synchronous activities, and the worker's concurrent activity limit."""
+
+# Core treats max_retries=0 as "no limit"; one quick retry absorbs a single dropped
+# call, anything longer surfaces to the caller's own backoff.
+_ONE_QUICK_RETRY = RetryConfig(max_retries=1, initial_interval_millis=100,
+                               max_elapsed_time_millis=1000)
+_NOT_UP_YET = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
+# The Temporal SDK's advice for tracing: OpenTelemetry's context must be the same
+# module inside the workflow sandbox as outside (the interceptor's spans cross it).
+_SANDBOX = SandboxRestrictions.default.with_passthrough_modules("opentelemetry")
+
+
+def application(settings: Settings) -> Application:
+    """The application ``settings.app`` names (``module:attribute``)."""
+    return load_application(settings.app)
+
+
+def event_codec(settings: Settings, app: Application | None = None) -> AvroCodec:
+    """The Avro codec of ``app`` (default: the configured one), with the schema registry if set."""
+    return (app or application(settings)).codec(settings.schema_registry())
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic models as JSON, encrypted when payload encryption keys are configured.
+
+    With encryption on, failure messages and stack traces move into the
+    failure's encoded attributes, so the codec encrypts them too (they may
+    quote order data).
+
+    Raises:
+        relayflow.temporal.payload_codec.PayloadKeyError: The configured keys are unusable.
+    """
+    codec = settings.payload_codec()
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter, payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+
+
+def _tracing(settings: Settings, provider: TracerProvider | None) -> TracerProvider | None:
+    """The provider given (tests), else the process's when ``settings.tracing`` is on."""
+    return provider if provider is not None else tracer_provider(settings)
+
+
+async def connect_temporal(settings: Settings, *, retries: bool = True,
+                           tracer_provider: TracerProvider | None = None,
+                           runtime: Runtime | None = None) -> Client:
+    """Connect a Temporal client that (de)serializes pydantic models, encrypted if configured.
+
+    The bridge, the worker (through its client) and every CLI command get
+    their client here, so all of them share one data converter.
+
+    Args:
+        settings: Supplies the frontend address and namespace, the payload keys,
+            and TLS, client certificate and API key when set (``relayflow.temporal.tls``).
+        retries: Let the SDK retry failed calls itself (logging each retry). The
+            bridge turns this off: it retries with its own backoff, pausing
+            consumption, and logs once per outage instead of once per call.
+        tracer_provider: Trace with this provider instead of the one the
+            settings give (``relayflow.observability.tracing``). With one, the client carries
+            the SDK's ``TracingInterceptor``, and so does every worker built on
+            it: client calls, workflows and activities make spans that continue
+            the caller's trace.
+        runtime: The Temporal runtime (``relayflow.observability.monitoring.temporal_runtime``,
+            exporting the SDK's metrics); None for the SDK's default one.
+
+    Returns:
+        A connected client; reuse it, it multiplexes one gRPC channel.
+
+    Raises:
+        SettingError: A TLS or API key setting is unusable, or Temporal refused
+            the connection for a reason waiting does not fix (credentials, CA,
+            server name, TLS on one side only). One line naming the setting.
+        RuntimeError: Temporal did not answer (not up yet, unreachable).
+    """
+    credentials = temporal_credentials(settings)
+    provider = _tracing(settings, tracer_provider)
+    interceptors = []
+    if provider is not None:
+        # Imported only when tracing: it loads the OpenTelemetry SDK.
+        from temporalio.contrib.opentelemetry import TracingInterceptor  # noqa: PLC0415
+
+        interceptors.append(TracingInterceptor(provider.get_tracer(TracingInterceptor.__module__)))
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(settings),
+            retry_config=None if retries else _ONE_QUICK_RETRY,
+            tls=credentials.tls,
+            api_key=credentials.api_key,
+            interceptors=interceptors,
+            runtime=runtime,
+        )
+    except RuntimeError as error:
+        refused = refusal(settings, error)
+        if refused is not None:
+            raise refused from None
+        raise
+
+
+async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = None,
+                            retries: bool = True,
+                            tracer_provider: TracerProvider | None = None,
+                            runtime: Runtime | None = None) -> Client:
+    """Connect, waiting with backoff while Temporal is not up yet; check the namespace.
+
+    Args:
+        settings: As for ``connect_temporal``.
+        backoff: Schedule of the attempts.
+        retries: As for ``connect_temporal``.
+        tracer_provider: As for ``connect_temporal``.
+        runtime: As for ``connect_temporal``.
+
+    Raises:
+        SettingError: Bad TLS or API key settings, or Temporal refused them.
+        RPCError: Temporal answers but refuses, e.g. the namespace does not
+            exist: a configuration error, so nothing should start.
+    """
+    backoff = backoff or Backoff()
+    failures = 0
+    while True:
+        try:
+            client = await connect_temporal(settings, retries=retries,
+                                            tracer_provider=tracer_provider, runtime=runtime)
+            # Connecting does not check the namespace; an unknown one would block every record.
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=settings.temporal_namespace))
+        except (RuntimeError, RPCError) as error:
+            # The SDK raises RuntimeError when it cannot connect at all.
+            if isinstance(error, RPCError) and error.status not in _NOT_UP_YET:
+                refused = refusal(settings, error)
+                if refused is not None:
+                    raise refused from None
+                raise
+            failures += 1
+            if failures == 1:
+                log.warning("Temporal at %s unavailable (%s); retrying with backoff",
+                            settings.temporal_address, error)
+            await asyncio.sleep(backoff.delay(failures))
+            continue
+        if failures:
+            log.warning("Temporal at %s available after %d attempts", settings.temporal_address,
+                        failures + 1)
+        return client
+
+
+async def _producer_once_kafka_answers(kafka: KafkaClients, stack: contextlib.AsyncExitStack,
+                                       stop: asyncio.Event, backoff: Backoff | None = None,
+                                       **options: Any) -> AIOKafkaProducer | None:
+    """A producer started on ``stack``, waiting with backoff while Kafka does not answer.
+
+    A bridge or worker started before Kafka (or during its restart) waits for it
+    as the bridge waits for Temporal, instead of dying at its first connection.
+
+    Returns:
+        The started producer, or None when ``stop`` was set first.
+
+    Raises:
+        KafkaSecurityError: TLS or SASL refused (a setting to fix, not to wait out).
+    """
+    backoff = backoff or Backoff()
+    failures = 0
+    while True:
+        try:
+            producer = await stack.enter_async_context(kafka.started_producer(**options))
+        except KafkaConnectionError as error:
+            failures += 1
+            if failures == 1:
+                log.warning("Kafka at %s unavailable (%s); retrying with backoff",
+                            kafka.bootstrap_servers, error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff.delay(failures))
+            if stop.is_set():
+                return None
+            continue
+        if failures:
+            log.warning("Kafka at %s available after %d attempts",
+                        kafka.bootstrap_servers, failures + 1)
+        return producer
+
+
+def bridge_config(settings: Settings) -> BridgeConfig:
+    """The bridge's own settings, taken from relayflow's."""
+    return BridgeConfig(
+        consumer_group=settings.kafka_consumer_group,
+        task_queue=settings.task_queue,
+        fetch_max_records=settings.bridge_batch_size,
+        concurrency=settings.bridge_concurrency,
+        signal_hold_seconds=settings.bridge_signal_hold_seconds,
+        shutdown_seconds=settings.bridge_shutdown_seconds,
+        park_keys=settings.bridge_park_keys,
+        max_payload_bytes=settings.max_payload_bytes,
+        max_header_count=settings.max_header_count,
+        max_header_bytes=settings.max_header_bytes,
+    )
+
+
+async def unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:
+    """``work``'s result (its error raised), or None when ``stop`` is set first (it is cancelled).
+
+    Args:
+        work: What to run.
+        stop: Set it to cancel ``work``.
+    """
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
+
+
+async def run_bridge(settings: Settings, app: Application | None = None, *,
+                     stop: asyncio.Event, routes: RouteTable | None = None,
+                     tracer_provider: TracerProvider | None = None,
+                     monitoring: Monitoring | None = None) -> None:
+    """Run the bridge for ``app`` until ``stop`` is set; for ``relayflow bridge`` / ``run``.
+
+    Waits for Temporal first (with backoff); setting ``stop`` meanwhile returns at once.
+
+    Args:
+        settings: Kafka, Temporal and bridge settings.
+        app: The application (default: the one ``settings.app`` names).
+        stop: Set it to stop gracefully.
+        routes: Another routing table for ``app``'s codec (benchmarks, tests).
+        tracer_provider: Trace with this provider instead of the settings' one.
+        monitoring: The process's endpoints to register with (default: its own,
+            on ``bridge_http_port``).
+    """
+    if monitoring is None:
+        async with monitored(settings, "bridge_http_port") as own:
+            await run_bridge(settings, app, stop=stop, routes=routes,
+                             tracer_provider=tracer_provider, monitoring=own)
+        return
+    app = app or application(settings)
+    table = routes or app.route_table()
+    backoff = Backoff()
+    provider = _tracing(settings, tracer_provider)
+    status: BridgeStatus | None = None
+
+    async def ready() -> str | None:
+        return bridge_readiness(status, settings.ready_outage_grace_seconds)
+
+    monitoring.endpoints.checks["bridge"] = ready
+    temporal = await unless_stopped(wait_for_temporal(settings, backoff=backoff, retries=False,
+                                                       tracer_provider=provider,
+                                                       runtime=monitoring.runtime), stop)
+    if temporal is None:
+        return
+    status = BridgeStatus(monitoring.endpoints.metrics(BridgeMetrics))
+    monitoring.endpoints.refreshes.append(status.observe)
+    kafka = KafkaClients(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        producer = await _producer_once_kafka_answers(kafka, stack, stop, backoff)
+        if producer is None:
+            return
+        bridge = create_app(bridge_config(settings), table,
+                            app.codec(settings.schema_registry()),
+                            temporal=temporal, producer=producer, kafka=kafka, status=status,
+                            tracer=None if provider is None else provider.get_tracer("bridge"))
+        await serve(bridge, stop, description=(
+            f"bridge consuming {', '.join(table.topics)} as group "
+            f"{settings.kafka_consumer_group} for {app.name}"))
+
+
+def build_worker(client: Client, settings: Settings, app: Application, producer: Producer,
+                 executor: ThreadPoolExecutor, metrics: WorkerMetrics | None = None) -> Worker:
+    """The worker with the application's workflows and activities and the outcome publisher.
+
+    Args:
+        client: Connected Temporal client (pydantic data converter).
+        settings: Task queue, and whatever the application's activities read.
+        app: The application.
+        producer: Started Kafka producer for outcome events.
+        executor: Runs the synchronous activities.
+        metrics: What the outcome publisher and the activities count into.
+
+    Returns:
+        A worker ready to ``run()``.
+    """
+    metrics = metrics or WorkerMetrics()
+    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()), metrics=metrics)
+    activities = app.activities(WorkerResources(settings=settings, publisher=publisher,
+                                                metrics=metrics))
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(app.workflows),
+        activities=[publisher.publish_outcome, *activities],
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        workflow_runner=SandboxedWorkflowRunner(restrictions=_SANDBOX),
+        # On shutdown, running activities get this long to finish before cancellation.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings, app: Application | None = None, *,
+                     stop: asyncio.Event, tracer_provider: TracerProvider | None = None,
+                     monitoring: Monitoring | None = None) -> None:
+    """Run the worker for ``app`` until ``stop`` is set.
+
+    Args:
+        settings: Where Temporal and Kafka are.
+        app: The application (default: the one ``settings.app`` names).
+        stop: Set it to shut down gracefully: polling stops, in-flight
+            activities drain, then the producer closes.
+        tracer_provider: Trace with this provider instead of the settings' one.
+        monitoring: The process's endpoints to register with (default: its own,
+            on ``worker_http_port``).
+    """
+    if monitoring is None:
+        async with monitored(settings, "worker_http_port") as own:
+            await run_worker(settings, app, stop=stop, tracer_provider=tracer_provider,
+                             monitoring=own)
+        return
+    app = app or application(settings)
+    probe = WorkerProbe(settings.ready_outage_grace_seconds)
+    monitoring.endpoints.checks["worker"] = probe
+    client = await connect_temporal(settings, tracer_provider=tracer_provider,
+                                    runtime=monitoring.runtime)
+    probe.client = client
+    kafka = KafkaClients(settings)
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        async with contextlib.AsyncExitStack() as stack:
+            # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.
+            producer = await _producer_once_kafka_answers(kafka, stack, stop, linger_ms=5)
+            if producer is None:
+                return
+            probe.metrics = metrics = monitoring.endpoints.metrics(WorkerMetrics)
+            probe.worker = worker = build_worker(client, settings, app, producer, executor,
+                                                 metrics)
+            log.info("worker polling task queue %s on %s for %s", settings.task_queue,
+                     settings.temporal_address, app.name)
+            async with worker:
+                await stop.wait()
+            log.info("worker stopped")
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, app: Application | None = None, *,
+                  bridge: bool = True, worker: bool = True,
+                  routes: RouteTable | None = None, worker_settings: Settings | None = None,
+                  tracer_provider: TracerProvider | None = None,
+                  monitoring: Monitoring | None = None,
+                  ) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """Bridge and worker of ``app`` running in this process while the block runs.
+
+    Leaving the block stops both gracefully and waits for them. A service that
+    failed re-raises its error there (unless the block itself raised).
+
+    Args:
+        settings: Everything both need (the bridge's only, with ``worker_settings``).
+        app: The application (default: the one ``settings.app`` names).
+        bridge: Run the bridge.
+        worker: Run the worker.
+        routes: Another routing table for the bridge.
+        worker_settings: The worker's own settings, e.g. its own Kafka principal
+            (default: ``settings``).
+        tracer_provider: Trace both with this provider instead of the settings' one.
+        monitoring: The endpoints both register with (default: one server of
+            their own, on ``bridge_http_port``, or ``worker_http_port`` for a
+            worker alone).
+
+    Yields:
+        The services' tasks (named ``bridge`` and ``worker``), e.g. to notice one dying.
+    """
+    if monitoring is None:
+        port = "bridge_http_port" if bridge else "worker_http_port"
+        async with monitored(settings, port) as own, running(
+                settings, app, bridge=bridge, worker=worker, routes=routes,
+                worker_settings=worker_settings, tracer_provider=tracer_provider,
+                monitoring=own) as tasks:
+            yield tasks
+        return
+    app = app or application(settings)
+    stop = asyncio.Event()
+    starts: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
+    if worker:
+        starts.append(("worker", lambda: run_worker(worker_settings or settings, app, stop=stop,
+                                                    tracer_provider=tracer_provider,
+                                                    monitoring=monitoring)))
+    if bridge:
+        starts.append(("bridge", lambda: run_bridge(settings, app, stop=stop, routes=routes,
+                                                    tracer_provider=tracer_provider,
+                                                    monitoring=monitoring)))
+    tasks = [asyncio.create_task(start(), name=name) for name, start in starts]
+    failed = False
+    try:
+        yield tasks
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors and not failed:
+            raise errors[0]
