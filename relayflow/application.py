@@ -15,6 +15,13 @@ relayflow runs applications. Each one declares, as data:
 ``--app module:attribute`` (or ``RELAYFLOW_APP``); relayflow's own orders,
 approvals and batches are the application ``relayflow.reference:APP``.
 
+Features that only some applications have (an approvals inbox, pages of
+their own in the console, a demo) are *extensions*: objects the application
+lists in ``extensions`` and the framework finds by the protocol it needs
+(``Application.extension``). The framework defines each protocol where it
+uses it; a command or page whose extension the configured application lacks
+says so in one line.
+
 An application is checked when it is built: every route names a workflow it
 registers (or declares as run elsewhere) with the signal the route sends,
 every routed event type is one of its event types, and every route reads one
@@ -28,7 +35,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 
@@ -41,6 +48,8 @@ from schemas.codec import AvroCodec, SchemaRegistry
 from schemas.topics import Topic, with_dead_letters
 
 __all__ = ["ActivityFactory", "Application", "WorkerResources", "load_application"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,8 @@ class Application:
             published versions).
         external_workflows: Workflows that routes address but another worker
             runs (possibly in another language): type name → signal names.
+        extensions: Objects giving the application's own features to the
+            framework's tools (see ``extension``).
     """
 
     name: str
@@ -100,6 +111,7 @@ class Application:
     workflows: Sequence[type] = ()
     activities: ActivityFactory = _no_activities
     external_workflows: Mapping[str, Collection[str]] = field(default_factory=dict)
+    extensions: Sequence[object] = ()
 
     def __post_init__(self) -> None:
         """Check the application (``problems``).
@@ -132,6 +144,17 @@ class Application:
             registry: A schema registry client (Confluent framing), or None.
         """
         return AvroCodec(self.event_types, self.schema_folder, registry=registry)
+
+    def extension(self, kind: type[_T]) -> _T | None:
+        """The first of ``extensions`` that is a ``kind`` (a class or a runtime-checkable protocol).
+
+        Args:
+            kind: What the caller needs.
+
+        Returns:
+            That extension, or None when the application has none.
+        """
+        return next((found for found in self.extensions if isinstance(found, kind)), None)
 
     def workflow_signals(self) -> dict[str, frozenset[str]]:
         """Every workflow type a route may address, with the signals it handles."""
