@@ -492,8 +492,9 @@ def _leaf(annotation: Any, avro: Any, where: _Where) -> list[_Problem]:
     """Problems of a model type against a primitive, logical, enum or fixed Avro type."""
     kind, logical = _kind(avro)
     expected = _LOGICAL.get((kind, logical)) or _PYTHON.get(kind)
-    if expected is None:
-        return where.mismatch(annotation, avro)
+    if expected is None:  # a name left unresolved, or a kind of type Avro does not have
+        return (where.problem(f"the .avsc refers to {avro}, which it does not define")
+                if isinstance(avro, str) else where.mismatch(annotation, avro))
     if annotation is expected:
         return []
     choices = _choices(annotation)
