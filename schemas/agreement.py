@@ -253,7 +253,7 @@ def _choices(annotation: Any) -> tuple[Any, ...] | None:
 def _item_type(annotation: Any) -> Any | None:
     """The item type of an array-like annotation; None when it is not one."""
     origin, args = get_origin(annotation), get_args(annotation)
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # noqa: PLR2004 (tuple[X, ...])
+    if origin is tuple and args[1:] == (Ellipsis,):  # tuple[X, ...]; tuple[X, Y] is no array
         return args[0]
     return args[0] if origin in _ARRAYS and args else None
 
