@@ -240,7 +240,7 @@ def _cell(text: str) -> str:
 
 
 def settings_reference(settings_cls: type | None = None) -> str:
-    """The settings as Markdown: a table per declaring class, in declaration order.
+    """The settings as Markdown: a table per declaring class, in the order of its bases.
 
     Args:
         settings_cls: A pydantic-settings class; default the framework's ``Settings``.
@@ -248,11 +248,14 @@ def settings_reference(settings_cls: type | None = None) -> str:
     Returns:
         The Markdown (level-2 headings, one per section).
     """
+    cls = settings_cls or load_settings_class()
     sections: dict[str, list[SettingDoc]] = {}
-    for doc in document_settings(settings_cls):
+    for doc in document_settings(cls):
         sections.setdefault(doc.section, []).append(doc)
+    # Sections in the order the class lists its bases (pydantic orders fields the other way).
+    mro = [_section_title(base) for base in cls.__mro__ if base.__dict__.get("__doc__")]
     out: list[str] = []
-    for title, docs in sections.items():
+    for title, docs in sorted(sections.items(), key=lambda section: mro.index(section[0])):
         out += [f"## {title}", "", "| variable | type | default | description |",
                 "| --- | --- | --- | --- |"]
         out += [f"| `{doc.env}` | {_cell(doc.type)} | {_cell(doc.default)} | "
