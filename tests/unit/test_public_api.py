@@ -6,6 +6,7 @@ import ast
 import importlib.metadata
 import subprocess
 import sys
+import tomllib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,3 +94,13 @@ async def test_a_sandboxed_workflow_reaches_the_api_through_the_passthrough(
     assert version == relayflow.__version__
     [request] = published
     assert (request.topic, request.event_type) == ("tickets.outcomes", TicketExpired.avro_name)
+
+
+def test_every_installed_package_ships_py_typed_and_failpoints_is_not_installed() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    installed = [pattern.rstrip("*") for pattern in config["setuptools"]["packages"]["find"][
+        "include"]]
+    assert sorted(installed) == sorted(("relayflow", *LOWER))
+    for package in installed:
+        assert (ROOT / package / "py.typed").is_file(), package
+        assert "py.typed" in config["setuptools"]["package-data"][package], package
