@@ -80,7 +80,7 @@ Fixtures:
     A ``relayflow.testing.kafka.AppKafka``: ``await send(event)`` to the topic
     its route reads, ``await wait_for(EventType, key=...)`` on the output
     topics, ``await wait_for_dead_letter(topic, key=...)``. The same methods
-    as ``relayflow_memory`` (but ``dead_letters``, ``sleep`` and ``client``),
+    as ``relayflow_memory`` except ``dead_letters``, ``sleep`` and ``client``,
     so a test can be written against either.
 
 Setting up:
