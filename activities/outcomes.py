@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-import failpoints
+from activities._failpoints import failpoint
 from activities.metrics import WorkerMetrics
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
@@ -151,6 +151,6 @@ class OutcomePublisher:
             self._metrics.publish_failed()
             raise
         self._metrics.published(request.topic, request.event_type, time.perf_counter() - sent)
-        failpoints.hit("activity.publish-outcome.after-send")
+        failpoint("activity.publish-outcome.after-send")
         return PublishOutcomeResult(topic=request.topic, partition=metadata.partition,
                                     offset=metadata.offset, event_id=str(event.event_id))

@@ -32,7 +32,7 @@ from bridge.dead_letters import DeadLetters
 from bridge.decoding import Decoder
 from bridge.metrics import BridgeMetrics
 from bridge.observing import RecordObserver
-from bridge.offsets import KafkaOffsets
+from bridge.offsets import KafkaOffsets, Offsets
 from bridge.parking import CatchUpOnAssign, ParkingLot
 from bridge.retry import Backoff
 from bridge.routes import RouteTable
@@ -173,6 +173,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
                               listener: CatchUpOnAssign | None = None,
                               tracer: Tracer | None = None,
                               metrics: BridgeMetrics | None = None,
+                              offsets: Offsets | None = None,
                               ) -> AsyncIterator[FetchConsumer]:
     """Build the consumer's objects on the clients handed in; stop what it started.
 
@@ -187,6 +188,8 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
         listener: The subscriber's rebalance listener; gets the parking lot.
         tracer: Makes a consume span per record (``bridge.observing``); None: no spans.
         metrics: What the consumer's objects count into.
+        offsets: Commits and rewinds the consumer's offsets (default: on the
+            ``AIOKafkaConsumer`` itself; the in-memory test harness keeps its own).
 
     Yields:
         The fetch consumer the subscriber hands its fetches to.
@@ -217,8 +220,8 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
             observer=RecordObserver(tracer, group=config.consumer_group),
             metrics=metrics,
         )
-        yield FetchConsumer(processor, KafkaOffsets(), budget=config.fetch_budget_seconds,
-                            backoff=backoff)
+        yield FetchConsumer(processor, offsets or KafkaOffsets(),
+                            budget=config.fetch_budget_seconds, backoff=backoff)
     finally:
         if lot is not None:
             await lot.stop()

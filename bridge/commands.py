@@ -32,7 +32,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-import failpoints
+from bridge._failpoints import failpoint
 from bridge.failures import PermanentFailure, TransientFailure
 from bridge.metrics import BridgeMetrics
 from bridge.routes import Action, Route
@@ -135,7 +135,7 @@ class TemporalCommands:
             PermanentFailure: Dead-letter the record.
         """
         workflow_id = route.id_for(inbound.event)
-        failpoints.hit("bridge.before-temporal")
+        failpoint("bridge.before-temporal")
         try:
             with self._metrics.temporal_call(route.action.value):
                 return await self._send(route, workflow_id, inbound)

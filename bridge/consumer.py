@@ -51,7 +51,7 @@ from typing import Any, Final, TypeVar, cast
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-import failpoints
+from bridge._failpoints import failpoint
 from bridge.commands import Commands
 from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
@@ -377,7 +377,7 @@ class FetchConsumer:
                 await asyncio.sleep(self._backoff.delay(self._failed_batches))
             raise
         self._failed_batches = 0
-        failpoints.hit("bridge.before-commit")
+        failpoint("bridge.before-commit")
         plan = plan_offsets(records, report.finished)
         self._offsets.rewind(consumer, plan.rewind)
         if report.retry_after:

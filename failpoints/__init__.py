@@ -3,9 +3,11 @@
 Off unless the process was started with ``RELAYFLOW_FAILPOINTS``, e.g.
 ``RELAYFLOW_FAILPOINTS="bridge.before-commit@3,activity.charge-payment.after-store"``:
 the process SIGKILLs itself (no cleanup, no flush, exactly like ``kill -9``)
-the n-th time (default: the first) it reaches a named point. A leaf package
-of its own, outside the contract: the bridge and the activities mark their
-points with it, only the fault tests switch it on, and it imports nothing of ours.
+the n-th time (default: the first) it reaches a named point. A test tool of
+the repository, not installed with relayflow, and it imports nothing of ours:
+the bridge and the activities mark their points with ``failpoint(name)`` from
+their private ``_failpoints`` modules, which import this package only in a
+process started armed (the fault rig also puts the repository on ``PYTHONPATH``).
 
 Points: ``bridge.before-temporal`` (a record routed, the Temporal call not yet
 made), ``bridge.before-commit`` (a batch acknowledged by Temporal, offsets

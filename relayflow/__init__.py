@@ -1,4 +1,153 @@
-"""relayflow's top layer: settings, the composition root, applications, CLI, dev stack, tools.
+"""relayflow: Kafka domain events in, durable Temporal workflows in the middle, outcome events out.
 
-Nothing below imports it (``tests/unit/test_layers.py``).
+This is the public API: what an application imports (``from relayflow import ...``).
+Everything else is relayflow's own and may change between releases.
+
+Declaring an application:
+
+* ``Application``: an application's event types, topics, routes, schema
+  folder, workflows, activities and extensions; ``relayflow run --app
+  module:attribute`` runs it.
+* ``load_application``: import an application named ``module:attribute``.
+* ``Route``, ``Action``: one line of the routing table (which event on which
+  topic starts, signals, signal-with-starts or cancels which workflow, with
+  which workflow id).
+* ``Topic``: one of the application's topics (name, partitions, inbound or
+  not, which events travel on it); ``dlq_topic`` names an input's dead-letter
+  topic and ``DlqReason`` lists the ``dlq-reason`` values.
+* ``WorkerResources``: what the application's activity factory gets (settings,
+  the outcome publisher, the worker's metrics); ``ActivityFactory`` is the
+  factory's type; ``WorkerMetrics`` the worker's metrics.
+
+The contract (each model mirrors an ``.avsc`` file of the schema folder):
+
+* ``Record``: base of every Avro record (nested ones too); ``Event``: an
+  event (``event_id``, ``occurred_at``, a Kafka ``key``); ``Outcome``: an
+  event a workflow publishes (adds ``correlation_id``, ``causation_id``).
+* ``Key``: a business key's type; ``UtcDatetime``: a timestamp normalised to UTC.
+* ``AvroCodec``: encodes and decodes the application's events
+  (``Application.codec()``).
+
+In workflows (import these inside ``workflow.unsafe.imports_passed_through()``):
+
+* ``Inbound``: what a workflow receives, the event plus ``EventMeta`` (event
+  id, correlation id, trace context, where it came from).
+* ``publish_outcome``: publish an outcome event through the activity every
+  worker registers; ``outcome_event_id``: its deterministic event id;
+  ``PUBLISH_RETRY`` and ``PUBLISH_TIMEOUT``: that activity's retry policy and
+  attempt timeout, for workflows that call it themselves.
+* ``OutcomePublisher``, ``PublishOutcomeInput``, ``PublishOutcomeResult``:
+  the publishing activity and its input and result, e.g. for a test that
+  registers a fake ``publish_outcome`` under the same name.
+
+``__version__`` is the installed distribution's version.
+
+Every name is imported on first use: importing ``relayflow`` itself costs
+next to nothing, which matters because Temporal's workflow sandbox imports
+the package of every workflow module (``relayflow`` among them) for each
+workflow run.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from activities.metrics import WorkerMetrics
+    from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
+    from bridge.routes import Action, Route
+    from relayflow.application import (
+        ActivityFactory,
+        Application,
+        WorkerResources,
+        load_application,
+    )
+    from schemas.codec import AvroCodec
+    from schemas.dead_letters import DlqReason
+    from schemas.envelope import EventMeta, Inbound
+    from schemas.models import Event, Key, Outcome, Record, UtcDatetime
+    from schemas.topics import Topic, dlq_topic
+    from workflows.outcomes import (
+        PUBLISH_RETRY,
+        PUBLISH_TIMEOUT,
+        outcome_event_id,
+        publish_outcome,
+    )
+
+    __version__: str
+
+__all__ = [
+    "PUBLISH_RETRY",
+    "PUBLISH_TIMEOUT",
+    "Action",
+    "ActivityFactory",
+    "Application",
+    "AvroCodec",
+    "DlqReason",
+    "Event",
+    "EventMeta",
+    "Inbound",
+    "Key",
+    "Outcome",
+    "OutcomePublisher",
+    "PublishOutcomeInput",
+    "PublishOutcomeResult",
+    "Record",
+    "Route",
+    "Topic",
+    "UtcDatetime",
+    "WorkerMetrics",
+    "WorkerResources",
+    "__version__",
+    "dlq_topic",
+    "load_application",
+    "outcome_event_id",
+    "publish_outcome",
+]
+
+_HOME = {
+    "WorkerMetrics": "activities.metrics",
+    **dict.fromkeys(("OutcomePublisher", "PublishOutcomeInput", "PublishOutcomeResult"),
+                    "activities.outcomes"),
+    **dict.fromkeys(("Action", "Route"), "bridge.routes"),
+    **dict.fromkeys(("ActivityFactory", "Application", "WorkerResources", "load_application"),
+                    "relayflow.application"),
+    "AvroCodec": "schemas.codec",
+    "DlqReason": "schemas.dead_letters",
+    **dict.fromkeys(("EventMeta", "Inbound"), "schemas.envelope"),
+    **dict.fromkeys(("Event", "Key", "Outcome", "Record", "UtcDatetime"), "schemas.models"),
+    **dict.fromkeys(("Topic", "dlq_topic"), "schemas.topics"),
+    **dict.fromkeys(("PUBLISH_RETRY", "PUBLISH_TIMEOUT", "outcome_event_id", "publish_outcome"),
+                    "workflows.outcomes"),
+}
+"""Public name → the module that defines it."""
+
+_UNKNOWN_VERSION = "0+unknown"
+"""``__version__`` when relayflow runs from a source tree that was never installed."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - on first use
+
+    try:
+        return version(__name__)
+    except PackageNotFoundError:
+        return _UNKNOWN_VERSION
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (and keep it here)."""
+    if name == "__version__":
+        found: Any = _version()
+    elif name in _HOME:
+        found = getattr(importlib.import_module(_HOME[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = found
+    return found
+
+
+def __dir__() -> list[str]:
+    """The public names, with the module's own attributes."""
+    return sorted({*globals(), *__all__})

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from relayflow.application import Application
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from relayflow.testing.stacks import ensure_app_topics
@@ -38,6 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 async def workflow_env(request: pytest.FixtureRequest) -> AsyncIterator[WorkflowEnvironment]:
     async with await start_workflow_environment(request.config) as env:
         yield env
+
+
+@pytest.fixture(scope="session")
+def relayflow_app() -> Application:
+    """The project's own tests are the reference application's, whatever ``RELAYFLOW_APP`` says."""
+    return APP
 
 
 @pytest.fixture(scope="session")

@@ -7,22 +7,14 @@ it here.
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from relayflow.testing.memory import find_test_server
+
 __all__ = ["start_time_skipping_environment", "start_workflow_environment"]
-
-
-def _test_server_path() -> str | None:
-    # The binary sits next to the interpreter in the venv; PATH is the fallback.
-    beside = Path(sys.executable).with_name("temporal-test-server")
-    return str(beside) if beside.exists() else shutil.which("temporal-test-server")
 
 
 async def start_time_skipping_environment() -> WorkflowEnvironment:
@@ -31,7 +23,7 @@ async def start_time_skipping_environment() -> WorkflowEnvironment:
     Raises:
         FileNotFoundError: The ``temporal-test-server`` binary is not installed.
     """
-    path = _test_server_path()
+    path = find_test_server()
     if path is None:
         raise FileNotFoundError("temporal-test-server not found: run `make install`")
     return await WorkflowEnvironment.start_time_skipping(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from relayflow.application import WorkerResources
+from relayflow import WorkerResources
 
 __all__ = ["AGENTS", "AgentAssignment", "AssignAgentInput", "TicketDesk", "ticket_activities"]
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.routes import Action, Route
 from examples.tickets.activities import ticket_activities
 from examples.tickets.events import EVENT_TYPES, TicketAnswered, TicketOpened
 from examples.tickets.topics import TICKETS_EVENTS, TOPICS
 from examples.tickets.workflows import ANSWERED_SIGNAL, TicketWorkflow
-from relayflow.application import Application
+from relayflow import Action, Application, Route
 
 __all__ = ["APP", "ROUTES", "SCHEMA_FOLDER"]
 

@@ -1,21 +1,18 @@
 """The tickets contract as pydantic models, one per ``.avsc`` file in ``schemas/``.
 
 Each model names its schema in ``avro_name`` and its Kafka key (the ticket
-id) in ``key``, as relayflow's ``schemas.models`` base classes expect.
+id) in ``key``, as relayflow's ``Event`` and ``Outcome`` base classes expect.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from schemas.models import Event, Outcome
+from relayflow import Event, Key, Outcome
 
 __all__ = ["EVENT_TYPES", "TicketAnswered", "TicketExpired", "TicketOpened", "TicketResolved"]
-
-TicketId = Annotated[str, Field(min_length=1, max_length=200)]
-
 
 class _KeyedByTicket:
     """Events about one ticket travel keyed by its id, so they stay in order."""
@@ -44,8 +41,8 @@ class TicketOpened(_KeyedByTicket, Event):
 
     avro_name: ClassVar[str] = "tickets.events.TicketOpened"
 
-    ticket_id: TicketId
-    customer_id: TicketId
+    ticket_id: Key
+    customer_id: Key
     subject: str = Field(max_length=500)
     priority: Literal["LOW", "NORMAL", "URGENT"] = "NORMAL"
     answer_within_seconds: int = Field(default=86_400, gt=0, le=30 * 86_400)
@@ -62,8 +59,8 @@ class TicketAnswered(_KeyedByTicket, Event):
 
     avro_name: ClassVar[str] = "tickets.events.TicketAnswered"
 
-    ticket_id: TicketId
-    answered_by: TicketId
+    ticket_id: Key
+    answered_by: Key
     answer: str = Field(default="", max_length=10_000)
 
 
@@ -79,7 +76,7 @@ class TicketResolved(_KeyedByTicket, Outcome):
 
     avro_name: ClassVar[str] = "tickets.events.TicketResolved"
 
-    ticket_id: TicketId
+    ticket_id: Key
     assigned_agent: str
     answered_by: str
     waited_seconds: int = Field(ge=0)
@@ -96,7 +93,7 @@ class TicketExpired(_KeyedByTicket, Outcome):
 
     avro_name: ClassVar[str] = "tickets.events.TicketExpired"
 
-    ticket_id: TicketId
+    ticket_id: Key
     assigned_agent: str
     waited_seconds: int = Field(ge=0)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from examples.tickets.events import TicketAnswered, TicketExpired, TicketOpened, TicketResolved
-from schemas.topics import Topic
+from relayflow import Topic
 
 __all__ = ["TICKETS_EVENTS", "TICKETS_OUTCOMES", "TOPICS"]
 

@@ -17,8 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from examples.tickets.activities import AssignAgentInput, TicketDesk
     from examples.tickets.events import TicketAnswered, TicketExpired, TicketOpened, TicketResolved
     from examples.tickets.topics import TICKETS_OUTCOMES
-    from schemas import Inbound
-    from workflows.outcomes import outcome_event_id, publish_outcome
+    from relayflow import Inbound, outcome_event_id, publish_outcome
 
 __all__ = ["ANSWERED_SIGNAL", "TicketResult", "TicketWorkflow"]
 

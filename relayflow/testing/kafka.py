@@ -4,6 +4,7 @@
 contract says (``schemas.framing.to_record`` with the application's codec),
 sends them to the topic their route reads, and watches every output topic
 and dead-letter topic of the application from the moment it was opened.
+``AppTopics`` is what it shares with the in-memory ``relayflow.testing.memory.AppMemory``.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from schemas.topics import DLQ_SUFFIX, dlq_topic
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+    from activities.outcomes import Producer
     from relayflow.application import Application
     from relayflow.config.settings import Settings
     from schemas.codec import AvroCodec
     from schemas.models import Event
 
-__all__ = ["AppKafka", "Delivered", "app_kafka", "input_topic_for"]
+__all__ = ["AppKafka", "AppTopics", "Delivered", "app_kafka", "input_topic_for", "watched_topics"]
 
 EventT = TypeVar("EventT", bound="Event")
 
@@ -37,31 +39,38 @@ _LISTED = 30
 """Records listed in a timeout message (the most recent ones)."""
 
 
-class AppKafka:
-    """Sends an application's events and watches its output and dead-letter topics.
+class AppTopics:
+    """An application's topics as a test drives them: what ``AppKafka`` and ``AppMemory`` share.
 
-    Build it with ``app_kafka`` (or take the ``relayflow_kafka`` fixture); it
-    sees records that arrive after it was opened, not the topics' history.
+    Sending encodes events as contract records with the application's codec;
+    waiting looks at the records that arrived on the watched topics (outputs
+    and dead-letter topics) since it was opened. Subclasses say how records
+    arrive (``_poll``) and what happens after a send (``_sent``).
 
     Args:
         app: The application under test.
         codec: The application's codec (with the schema registry, if any).
-        producer: A started producer.
-        consumer: A started consumer assigned to the watched topics' partitions.
+        producer: Sends records (aiokafka's ``send_and_wait`` signature).
         watched: The watched topics.
     """
 
-    def __init__(self, app: Application, codec: AvroCodec, producer: AIOKafkaProducer,
-                 consumer: AIOKafkaConsumer, watched: Sequence[str]) -> None:
+    def __init__(self, app: Application, codec: AvroCodec, producer: Producer,
+                 watched: Sequence[str]) -> None:
         self._app = app
         self._codec = codec
         self._producer = producer
-        self._consumer = consumer
         self._loop = asyncio.get_running_loop()
         self.watched: tuple[str, ...] = tuple(watched)
         """Output and dead-letter topics being watched."""
         self.arrived: list[StoredRecord] = []
         """Every record that arrived on a watched topic so far, in arrival order."""
+
+    async def _poll(self, seconds: float) -> None:
+        """Add what arrived on the watched topics to ``arrived``, waiting up to ``seconds``."""
+        raise NotImplementedError
+
+    async def _sent(self, delivered: Delivered) -> None:
+        """After a record was sent (the in-memory harness hands it to the bridge)."""
 
     @property
     def codec(self) -> AvroCodec:
@@ -88,10 +97,12 @@ class AppKafka:
             Where it landed.
         """
         self._same_loop()
-        return await send_event(self._producer, self._codec, event,
-                                topic or self.topic_for(type(event)),
-                                correlation_id=correlation_id, causation_id=causation_id,
-                                traceparent=traceparent)
+        delivered = await send_event(self._producer, self._codec, event,
+                                     topic or self.topic_for(type(event)),
+                                     correlation_id=correlation_id, causation_id=causation_id,
+                                     traceparent=traceparent)
+        await self._sent(delivered)
+        return delivered
 
     async def send_bytes(self, topic: str, value: bytes, *, key: str,
                          headers: Sequence[tuple[str, bytes]] = ()) -> Delivered:
@@ -109,7 +120,9 @@ class AppKafka:
         self._same_loop()
         metadata = await self._producer.send_and_wait(topic, value, key=key.encode(),
                                                       headers=list(headers))
-        return Delivered(topic, metadata.partition, metadata.offset, key, "")
+        delivered = Delivered(topic, metadata.partition, metadata.offset, key, "")
+        await self._sent(delivered)
+        return delivered
 
     async def wait_for(self, event_type: type[EventT], *, key: str,
                        timeout: float = 30.0) -> EventT:  # noqa: ASYNC109 - a test's deadline
@@ -172,9 +185,7 @@ class AppKafka:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(self._nothing_came(wanted, timeout))
-            batch = await self._consumer.getmany(timeout_ms=int(min(left, 0.2) * 1000) or 1)
-            for tp, records in batch.items():
-                self.arrived += [stored(tp, r) for r in records]
+            await self._poll(min(left, 0.2))
 
     def _nothing_came(self, wanted: str, timeout: float) -> str:
         lines = [f"  {r.coordinates} key={(r.key or b'').decode(errors='replace')!r} "
@@ -196,8 +207,33 @@ class AppKafka:
                 '@pytest.mark.asyncio(loop_scope="session"))')
 
 
-def _watched(app: Application) -> list[str]:
-    # Output topics and dead-letter topics; not inputs, not the compacted parked keys.
+class AppKafka(AppTopics):
+    """Sends an application's events to a real Kafka and watches its output and dead-letter topics.
+
+    Build it with ``app_kafka`` (or take the ``relayflow_kafka`` fixture); it
+    sees records that arrive after it was opened, not the topics' history.
+
+    Args:
+        app: The application under test.
+        codec: The application's codec (with the schema registry, if any).
+        producer: A started producer.
+        consumer: A started consumer assigned to the watched topics' partitions.
+        watched: The watched topics.
+    """
+
+    def __init__(self, app: Application, codec: AvroCodec, producer: AIOKafkaProducer,
+                 consumer: AIOKafkaConsumer, watched: Sequence[str]) -> None:
+        super().__init__(app, codec, producer, watched)
+        self._consumer = consumer
+
+    async def _poll(self, seconds: float) -> None:
+        batch = await self._consumer.getmany(timeout_ms=int(seconds * 1000) or 1)
+        for tp, records in batch.items():
+            self.arrived += [stored(tp, r) for r in records]
+
+
+def watched_topics(app: Application) -> list[str]:
+    """What a test watches: output topics and dead-letter topics (not inputs, not parked keys)."""
     return [t.name for t in app.all_topics() if not t.inbound and not t.compacted]
 
 
@@ -215,7 +251,7 @@ async def app_kafka(settings: Settings, app: Application) -> AsyncIterator[AppKa
         The open ``AppKafka``; its clients close afterwards.
     """
     kafka = KafkaClients(settings)
-    watched = _watched(app)
+    watched = watched_topics(app)
     partitions: list[TopicPartition] = await partitions_of(settings, watched)
     missing = sorted(set(watched) - {tp.topic for tp in partitions})
     if missing:

@@ -31,10 +31,12 @@ from relayflow.reference.app import APP
 from schemas import Event
 from schemas.framing import to_record
 
-__all__ = ["CODEC", "RELAYFLOW", "Rig", "Service", "open_rig"]
+__all__ = ["CODEC", "RELAYFLOW", "REPOSITORY", "Rig", "Service", "open_rig"]
 
 CODEC = APP.codec()
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
+REPOSITORY = Path(__file__).resolve().parents[2]
+"""Holds ``failpoints``, the test tool an armed process imports (it is not installed)."""
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Service:
     def start(self, failpoints: str = "") -> Service:
         """Start it (again), armed with ``failpoints``."""
         env = {**os.environ, **self.env, FAILPOINTS_ENV: failpoints}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"),
+                                                          str(REPOSITORY)]))
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [RELAYFLOW, self.command], env=env, stdout=out, stderr=subprocess.STDOUT)

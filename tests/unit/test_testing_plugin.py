@@ -1,4 +1,8 @@
-"""relayflow's pytest plugin without a stack: registration, a light import, topic choice."""
+"""relayflow's pytest plugin without a stack: registration, a light import, topic choice, its app.
+
+(The project's own ``tests/conftest.py`` makes ``relayflow_app`` the reference
+application; the plugin's default is the configured one.)
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,9 @@ def test_pytest_loaded_it_and_its_app_is_relayflows_own(request: pytest.FixtureR
     assert request.config.pluginmanager.get_plugin("relayflow") is plugin
     assert request.getfixturevalue("relayflow_app") is REFERENCE
     assert set(plugin.__all__) == {"relayflow_stack", "relayflow_app", "relayflow_system",
-                                   "relayflow_kafka", "relayflow_tracer_provider"}
+                                   "relayflow_kafka", "relayflow_tracer_provider",
+                                   "relayflow_memory", "relayflow_time_skipping",
+                                   "configured_application"}
     assert request.getfixturevalue("relayflow_tracer_provider") is None  # tracing as set
 
 
@@ -65,3 +71,11 @@ def test_an_event_two_topics_take_needs_a_topic() -> None:
         workflows=TICKETS.workflows, schema_folder=TICKETS.schema_folder)
     with pytest.raises(ValueError, match=r"2 topics \(tickets.events, tickets.mirror\) take"):
         input_topic_for(app, TicketOpened)
+
+
+def test_the_default_app_is_the_configured_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAYFLOW_APP", "examples.tickets.app:APP")
+    assert plugin.configured_application() is TICKETS
+    monkeypatch.setenv("RELAYFLOW_APP", "examples.tickets.app:ROUTES")
+    with pytest.raises(TypeError, match="not a relayflow Application"):
+        plugin.configured_application()

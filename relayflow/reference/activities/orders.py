@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-import failpoints
+from activities._failpoints import failpoint
 from relayflow.reference.activities.store import BusinessRuleViolation, Store
 from relayflow.reference.events import OrderLine
 
@@ -157,14 +157,14 @@ class OrderActivities:
                                          request.amount_cents, request.currency)
         except BusinessRuleViolation as error:
             raise _refused(error) from error
-        failpoints.hit("activity.charge-payment.after-store")
+        failpoint("activity.charge-payment.after-store")
         return StepResult(id=charged)
 
     @activity.defn(name="refund_payment")
     def refund_payment(self, request: CompensationInput) -> CompensationResult:
         """Refund the payment; a no-op when nothing was charged or it was refunded."""
         undo = self._store.refund(request.idempotency_key, request.order_id)
-        failpoints.hit("activity.refund-payment.after-store")
+        failpoint("activity.refund-payment.after-store")
         return CompensationResult(undone=undo.undone, state=undo.state)
 
     @activity.defn(name="create_shipment")
