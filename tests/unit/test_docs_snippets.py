@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,34 +81,6 @@ def python_blocks(page: Path) -> list[Block]:
     return blocks
 
 
-# Until issue 17's public API and sub-packages land, the names the docs use are
-# found where they live today. Each one is filled in only when it is missing, so
-# once the new modules exist this does nothing (then delete it).
-_MOVED: dict[str, dict[str, str]] = {
-    "relayflow": {
-        "Application": "relayflow.application", "WorkerResources": "relayflow.application",
-        "Route": "bridge.routes", "Action": "bridge.routes", "Event": "schemas.models",
-        "Outcome": "schemas.models", "Topic": "schemas.topics", "Inbound": "schemas",
-        "publish_outcome": "workflows.outcomes",
-    },
-    "relayflow.reference.events": {"OrderLine": "schemas", "OrderPlaced": "schemas"},
-}
-
-
-@pytest.fixture
-def public_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, moved in _MOVED.items():
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            module = types.ModuleType(name)
-            monkeypatch.setitem(sys.modules, name, module)
-        for attribute, source in moved.items():
-            if not hasattr(module, attribute):
-                value = getattr(importlib.import_module(source), attribute)
-                monkeypatch.setattr(module, attribute, value, raising=False)
-
-
 def _run_include(path: str, namespace: dict[str, object]) -> None:
     file = ROOT / path
     assert file.is_file(), f"{path} is included but does not exist"
@@ -120,7 +91,6 @@ def _run_include(path: str, namespace: dict[str, object]) -> None:
                       if not name.startswith("_")})
 
 
-@pytest.mark.usefixtures("public_api")
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_the_python_blocks_of_a_page_run(page: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"docs_snippet_{page.stem}"}
