@@ -24,9 +24,9 @@ from temporalio import workflow
 
 from relayflow import devstack
 from relayflow.config.settings import Settings
-from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderLine, OrderPlaced
+from relayflow.runtime.clients import kafka_clients
 from schemas.framing import to_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ def orders(count: int, prefix: str | None = None) -> list[OrderPlaced]:
 
 async def produce(settings: Settings, topic: str, events: Sequence[OrderPlaced]) -> float:
     """Produce events as fast as the producer batches them; returns the seconds it took."""
-    producer = KafkaClients(settings).producer(linger_ms=5)
+    producer = kafka_clients(settings).producer(linger_ms=5)
     await producer.start()
     started = time.perf_counter()
     try:

@@ -29,7 +29,6 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.common import bench_stack, record, table
 from relayflow.config.settings import Settings
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import start_group_at_end
 from relayflow.reference.activities.batches import BatchActivities, ProcessItemInput
 from relayflow.reference.activities.store import Store
@@ -37,6 +36,7 @@ from relayflow.reference.app import APP
 from relayflow.reference.events import BatchCompleted, BatchRequested
 from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
 from relayflow.runtime.bootstrap import connect_temporal, running
+from relayflow.runtime.clients import kafka_clients
 from schemas.framing import to_record
 
 CODEC = APP.codec()
@@ -67,7 +67,7 @@ class BenchFlatLoop:
 
 
 async def _completed(settings: Settings, batch_id: str) -> BatchCompleted:
-    consumer = KafkaClients(settings).consumer(BATCHES_OUTCOMES, auto_offset_reset="earliest",
+    consumer = kafka_clients(settings).consumer(BATCHES_OUTCOMES, auto_offset_reset="earliest",
                                                enable_auto_commit=False)
     await consumer.start()
     try:
@@ -94,7 +94,7 @@ async def fan_out(settings: Settings, items: int, chunk: int, window: int) -> di
     request = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                              batch_id=batch_id, item_count=items, seed=1, chunk_size=chunk,
                              max_concurrent_children=window, progress_every_chunks=10)
-    async with running(settings), KafkaClients(settings).started_producer() as producer:
+    async with running(settings), kafka_clients(settings).started_producer() as producer:
         waiting = asyncio.create_task(_completed(settings, batch_id))
         started = time.perf_counter()
         out = to_record(request, CODEC)
@@ -136,7 +136,7 @@ async def main(args: argparse.Namespace) -> str:
         run = uuid.uuid4().hex[:6]
         settings = base.model_copy(update={"task_queue": f"bench-fanout-{run}",
                                            "kafka_consumer_group": f"bench-fanout-{run}"})
-        await start_group_at_end(settings, settings.kafka_consumer_group)
+        await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group)
         fan = await fan_out(settings, args.items, args.chunk, args.window)
         flat = await flat_loop(settings, args.flat_items)
     projected = int(flat["history_per_item"] * args.items)

@@ -19,10 +19,30 @@ SIGNAL_WITH_START  signal / start + signal         ``target-closed``
 CANCEL             request / ``target-not-found``  ``already-cancelled`` if it was
                                                    cancelled, else ``target-closed``
 =================  ==============================  ===================================
+
+Workflow ids: a route derives the id from the event's business key (its id
+template, e.g. ``order-{order_id}``), so every event about one entity
+addresses one workflow. Two policies apply to every start:
+
+* id conflict (a workflow with the id is *running*): START attaches to it
+  (``WorkflowIDConflictPolicy.USE_EXISTING``), so a redelivered start event
+  starts nothing twice; SIGNAL_WITH_START signals it.
+* id reuse (a workflow with the id has *closed*: completed, failed,
+  cancelled, terminated, timed out): ``WorkflowIDReusePolicy.REJECT_DUPLICATE``,
+  a business key's workflow runs once, ever. A later START for the key is
+  acknowledged as ``already-started`` and does nothing: the record is
+  committed, not dead-lettered, because a redelivery of the event that
+  started the workflow is the usual cause and is harmless. Each such drop is
+  logged at INFO (topic, partition, offset, event type, event id, workflow
+  id) and counted (``relayflow_bridge_commands_total{result="already-started"}``);
+  a second, different start event for a finished key is visible there by its
+  event id. A SIGNAL_WITH_START for a closed workflow is dead-lettered
+  (``target-closed``).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -40,6 +60,8 @@ from schemas import Event, Inbound
 from schemas.dead_letters import DlqReason
 
 __all__ = ["Commands", "TemporalCommands", "classify_temporal_error"]
+
+log = logging.getLogger(__name__)
 
 
 class Commands(Protocol):
@@ -159,6 +181,7 @@ class TemporalCommands:
                         route.workflow, inbound,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, **start)
                 except WorkflowAlreadyStartedError:
+                    _log_start_of_closed(route, workflow_id, inbound)
                     return "already-started"
                 return "started"
             case Action.SIGNAL_WITH_START:
@@ -201,6 +224,24 @@ class TemporalCommands:
         if status is WorkflowExecutionStatus.RUNNING:
             return TransientFailure(f"{handle.id} was not found but runs now")
         return _closed(route, status)
+
+
+def _log_start_of_closed(route: Route, workflow_id: str, inbound: Inbound[Event]) -> None:
+    """Say that a START did nothing because its workflow already closed (id reuse policy).
+
+    INFO, not WARNING: the usual cause is a redelivery of the very event that
+    started the workflow (after a crash or a rebalance, before the commit), which
+    is expected under at-least-once delivery and needs nobody. The event id tells
+    a redelivery from a second start event; the metric counts both.
+    """
+    meta = inbound.meta
+    log.info("start event dropped: workflow %s already closed and is never started again for "
+             "its key (id reuse policy REJECT_DUPLICATE); %s %s from %s[%d]@%d",
+             workflow_id, meta.event_type, meta.event_id, meta.topic, meta.partition,
+             meta.offset,
+             extra={"topic": meta.topic, "partition": meta.partition, "offset": meta.offset,
+                    "event_type": meta.event_type, "event_id": meta.event_id,
+                    "workflow_id": workflow_id, "workflow_type": route.workflow})
 
 
 def _closed(route: Route, status: WorkflowExecutionStatus | None) -> PermanentFailure:

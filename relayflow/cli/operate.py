@@ -1,90 +1,38 @@
-"""The typer front ends of ``relayflow send``, ``tail``, ``decide``, ``status`` and ``top``.
+"""The typer front ends of ``relayflow send``, ``tail``, ``status`` and ``top``.
 
-Thin: read the options, call the command's module, print text (rich) or
-JSON (``--output json``). ``relayflow.cli`` adds them to its app
-(``register``) and turns an ``OperatorError`` into its message and exit status.
-Heavy modules are imported inside each command, so ``relayflow --help`` stays fast.
+Thin: read the options, call the command's module in ``relayflow.operate``,
+print text (rich) or JSON (``--output json``). ``relayflow.cli.main`` adds
+them to its app (``register``) and turns an ``OperatorError`` into its
+message and exit status. Heavy modules are imported inside each command, so
+``relayflow --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
-from enum import StrEnum
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from relayflow.config.settings import Settings, load_settings
+from relayflow.cli.options import (
+    APP,
+    OUTPUT,
+    TIMEOUT,
+    Output,
+    configured,
+    emit_json,
+    seconds_of,
+    until_interrupted,
+)
 
 if TYPE_CHECKING:
-    from relayflow.application import Application
     from relayflow.operate.status import StatusReport
 
-__all__ = ["OUTPUT", "TIMEOUT", "Output", "emit_json", "register", "seconds_of"]
-
-T = TypeVar("T")
-
-
-class Output(StrEnum):
-    """How a command prints: ``text`` for people (rich), ``json`` for scripts."""
-
-    TEXT = "text"
-    JSON = "json"
-
-
-OUTPUT = typer.Option(Output.TEXT, "--output", "-o",
-                      help="text (for people) or json (for scripts: one object, or one per line "
-                           "for streams).")
-TIMEOUT = typer.Option(None, "--timeout", min=0.001,
-                       help="Seconds to wait for each answer of Kafka, Temporal, a worker or a "
-                            "metrics endpoint (default RELAYFLOW_OPERATOR_TIMEOUT_SECONDS, 10); "
-                            "no answer: exit 3.")
-
-
-def seconds_of(timeout: float | None, settings: Settings) -> float:
-    """``--timeout`` when given, else the setting."""
-    return timeout if timeout is not None else settings.operator_timeout_seconds
-
-
-def emit_json(value: Any) -> None:
-    """Print one JSON document (one line) on stdout."""
-    typer.echo(json.dumps(value, default=str))
-
-
-def _application(settings: Settings) -> Application:
-    from relayflow.application import load_application  # noqa: PLC0415
-
-    try:
-        return load_application(settings.app)
-    except (ImportError, TypeError, ValueError) as error:
-        raise typer.BadParameter(f"{settings.app}: {error}",
-                                 param_hint="RELAYFLOW_APP") from error
-
-
-def until_interrupted(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run ``main(stop)``; SIGINT (Ctrl-C) or SIGTERM sets ``stop``."""
-
-    async def runner() -> T:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        # Signal handlers can only be set from the main thread (not, e.g., a test's worker).
-        signals = (signal.SIGINT, signal.SIGTERM) \
-            if threading.current_thread() is threading.main_thread() else ()
-        for sig in signals:
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            return await main(stop)
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-
-    return asyncio.run(runner())
+__all__ = ["register"]
 
 
 def _event_text(json_text: str | None, file: str | None) -> str:
@@ -118,6 +66,7 @@ def send(
     causation_id: str | None = typer.Option(None, help="causation-id header (default: none)."),
     output: Output = OUTPUT,
     timeout: float | None = TIMEOUT,
+    app_spec: str | None = APP,
 ) -> None:
     """Validate an event against its model and send it as the contract says; print where it landed.
 
@@ -125,8 +74,7 @@ def send(
     """
     from relayflow.operate import send as sending  # noqa: PLC0415
 
-    settings = load_settings()
-    app = _application(settings)
+    settings, app = configured(app_spec)
     model = sending.event_type_named(app, event_type)
     event = sending.parse_event(model, _event_text(json_text, file))
     where = sending.topic_for(app, model, topic)
@@ -152,6 +100,7 @@ def tail(
                                                             "records before each partition's end."),
     output: Output = OUTPUT,
     timeout: float | None = TIMEOUT,
+    app_spec: str | None = APP,
 ) -> None:
     """Print a topic's records decoded, one a line; dead letters with their reason.
 
@@ -164,7 +113,7 @@ def tail(
     from relayflow.operate.tail import tail as tailing  # noqa: PLC0415
     from relayflow.runtime.bootstrap import unless_stopped  # noqa: PLC0415
 
-    settings = load_settings()
+    settings, _ = configured(app_spec)
     console = Console(highlight=False, soft_wrap=True)
     count = 0
 
@@ -186,51 +135,17 @@ def tail(
                    err=True)
 
 
-class DecisionWord(StrEnum):
-    """What ``relayflow decide`` decides."""
-
-    APPROVE = "approve"
-    REJECT = "reject"
-
-
-def decide(
-    order_id: str = typer.Argument(help="The order waiting for approval."),
-    decision: DecisionWord = typer.Argument(help="approve or reject."),
-    by: str = typer.Option(..., "--by", help="Who decides: an approver the saga asked (see "
-                                             "relayflow approvals), or <approver>/<person>."),
-    comment: str | None = typer.Option(None, help="Free text, carried to the outcome."),
-    output: Output = OUTPUT,
-    timeout: float | None = TIMEOUT,
-) -> None:
-    """Answer an order's pending approval: an ApprovalDecided on approvals.decisions.
-
-    Exit 1 when the order does not exist or waits for no decision; 2 when
-    --by may not decide it; 3 when Temporal, a worker or Kafka did not answer.
-    """
-    from relayflow.operate.decide import DECISIONS  # noqa: PLC0415
-    from relayflow.operate.decide import decide as deciding  # noqa: PLC0415
-
-    settings = load_settings()
-    sent = asyncio.run(deciding(settings, order_id, decision.value, by=by, comment=comment,
-                                seconds=seconds_of(timeout, settings)))
-    if output is Output.JSON:
-        emit_json(sent.as_json() | {"order_id": order_id, "decision": DECISIONS[decision.value],
-                                    "decided_by": by})
-    else:
-        typer.echo(f"{decision.value}d order {order_id} as {by!r}; {sent.as_line()}; the bridge "
-                   "signals the saga")
-
-
 def status(
     subject: str = typer.Argument(help="An order id or a batch id."),
     output: Output = OUTPUT,
     timeout: float | None = TIMEOUT,
+    app_spec: str | None = APP,
 ) -> None:
     """The workflow of an order or batch: state, steps, outcome events, Temporal UI link."""
     from relayflow.operate.errors import EXIT_UNANSWERED  # noqa: PLC0415
     from relayflow.operate.status import status as reading  # noqa: PLC0415
 
-    settings = load_settings()
+    settings, _ = configured(app_spec)
     report = asyncio.run(reading(settings, subject, seconds=seconds_of(timeout, settings)))
     if output is Output.JSON:
         emit_json(report.as_json())
@@ -279,6 +194,7 @@ def top(
                                                     "interval, for the rates)."),
     output: Output = OUTPUT,
     timeout: float | None = TIMEOUT,
+    app_spec: str | None = APP,
 ) -> None:
     """A live dashboard: rates, lag, calls in flight, dead letters, parked keys, approvals, batches.
 
@@ -290,7 +206,7 @@ def top(
     from relayflow.operate.deadlines import EXIT_UNANSWERED  # noqa: PLC0415
     from relayflow.operate.top import Dashboard, frames, one_frame, render  # noqa: PLC0415
 
-    settings = load_settings()
+    settings, _ = configured(app_spec)
     dashboard = Dashboard(settings, list(metrics) if metrics else None,
                           seconds=seconds_of(timeout, settings))
     console = Console()
@@ -322,5 +238,5 @@ def top(
 
 def register(app: typer.Typer) -> None:
     """Add the operator's commands to ``app``."""
-    for command in (send, tail, decide, status, top):
+    for command in (send, tail, status, top):
         app.command()(command)

@@ -34,9 +34,9 @@ from relayflow.console.sessions import SESSION_COOKIE
 from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import UserDirectory, load_users
 from relayflow.console.web import Console, error_handlers
-from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.activities.store import Store
 from relayflow.runtime.bootstrap import event_codec, wait_for_temporal
+from relayflow.runtime.clients import kafka_clients
 
 __all__ = ["console_url", "create_app", "listening_socket", "running_console"]
 
@@ -160,7 +160,7 @@ async def running_console(settings: Settings, *, users: UserDirectory | None = N
     try:
         client = await wait_for_temporal(settings)
         store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
-        async with KafkaClients(settings).started_producer() as producer:
+        async with kafka_clients(settings).started_producer() as producer:
             console = Console(settings, users, client, producer, event_codec(settings), store,
                               Orders(client), BatchSizes(client),
                               SignInThrottle.from_settings(settings))

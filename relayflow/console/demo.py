@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from relayflow.config.settings import SettingError, Settings
 from relayflow.console.app import running_console
 from relayflow.console.users import OPERATOR, UserDirectory, hash_password, load_users
-from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.events import OrderLine, OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import event_codec
+from relayflow.runtime.clients import kafka_clients
 from schemas.framing import to_record
 
 __all__ = ["DEMO_USER", "DemoConsole", "demo_console", "demo_users"]
@@ -64,7 +64,7 @@ class DemoConsole:
                             items=(OrderLine(sku="SKU-LAMP", quantity=1, unit_price_cents=price),),
                             amount_cents=price)
         record = to_record(order, event_codec(self.settings))
-        async with KafkaClients(self.settings).started_producer() as producer:
+        async with kafka_clients(self.settings).started_producer() as producer:
             await producer.send_and_wait(ORDERS_EVENTS, record.value, key=record.key,
                                          headers=record.headers)
         return order_id

@@ -24,6 +24,7 @@ from relayflow.reference.events import ApprovalDecided, OrderPlaced
 from relayflow.reference.topics import ORDERS_OUTCOMES
 from relayflow.reference.workflows.approval import ApprovalState
 from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult, SagaStatus
+from relayflow.runtime.clients import kafka_clients
 from schemas import Inbound
 from schemas.codec import AvroCodec, DecodeError
 from schemas.headers import EVENT_ID
@@ -258,7 +259,7 @@ _ENDS = {
 
 async def _outcomes(settings: Settings, codec: AvroCodec, order_id: str) -> list[OutcomeRecord]:
     """The order's records on ``orders.outcomes``: only the partition its key goes to is read."""
-    return [_outcome(codec, r) for r in await read_key(settings, [ORDERS_OUTCOMES],
+    return [_outcome(codec, r) for r in await read_key(kafka_clients(settings), [ORDERS_OUTCOMES],
                                                        order_id.encode())]
 
 

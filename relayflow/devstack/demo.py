@@ -28,7 +28,6 @@ from rich.table import Table
 from rich.text import Text
 
 from relayflow.config.settings import Settings
-from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.events import (
     ApprovalDecided,
     ApprovalEscalated,
@@ -50,6 +49,7 @@ from relayflow.reference.topics import (
     ORDERS_OUTCOMES,
 )
 from relayflow.runtime.bootstrap import event_codec
+from relayflow.runtime.clients import kafka_clients
 from schemas import Event
 from schemas.codec import AvroCodec, DecodeError
 from schemas.dead_letters import DlqReason
@@ -277,7 +277,7 @@ def _decision(request: ApprovalRequested) -> ApprovalDecided:
 async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
                          topics: list[str]) -> AIOKafkaConsumer:
     """A consumer positioned at the current end of every partition of ``topics``."""
-    consumer = KafkaClients(settings).consumer(enable_auto_commit=False)
+    consumer = kafka_clients(settings).consumer(enable_auto_commit=False)
     await consumer.start()
     consumer.assign([
         TopicPartition(topic, partition)
@@ -366,7 +366,7 @@ async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
     scenarios = build_scenarios(codec, settings, run_id)
     by_order = {s.order_id: s for s in scenarios}
     batch = BatchWatch(f"{run_id}-batch")
-    producer = KafkaClients(settings).producer()
+    producer = kafka_clients(settings).producer()
     await producer.start()
     consumer = await _tail_from_end(settings, producer,
                                     [ORDERS_OUTCOMES, ORDERS_DLQ, BATCHES_OUTCOMES])

@@ -43,8 +43,8 @@ from relayflow.devstack.process import (
     wait_ready,
 )
 from relayflow.devstack.secure import ADMIN, DevSecrets, acl_plan, create_acls
-from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.topics import TOPICS
+from relayflow.runtime.clients import kafka_clients
 from schemas.topics import Topic
 
 __all__ = ["KAFKA", "KafkaNode", "bootstrap_servers", "dev_secrets", "ensure_topics",
@@ -234,7 +234,7 @@ def render_server_properties(settings: Settings, log_dirs: Path,
 async def kafka_answers(settings: Settings) -> bool:
     """True once the broker lists its topics (raises while it does not answer)."""
     with quiet("aiokafka"):
-        async with KafkaClients(settings).started_admin(request_timeout_ms=3000) as admin:
+        async with kafka_clients(settings).started_admin(request_timeout_ms=3000) as admin:
             await admin.list_topics()
     return True
 
@@ -368,7 +368,7 @@ def prepare_kafka(settings: Settings, topics: Iterable[Topic] = TOPICS) -> dict[
         plan = acl_plan(wanted, settings.kafka_consumer_group)
 
         async def grant() -> None:
-            async with KafkaClients(tooling).started_admin() as admin:
+            async with kafka_clients(tooling).started_admin() as admin:
                 await create_acls(admin, plan)
 
         run_sync(grant)
@@ -404,7 +404,7 @@ def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS,
     factor = replicas or replication_factor(settings)
 
     async def create() -> dict[str, int]:
-        async with KafkaClients(settings).started_admin() as admin:
+        async with kafka_clients(settings).started_admin() as admin:
             existing = set(await admin.list_topics())
             missing = [NewTopic(t.name, t.partitions, factor, topic_configs=t.configs)
                        for t in wanted if t.name not in existing]

@@ -30,8 +30,8 @@ from relayflow.devstack.process import (
 )
 from relayflow.devstack.secure import MECHANISM
 from relayflow.devstack.temporal import TEMPORAL, start_temporal, stop_temporal, temporal_answers
-from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.topics import TOPICS
+from relayflow.runtime.clients import kafka_clients
 from schemas.topics import Topic
 
 __all__ = ["ServiceStatus", "StackStatus", "down", "status", "up", "wait_until_answering"]
@@ -161,6 +161,6 @@ def status(settings: Settings) -> StackStatus:
 
 
 async def _describe(settings: Settings) -> dict[str, int]:
-    async with KafkaClients(settings).started_admin() as admin:
+    async with kafka_clients(settings).started_admin() as admin:
         names = [t for t in await admin.list_topics() if not t.startswith("__")]  # not internal
         return await partition_counts(admin, names)

@@ -1,6 +1,7 @@
 """Reading topics from their beginning to their current end, and placing consumer groups.
 
-For operator tools, checks, fault tests and benchmarks.
+For operator tools, checks, fault tests and benchmarks. Each function is handed
+the ``KafkaClients`` to read with (``relayflow.runtime.clients.kafka_clients``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.topics import INPUT_TOPICS
 from schemas.headers import (
@@ -104,39 +104,39 @@ class StoredRecord:
         return f"{self.topic}/{self.partition}/{self.offset}"
 
 
-async def partition_counts(settings: Settings, topics: list[str]) -> dict[str, int]:
+async def partition_counts(kafka: KafkaClients, topics: list[str]) -> dict[str, int]:
     """Partition count of each of ``topics`` that exists."""
-    async with KafkaClients(settings).started_admin() as admin:
+    async with kafka.started_admin() as admin:
         described = await admin.describe_topics(topics)
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
 
 
-async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
+async def partitions_of(kafka: KafkaClients, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of each of ``topics`` that exists."""
-    counts = await partition_counts(settings, list(topics))
+    counts = await partition_counts(kafka, list(topics))
     return [TopicPartition(topic, p) for topic, count in counts.items() for p in range(count)]
 
 
-async def beginning_offsets(settings: Settings,
+async def beginning_offsets(kafka: KafkaClients,
                             partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """The current log-start offset of each partition (records before it were deleted)."""
     wanted = list(partitions)
     if not wanted:
         return {}
-    async with KafkaClients(settings).started_consumer() as consumer:
+    async with kafka.started_consumer() as consumer:
         return dict(await consumer.beginning_offsets(wanted))
 
 
-async def record_counts(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+async def record_counts(kafka: KafkaClients, topics: Iterable[str]) -> dict[str, int]:
     """How many records each of ``topics`` holds now (log end minus log start, summed).
 
     Exact for topics that are not compacted; a topic that does not exist is left out.
     """
-    partitions = await partitions_of(settings, topics)
+    partitions = await partitions_of(kafka, topics)
     counts = dict.fromkeys(dict.fromkeys(tp.topic for tp in partitions), 0)
     if not partitions:
         return counts
-    async with KafkaClients(settings).started_consumer() as consumer:
+    async with kafka.started_consumer() as consumer:
         firsts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
     for tp in partitions:
@@ -144,23 +144,23 @@ async def record_counts(settings: Settings, topics: Iterable[str]) -> dict[str, 
     return counts
 
 
-async def end_offsets(settings: Settings,
+async def end_offsets(kafka: KafkaClients,
                       partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
     """The current log-end offset of each partition."""
     wanted = list(partitions)
     if not wanted:
         return {}  # a consumer started and stopped with nothing to do trips over itself
-    async with KafkaClients(settings).started_consumer() as consumer:
+    async with kafka.started_consumer() as consumer:
         return dict(await consumer.end_offsets(wanted))
 
 
-async def read_records(settings: Settings, topics: Iterable[str], *,
+async def read_records(kafka: KafkaClients, topics: Iterable[str], *,
                        partition: int | None = None, from_offset: int = 0,
                        ) -> list[StoredRecord]:
     """Every record now in ``topics``, read without a consumer group.
 
     Args:
-        settings: Where Kafka is.
+        kafka: The clients of the Kafka to read.
         topics: The topics.
         partition: Only this partition of each.
         from_offset: Start here (with ``partition``; otherwise from the beginning).
@@ -169,11 +169,11 @@ async def read_records(settings: Settings, topics: Iterable[str], *,
         Records ordered by topic, partition and offset, up to the end offsets
         at the time of the call.
     """
-    wanted = [tp for tp in await partitions_of(settings, topics)
+    wanted = [tp for tp in await partitions_of(kafka, topics)
               if partition is None or tp.partition == partition]
     if not wanted:
         return []
-    async with KafkaClients(settings).started_consumer(enable_auto_commit=False) as consumer:
+    async with kafka.started_consumer(enable_auto_commit=False) as consumer:
         consumer.assign(wanted)
         ends = await consumer.end_offsets(wanted)
         starts = dict.fromkeys(wanted, from_offset if partition is not None else 0)
@@ -181,7 +181,7 @@ async def read_records(settings: Settings, topics: Iterable[str], *,
         return sorted(found, key=lambda d: (d.topic, d.partition, d.offset))
 
 
-async def read_key(settings: Settings, topics: Iterable[str], key: bytes, *,
+async def read_key(kafka: KafkaClients, topics: Iterable[str], key: bytes, *,
                    since_ms: int | None = None) -> list[StoredRecord]:
     """The records with ``key`` now in ``topics``, reading one partition of each.
 
@@ -189,7 +189,7 @@ async def read_key(settings: Settings, topics: Iterable[str], key: bytes, *,
     default, relayflow's producers' too) puts ``key`` in is read.
 
     Args:
-        settings: Where Kafka is.
+        kafka: The clients of the Kafka to read.
         topics: The topics.
         key: The record key.
         since_ms: Start at the first record of this time (ms since the epoch) or later.
@@ -197,12 +197,12 @@ async def read_key(settings: Settings, topics: Iterable[str], key: bytes, *,
     Returns:
         Records ordered by topic and offset.
     """
-    counts = await partition_counts(settings, list(topics))
+    counts = await partition_counts(kafka, list(topics))
     wanted = [TopicPartition(topic, DefaultPartitioner()(key, list(range(count)), []))
               for topic, count in counts.items()]
     if not wanted:
         return []
-    async with KafkaClients(settings).started_consumer(enable_auto_commit=False) as consumer:
+    async with kafka.started_consumer(enable_auto_commit=False) as consumer:
         consumer.assign(wanted)
         ends = await consumer.end_offsets(wanted)
         starts = dict(await consumer.beginning_offsets(wanted))
@@ -252,40 +252,40 @@ async def stream_records(consumer: AIOKafkaConsumer, starts: Mapping[TopicPartit
                     yield stored(tp, record)
 
 
-async def commit_group(settings: Settings, group: str,
+async def commit_group(kafka: KafkaClients, group: str,
                        offsets: Mapping[TopicPartition, int]) -> None:
     """Commit these offsets for ``group`` (which must have no running member)."""
-    async with KafkaClients(settings).started_consumer(group_id=group,
+    async with kafka.started_consumer(group_id=group,
                                                        enable_auto_commit=False) as consumer:
         consumer.assign(list(offsets))
         await consumer.commit({tp: OffsetAndMetadata(at, "") for tp, at in offsets.items()})
 
 
-async def start_group_at_end(settings: Settings, group: str,
+async def start_group_at_end(kafka: KafkaClients, group: str,
                              topics: Iterable[str] = INPUT_TOPICS) -> None:
     """Commit the current end of every partition of ``topics`` for a new ``group``.
 
     The group then reads only what arrives from now on, not the topics' history.
     """
-    await commit_group(settings, group,
-                       await end_offsets(settings, await partitions_of(settings, topics)))
+    await commit_group(kafka, group,
+                       await end_offsets(kafka, await partitions_of(kafka, topics)))
 
 
-async def committed_to_end(settings: Settings, group: str,
+async def committed_to_end(kafka: KafkaClients, group: str,
                            partitions: Iterable[TopicPartition] | None = None) -> None:
     """Return once ``group`` has committed each partition up to its end at the time of the call.
 
     Args:
-        settings: Where Kafka is.
+        kafka: The clients of the Kafka to read.
         group: The consumer group.
         partitions: Default: every partition of the input topics.
 
     Waits as long as it takes; bound it with ``asyncio.timeout``.
     """
     wanted = list(partitions) if partitions is not None \
-        else await partitions_of(settings, INPUT_TOPICS)
-    ends = {tp: end for tp, end in (await end_offsets(settings, wanted)).items() if end}
-    async with KafkaClients(settings).started_admin() as admin:
+        else await partitions_of(kafka, INPUT_TOPICS)
+    ends = {tp: end for tp, end in (await end_offsets(kafka, wanted)).items() if end}
+    async with kafka.started_admin() as admin:
         while True:
             done = await admin.list_consumer_group_offsets(group)
             if all(tp in done and done[tp].offset >= end for tp, end in ends.items()):

@@ -25,9 +25,9 @@ from aiokafka import AIOKafkaProducer
 
 from bridge.parking import ParkEntry, ParkingLot
 from relayflow.config.settings import Settings
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import StoredRecord, read_records
 from relayflow.reference.topics import INPUT_TOPICS
+from relayflow.runtime.clients import kafka_clients
 from schemas.dead_letters import DlqReason
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST, DLQ_REPLAY_OF
 from schemas.topics import dlq_topic
@@ -62,13 +62,14 @@ async def read_dead_letters(settings: Settings, topics: Iterable[str] | None = N
     Returns:
         Dead letters ordered by DLQ topic, partition and offset.
     """
-    return await read_records(settings, [dlq_topic(s) for s in topics or INPUT_TOPICS],
+    return await read_records(kafka_clients(settings),
+                              [dlq_topic(s) for s in topics or INPUT_TOPICS],
                               partition=partition, from_offset=from_offset)
 
 
 @asynccontextmanager
 async def _lot(settings: Settings) -> AsyncIterator[tuple[ParkingLot, AIOKafkaProducer]]:
-    kafka = KafkaClients(settings)
+    kafka = kafka_clients(settings)
     async with kafka.started_producer() as producer:
         lot = ParkingLot(kafka.consumer(enable_auto_commit=False), producer)
         try:

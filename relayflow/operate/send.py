@@ -20,9 +20,9 @@ from pydantic import ValidationError
 
 from relayflow.application import Application
 from relayflow.config.settings import Settings
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.sends import Delivered, input_topic_for, send_event
 from relayflow.operate.deadlines import BadInput, kafka_answers
+from relayflow.runtime.clients import kafka_clients
 from schemas.models import Event
 
 __all__ = ["Sent", "event_type_named", "parse_event", "send", "validation_lines"]
@@ -127,7 +127,7 @@ async def send(settings: Settings, app: Application, event: Event, topic: str, *
     """
     codec = app.codec(settings.schema_registry())
     async with kafka_answers(settings, seconds), \
-            KafkaClients(settings).started_producer() as producer:
+            kafka_clients(settings).started_producer() as producer:
         delivered = await send_event(producer, codec, event, topic,
                                      correlation_id=correlation_id, causation_id=causation_id)
     return Sent(event, delivered)

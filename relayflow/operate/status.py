@@ -41,6 +41,7 @@ from relayflow.operate.deadlines import (
 from relayflow.operate.records import ShownRecord, shown
 from relayflow.reference.workflows.batch import BatchWorkflow
 from relayflow.reference.workflows.order_saga import OrderSaga
+from relayflow.runtime.clients import kafka_clients
 
 __all__ = [
     "StatusReport",
@@ -321,7 +322,8 @@ async def status(settings: Settings, subject: str, *, seconds: float) -> StatusR
                 since = described.start_time - _OUTCOMES_SINCE
                 codec = app.codec(settings.schema_registry())
                 state.outcomes = [await shown(r, codec) for r in await read_key(
-                    settings, [t.name for t in app.topics if not t.inbound], subject.encode(),
+                    kafka_clients(settings), [t.name for t in app.topics if not t.inbound],
+                    subject.encode(),
                     since_ms=int(since.timestamp() * 1000))]
         except Unanswered as silent:
             report.unanswered.append(str(silent))

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 
 from relayflow.application import load_application
 from relayflow.config.settings import Settings
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import partitions_of, stream_records
 from relayflow.operate.deadlines import NotFound, kafka_answers
 from relayflow.operate.records import ShownRecord, shown
+from relayflow.runtime.clients import kafka_clients
 
 __all__ = ["tail"]
 
@@ -48,12 +48,12 @@ async def tail(settings: Settings, topic: str, *, seconds: float, key: str | Non
     wanted = None if key is None else key.encode()
     async with contextlib.AsyncExitStack() as stack:
         async with kafka_answers(settings, seconds):
-            partitions = await partitions_of(settings, [topic])
+            partitions = await partitions_of(kafka_clients(settings), [topic])
             if not partitions:
                 raise NotFound(f"no topic {topic!r} on Kafka at {settings.kafka_bootstrap_servers}")
             # No group_id: nothing is committed, no group rebalances.
             consumer = await stack.enter_async_context(
-                KafkaClients(settings).started_consumer(enable_auto_commit=False))
+                kafka_clients(settings).started_consumer(enable_auto_commit=False))
             consumer.assign(partitions)
             firsts = await consumer.beginning_offsets(partitions)
             ends = await consumer.end_offsets(partitions)

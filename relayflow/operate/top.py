@@ -47,6 +47,7 @@ from relayflow.operate.deadlines import (
 )
 from relayflow.operate.dlq import parked_keys
 from relayflow.reference.pending_approvals import pending_approvals
+from relayflow.runtime.clients import kafka_clients
 from schemas.topics import dlq_topic
 
 __all__ = ["COUNTERS", "Dashboard", "Frame", "Sample", "default_endpoints", "frames",
@@ -265,7 +266,7 @@ class Dashboard:
     async def _kafka(self, frame: Frame) -> None:
         async def counts() -> None:
             async with kafka_answers(self._settings, self._seconds):
-                found = await record_counts(self._settings, self._dlqs)
+                found = await record_counts(kafka_clients(self._settings), self._dlqs)
             frame.dead_letters = {topic: found.get(topic, 0) for topic in self._dlqs}
 
         async def parked() -> None:

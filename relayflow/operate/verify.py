@@ -53,6 +53,7 @@ from relayflow.reference.topics import (
     ORDERS_OUTCOMES,
 )
 from relayflow.runtime.bootstrap import connect_temporal, event_codec
+from relayflow.runtime.clients import kafka_clients
 from schemas import Event
 from schemas.codec import AvroCodec, DecodeError
 from schemas.topics import DLQ_SUFFIX, dlq_topic
@@ -284,7 +285,8 @@ async def verify(settings: Settings, *, key_prefix: str = "",
     """
     wanted: Callable[[StoredRecord], bool] = lambda r: _key(r).startswith(key_prefix)  # noqa: E731
     records = [r for r in await read_records(
-        settings, [*INPUT_TOPICS, *OUTPUTS, *(dlq_topic(t) for t in INPUT_TOPICS)]) if wanted(r)]
+        kafka_clients(settings),
+        [*INPUT_TOPICS, *OUTPUTS, *(dlq_topic(t) for t in INPUT_TOPICS)]) if wanted(r)]
     runs = await _workflows(client or await connect_temporal(settings), key_prefix)
     return evaluate(records, runs,
                     Store(settings.store_path, card_limit_cents=settings.card_limit_cents),

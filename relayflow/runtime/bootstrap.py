@@ -1,8 +1,8 @@
 """The composition root: every real object relayflow runs is built here, from settings.
 
-* Kafka clients come from one factory (``relayflow.kafka.clients``), the
-  Temporal client from ``connect_temporal``: connection options live in
-  those two places only.
+* Kafka clients come from one factory (``kafka_clients``), the Temporal
+  client from ``connect_temporal`` (both in ``relayflow.runtime.clients``,
+  re-exported here): no other module constructs a client.
 * The bridge gets a ``BridgeConfig`` and connected clients; it never reads
   settings itself.
 * The worker registers the application's workflows and activities plus the
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.runtime import Runtime
-from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -44,8 +38,13 @@ from relayflow.application import Application, WorkerResources, load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
 from relayflow.observability.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
-from relayflow.observability.tracing import tracer_provider
-from relayflow.temporal.tls import refusal, temporal_credentials
+from relayflow.runtime.clients import (
+    connect_temporal,
+    data_converter,
+    kafka_clients,
+    traced,
+    wait_for_temporal,
+)
 from schemas.codec import AvroCodec
 
 if TYPE_CHECKING:
@@ -58,6 +57,8 @@ __all__ = [
     "build_worker",
     "connect_temporal",
     "data_converter",
+    "event_codec",
+    "kafka_clients",
     "run_bridge",
     "run_worker",
     "running",
@@ -72,11 +73,6 @@ _T = TypeVar("_T")
 ACTIVITY_THREADS = 16
 """Threads for synchronous activities, and the worker's concurrent activity limit."""
 
-# Core treats max_retries=0 as "no limit"; one quick retry absorbs a single dropped
-# call, anything longer surfaces to the caller's own backoff.
-_ONE_QUICK_RETRY = RetryConfig(max_retries=1, initial_interval_millis=100,
-                               max_elapsed_time_millis=1000)
-_NOT_UP_YET = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
 # The Temporal SDK's advice for tracing: OpenTelemetry's context must be the same
 # module inside the workflow sandbox as outside (the interceptor's spans cross it).
 _SANDBOX = SandboxRestrictions.default.with_passthrough_modules("opentelemetry")
@@ -90,132 +86,6 @@ def application(settings: Settings) -> Application:
 def event_codec(settings: Settings, app: Application | None = None) -> AvroCodec:
     """The Avro codec of ``app`` (default: the configured one), with the schema registry if set."""
     return (app or application(settings)).codec(settings.schema_registry())
-
-
-def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic models as JSON, encrypted when payload encryption keys are configured.
-
-    With encryption on, failure messages and stack traces move into the
-    failure's encoded attributes, so the codec encrypts them too (they may
-    quote order data).
-
-    Raises:
-        relayflow.temporal.payload_codec.PayloadKeyError: The configured keys are unusable.
-    """
-    codec = settings.payload_codec()
-    if codec is None:
-        return pydantic_data_converter
-    return dataclasses.replace(
-        pydantic_data_converter, payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
-
-
-def _tracing(settings: Settings, provider: TracerProvider | None) -> TracerProvider | None:
-    """The provider given (tests), else the process's when ``settings.tracing`` is on."""
-    return provider if provider is not None else tracer_provider(settings)
-
-
-async def connect_temporal(settings: Settings, *, retries: bool = True,
-                           tracer_provider: TracerProvider | None = None,
-                           runtime: Runtime | None = None) -> Client:
-    """Connect a Temporal client that (de)serializes pydantic models, encrypted if configured.
-
-    The bridge, the worker (through its client) and every CLI command get
-    their client here, so all of them share one data converter.
-
-    Args:
-        settings: Supplies the frontend address and namespace, the payload keys,
-            and TLS, client certificate and API key when set (``relayflow.temporal.tls``).
-        retries: Let the SDK retry failed calls itself (logging each retry). The
-            bridge turns this off: it retries with its own backoff, pausing
-            consumption, and logs once per outage instead of once per call.
-        tracer_provider: Trace with this provider instead of the one the
-            settings give (``relayflow.observability.tracing``). With one, the client carries
-            the SDK's ``TracingInterceptor``, and so does every worker built on
-            it: client calls, workflows and activities make spans that continue
-            the caller's trace.
-        runtime: The Temporal runtime (``relayflow.observability.monitoring.temporal_runtime``,
-            exporting the SDK's metrics); None for the SDK's default one.
-
-    Returns:
-        A connected client; reuse it, it multiplexes one gRPC channel.
-
-    Raises:
-        SettingError: A TLS or API key setting is unusable, or Temporal refused
-            the connection for a reason waiting does not fix (credentials, CA,
-            server name, TLS on one side only). One line naming the setting.
-        RuntimeError: Temporal did not answer (not up yet, unreachable).
-    """
-    credentials = temporal_credentials(settings)
-    provider = _tracing(settings, tracer_provider)
-    interceptors = []
-    if provider is not None:
-        # Imported only when tracing: it loads the OpenTelemetry SDK.
-        from temporalio.contrib.opentelemetry import TracingInterceptor  # noqa: PLC0415
-
-        interceptors.append(TracingInterceptor(provider.get_tracer(TracingInterceptor.__module__)))
-    try:
-        return await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=data_converter(settings),
-            retry_config=None if retries else _ONE_QUICK_RETRY,
-            tls=credentials.tls,
-            api_key=credentials.api_key,
-            interceptors=interceptors,
-            runtime=runtime,
-        )
-    except RuntimeError as error:
-        refused = refusal(settings, error)
-        if refused is not None:
-            raise refused from None
-        raise
-
-
-async def wait_for_temporal(settings: Settings, *, backoff: Backoff | None = None,
-                            retries: bool = True,
-                            tracer_provider: TracerProvider | None = None,
-                            runtime: Runtime | None = None) -> Client:
-    """Connect, waiting with backoff while Temporal is not up yet; check the namespace.
-
-    Args:
-        settings: As for ``connect_temporal``.
-        backoff: Schedule of the attempts.
-        retries: As for ``connect_temporal``.
-        tracer_provider: As for ``connect_temporal``.
-        runtime: As for ``connect_temporal``.
-
-    Raises:
-        SettingError: Bad TLS or API key settings, or Temporal refused them.
-        RPCError: Temporal answers but refuses, e.g. the namespace does not
-            exist: a configuration error, so nothing should start.
-    """
-    backoff = backoff or Backoff()
-    failures = 0
-    while True:
-        try:
-            client = await connect_temporal(settings, retries=retries,
-                                            tracer_provider=tracer_provider, runtime=runtime)
-            # Connecting does not check the namespace; an unknown one would block every record.
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=settings.temporal_namespace))
-        except (RuntimeError, RPCError) as error:
-            # The SDK raises RuntimeError when it cannot connect at all.
-            if isinstance(error, RPCError) and error.status not in _NOT_UP_YET:
-                refused = refusal(settings, error)
-                if refused is not None:
-                    raise refused from None
-                raise
-            failures += 1
-            if failures == 1:
-                log.warning("Temporal at %s unavailable (%s); retrying with backoff",
-                            settings.temporal_address, error)
-            await asyncio.sleep(backoff.delay(failures))
-            continue
-        if failures:
-            log.warning("Temporal at %s available after %d attempts", settings.temporal_address,
-                        failures + 1)
-        return client
 
 
 async def _producer_once_kafka_answers(kafka: KafkaClients, stack: contextlib.AsyncExitStack,
@@ -315,7 +185,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
     app = app or application(settings)
     table = routes or app.route_table()
     backoff = Backoff()
-    provider = _tracing(settings, tracer_provider)
+    provider = traced(settings, tracer_provider)
     status: BridgeStatus | None = None
 
     async def ready() -> str | None:
@@ -329,7 +199,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         return
     status = BridgeStatus(monitoring.endpoints.metrics(BridgeMetrics))
     monitoring.endpoints.refreshes.append(status.observe)
-    kafka = KafkaClients(settings)
+    kafka = kafka_clients(settings)
     async with contextlib.AsyncExitStack() as stack:
         producer = await _producer_once_kafka_answers(kafka, stack, stop, backoff)
         if producer is None:
@@ -400,7 +270,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
     client = await connect_temporal(settings, tracer_provider=tracer_provider,
                                     runtime=monitoring.runtime)
     probe.client = client
-    kafka = KafkaClients(settings)
+    kafka = kafka_clients(settings)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         async with contextlib.AsyncExitStack() as stack:
             # Outcomes of concurrent workflows share a batch; 5 ms adds little latency.

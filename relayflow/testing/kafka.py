@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import TopicPartition
 
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import StoredRecord, partitions_of, stored
 from relayflow.kafka.sends import Delivered, input_topic_for, send_event
+from relayflow.runtime.clients import kafka_clients
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
 if TYPE_CHECKING:
@@ -250,9 +250,9 @@ async def app_kafka(settings: Settings, app: Application) -> AsyncIterator[AppKa
     Yields:
         The open ``AppKafka``; its clients close afterwards.
     """
-    kafka = KafkaClients(settings)
+    kafka = kafka_clients(settings)
     watched = watched_topics(app)
-    partitions: list[TopicPartition] = await partitions_of(settings, watched)
+    partitions: list[TopicPartition] = await partitions_of(kafka, watched)
     missing = sorted(set(watched) - {tp.topic for tp in partitions})
     if missing:
         raise RuntimeError(f"topics of {app.name} missing: {missing} (create app.all_topics())")

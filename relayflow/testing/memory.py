@@ -335,8 +335,8 @@ async def app_memory(app: Application, *, env: WorkflowEnvironment | None = None
     """
     from bridge.app import BRIDGE, bridge_dependencies, build_broker  # noqa: PLC0415
     from relayflow.config.settings import Settings  # noqa: PLC0415
-    from relayflow.kafka.clients import KafkaClients  # noqa: PLC0415
     from relayflow.runtime.bootstrap import ACTIVITY_THREADS, bridge_config, build_worker  # noqa: PLC0415
+    from relayflow.runtime.clients import kafka_clients  # noqa: PLC0415
 
     suffix = uuid.uuid4().hex[:8]
     settings = (settings or Settings()).model_copy(update={
@@ -349,7 +349,7 @@ async def app_memory(app: Application, *, env: WorkflowEnvironment | None = None
         topics = MemoryTopics(app.all_topics())
         routes = app.route_table()
         config = bridge_config(settings)
-        kafka = KafkaClients(settings)  # builds the broker object only: nothing connects
+        kafka = kafka_clients(settings)  # builds the broker object only: nothing connects
         broker = build_broker(config, routes, kafka)
         offsets = _MemoryOffsets()
         fetch = await stack.enter_async_context(bridge_dependencies(

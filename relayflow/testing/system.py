@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.stacks import ensure_app_topics
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ async def running_system(stack: Settings, app: Application, *,
 
     settings = isolated(stack, **update)
     await asyncio.to_thread(ensure_app_topics, settings, app.all_topics())
-    await start_group_at_end(settings, settings.kafka_consumer_group, app.input_topics)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
+                             app.input_topics)
     async with running(settings, app, tracer_provider=tracer_provider):
         yield settings

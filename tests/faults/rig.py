@@ -24,10 +24,10 @@ from aiokafka import AIOKafkaProducer
 
 from failpoints import ENV as FAILPOINTS_ENV
 from relayflow.config.settings import Settings
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import start_group_at_end
 from relayflow.operate.verify import VerifyReport, verify_until_settled
 from relayflow.reference.app import APP
+from relayflow.runtime.clients import kafka_clients
 from schemas import Event
 from schemas.framing import to_record
 
@@ -162,8 +162,8 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
         "store_path_override": logs / "store.db",
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
     })
-    await start_group_at_end(settings, settings.kafka_consumer_group)
-    producer = KafkaClients(settings).producer(linger_ms=5)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group)
+    producer = kafka_clients(settings).producer(linger_ms=5)
     await producer.start()
     made = Rig(settings, producer, logs)
     try:

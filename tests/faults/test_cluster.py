@@ -30,12 +30,12 @@ from relayflow import devstack
 from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
 from relayflow.devstack.process import recorded_pid
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import committed_to_end
 from relayflow.operate.dlq import read_dead_letters
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.stacks import ensure_app_topics
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, open_rig
@@ -77,7 +77,7 @@ async def _ask(settings: Settings, question: Callable[[AIOKafkaAdminClient], Awa
     """``question``'s answer from any live node (the client may pick a dead one first)."""
     while True:
         try:
-            async with KafkaClients(settings).started_admin(request_timeout_ms=5000) as admin:
+            async with kafka_clients(settings).started_admin(request_timeout_ms=5000) as admin:
                 return await question(admin)
         except KafkaError:
             await asyncio.sleep(0.2)
@@ -134,7 +134,7 @@ async def test_leader_killed_under_load_then_a_second_broker(cluster: Settings, 
     batch = orders(rig, 100)
     await rig.produce(ORDERS_EVENTS, batch[:30])
     async with asyncio.timeout(90):  # the bridge started them: outcomes are on their way
-        await committed_to_end(rig.settings, rig.settings.kafka_consumer_group,
+        await committed_to_end(kafka_clients(rig.settings), rig.settings.kafka_consumer_group,
                                [TopicPartition(ORDERS_EVENTS, p) for p in range(6)])
 
     # The guarantee's assumptions: three replicas, two of them acknowledge each write.

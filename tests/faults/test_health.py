@@ -21,6 +21,7 @@ from relayflow.observability.monitoring import monitored
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted
 from relayflow.runtime.bootstrap import running
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.kafka import app_kafka
 from relayflow.testing.stacks import restart_refusal
 from relayflow.testing.system import isolated
@@ -72,7 +73,8 @@ async def test_readiness_follows_a_temporal_outage(stack: Settings) -> None:
     if refusal is not None:
         pytest.skip(f"stopping Temporal needs the session's local dev stack: {refusal}")
     settings = isolated(stack, "health", ready_outage_grace_seconds=GRACE_S)
-    await start_group_at_end(settings, settings.kafka_consumer_group, APP.input_topics)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
+                             APP.input_topics)
     async with (monitored(settings, "bridge_http_port") as monitoring,
                 running(settings, APP, monitoring=monitoring),
                 app_kafka(settings, APP) as kafka, aiohttp.ClientSession() as session):

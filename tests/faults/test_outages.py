@@ -22,6 +22,7 @@ from relayflow.kafka.reads import commit_group, committed_to_end
 from relayflow.operate.dlq import read_dead_letters
 from relayflow.reference.events import ApprovalDecided
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.stacks import restart_refusal
 from schemas import Event
 from tests.faults.checks import assert_clean, orders
@@ -118,12 +119,12 @@ async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
     before = await rig.settled()
     assert_clean(before, 60)
     assert bridge.terminate() == 0
-    await commit_group(rig.settings, rig.settings.kafka_consumer_group,
+    await commit_group(kafka_clients(rig.settings), rig.settings.kafka_consumer_group,
                        {TopicPartition(ORDERS_EVENTS, 0): 0})
     again = rig.bridge()  # reads partition 0 again from its very first record
     await again.logged("bridge consuming")
     async with asyncio.timeout(120):  # every record of partition 0 went through again
-        await committed_to_end(rig.settings, rig.settings.kafka_consumer_group,
+        await committed_to_end(kafka_clients(rig.settings), rig.settings.kafka_consumer_group,
                                [TopicPartition(ORDERS_EVENTS, 0)])
     after = await rig.settled()
     assert_clean(after, 60)

@@ -32,7 +32,6 @@ from bridge.routes import Action, Route, RouteTable
 from relayflow import devstack
 from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import start_group_at_end
 from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.events import (
@@ -42,6 +41,7 @@ from relayflow.reference.events import (
 )
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal, run_bridge
+from relayflow.runtime.clients import kafka_clients
 from schemas import Event, EventMeta, Inbound
 from schemas.framing import to_record
 from schemas.headers import (
@@ -106,7 +106,7 @@ async def exists(client: Client, workflow_id: str) -> bool:
 
 async def committed(settings: Settings, tp: TopicPartition) -> int:
     """The group's committed offset of a partition (-1 when none)."""
-    admin = KafkaClients(settings).admin()
+    admin = kafka_clients(settings).admin()
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(settings.kafka_consumer_group)
@@ -117,7 +117,7 @@ async def committed(settings: Settings, tp: TopicPartition) -> int:
 
 @asynccontextmanager
 async def bridge_running(settings: Settings, routes: RouteTable = ROUTES) -> AsyncIterator[None]:
-    await start_group_at_end(settings, settings.kafka_consumer_group, routes.topics)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group, routes.topics)
     stop = asyncio.Event()
     task = asyncio.create_task(run_bridge(settings, stop=stop, routes=routes))
     try:

@@ -24,6 +24,7 @@ from examples.tickets.events import TicketAnswered, TicketOpened, TicketResolved
 from relayflow.application import Application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import start_group_at_end
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing import AppKafka, isolated
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -46,7 +47,8 @@ async def test_relayflow_run_serves_the_tickets_app_and_stops_cleanly_on_sigterm
         request: pytest.FixtureRequest, tmp_path: Path) -> None:
     settings = isolated(relayflow_stack, "cli")
     # The new group starts at the topics' end: other tests' tickets are not this process's.
-    await start_group_at_end(settings, settings.kafka_consumer_group, APP.input_topics)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
+                             APP.input_topics)
     root = request.config.rootpath
     # `examples` is not installed: like a team's own package in its checkout, it is
     # found in the working folder (relayflow puts it on sys.path, as uvicorn does).

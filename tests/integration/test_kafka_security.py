@@ -22,12 +22,12 @@ from aiokafka import TopicPartition
 from devtools.secured_kafka import SecuredKafka
 from relayflow.config.settings import Settings
 from relayflow.devstack.secure import write_ca
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import start_group_at_end
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import running
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing import app_kafka
 from schemas.topics import dlq_topic
 from tests.support import order_placed
@@ -49,7 +49,7 @@ async def test_an_order_flows_over_sasl_ssl_with_a_principal_per_process(
     bridge = secured.as_principal("bridge", **own)
     worker = secured.as_principal("worker", **own)
     tools = secured.as_principal("tools", **own)
-    await start_group_at_end(tools, bridge.kafka_consumer_group, APP.input_topics)
+    await start_group_at_end(kafka_clients(tools), bridge.kafka_consumer_group, APP.input_topics)
     async with running(bridge, APP, worker_settings=worker), app_kafka(tools, APP) as kafka:
         order = order_placed()
         await kafka.send(order)
@@ -94,7 +94,7 @@ def test_an_untrusted_broker_certificate_stops_the_worker_with_one_line_naming_t
 
 
 async def _committed(settings: Settings, tp: TopicPartition) -> int:
-    async with KafkaClients(settings).started_admin() as admin:
+    async with kafka_clients(settings).started_admin() as admin:
         offsets = await admin.list_consumer_group_offsets(settings.kafka_consumer_group)
     return offsets[tp].offset if tp in offsets else -1
 
@@ -105,7 +105,7 @@ async def test_a_bridge_not_allowed_to_write_the_dlq_commits_nothing_and_loses_n
     # tools may read the inputs and every group, but not write a dead-letter topic.
     reader = secured.as_principal("tools", **own)
     bridge = secured.as_principal("bridge", **own)
-    await start_group_at_end(reader, reader.kafka_consumer_group, APP.input_topics)
+    await start_group_at_end(kafka_clients(reader), reader.kafka_consumer_group, APP.input_topics)
     async with app_kafka(reader, APP) as kafka:
         key = f"junk-{uuid.uuid4().hex[:8]}"
         bad = await kafka.send_bytes(ORDERS_EVENTS, b"\xc3\x01garbage", key=key)

@@ -29,6 +29,7 @@ from relayflow.reference.app import APP
 from relayflow.reference.events import BatchCompleted, BatchRequested, OrderCompleted
 from relayflow.reference.topics import BATCHES_REQUESTS, ORDERS_EVENTS
 from relayflow.runtime.bootstrap import running
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.kafka import AppKafka, app_kafka
 from relayflow.testing.system import isolated
 from tests.support import as_json, cli, order_placed
@@ -59,7 +60,8 @@ async def observed(stack: Settings, tmp_path: Path) -> AsyncIterator[Observed]:
     # The SDK's exporter binds a fixed port (it does not report a picked one): the worker's.
     settings = isolated(stack, "metrics", temporal_metrics_port=free_port())
     bridge_settings = settings.model_copy(update={"temporal_metrics_port": -1})
-    await start_group_at_end(settings, settings.kafka_consumer_group, APP.input_topics)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
+                             APP.input_topics)
     async with (monitored(bridge_settings, "bridge_http_port") as bridge,
                 monitored(settings, "worker_http_port") as worker,
                 running(bridge_settings, APP, worker=False, monitoring=bridge),

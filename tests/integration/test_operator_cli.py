@@ -26,6 +26,7 @@ from relayflow.reference.events import ApprovalRequested, OrderCompleted, OrderP
 from relayflow.reference.pending_approvals import pending_approvals
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal
+from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.kafka import AppKafka
 from schemas import EventMeta, Inbound
 from schemas.topics import dlq_topic
@@ -60,8 +61,8 @@ async def test_send_validates_encodes_and_tail_finds_it(system: Settings) -> Non
 
 
 async def test_invalid_input_exits_2_and_sends_nothing(system: Settings) -> None:
-    partitions = await partitions_of(system, [ORDERS_EVENTS])
-    before = await end_offsets(system, partitions)
+    partitions = await partitions_of(kafka_clients(system), [ORDERS_EVENTS])
+    before = await end_offsets(kafka_clients(system), partitions)
     order = order_placed()
     wrong_total = json.loads(order_json(order)) | {"amount_cents": order.amount_cents + 1}
 
@@ -74,7 +75,7 @@ async def test_invalid_input_exits_2_and_sends_nothing(system: Settings) -> None
     assert "amount_cents" in invalid.stderr
     assert "not JSON" in not_json.stderr
     assert "no event type 'OrderShipped'" in unknown.stderr
-    assert await end_offsets(system, partitions) == before
+    assert await end_offsets(kafka_clients(system), partitions) == before
 
 
 async def test_decide_approves_a_pending_order_and_the_saga_completes(
@@ -231,7 +232,7 @@ async def test_top_once_shows_metrics_kafka_and_temporal_numbers(
             frame["totals"]["batch_items_failed"]) == (5, 2, 3)
     assert (frame["in_flight"], frame["lag"]) == (4, {ORDERS_EVENTS: 7})
     dlq = dlq_topic(ORDERS_EVENTS)
-    counts = await record_counts(system, [dlq])
+    counts = await record_counts(kafka_clients(system), [dlq])
     assert frame["dead_letters"][dlq] == counts[dlq] > 0
     parked = [key for topic, key in await parked_keys(system) if topic == ORDERS_EVENTS]
     assert junk.encode() in parked

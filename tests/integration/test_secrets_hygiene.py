@@ -48,7 +48,6 @@ from devtools.tls import Pki, TlsTerminator, make_pki
 from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
 from relayflow.devstack.process import service_dir
-from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.reads import read_records, start_group_at_end
 from relayflow.kafka.schema_registry import HttpSchemaRegistry
 from relayflow.reference.activities.store import OUT_OF_STOCK_PREFIX
@@ -56,6 +55,7 @@ from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted, OrderFailed, OrderPlaced
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal, running, wait_for_temporal
+from relayflow.runtime.clients import kafka_clients
 from relayflow.temporal.tls import temporal_credentials
 from relayflow.testing import app_kafka
 from tests.integration.running import RELAYFLOW, codec_server_process
@@ -202,7 +202,8 @@ def flow(secured: SecuredKafka, pki: Pki, key_terminator: TlsTerminator,
 
 async def _orders_flow(flow: Secured) -> list[OrderPlaced]:
     """One order completes, one fails out of stock, a bad record goes to the DLQ."""
-    await start_group_at_end(flow.tools, flow.bridge.kafka_consumer_group, APP.input_topics)
+    await start_group_at_end(kafka_clients(flow.tools), flow.bridge.kafka_consumer_group,
+                             APP.input_topics)
     completed = order_placed()
     failed = order_placed(sku=f"{OUT_OF_STOCK_PREFIX}{uuid.uuid4().hex[:6]}")
     junk = f"junk-{uuid.uuid4().hex[:8]}"
@@ -234,7 +235,8 @@ async def _histories(flow: Secured, orders: list[OrderPlaced], written: Written)
 
 async def _every_record(flow: Secured, written: Written) -> None:
     """Every record of every topic on the (test's own) secured broker."""
-    records = await read_records(flow.tools, [topic.name for topic in APP.all_topics()])
+    records = await read_records(kafka_clients(flow.tools),
+                                 [topic.name for topic in APP.all_topics()])
     assert {r.topic for r in records} >= {ORDERS_EVENTS, f"{ORDERS_EVENTS}.dlq",
                                           "orders.outcomes"}
     for r in records:
@@ -282,11 +284,12 @@ async def _refusals(flow: Secured, bad_keys: dict[str, Path], written: Written) 
     wrong_password = flow.bridge.model_copy(
         update={"kafka_sasl_password": SecretStr(WRONG_KAFKA_PASSWORD)})
     refused = await _error_of("wrong Kafka password", written,
-                              KafkaClients(wrong_password).check_access)
+                              kafka_clients(wrong_password).check_access)
     assert "RELAYFLOW_KAFKA_SASL_PASSWORD" in str(refused)
     wrong_plain = flow.tools.model_copy(
         update={"kafka_sasl_password": SecretStr(WRONG_KAFKA_PASSWORD)})
-    await _error_of("wrong Kafka password (PLAIN)", written, KafkaClients(wrong_plain).check_access)
+    await _error_of("wrong Kafka password (PLAIN)", written,
+                    kafka_clients(wrong_plain).check_access)
     wrong_key = flow.worker.model_copy(update={"temporal_api_key": SecretStr(WRONG_API_KEY)})
     refused = await _error_of("wrong API key", written, lambda: wait_for_temporal(wrong_key))
     assert "RELAYFLOW_TEMPORAL_API_KEY" in str(refused)
@@ -297,7 +300,7 @@ async def _refusals(flow: Secured, bad_keys: dict[str, Path], written: Written) 
         assert "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE" in str(refused)
 
     async def write_decision_as_the_worker() -> None:
-        async with KafkaClients(flow.worker).started_producer() as producer:
+        async with kafka_clients(flow.worker).started_producer() as producer:
             await producer.send_and_wait(APPROVALS_DECISIONS, b"x", key=b"k")
 
     refused = await _error_of("refused ACL", written, write_decision_as_the_worker)

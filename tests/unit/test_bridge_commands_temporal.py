@@ -87,6 +87,33 @@ async def test_duplicate_start_attaches_then_is_rejected_after_completion(bridge
     assert bridge.fakes.calls.count("reserve_inventory") == 1
 
 
+async def test_a_second_start_event_for_a_finished_workflow_is_logged_once_with_where_and_why(
+        bridge: Bridge, caplog: pytest.LogCaptureFixture) -> None:
+    order = order_placed()
+    assert await bridge.execute(await bridge.routed(order, ORDERS_EVENTS)) == "started"
+    assert (await bridge.saga(order).result()).outcome == "OrderCompleted"
+    # Not a redelivery: another event (its own id) starting the same business key.
+    again = order.model_copy(update={"event_id": uuid.uuid4()})
+    second = await decoder().decode(record(again, 41, partition=3, topic=ORDERS_EVENTS))
+    caplog.set_level("INFO", logger="bridge.commands")
+
+    assert await bridge.execute(second) == "already-started"
+
+    [line] = [r for r in caplog.records if r.name == "bridge.commands"]
+    assert line.levelname == "INFO"
+    workflow_id = f"order-{order.order_id}"
+    message = line.getMessage()
+    for fact in (workflow_id, OrderPlaced.avro_name, str(again.event_id),
+                 f"{ORDERS_EVENTS}[3]@41", "already closed", "REJECT_DUPLICATE"):
+        assert fact in message, (fact, message)
+    fields = {name: getattr(line, name) for name in ("topic", "partition", "offset",
+                                                     "event_type", "event_id", "workflow_id")}
+    assert fields == {"topic": ORDERS_EVENTS, "partition": 3, "offset": 41,
+                      "event_type": OrderPlaced.avro_name, "event_id": str(again.event_id),
+                      "workflow_id": workflow_id}
+    assert bridge.fakes.calls.count("charge_payment") == 1
+
+
 async def decided(order: OrderPlaced) -> Routed:
     routed = await Bridge.routed(decision(order.order_id, "APPROVED"), APPROVALS_DECISIONS)
     assert routed.route is ROUTES.lookup(APPROVALS_DECISIONS, ApprovalDecided.avro_name)

@@ -21,6 +21,7 @@ from relayflow.console import UserDirectory, hash_password
 from relayflow.console.sessions import CSRF_FIELD, SESSION_COOKIE
 from relayflow.kafka.reads import end_offsets, partitions_of
 from relayflow.reference.topics import APPROVALS_DECISIONS
+from relayflow.runtime.clients import kafka_clients
 
 SECRET_KEY = "console-tests-" + uuid.uuid4().hex
 """The session key the tests' console signs cookies with."""
@@ -94,7 +95,8 @@ def expired_session(name: str, csrf: str) -> str:
 
 async def decisions_end(settings: Settings) -> dict[object, int]:
     """The end offsets of ``approvals.decisions``: equal before and after means nothing was sent."""
-    return dict(await end_offsets(settings, await partitions_of(settings, [APPROVALS_DECISIONS])))
+    kafka = kafka_clients(settings)
+    return dict(await end_offsets(kafka, await partitions_of(kafka, [APPROVALS_DECISIONS])))
 
 
 __all__ = ["SECRET_KEY", "SESSION_COOKIE", "USERS", "Console", "csrf_of", "decisions_end",
