@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from relayflow.application import load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
-from relayflow.reference.topics import INPUT_TOPICS
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,
@@ -32,6 +32,7 @@ __all__ = [
     "commit_group",
     "committed_to_end",
     "end_offsets",
+    "input_topics",
     "partition_counts",
     "partitions_of",
     "read_key",
@@ -261,14 +262,25 @@ async def commit_group(settings: Settings, group: str,
         await consumer.commit({tp: OffsetAndMetadata(at, "") for tp, at in offsets.items()})
 
 
+def input_topics(settings: Settings) -> tuple[str, ...]:
+    """The input topics of the configured application (``settings.app``)."""
+    return load_application(settings.app).input_topics
+
+
 async def start_group_at_end(settings: Settings, group: str,
-                             topics: Iterable[str] = INPUT_TOPICS) -> None:
+                             topics: Iterable[str] | None = None) -> None:
     """Commit the current end of every partition of ``topics`` for a new ``group``.
 
     The group then reads only what arrives from now on, not the topics' history.
+
+    Args:
+        settings: Where Kafka is.
+        group: The consumer group.
+        topics: Default: the configured application's input topics.
     """
+    wanted = input_topics(settings) if topics is None else topics
     await commit_group(settings, group,
-                       await end_offsets(settings, await partitions_of(settings, topics)))
+                       await end_offsets(settings, await partitions_of(settings, wanted)))
 
 
 async def committed_to_end(settings: Settings, group: str,
@@ -278,12 +290,12 @@ async def committed_to_end(settings: Settings, group: str,
     Args:
         settings: Where Kafka is.
         group: The consumer group.
-        partitions: Default: every partition of the input topics.
+        partitions: Default: every partition of the configured application's input topics.
 
     Waits as long as it takes; bound it with ``asyncio.timeout``.
     """
     wanted = list(partitions) if partitions is not None \
-        else await partitions_of(settings, INPUT_TOPICS)
+        else await partitions_of(settings, input_topics(settings))
     ends = {tp: end for tp, end in (await end_offsets(settings, wanted)).items() if end}
     async with KafkaClients(settings).started_admin() as admin:
         while True:
