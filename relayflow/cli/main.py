@@ -533,13 +533,22 @@ def codec_server(
 def verify(
     key_prefix: str = typer.Option("", help="Only keys starting with this (one run's records)."),
     wait: float = typer.Option(0.0, help="Seconds to give running flows to finish first."),
+    output: Output = OUTPUT,
 ) -> None:
-    """Check the invariants on Kafka, Temporal and the store; exit 1 on any violation."""
+    """Check the application's invariants on Kafka and Temporal; exit 1 on any violation.
+
+    Reads its input, outcome and dead-letter topics: every input is processed
+    or dead-lettered, every workflow ends with exactly one terminal outcome and
+    runs once; plus the application's own checks (the reference store's, say).
+    """
     from relayflow.operate.verify import verify_until_settled  # noqa: PLC0415
 
     report = asyncio.run(verify_until_settled(load_settings(), key_prefix=key_prefix,
                                               wait_seconds=wait))
-    typer.echo(report.summary())
+    if output is Output.JSON:
+        emit_json(report.as_json())
+    else:
+        typer.echo(report.summary())
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -552,9 +561,21 @@ def demo(
         help="Serve the web console too (a demo user is printed) and keep it up until Ctrl-C; "
              "default: when run from a terminal."),
 ) -> None:
-    """Start the local stack, run bridge and worker, send sample orders, show outcomes."""
+    """Start the local stack, run bridge and worker, run the application's demo, show outcomes.
+
+    The reference application's demo sends sample orders and a batch; an
+    application without a demo (no ``Demo`` extension) says so (exit 2).
+    """
     import sys  # noqa: PLC0415
 
+    from relayflow.devstack.demo import Demo, where_to_look  # noqa: PLC0415
+
+    settings = load_settings()
+    application = _application(settings.app)
+    app_demo = application.extension(Demo)
+    if app_demo is None:
+        typer.echo(f"relayflow demo: application {application.name!r} has no demo", err=True)
+        raise typer.Exit(2)
     if with_console is None:  # scripts and CI get a demo that ends by itself
         with_console = sys.stdin.isatty() and sys.stdout.isatty()
         if not with_console:
@@ -563,15 +584,12 @@ def demo(
     from rich.console import Console  # noqa: PLC0415
 
     from relayflow import devstack  # noqa: PLC0415
-    from relayflow.devstack.demo import run_demo, where_to_look  # noqa: PLC0415
     from relayflow.observability.monitoring import monitored  # noqa: PLC0415
-    from relayflow.reference.app import APP  # noqa: PLC0415
     from relayflow.runtime.bootstrap import running  # noqa: PLC0415
 
-    settings = load_settings()
     console = Console()
     console.rule("relayflow demo")
-    devstack.up(settings)
+    devstack.up(settings, application.all_topics())
     log_file = settings.data_dir / "demo.log"
     # Bridge and worker log to a file so the live table stays readable.
     from relayflow.observability.logs import configure_logging  # noqa: PLC0415
@@ -590,14 +608,14 @@ def demo(
     async def main() -> bool:
         try:
             async with monitored(settings, "bridge_http_port") as monitoring, running(
-                    settings, APP, monitoring=monitoring) as services, \
+                    settings, application, monitoring=monitoring) as services, \
                     contextlib.AsyncExitStack() as extra:
                 for line in where_to_look(settings, monitoring.endpoints.port):
                     console.print(line)
                 web = (await extra.enter_async_context(demo_console(settings, console.print))
                        if with_console else None)
-                demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout,
-                                                    console=console))
+                demo = asyncio.create_task(app_demo.run(settings, wait_seconds=timeout,
+                                                       console=console))
                 # A service that dies ends the demo at once, with its error, not a timeout.
                 await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
                 if demo.done():

@@ -4,8 +4,9 @@ For an id, every workflow the application's routes would start for it
 (``order-<id>``, ``batch-<id>``) that exists is shown: its state, its steps
 (activities, signals and child workflows, read from the history, so a
 finished workflow needs no worker), what its queries answer while it runs
-(``OrderSaga``'s ``status`` and ``approval``, ``BatchWorkflow``'s ``progress``),
-the outcome events with its key on the application's outcome topics, and a
+(every query without arguments its class, one of the application's
+workflows, defines: ``OrderSaga``'s ``status`` and ``approval``, say), the
+outcome events with its key on the application's outcome topics, and a
 link to it in the Temporal UI.
 
 Whatever did not answer (a worker for the queries, Kafka for the outcomes)
@@ -14,6 +15,7 @@ is listed in ``StatusReport.unanswered``; the rest is still shown.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
@@ -39,24 +42,20 @@ from relayflow.operate.deadlines import (
     temporal_answers,
 )
 from relayflow.operate.records import ShownRecord, shown
-from relayflow.reference.workflows.batch import BatchWorkflow
-from relayflow.reference.workflows.order_saga import OrderSaga
 
 __all__ = [
     "StatusReport",
     "Step",
     "WorkflowState",
+    "queries_of",
     "status",
     "steps_of",
     "ui_link",
     "workflow_ids",
 ]
 
-QUERIES: dict[str, tuple[Callable[..., Any], ...]] = {
-    "OrderSaga": (OrderSaga.status, OrderSaga.approval),
-    "BatchWorkflow": (BatchWorkflow.progress,),
-}
-"""Queries asked of a running workflow, by workflow type."""
+Query = tuple[str, Callable[..., Any]]
+"""A query's name and its method."""
 
 _OUTCOMES_SINCE = timedelta(minutes=1)
 """Outcome records are looked for from this long before the workflow started (clock skew)."""
@@ -256,6 +255,22 @@ def workflow_ids(app: Application, subject: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def queries_of(app: Application) -> dict[str, tuple[Query, ...]]:
+    """The queries ``status`` asks a running workflow, by workflow type.
+
+    Every named query without arguments of each workflow class ``app`` registers
+    (workflows run elsewhere are not asked).
+    """
+    found: dict[str, tuple[Query, ...]] = {}
+    for workflow_class in app.workflows:
+        # The SDK keeps a class's queries in its (private) workflow definition.
+        definition = workflow._Definition.must_from_class(workflow_class)  # noqa: SLF001
+        found[definition.name] = tuple(
+            (name, query.fn) for name, query in definition.queries.items()
+            if name and len(inspect.signature(query.fn).parameters) == int(query.is_method))
+    return found
+
+
 def ui_link(settings: Settings, workflow_id: str, run_id: str) -> str:
     """The run's history in the Temporal UI (``temporal_ui_url``)."""
     return (f"{settings.temporal_ui_url}/namespaces/{quote(settings.temporal_namespace, safe='')}"
@@ -275,26 +290,31 @@ def _answer(result: Any) -> Any:
     return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
 
-async def _ask(client: Client, state: WorkflowState, seconds: float) -> None:
+async def _ask(client: Client, state: WorkflowState, queries: Iterable[Query],
+               seconds: float) -> None:
     handle = client.get_workflow_handle(state.workflow_id, run_id=state.run_id)
-    for query in QUERIES.get(state.workflow_type, ()):
+    for name, query in queries:
         answer = await query_worker(handle, query, seconds, task_queue=state.task_queue)
-        state.queries[query.__name__] = _answer(answer)
+        state.queries[name] = _answer(answer)
 
 
-async def status(settings: Settings, subject: str, *, seconds: float) -> StatusReport:
-    """Where ``subject`` (an order or batch id) stands.
+async def status(settings: Settings, subject: str, *, seconds: float,
+                 app: Application | None = None) -> StatusReport:
+    """Where ``subject`` (a business id: an order's, a ticket's) stands.
 
     Args:
-        settings: Where Kafka and Temporal are; ``settings.app``'s routes and topics.
+        settings: Where Kafka and Temporal are.
         subject: The business id.
         seconds: Bound of each call (Temporal, a query, Kafka).
+        app: The application whose routes, workflows and topics to use
+            (default: the configured one, ``settings.app``).
 
     Raises:
         NotFound: No workflow for ``subject``.
         relayflow.operate.deadlines.Unanswered: Temporal did not answer.
     """
-    app = load_application(settings.app)
+    app = app or load_application(settings.app)
+    queries = queries_of(app)
     client = await connected_temporal(settings, seconds)
     report = StatusReport(subject)
     ids = workflow_ids(app, subject)
@@ -313,7 +333,7 @@ async def status(settings: Settings, subject: str, *, seconds: float) -> StatusR
         report.workflows.append(state)
         if described.status == WorkflowExecutionStatus.RUNNING:
             try:
-                await _ask(client, state, seconds)
+                await _ask(client, state, queries.get(state.workflow_type, ()), seconds)
             except Unanswered as silent:
                 report.unanswered.append(str(silent))
         try:
