@@ -572,7 +572,8 @@ def demo(
 
     settings = load_settings()
     application = _application(settings.app)
-    app_demo = application.extension(Demo)
+    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
+    app_demo = application.extension(Demo)  # type: ignore[type-abstract]
     if app_demo is None:
         typer.echo(f"relayflow demo: application {application.name!r} has no demo", err=True)
         raise typer.Exit(2)

@@ -89,7 +89,8 @@ class InputProducers(Protocol):
 
 def input_producers(app: Application) -> Mapping[str, str]:
     """The producers ``app`` declares (``InputProducers``), or none."""
-    declared = app.extension(InputProducers)
+    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
+    declared = app.extension(InputProducers)  # type: ignore[type-abstract]
     return {} if declared is None else dict(declared.input_producers)
 
 

@@ -265,6 +265,8 @@ def queries_of(app: Application) -> dict[str, tuple[Query, ...]]:
     for workflow_class in app.workflows:
         # The SDK keeps a class's queries in its (private) workflow definition.
         definition = workflow._Definition.must_from_class(workflow_class)  # noqa: SLF001
+        if definition.name is None:
+            continue  # a dynamic workflow: no type to ask by
         found[definition.name] = tuple(
             (name, query.fn) for name, query in definition.queries.items()
             if name and len(inspect.signature(query.fn).parameters) == int(query.is_method))

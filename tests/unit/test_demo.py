@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from typer.testing import CliRunner
 
 from relayflow.cli.main import app
