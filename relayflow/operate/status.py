@@ -4,9 +4,10 @@ For an id, every workflow the application's routes would start for it
 (``order-<id>``, ``batch-<id>``) that exists is shown: its state, its steps
 (activities, signals and child workflows, read from the history, so a
 finished workflow needs no worker), what its queries answer while it runs
-(every query without arguments its class, one of the application's
-workflows, defines: ``OrderSaga``'s ``status`` and ``approval``, say), the
-outcome events with its key on the application's outcome topics, and a
+(the queries without arguments its class, one of the application's
+workflows, defines; an application's ``StatusQueries`` extension chooses
+and orders them: the reference's asks ``OrderSaga``'s ``status``, then
+``approval``), the outcome events with its key on the application's outcome topics, and a
 link to it in the Temporal UI.
 
 Whatever did not answer (a worker for the queries, Kafka for the outcomes)
@@ -16,10 +17,10 @@ is listed in ``StatusReport.unanswered``; the rest is still shown.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from pydantic import BaseModel
@@ -44,6 +45,7 @@ from relayflow.operate.deadlines import (
 from relayflow.operate.records import ShownRecord, shown
 
 __all__ = [
+    "StatusQueries",
     "StatusReport",
     "Step",
     "WorkflowState",
@@ -56,6 +58,19 @@ __all__ = [
 
 Query = tuple[str, Callable[..., Any]]
 """A query's name and its method."""
+
+
+@runtime_checkable
+class StatusQueries(Protocol):
+    """Which queries ``relayflow status`` asks running workflows (an ``Application`` extension).
+
+    Without it, every query without arguments of the workflow's class is asked.
+    """
+
+    @property
+    def status_queries(self) -> Mapping[str, Sequence[str]]:
+        """Workflow type → the names of the queries to ask, in order."""
+        ...
 
 _OUTCOMES_SINCE = timedelta(minutes=1)
 """Outcome records are looked for from this long before the workflow started (clock skew)."""
@@ -259,17 +274,21 @@ def queries_of(app: Application) -> dict[str, tuple[Query, ...]]:
     """The queries ``status`` asks a running workflow, by workflow type.
 
     Every named query without arguments of each workflow class ``app`` registers
-    (workflows run elsewhere are not asked).
+    (workflows run elsewhere are not asked), or those of them its
+    ``StatusQueries`` extension names, in its order.
     """
+    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
+    chosen = app.extension(StatusQueries)  # type: ignore[type-abstract]
     found: dict[str, tuple[Query, ...]] = {}
     for workflow_class in app.workflows:
         # The SDK keeps a class's queries in its (private) workflow definition.
         definition = workflow._Definition.must_from_class(workflow_class)  # noqa: SLF001
         if definition.name is None:
             continue  # a dynamic workflow: no type to ask by
-        found[definition.name] = tuple(
-            (name, query.fn) for name, query in definition.queries.items()
-            if name and len(inspect.signature(query.fn).parameters) == int(query.is_method))
+        asked = {name: query.fn for name, query in definition.queries.items()
+                 if name and len(inspect.signature(query.fn).parameters) == int(query.is_method)}
+        names = asked if chosen is None else chosen.status_queries.get(definition.name, ())
+        found[definition.name] = tuple((name, asked[name]) for name in names if name in asked)
     return found
 
 

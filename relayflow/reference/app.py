@@ -29,6 +29,7 @@ from relayflow.reference.events import (
     OrderPlaced,
 )
 from relayflow.reference.producers import ReferenceProducers
+from relayflow.reference.queries import ReferenceStatusQueries
 from relayflow.reference.topics import (
     APPROVALS_DECISIONS,
     BATCHES_REQUESTS,
@@ -79,7 +80,8 @@ APP = Application(
     schema_folder=SCHEMA_FOLDER,
     workflows=WORKFLOWS,
     activities=reference_activities,
-    extensions=(ReferenceChecks(), ReferenceDemo(), ReferenceProducers()),
+    extensions=(ReferenceChecks(), ReferenceDemo(), ReferenceProducers(),
+                ReferenceStatusQueries()),
 )
 """relayflow's orders, approvals and batches (``RELAYFLOW_APP=relayflow.reference:APP``)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bridge.parking import ParkEntry
@@ -43,8 +44,14 @@ def test_a_listing_says_which_dead_letter_topics_it_read_and_shows_keys_as_text(
 
 
 def test_status_asks_the_queries_the_applications_workflows_define() -> None:
+    # The reference chooses and orders them (StatusQueries); without that, every query
+    # without arguments of the workflow's class.
     names = {kind: [name for name, _ in queries] for kind, queries in queries_of(APP).items()}
-    assert names == {"OrderSaga": ["approval", "status"], "BatchWorkflow": ["progress"],
+    assert names == {"OrderSaga": ["status", "approval"], "BatchWorkflow": ["progress"],
                      "ChunkWorkflow": []}
     assert queries_of(TICKETS) == {"TicketWorkflow": ()}
+    bare = replace(APP, extensions=())
+    names = {kind: [name for name, _ in queries] for kind, queries in queries_of(bare).items()}
+    assert names == {"OrderSaga": ["approval", "status"], "BatchWorkflow": ["progress"],
+                     "ChunkWorkflow": []}
     assert workflow_ids(TICKETS, "T-1") == ["ticket-T-1"]
