@@ -24,6 +24,7 @@ from temporalio import workflow
 
 from relayflow import devstack
 from relayflow.config.settings import Settings
+from relayflow.kafka.reads import committed_to_end, partitions_of, start_group_at_end
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderLine, OrderPlaced
 from relayflow.runtime.clients import kafka_clients
@@ -92,6 +93,17 @@ async def produce(settings: Settings, topic: str, events: Sequence[OrderPlaced])
     finally:
         await producer.stop()
     return time.perf_counter() - started
+
+
+async def start_at_end(settings: Settings, group: str) -> None:
+    """Make ``group`` read the reference app's input topics from their current end."""
+    await start_group_at_end(kafka_clients(settings), group, APP.input_topics)
+
+
+async def caught_up(settings: Settings, group: str) -> None:
+    """Return once ``group`` has committed every input partition up to its current end."""
+    kafka = kafka_clients(settings)
+    await committed_to_end(kafka, group, await partitions_of(kafka, APP.input_topics))
 
 
 def percentile(values: Sequence[float], share: float) -> float:

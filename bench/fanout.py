@@ -27,9 +27,8 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from bench.common import bench_stack, record, table
+from bench.common import bench_stack, record, start_at_end, table
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import start_group_at_end
 from relayflow.reference.activities.batches import BatchActivities, ProcessItemInput
 from relayflow.reference.activities.store import Store
 from relayflow.reference.app import APP
@@ -136,7 +135,7 @@ async def main(args: argparse.Namespace) -> str:
         run = uuid.uuid4().hex[:6]
         settings = base.model_copy(update={"task_queue": f"bench-fanout-{run}",
                                            "kafka_consumer_group": f"bench-fanout-{run}"})
-        await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group)
+        await start_at_end(settings, settings.kafka_consumer_group)
         fan = await fan_out(settings, args.items, args.chunk, args.window)
         flat = await flat_loop(settings, args.flat_items)
     projected = int(flat["history_per_item"] * args.items)

@@ -32,14 +32,15 @@ from bench.common import (
     CODEC,
     BenchNoop,
     bench_stack,
+    caught_up,
     orders,
     percentile,
     record,
+    start_at_end,
     table,
 )
 from bridge.routes import Action, Route, RouteTable
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import committed_to_end, start_group_at_end
 from relayflow.reference.events import OrderCompleted, OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 from relayflow.runtime.bootstrap import connect_temporal, running
@@ -154,7 +155,7 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
     """
     client = await connect_temporal(settings)
     # From the current end: the events of earlier runs on this topic are not ours.
-    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group)
+    await start_at_end(settings, settings.kafka_consumer_group)
     async with (warm(settings), Outcomes(settings) as outcomes,
                 kafka_send(settings) as kafka):
         direct = direct_start(client, settings.task_queue)
@@ -179,13 +180,13 @@ async def running_latency(settings: Settings, rate: float, count: int) -> tuple[
                                "noop-{order_id}")])
     group = f"{settings.kafka_consumer_group}-noop"
     mine = settings.model_copy(update={"task_queue": "bench-noop", "kafka_consumer_group": group})
-    await start_group_at_end(kafka_clients(mine), mine.kafka_consumer_group)
+    await start_at_end(mine, mine.kafka_consumer_group)
     worker = Worker(client, task_queue="bench-noop", workflows=[BenchNoop],
                     workflow_runner=UnsandboxedWorkflowRunner())
     async with worker, warm(mine, worker=False, routes=routes), kafka_send(mine) as kafka:
         events = orders(count)
         sent = await paced(events, rate, kafka)
-        await committed_to_end(kafka_clients(mine), group)  # every workflow started
+        await caught_up(mine, group)  # every workflow started
         began: dict[str, float] = {}
         for event in events:
             handle = client.get_workflow_handle(f"noop-{event.order_id}")

@@ -22,12 +22,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from bench.common import bench_stack, orders, produce, record, table
+from bench.common import bench_stack, caught_up, orders, produce, record, start_at_end, table
 from devtools.toxiproxy import Toxiproxy
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import committed_to_end, start_group_at_end
 from relayflow.reference.topics import ORDERS_EVENTS
-from relayflow.runtime.clients import kafka_clients
 
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
 
@@ -65,13 +63,13 @@ def _mine(settings: Settings, name: str) -> Settings:
 async def processed(settings: Settings, small: int, large: int, logs: Path) -> tuple[float, float]:
     """RSS after ``small`` and after ``large`` events went through to Temporal."""
     mine = _mine(settings, "memory")
-    await start_group_at_end(kafka_clients(mine), mine.kafka_consumer_group)
+    await start_at_end(mine, mine.kafka_consumer_group)
     bridge = start_bridge(mine, logs / "bridge-processed.log")
     try:
         sizes = []
         for count in (small, large - small):
             await produce(mine, ORDERS_EVENTS, orders(count))
-            await committed_to_end(kafka_clients(mine), mine.kafka_consumer_group)
+            await caught_up(mine, mine.kafka_consumer_group)
             sizes.append(await settle_rss(bridge.pid))
         return sizes[0], sizes[1]
     finally:
@@ -82,7 +80,7 @@ async def processed(settings: Settings, small: int, large: int, logs: Path) -> t
 async def backlog(settings: Settings, sizes: list[int], logs: Path) -> list[float]:
     """RSS with each backlog size waiting while Temporal is unreachable."""
     mine = _mine(settings, "backlog")
-    await start_group_at_end(kafka_clients(mine), mine.kafka_consumer_group)
+    await start_at_end(mine, mine.kafka_consumer_group)
     with Toxiproxy(settings, logs / "toxiproxy.log") as toxiproxy:
         link = toxiproxy.proxy("temporal", settings.temporal_address)
         bridge = start_bridge(mine.model_copy(update={"temporal_address": link.listen}),
@@ -90,7 +88,7 @@ async def backlog(settings: Settings, sizes: list[int], logs: Path) -> list[floa
         try:
             await produce(mine, ORDERS_EVENTS, orders(1))
             # connected, consuming
-            await committed_to_end(kafka_clients(mine), mine.kafka_consumer_group)
+            await caught_up(mine, mine.kafka_consumer_group)
             link.cut()
             found, produced = [], 0
             for size in sizes:

@@ -33,11 +33,10 @@ from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 
-from bench.common import bench_stack, orders, produce, record, table
+from bench.common import bench_stack, caught_up, orders, produce, record, start_at_end, table
 from bridge.routes import Action, Route, RouteTable
 from devtools.toxiproxy import Toxiproxy
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import committed_to_end, start_group_at_end
 from relayflow.reference.events import SCHEMA_FOLDER, OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal, running
@@ -108,11 +107,11 @@ async def relayflow_bridge(settings: Settings, tag: str, concurrency: int, *,
                                tag + "-{order_id}")])
     mine = settings.model_copy(update={"kafka_consumer_group": group, "task_queue": TASK_QUEUE,
                                        "bridge_concurrency": concurrency})
-    await start_group_at_end(kafka_clients(mine), group)
+    await start_at_end(mine, group)
     async with running(mine, worker=False, routes=routes, tracer_provider=tracer_provider,
                        monitoring=monitoring):
         await produce(mine, ORDERS_EVENTS, orders(1))  # warm-up: joined and connected
-        await committed_to_end(kafka_clients(mine), group)
+        await caught_up(mine, group)
         yield group
 
 
@@ -124,7 +123,7 @@ async def bridge_rate(settings: Settings, tag: str, events: int, concurrency: in
                                 monitoring=monitoring) as group:
         started = time.perf_counter()
         await produce(settings, ORDERS_EVENTS, orders(events))
-        await committed_to_end(kafka_clients(settings), group)
+        await caught_up(settings, group)
         return events / (time.perf_counter() - started)
 
 
@@ -133,7 +132,7 @@ async def naive_bridge(settings: Settings, client: Client, tag: str,
                        ) -> AsyncIterator[asyncio.Queue[None]]:
     """One FastStream subscriber awaiting one start per record; yields a queue of starts."""
     group = f"naive-{tag}-{uuid.uuid4().hex[:6]}"
-    await start_group_at_end(kafka_clients(settings), group)
+    await start_at_end(settings, group)
     broker = kafka_clients(settings).broker(logger=None)
     starts: asyncio.Queue[None] = asyncio.Queue()
 
@@ -171,7 +170,7 @@ async def measure(settings: Settings, latency_ms: int, events: int, naive_events
         burst = orders(events)
         started = time.perf_counter()
         await produce(settings, ORDERS_EVENTS, burst)
-        await committed_to_end(kafka_clients(settings), group)
+        await caught_up(settings, group)
         runs.append(Run("relayflow bridge", latency_ms, events, time.perf_counter() - started))
     if latency_ms:
         async with naive_bridge(settings, client, f"naive{tag}") as starts:

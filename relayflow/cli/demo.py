@@ -1,4 +1,4 @@
-"""``relayflow demo``: the local stack, bridge and worker, sample orders, their outcomes."""
+"""``relayflow demo``: the local stack, bridge and worker, the application's demo, its outcomes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,19 @@ def demo(
              "default: when run from a terminal."),
     app_spec: str | None = APP,
 ) -> None:
-    """Start the local stack, run bridge and worker, send sample orders, show outcomes."""
+    """Start the local stack, run bridge and worker, run the application's demo, show outcomes.
+
+    The reference application's demo sends sample orders and a batch; an
+    application without a demo (no ``Demo`` extension) says so (exit 2).
+    """
+    from relayflow.devstack.demo import Demo, where_to_look  # noqa: PLC0415
+
+    settings, served = configured(app_spec)
+    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
+    app_demo = served.extension(Demo)  # type: ignore[type-abstract]
+    if app_demo is None:
+        typer.echo(f"relayflow demo: application {served.name!r} has no demo", err=True)
+        raise typer.Exit(2)
     if with_console is None:  # scripts and CI get a demo that ends by itself
         with_console = sys.stdin.isatty() and sys.stdout.isatty()
         if not with_console:
@@ -32,11 +44,9 @@ def demo(
     from rich.console import Console  # noqa: PLC0415
 
     from relayflow import devstack  # noqa: PLC0415
-    from relayflow.devstack.demo import run_demo, where_to_look  # noqa: PLC0415
     from relayflow.observability.monitoring import monitored  # noqa: PLC0415
     from relayflow.runtime.bootstrap import running  # noqa: PLC0415
 
-    settings, served = configured(app_spec)
     console = Console()
     console.rule("relayflow demo")
     devstack.up(settings, served.all_topics())
@@ -63,8 +73,8 @@ def demo(
                     console.print(line)
                 web = (await extra.enter_async_context(demo_console(settings, console.print))
                        if with_console else None)
-                demo = asyncio.create_task(run_demo(settings, wait_seconds=timeout,
-                                                    console=console))
+                demo = asyncio.create_task(app_demo.run(settings, wait_seconds=timeout,
+                                                       console=console))
                 # A service that dies ends the demo at once, with its error, not a timeout.
                 await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
                 if demo.done():

@@ -10,9 +10,7 @@ import typer
 from relayflow.cli.options import APP, OUTPUT, TIMEOUT, Output, configured, emit_json, seconds_of
 
 if TYPE_CHECKING:
-    from bridge.parking import ParkEntry
     from relayflow.config.settings import Settings
-    from relayflow.operate.dlq import DeadLetter
     from relayflow.operate.records import ShownRecord
 
 __all__ = ["app"]
@@ -32,27 +30,29 @@ def _key(key: str, *, hex_key: bool) -> bytes:
 
 @app.command("list")
 def dlq_list(
-    topic: list[str] = typer.Option(None, help="Source topic(s); default every input topic."),
+    topic: list[str] = typer.Option(None, help="Source topic(s); default the application's "
+                                               "input topics."),
     limit: int = typer.Option(50, help="Show the newest this many dead letters."),
     output: Output = OUTPUT,
     timeout: float | None = TIMEOUT,
     app_spec: str | None = APP,
 ) -> None:
-    """Dead letters (newest last) and the parked keys."""
+    """The dead letters (newest last) and parked keys of the application's input topics."""
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     from relayflow.operate.deadlines import kafka_answers  # noqa: PLC0415
-    from relayflow.operate.dlq import parked_keys, read_dead_letters  # noqa: PLC0415
-    from relayflow.operate.records import shown  # noqa: PLC0415
+    from relayflow.operate.dlq import DlqListing, list_dead_letters  # noqa: PLC0415
+    from relayflow.operate.records import key_text, shown  # noqa: PLC0415
 
     settings, served = configured(app_spec)
 
-    async def load() -> tuple[list[DeadLetter], dict[tuple[str, bytes], ParkEntry]]:
+    async def load() -> DlqListing:
         async with kafka_answers(settings, seconds_of(timeout, settings)):
-            return await read_dead_letters(settings, topic or None), await parked_keys(settings)
+            return await list_dead_letters(settings, topic or None)
 
-    letters, parked = asyncio.run(load())
+    listing = asyncio.run(load())
+    letters = listing.letters
     newest = letters[-limit:]
     if output is Output.JSON:
         from relayflow.runtime.bootstrap import event_codec  # noqa: PLC0415
@@ -62,25 +62,26 @@ def dlq_list(
         async def decoded() -> list[dict[str, object]]:
             return [(await shown(d, codec)).as_json() for d in newest]
 
-        emit_json({"dead_letters_total": len(letters), "dead_letters": asyncio.run(decoded()),
-                   "parked_keys": [{"topic": source, "key": key.decode(errors="replace"),
-                                    **entry.model_dump(mode="json")}
-                                   for (source, key), entry in sorted(parked.items())]})
+        emit_json({"topics": list(listing.dlq_topics), "dead_letters_total": len(letters),
+                   "dead_letters": asyncio.run(decoded()),
+                   "parked_keys": listing.parked_json()})
         return
     console = Console()
-    table = Table(title=f"dead letters: {len(letters)} (showing the last {len(newest)})")
+    table = Table(title=f"dead letters on {', '.join(listing.dlq_topics)}: {len(letters)} "
+                        f"(showing the last {len(newest)})")
     for column in ("dlq record", "key", "reason", "event type", "source", "failed at", "error"):
         table.add_column(column)
     for d in newest:
-        table.add_row(d.coordinates, repr(d.key), d.reason, d.event_type,
+        table.add_row(d.coordinates, key_text(d.key), d.reason, d.event_type,
                       "{}[{}]@{}".format(*d.source), d.failed_at, d.error[:80])
     console.print(table)
-    keys = Table(title=f"parked keys: {len(parked)} (relayflow dlq replay|release TOPIC KEY)")
+    keys = Table(title=f"parked keys of {', '.join(listing.sources)}: {len(listing.parked)} "
+                       "(relayflow dlq replay|release TOPIC KEY)")
     for column in ("topic", "key", "reason", "parked at source", "first dead letter",
                    "replay in progress"):
         keys.add_column(column)
-    for (source, key), entry in sorted(parked.items()):
-        keys.add_row(source, repr(key), entry.reason,
+    for (source, key), entry in sorted(listing.parked.items()):
+        keys.add_row(source, key_text(key), entry.reason,
                      f"[{entry.source_partition}]@{entry.source_offset}",
                      f"{source}.dlq/{entry.dlq_partition}/{entry.dlq_offset}",
                      entry.replay_id or "-")
@@ -122,7 +123,7 @@ def dlq_show(
         return
     found = letter.record
     typer.echo(f"record   {found.coordinates}")
-    typer.echo(f"key      {found.key!r}")
+    typer.echo(f"key      {letter.key}")
     for name, value in found.headers:
         typer.echo(f"header   {name}: {value.decode(errors='replace')}")
     if letter.event is None:

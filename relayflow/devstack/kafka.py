@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from relayflow.application import load_application
 from relayflow.config.settings import Settings
 from relayflow.devstack.process import (
     StackError,
@@ -42,15 +43,21 @@ from relayflow.devstack.process import (
     stop_service,
     wait_ready,
 )
-from relayflow.devstack.secure import ADMIN, DevSecrets, acl_plan, create_acls
-from relayflow.reference.topics import TOPICS
+from relayflow.devstack.secure import (
+    ADMIN,
+    DevSecrets,
+    acl_plan,
+    create_acls,
+    input_producers,
+    principals,
+)
 from relayflow.runtime.clients import kafka_clients
 from schemas.topics import Topic
 
-__all__ = ["KAFKA", "KafkaNode", "bootstrap_servers", "dev_secrets", "ensure_topics",
-           "fetch_kafka", "kafka_answers", "kafka_nodes", "new_cluster_id", "partition_counts",
-           "prepare_kafka", "render_server_properties", "replication_factor", "start_kafka",
-           "stop_kafka", "tooling_settings"]
+__all__ = ["KAFKA", "KafkaNode", "app_topics", "bootstrap_servers", "dev_secrets",
+           "ensure_topics", "fetch_kafka", "kafka_answers", "kafka_nodes", "new_cluster_id",
+           "partition_counts", "prepare_kafka", "render_server_properties", "replication_factor",
+           "start_kafka", "stop_kafka", "tooling_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,11 @@ class KafkaNode:
     def address(self) -> str:
         """``host:port`` clients use."""
         return f"127.0.0.1:{self.advertised_port}"
+
+
+def app_topics(settings: Settings) -> tuple[Topic, ...]:
+    """Every topic of the configured application (``settings.app``): its own, DLQs, parked keys."""
+    return load_application(settings.app).all_topics()
 
 
 def kafka_nodes(settings: Settings) -> tuple[KafkaNode, ...]:
@@ -286,7 +298,7 @@ def start_kafka(settings: Settings, node_ids: Collection[int] | None = None) -> 
         raise StackError("java (17+) is needed to run the Kafka broker")
     secure = secrets.exists() or (settings.kafka_dev_secure and not formatted)
     if secure and not secrets.exists():
-        secrets.generate()
+        secrets.generate(principals(input_producers(load_application(settings.app))))
     cluster: tuple[KafkaNode, ...] = ()
     cluster_id = new_cluster_id()  # a single node is formatted once, with a new one
     if len(nodes) > 1:
@@ -350,22 +362,25 @@ def _start_node(settings: Settings, node: KafkaNode, cluster: Sequence[KafkaNode
     return spawn(settings, node.service, argv, node.port, str(properties), home)
 
 
-def prepare_kafka(settings: Settings, topics: Iterable[Topic] = TOPICS) -> dict[str, int]:
+def prepare_kafka(settings: Settings, topics: Iterable[Topic] | None = None) -> dict[str, int]:
     """Create the missing topics of ``topics`` and, on a secured broker, the principals' ACLs.
 
     Args:
         settings: The dev stack's settings (``kafka_consumer_group`` starts the
-            names of the bridge's groups in the ACLs).
-        topics: The application's topics (``Application.all_topics()``).
+            names of the bridge's groups in the ACLs; ``app`` declares the
+            producers of its input topics, ``InputProducers``).
+        topics: The application's topics (default: the configured
+            application's, ``Application.all_topics()``).
 
     Returns:
         Topic name → partition count of each of ``topics``.
     """
-    wanted = tuple(topics)
+    wanted = app_topics(settings) if topics is None else tuple(topics)
     tooling = tooling_settings(settings)
     counts = ensure_topics(tooling, wanted)
     if dev_secrets(settings).exists():
-        plan = acl_plan(wanted, settings.kafka_consumer_group)
+        plan = acl_plan(wanted, settings.kafka_consumer_group,
+                        input_producers(load_application(settings.app)))
 
         async def grant() -> None:
             async with kafka_clients(tooling).started_admin() as admin:
@@ -383,14 +398,14 @@ def stop_kafka(settings: Settings) -> bool:
         return any(pool.map(lambda node: stop_service(settings, node.service), nodes))
 
 
-def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS,
+def ensure_topics(settings: Settings, topics: Iterable[Topic] | None = None,
                   replicas: int | None = None) -> dict[str, int]:
     """Create every topic of ``topics`` that is missing; existing ones are left alone.
 
     Args:
         settings: Where Kafka is.
-        topics: The topics (default: relayflow's own application's, with DLQs and
-            parked keys; an application's are ``Application.all_topics()``).
+        topics: The topics (default: the configured application's, with DLQs and
+            parked keys, ``Application.all_topics()``).
         replicas: Replication factor of the topics created (default: the dev
             stack's, ``replication_factor``: 1, or 3 on a cluster).
 
@@ -400,7 +415,7 @@ def ensure_topics(settings: Settings, topics: Iterable[Topic] = TOPICS,
     from aiokafka.admin import NewTopic  # noqa: PLC0415
     from aiokafka.errors import TopicAlreadyExistsError  # noqa: PLC0415
 
-    wanted = list(topics)
+    wanted = list(app_topics(settings) if topics is None else topics)
     factor = replicas or replication_factor(settings)
 
     async def create() -> dict[str, int]:

@@ -15,8 +15,11 @@ folder exists), so later ``up``/``status``/``down`` need no flag.
   the listener also takes PLAIN, Confluent Cloud's mechanism, for the same
   users and passwords):
   ``admin`` (super user: the broker itself, topic creation, ACLs, the dev
-  stack's own checks), ``bridge``, ``worker``, ``approvals`` and ``tools``
-  (tests and operator commands); ``acl_plan`` says what each may do.
+  stack's own checks), ``bridge``, ``worker`` and ``tools`` (tests and
+  operator commands), plus the producers an application declares for some of
+  its input topics (``InputProducers``: the reference application's
+  ``approvals``, the only writer of ``approvals.decisions``); ``acl_plan``
+  says what each may do.
 * Listeners: ``SASL_SSL`` for clients and between brokers (client certificates
   required), ``CONTROLLER`` plaintext on loopback. Its principal is
   ``ANONYMOUS``, which is therefore a super user too: only the broker's link to
@@ -30,28 +33,31 @@ import ipaddress
 import json
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from relayflow.application import Application
 from relayflow.config.settings import Settings
 from relayflow.devstack.process import StackError
-from relayflow.reference.topics import APPROVALS_DECISIONS
 from schemas.topics import DLQ_SUFFIX, Topic
 
-__all__ = ["ADMIN", "MECHANISM", "MECHANISMS", "PRINCIPALS", "Acl", "DevSecrets", "acl_plan",
-           "create_acls", "write_ca"]
+__all__ = ["ADMIN", "MECHANISM", "MECHANISMS", "PRINCIPALS", "Acl", "DevSecrets",
+           "InputProducers", "acl_plan", "create_acls", "input_producers", "principals",
+           "write_ca"]
 
 ADMIN = "admin"
 """The super user: the broker between brokers, and the dev stack's own tooling."""
-PRINCIPALS = (ADMIN, "tools", "bridge", "worker", "approvals")
-"""The SCRAM users of a secured dev broker."""
+TOOLS = "tools"
+"""Tests and operator commands; writes the input topics no declared producer owns."""
+PRINCIPALS = (ADMIN, TOOLS, "bridge", "worker")
+"""The SCRAM users every secured dev broker has (an application may declare more)."""
 MECHANISM = "SCRAM-SHA-512"
 """The mechanism between brokers and in every principal's settings."""
 MECHANISMS = (MECHANISM, "PLAIN")
@@ -64,6 +70,33 @@ _LITERAL, _PREFIXED = 3, 4
 _ALLOW = 3
 _OPERATIONS = {"READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
 _RESOURCES = {_TOPIC: "topic", _GROUP: "group", _CLUSTER: "cluster"}
+
+
+@runtime_checkable
+class InputProducers(Protocol):
+    """Principals an application declares as the only writers of some of its input topics.
+
+    One of ``Application.extensions``: on the secured dev broker each such
+    principal is a SCRAM user of its own, and only it may write its topics.
+    Input topics no producer is declared for are written by ``tools``.
+    """
+
+    @property
+    def input_producers(self) -> Mapping[str, str]:
+        """Input topic → the principal that alone may write it."""
+        ...
+
+
+def input_producers(app: Application) -> Mapping[str, str]:
+    """The producers ``app`` declares (``InputProducers``), or none."""
+    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
+    declared = app.extension(InputProducers)  # type: ignore[type-abstract]
+    return {} if declared is None else dict(declared.input_producers)
+
+
+def principals(producers: Mapping[str, str]) -> tuple[str, ...]:
+    """The SCRAM users of a secured dev broker: ``PRINCIPALS`` and the declared producers."""
+    return (*PRINCIPALS, *sorted(set(producers.values()) - set(PRINCIPALS)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +123,26 @@ class Acl:
         return f"{self.principal}: {self.operation} {kind} {self.name}"
 
 
-def acl_plan(topics: Iterable[Topic], group_prefix: str) -> list[Acl]:
+def acl_plan(topics: Iterable[Topic], group_prefix: str,
+             producers: Mapping[str, str] | None = None) -> list[Acl]:
     """What each principal of the secured dev broker may do with an application's topics.
 
     * ``bridge``: read the input topics and its consumer groups (names starting
       with ``group_prefix``), write the dead-letter topics, read and write the
       parked-keys topic.
     * ``worker``: write the outcome topics.
-    * ``approvals``: write ``approvals.decisions`` (no one else may).
+    * each declared producer (``producers``; the reference application's
+      ``approvals``): write its input topics (no one else may).
     * ``tools``: write the other input topics and the parked-keys topic (DLQ
       replay and release), read every topic and group, describe the cluster.
 
     Args:
         topics: Every topic of the application (``Application.all_topics()``).
         group_prefix: Start of the bridge's consumer group names.
+        producers: Input topic → the principal that alone writes it
+            (``input_producers``); default none: ``tools`` writes every input topic.
     """
+    owners = producers or {}
     plan: list[Acl] = []
 
     def allow(principal: str, operation: str, topic: str) -> None:
@@ -113,19 +151,18 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str) -> list[Acl]:
     for topic in topics:
         if topic.inbound:
             allow("bridge", "READ", topic.name)
-            allow("approvals" if topic.name == APPROVALS_DECISIONS else "tools", "WRITE",
-                  topic.name)
+            allow(owners.get(topic.name, TOOLS), "WRITE", topic.name)
         elif topic.name.endswith(DLQ_SUFFIX):
             allow("bridge", "WRITE", topic.name)
         elif topic.compacted:  # the parked keys
             for operation, principal in (("READ", "bridge"), ("WRITE", "bridge"),
-                                         ("WRITE", "tools")):
+                                         ("WRITE", TOOLS)):
                 allow(principal, operation, topic.name)
         else:
             allow("worker", "WRITE", topic.name)
     plan += [Acl("bridge", "READ", _GROUP, group_prefix, prefixed=True),
-             Acl("tools", "READ", _TOPIC, "*"), Acl("tools", "READ", _GROUP, "*"),
-             Acl("tools", "DESCRIBE", _CLUSTER, "kafka-cluster")]
+             Acl(TOOLS, "READ", _TOPIC, "*"), Acl(TOOLS, "READ", _GROUP, "*"),
+             Acl(TOOLS, "DESCRIBE", _CLUSTER, "kafka-cluster")]
     return plan
 
 
@@ -199,8 +236,13 @@ class DevSecrets:
         """The SCRAM password of ``principal``."""
         return self.users()[principal]
 
-    def generate(self) -> None:
-        """Make the CA, the broker and client certificates, the passwords and the env files."""
+    def generate(self, users: Iterable[str] = PRINCIPALS) -> None:
+        """Make the CA, the broker and client certificates, the passwords and the env files.
+
+        Args:
+            users: The principals to make (``principals``: the framework's and
+                the application's declared producers).
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
         ca, ca_key = write_ca(self.folder)
@@ -215,7 +257,7 @@ class DevSecrets:
                          [ExtendedKeyUsageOID.CLIENT_AUTH], [])
         _write(self.client_cert, _pem(client) + _pem(ca))
         _write(self.client_key, _pem_key(client_key))
-        passwords = {principal: secrets.token_urlsafe(24) for principal in PRINCIPALS}
+        passwords = {principal: secrets.token_urlsafe(24) for principal in dict.fromkeys(users)}
         for principal, password in passwords.items():
             _write(self.env_file(principal), "".join(
                 f"{name}={value}\n"
@@ -245,8 +287,8 @@ class DevSecrets:
 
     def scram_arguments(self) -> list[str]:
         """``StorageTool format`` arguments that create every principal's SCRAM credential."""
-        return [argument for principal in PRINCIPALS for argument in (
-            "--add-scram", f"{MECHANISM}=[name={principal},password={self.password(principal)}]")]
+        return [argument for principal, password in self.users().items() for argument in (
+            "--add-scram", f"{MECHANISM}=[name={principal},password={password}]")]
 
     def server_properties(self, port: int, controller_port: int,
                           advertised_port: int) -> dict[str, str]:

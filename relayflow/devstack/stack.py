@@ -30,7 +30,6 @@ from relayflow.devstack.process import (
 )
 from relayflow.devstack.secure import MECHANISM
 from relayflow.devstack.temporal import TEMPORAL, start_temporal, stop_temporal, temporal_answers
-from relayflow.reference.topics import TOPICS
 from relayflow.runtime.clients import kafka_clients
 from schemas.topics import Topic
 
@@ -97,13 +96,13 @@ def wait_until_answering(settings: Settings, timeout: float = READY_TIMEOUT) -> 
     wait_ready(TEMPORAL, None, None, lambda: temporal_answers(settings), timeout)
 
 
-def up(settings: Settings, topics: Iterable[Topic] = TOPICS) -> bool:
+def up(settings: Settings, topics: Iterable[Topic] | None = None) -> bool:
     """Bring the whole stack up (idempotent) and make sure every topic exists.
 
     Args:
-        settings: Ports, data folder, versions.
-        topics: The topics to create when missing (default: relayflow's own
-            application's; another application's are ``Application.all_topics()``).
+        settings: Ports, data folder, versions; ``app``, the application.
+        topics: The topics to create when missing (default: the configured
+            application's, ``Application.all_topics()``).
 
     Returns:
         True when anything was started, False when everything was already running.

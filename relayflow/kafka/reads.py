@@ -15,7 +15,6 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from relayflow.kafka.clients import KafkaClients
-from relayflow.reference.topics import INPUT_TOPICS
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_FAILED_AT,
@@ -261,30 +260,32 @@ async def commit_group(kafka: KafkaClients, group: str,
         await consumer.commit({tp: OffsetAndMetadata(at, "") for tp, at in offsets.items()})
 
 
-async def start_group_at_end(kafka: KafkaClients, group: str,
-                             topics: Iterable[str] = INPUT_TOPICS) -> None:
+async def start_group_at_end(kafka: KafkaClients, group: str, topics: Iterable[str]) -> None:
     """Commit the current end of every partition of ``topics`` for a new ``group``.
 
     The group then reads only what arrives from now on, not the topics' history.
+
+    Args:
+        kafka: The clients of the Kafka to use.
+        group: The consumer group.
+        topics: The topics (an application's ``input_topics``, say).
     """
     await commit_group(kafka, group,
                        await end_offsets(kafka, await partitions_of(kafka, topics)))
 
 
 async def committed_to_end(kafka: KafkaClients, group: str,
-                           partitions: Iterable[TopicPartition] | None = None) -> None:
+                           partitions: Iterable[TopicPartition]) -> None:
     """Return once ``group`` has committed each partition up to its end at the time of the call.
 
     Args:
         kafka: The clients of the Kafka to read.
         group: The consumer group.
-        partitions: Default: every partition of the input topics.
+        partitions: The partitions to wait for.
 
     Waits as long as it takes; bound it with ``asyncio.timeout``.
     """
-    wanted = list(partitions) if partitions is not None \
-        else await partitions_of(kafka, INPUT_TOPICS)
-    ends = {tp: end for tp, end in (await end_offsets(kafka, wanted)).items() if end}
+    ends = {tp: end for tp, end in (await end_offsets(kafka, list(partitions))).items() if end}
     async with kafka.started_admin() as admin:
         while True:
             done = await admin.list_consumer_group_offsets(group)

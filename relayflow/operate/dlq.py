@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from bridge.parking import ParkEntry, ParkingLot
+from relayflow.application import load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import StoredRecord, read_records
-from relayflow.reference.topics import INPUT_TOPICS
+from relayflow.operate.records import key_text
 from relayflow.runtime.clients import kafka_clients
 from schemas.dead_letters import DlqReason
 from schemas.headers import DLQ_REPLAY_ID, DLQ_REPLAY_LAST, DLQ_REPLAY_OF
@@ -34,7 +35,9 @@ from schemas.topics import dlq_topic
 
 __all__ = [
     "DeadLetter",
+    "DlqListing",
     "ReplayResult",
+    "list_dead_letters",
     "parked_keys",
     "read_dead_letters",
     "release",
@@ -48,22 +51,28 @@ DeadLetter = StoredRecord
 """A record of a dead-letter topic: the original record plus its ``dlq-*`` headers."""
 
 
+def input_topics(settings: Settings) -> tuple[str, ...]:
+    """The input topics of the configured application (``settings.app``)."""
+    return load_application(settings.app).input_topics
+
+
 async def read_dead_letters(settings: Settings, topics: Iterable[str] | None = None, *,
                             partition: int | None = None, from_offset: int = 0,
                             ) -> list[DeadLetter]:
-    """Every dead letter now on the DLQs of ``topics`` (default: every input topic).
+    """Every dead letter now on the DLQs of ``topics``.
 
     Args:
         settings: Where Kafka is.
-        topics: Source topics whose DLQs to read.
+        topics: Source topics whose DLQs to read (default: the configured
+            application's input topics).
         partition: Only this partition (of each DLQ).
         from_offset: Start here (with ``partition``).
 
     Returns:
         Dead letters ordered by DLQ topic, partition and offset.
     """
-    return await read_records(kafka_clients(settings),
-                              [dlq_topic(s) for s in topics or INPUT_TOPICS],
+    sources = list(topics or ()) or input_topics(settings)
+    return await read_records(kafka_clients(settings), [dlq_topic(s) for s in sources],
                               partition=partition, from_offset=from_offset)
 
 
@@ -79,10 +88,19 @@ async def _lot(settings: Settings) -> AsyncIterator[tuple[ParkingLot, AIOKafkaPr
             await lot.stop()
 
 
-async def parked_keys(settings: Settings) -> dict[tuple[str, bytes], ParkEntry]:
-    """Every parked (source topic, key) with its entry."""
+async def parked_keys(settings: Settings, topics: Iterable[str] | None = None,
+                      ) -> dict[tuple[str, bytes], ParkEntry]:
+    """Every parked (source topic, key) of ``topics``, with its entry.
+
+    Args:
+        settings: Where Kafka is.
+        topics: Source topics (default: the configured application's input
+            topics; the parked-keys topic may hold other applications' keys too).
+    """
+    sources = set(topics or ()) or set(input_topics(settings))
     async with _lot(settings) as (lot, _):
-        return dict(lot.entries)
+        return {(topic, key): entry for (topic, key), entry in lot.entries.items()
+                if topic in sources}
 
 
 async def release(settings: Settings, topic: str, key: bytes) -> ParkEntry | None:
@@ -96,6 +114,44 @@ async def release(settings: Settings, topic: str, key: bytes) -> ParkEntry | Non
         if entry is not None:
             await lot.put(topic, key, None)
         return entry
+
+
+@dataclass(frozen=True, slots=True)
+class DlqListing:
+    """What ``relayflow dlq list`` lists: the dead letters and parked keys of some source topics.
+
+    Attributes:
+        sources: The source topics (an application's input topics).
+        letters: Every dead letter on their DLQs, ordered by DLQ topic, partition and offset.
+        parked: Their parked keys, by (source topic, key).
+    """
+
+    sources: tuple[str, ...]
+    letters: tuple[DeadLetter, ...]
+    parked: dict[tuple[str, bytes], ParkEntry]
+
+    @property
+    def dlq_topics(self) -> tuple[str, ...]:
+        """The dead-letter topics read."""
+        return tuple(dlq_topic(source) for source in self.sources)
+
+    def parked_json(self) -> list[dict[str, object]]:
+        """The parked keys as JSON objects (key as text, ``key_text``), sorted."""
+        return [{"topic": source, "key": key_text(key), **entry.model_dump(mode="json")}
+                for (source, key), entry in sorted(self.parked.items())]
+
+
+async def list_dead_letters(settings: Settings,
+                            topics: Iterable[str] | None = None) -> DlqListing:
+    """The dead letters and parked keys of ``topics``.
+
+    Args:
+        settings: Where Kafka is.
+        topics: Source topics (default: the configured application's input topics).
+    """
+    sources = tuple(topics or ()) or input_topics(settings)
+    return DlqListing(sources, tuple(await read_dead_letters(settings, sources)),
+                      await parked_keys(settings, sources))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,12 @@ from schemas.codec import AvroCodec, DecodeError
 from schemas.models import Event
 from schemas.topics import DLQ_SUFFIX, PARKED_KEYS
 
-__all__ = ["ShownRecord", "shown"]
+__all__ = ["ShownRecord", "key_text", "shown"]
+
+
+def key_text(key: bytes | None) -> str:
+    r"""A record key as text: UTF-8 decoded; bytes that are not UTF-8 escaped visibly (``\xff``)."""
+    return (key or b"").decode(errors="backslashreplace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +46,8 @@ class ShownRecord:
 
     @property
     def key(self) -> str:
-        """The record key as text (undecodable bytes replaced)."""
-        return (self.record.key or b"").decode(errors="replace")
+        """The record key as text (``key_text``: bytes that are not UTF-8 escaped visibly)."""
+        return key_text(self.record.key)
 
     @property
     def dead_letter(self) -> bool:

@@ -4,8 +4,10 @@ For an id, every workflow the application's routes would start for it
 (``order-<id>``, ``batch-<id>``) that exists is shown: its state, its steps
 (activities, signals and child workflows, read from the history, so a
 finished workflow needs no worker), what its queries answer while it runs
-(``OrderSaga``'s ``status`` and ``approval``, ``BatchWorkflow``'s ``progress``),
-the outcome events with its key on the application's outcome topics, and a
+(the queries without arguments its class, one of the application's
+workflows, defines; an application's ``StatusQueries`` extension chooses
+and orders them: the reference's asks ``OrderSaga``'s ``status``, then
+``approval``), the outcome events with its key on the application's outcome topics, and a
 link to it in the Temporal UI.
 
 Whatever did not answer (a worker for the queries, Kafka for the outcomes)
@@ -14,13 +16,15 @@ is listed in ``StatusReport.unanswered``; the rest is still shown.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from pydantic import BaseModel
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
@@ -39,25 +43,35 @@ from relayflow.operate.deadlines import (
     temporal_answers,
 )
 from relayflow.operate.records import ShownRecord, shown
-from relayflow.reference.workflows.batch import BatchWorkflow
-from relayflow.reference.workflows.order_saga import OrderSaga
 from relayflow.runtime.clients import kafka_clients
 
 __all__ = [
+    "StatusQueries",
     "StatusReport",
     "Step",
     "WorkflowState",
+    "queries_of",
     "status",
     "steps_of",
     "ui_link",
     "workflow_ids",
 ]
 
-QUERIES: dict[str, tuple[Callable[..., Any], ...]] = {
-    "OrderSaga": (OrderSaga.status, OrderSaga.approval),
-    "BatchWorkflow": (BatchWorkflow.progress,),
-}
-"""Queries asked of a running workflow, by workflow type."""
+Query = tuple[str, Callable[..., Any]]
+"""A query's name and its method."""
+
+
+@runtime_checkable
+class StatusQueries(Protocol):
+    """Which queries ``relayflow status`` asks running workflows (an ``Application`` extension).
+
+    Without it, every query without arguments of the workflow's class is asked.
+    """
+
+    @property
+    def status_queries(self) -> Mapping[str, Sequence[str]]:
+        """Workflow type → the names of the queries to ask, in order."""
+        ...
 
 _OUTCOMES_SINCE = timedelta(minutes=1)
 """Outcome records are looked for from this long before the workflow started (clock skew)."""
@@ -257,6 +271,28 @@ def workflow_ids(app: Application, subject: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def queries_of(app: Application) -> dict[str, tuple[Query, ...]]:
+    """The queries ``status`` asks a running workflow, by workflow type.
+
+    Every named query without arguments of each workflow class ``app`` registers
+    (workflows run elsewhere are not asked), or those of them its
+    ``StatusQueries`` extension names, in its order.
+    """
+    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
+    chosen = app.extension(StatusQueries)  # type: ignore[type-abstract]
+    found: dict[str, tuple[Query, ...]] = {}
+    for workflow_class in app.workflows:
+        # The SDK keeps a class's queries in its (private) workflow definition.
+        definition = workflow._Definition.must_from_class(workflow_class)  # noqa: SLF001
+        if definition.name is None:
+            continue  # a dynamic workflow: no type to ask by
+        asked = {name: query.fn for name, query in definition.queries.items()
+                 if name and len(inspect.signature(query.fn).parameters) == int(query.is_method)}
+        names = asked if chosen is None else chosen.status_queries.get(definition.name, ())
+        found[definition.name] = tuple((name, asked[name]) for name in names if name in asked)
+    return found
+
+
 def ui_link(settings: Settings, workflow_id: str, run_id: str) -> str:
     """The run's history in the Temporal UI (``temporal_ui_url``)."""
     return (f"{settings.temporal_ui_url}/namespaces/{quote(settings.temporal_namespace, safe='')}"
@@ -276,26 +312,31 @@ def _answer(result: Any) -> Any:
     return result.model_dump(mode="json") if isinstance(result, BaseModel) else result
 
 
-async def _ask(client: Client, state: WorkflowState, seconds: float) -> None:
+async def _ask(client: Client, state: WorkflowState, queries: Iterable[Query],
+               seconds: float) -> None:
     handle = client.get_workflow_handle(state.workflow_id, run_id=state.run_id)
-    for query in QUERIES.get(state.workflow_type, ()):
+    for name, query in queries:
         answer = await query_worker(handle, query, seconds, task_queue=state.task_queue)
-        state.queries[query.__name__] = _answer(answer)
+        state.queries[name] = _answer(answer)
 
 
-async def status(settings: Settings, subject: str, *, seconds: float) -> StatusReport:
-    """Where ``subject`` (an order or batch id) stands.
+async def status(settings: Settings, subject: str, *, seconds: float,
+                 app: Application | None = None) -> StatusReport:
+    """Where ``subject`` (a business id: an order's, a ticket's) stands.
 
     Args:
-        settings: Where Kafka and Temporal are; ``settings.app``'s routes and topics.
+        settings: Where Kafka and Temporal are.
         subject: The business id.
         seconds: Bound of each call (Temporal, a query, Kafka).
+        app: The application whose routes, workflows and topics to use
+            (default: the configured one, ``settings.app``).
 
     Raises:
         NotFound: No workflow for ``subject``.
         relayflow.operate.deadlines.Unanswered: Temporal did not answer.
     """
-    app = load_application(settings.app)
+    app = app or load_application(settings.app)
+    queries = queries_of(app)
     client = await connected_temporal(settings, seconds)
     report = StatusReport(subject)
     ids = workflow_ids(app, subject)
@@ -314,7 +355,7 @@ async def status(settings: Settings, subject: str, *, seconds: float) -> StatusR
         report.workflows.append(state)
         if described.status == WorkflowExecutionStatus.RUNNING:
             try:
-                await _ask(client, state, seconds)
+                await _ask(client, state, queries.get(state.workflow_type, ()), seconds)
             except Unanswered as silent:
                 report.unanswered.append(str(silent))
         try:

@@ -1,24 +1,30 @@
-"""``relayflow verify``: check the end-to-end invariants on what Kafka, Temporal and the store hold.
+"""``relayflow verify``: an application's end-to-end invariants, on what Kafka and Temporal hold.
 
-Reads every input topic, the outcome topics, the dead-letter topics and the
-store, lists the workflows, and checks:
+Reads the configured application's input topics, its outcome topics and the
+dead-letter topics of its inputs, lists the workflows its routes address, and
+checks, for any application:
 
-* ``lost``: every input record is processed (its order or batch has a
-  terminal outcome, or is still running) or is on the DLQ (matched by its
-  source coordinates), never neither.
-* ``no-outcome`` / ``two-outcomes``: every order or batch the bridge accepted
-  has exactly one terminal outcome (``OrderCompleted`` / ``OrderFailed`` /
-  ``BatchCompleted``). The same outcome published twice has the same event id
-  and counts once (``duplicate_publishes`` reports how often that happened).
-* ``two-sagas``: no order has more than one ``OrderSaga`` run.
-* ``charge-not-settled``: every charge of a finished order is either
-  fulfilled (``OrderCompleted`` and a shipment) or refunded; the store keeps
-  one row per idempotency key, so "exactly once" is a row count.
-* ``two-charges``: no order has more than one payment.
-* ``shipment-without-charge``: no live shipment without a live charge.
+* ``lost``: every input record is either on the DLQ (matched by its source
+  coordinates) or decodes to an event one of the application's routes takes;
+  never neither.
+* ``no-outcome`` / ``two-outcomes``: every workflow the accepted inputs address
+  (its id from the route, as the bridge computes it) has exactly one terminal
+  outcome once it no longer runs. Outcomes belong to the workflows addressed
+  by events with the same business key (``Event.key``). The same outcome
+  published twice has the same event id and counts once
+  (``duplicate_publishes`` reports how often that happened).
+* ``two-runs``: no workflow id has more than one run (runs that continued as
+  new count as part of the next one).
 
-Orders or batches whose workflow is still running are reported as open, not
-as violations; ``--wait`` gives them time to finish.
+Terminal outcomes are, by default, every event type of the application's
+outcome topics. An application whose outcome topics also carry events along
+the way (progress, approval requests) names its terminal ones in a
+``VerifyChecks`` extension, which may also add invariants of its own (the
+reference application's: every charge refunded or fulfilled, one payment per
+order, no shipment without a charge).
+
+Workflows still running are reported as open, not as violations; ``--wait``
+gives them time to finish.
 """
 
 from __future__ import annotations
@@ -26,45 +32,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from relayflow.application import Application, load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import StoredRecord, read_records
-from relayflow.reference.activities.store import Store
-from relayflow.reference.app import APP, ROUTES
-from relayflow.reference.events import (
-    ApprovalDecided,
-    BatchCancelled,
-    BatchCompleted,
-    BatchRequested,
-    OrderCancelled,
-    OrderCompleted,
-    OrderFailed,
-    OrderPlaced,
-)
-from relayflow.reference.topics import (
-    BATCHES_OUTCOMES,
-    BATCHES_REQUESTS,
-    INPUT_TOPICS,
-    ORDERS_EVENTS,
-    ORDERS_OUTCOMES,
-)
+from relayflow.operate.records import key_text
 from relayflow.runtime.bootstrap import connect_temporal, event_codec
 from relayflow.runtime.clients import kafka_clients
 from schemas import Event
 from schemas.codec import AvroCodec, DecodeError
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
-__all__ = ["VerifyReport", "Violation", "evaluate", "verify", "verify_until_settled"]
+__all__ = [
+    "Flow",
+    "VerifyChecks",
+    "VerifyReport",
+    "Violation",
+    "evaluate",
+    "verify",
+    "verify_until_settled",
+]
 
-OUTPUTS = (ORDERS_OUTCOMES, BATCHES_OUTCOMES)
-
-# Workflow types and ids come from the routes that start them, never spelled twice.
-_SAGA = ROUTES.routes[(ORDERS_EVENTS, OrderPlaced.avro_name)]
-_BATCH = ROUTES.routes[(BATCHES_REQUESTS, BatchRequested.avro_name)]
+_RUNNING = WorkflowExecutionStatus.RUNNING
+_CONTINUED = WorkflowExecutionStatus.CONTINUED_AS_NEW
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +67,67 @@ class Violation:
     """One broken invariant.
 
     Attributes:
-        rule: Which (``lost``, ``no-outcome``, ``two-outcomes``, ``two-sagas``,
-            ``charge-not-settled``, ``two-charges``, ``shipment-without-charge``).
-        subject: The record, order or batch concerned.
+        rule: Which (``lost``, ``no-outcome``, ``two-outcomes``, ``two-runs``, or
+            one of the application's own ``VerifyChecks``).
+        subject: The record, workflow or business key concerned.
         detail: What was found.
     """
 
     rule: str
     subject: str
     detail: str
+
+    def as_json(self) -> dict[str, str]:
+        """The violation as a JSON object."""
+        return {"rule": self.rule, "subject": self.subject, "detail": self.detail}
+
+
+@dataclass
+class Flow:
+    """One workflow the accepted inputs address, and what came out of it.
+
+    Attributes:
+        workflow_id: Its id (the route's template with the event's fields).
+        workflow_type: Its type.
+        keys: Business keys of the events addressing it.
+        runs: Status of each of its runs (runs continued as new left out).
+        outcomes: Its terminal outcomes, one per event id.
+    """
+
+    workflow_id: str
+    workflow_type: str
+    keys: set[str] = field(default_factory=set)
+    runs: list[WorkflowExecutionStatus] = field(default_factory=list)
+    outcomes: list[Event] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        """A run of it is still running (its outcome may be out while it retries publishing)."""
+        return _RUNNING in self.runs
+
+    @property
+    def settled(self) -> Event | None:
+        """Its one terminal outcome, once it no longer runs (None: open, none or several)."""
+        return self.outcomes[0] if len(self.outcomes) == 1 and not self.running else None
+
+
+@runtime_checkable
+class VerifyChecks(Protocol):
+    """An application's own part of ``relayflow verify`` (one of ``Application.extensions``)."""
+
+    @property
+    def terminal_outcomes(self) -> Collection[str]:
+        """Avro full names of the outcome events that end a workflow."""
+        ...
+
+    def check(self, settings: Settings, flows: Sequence[Flow]) -> list[Violation]:
+        """The application's own invariants on these flows (it may read its own stores).
+
+        Args:
+            settings: Where the application's resources are.
+            flows: Every workflow the inputs in scope address, with its outcomes.
+        """
+        ...
 
 
 @dataclass
@@ -90,21 +137,18 @@ class VerifyReport:
     Attributes:
         inputs: Input records in scope.
         dead_lettered: Of those, on the DLQ.
-        orders: Orders the bridge accepted.
-        batches: Batches the bridge accepted.
-        completed: Orders ended with ``OrderCompleted``.
-        failed: Orders ended with ``OrderFailed``.
-        open: Orders or batches still running (workflow ids).
-        duplicate_publishes: Outcome records whose event id was already seen.
+        workflows: Workflows the accepted inputs address, counted by type.
+        settled: Workflows that ended with exactly one terminal outcome,
+            counted by that outcome's type (class name).
+        open: Workflows still running (ids).
+        duplicate_publishes: Terminal outcome records whose event id was already seen.
         violations: Every broken invariant.
     """
 
     inputs: int = 0
     dead_lettered: int = 0
-    orders: int = 0
-    batches: int = 0
-    completed: int = 0
-    failed: int = 0
+    workflows: Counter[str] = field(default_factory=Counter)
+    settled: Counter[str] = field(default_factory=Counter)
     open: list[str] = field(default_factory=list)
     duplicate_publishes: int = 0
     violations: list[Violation] = field(default_factory=list)
@@ -116,10 +160,14 @@ class VerifyReport:
 
     def summary(self) -> str:
         """One paragraph for people."""
+
+        def counted(counts: Counter[str]) -> str:
+            return ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"
+
         lines = [(
-            f"inputs {self.inputs} (dead-lettered {self.dead_lettered}); orders {self.orders} "
-            f"(completed {self.completed}, failed {self.failed}); batches {self.batches}; "
-            f"open {len(self.open)}; duplicate outcome publishes {self.duplicate_publishes}"
+            f"inputs {self.inputs} (dead-lettered {self.dead_lettered}); workflows "
+            f"{counted(self.workflows)}; settled {counted(self.settled)}; open {len(self.open)}; "
+            f"duplicate outcome publishes {self.duplicate_publishes}"
         )]
         counts = Counter(v.rule for v in self.violations)
         lines.append("no violations" if self.ok else "VIOLATIONS: " + ", ".join(
@@ -127,9 +175,13 @@ class VerifyReport:
         lines += [f"  {v.rule}: {v.subject}: {v.detail}" for v in self.violations[:50]]
         return "\n".join(lines)
 
-
-def _key(record: StoredRecord) -> str:
-    return (record.key or b"").decode(errors="replace")
+    def as_json(self) -> dict[str, Any]:
+        """The report as one JSON object (``ok`` false on any violation)."""
+        return {"ok": self.ok, "inputs": self.inputs, "dead_lettered": self.dead_lettered,
+                "workflows": dict(sorted(self.workflows.items())),
+                "settled": dict(sorted(self.settled.items())), "open": self.open,
+                "duplicate_publishes": self.duplicate_publishes,
+                "violations": [v.as_json() for v in self.violations]}
 
 
 def _decode(codec: AvroCodec, record: StoredRecord) -> Event | None:
@@ -139,202 +191,171 @@ def _decode(codec: AvroCodec, record: StoredRecord) -> Event | None:
         return None
 
 
-@dataclass
-class _Seen:
-    """What the topics say, per business key."""
-
-    expected_orders: set[str] = field(default_factory=set)
-    expected_batches: set[str] = field(default_factory=set)
-    terminal: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    kinds: dict[str, str] = field(default_factory=dict)
-    batch_done: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    undecided: list[StoredRecord] = field(default_factory=list)
+def _outcome_topics(app: Application) -> tuple[str, ...]:
+    return tuple(t.name for t in app.topics if not t.inbound)
 
 
-def _read_inputs(report: VerifyReport, seen: _Seen, codec: AvroCodec,
-                 inputs: list[StoredRecord], dead: set[tuple[str, int, int]]) -> None:
-    for record in inputs:
+def _terminal_outcomes(app: Application, checks: VerifyChecks | None) -> frozenset[str]:
+    if checks is not None:
+        return frozenset(checks.terminal_outcomes)
+    return frozenset(name for t in app.topics if not t.inbound for name in t.events)
+
+
+def _flows(app: Application, codec: AvroCodec, records: Iterable[StoredRecord],
+           report: VerifyReport) -> tuple[dict[str, Flow], list[StoredRecord]]:
+    """The workflows the input records address, and the records neither routed nor dead-lettered."""
+    records = list(records)
+    inputs = set(app.input_topics)
+    dead = {r.source for r in records if r.topic.endswith(DLQ_SUFFIX)}
+    table = app.route_table()
+    flows: dict[str, Flow] = {}
+    lost: list[StoredRecord] = []
+    for record in records:
+        if record.topic not in inputs:
+            continue
         report.inputs += 1
         if (record.topic, record.partition, record.offset) in dead:
             report.dead_lettered += 1
             continue
         event = _decode(codec, record)
-        if isinstance(event, OrderPlaced | OrderCancelled | ApprovalDecided):
-            seen.expected_orders.add(event.order_id)
-        elif isinstance(event, BatchRequested | BatchCancelled):
-            seen.expected_batches.add(event.batch_id)
-        else:
-            seen.undecided.append(record)  # neither processed nor dead-lettered
+        route = None if event is None else table.lookup(record.topic, event.avro_name)
+        if event is None or route is None:
+            lost.append(record)
+            continue
+        workflow_id = route.id_for(event)
+        flows.setdefault(workflow_id, Flow(workflow_id, route.workflow)).keys.add(event.key)
+    return flows, lost
 
 
-def _read_outcomes(report: VerifyReport, seen: _Seen, codec: AvroCodec,
-                   outputs: list[StoredRecord]) -> None:
-    ids: set[str] = set()
+def _take_outcomes(report: VerifyReport, flows: Mapping[str, Flow], codec: AvroCodec,
+                   terminal: frozenset[str], outputs: Iterable[StoredRecord]) -> None:
+    by_key: dict[str, list[Flow]] = defaultdict(list)
+    for flow in flows.values():
+        for key in flow.keys:
+            by_key[key].append(flow)
+    seen: set[str] = set()
     for record in outputs:
         event = _decode(codec, record)
-        if not isinstance(event, OrderCompleted | OrderFailed | BatchCompleted):
+        if event is None or event.avro_name not in terminal:
             continue
-        if str(event.event_id) in ids:
+        if str(event.event_id) in seen:
             report.duplicate_publishes += 1
             continue
-        ids.add(str(event.event_id))
-        if isinstance(event, BatchCompleted):
-            seen.batch_done[event.batch_id].add(str(event.event_id))
+        seen.add(str(event.event_id))
+        for flow in by_key.get(event.key, ()):
+            flow.outcomes.append(event)
+
+
+def _check_flows(report: VerifyReport, flows: Iterable[Flow]) -> None:
+    for flow in sorted(flows, key=lambda f: f.workflow_id):
+        report.workflows[flow.workflow_type] += 1
+        if len(flow.runs) > 1:
+            report.violations.append(Violation("two-runs", flow.workflow_id,
+                                               f"{len(flow.runs)} runs"))
+        if flow.running:
+            report.open.append(flow.workflow_id)
+        elif flow.settled is not None:
+            report.settled[type(flow.settled).__name__] += 1
+        elif flow.outcomes:
+            report.violations.append(Violation(
+                "two-outcomes", flow.workflow_id,
+                ", ".join(f"{type(o).__name__} {o.event_id}" for o in flow.outcomes)))
         else:
-            seen.terminal[event.order_id].add(str(event.event_id))
-            seen.kinds[event.order_id] = type(event).__name__
+            report.violations.append(Violation("no-outcome", flow.workflow_id,
+                                               "no terminal outcome, not running"))
 
 
-def _saga_id(order_id: str) -> str:
-    return _SAGA.id_from(order_id=order_id)
+def evaluate(app: Application, records: Iterable[StoredRecord],
+             runs: Mapping[str, list[WorkflowExecutionStatus]], settings: Settings, *,
+             codec: AvroCodec | None = None, checks: VerifyChecks | None = None,
+             ) -> VerifyReport:
+    """Apply every rule to what was read (pure but for what ``checks`` reads).
+
+    Args:
+        app: The application (its topics, routes and codec).
+        records: Records of its input, outcome and dead-letter topics.
+        runs: Workflow id -> status of each of its runs.
+        settings: Handed to ``checks``.
+        codec: Decodes the records (default: ``app``'s, single-object framing
+            only; pass ``event_codec(settings, app)`` when a schema registry frames them).
+        checks: The application's own part (default: its ``VerifyChecks`` extension, if any).
+
+    Returns:
+        The report.
+    """
+    codec = codec or app.codec()
+    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
+    checks = checks or app.extension(VerifyChecks)  # type: ignore[type-abstract]
+    records = list(records)
+    report = VerifyReport()
+    flows, lost = _flows(app, codec, records, report)
+    report.violations += [Violation("lost", r.coordinates, "neither processed nor on the DLQ")
+                          for r in lost]
+    for workflow_id, flow in flows.items():
+        flow.runs = [status for status in runs.get(workflow_id, ()) if status != _CONTINUED]
+    outputs = set(_outcome_topics(app))
+    _take_outcomes(report, flows, codec, _terminal_outcomes(app, checks),
+                   [r for r in records if r.topic in outputs])
+    _check_flows(report, flows.values())
+    if checks is not None:
+        report.violations += checks.check(settings, sorted(flows.values(),
+                                                           key=lambda f: f.workflow_id))
+    return report
 
 
-def _batch_id(batch_id: str) -> str:
-    return _BATCH.id_from(batch_id=batch_id)
-
-
-async def _workflows(client: Client, prefix: str) -> dict[str, list[WorkflowExecutionStatus]]:
+async def _runs(client: Client, app: Application,
+                wanted: Collection[str]) -> dict[str, list[WorkflowExecutionStatus]]:
+    """Every run of the workflows ``wanted`` (ids), listed by the types the routes address."""
     runs: dict[str, list[WorkflowExecutionStatus]] = defaultdict(list)
-    query = f"WorkflowType = '{_SAGA.workflow}' OR WorkflowType = '{_BATCH.workflow}'"
+    types = sorted({route.workflow for route in app.routes})
+    if not wanted or not types:
+        return runs
+    query = " OR ".join(f"WorkflowType = '{name}'" for name in types)
     async for execution in client.list_workflows(query):
-        # Ids are the template with the key: the template of a key prefix is an id prefix.
-        if execution.id.startswith((_saga_id(prefix), _batch_id(prefix))) \
-                and execution.status is not None:
+        if execution.id in wanted and execution.status is not None:
             runs[execution.id].append(execution.status)
     return runs
 
 
-def _check_flows(report: VerifyReport, seen: _Seen,
-                 runs: Mapping[str, list[WorkflowExecutionStatus]]) -> None:
-    for order_id in sorted(seen.expected_orders):
-        report.orders += 1
-        workflow_id = _saga_id(order_id)
-        if len(runs.get(workflow_id, [])) > 1:
-            report.violations.append(Violation("two-sagas", order_id,
-                                               f"{len(runs[workflow_id])} runs"))
-        if _one_outcome(report, order_id, seen.terminal.get(order_id, set()), runs):
-            if seen.kinds[order_id] == "OrderCompleted":
-                report.completed += 1
-            else:
-                report.failed += 1
-    for batch_id in sorted(seen.expected_batches):
-        report.batches += 1
-        _one_outcome(report, batch_id, seen.batch_done.get(batch_id, set()), runs)
-
-
-def _one_outcome(report: VerifyReport, key: str, found: set[str],
-                 runs: Mapping[str, list[WorkflowExecutionStatus]]) -> bool:
-    """True when ``key`` has finished with exactly one terminal outcome; reports the rest."""
-    running = [w for w in (_saga_id(key), _batch_id(key))
-               if WorkflowExecutionStatus.RUNNING in runs.get(w, [])]
-    if running:
-        # Still running (its outcome may be out while it retries publishing it): not yet.
-        report.open += running
-        return False
-    if len(found) == 1:
-        return True
-    if found:
-        report.violations.append(Violation("two-outcomes", key, f"{sorted(found)}"))
-    else:
-        report.violations.append(Violation("no-outcome", key, "no terminal outcome, not running"))
-    return False
-
-
-def _by_order(rows: Iterable[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
-    grouped: dict[str, list[dict[str, object]]] = defaultdict(list)
-    for row in rows:
-        grouped[str(row["order_id"])].append(row)
-    return grouped
-
-
-def _check_store(report: VerifyReport, seen: _Seen, store: Store) -> None:
-    payments, shipments = _by_order(store.rows("payments")), _by_order(store.rows("shipments"))
-    for order_id in sorted(seen.expected_orders):
-        paid, shipped = payments.get(order_id, []), shipments.get(order_id, [])
-        charged = [p for p in paid if p["status"] == "charged"]
-        live = [s for s in shipped if s["status"] == "created"]
-        if len(paid) > 1:
-            report.violations.append(Violation("two-charges", order_id, f"{len(paid)} payments"))
-        if live and not charged:
-            report.violations.append(Violation("shipment-without-charge", order_id,
-                                               f"{len(live)} shipment(s)"))
-        kind = seen.kinds.get(order_id)
-        if kind is None or len(seen.terminal.get(order_id, ())) != 1 \
-                or _saga_id(order_id) in report.open:
-            continue  # open or already reported
-        if kind == "OrderCompleted" and not (charged and live):
-            report.violations.append(Violation(
-                "charge-not-settled", order_id, "completed without a live charge and shipment"))
-        if kind == "OrderFailed" and (charged or live):
-            report.violations.append(Violation(
-                "charge-not-settled", order_id,
-                f"failed but {len(charged)} charge(s) and {len(live)} shipment(s) remain"))
-
-
-async def verify(settings: Settings, *, key_prefix: str = "",
+async def verify(settings: Settings, *, app: Application | None = None, key_prefix: str = "",
                  client: Client | None = None) -> VerifyReport:
     """Check every invariant once.
 
     Args:
-        settings: Where Kafka, Temporal and the store are.
+        settings: Where Kafka and Temporal are.
+        app: The application (default: the configured one, ``settings.app``).
         key_prefix: Only records whose key starts with this (one test's, one run's).
         client: A Temporal client to reuse.
 
     Returns:
         The report; ``report.ok`` is False on any violation.
     """
-    wanted: Callable[[StoredRecord], bool] = lambda r: _key(r).startswith(key_prefix)  # noqa: E731
-    records = [r for r in await read_records(
-        kafka_clients(settings),
-        [*INPUT_TOPICS, *OUTPUTS, *(dlq_topic(t) for t in INPUT_TOPICS)]) if wanted(r)]
-    runs = await _workflows(client or await connect_temporal(settings), key_prefix)
-    return evaluate(records, runs,
-                    Store(settings.store_path, card_limit_cents=settings.card_limit_cents),
-                    codec=event_codec(settings))
+    app = app or load_application(settings.app)
+    codec = event_codec(settings, app)
+    topics = [*app.input_topics, *_outcome_topics(app),
+              *(dlq_topic(t) for t in app.input_topics)]
+    records = [r for r in await read_records(kafka_clients(settings), topics)
+               if key_text(r.key).startswith(key_prefix)]
+    addressed = _flows(app, codec, records, VerifyReport())[0]
+    runs = await _runs(client or await connect_temporal(settings), app, set(addressed))
+    return evaluate(app, records, runs, settings, codec=codec)
 
 
-def evaluate(records: Iterable[StoredRecord], runs: Mapping[str, list[WorkflowExecutionStatus]],
-             store: Store, *, codec: AvroCodec | None = None) -> VerifyReport:
-    """Apply every rule to what was read (pure: no I/O beyond reading ``store``).
-
-    Args:
-        records: Records of the input, outcome and dead-letter topics.
-        runs: Workflow id -> status of each of its runs.
-        store: The reference store.
-        codec: Decodes the records (default: single-object framing only; pass
-            ``Settings.codec()`` when a schema registry frames them).
-
-    Returns:
-        The report.
-    """
-    codec = codec or APP.codec()
-    records = list(records)
-    dead = {r.source for r in records if r.topic.endswith(DLQ_SUFFIX)}
-    report, seen = VerifyReport(), _Seen()
-    _read_inputs(report, seen, codec, [r for r in records if r.topic in INPUT_TOPICS], dead)
-    _read_outcomes(report, seen, codec, [r for r in records if r.topic in OUTPUTS])
-    report.violations += [
-        Violation("lost", r.coordinates, "neither processed nor on the DLQ")
-        for r in seen.undecided
-    ]
-    _check_flows(report, seen, runs)
-    _check_store(report, seen, store)
-    return report
-
-
-async def verify_until_settled(settings: Settings, *, key_prefix: str = "",
-                               wait_seconds: float = 0.0) -> VerifyReport:
+async def verify_until_settled(settings: Settings, *, app: Application | None = None,
+                               key_prefix: str = "", wait_seconds: float = 0.0) -> VerifyReport:
     """``verify``, again every second while flows are open or outcomes missing, up to a bound.
 
     Args:
         settings: Where everything is.
+        app: The application (default: the configured one).
         key_prefix: Only records whose key starts with this.
         wait_seconds: How long to give open flows to finish.
     """
+    app = app or load_application(settings.app)
     client = await connect_temporal(settings)
     deadline = time.monotonic() + wait_seconds
     while True:
-        report = await verify(settings, key_prefix=key_prefix, client=client)
+        report = await verify(settings, app=app, key_prefix=key_prefix, client=client)
         settled = not report.open and not any(v.rule == "no-outcome" for v in report.violations)
         if settled or time.monotonic() >= deadline:
             return report

@@ -17,6 +17,8 @@ from relayflow.reference.activities.approval_policy import ApprovalPolicy, Appro
 from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.activities.orders import OrderActivities
 from relayflow.reference.activities.store import Store
+from relayflow.reference.checks import ReferenceChecks
+from relayflow.reference.demo import ReferenceDemo
 from relayflow.reference.events import (
     EVENT_TYPES,
     SCHEMA_FOLDER,
@@ -26,6 +28,8 @@ from relayflow.reference.events import (
     OrderCancelled,
     OrderPlaced,
 )
+from relayflow.reference.producers import ReferenceProducers
+from relayflow.reference.queries import ReferenceStatusQueries
 from relayflow.reference.topics import (
     APPROVALS_DECISIONS,
     BATCHES_REQUESTS,
@@ -76,6 +80,8 @@ APP = Application(
     schema_folder=SCHEMA_FOLDER,
     workflows=WORKFLOWS,
     activities=reference_activities,
+    extensions=(ReferenceChecks(), ReferenceDemo(), ReferenceProducers(),
+                ReferenceStatusQueries()),
 )
 """relayflow's orders, approvals and batches (``RELAYFLOW_APP=relayflow.reference:APP``)."""
 

@@ -20,6 +20,6 @@ def assert_clean(report: VerifyReport, count: int) -> None:
     """Each of ``orders(rig, count)`` settled once; exactly those sent to ``XX`` failed."""
     assert report.ok, report.summary()
     assert report.open == [], report.summary()
-    assert report.orders == count, report.summary()
-    assert report.completed + report.failed == count
-    assert report.failed == len([n for n in range(count) if n % 7 == 3])
+    assert report.workflows["OrderSaga"] == count, report.summary()
+    assert report.settled["OrderCompleted"] + report.settled["OrderFailed"] == count
+    assert report.settled["OrderFailed"] == len([n for n in range(count) if n % 7 == 3])

@@ -162,7 +162,8 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
         "store_path_override": logs / "store.db",
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
     })
-    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
+                             APP.input_topics)
     producer = kafka_clients(settings).producer(linger_ms=5)
     await producer.start()
     made = Rig(settings, producer, logs)

@@ -58,7 +58,7 @@ async def test_every_bad_record_is_dead_lettered_with_its_reason_and_every_good_
                                                      wait_seconds=180)
         assert reports[prefix].ok, reports[prefix].summary()
         assert reports[prefix].open == []
-    assert reports[f"good-s{seed}-"].completed == len(good)
+    assert reports[f"good-s{seed}-"].settled["OrderCompleted"] == len(good)
     accepted_variants = [r for r in bad if not r.expected_reason]
     assert accepted_variants
-    assert reports[f"corpus-s{seed}-"].completed == len(accepted_variants)
+    assert reports[f"corpus-s{seed}-"].settled["OrderCompleted"] == len(accepted_variants)

@@ -129,7 +129,7 @@ async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
     after = await rig.settled()
     assert_clean(after, 60)
     assert after.duplicate_publishes == before.duplicate_publishes  # no second outcome
-    assert (after.completed, after.failed) == (before.completed, before.failed)
+    assert after.settled == before.settled
 
 
 def _decision(rig: Rig, order_id: str, event_id: uuid.UUID, verdict: str = "APPROVED",
@@ -155,7 +155,8 @@ async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig
                       [_decision(rig, order_id, uuid.uuid4(), "REJECTED") for _ in range(30)])
     report = await rig.settled()
     assert report.ok, report.summary()
-    assert (report.orders, report.completed, report.failed) == (1, 1, 0), report.summary()
+    assert (report.workflows["OrderSaga"], report.settled["OrderCompleted"],
+            report.settled["OrderFailed"]) == (1, 1, 0), report.summary()
 
     # A decision for the finished order: dead-lettered as stale, nothing else changes.
     stale = uuid.uuid4()
@@ -171,4 +172,5 @@ async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig
         raise AssertionError("the stale decision never reached the DLQ")
     after = await rig.settled()
     assert after.ok, after.summary()
-    assert (after.completed, after.duplicate_publishes) == (1, report.duplicate_publishes)
+    assert (after.settled["OrderCompleted"], after.duplicate_publishes) == \
+        (1, report.duplicate_publishes)

@@ -20,8 +20,9 @@ from pydantic import SecretStr
 from temporalio.service import TLSConfig
 
 from relayflow.config.settings import Settings
-from relayflow.devstack.secure import acl_plan
+from relayflow.devstack.secure import acl_plan, input_producers
 from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.app import APP
 from relayflow.reference.topics import TOPICS
 from relayflow.temporal.tls import temporal_credentials
 
@@ -184,7 +185,7 @@ def test_the_acls_are_the_dev_stacks() -> None:
         principal, operation, kind, name, *pattern = entry.split(":")
         created.add((principal, operation.upper(), kinds[kind], name, pattern == ["prefixed"]))
     planned = {(a.principal, a.operation, a.resource_type, a.name, a.prefixed)
-               for a in acl_plan(TOPICS, Settings().kafka_consumer_group)}
+               for a in acl_plan(TOPICS, Settings().kafka_consumer_group, input_producers(APP))}
     assert created == planned
 
 

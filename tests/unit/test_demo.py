@@ -1,14 +1,19 @@
-"""The demo's batch watch: the bar follows BatchProgress, success needs the exact counts."""
+"""The demo: the reference's batch watch (exact counts), where to look, an app without a demo."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from relayflow.cli.main import app
 from relayflow.config.settings import Settings
-from relayflow.devstack.demo import BatchWatch, where_to_look
+from relayflow.devstack.demo import Demo, where_to_look
+from relayflow.reference.app import APP
+from relayflow.reference.demo import BatchWatch
 from relayflow.reference.events import BatchCompleted, BatchProgress
 
 
@@ -54,3 +59,17 @@ def test_the_demo_says_where_metrics_health_traces_and_the_ui_are(
     quiet = where_to_look(Settings(temporal_metrics_port=-1), None)
     assert not any("metrics" in line or "health" in line for line in quiet)
     assert any(line.startswith("traces:  off") for line in quiet)
+
+
+def test_the_reference_application_supplies_the_demo() -> None:
+    assert isinstance(APP.extension(Demo), Demo)
+
+
+def test_an_application_without_a_demo_says_so_in_one_line_and_starts_nothing(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RELAYFLOW_APP", "examples.tickets.app:APP")
+    monkeypatch.setenv("RELAYFLOW_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["demo", "--no-console"])
+    assert result.exit_code == 2
+    assert result.output == "relayflow demo: application 'tickets' has no demo\n"
+    assert list(tmp_path.iterdir()) == []  # no stack was started

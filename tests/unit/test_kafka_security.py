@@ -17,11 +17,20 @@ from aiokafka.protocol.metadata import MetadataRequest_v5
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from typer.testing import CliRunner
 
+from examples.tickets.app import APP as TICKETS
 from relayflow.cli.main import app
 from relayflow.config.settings import SettingError, Settings, load_settings
 from relayflow.devstack import kafka_nodes, render_server_properties
-from relayflow.devstack.secure import PRINCIPALS, DevSecrets, acl_plan, write_ca
+from relayflow.devstack.secure import (
+    PRINCIPALS,
+    DevSecrets,
+    acl_plan,
+    input_producers,
+    principals,
+    write_ca,
+)
 from relayflow.kafka.clients import KafkaClients, KafkaSecurityError
+from relayflow.reference.app import APP
 from relayflow.reference.topics import APPROVALS_DECISIONS, TOPICS
 from schemas.topics import PARKED_KEYS, dlq_topic
 
@@ -242,11 +251,29 @@ def test_each_node_of_a_secured_cluster_listens_securely_on_its_own_ports(
     assert props["node.id"] == "3"
 
 
+def _writers(plan: set[str], topic: str) -> set[str]:
+    return {acl.split(":")[0] for acl in plan if acl.endswith(f"WRITE topic {topic}")}
+
+
+def test_an_application_declares_the_producers_of_its_inputs_and_they_become_principals() -> None:
+    # The reference declares ``approvals`` for its decisions; without a declaration
+    # (the tickets example), ``tools`` writes every input topic and no one else does.
+    assert input_producers(APP) == {APPROVALS_DECISIONS: "approvals"}
+    assert principals(input_producers(APP)) == (*PRINCIPALS, "approvals")
+    assert input_producers(TICKETS) == {}
+    assert principals({}) == PRINCIPALS
+    plan = {str(acl) for acl in acl_plan(TICKETS.all_topics(), "relayflow-bridge")}
+    assert _writers(plan, "tickets.events") == {"tools"}
+    assert _writers(plan, "tickets.outcomes") == {"worker"}
+    undeclared = {str(acl) for acl in acl_plan(TOPICS, "relayflow-bridge")}
+    assert _writers(undeclared, APPROVALS_DECISIONS) == {"tools"}
+
+
 def test_the_acl_plan_gives_each_principal_only_what_it_needs() -> None:
-    plan = {str(acl) for acl in acl_plan(TOPICS, "relayflow-bridge")}
+    plan = {str(acl) for acl in acl_plan(TOPICS, "relayflow-bridge", input_producers(APP))}
 
     def writers(topic: str) -> set[str]:
-        return {acl.split(":")[0] for acl in plan if acl.endswith(f"WRITE topic {topic}")}
+        return _writers(plan, topic)
 
     assert writers(APPROVALS_DECISIONS) == {"approvals"}
     assert writers("orders.events") == {"tools"}
