@@ -17,6 +17,8 @@ from relayflow.reference.activities.approval_policy import ApprovalPolicy, Appro
 from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.activities.orders import OrderActivities
 from relayflow.reference.activities.store import Store
+from relayflow.reference.approvals import ORDER_APPROVALS
+from relayflow.reference.console import REFERENCE_PAGES
 from relayflow.reference.events import (
     EVENT_TYPES,
     SCHEMA_FOLDER,
@@ -76,6 +78,7 @@ APP = Application(
     schema_folder=SCHEMA_FOLDER,
     workflows=WORKFLOWS,
     activities=reference_activities,
+    extensions=(ORDER_APPROVALS, REFERENCE_PAGES),
 )
 """relayflow's orders, approvals and batches (``RELAYFLOW_APP=relayflow.reference:APP``)."""
 
