@@ -74,9 +74,10 @@ async def parked_behind_poison(kafka: AppKafka, ticket_id: str) -> None:
 
 async def released(settings: Settings, ticket_id: str, seconds: float = 30.0) -> None:
     """Wait until the bridge released the ticket's key (after a replay's last record)."""
+    key = (TICKETS_EVENTS, ticket_id.encode())
     async with asyncio.timeout(seconds):
-        while (TICKETS_EVENTS, ticket_id.encode()) in await dlq_admin.parked_keys(settings):
-            await asyncio.sleep(0.5)  # noqa: ASYNC110 - the state is on Kafka, polled
+        while key in await dlq_admin.parked_keys(settings):  # noqa: ASYNC110 - Kafka, polled
+            await asyncio.sleep(0.5)
 
 
 async def test_an_operator_lists_shows_replays_and_releases_the_tickets_dead_letters(
