@@ -15,8 +15,10 @@ from typing import Any, cast
 
 import pytest
 from temporalio.client import Client
+from typer.testing import CliRunner
 
 from examples.tickets.app import APP as TICKETS
+from relayflow.cli.main import app as cli
 from relayflow.kafka.sends import Delivered
 from relayflow.operate.approvals import (
     Approvals,
@@ -106,6 +108,19 @@ def test_an_application_without_approvals_says_so_in_one_line() -> None:
         approvals_of(TICKETS)
     assert str(missing.value) == ("application 'tickets' has no approvals (no Approvals "
                                   "extension in its Application.extensions)")
+
+
+@pytest.mark.parametrize("command", [["decide", "T-1", "approve", "--by", "ann"],
+                                     ["approvals"]])
+def test_the_cli_with_an_application_without_approvals_says_so_in_one_line(
+        command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAYFLOW_APP", "examples.tickets.app:APP")
+    monkeypatch.setenv("RELAYFLOW_TEMPORAL_ADDRESS", "127.0.0.1:9")  # never reached
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == EXIT_NOT_FOUND, result.output
+    assert result.stderr.strip().splitlines() == [
+        ("relayflow: application 'tickets' has no approvals (no Approvals extension in its "
+         "Application.extensions)")]
 
 
 async def test_an_approver_asked_decides_with_the_ids_of_what_it_answers() -> None:

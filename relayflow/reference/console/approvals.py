@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from temporalio.service import RPCError
 
 from relayflow.console.web import BadInput, is_htmx, page, posted, signed_in
 from relayflow.kafka.sends import Delivered, send_event
@@ -73,7 +74,7 @@ async def decision(ref: ReferenceConsole, request: Request) -> Response:
         result, status = refused, _STATUS.get(refused.outcome, 200)
     except NotValid as error:
         raise BadInput(f"Not sent: {error}.") from None
-    except (Unanswered, KafkaError) as error:
+    except (Unanswered, RPCError, KafkaError) as error:  # Temporal, a worker or Kafka
         raise BadInput(f"Not sent: {error}.", status=503) from None
     template = "_decision.html" if is_htmx(request) else "decision.html"
     return page(request, template, status, user=user, order_id=order_id, result=result)
