@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 import typer
 
 from relayflow.cli.options import APP, OUTPUT, TIMEOUT, Output, configured, emit_json, seconds_of
-
-if TYPE_CHECKING:
-    from relayflow.reference.pending_approvals import PendingApproval, SagasUnanswered
 
 __all__ = ["DecisionWord", "register"]
 
@@ -27,42 +23,19 @@ def approvals(output: Output = OUTPUT, timeout: float | None = TIMEOUT,
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    from relayflow.operate.deadlines import (  # noqa: PLC0415
-        connected_temporal,
-        listing_and_queries,
-        temporal_answers,
-    )
-    from relayflow.reference.pending_approvals import (  # noqa: PLC0415
-        COLUMNS,
-        SagasUnanswered,
-        pending_approvals,
-    )
+    from relayflow.operate.approvals import pending_approvals  # noqa: PLC0415
 
     settings, _ = configured(app_spec)
-    seconds = seconds_of(timeout, settings)
-
-    async def load() -> tuple[list[PendingApproval], SagasUnanswered | None]:
-        client = await connected_temporal(settings, seconds)
-        try:
-            async with temporal_answers(settings, listing_and_queries(seconds)):
-                return await pending_approvals(client, seconds=seconds,
-                                               task_queue=settings.task_queue), None
-        except SagasUnanswered as silent:
-            return silent.answered, silent
-
-    pending, silent = asyncio.run(load())
+    found = asyncio.run(pending_approvals(settings, seconds_of(timeout, settings)))
+    pending, silent = found.pending, found.silent
     if output is Output.JSON:
-        emit_json([{"workflow_id": p.workflow_id, **p.state.model_dump(mode="json")}
-                   for p in pending])
+        emit_json([p.as_json() for p in pending])
     else:
         counted = (f"{len(pending)}" if silent is None else
                    f"{len(pending)} among the sagas that answered; "
                    f"{len(silent.workflow_ids)} did not")
-        table = Table(title=f"pending approvals ({counted}); answer with relayflow decide "
-                            "ORDER approve|reject --by WHO (an ApprovalDecided on "
-                            "approvals.decisions), WHO one of 'may decide' or "
-                            "<approver>/<person>")
-        for column in COLUMNS:
+        table = Table(title=f"pending approvals ({counted}); {found.hint}")
+        for column in found.approvals.columns:
             table.add_column(column)
         for p in pending:
             table.add_row(*p.cells())

@@ -1,11 +1,12 @@
 """The console's Starlette application, and serving it.
 
-``create_app`` wires the pages, the static files (htmx, vendored; the
-stylesheet and the countdown script), signed-cookie sessions and security
-headers around a connected ``Console``. ``running_console`` connects
-Temporal and Kafka, binds the port and serves until the block ends; the
-``relayflow console`` command, ``relayflow run --console``, the demo and the
-tests all use it.
+``create_app`` wires the pages (the console's own, and the configured
+application's ``ConsolePages`` if it has them), the static files (htmx,
+vendored; the stylesheet and the countdown script), signed-cookie sessions
+and security headers around a connected ``Console``. ``running_console``
+loads the application, connects Temporal and Kafka, binds the port and
+serves until the block ends; the ``relayflow console`` command,
+``relayflow run --console``, the demo and the tests all use it.
 """
 
 from __future__ import annotations
@@ -26,15 +27,14 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relayflow.application import load_application
 from relayflow.config.settings import SettingError, Settings
-from relayflow.console.batches import BatchSizes
-from relayflow.console.inbox import Orders
-from relayflow.console.pages import approvals, auth, batches, dead_letters, orders
+from relayflow.console.extension import console_pages
+from relayflow.console.pages import auth, dead_letters
 from relayflow.console.sessions import SESSION_COOKIE
 from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import UserDirectory, load_users
-from relayflow.console.web import Console, error_handlers
-from relayflow.reference.activities.store import Store
+from relayflow.console.web import Console, error_handlers, templates_for
 from relayflow.runtime.bootstrap import event_codec, wait_for_temporal
 from relayflow.runtime.clients import kafka_clients
 
@@ -77,10 +77,10 @@ def create_app(console: Console) -> Starlette:
     if key is None:
         log.warning("console: RELAYFLOW_CONSOLE_SECRET_KEY is not set; signing sessions with a "
                     "random key (everyone signs in again when the console restarts)")
+    own = console.pages.routes(console) if console.pages is not None else ()
     app = Starlette(
-        routes=[*auth.ROUTES, *approvals.ROUTES, *orders.ROUTES, *batches.ROUTES,
-                *dead_letters.ROUTES, Mount("/static", StaticFiles(directory=_STATIC),
-                                            name="static")],
+        routes=[*auth.ROUTES, *own, *dead_letters.ROUTES,
+                Mount("/static", StaticFiles(directory=_STATIC), name="static")],
         middleware=[
             Middleware(_SecurityHeaders),
             Middleware(SessionMiddleware,
@@ -144,26 +144,29 @@ async def running_console(settings: Settings, *, users: UserDirectory | None = N
                           ) -> AsyncIterator[str]:
     """The console served while the block runs; yields its URL.
 
-    Users are loaded and the port is bound first, so bad settings stop it
-    before anything connects; then it waits for Temporal (with backoff) and
-    starts its Kafka producer.
+    The application (``settings.app``) and the users are loaded and the port
+    is bound first, so bad settings stop it before anything connects; then it
+    waits for Temporal (with backoff) and starts its Kafka producer.
 
     Args:
-        settings: Everything the console needs (``console_*`` and the connections).
+        settings: Everything the console needs (``console_*``, the
+            connections, ``app``).
         users: Who may sign in (default: ``load_users(settings)``).
 
     Raises:
         SettingError: Unusable users, or the port cannot be bound.
     """
     users = users if users is not None else load_users(settings)
+    application = load_application(settings.app)
+    pages = console_pages(application)
     sock = listening_socket(settings.console_host, settings.console_port)
     try:
         client = await wait_for_temporal(settings)
-        store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
         async with kafka_clients(settings).started_producer() as producer:
-            console = Console(settings, users, client, producer, event_codec(settings), store,
-                              Orders(client), BatchSizes(client),
-                              SignInThrottle.from_settings(settings))
+            console = Console(settings, application, users, client, producer,
+                              event_codec(settings, application),
+                              SignInThrottle.from_settings(settings), pages,
+                              templates_for(pages))
             # No access log: every open inbox polls every 2 s. No proxy headers: the
             # client address (failed sign-ins count per address) is the socket's peer.
             server = _Server(uvicorn.Config(create_app(console), log_config=None,

@@ -1,10 +1,12 @@
 """The console in ``relayflow demo``: served beside the demo, with a demo user, until Ctrl-C.
 
 Without configured users (``RELAYFLOW_CONSOLE_USERS_FILE`` / ``_USERS``) the
-demo makes one, ``demo``, in every role (both approver groups and
-``operator``) with a random password that is printed, never logged. Once the
-demo's orders are done it places one more order that waits for approval, so
-the inbox has something to decide, and keeps serving until Ctrl-C.
+demo makes one, ``demo``, in every role the console's pages need
+(``operator``, and those of the application's ``ConsolePages``) with a
+random password that is printed, never logged. Once the demo's scenarios
+are done the application's pages may prepare something to look at (the
+reference application places one more order that waits for approval), and
+the console keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -13,18 +15,13 @@ import asyncio
 import contextlib
 import secrets
 import signal
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
 
+from relayflow.application import load_application
 from relayflow.config.settings import SettingError, Settings
 from relayflow.console.app import running_console
+from relayflow.console.extension import ConsolePages, console_pages
 from relayflow.console.users import OPERATOR, UserDirectory, hash_password, load_users
-from relayflow.reference.events import OrderLine, OrderPlaced
-from relayflow.reference.topics import ORDERS_EVENTS
-from relayflow.runtime.bootstrap import event_codec
-from relayflow.runtime.clients import kafka_clients
-from schemas.framing import to_record
 
 __all__ = ["DEMO_USER", "DemoConsole", "demo_console", "demo_users"]
 
@@ -32,12 +29,17 @@ DEMO_USER = "demo"
 """The demo user's name."""
 
 
+def _pages(settings: Settings) -> ConsolePages | None:
+    return console_pages(load_application(settings.app))
+
+
 def demo_users(settings: Settings) -> tuple[UserDirectory, str | None]:
     """The configured users, or a ``demo`` user in every role and its new password."""
     if settings.console_users_file is not None or settings.console_users is not None:
         return load_users(settings), None
     password = secrets.token_urlsafe(9)
-    roles = frozenset({settings.approver, settings.escalation_approver, OPERATOR})
+    pages = _pages(settings)
+    roles = frozenset({OPERATOR, *(pages.demo_roles(settings) if pages else ())})
     return UserDirectory({DEMO_USER: (roles, hash_password(password))}), password
 
 
@@ -55,25 +57,12 @@ class DemoConsole:
         self.url = url
         self._say = say
 
-    async def place_order_to_approve(self) -> str:
-        """Send an order at the approval threshold; returns its id."""
-        order_id = f"console-{secrets.token_hex(3)}"
-        price = self.settings.approval_threshold_cents
-        order = OrderPlaced(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                            order_id=order_id, customer_id="customer-42",
-                            items=(OrderLine(sku="SKU-LAMP", quantity=1, unit_price_cents=price),),
-                            amount_cents=price)
-        record = to_record(order, event_codec(self.settings))
-        async with kafka_clients(self.settings).started_producer() as producer:
-            await producer.send_and_wait(ORDERS_EVENTS, record.value, key=record.key,
-                                         headers=record.headers)
-        return order_id
-
     async def linger(self, services: Iterable[asyncio.Task[None]]) -> None:
-        """Place an order to approve, then serve until Ctrl-C (or a service stops)."""
-        order_id = await self.place_order_to_approve()
-        self._say(f"order {order_id} waits for your approval: {self.url}/approvals "
-                  "(Ctrl-C stops the demo; the stack keeps running)")
+        """Let the application's pages prepare something, then serve until Ctrl-C."""
+        pages = _pages(self.settings)
+        welcome = await pages.demo_welcome(self.settings, self.url) if pages else None
+        self._say(f"{welcome or f'console: {self.url}'} (Ctrl-C stops the demo; the stack "
+                  "keeps running)")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,7 +7,7 @@ password is checked, so even the right one does not sign in. A successful
 sign-in clears the name's failures, not the address's (one account of one's
 own must not buy more guesses at the others). Lock-outs do not grow with
 further attempts. Names and addresses are kept like the console's caches
-(``inbox.remember``: the oldest go first when full), so memory stays bounded
+(``memory.remember``: the oldest go first when full), so memory stays bounded
 whatever names are tried.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from relayflow.config.settings import Settings
-from relayflow.console.inbox import remember
+from relayflow.console.memory import remember
 
 __all__ = ["Lockout", "SignInThrottle", "wait_text"]
 

@@ -1,29 +1,32 @@
 """What every page shares: the console's clients, rendering, and how refusals look.
 
 ``Console`` holds what the lifespan connected (the Temporal client, the
-Kafka producer) and what was loaded at start (users, codec, store).
-``page`` renders a template with the signed-in user, the CSRF token and the
-navigation; the exception handlers turn a missing sign-in, a refusal or bad
-input into a page (or an htmx fragment) that says what happened.
+Kafka producer) and what was loaded at start (the application, its codec,
+users, the application's own pages). ``page`` renders a template with the
+signed-in user, the CSRF token and the navigation; the exception handlers
+turn a missing sign-in, a refusal, bad input or an unknown page into a page
+(or an htmx fragment) that says what happened.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from aiokafka import AIOKafkaProducer
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from temporalio.client import Client
 
+from relayflow.application import Application
 from relayflow.config.settings import Settings
-from relayflow.console.batches import BatchSizes
-from relayflow.console.inbox import Orders
+from relayflow.console.extension import ConsolePages, NavEntry, may_see
 from relayflow.console.sessions import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -35,8 +38,7 @@ from relayflow.console.sessions import (
     current_user,
 )
 from relayflow.console.throttle import SignInThrottle
-from relayflow.console.users import User, UserDirectory
-from relayflow.reference.activities.store import Store
+from relayflow.console.users import OPERATOR, User, UserDirectory
 from schemas.codec import AvroCodec
 
 __all__ = [
@@ -49,19 +51,27 @@ __all__ = [
     "page",
     "posted",
     "signed_in",
+    "templates_for",
 ]
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-"""The console's Jinja templates (autoescaped)."""
+_TEMPLATE_FOLDER = Path(__file__).parent / "templates"
+TEMPLATES = Jinja2Templates(directory=_TEMPLATE_FOLDER)
+"""The console's own Jinja templates (autoescaped)."""
+_NAV = (NavEntry("Dead letters", "/dead-letters", OPERATOR),)
+"""The console's own pages in the navigation, after the application's."""
+_REFERENCE_PAGES = {"approvals": "Approvals", "orders": "Orders", "batches": "Batches"}
+"""Pages of the reference application's console extension, named when another app is served."""
 
 
-def _money(cents: int, currency: str = "EUR") -> str:
-    return f"{cents // 100:,}.{cents % 100:02d} {currency}"
-
-
-TEMPLATES.env.filters["money"] = _money
+def templates_for(pages: ConsolePages | None) -> Jinja2Templates:
+    """The console's templates, and the application's pages' after them."""
+    if pages is None:
+        return TEMPLATES
+    found = Jinja2Templates(directory=[_TEMPLATE_FOLDER, pages.template_folder])
+    found.env.filters.update(pages.template_filters)
+    return found
 
 
 class BadInput(ValueError):
@@ -82,25 +92,30 @@ class Console:
 
     Attributes:
         settings: The settings the console runs with.
+        app: The application it serves (``settings.app``, loaded once).
         users: Who may sign in.
         client: Connected Temporal client.
         producer: Started Kafka producer (decisions only).
-        codec: Encodes and decodes the contract's events.
-        store: The reference store (batch failures).
-        orders: The order behind each saga, read once.
-        sizes: The size of each batch, read once.
+        codec: Encodes and decodes the application's events.
         throttle: Failed sign-ins, and who is locked out.
+        pages: The application's own pages (its ``ConsolePages``), if any.
+        templates: The console's templates and those of ``pages``.
     """
 
     settings: Settings
+    app: Application
     users: UserDirectory
     client: Client
     producer: AIOKafkaProducer
     codec: AvroCodec
-    store: Store
-    orders: Orders
-    sizes: BatchSizes
     throttle: SignInThrottle
+    pages: ConsolePages | None = None
+    templates: Jinja2Templates = field(default=TEMPLATES)
+
+    @property
+    def nav(self) -> Sequence[NavEntry]:
+        """Every page of the navigation: the application's, then the console's."""
+        return (*(self.pages.nav if self.pages else ()), *_NAV)
 
     @property
     def temporal_ui_url(self) -> str:
@@ -146,14 +161,16 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             user = signed_in(request)
         except (SignInRequired, Forbidden):
             user = None
-    return TEMPLATES.TemplateResponse(request, template, {
-        "user": user, "csrf_token": csrf_token(request), "csrf_field": CSRF_FIELD,
+    c = console(request)
+    nav = [entry for entry in c.nav if user is not None and may_see(user, entry)]
+    return c.templates.TemplateResponse(request, template, {
+        "user": user, "nav": nav, "csrf_token": csrf_token(request), "csrf_field": CSRF_FIELD,
         "csrf_header": CSRF_HEADER, **context}, status_code=status)
 
 
 def _message(request: Request, status: int, title: str, message: str) -> Response:
     if is_htmx(request):
-        return TEMPLATES.TemplateResponse(request, "_message.html", {
+        return console(request).templates.TemplateResponse(request, "_message.html", {
             "title": title, "message": message, "kind": "error"}, status_code=status)
     return page(request, "message.html", status, title=title, message=message, kind="error")
 
@@ -189,7 +206,23 @@ async def _bad_input(request: Request, error: Exception) -> Response:
     return _message(request, status, "Cannot do that", str(error))
 
 
+async def _not_found(request: Request, error: Exception) -> Response:
+    if not isinstance(error, HTTPException) or error.status_code != 404:  # noqa: PLR2004
+        raise error
+    c = console(request)
+    app = c.app
+    first = request.url.path.strip("/").split("/", 1)[0]
+    served = {entry.path.strip("/").split("/", 1)[0] for entry in c.nav}
+    if first in _REFERENCE_PAGES and first not in served:
+        return _message(request, 404, "Not in this application",
+                        f"{_REFERENCE_PAGES[first]} is a page of the reference application; "
+                        f"application {app.name!r} has none.")
+    return _message(request, 404, "No such page",
+                    f"There is no page {request.url.path[:200]} in the console of "
+                    f"application {app.name!r}.")
+
+
 def error_handlers() -> dict[Any, Any]:
-    """Starlette exception handlers for the console's refusals."""
+    """Starlette exception handlers for the console's refusals and unknown pages."""
     return {SignInRequired: _sign_in_required, Forbidden: _forbidden,
-            UntrustedProxy: _untrusted_proxy, BadInput: _bad_input}
+            UntrustedProxy: _untrusted_proxy, BadInput: _bad_input, 404: _not_found}

@@ -10,8 +10,9 @@ One ``Frame`` is read from three places:
   Temporal calls in flight, paused partitions, dependencies up);
 * Kafka: the records on each dead-letter topic (log end minus log start)
   and the parked keys per topic (``relayflow.operate.dlq``);
-* Temporal: the pending approvals (``relayflow.reference.pending_approvals``) and the
-  running batches (a visibility count), both on ``RELAYFLOW_TASK_QUEUE``.
+* Temporal: the pending approvals (the application's ``Approvals`` extension,
+  if it has one) and the running batches (a visibility count), both on
+  ``RELAYFLOW_TASK_QUEUE``.
 
 Whatever does not answer within the bound is named in ``Frame.unanswered``;
 the rest of the frame is still shown.
@@ -38,6 +39,7 @@ from temporalio.client import Client
 from relayflow.application import load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import record_counts
+from relayflow.operate.approvals import approvals_in
 from relayflow.operate.deadlines import (
     Unanswered,
     connected_temporal,
@@ -46,7 +48,6 @@ from relayflow.operate.deadlines import (
     temporal_answers,
 )
 from relayflow.operate.dlq import parked_keys
-from relayflow.reference.pending_approvals import pending_approvals
 from relayflow.runtime.clients import kafka_clients
 from schemas.topics import dlq_topic
 
@@ -201,6 +202,7 @@ class Dashboard:
         self._client: Client | None = None
         app = load_application(settings.app)
         self._dlqs = [dlq_topic(topic) for topic in app.input_topics]
+        self._approvals = approvals_in(app)
 
     async def prime(self) -> None:
         """Read the counters once, so the next frame has rates."""
@@ -287,10 +289,13 @@ class Dashboard:
             async with temporal_answers(self._settings, self._seconds):
                 frame.running_batches = (await self._client.count_workflows(
                     f"{_RUNNING_BATCHES} AND TaskQueue = '{self._settings.task_queue}'")).count
-            async with temporal_answers(self._settings, listing_and_queries(self._seconds)):
-                frame.pending_approvals = len(await pending_approvals(
-                    self._client, seconds=self._seconds, task_queue=self._settings.task_queue))
-        except Unanswered as silent:  # SagasUnanswered too: a partial count would mislead
+            if self._approvals is not None:  # an application without approvals has none
+                async with temporal_answers(self._settings,
+                                            listing_and_queries(self._seconds)):
+                    frame.pending_approvals = len(await self._approvals.pending(
+                        self._client, seconds=self._seconds,
+                        task_queue=self._settings.task_queue))
+        except Unanswered as silent:  # PendingUnanswered too: a partial count would mislead
             frame.unanswered.append(str(silent))
 
 

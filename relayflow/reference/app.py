@@ -17,7 +17,9 @@ from relayflow.reference.activities.approval_policy import ApprovalPolicy, Appro
 from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.activities.orders import OrderActivities
 from relayflow.reference.activities.store import Store
+from relayflow.reference.approvals import ORDER_APPROVALS
 from relayflow.reference.checks import ReferenceChecks
+from relayflow.reference.console import REFERENCE_PAGES
 from relayflow.reference.demo import ReferenceDemo
 from relayflow.reference.events import (
     EVENT_TYPES,
@@ -81,7 +83,7 @@ APP = Application(
     workflows=WORKFLOWS,
     activities=reference_activities,
     extensions=(ReferenceChecks(), ReferenceDemo(), ReferenceProducers(),
-                ReferenceStatusQueries()),
+                ReferenceStatusQueries(), ORDER_APPROVALS, REFERENCE_PAGES),
 )
 """relayflow's orders, approvals and batches (``RELAYFLOW_APP=relayflow.reference:APP``)."""
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from relayflow.operate.approvals import PendingUnanswered
 from relayflow.operate.deadlines import Unanswered, query_worker
 from relayflow.reference.workflows.approval import ApprovalState
 from relayflow.reference.workflows.order_saga import OrderSaga
@@ -56,6 +57,10 @@ class PendingApproval:
                 ", ".join(state.approvers) or "anyone", "yes" if state.escalated else "no",
                 _utc(state.waiting_since), _utc(state.deadline), refused_cell)
 
+    def as_json(self) -> dict[str, object]:
+        """The workflow id and the whole ``approval`` answer (``relayflow approvals -o json``)."""
+        return {"workflow_id": self.workflow_id, **self.state.model_dump(mode="json")}
+
 
 def visibility_string(value: str) -> str:
     """``value`` inside a single-quoted string of a visibility query."""
@@ -66,7 +71,7 @@ def _utc(moment: datetime | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if moment else "-"
 
 
-class SagasUnanswered(Unanswered):
+class SagasUnanswered(PendingUnanswered):
     """No worker answered the ``approval`` query of some running sagas.
 
     Attributes:
@@ -80,9 +85,9 @@ class SagasUnanswered(Unanswered):
             ", ..." if len(workflow_ids) > _SILENT_SHOWN else "")
         super().__init__("a worker", f"did not answer the 'approval' query of "
                                      f"{len(workflow_ids)} of {running} running saga(s) "
-                                     f"({shown}) within {seconds:g} s: is a worker running?")
-        self.workflow_ids = workflow_ids
-        self.answered = answered
+                                     f"({shown}) within {seconds:g} s: is a worker running?",
+                         workflow_ids, answered)
+        self.answered: list[PendingApproval] = answered
 
 
 async def pending_approvals(client: Client, *, limit: int = 200, seconds: float | None = None,

@@ -13,13 +13,16 @@ from typer.testing import CliRunner
 
 from relayflow.cli.main import app
 from relayflow.config.settings import SettingError, Settings
-from relayflow.console.batches import FAILURES_PAGE, failures_page
 from relayflow.console.demo import DEMO_USER, demo_users
-from relayflow.console.inbox import deciding_group, remember
+from relayflow.console.extension import APPROVERS, EVERYONE, OPERATOR, NavEntry, home_of
+from relayflow.console.memory import remember
 from relayflow.console.pages.auth import _safe_next
 from relayflow.console.users import User, hash_password, load_users
-from relayflow.console.web import TEMPLATES
+from relayflow.console.web import TEMPLATES, templates_for
 from relayflow.reference.activities.store import Store
+from relayflow.reference.console import REFERENCE_PAGES
+from relayflow.reference.console.batches import FAILURES_PAGE, failures_page
+from relayflow.reference.console.inbox import deciding_group
 from relayflow.reference.workflows.approval import ApprovalState
 
 STATIC = Path(__file__).resolve().parents[2] / "relayflow" / "console" / "static"
@@ -84,10 +87,31 @@ def test_users_must_be_configured_once(tmp_path: Path) -> None:
 
 
 def test_every_template_compiles() -> None:
-    names = TEMPLATES.env.list_templates()
+    own = TEMPLATES.env.list_templates()
+    assert "dead_letters.html" in own
+    assert "approvals.html" not in own  # the reference application's, not the console's
+    templates = templates_for(REFERENCE_PAGES)
+    names = templates.env.list_templates()
     assert "approvals.html" in names
+    assert set(own) <= set(names)
     for name in names:
-        TEMPLATES.env.get_template(name)
+        templates.env.get_template(name)
+
+
+def test_a_users_first_page_is_the_one_of_their_most_particular_role() -> None:
+    nav = (*REFERENCE_PAGES.nav, NavEntry("Dead letters", "/dead-letters", OPERATOR))
+    ann = User("ann", frozenset({"orders-approvers"}))
+    olga = User("olga", frozenset({OPERATOR}))
+    both = User("kim", frozenset({"orders-approvers", OPERATOR}))
+    nobody = User("eve", frozenset({"x-" + OPERATOR}))
+    assert [home_of(u, nav) for u in (ann, olga, both)] == ["/approvals", "/dead-letters",
+                                                             "/approvals"]
+    assert home_of(nobody, nav) == "/approvals"  # any role but operator is an approver group
+    # Another application's console: dead letters only.
+    assert home_of(olga, nav[-1:]) == "/dead-letters"
+    assert home_of(ann, nav[-1:]) is None
+    assert home_of(ann, (NavEntry("Tickets", "/tickets", EVERYONE),)) == "/tickets"
+    assert {e.role for e in REFERENCE_PAGES.nav} == {APPROVERS, EVERYONE}
 
 
 def test_htmx_is_the_pinned_release() -> None:

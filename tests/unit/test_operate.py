@@ -39,7 +39,7 @@ from relayflow.operate.send import event_type_named, parse_event, topic_for
 from relayflow.operate.status import steps_of, ui_link, workflow_ids
 from relayflow.operate.top import Frame, parse_metrics, render
 from relayflow.reference.app import APP
-from relayflow.reference.events import OrderCompleted, OrderPlaced
+from relayflow.reference.events import ApprovalDecided, OrderCompleted, OrderPlaced
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_REASON,
@@ -158,9 +158,11 @@ def test_an_event_no_route_takes_needs_a_topic() -> None:
 
 
 def test_a_decision_is_validated_before_anything_connects() -> None:
-    assert decision_event("A-1", "reject", "ann", None).decision == "REJECTED"
+    event = decision_event(APP, "A-1", "reject", "ann", None)
+    assert isinstance(event, ApprovalDecided)
+    assert event.decision == "REJECTED"
     with pytest.raises(BadInput, match="decided_by"):
-        decision_event("A-1", "approve", "", None)
+        decision_event(APP, "A-1", "approve", "", None)
 
 
 def _record(topic: str, value: bytes | None, headers: dict[str, str]) -> StoredRecord:

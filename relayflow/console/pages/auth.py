@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from relayflow.console.extension import home_of
 from relayflow.console.sessions import SignInRequired, check_csrf, sign_in, sign_out
 from relayflow.console.throttle import Lockout, wait_text
 from relayflow.console.web import console, page, signed_in
@@ -27,9 +28,14 @@ def _safe_next(target: str | None) -> str:
 
 
 async def home(request: Request) -> Response:
-    """The user's first page: the inbox for approvers, dead letters for operators."""
+    """The user's first page (``home_of``): the inbox for approvers, dead letters for operators."""
     user = signed_in(request)
-    target = "/approvals" if user.groups else "/dead-letters" if user.is_operator else "/orders"
+    c = console(request)
+    target = home_of(user, c.nav)
+    if target is None:
+        return page(request, "message.html", user=user, title="Nothing here for you",
+                    message=f"The console of application {c.app.name!r} has no page for the "
+                            f"roles {', '.join(sorted(user.roles))}.", kind="ok")
     return RedirectResponse(target, status_code=303)
 
 

@@ -1,24 +1,29 @@
 """Dead letters and parked keys (operator role): list, show one, replay or release a key.
 
 Everything goes through ``relayflow.operate.dlq``, the code behind ``relayflow
-dlq``, so the console's replay and release are the CLI's.
+dlq``, so the console's replay and release are the CLI's. The topics are
+the configured application's input topics (named to ``operate.dlq``
+explicitly), and a dead letter's event is decoded with its codec.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from relayflow.console.users import OPERATOR
-from relayflow.console.web import BadInput, console, page, posted, signed_in
+from relayflow.console.web import BadInput, Console, console, page, posted, signed_in
 from relayflow.operate import dlq as dlq_admin
-from relayflow.reference.topics import INPUT_TOPICS
 from schemas.codec import DecodeError
 from schemas.topics import DLQ_SUFFIX
+
+if TYPE_CHECKING:
+    from bridge.parking import ParkEntry
 
 __all__ = ["ROUTES"]
 
@@ -27,10 +32,19 @@ _LISTED = 200
 _ACTIONS = ("replay", "replay-parked-only", "release")
 
 
-def _topic(raw: str) -> str:
-    if raw not in INPUT_TOPICS:
-        raise BadInput(f"Unknown topic {raw[:100]!r}: one of {', '.join(INPUT_TOPICS)}.")
+def _topic(c: Console, raw: str) -> str:
+    inputs = c.app.input_topics
+    if raw not in inputs:
+        raise BadInput(f"Unknown topic {raw[:100]!r}: one of {', '.join(inputs)}.")
     return raw
+
+
+async def _parked(c: Console) -> dict[tuple[str, bytes], ParkEntry]:
+    """The application's parked keys (the parked-keys topic may hold other applications')."""
+    inputs = set(c.app.input_topics)
+    return {(source, key): entry
+            for (source, key), entry in (await dlq_admin.parked_keys(c.settings)).items()
+            if source in inputs}
 
 
 def _key(raw: str) -> bytes:
@@ -54,14 +68,15 @@ async def dead_letters(request: Request) -> Response:
     user = signed_in(request, OPERATOR)
     topic = request.query_params.get("topic", "")
     reason = request.query_params.get("reason", "")
-    settings = console(request).settings
-    letters = await dlq_admin.read_dead_letters(settings, [_topic(topic)] if topic else None)
+    c = console(request)
+    topics = [_topic(c, topic)] if topic else list(c.app.input_topics)
+    letters = await dlq_admin.read_dead_letters(c.settings, topics)
     reasons = sorted({d.reason for d in letters})
     matching = [d for d in letters if not reason or d.reason == reason]
-    parked = await dlq_admin.parked_keys(settings)
+    parked = await _parked(c)
     keys = [(source, key, _shown(key), entry) for (source, key), entry in sorted(parked.items())
             if not topic or source == topic]
-    return page(request, "dead_letters.html", user=user, topics=INPUT_TOPICS, topic=topic,
+    return page(request, "dead_letters.html", user=user, topics=c.app.input_topics, topic=topic,
                 reasons=reasons, reason=reason, letters=matching[-_LISTED:][::-1],
                 matching=len(matching), total=len(letters), keys=keys, shown=_shown)
 
@@ -69,17 +84,18 @@ async def dead_letters(request: Request) -> Response:
 async def dead_letter(request: Request) -> Response:
     """One dead letter: its headers, and its event if the value decodes."""
     user = signed_in(request, OPERATOR)
+    c = console(request)
     dlq_topic = request.path_params["dlq_topic"]
-    source = _topic(dlq_topic.removesuffix(DLQ_SUFFIX))
+    source = _topic(c, dlq_topic.removesuffix(DLQ_SUFFIX))
     partition, offset = request.path_params["partition"], request.path_params["offset"]
-    letters = await dlq_admin.read_dead_letters(console(request).settings, [source],
+    letters = await dlq_admin.read_dead_letters(c.settings, [source],
                                                 partition=partition, from_offset=offset)
     found = next((d for d in letters if d.offset == offset), None)
     if found is None:
         raise BadInput(f"No record at {dlq_topic}/{partition}/{offset}.", status=404)
     try:
-        event = json.dumps(console(request).codec.decode(found.value or b"").model_dump(
-            mode="json"), indent=2)
+        event = json.dumps(c.codec.decode(found.value or b"").model_dump(mode="json"),
+                           indent=2)
         undecodable = ""
     except (DecodeError, OSError) as error:  # OSError: the schema registry did not answer
         event, undecodable = "", str(error)
@@ -92,9 +108,10 @@ async def confirm(request: Request) -> Response:
     """Ask before replaying or releasing a parked key."""
     user = signed_in(request, OPERATOR)
     action = _action(request.path_params["action"])
-    topic = _topic(request.query_params.get("topic", ""))
+    c = console(request)
+    topic = _topic(c, request.query_params.get("topic", ""))
     key = _key(request.query_params.get("key", ""))
-    settings = console(request).settings
+    settings = c.settings
     entry = (await dlq_admin.parked_keys(settings)).get((topic, key))
     letters = [d for d in await dlq_admin.read_dead_letters(settings, [topic])
                if d.key == key and d.source[0] == topic]
@@ -106,10 +123,11 @@ async def act(request: Request) -> Response:
     """Replay or release a parked key, as ``relayflow dlq replay`` / ``release`` do."""
     user, form = await posted(request, OPERATOR)
     action = _action(request.path_params["action"])
-    topic, key = _topic(form.get("topic", "")), _key(form.get("key", ""))
+    c = console(request)
+    topic, key = _topic(c, form.get("topic", "")), _key(form.get("key", ""))
     if form.get("confirm") != "yes":
         raise BadInput("Not confirmed: nothing was done.")
-    settings = console(request).settings
+    settings = c.settings
     if action == "release":
         entry = await dlq_admin.release(settings, topic, key)
         message = (f"{_shown(key)} on {topic} released: new records of the key flow again; "

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 
 from relayflow.config.settings import Settings
 from relayflow.console import running_console
-from relayflow.console.inbox import workflow_id_of
 from relayflow.console.sessions import CSRF_FIELD
 from relayflow.operate import dlq as dlq_admin
+from relayflow.reference.approvals import workflow_id_of
 from relayflow.reference.events import ApprovalRequested, OrderCompleted, OrderFailed, OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from relayflow.console.inbox import QUERY_TIMEOUT, remember
+from relayflow.console.memory import remember
 from relayflow.reference.activities.store import Store
+from relayflow.reference.console.inbox import QUERY_TIMEOUT
 from relayflow.reference.pending_approvals import visibility_string
 from relayflow.reference.workflows.batch import BatchResult, BatchRun, BatchWorkflow
 

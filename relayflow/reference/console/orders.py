@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relayflow.console.timeline import order_timeline
-from relayflow.console.web import BadInput, console, page, signed_in
+from relayflow.console.web import BadInput, page, signed_in
+from relayflow.reference.console.context import ReferenceConsole
+from relayflow.reference.console.timeline import order_timeline
 
-__all__ = ["ROUTES"]
+__all__ = ["routes"]
 
 _MAX_ID = 200
 """Longest business key the contract allows."""
@@ -24,13 +26,13 @@ def _order_id(raw: str) -> str:
     return order_id
 
 
-async def orders_page(request: Request) -> Response:
+async def orders_page(ref: ReferenceConsole, request: Request) -> Response:
     """The search form, and the timeline of the order searched for."""
     user = signed_in(request)
     order_id = _order_id(request.query_params.get("order_id", ""))
     if not order_id:
         return page(request, "orders.html", user=user, order_id="", timeline=None)
-    c = console(request)
+    c = ref.console
     timeline = await order_timeline(c.client, c.settings, c.codec, order_id)
     if timeline is None:
         return page(request, "orders.html", 404, user=user, order_id=order_id, timeline=None,
@@ -42,4 +44,6 @@ async def orders_page(request: Request) -> Response:
                 temporal_ui=ui)
 
 
-ROUTES = [Route("/orders", orders_page, methods=["GET"])]
+def routes(ref: ReferenceConsole) -> list[Route]:
+    """The order search's route around ``ref``."""
+    return [Route("/orders", partial(orders_page, ref), methods=["GET"])]

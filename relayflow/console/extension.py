@@ -1,0 +1,108 @@
+"""Pages an application adds to the console: the ``ConsolePages`` extension.
+
+The console itself serves what every application has: sign-in, and the
+dead letters and parked keys of the application's input topics. An
+application's own pages (the reference application's orders, approvals
+inbox and batches) come from the object in its ``Application.extensions``
+that is a ``ConsolePages``: their routes, built once around the running
+console, their entries in the navigation with the role each needs, and a
+folder of templates (which may extend the console's ``base.html``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from relayflow.console.users import OPERATOR, User
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from relayflow.application import Application
+    from relayflow.config.settings import Settings
+    from relayflow.console.web import Console
+
+__all__ = ["APPROVERS", "EVERYONE", "OPERATOR", "ConsolePages", "NavEntry", "console_pages",
+           "home_of", "may_see"]
+
+EVERYONE = "everyone"
+"""``NavEntry.role``: every signed-in user."""
+APPROVERS = "approvers"
+"""``NavEntry.role``: users in at least one approver group (any role but ``operator``)."""
+_HOME_ORDER = (APPROVERS, OPERATOR, EVERYONE)
+"""A user's first page: the most particular role's (an approver's inbox before the rest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NavEntry:
+    """A page in the console's navigation.
+
+    Attributes:
+        title: The link's text (``Orders``).
+        path: Where it leads (``/orders``).
+        role: Who sees it: ``EVERYONE``, ``APPROVERS`` or ``OPERATOR``.
+    """
+
+    title: str
+    path: str
+    role: str = EVERYONE
+
+
+def may_see(user: User, entry: NavEntry) -> bool:
+    """Whether ``entry`` is in ``user``'s navigation."""
+    if entry.role == APPROVERS:
+        return bool(user.groups)
+    return entry.role == EVERYONE or entry.role in user.roles
+
+
+def console_pages(app: Application) -> ConsolePages | None:
+    """The application's ``ConsolePages`` extension, or None."""
+    # mypy takes no protocol for a type[...] argument (python/mypy#4717); isinstance does.
+    return app.extension(ConsolePages)  # type: ignore[type-abstract]
+
+
+def home_of(user: User, nav: Sequence[NavEntry]) -> str | None:
+    """The first page of ``user``: the first entry they see, of the most particular role."""
+    for role in _HOME_ORDER:
+        found = next((e.path for e in nav if e.role == role and may_see(user, e)), None)
+        if found is not None:
+            return found
+    return None
+
+
+@runtime_checkable
+class ConsolePages(Protocol):
+    """An application's own pages in the console.
+
+    Attributes:
+        nav: Its navigation entries, in order (before the console's own).
+        template_folder: Its Jinja templates (searched after the console's).
+        template_filters: Jinja filters its templates use.
+    """
+
+    @property
+    def nav(self) -> Sequence[NavEntry]: ...  # noqa: D102 - the class docstring says it
+
+    @property
+    def template_folder(self) -> Path: ...  # noqa: D102
+
+    @property
+    def template_filters(self) -> Mapping[str, Callable[..., Any]]: ...  # noqa: D102
+
+    def routes(self, console: Console) -> Sequence[BaseRoute]:
+        """Its Starlette routes around the running console (built once, when it starts).
+
+        Handlers check the role their page needs (``relayflow.console.web.signed_in``).
+        """
+        ...
+
+    def demo_roles(self, settings: Settings) -> frozenset[str]:
+        """Roles the demo's user needs to see every page (besides ``operator``)."""
+        ...
+
+    async def demo_welcome(self, settings: Settings, url: str) -> str | None:
+        """Prepare something to look at in ``relayflow demo``; the line that says where."""
+        ...

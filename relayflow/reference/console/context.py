@@ -1,0 +1,36 @@
+"""What the reference application's console pages work with, built once per running console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relayflow.console.web import Console
+from relayflow.reference.activities.store import Store
+from relayflow.reference.console.batches import BatchSizes
+from relayflow.reference.console.inbox import Orders
+
+__all__ = ["ReferenceConsole"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceConsole:
+    """The running console and the reference application's own readers.
+
+    Attributes:
+        console: The running console (clients, settings, codec, users).
+        store: The reference store (batch failures).
+        orders: The order behind each saga, read once.
+        sizes: The size of each batch, read once.
+    """
+
+    console: Console
+    store: Store
+    orders: Orders
+    sizes: BatchSizes
+
+    @classmethod
+    def around(cls, console: Console) -> ReferenceConsole:
+        """The readers for ``console``, its store from the settings."""
+        settings = console.settings
+        return cls(console, Store(settings.store_path, card_limit_cents=settings.card_limit_cents),
+                   Orders(console.client), BatchSizes(console.client))
