@@ -128,7 +128,9 @@ def _settings(app_spec: str | None = None) -> Settings:
     """Settings with ``--app`` applied; the application is loaded once here to fail early."""
     settings = load_settings(**({"app": app_spec} if app_spec else {}))
     _application(settings.app)
-    settings.payload_codec()  # unusable keys raise SettingError before anything connects
+    from relayflow.temporal.payload_codec import payload_codec  # noqa: PLC0415
+
+    payload_codec(settings)  # unusable keys raise SettingError before anything connects
     from relayflow.kafka.clients import KafkaClients  # noqa: PLC0415
 
     KafkaClients(settings)  # loads the TLS files now: a bad key stops us before Temporal
@@ -498,10 +500,11 @@ def codec_server(
     endpoint or `temporal ... --codec-endpoint` at it.
     """
     from relayflow.temporal.codec_server import CodecServer  # noqa: PLC0415
+    from relayflow.temporal.payload_codec import payload_codec  # noqa: PLC0415
 
     settings = load_settings()
     _configure_logging(settings)
-    codec = settings.payload_codec()
+    codec = payload_codec(settings)
     if codec is None:
         typer.echo("relayflow: the codec server needs RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or "
                    "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE", err=True)

@@ -43,8 +43,10 @@ from bridge.routes import RouteTable
 from relayflow.application import Application, WorkerResources, load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.schema_registry import schema_registry
 from relayflow.observability.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
 from relayflow.observability.tracing import tracer_provider
+from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.tls import refusal, temporal_credentials
 from schemas.codec import AvroCodec
 
@@ -89,7 +91,7 @@ def application(settings: Settings) -> Application:
 
 def event_codec(settings: Settings, app: Application | None = None) -> AvroCodec:
     """The Avro codec of ``app`` (default: the configured one), with the schema registry if set."""
-    return (app or application(settings)).codec(settings.schema_registry())
+    return (app or application(settings)).codec(schema_registry(settings))
 
 
 def data_converter(settings: Settings) -> DataConverter:
@@ -102,7 +104,7 @@ def data_converter(settings: Settings) -> DataConverter:
     Raises:
         relayflow.temporal.payload_codec.PayloadKeyError: The configured keys are unusable.
     """
-    codec = settings.payload_codec()
+    codec = payload_codec(settings)
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(
@@ -335,7 +337,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         if producer is None:
             return
         bridge = create_app(bridge_config(settings), table,
-                            app.codec(settings.schema_registry()),
+                            app.codec(schema_registry(settings)),
                             temporal=temporal, producer=producer, kafka=kafka, status=status,
                             tracer=None if provider is None else provider.get_tracer("bridge"))
         await serve(bridge, stop, description=(
@@ -359,7 +361,7 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         A worker ready to ``run()``.
     """
     metrics = metrics or WorkerMetrics()
-    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()), metrics=metrics)
+    publisher = OutcomePublisher(producer, app.codec(schema_registry(settings)), metrics=metrics)
     activities = app.activities(WorkerResources(settings=settings, publisher=publisher,
                                                 metrics=metrics))
     return Worker(
