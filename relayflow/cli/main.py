@@ -304,8 +304,9 @@ def batch_failures(batch_id: str = typer.Argument(help="The batch's id."),
                    output: Output = OUTPUT) -> None:
     """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref)."""
     from relayflow.reference.activities.store import Store  # noqa: PLC0415
+    from relayflow.reference.settings import ReferenceSettings  # noqa: PLC0415
 
-    settings = load_settings()
+    settings = ReferenceSettings.of(load_settings())
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     failures = store.failed_items(batch_id)
     if output is Output.JSON:

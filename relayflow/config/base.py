@@ -69,7 +69,7 @@ class _SecretFiles(SecretsSettingsSource):
 
 
 class EnvSettings(BaseSettings):
-    """Settings read from ``RELAYFLOW_*`` variables, then from the files of ``RELAYFLOW_SECRETS_DIR``.
+    """Settings from ``RELAYFLOW_*`` variables, then from the files of ``RELAYFLOW_SECRETS_DIR``.
 
     Variables of other settings classes (an application's own) are ignored, not refused.
 

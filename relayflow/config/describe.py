@@ -68,7 +68,7 @@ def describe(settings_class: type[BaseSettings]) -> list[SettingDoc]:
     docs = []
     for name, field in settings_class.model_fields.items():
         section = next(cls for cls in settings_class.__mro__
-                       if name in cls.__dict__.get("__annotations__", {}))
+                       if name in inspect.get_annotations(cls))
         description = field.description or attribute_docs(section).get(name, "")
         docs.append(SettingDoc(name, env_name(name, field), section, description))
     return docs

@@ -21,7 +21,8 @@ from relayflow.config.observability import ObservabilitySettings
 from relayflow.config.operate import ConsoleSettings, OperatorSettings
 from relayflow.config.temporal import PayloadEncryptionSettings, TemporalSettings
 
-__all__ = ["ApplicationSettings", "Settings", "get_settings", "load_settings"]
+__all__ = ["ApplicationSettings", "SettingError", "Settings", "get_settings", "load_settings",
+           "setting_errors"]
 
 
 class ApplicationSettings(EnvSettings):
@@ -36,9 +37,13 @@ class ApplicationSettings(EnvSettings):
     app: str = "relayflow.reference:APP"
 
 
-class Settings(ApplicationSettings, KafkaSettings, SchemaRegistrySettings, TemporalSettings,
-               PayloadEncryptionSettings, BridgeSettings, LimitsSettings, ObservabilitySettings,
-               OperatorSettings, ConsoleSettings, DataSettings, DevStackSettings):
+# The sections are listed last to first: pydantic orders the fields (in errors, repr and
+# as_env) and runs the validators from the last base to the first, so Kafka's settings
+# come, and are checked, before the dev stack's.
+class Settings(ConsoleSettings, OperatorSettings, PayloadEncryptionSettings,
+               ObservabilitySettings, BridgeSettings, LimitsSettings, DevStackSettings,
+               DataSettings, TemporalSettings, SchemaRegistrySettings, KafkaSettings,
+               ApplicationSettings):
     """All relayflow configuration: the settings of every section, as one flat class.
 
     Each field is documented in the section class that declares it (see

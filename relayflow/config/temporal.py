@@ -1,4 +1,4 @@
-"""Temporal settings: the frontend and how to reach it, and the encryption of payloads stored there."""
+"""Temporal settings: the frontend and how to reach it, and the encryption of stored payloads."""
 
 from __future__ import annotations
 

@@ -36,6 +36,7 @@ from relayflow.console.users import UserDirectory, load_users
 from relayflow.console.web import Console, error_handlers
 from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.activities.store import Store
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.runtime.bootstrap import event_codec, wait_for_temporal
 
 __all__ = ["console_url", "create_app", "listening_socket", "running_console"]
@@ -159,7 +160,8 @@ async def running_console(settings: Settings, *, users: UserDirectory | None = N
     sock = listening_socket(settings.console_host, settings.console_port)
     try:
         client = await wait_for_temporal(settings)
-        store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
+        reference = ReferenceSettings.of(settings)
+        store = Store(reference.store_path, card_limit_cents=reference.card_limit_cents)
         async with KafkaClients(settings).started_producer() as producer:
             console = Console(settings, users, client, producer, event_codec(settings), store,
                               Orders(client), BatchSizes(client),

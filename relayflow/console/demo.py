@@ -22,6 +22,7 @@ from relayflow.console.app import running_console
 from relayflow.console.users import OPERATOR, UserDirectory, hash_password, load_users
 from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.events import OrderLine, OrderPlaced
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import event_codec
 from schemas.framing import to_record
@@ -37,7 +38,8 @@ def demo_users(settings: Settings) -> tuple[UserDirectory, str | None]:
     if settings.console_users_file is not None or settings.console_users is not None:
         return load_users(settings), None
     password = secrets.token_urlsafe(9)
-    roles = frozenset({settings.approver, settings.escalation_approver, OPERATOR})
+    reference = ReferenceSettings.of(settings)
+    roles = frozenset({reference.approver, reference.escalation_approver, OPERATOR})
     return UserDirectory({DEMO_USER: (roles, hash_password(password))}), password
 
 
@@ -58,7 +60,7 @@ class DemoConsole:
     async def place_order_to_approve(self) -> str:
         """Send an order at the approval threshold; returns its id."""
         order_id = f"console-{secrets.token_hex(3)}"
-        price = self.settings.approval_threshold_cents
+        price = ReferenceSettings.of(self.settings).approval_threshold_cents
         order = OrderPlaced(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                             order_id=order_id, customer_id="customer-42",
                             items=(OrderLine(sku="SKU-LAMP", quantity=1, unit_price_cents=price),),

@@ -31,6 +31,7 @@ from relayflow.devstack.process import (
 from relayflow.devstack.secure import MECHANISM
 from relayflow.devstack.temporal import TEMPORAL, start_temporal, stop_temporal, temporal_answers
 from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import TOPICS
 from schemas.topics import Topic
 
@@ -131,7 +132,7 @@ def down(settings: Settings, *, purge: bool = False) -> list[str]:
     if purge:
         for service in (*(node.service for node in nodes), TEMPORAL):
             shutil.rmtree(service_dir(settings, service), ignore_errors=True)
-        settings.store_path.unlink(missing_ok=True)
+        ReferenceSettings.of(settings).store_path.unlink(missing_ok=True)
     return stopped
 
 

@@ -45,6 +45,7 @@ from relayflow.reference.events import (
     OrderFailed,
     OrderPlaced,
 )
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import (
     BATCHES_OUTCOMES,
     BATCHES_REQUESTS,
@@ -286,8 +287,9 @@ async def verify(settings: Settings, *, key_prefix: str = "",
     records = [r for r in await read_records(
         settings, [*INPUT_TOPICS, *OUTPUTS, *(dlq_topic(t) for t in INPUT_TOPICS)]) if wanted(r)]
     runs = await _workflows(client or await connect_temporal(settings), key_prefix)
+    reference = ReferenceSettings.of(settings)
     return evaluate(records, runs,
-                    Store(settings.store_path, card_limit_cents=settings.card_limit_cents),
+                    Store(reference.store_path, card_limit_cents=reference.card_limit_cents),
                     codec=event_codec(settings))
 
 

@@ -26,6 +26,7 @@ from relayflow.reference.events import (
     OrderCancelled,
     OrderPlaced,
 )
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import (
     APPROVALS_DECISIONS,
     BATCHES_REQUESTS,
@@ -53,8 +54,12 @@ _ROUTES = (
 
 
 def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
-    """The store-backed order and batch activities and the approval policy, from settings."""
-    settings = resources.settings
+    """The store-backed order and batch activities and the approval policy, from settings.
+
+    Raises:
+        SettingError: A setting of ``ReferenceSettings`` is bad (one line naming it).
+    """
+    settings = ReferenceSettings.of(resources.settings)
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     policy = ApprovalPolicyProvider(ApprovalPolicy(
         threshold_cents=settings.approval_threshold_cents,

@@ -53,7 +53,7 @@ class ReferenceSettings(DataSettings):
 
     @classmethod
     def of(cls, settings: Settings, **update: object) -> Self:
-        """The reference app's settings beside relayflow's ``settings``: its store in their data_dir.
+        """The reference app's settings beside relayflow's ``settings``: its store in its data_dir.
 
         Args:
             settings: relayflow's settings of this process.

@@ -56,6 +56,7 @@ from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted, OrderFailed, OrderPlaced
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal, running, wait_for_temporal
+from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.tls import temporal_credentials
 from relayflow.testing import app_kafka
 from tests.integration.running import RELAYFLOW, codec_server_process
