@@ -294,7 +294,7 @@ async def _refusals(flow: Secured, bad_keys: dict[str, Path], written: Written) 
     for name, path in bad_keys.items():
         settings = flow.worker.model_copy(update={"payload_encryption_keys_file": path})
         refused = await _error_of(f"bad keys file: {name}", written,
-                                  functools.partial(asyncio.to_thread, settings.payload_codec))
+                                  functools.partial(asyncio.to_thread, payload_codec, settings))
         assert "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE" in str(refused)
 
     async def write_decision_as_the_worker() -> None:
