@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 FUZZ_MINUTES ?= 10
 
-.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check docs docs-build test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -61,7 +61,15 @@ typecheck: install  ## mypy --strict
 
 check: lint typecheck  ## ruff + mypy
 
-test: install kafka tls-tools prometheus asyncapi-specs browser check  ## Install, start the real Kafka + Temporal the tests need, run everything
+DOCS_PORT ?= 8000
+docs: install  ## Serve the documentation site (mkdocs, live reload) on http://127.0.0.1:DOCS_PORT
+	$(BIN)/python -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: install  ## Build the documentation site with --strict (a broken link or page left out of the nav fails)
+	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+		NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet --site-dir $$tmp
+
+test: install kafka tls-tools prometheus asyncapi-specs browser check docs-build  ## Install, start the real Kafka + Temporal the tests need, run everything
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install asyncapi-specs  ## Unit tests only (no services)

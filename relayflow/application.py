@@ -25,7 +25,9 @@ says so in one line.
 An application is checked when it is built: every route names a workflow it
 registers (or declares as run elsewhere) with the signal the route sends,
 every routed event type is one of its event types, and every route reads one
-of its input topics. A mistake fails at start-up, not on the first record.
+of its input topics; every event model agrees with its ``.avsc`` file field by
+field (``schemas.agreement``: names, order, types, defaults, namespace). A
+mistake fails at start-up, not on the first record.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from activities.outcomes import OutcomePublisher
 from bridge.routes import Action, Route, RouteTable
 from relayflow.config.settings import Settings
 from schemas import Event
-from schemas.codec import AvroCodec, SchemaRegistry
+from schemas.agreement import contract_disagreements
+from schemas.codec import AvroCodec, SchemaRegistry, load_schemas
 from schemas.topics import Topic, with_dead_letters
 
 __all__ = ["ActivityFactory", "Application", "WorkerResources", "load_application"]
@@ -87,6 +90,9 @@ def _definition(workflow_class: type) -> Any:
 @dataclass(frozen=True)
 class Application:
     """Event types, topics, routes, workflows and activities of one application.
+
+    Building one checks it (``problems``) and raises ``ValueError`` listing every
+    problem, including each event model field that disagrees with its ``.avsc``.
 
     Attributes:
         name: Short name, for logs.
@@ -165,7 +171,12 @@ class Application:
         return found
 
     def problems(self) -> list[str]:
-        """What does not fit together (empty when the application is consistent)."""
+        """What does not fit together (empty when the application is consistent).
+
+        Besides the routes, each event model is compared with its ``.avsc`` file
+        (``schemas.agreement.contract_disagreements``): one line per field that
+        differs, naming the event and the field.
+        """
         found: list[str] = []
         signals = self.workflow_signals()
         known_events = {model.avro_name for model in self.event_types}
@@ -186,6 +197,7 @@ class Application:
             RouteTable(self.routes, known_topics=self.input_topics)
         except ValueError as error:
             found.append(str(error))
+        found += contract_disagreements(self.event_types, load_schemas(self.schema_folder))
         return found
 
 

@@ -32,8 +32,11 @@ from typing import Any, Protocol
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
+from fastavro.validation import ValidationError as AvroValidationError
+from fastavro.validation import validate
 from pydantic import ValidationError
 
+from schemas.agreement import describe_avro_type
 from schemas.dead_letters import CodecReason, DlqReason
 from schemas.models import Event
 
@@ -42,6 +45,7 @@ __all__ = [
     "SINGLE_OBJECT_MARKER",
     "AvroCodec",
     "DecodeError",
+    "EncodeError",
     "SchemaRegistry",
     "crc64_avro",
     "load_history",
@@ -140,6 +144,14 @@ class DecodeError(ValueError):
     def __init__(self, reason: CodecReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class EncodeError(ValueError):
+    """An event does not fit its schema: its model and its ``.avsc`` disagree.
+
+    A bug, not bad input: ``schemas.agreement`` finds such a model before any
+    record is written, and ``Application`` refuses it when it is built.
+    """
 
 
 class SchemaRegistry(Protocol):
@@ -290,6 +302,10 @@ class AvroCodec:
         Returns:
             Single-object encoded bytes, or Confluent-framed bytes when the
             codec has a registry.
+
+        Raises:
+            EncodeError: The event does not fit its schema; the message names
+                the event type and, when fastavro's validator finds it, the field.
         """
         name = event.avro_name
         schema = self._readers[name]
@@ -299,7 +315,12 @@ class AvroCodec:
         else:
             buffer.write(CONFLUENT_MAGIC)
             buffer.write(_SCHEMA_ID.pack(self._registry_id(name)))
-        fastavro.schemaless_writer(buffer, schema, event.model_dump(mode="python"))
+        record = event.model_dump(mode="python")
+        try:
+            fastavro.schemaless_writer(buffer, schema, record)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            problem = _encode_problem(name, schema, record, exc)
+            raise EncodeError(f"{name} does not fit its .avsc: {problem}") from exc
         return buffer.getvalue()
 
     def needs_registry(self, data: bytes) -> bool:
@@ -422,6 +443,26 @@ class AvroCodec:
             return model.model_validate(record)
         except ValidationError as exc:
             raise DecodeError(DlqReason.INVALID_EVENT, f"{name}: {_summary(exc)}") from exc
+
+
+def _encode_problem(name: str, schema: Any, record: dict[str, Any], error: Exception) -> str:
+    """Which field fastavro could not write, found again by its validator (only on failure).
+
+    fastavro's writer says ``an integer is required on field q`` or just
+    ``'x' is not in list``; its validator names the record and field.
+    """
+    try:
+        validate(record, schema, raise_errors=True)
+    except AvroValidationError as invalid:
+        first = invalid.errors[0]
+        # Same field, several entries: the branches of a union that all refused the value.
+        wanted = [e.schema for e in invalid.errors if e.field == first.field]
+        field = first.field.removeprefix(f"{name}.")
+        value = "has no value" if first.datum is None \
+            else f"is {first.datum!r} ({type(first.datum).__name__})"
+        return (f"field {field} {value}, the .avsc wants "
+                f"{describe_avro_type(wanted[0] if len(wanted) == 1 else wanted)}")
+    return str(error)
 
 
 def _max_items(model: type[Event]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""The ``dlq-reason`` values: one table in the contract, the same in the README."""
+"""The ``dlq-reason`` values: one table in the contract, the same in the docs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 from schemas.dead_letters import CODEC_REASONS, DlqReason
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "dead-letters.md"
+"""The docs page whose ``## Reasons`` table lists them."""
 
 CONTRACT = [
     "empty", "unknown-framing", "truncated", "unknown-schema", "unknown-event-type",
@@ -17,9 +18,9 @@ CONTRACT = [
 """Every value other teams may see, written out: renaming one breaks their consumers."""
 
 
-def readme_reasons(text: str) -> list[str]:
-    """The values the first column of the README's ``dlq-reason`` table names, in order."""
-    section = text.split("\n## Bad input and the dead-letter topic\n", 1)[1].split("\n## ", 1)[0]
+def listed_reasons(text: str) -> list[str]:
+    """The values the first column of the page's ``dlq-reason`` table names, in order."""
+    section = text.split("\n## Reasons\n", 1)[1].split("\n## ", 1)[0]
     table = section.split("\n| `dlq-reason` |", 1)[1].split("\n\n", 1)[0]
     rows = re.findall(r"^\| (.+?) \|", table, re.MULTILINE)
     return [name for row in rows for name in re.findall(r"`([^`]+)`", row)]
@@ -44,15 +45,15 @@ def test_the_codec_gives_the_reasons_of_an_undecodable_value() -> None:
         "malformed-avro", "invalid-event"}
 
 
-def test_the_readme_table_lists_exactly_the_reasons() -> None:
-    listed = readme_reasons(README.read_text(encoding="utf-8"))
+def test_the_docs_table_lists_exactly_the_reasons() -> None:
+    listed = listed_reasons(PAGE.read_text(encoding="utf-8"))
     assert len(listed) == len(set(listed)), "a reason is listed twice"
-    assert set(listed) - set(DlqReason) == set(), "the README lists a reason the bridge never gives"
-    assert set(DlqReason) - set(listed) == set(), "a reason is missing from the README's table"
+    assert set(listed) - set(DlqReason) == set(), "the docs list a reason the bridge never gives"
+    assert set(DlqReason) - set(listed) == set(), "a reason is missing from the docs' table"
 
 
-def test_the_readme_parser_reads_a_table_of_reasons() -> None:
-    text = ("intro\n\n## Bad input and the dead-letter topic\n\nSome text with `oversize`.\n\n"
+def test_the_parser_reads_a_table_of_reasons() -> None:
+    text = ("intro\n\n## Reasons\n\nSome text with `oversize`.\n\n"
             "| `dlq-reason` | meaning |\n| --- | --- |\n| `empty`, `truncated` | bad `x` |\n"
             "| `parked` | later |\n\nAfter the table: `no-route`.\n\n## Next\n| `bad-key` | x |\n")
-    assert readme_reasons(text) == ["empty", "truncated", "parked"]
+    assert listed_reasons(text) == ["empty", "truncated", "parked"]
