@@ -69,9 +69,11 @@ class _SecretFiles(SecretsSettingsSource):
 
 
 class EnvSettings(BaseSettings):
-    """Settings from ``RELAYFLOW_*`` variables, then from the files of ``RELAYFLOW_SECRETS_DIR``.
+    """Secret files: settings from files instead of variables.
 
-    Variables of other settings classes (an application's own) are ignored, not refused.
+    The base of every settings class: ``RELAYFLOW_*`` variables first, then
+    the files of ``RELAYFLOW_SECRETS_DIR``. Variables of other settings
+    classes (an application's own) are ignored, not refused.
 
     Attributes:
         secrets_dir: A folder of files named like the variables (e.g.

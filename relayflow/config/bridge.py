@@ -19,7 +19,7 @@ MIN_HEADER_BYTES = 2048
 
 
 class BridgeSettings(EnvSettings):
-    """How the bridge consumes: batches, concurrency, held signals, shutdown, parked keys.
+    """Bridge: batches, concurrency, held signals, shutdown, parked keys.
 
     Attributes:
         bridge_batch_size: Most records the bridge fetches and commits as one batch.
@@ -43,7 +43,7 @@ class BridgeSettings(EnvSettings):
 
 
 class LimitsSettings(EnvSettings):
-    """The largest records the bridge decodes; larger ones are dead-lettered undecoded.
+    """Limits: the largest records the bridge decodes; larger ones are dead-lettered.
 
     Attributes:
         max_payload_bytes: Largest record value the bridge accepts; larger ones

@@ -13,7 +13,7 @@ __all__ = ["DataSettings", "DevStackSettings"]
 
 
 class DataSettings(EnvSettings):
-    """Where relayflow keeps its local files.
+    """Data: where relayflow keeps its local files.
 
     Attributes:
         data_dir: Folder of the local dev stack (and the default folder of an
@@ -24,7 +24,7 @@ class DataSettings(EnvSettings):
 
 
 class DevStackSettings(EnvSettings):
-    """The local dev stack (``relayflow dev up``): Kafka's release and shape, and every port.
+    """Dev stack: the local Kafka and Temporal of relayflow dev up, their shape and ports.
 
     Attributes:
         cache_dir: Where the dev stack caches the Kafka jars, by version, so

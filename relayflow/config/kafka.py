@@ -25,7 +25,7 @@ _PEM_FILES = ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
 
 
 class KafkaSettings(EnvSettings):
-    """The Kafka cluster every client connects to, and how (TLS, SASL).
+    """Kafka: the cluster every client connects to, and how (TLS, SASL).
 
     Attributes:
         kafka_bootstrap_servers: Comma-separated ``host:port`` list of Kafka brokers.
@@ -120,7 +120,9 @@ def redacted_url(url: str) -> str:
 
 
 class SchemaRegistrySettings(EnvSettings):
-    """A Confluent-compatible schema registry, if one is used (``relayflow.kafka.schema_registry``).
+    """Schema registry: a Confluent-compatible one, if used.
+
+    Its client is built by ``relayflow.kafka.schema_registry.schema_registry``.
 
     Attributes:
         schema_registry_url: A Confluent-compatible schema registry

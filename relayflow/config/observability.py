@@ -12,7 +12,7 @@ __all__ = ["ObservabilitySettings"]
 
 
 class ObservabilitySettings(EnvSettings):
-    """What bridge and worker log, trace and count, and where they serve metrics and health.
+    """Observability: logs, traces, metrics, and the HTTP endpoints of bridge and worker.
 
     Attributes:
         log_level: Python logging level name.

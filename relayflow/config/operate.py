@@ -13,7 +13,7 @@ __all__ = ["ConsoleSettings", "OperatorSettings"]
 
 
 class OperatorSettings(EnvSettings):
-    """How the operator commands wait for answers and link to the Temporal UI.
+    """Operator commands: how long they wait for answers, and the Temporal UI they link to.
 
     Attributes:
         operator_timeout_seconds: How long an operator command (``send``,
@@ -30,7 +30,7 @@ class OperatorSettings(EnvSettings):
 
 
 class ConsoleSettings(EnvSettings):
-    """The web console (``relayflow console``): where it listens, who signs in and how.
+    """Console: where relayflow console listens, who signs in and how.
 
     Attributes:
         console_host: Interface ``relayflow console`` listens on.

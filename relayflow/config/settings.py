@@ -26,7 +26,7 @@ __all__ = ["ApplicationSettings", "SettingError", "Settings", "get_settings", "l
 
 
 class ApplicationSettings(EnvSettings):
-    """Which application the bridge and the worker run.
+    """Application: which one the bridge and the worker run.
 
     Attributes:
         app: The application the bridge and the worker run, as
@@ -37,17 +37,13 @@ class ApplicationSettings(EnvSettings):
     app: str = "relayflow.reference:APP"
 
 
-# The sections are listed last to first: pydantic orders the fields (in errors, repr and
-# as_env) and runs the validators from the last base to the first, so Kafka's settings
-# come, and are checked, before the dev stack's.
-class Settings(ConsoleSettings, OperatorSettings, PayloadEncryptionSettings,
-               ObservabilitySettings, BridgeSettings, LimitsSettings, DevStackSettings,
-               DataSettings, TemporalSettings, SchemaRegistrySettings, KafkaSettings,
-               ApplicationSettings):
+class Settings(ApplicationSettings, KafkaSettings, SchemaRegistrySettings, TemporalSettings,
+               PayloadEncryptionSettings, BridgeSettings, LimitsSettings, ObservabilitySettings,
+               OperatorSettings, ConsoleSettings, DataSettings, DevStackSettings):
     """All relayflow configuration: the settings of every section, as one flat class.
 
-    Each field is documented in the section class that declares it (see
-    ``relayflow.config.describe``). An application's own settings (the
+    Each field is documented in the section class that declares it (the
+    configuration reference is generated from those). An application's own settings (the
     reference app's ``ReferenceSettings``) are a class of their own, read
     from the same environment; their variables are ignored here.
     """

@@ -12,7 +12,7 @@ __all__ = ["PayloadEncryptionSettings", "TemporalSettings"]
 
 
 class TemporalSettings(EnvSettings):
-    """The Temporal service every workflow runs on, and how to connect to it (TLS, API key).
+    """Temporal: the service every workflow runs on, and how to connect to it.
 
     Attributes:
         temporal_address: ``host:port`` of the Temporal frontend.
@@ -52,7 +52,7 @@ class TemporalSettings(EnvSettings):
 
 
 class PayloadEncryptionSettings(EnvSettings):
-    """Encryption of the payloads Temporal stores, and the codec server that shows them decrypted.
+    """Payload encryption: what Temporal stores, and the codec server that shows it decrypted.
 
     The codec is built by ``relayflow.temporal.payload_codec.payload_codec``.
 

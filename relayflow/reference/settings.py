@@ -23,7 +23,7 @@ __all__ = ["ReferenceSettings"]
 
 
 class ReferenceSettings(DataSettings):
-    """The reference system's business rules and the SQLite store of its activities.
+    """Reference app: its business rules and the SQLite store of its activities.
 
     Attributes:
         approval_threshold_cents: Orders at or above this amount need a
