@@ -33,6 +33,7 @@ from relayflow.reference.activities.batches import BatchActivities, ProcessItemI
 from relayflow.reference.activities.store import Store
 from relayflow.reference.app import APP
 from relayflow.reference.events import BatchCompleted, BatchRequested
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
 from relayflow.runtime.bootstrap import connect_temporal, running
 from relayflow.runtime.clients import kafka_clients
@@ -110,7 +111,8 @@ async def fan_out(settings: Settings, items: int, chunk: int, window: int) -> di
 async def flat_loop(settings: Settings, items: int) -> dict[str, float]:
     """The same activity for ``items`` items in one workflow on one worker; its figures."""
     client = await connect_temporal(settings)
-    store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
+    reference = ReferenceSettings.of(settings)
+    store = Store(reference.store_path, card_limit_cents=reference.card_limit_cents)
     batch_id = f"flat-{uuid.uuid4().hex[:6]}"
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = Worker(client, task_queue=f"{settings.task_queue}-flat", workflows=[BenchFlatLoop],

@@ -33,12 +33,12 @@ from bench.start_throughput import argument, bridge_rate
 from devtools.secured_kafka import secured_kafka
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
-from relayflow.temporal.payload_codec import new_key_entry
+from relayflow.temporal.payload_codec import new_key_entry, payload_codec
 
 
 async def codec_cost(settings: Settings, payloads: int) -> tuple[float, float, int]:
     """Microseconds per payload to encrypt and to decrypt, and the bytes it adds."""
-    codec = settings.payload_codec()
+    codec = payload_codec(settings)
     assert codec is not None
     plain = [pydantic_data_converter.payload_converter.to_payloads([argument(event)])[0]
              for event in orders(payloads)]

@@ -10,12 +10,13 @@
   addresses as given), testcontainers when a Docker engine answers, else the
   local dev stack (``relayflow dev``) in ``.relayflow-test/`` on its own ports
   so a running demo stack is never disturbed. The reference application's
-  topics are created on it.
+  topics are created on it, and its store is a file of the session's own
+  (``RELAYFLOW_STORE_PATH``, which every process of the session inherits).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -45,6 +46,21 @@ async def workflow_env(request: pytest.FixtureRequest) -> AsyncIterator[Workflow
 def relayflow_app() -> Application:
     """The project's own tests are the reference application's, whatever ``RELAYFLOW_APP`` says."""
     return APP
+
+
+@pytest.fixture(scope="session")
+def relayflow_stack(relayflow_stack: Settings,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The plugin's stack; the reference app's store in a folder of this session.
+
+    Set in the environment, so the bridge and worker in this process, the
+    ``relayflow`` processes tests start and the tests' own ``ReferenceSettings``
+    all use the same file, and no session sees another's.
+    """
+    store = tmp_path_factory.mktemp("relayflow-store") / "store.db"
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("RELAYFLOW_STORE_PATH", str(store))
+        yield relayflow_stack
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from bridge.retry import Backoff
 from relayflow.cli.main import app
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
+from relayflow.reference.activities.store import Store
 from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.events import (
     ApprovalDecided,
@@ -38,6 +39,7 @@ from relayflow.reference.events import (
     OrderLine,
     OrderPlaced,
 )
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from schemas import Event
 from schemas.framing import KafkaRecord, to_record
@@ -65,6 +67,12 @@ def order_placed(order_id: str | None = None, *, sku: str = "SKU-TEA", quantity:
         amount_cents=quantity * unit_price_cents, shipping_country=country,
         approval_timeout_seconds=approval_timeout_seconds,
     )
+
+
+def reference_store(settings: Settings) -> Store:
+    """The reference app's store, as its worker running with ``settings`` opens it."""
+    reference = ReferenceSettings.of(settings)
+    return Store(reference.store_path, card_limit_cents=reference.card_limit_cents)
 
 
 def samples() -> list[Event]:

@@ -1,4 +1,4 @@
-"""``relayflow batch-failures``: the failed items of one of the reference app's batches."""
+"""``relayflow batch-failures``: the failed items of one of the application's batches."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ __all__ = ["register"]
 
 def batch_failures(batch_id: str = typer.Argument(help="The batch's id."),
                    output: Output = OUTPUT, app_spec: str | None = APP) -> None:
-    """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref)."""
-    from relayflow.reference.activities.store import Store  # noqa: PLC0415
+    """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref).
 
-    settings, _ = configured(app_spec)
-    store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
-    failures = store.failed_items(batch_id)
+    Exit 1 when the application keeps no batch failures (no ``BatchFailures`` extension).
+    """
+    from relayflow.operate.batches import failed_items  # noqa: PLC0415
+
+    settings, served = configured(app_spec)
+    failures = failed_items(settings, served, batch_id)
     if output is Output.JSON:
         emit_json([{"item_id": item_id, "reason": reason} for item_id, reason in failures])
         return

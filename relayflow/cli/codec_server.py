@@ -28,7 +28,9 @@ def codec_server(
 
     settings = load_settings()
     configure_logging(settings)
-    codec = settings.payload_codec()
+    from relayflow.temporal.payload_codec import payload_codec  # noqa: PLC0415
+
+    codec = payload_codec(settings)
     if codec is None:
         typer.echo("relayflow: the codec server needs RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or "
                    "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE", err=True)

@@ -139,7 +139,8 @@ def up(
 
 @app.command()
 def down(
-    purge: bool = typer.Option(False, help="Also delete topics, history and the store."),  # noqa: FBT001
+    purge: bool = typer.Option(  # noqa: FBT001
+        False, help="Also delete the data folder: topics, history, applications' local files."),
 ) -> None:
     """Stop the Kafka and Temporal processes this stack started.
 

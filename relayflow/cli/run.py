@@ -29,7 +29,9 @@ def _checked(app_spec: str | None) -> tuple[Settings, Application]:
     from relayflow.runtime.clients import kafka_clients  # noqa: PLC0415
 
     settings, app = configured(app_spec)
-    settings.payload_codec()  # unusable keys raise SettingError before anything connects
+    from relayflow.temporal.payload_codec import payload_codec  # noqa: PLC0415
+
+    payload_codec(settings)  # unusable keys raise SettingError before anything connects
     kafka_clients(settings)  # loads the TLS files now: a bad key stops us before Temporal
     tracer_provider(settings)  # a bad OTEL_TRACES_EXPORTER stops us here too
     return settings, app

@@ -282,8 +282,7 @@ class DevSecrets:
         env = self.client_env(principal)
         fields = {name.removeprefix("RELAYFLOW_").lower(): value for name, value in env.items()}
         # Validated like the environment would be: the files must be readable.
-        return Settings.model_validate({**settings.model_dump(exclude={"store_path_override"}),
-                                        "RELAYFLOW_STORE_PATH": settings.store_path, **fields})
+        return Settings.model_validate({**settings.model_dump(), **fields})
 
     def scram_arguments(self) -> list[str]:
         """``StorageTool format`` arguments that create every principal's SCRAM credential."""

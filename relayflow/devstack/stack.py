@@ -119,7 +119,8 @@ def down(settings: Settings, *, purge: bool = False) -> list[str]:
 
     Args:
         settings: Supplies the data folder.
-        purge: Also delete the stack's data (topics, workflow history, store).
+        purge: Also delete the data folder: topics, workflow history, and the
+            local files applications keep there (the reference app's store, say).
 
     Returns:
         Names of the services that were stopped.
@@ -128,9 +129,7 @@ def down(settings: Settings, *, purge: bool = False) -> list[str]:
     stopped = [TEMPORAL] if stop_temporal(settings) else []
     stopped += [node.service for node in nodes if stop_service(settings, node.service)]
     if purge:
-        for service in (*(node.service for node in nodes), TEMPORAL):
-            shutil.rmtree(service_dir(settings, service), ignore_errors=True)
-        settings.store_path.unlink(missing_ok=True)
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
     return stopped
 
 

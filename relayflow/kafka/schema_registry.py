@@ -28,21 +28,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["HttpSchemaRegistry", "RegistryUnavailable", "SchemaRegistryError", "redacted_url"]
+from relayflow.config.kafka import redacted_url
+
+if TYPE_CHECKING:
+    from relayflow.config.kafka import SchemaRegistrySettings
+
+__all__ = ["HttpSchemaRegistry", "RegistryUnavailable", "SchemaRegistryError", "redacted_url",
+           "schema_registry"]
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
-
-
-def redacted_url(url: str) -> str:
-    """``url`` with the password of its user info, if any, replaced by ``***``."""
-    parts = urllib.parse.urlsplit(url)
-    user_info, at, host = parts.netloc.rpartition("@")
-    if not at or ":" not in user_info:
-        return url
-    user = user_info.split(":", 1)[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class RegistryUnavailable(OSError):
@@ -148,6 +144,18 @@ class HttpSchemaRegistry:
         if not isinstance(answer, dict):
             raise RegistryUnavailable(f"{method} {path}: answer is not a JSON object")
         return answer
+
+
+def schema_registry(settings: SchemaRegistrySettings) -> HttpSchemaRegistry | None:
+    """A client of the configured schema registry, or None when none is set.
+
+    Args:
+        settings: relayflow's settings (``schema_registry_url``, ``_timeout_seconds``).
+    """
+    if not settings.schema_registry_url:
+        return None
+    return HttpSchemaRegistry(settings.schema_registry_url,
+                              timeout=settings.schema_registry_timeout_seconds)
 
 
 def _refusal(method: str, path: str, error: urllib.error.HTTPError) -> OSError | ValueError:

@@ -34,6 +34,7 @@ from bridge.routes import Action, Route
 from relayflow.application import Application, load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import read_key
+from relayflow.kafka.schema_registry import schema_registry
 from relayflow.operate.deadlines import (
     NotFound,
     Unanswered,
@@ -361,7 +362,7 @@ async def status(settings: Settings, subject: str, *, seconds: float,
         try:
             async with kafka_answers(settings, seconds):
                 since = described.start_time - _OUTCOMES_SINCE
-                codec = app.codec(settings.schema_registry())
+                codec = app.codec(schema_registry(settings))
                 state.outcomes = [await shown(r, codec) for r in await read_key(
                     kafka_clients(settings), [t.name for t in app.topics if not t.inbound],
                     subject.encode(),

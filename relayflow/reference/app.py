@@ -18,7 +18,7 @@ from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.activities.orders import OrderActivities
 from relayflow.reference.activities.store import Store
 from relayflow.reference.approvals import ORDER_APPROVALS
-from relayflow.reference.checks import ReferenceChecks
+from relayflow.reference.checks import ReferenceBatchFailures, ReferenceChecks
 from relayflow.reference.console import REFERENCE_PAGES
 from relayflow.reference.demo import ReferenceDemo
 from relayflow.reference.events import (
@@ -32,6 +32,7 @@ from relayflow.reference.events import (
 )
 from relayflow.reference.producers import ReferenceProducers
 from relayflow.reference.queries import ReferenceStatusQueries
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import (
     APPROVALS_DECISIONS,
     BATCHES_REQUESTS,
@@ -59,8 +60,12 @@ _ROUTES = (
 
 
 def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
-    """The store-backed order and batch activities and the approval policy, from settings."""
-    settings = resources.settings
+    """The store-backed order and batch activities and the approval policy, from settings.
+
+    Raises:
+        SettingError: A setting of ``ReferenceSettings`` is bad (one line naming it).
+    """
+    settings = ReferenceSettings.of(resources.settings)
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     policy = ApprovalPolicyProvider(ApprovalPolicy(
         threshold_cents=settings.approval_threshold_cents,
@@ -82,7 +87,7 @@ APP = Application(
     schema_folder=SCHEMA_FOLDER,
     workflows=WORKFLOWS,
     activities=reference_activities,
-    extensions=(ReferenceChecks(), ReferenceDemo(), ReferenceProducers(),
+    extensions=(ReferenceChecks(), ReferenceBatchFailures(), ReferenceDemo(), ReferenceProducers(),
                 ReferenceStatusQueries(), ORDER_APPROVALS, REFERENCE_PAGES),
 )
 """relayflow's orders, approvals and batches (``RELAYFLOW_APP=relayflow.reference:APP``)."""

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Sequence
 
 from relayflow.config.settings import Settings
 from relayflow.operate.verify import Flow, Violation
-from relayflow.reference.activities.store import Store
+from relayflow.reference.activities.store import Store, open_store
 from relayflow.reference.events import BatchCompleted, OrderCompleted, OrderFailed
 from relayflow.reference.workflows.order_saga import OrderSaga
 
-__all__ = ["ReferenceChecks"]
+__all__ = ["ReferenceBatchFailures", "ReferenceChecks"]
 
 
 def _by_order(rows: Iterable[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
@@ -54,8 +54,7 @@ class ReferenceChecks:
             settings: Name the store (``store_path``, ``card_limit_cents``).
             flows: The workflows in scope.
         """
-        store = self._store or Store(settings.store_path,
-                                     card_limit_cents=settings.card_limit_cents)
+        store = self._store or open_store(settings)
         payments, shipments = _by_order(store.rows("payments")), _by_order(store.rows("shipments"))
         saga = OrderSaga.__name__
         found: list[Violation] = []
@@ -80,3 +79,11 @@ class ReferenceChecks:
                         "charge-not-settled", order_id,
                         f"failed but {len(charged)} charge(s) and {len(live)} shipment(s) remain"))
         return found
+
+
+class ReferenceBatchFailures:
+    """The reference batches' failed items, from the store (``relayflow batch-failures``)."""
+
+    def failed_items(self, settings: Settings, batch_id: str) -> list[tuple[str, str]]:
+        """Every failed item of ``batch_id`` as (item id, reason), in chunk order."""
+        return open_store(settings).failed_items(batch_id)

@@ -41,6 +41,7 @@ from relayflow.reference.events import (
     OrderLine,
     OrderPlaced,
 )
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import (
     APPROVALS_DECISIONS,
     BATCHES_OUTCOMES,
@@ -172,8 +173,9 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
         record = to_record(event, codec)
         return record.key, record.value, record.headers
 
-    over_limit = settings.card_limit_cents + 1
-    big = settings.approval_threshold_cents
+    reference = ReferenceSettings.of(settings)
+    over_limit = reference.card_limit_cents + 1
+    big = reference.approval_threshold_cents
     duplicate = rec(_order(oid("dup")))
     cancelled = _order(oid("cancel"))
     return [

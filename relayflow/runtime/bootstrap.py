@@ -37,6 +37,7 @@ from bridge.routes import RouteTable
 from relayflow.application import Application, WorkerResources, load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
+from relayflow.kafka.schema_registry import schema_registry
 from relayflow.observability.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
 from relayflow.runtime.clients import (
     connect_temporal,
@@ -85,7 +86,7 @@ def application(settings: Settings) -> Application:
 
 def event_codec(settings: Settings, app: Application | None = None) -> AvroCodec:
     """The Avro codec of ``app`` (default: the configured one), with the schema registry if set."""
-    return (app or application(settings)).codec(settings.schema_registry())
+    return (app or application(settings)).codec(schema_registry(settings))
 
 
 async def _producer_once_kafka_answers(kafka: KafkaClients, stack: contextlib.AsyncExitStack,
@@ -205,7 +206,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         if producer is None:
             return
         bridge = create_app(bridge_config(settings), table,
-                            app.codec(settings.schema_registry()),
+                            app.codec(schema_registry(settings)),
                             temporal=temporal, producer=producer, kafka=kafka, status=status,
                             tracer=None if provider is None else provider.get_tracer("bridge"))
         await serve(bridge, stop, description=(
@@ -229,7 +230,7 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         A worker ready to ``run()``.
     """
     metrics = metrics or WorkerMetrics()
-    publisher = OutcomePublisher(producer, app.codec(settings.schema_registry()), metrics=metrics)
+    publisher = OutcomePublisher(producer, app.codec(schema_registry(settings)), metrics=metrics)
     activities = app.activities(WorkerResources(settings=settings, publisher=publisher,
                                                 metrics=metrics))
     return Worker(

@@ -28,6 +28,7 @@ from bridge.retry import Backoff
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
 from relayflow.observability.tracing import tracer_provider as configured_tracer_provider
+from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.tls import refusal, temporal_credentials
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def data_converter(settings: Settings) -> DataConverter:
     Raises:
         relayflow.temporal.payload_codec.PayloadKeyError: The configured keys are unusable.
     """
-    codec = settings.payload_codec()
+    codec = payload_codec(settings)
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(

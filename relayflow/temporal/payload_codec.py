@@ -28,13 +28,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from relayflow.config.settings import SettingError
+from relayflow.config import SettingError
+
+if TYPE_CHECKING:
+    from relayflow.config.temporal import PayloadEncryptionSettings
 
 __all__ = [
     "CIPHER",
@@ -47,6 +51,7 @@ __all__ = [
     "UnknownEncryptionKey",
     "new_key_entry",
     "parse_keys",
+    "payload_codec",
     "read_keys",
 ]
 
@@ -258,3 +263,23 @@ class EncryptionCodec(PayloadCodec):
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Decrypt (``PayloadCodec`` API); see ``decrypt``."""
         return self.decrypt(payloads)
+
+
+def payload_codec(settings: PayloadEncryptionSettings) -> EncryptionCodec | None:
+    """The payload encryption codec of the configured keys; None when none are.
+
+    Args:
+        settings: relayflow's settings (``payload_encryption_keys``, ``_keys_file``, ``_key_id``).
+
+    Raises:
+        PayloadKeyError: The keys are unusable; one line naming the setting, never a key.
+    """
+    keys_text = settings.payload_encryption_keys
+    if keys_text is None and settings.payload_encryption_keys_file is None:
+        if settings.payload_encryption_key_id is not None:
+            raise PayloadKeyError("RELAYFLOW_PAYLOAD_ENCRYPTION_KEY_ID is set but no keys "
+                                  "are (RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or _KEYS_FILE)")
+        return None
+    keys = read_keys(None if keys_text is None else keys_text.get_secret_value(),
+                     settings.payload_encryption_keys_file)
+    return EncryptionCodec(keys, settings.payload_encryption_key_id)

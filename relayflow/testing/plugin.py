@@ -140,13 +140,11 @@ def _async_fixture(scope: str) -> Callable[[_F], _F]:
 
 
 @pytest.fixture(scope="session")
-def relayflow_stack(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def relayflow_stack(request: pytest.FixtureRequest) -> Iterator[Settings]:
     """Settings of a running Kafka + Temporal for this test session (see the module docs)."""
     from relayflow.testing.stacks import session_stack  # noqa: PLC0415
 
-    with session_stack(request.config.rootpath,
-                       tmp_path_factory.mktemp("relayflow-store")) as settings:
+    with session_stack(request.config.rootpath) as settings:
         yield settings
 
 

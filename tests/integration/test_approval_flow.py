@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from relayflow.cli.main import app
 from relayflow.config.settings import Settings
-from relayflow.reference.activities.store import DEFAULT_STOCK, Store
+from relayflow.reference.activities.store import DEFAULT_STOCK
 from relayflow.reference.app import APP
 from relayflow.reference.events import (
     ApprovalDecided,
@@ -35,6 +35,7 @@ from relayflow.reference.events import (
     OrderFailed,
     OrderPlaced,
 )
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES
 from relayflow.reference.workflows.approval import approval_id_for
 from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
@@ -42,10 +43,13 @@ from relayflow.runtime.bootstrap import connect_temporal
 from schemas import Outcome
 from schemas.framing import to_record
 from schemas.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE
-from tests.support import KafkaProbe, kafka_probe, order_placed
+from tests.support import KafkaProbe, kafka_probe, order_placed, reference_store
 from workflows.outcomes import outcome_event_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+REFERENCE = ReferenceSettings()
+"""The reference app's settings, as its worker reads them (the same environment)."""
 
 CODEC = APP.codec()
 WAIT = 60.0  # bound on waiting for a saga to close
@@ -60,7 +64,7 @@ async def probe(system: Settings) -> AsyncIterator[KafkaProbe]:
 def needs_approval(system: Settings, timeout_seconds: int | None = None) -> OrderPlaced:
     """An order at the approval threshold, of a SKU no other test touches."""
     return order_placed(sku=f"SKU-IT-{uuid.uuid4().hex[:8]}", quantity=1,
-                        unit_price_cents=system.approval_threshold_cents,
+                        unit_price_cents=REFERENCE.approval_threshold_cents,
                         approval_timeout_seconds=timeout_seconds)
 
 
@@ -106,20 +110,20 @@ async def test_nobody_decides_the_request_escalates_times_out_and_the_order_fail
 
     approval_id = approval_id_for(order.order_id)
     assert isinstance(requested, ApprovalRequested)
-    assert (requested.approval_id, requested.approver) == (approval_id, system.approver)
+    assert (requested.approval_id, requested.approver) == (approval_id, REFERENCE.approver)
     assert requested.amount_cents == order.amount_cents
     assert isinstance(escalated, ApprovalEscalated)
     assert (escalated.approval_id, escalated.previous_approver, escalated.approver) == (
-        approval_id, system.approver, system.escalation_approver)
+        approval_id, REFERENCE.approver, REFERENCE.escalation_approver)
     assert isinstance(timed_out, ApprovalTimedOut)
     assert (timed_out.approval_id, timed_out.last_approver) == (
-        approval_id, system.escalation_approver)
+        approval_id, REFERENCE.escalation_approver)
     assert timed_out.waited_seconds >= 2 * 2  # the saga's own timers: both stages waited out
     assert isinstance(failed, OrderFailed)
     assert (failed.reason, failed.failed_step) == ("approval_timed_out", "approval")
     assert failed.compensations == ("release_inventory",)
 
-    store = Store(system.store_path, card_limit_cents=system.card_limit_cents)
+    store = reference_store(system)
     [reservation] = store.rows("reservations", order.order_id)
     assert reservation["status"] == "released"
     assert store.available(order.items[0].sku) == DEFAULT_STOCK
@@ -136,7 +140,7 @@ async def test_cancel_while_waiting_for_approval_releases_the_reservation(
     # Mid-saga: inventory reserved, waiting for a person.
     [asked] = await probe.wait_for(lambda r: r.key == order.order_id.encode())
     assert isinstance(decoded(asked, order, "corr-cxl", "approval-requested"), ApprovalRequested)
-    store = Store(system.store_path, card_limit_cents=system.card_limit_cents)
+    store = reference_store(system)
     [reservation] = store.rows("reservations", order.order_id)
     assert reservation["status"] == "reserved"
     assert store.available(sku) == DEFAULT_STOCK - 1
@@ -190,7 +194,7 @@ async def test_a_decision_by_someone_not_asked_is_refused_as_evidence_and_the_or
     assert dict(evidence.headers)[CAUSATION_ID] == str(wrong.event_id).encode()
     assert dict(evidence.headers)[EVENT_TYPE] == b"relayflow.orders.ApprovalDecisionRefused"
     assert (refused.decided_by, refused.decision, refused.reason, refused.approvers) == (
-        "mallory", "APPROVED", "not-an-approver", (system.approver,))
+        "mallory", "APPROVED", "not-an-approver", (REFERENCE.approver,))
 
     # The order keeps waiting, the refusal on record: in the saga's query and the CLI.
     handle = (await connect_temporal(system)).get_workflow_handle(f"order-{order.order_id}",
@@ -205,14 +209,14 @@ async def test_a_decision_by_someone_not_asked_is_refused_as_evidence_and_the_or
     assert listed.exit_code == 0, listed.output
     [row] = [line for line in listed.output.splitlines() if handle.id in line]
     assert "1: mallory (APPROVED)" in row
-    assert system.approver in row
+    assert REFERENCE.approver in row
 
-    right = approval_decided(order, f"{system.approver}/ann")
+    right = approval_decided(order, f"{REFERENCE.approver}/ann")
     await probe.send_record(APPROVALS_DECISIONS,
                             to_record(right, CODEC, correlation_id="corr-who"))
     result = await asyncio.wait_for(handle.result(), WAIT)
     assert result.outcome == "OrderCompleted"
-    assert (await handle.query(OrderSaga.approval)).decided_by == f"{system.approver}/ann"
+    assert (await handle.query(OrderSaga.approval)).decided_by == f"{REFERENCE.approver}/ann"
 
     await probe.caught_up()
     types = [dict(r.headers)[EVENT_TYPE].decode().rsplit(".", 1)[1]

@@ -26,7 +26,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowHistory
 
 from relayflow.config.settings import Settings
-from relayflow.reference.activities.store import Store
 from relayflow.reference.app import APP
 from relayflow.reference.events import (
     BatchCompleted,
@@ -39,7 +38,7 @@ from relayflow.runtime.bootstrap import connect_temporal
 from schemas import Event
 from schemas.framing import to_record
 from tests.integration.running import relayflow_running
-from tests.support import KafkaProbe, kafka_probe
+from tests.support import KafkaProbe, kafka_probe, reference_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -78,8 +77,10 @@ def history_margin(max_concurrent_children: int, progress_every_chunks: int) -> 
 @pytest.fixture(scope="module")
 async def limited(stack: Settings) -> AsyncIterator[Settings]:
     """Bridge and worker whose batches continue as new past ``LIMIT`` history events."""
-    async with relayflow_running(stack, batch_history_event_limit=LIMIT) as settings:
-        yield settings
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("RELAYFLOW_BATCH_HISTORY_EVENT_LIMIT", str(LIMIT))
+        async with relayflow_running(stack) as settings:
+            yield settings
 
 
 @pytest.fixture
@@ -196,9 +197,9 @@ async def assert_chunks_started_once(client: Client, workflow_id: str, chunks: i
 
 def assert_store(settings: Settings, batch_id: str, good: list[str], bad: list[str]) -> None:
     """Each good item processed exactly once, no bad one; every failure kept."""
-    store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
+    store = reference_store(settings)
     assert store.processed_items(batch_id) == len(good)
-    with contextlib.closing(sqlite3.connect(f"file:{settings.store_path}?mode=ro",
+    with contextlib.closing(sqlite3.connect(f"file:{store.path}?mode=ro",
                                             uri=True)) as db:
         processed = [str(row[0]) for row in db.execute(
             "SELECT item_id FROM batch_items WHERE batch_id = ?", (batch_id,))]

@@ -11,7 +11,6 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 
 from relayflow.config.settings import Settings
-from relayflow.reference.activities.store import Store
 from relayflow.reference.app import APP
 from relayflow.reference.events import (
     BatchCancelled,
@@ -24,7 +23,7 @@ from relayflow.runtime.bootstrap import connect_temporal
 from schemas import Event
 from schemas.framing import to_record
 from schemas.topics import dlq_topic
-from tests.support import KafkaProbe, kafka_probe
+from tests.support import KafkaProbe, kafka_probe, reference_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -73,7 +72,7 @@ async def test_thousand_item_batch_counts_match(probe: KafkaProbe, system: Setti
     assert [p.chunks_done for p in progress] == [5, 10, 15, 20]  # type: ignore[attr-defined]
 
     # Every count is backed by the store: each item processed once, each failure kept.
-    store = Store(system.store_path, card_limit_cents=system.card_limit_cents)
+    store = reference_store(system)
     assert store.processed_items(event.batch_id) == 980
     assert len(store.failed_items(event.batch_id)) == 20
 

@@ -19,6 +19,7 @@ import pytest
 
 from bench import codec, fanout, latency, memory, observability, secured, start_throughput
 from relayflow.config.settings import Settings
+from relayflow.reference.settings import ReferenceSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -95,9 +96,8 @@ def results(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def bench_env(stack: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
               results: Path) -> Path:
     monkeypatch.setenv("RELAYFLOW_BENCH_STACK", "external")
-    mine = stack.model_copy(update={"data_dir": tmp_path,
-                                    "store_path_override": tmp_path / "store.db"})
-    for name, value in mine.as_env().items():
+    mine = stack.model_copy(update={"data_dir": tmp_path})
+    for name, value in {**mine.as_env(), **ReferenceSettings.of(mine).as_env()}.items():
         monkeypatch.setenv(name, value)
     return results
 

@@ -24,6 +24,7 @@ from relayflow.kafka.reads import end_offsets, partitions_of, record_counts
 from relayflow.operate.dlq import parked_keys
 from relayflow.reference.events import ApprovalRequested, OrderCompleted, OrderPlaced
 from relayflow.reference.pending_approvals import pending_approvals
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.runtime.clients import kafka_clients
@@ -33,6 +34,9 @@ from schemas.topics import dlq_topic
 from tests.support import as_json, cli, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+REFERENCE = ReferenceSettings()
+"""The reference app's settings, as its worker reads them (the same environment)."""
 
 SHORT = "2"  # --timeout of the commands that must find a dependency silent
 
@@ -80,7 +84,7 @@ async def test_invalid_input_exits_2_and_sends_nothing(system: Settings) -> None
 
 async def test_decide_approves_a_pending_order_and_the_saga_completes(
         system: Settings, relayflow_kafka: AppKafka) -> None:
-    order = order_placed(unit_price_cents=system.approval_threshold_cents, quantity=1)
+    order = order_placed(unit_price_cents=REFERENCE.approval_threshold_cents, quantity=1)
     await relayflow_kafka.send(order)
     await relayflow_kafka.wait_for(ApprovalRequested, key=order.order_id)
 
@@ -89,16 +93,16 @@ async def test_decide_approves_a_pending_order_and_the_saga_completes(
     assert f"'mallory' may not decide order '{order.order_id}'" in stranger.stderr
 
     decided = as_json(await cli(system, "decide", order.order_id, "approve",
-                                "--by", f"{system.approver}/ann", "--comment", "fine",
+                                "--by", f"{REFERENCE.approver}/ann", "--comment", "fine",
                                 "-o", "json"))
     assert (decided["topic"], decided["key"], decided["decision"]) == \
         ("approvals.decisions", order.order_id, "APPROVED")
     completed = await relayflow_kafka.wait_for(OrderCompleted, key=order.order_id)
     assert completed.order_id == order.order_id
 
-    again = await cli(system, "decide", order.order_id, "reject", "--by", system.approver)
+    again = await cli(system, "decide", order.order_id, "reject", "--by", REFERENCE.approver)
     missing = await cli(system, "decide", f"no-such-{uuid.uuid4().hex[:6]}", "approve",
-                        "--by", system.approver)
+                        "--by", REFERENCE.approver)
     assert again.exit_code == missing.exit_code == 1
     assert "has no pending approval" in again.stderr
     assert "no order" in missing.stderr
@@ -134,7 +138,7 @@ async def test_status_of_a_completed_order_shows_steps_outcome_and_link(
 async def saga_without_worker(system: Settings) -> Any:
     """An order saga waiting on a task queue no worker polls; terminated afterwards."""
     client = await connect_temporal(system)
-    order = order_placed(unit_price_cents=system.approval_threshold_cents, quantity=1)
+    order = order_placed(unit_price_cents=REFERENCE.approval_threshold_cents, quantity=1)
     queue = f"nobody-{uuid.uuid4().hex[:8]}"
     meta = EventMeta(event_type=OrderPlaced.avro_name, event_id=str(order.event_id),
                      correlation_id=str(order.event_id))
@@ -159,7 +163,7 @@ async def test_a_silent_dependency_is_named_with_exit_3(
             f"of order-{order.order_id}") in status.stderr
     assert f"order-{order.order_id}: running" in status.stdout  # the rest is still shown
 
-    decide = await cli(settings, "decide", order.order_id, "approve", "--by", settings.approver,
+    decide = await cli(settings, "decide", order.order_id, "approve", "--by", REFERENCE.approver,
                        "--timeout", SHORT)
     assert decide.exit_code == 3, decide.output
     assert "did not answer the 'approval' query" in decide.stderr
@@ -219,7 +223,7 @@ async def test_top_once_shows_metrics_kafka_and_temporal_numbers(
     junk = f"junk-{uuid.uuid4().hex[:8]}"
     await relayflow_kafka.send_bytes(ORDERS_EVENTS, b"not avro", key=junk)
     await relayflow_kafka.wait_for_dead_letter(ORDERS_EVENTS, key=junk)
-    waiting = order_placed(unit_price_cents=system.approval_threshold_cents, quantity=1)
+    waiting = order_placed(unit_price_cents=REFERENCE.approval_threshold_cents, quantity=1)
     await relayflow_kafka.send(waiting)
     await relayflow_kafka.wait_for(ApprovalRequested, key=waiting.order_id)
 

@@ -14,7 +14,6 @@ from temporalio.client import WorkflowExecutionStatus
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
 from relayflow.operate.dlq import parked_keys, read_dead_letters, release, replay
-from relayflow.reference.activities.store import Store
 from relayflow.reference.app import APP
 from relayflow.reference.events import (
     ApprovalDecided,
@@ -24,6 +23,7 @@ from relayflow.reference.events import (
     OrderFailed,
 )
 from relayflow.reference.pending_approvals import pending_approvals
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES
 from relayflow.runtime.bootstrap import connect_temporal
 from schemas.framing import to_record
@@ -37,9 +37,12 @@ from schemas.headers import (
     EVENT_ID,
 )
 from schemas.topics import dlq_topic
-from tests.support import KafkaProbe, kafka_probe, order_placed
+from tests.support import KafkaProbe, kafka_probe, order_placed, reference_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+REFERENCE = ReferenceSettings()
+"""The reference app's settings, as its worker reads them (the same environment)."""
 
 CODEC = APP.codec()
 
@@ -81,7 +84,7 @@ async def test_failure_outcome_lists_compensations(probe: KafkaProbe, system: Se
     assert isinstance(event, OrderFailed)
     assert (event.reason, event.failed_step) == ("shipment_failed", "create_shipment")
     assert event.compensations == ("refund_payment", "release_inventory")
-    store = Store(system.store_path, card_limit_cents=system.card_limit_cents)
+    store = reference_store(system)
     [payment] = store.rows("payments", order.order_id)
     assert payment["status"] == "refunded"
 
@@ -107,7 +110,7 @@ async def test_duplicate_event_runs_one_saga_and_charges_once(
     runs = [w async for w in client.list_workflows(f"WorkflowId = 'order-{order.order_id}'")]
     assert len(runs) == 1
     assert runs[0].status == WorkflowExecutionStatus.COMPLETED
-    store = Store(system.store_path, card_limit_cents=system.card_limit_cents)
+    store = reference_store(system)
     assert len(store.rows("payments", order.order_id)) == 1
 
 
@@ -207,14 +210,14 @@ def _decision(request: ApprovalRequested, verdict: str = "APPROVED") -> Approval
 
 
 async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Settings) -> None:
-    order = order_placed(quantity=1, unit_price_cents=system.approval_threshold_cents)
+    order = order_placed(quantity=1, unit_price_cents=REFERENCE.approval_threshold_cents)
     record = to_record(order, CODEC)
     await probe.send_record(ORDERS_EVENTS, record)
 
     [asked] = await probe.wait_for(_for_order(order.order_id))
     request = CODEC.decode(asked.value)
     assert isinstance(request, ApprovalRequested)
-    assert request.approver == system.approver
+    assert request.approver == REFERENCE.approver
     # This system's sagas: another task queue's, without a worker, would keep the query waiting.
     pending = await pending_approvals(await connect_temporal(system), task_queue=system.task_queue)
     assert f"order-{order.order_id}" in {p.workflow_id for p in pending}

@@ -30,7 +30,12 @@ from relayflow.reference.activities.store import OUT_OF_STOCK_PREFIX
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted, OrderFailed, OrderPlaced
 from relayflow.runtime.bootstrap import connect_temporal
-from relayflow.temporal.payload_codec import ENCRYPTED_ENCODING, KEY_ID_METADATA, new_key_entry
+from relayflow.temporal.payload_codec import (
+    ENCRYPTED_ENCODING,
+    KEY_ID_METADATA,
+    new_key_entry,
+    payload_codec,
+)
 from relayflow.testing import app_kafka
 from tests.integration.running import codec_server_process, relayflow_running
 from tests.support import order_placed
@@ -74,7 +79,7 @@ def _order(sku: str) -> OrderPlaced:
 async def _history(encrypted: Settings, order_id: str) -> History:
     # Everything but the keys: this client reads what the server stores.
     plain = encrypted.model_copy(update={"payload_encryption_keys_file": None})
-    assert plain.payload_codec() is None
+    assert payload_codec(plain) is None
     client = await connect_temporal(plain)
     history = await client.get_workflow_handle(f"order-{order_id}").fetch_history()
     return History(events=history.events)

@@ -49,13 +49,14 @@ from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
 from relayflow.devstack.process import service_dir
 from relayflow.kafka.reads import read_records, start_group_at_end
-from relayflow.kafka.schema_registry import HttpSchemaRegistry
+from relayflow.kafka.schema_registry import HttpSchemaRegistry, schema_registry
 from relayflow.reference.activities.store import OUT_OF_STOCK_PREFIX
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted, OrderFailed, OrderPlaced
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal, running, wait_for_temporal
 from relayflow.runtime.clients import kafka_clients
+from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.tls import temporal_credentials
 from relayflow.testing import app_kafka
 from tests.integration.running import RELAYFLOW, codec_server_process
@@ -296,7 +297,7 @@ async def _refusals(flow: Secured, bad_keys: dict[str, Path], written: Written) 
     for name, path in bad_keys.items():
         settings = flow.worker.model_copy(update={"payload_encryption_keys_file": path})
         refused = await _error_of(f"bad keys file: {name}", written,
-                                  functools.partial(asyncio.to_thread, settings.payload_codec))
+                                  functools.partial(asyncio.to_thread, payload_codec, settings))
         assert "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE" in str(refused)
 
     async def write_decision_as_the_worker() -> None:
@@ -310,7 +311,7 @@ async def _refusals(flow: Secured, bad_keys: dict[str, Path], written: Written) 
         HttpSchemaRegistry(registry, timeout=5).schema_by_id, 1))
     not_http = Settings(schema_registry_url=registry.replace("http:", "ftp:"))
     await _error_of("schema registry URL not http", written,
-                    lambda: asyncio.to_thread(not_http.schema_registry))
+                    lambda: asyncio.to_thread(schema_registry, not_http))
     mtls = flow.worker.model_copy(update={"temporal_api_key": None,
                                           "temporal_tls_cert_file": flow.pki.client.cert,
                                           "temporal_tls_key_file": flow.pki.client.key,
@@ -320,7 +321,7 @@ async def _refusals(flow: Secured, bad_keys: dict[str, Path], written: Written) 
                            ("wrong API key", wrong_key), ("mTLS and registry", mtls)):
         written.add(f"settings of {name}", f"{settings!r}\n{settings}")
         written.add(f"Temporal credentials of {name}", repr(temporal_credentials(settings)))
-    written.add("payload codec", repr(flow.worker.payload_codec()))
+    written.add("payload codec", repr(payload_codec(flow.worker)))
 
 
 def _env(settings: Settings, **env: str) -> dict[str, str]:

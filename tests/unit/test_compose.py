@@ -24,6 +24,7 @@ from relayflow.devstack.secure import acl_plan, input_producers
 from relayflow.kafka.clients import KafkaClients
 from relayflow.reference.app import APP
 from relayflow.reference.topics import TOPICS
+from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.tls import temporal_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,7 +155,7 @@ def test_make_secrets_writes_every_secret_and_relayflow_can_use_them(tmp_path: P
         kafka_sasl_password=SecretStr((folder / "kafka-bridge-password").read_text()))
     KafkaClients(settings)  # the CA and the client certificate with its key load
     assert isinstance(temporal_credentials(settings).tls, TLSConfig)
-    codec = settings.payload_codec()
+    codec = payload_codec(settings)
     assert codec is not None
     assert codec.key_ids == ("compose-1",)
 

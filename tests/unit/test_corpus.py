@@ -13,9 +13,9 @@ from bridge.decoding import Decoder
 from bridge.failures import PermanentFailure
 from bridge.retry import Backoff
 from bridge.routes import Route
-from relayflow.config.settings import Settings
 from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.events import OrderPlaced
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
 from schemas import Event, Inbound
 from tests.corpus import CorpusRecord, bad_records, good_records, mixed_stream
@@ -126,7 +126,7 @@ async def test_accepted_record_decodes_to_its_order(record: CorpusRecord) -> Non
 
 
 async def test_good_records_are_routine_orders_that_complete() -> None:
-    threshold = Settings.model_fields["approval_threshold_cents"].default
+    threshold = ReferenceSettings.model_fields["approval_threshold_cents"].default
     for record in [*GOOD, *ACCEPTED]:
         order = (await DECODER.decode(consumed(record))).inbound.event
         assert isinstance(order, OrderPlaced)

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from bridge.decoding import Decoder
 from bridge.failures import PermanentFailure
-from relayflow.config.settings import MIN_HEADER_BYTES, MIN_HEADER_COUNT, Settings
+from relayflow.config import MIN_HEADER_BYTES, MIN_HEADER_COUNT, Settings
 from relayflow.kafka.schema_registry import HttpSchemaRegistry
 from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.topics import ORDERS_EVENTS

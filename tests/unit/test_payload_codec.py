@@ -26,6 +26,7 @@ from relayflow.temporal.payload_codec import (
     UnknownEncryptionKey,
     new_key_entry,
     parse_keys,
+    payload_codec,
     read_keys,
 )
 from tests.support import order_placed
@@ -122,7 +123,7 @@ def test_keys_show_in_no_repr_or_str() -> None:
     settings = Settings(payload_encryption_keys=SecretStr(f"{_entry(OLD)},{_entry(NEW)}"),
                         codec_server_token=SecretStr("t0ken-t0ken"))
     shown = " ".join([repr(OLD), str(OLD), repr(codec), str(codec), repr(settings), str(settings),
-                      repr(settings.payload_codec())])
+                      repr(payload_codec(settings))])
     assert "2025-01" in shown
     for secret in [*SECRET_TEXTS, repr(OLD.secret), repr(NEW.secret), "t0ken-t0ken"]:
         assert secret not in shown
@@ -131,18 +132,18 @@ def test_keys_show_in_no_repr_or_str() -> None:
 def test_keys_come_from_a_file_or_the_variable_the_last_one_active(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys"
     keys_file.write_text(f"# rotated 2026-06\n{_entry(OLD)}\n\n{_entry(NEW)}  # active\n")
-    from_file = Settings(payload_encryption_keys_file=keys_file).payload_codec()
-    from_env = Settings(payload_encryption_keys=SecretStr(f"{_entry(OLD)}, {_entry(NEW)}"),
-                        ).payload_codec()
+    from_file = payload_codec(Settings(payload_encryption_keys_file=keys_file))
+    from_env = payload_codec(
+        Settings(payload_encryption_keys=SecretStr(f"{_entry(OLD)}, {_entry(NEW)}")))
     for codec in (from_file, from_env):
         assert codec is not None
         assert codec.key_ids == ("2025-01", "2026-06")
         assert codec.active_key_id == "2026-06"
-    pinned = Settings(payload_encryption_keys_file=keys_file,
-                      payload_encryption_key_id="2025-01").payload_codec()
+    pinned = payload_codec(Settings(payload_encryption_keys_file=keys_file,
+                                    payload_encryption_key_id="2025-01"))
     assert pinned is not None
     assert pinned.active_key_id == "2025-01"
-    assert Settings().payload_codec() is None  # off by default
+    assert payload_codec(Settings()) is None  # off by default
 
 
 def test_a_generated_key_entry_parses() -> None:
@@ -165,7 +166,7 @@ def test_a_generated_key_entry_parses() -> None:
 ])
 def test_bad_keys_are_refused_naming_the_setting_never_a_key(keys: str, expected: str) -> None:
     with pytest.raises(PayloadKeyError) as caught:
-        Settings(payload_encryption_keys=SecretStr(keys)).payload_codec()
+        payload_codec(Settings(payload_encryption_keys=SecretStr(keys)))
     assert str(caught.value).startswith(expected)
     assert not any(secret in str(caught.value) for secret in SECRET_TEXTS)
 
@@ -177,10 +178,10 @@ def test_bad_key_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(PayloadKeyError, match="are both set; set one"):
         read_keys(_entry(OLD), missing)
     with pytest.raises(PayloadKeyError, match="_KEY_ID: 'nope' is not among the configured"):
-        Settings(payload_encryption_keys=SecretStr(_entry(OLD)),
-                 payload_encryption_key_id="nope").payload_codec()
+        payload_codec(Settings(payload_encryption_keys=SecretStr(_entry(OLD)),
+                               payload_encryption_key_id="nope"))
     with pytest.raises(PayloadKeyError, match="_KEY_ID is set but no keys are"):
-        Settings(payload_encryption_key_id="2025-01").payload_codec()
+        payload_codec(Settings(payload_encryption_key_id="2025-01"))
 
 
 async def test_the_data_converter_encrypts_values_and_failure_messages() -> None:

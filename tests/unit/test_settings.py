@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from relayflow.cli.main import app
 from relayflow.config.settings import SettingError, Settings, load_settings
+from relayflow.reference.settings import ReferenceSettings
 
 
 def test_as_env_gives_a_child_process_the_same_settings(
@@ -16,22 +17,36 @@ def test_as_env_gives_a_child_process_the_same_settings(
     for name in list(Settings().as_env()):
         monkeypatch.delenv(name, raising=False)
     parent = Settings(kafka_bootstrap_servers="k1:1,k2:2", temporal_address="t:7",
-                      data_dir=tmp_path, RELAYFLOW_STORE_PATH=tmp_path / "s.db",
-                      schema_registry_url="http://r:8081", bridge_park_keys=False,
-                      bridge_shutdown_seconds=2.5, cache_dir=tmp_path / "cache")
+                      data_dir=tmp_path, schema_registry_url="http://r:8081",
+                      bridge_park_keys=False, bridge_shutdown_seconds=2.5,
+                      cache_dir=tmp_path / "cache")
     env = parent.as_env()
-    assert env["RELAYFLOW_STORE_PATH"] == str(tmp_path / "s.db")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     child = Settings()
     assert child.model_dump() == parent.model_dump()
+
+
+def test_as_env_gives_a_child_process_the_same_reference_store(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in [*Settings().as_env(), *ReferenceSettings().as_env()]:
+        monkeypatch.delenv(name, raising=False)
+    parent = ReferenceSettings(data_dir=tmp_path, RELAYFLOW_STORE_PATH=tmp_path / "s.db",
+                               card_limit_cents=7)
+    env = parent.as_env()
+    assert env["RELAYFLOW_STORE_PATH"] == str(tmp_path / "s.db")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    child = ReferenceSettings()
+    assert child.model_dump() == parent.model_dump()
     assert child.store_path == parent.store_path
 
 
-def test_unset_optional_settings_stay_unset() -> None:
+def test_unset_optional_settings_stay_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAYFLOW_STORE_PATH", raising=False)
     env = Settings(schema_registry_url=None).as_env()
     assert "RELAYFLOW_SCHEMA_REGISTRY_URL" not in env
-    assert env["RELAYFLOW_STORE_PATH"].endswith("store.db")
+    assert ReferenceSettings().as_env()["RELAYFLOW_STORE_PATH"].endswith("store.db")
 
 
 @pytest.fixture

@@ -23,6 +23,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from relayflow.reference.settings import ReferenceSettings
+
+if TYPE_CHECKING:
+    from relayflow.config import Settings
 
 __all__ = [
     "DEFAULT_STOCK",
@@ -35,6 +41,7 @@ __all__ = [
     "ShipmentRejected",
     "Store",
     "Undo",
+    "open_store",
 ]
 
 DEFAULT_STOCK = 1_000_000
@@ -315,3 +322,13 @@ class Store:
             return [dict(row) for row in cursor.fetchall()]
         finally:
             db.row_factory = None
+
+
+def open_store(settings: Settings) -> Store:
+    """The reference store that ``settings`` (relayflow's, with ``ReferenceSettings`` beside) name.
+
+    Raises:
+        SettingError: A reference setting is bad (one line naming it).
+    """
+    reference = ReferenceSettings.of(settings)
+    return Store(reference.store_path, card_limit_cents=reference.card_limit_cents)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relayflow.console.extension import APPROVERS, EVERYONE, NavEntry
+from relayflow.reference.settings import ReferenceSettings
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -59,7 +60,8 @@ class ReferencePages:
 
     def demo_roles(self, settings: Settings) -> frozenset[str]:
         """Both approver groups, so the demo's user decides at either stage."""
-        return frozenset({settings.approver, settings.escalation_approver})
+        reference = ReferenceSettings.of(settings)
+        return frozenset({reference.approver, reference.escalation_approver})
 
     async def demo_welcome(self, settings: Settings, url: str) -> str | None:
         """Place an order at the approval threshold, so the inbox has something to decide."""
@@ -71,7 +73,7 @@ class ReferencePages:
         from relayflow.runtime.bootstrap import event_codec  # noqa: PLC0415
 
         order_id = f"console-{secrets.token_hex(3)}"
-        price = settings.approval_threshold_cents
+        price = ReferenceSettings.of(settings).approval_threshold_cents
         order = OrderPlaced(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                             order_id=order_id, customer_id="customer-42",
                             items=(OrderLine(sku="SKU-LAMP", quantity=1, unit_price_cents=price),),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relayflow.console.web import Console
-from relayflow.reference.activities.store import Store
+from relayflow.reference.activities.store import Store, open_store
 from relayflow.reference.console.batches import BatchSizes
 from relayflow.reference.console.inbox import Orders
 
@@ -31,6 +31,5 @@ class ReferenceConsole:
     @classmethod
     def around(cls, console: Console) -> ReferenceConsole:
         """The readers for ``console``, its store from the settings."""
-        settings = console.settings
-        return cls(console, Store(settings.store_path, card_limit_cents=settings.card_limit_cents),
+        return cls(console, open_store(console.settings),
                    Orders(console.client), BatchSizes(console.client))

@@ -26,6 +26,7 @@ from relayflow.reference.events import (
     OrderCompleted,
     OrderPlaced,
 )
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.reference.workflows.approval import approval_id_for
 from relayflow.testing.kafka import AppKafka
@@ -42,11 +43,14 @@ from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
+REFERENCE = ReferenceSettings()
+"""The reference app's settings, as its worker reads them (the same environment)."""
+
 
 def big(system: Settings, timeout_seconds: int | None = None) -> OrderPlaced:
     """An order that waits for approval (a SKU of its own: stock never runs out)."""
     return order_placed(sku=f"SKU-WEB-{uuid.uuid4().hex[:8]}", quantity=1,
-                        unit_price_cents=system.approval_threshold_cents,
+                        unit_price_cents=REFERENCE.approval_threshold_cents,
                         approval_timeout_seconds=timeout_seconds)
 
 

@@ -22,6 +22,7 @@ from relayflow.console.sessions import CSRF_FIELD
 from relayflow.operate import dlq as dlq_admin
 from relayflow.reference.approvals import workflow_id_of
 from relayflow.reference.events import ApprovalRequested, OrderCompleted, OrderFailed, OrderPlaced
+from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.testing.kafka import AppKafka
@@ -41,6 +42,9 @@ from workflows.outcomes import outcome_event_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
+REFERENCE = ReferenceSettings()
+"""The reference app's settings, as its worker reads them (the same environment)."""
+
 
 @pytest.fixture
 async def ann(console: Console) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
@@ -51,7 +55,7 @@ async def ann(console: Console) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
 def big(system: Settings, timeout_seconds: int | None = None) -> OrderPlaced:
     """An order that waits for approval (of a SKU of its own: stock never runs out)."""
     return order_placed(sku=f"SKU-CON-{uuid.uuid4().hex[:8]}", quantity=1,
-                        unit_price_cents=system.approval_threshold_cents,
+                        unit_price_cents=REFERENCE.approval_threshold_cents,
                         approval_timeout_seconds=timeout_seconds)
 
 

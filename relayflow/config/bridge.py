@@ -1,0 +1,61 @@
+"""Bridge settings: how it consumes and hands records to Temporal, and what input it refuses.
+
+The composition root copies them into the bridge's own ``bridge.config.BridgeConfig``;
+the defaults here are the bridge's (a unit test keeps them equal).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from relayflow.config.base import EnvSettings
+
+__all__ = ["MIN_HEADER_BYTES", "MIN_HEADER_COUNT", "BridgeSettings", "LimitsSettings"]
+
+MIN_HEADER_COUNT = 9
+"""Lowest ``max_header_count``: the contract's six headers plus the three of a DLQ replay."""
+MIN_HEADER_BYTES = 2048
+"""Lowest ``max_header_bytes``: room for those nine at their longest (ids of 200 characters)."""
+
+
+class BridgeSettings(EnvSettings):
+    """Bridge: batches, concurrency, held signals, shutdown, parked keys.
+
+    Attributes:
+        bridge_batch_size: Most records the bridge fetches and commits as one batch.
+            A batch ends with its slowest records in flight, so larger batches lose
+            less throughput at their edges (BENCHMARKS.md); a crash redelivers at
+            most one batch.
+        bridge_signal_hold_seconds: How long the bridge holds a signal for a
+            workflow that does not exist yet (retrying) before dead-lettering it.
+        bridge_shutdown_seconds: On SIGTERM, how long the bridge waits for the
+            Temporal calls in flight before it abandons them (uncommitted).
+        bridge_park_keys: Park the key of a dead-lettered record, so later records
+            of that key go to the DLQ too (``parked``) until released or replayed.
+        bridge_concurrency: Key groups of a batch the bridge processes at once.
+    """
+
+    bridge_batch_size: int = 2000
+    bridge_signal_hold_seconds: float = 300.0
+    bridge_shutdown_seconds: float = Field(default=15.0, gt=0)
+    bridge_park_keys: bool = True
+    bridge_concurrency: int = 64
+
+
+class LimitsSettings(EnvSettings):
+    """Limits: the largest records the bridge decodes; larger ones are dead-lettered.
+
+    Attributes:
+        max_payload_bytes: Largest record value the bridge accepts; larger ones
+            are dead-lettered (well under Temporal's 2 MB payload limit).
+        max_header_count: Most headers a record may carry; records with more are
+            dead-lettered as ``bad-header`` before their value is decoded. At
+            least ``MIN_HEADER_COUNT``.
+        max_header_bytes: Most bytes a record's header names and values may
+            total (UTF-8); larger ones are dead-lettered as ``bad-header``
+            before their value is decoded. At least ``MIN_HEADER_BYTES``.
+    """
+
+    max_payload_bytes: int = 512 * 1024
+    max_header_count: int = Field(default=64, ge=MIN_HEADER_COUNT)
+    max_header_bytes: int = Field(default=16 * 1024, ge=MIN_HEADER_BYTES)

@@ -1,0 +1,78 @@
+"""Temporal settings: the frontend and how to reach it, and the encryption of stored payloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from relayflow.config.base import EnvSettings
+
+__all__ = ["PayloadEncryptionSettings", "TemporalSettings"]
+
+
+class TemporalSettings(EnvSettings):
+    """Temporal: the service every workflow runs on, and how to connect to it.
+
+    Attributes:
+        temporal_address: ``host:port`` of the Temporal frontend.
+        temporal_namespace: Temporal namespace for every workflow.
+        temporal_tls: Connect to Temporal over TLS, trusting the system's root
+            CAs unless ``temporal_tls_ca_file`` is set. Also on whenever any
+            ``temporal_tls_*`` setting or ``temporal_api_key`` is set.
+        temporal_tls_ca_file: PEM file of the CA(s) that signed the Temporal
+            server's certificate (default: the system's root CAs).
+        temporal_tls_cert_file: PEM client certificate (chain) for mTLS; needs
+            ``temporal_tls_key_file``.
+        temporal_tls_key_file: PEM private key (unencrypted) of the client certificate.
+        temporal_tls_server_name: The name the server's certificate is checked
+            against, also sent as SNI and HTTP/2 authority (default: the host
+            of ``temporal_address``).
+        temporal_api_key: API key (Temporal Cloud), sent as ``authorization:
+            Bearer <key>`` on every call, over TLS. Never logged.
+        task_queue: Task queue the worker polls and the bridge starts workflows on.
+    """
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
+    task_queue: str = "relayflow"
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        """True when the Temporal client connects over TLS (see ``temporal_tls``)."""
+        return self.temporal_tls or any(value is not None for value in (
+            self.temporal_tls_ca_file, self.temporal_tls_cert_file, self.temporal_tls_key_file,
+            self.temporal_tls_server_name, self.temporal_api_key))
+
+
+class PayloadEncryptionSettings(EnvSettings):
+    """Payload encryption: what Temporal stores, and the codec server that shows it decrypted.
+
+    The codec is built by ``relayflow.temporal.payload_codec.payload_codec``.
+
+    Attributes:
+        payload_encryption_keys: Temporal payload encryption keys as
+            ``id:base64-of-32-bytes`` entries, comma- or newline-separated
+            (``relayflow.temporal.payload_codec``). Unset (and no keys file): payloads
+            are stored in clear.
+        payload_encryption_keys_file: A file of such entries, one a line
+            (instead of ``payload_encryption_keys``).
+        payload_encryption_key_id: The key that encrypts new payloads; default
+            the last one listed. Every listed key decrypts.
+        codec_server_token: When set, ``relayflow codec-server`` answers only
+            requests with ``Authorization: Bearer <token>``.
+        codec_server_origins: Comma-separated browser origins allowed to call
+            the codec server (the Temporal UI's); default the dev stack's UI.
+    """
+
+    payload_encryption_keys: SecretStr | None = None
+    payload_encryption_keys_file: Path | None = None
+    payload_encryption_key_id: str | None = None
+    codec_server_token: SecretStr | None = None
+    codec_server_origins: str | None = None
