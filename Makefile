@@ -82,7 +82,7 @@ test-faults: install kafka  ## Fault tests (processes killed, services restarted
 	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 fuzz: install  ## Fuzz the decoder for FUZZ_MINUTES (default 10), fresh seeds; failures kept in .hypothesis/fuzz
-	RELAYFLOW_FUZZ_MINUTES=$(FUZZ_MINUTES) $(BIN)/pytest tests/unit/test_decoder_fuzz.py --timeout=0 $(PYTEST_ARGS)
+	RELAYFLOW_FUZZ_MINUTES=$(FUZZ_MINUTES) $(BIN)/pytest tests/unit/bridge/test_decoder_fuzz.py --timeout=0 $(PYTEST_ARGS)
 
 demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes
 	$(BIN)/relayflow demo

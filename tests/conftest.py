@@ -25,7 +25,7 @@ from relayflow.application import Application
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from relayflow.testing.stacks import ensure_app_topics
-from tests.workflow_env import start_workflow_environment
+from tests.helpers.workflow_env import start_workflow_environment
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from relayflow.operate.verify import VerifyReport
 from relayflow.reference.events import OrderPlaced
 from tests.faults.rig import Rig
-from tests.support import order_placed
+from tests.helpers.support import order_placed
 
 __all__ = ["assert_clean", "orders"]
 

@@ -15,8 +15,8 @@ import pytest
 from relayflow.operate.dlq import read_dead_letters
 from relayflow.operate.verify import VerifyReport, verify_until_settled
 from relayflow.reference.topics import INPUT_TOPICS
-from tests.corpus import bad_records, good_records, mixed_stream
 from tests.faults.rig import CODEC, Rig
+from tests.helpers.corpus import bad_records, good_records, mixed_stream
 
 pytestmark = [pytest.mark.timeout(480)]
 

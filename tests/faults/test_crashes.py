@@ -26,7 +26,7 @@ from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 from relayflow.runtime.bootstrap import connect_temporal
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig
-from tests.support import kafka_probe
+from tests.helpers.support import kafka_probe
 
 pytestmark = [pytest.mark.timeout(420)]
 

@@ -25,7 +25,7 @@ from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.kafka import app_kafka
 from relayflow.testing.stacks import restart_refusal
 from relayflow.testing.system import isolated
-from tests.support import order_placed
+from tests.helpers.support import order_placed
 
 pytestmark = [pytest.mark.timeout(240)]
 

@@ -28,7 +28,7 @@ from relayflow.testing.stacks import restart_refusal
 from schemas import Event
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, Service
-from tests.support import order_placed
+from tests.helpers.support import order_placed
 
 pytestmark = [pytest.mark.timeout(480)]
 

@@ -1,4 +1,6 @@
-"""Stored workflow histories, one folder per release, replayed by ``tests/unit/test_replay.py``.
+"""Stored workflow histories, one folder per release, replayed by the replay test.
+
+(``tests/unit/relayflow/reference/test_replay.py``.)
 
 A file is one workflow run's history as ``WorkflowHistory.to_json()`` writes
 it. Its name is the workflow id, plus ``.run-<n>`` when the workflow continued

@@ -1,4 +1,4 @@
-"""Record this release's workflow histories for ``tests/unit/test_replay.py``.
+"""Record this release's workflow histories for ``tests/unit/relayflow/reference/test_replay.py``.
 
 Run after a release, on the released commit::
 
@@ -6,7 +6,7 @@ Run after a release, on the released commit::
 
 Each scenario runs the real ``OrderSaga``, ``BatchWorkflow`` and
 ``ChunkWorkflow`` in Temporal's time-skipping test server with the same-named
-fake activities of ``tests.fakes``, checks that it ended the way its name
+fake activities of ``tests.helpers.fakes``, checks that it ended the way its name
 says, and writes every run's history (``WorkflowHistory.to_json()``) into
 ``tests/histories/release-<version>/``, the version read from pyproject.toml.
 A folder that already holds histories is left alone unless ``--replace`` is
@@ -48,16 +48,16 @@ from relayflow.reference.workflows.batch import (
     ChunkWorkflow,
 )
 from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
-from tests.histories import HISTORIES, history_file_name
-from tests.support import order_placed
-from tests.workflow_env import start_time_skipping_environment
-from tests.workflow_fakes import (
+from tests.helpers.support import order_placed
+from tests.helpers.workflow_env import start_time_skipping_environment
+from tests.helpers.workflow_fakes import (
     FakeBatchActivities,
     FakeOrderActivities,
     decision,
     inbound,
     wait_for_approval,
 )
+from tests.histories import HISTORIES, history_file_name
 
 __all__ = ["main", "record", "release_version"]
 

@@ -43,7 +43,7 @@ from relayflow.runtime.bootstrap import connect_temporal
 from schemas import Outcome
 from schemas.framing import to_record
 from schemas.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE
-from tests.support import KafkaProbe, kafka_probe, order_placed, reference_store
+from tests.helpers.support import KafkaProbe, kafka_probe, order_placed, reference_store
 from workflows.outcomes import outcome_event_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -37,8 +37,8 @@ from relayflow.reference.workflows.batch import BatchRun, BatchWorkflow, chunk_i
 from relayflow.runtime.bootstrap import connect_temporal
 from schemas import Event
 from schemas.framing import to_record
+from tests.helpers.support import KafkaProbe, kafka_probe, reference_store
 from tests.integration.running import relayflow_running
-from tests.support import KafkaProbe, kafka_probe, reference_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -23,7 +23,7 @@ from relayflow.runtime.bootstrap import connect_temporal
 from schemas import Event
 from schemas.framing import to_record
 from schemas.topics import dlq_topic
-from tests.support import KafkaProbe, kafka_probe, reference_store
+from tests.helpers.support import KafkaProbe, kafka_probe, reference_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -52,7 +52,7 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
 )
 from schemas.topics import dlq_topic
-from tests.support import KafkaProbe, kafka_probe, order_placed
+from tests.helpers.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -24,7 +24,7 @@ from relayflow.application import Application
 from relayflow.config.settings import Settings
 from relayflow.testing import AppKafka
 from schemas.topics import dlq_topic
-from tests.support import as_json, cli
+from tests.helpers.support import as_json, cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -30,7 +30,7 @@ from relayflow.runtime.bootstrap import running
 from relayflow.runtime.clients import kafka_clients
 from relayflow.testing import app_kafka
 from schemas.topics import dlq_topic
-from tests.support import order_placed
+from tests.helpers.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -32,7 +32,7 @@ from relayflow.runtime.bootstrap import running
 from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.kafka import AppKafka, app_kafka
 from relayflow.testing.system import isolated
-from tests.support import as_json, cli, order_placed
+from tests.helpers.support import as_json, cli, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

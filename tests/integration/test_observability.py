@@ -33,7 +33,7 @@ from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, TRACEPARENT
 from schemas.topics import dlq_topic
-from tests.support import KafkaProbe, kafka_probe, order_placed
+from tests.helpers.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -31,7 +31,7 @@ from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.kafka import AppKafka
 from schemas import EventMeta, Inbound
 from schemas.topics import dlq_topic
-from tests.support import as_json, cli, order_placed
+from tests.helpers.support import as_json, cli, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -37,7 +37,7 @@ from schemas.headers import (
     EVENT_ID,
 )
 from schemas.topics import dlq_topic
-from tests.support import KafkaProbe, kafka_probe, order_placed, reference_store
+from tests.helpers.support import KafkaProbe, kafka_probe, order_placed, reference_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -37,8 +37,8 @@ from relayflow.temporal.payload_codec import (
     payload_codec,
 )
 from relayflow.testing import app_kafka
+from tests.helpers.support import order_placed
 from tests.integration.running import codec_server_process, relayflow_running
-from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

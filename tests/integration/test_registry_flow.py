@@ -25,9 +25,9 @@ from schemas.codec import AvroCodec
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON
 from schemas.topics import dlq_topic
+from tests.helpers.registry import RegistryServer, registry_server
+from tests.helpers.support import KafkaProbe, kafka_probe, order_placed
 from tests.integration.running import relayflow_running
-from tests.registry import RegistryServer, registry_server
-from tests.support import KafkaProbe, kafka_probe, order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -59,8 +59,8 @@ from relayflow.runtime.clients import kafka_clients
 from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.tls import temporal_credentials
 from relayflow.testing import app_kafka
+from tests.helpers.support import order_placed
 from tests.integration.running import RELAYFLOW, codec_server_process
-from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -29,7 +29,7 @@ from relayflow.reference.events import OrderCompleted
 from relayflow.runtime.bootstrap import connect_temporal, wait_for_temporal
 from relayflow.testing.kafka import AppKafka
 from relayflow.testing.system import running_system
-from tests.support import order_placed
+from tests.helpers.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

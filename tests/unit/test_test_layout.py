@@ -1,6 +1,6 @@
 """Test modules and conftest files are leaves: nothing imports them.
 
-Shared fakes live in ``tests/fakes.py``, shared helpers in ``tests/support.py``
+Shared fakes live in ``tests/helpers/fakes.py``, shared helpers in ``tests/helpers/support.py``
 and the other non-test modules under ``tests/``; a test module that imported
 another would run (and collect) the other's tests' module code twice, and tie
 the two files together by accident.
@@ -63,8 +63,8 @@ def test_no_module_imports_a_test_module_or_a_conftest() -> None:
 
 def test_the_scan_sees_the_shared_modules() -> None:
     scanned = {str(path.relative_to(ROOT)) for path in _python_files()}
-    assert {"tests/fakes.py", "tests/support.py", "tests/unit/test_bridge.py",
-            "tests/faults/conftest.py"} <= scanned
+    assert {"tests/helpers/fakes.py", "tests/helpers/support.py",
+            "tests/unit/bridge/test_bridge.py", "tests/faults/conftest.py"} <= scanned
 
 
 HERE = ROOT / "tests" / "unit" / "test_example.py"
@@ -80,7 +80,8 @@ HERE = ROOT / "tests" / "unit" / "test_example.py"
     ("from . import conftest", ["tests.unit.conftest"]),
     ("from ..faults.test_crashes import orders", ["tests.faults.test_crashes"]),
     ("def f():\n    from tests.unit.test_codec import samples\n", ["tests.unit.test_codec"]),
-    ("from tests.support import order_placed\nfrom tests.fakes import Record\nimport pytest", []),
+    (("from tests.helpers.support import order_placed\nfrom tests.helpers.fakes import Record\n"
+      "import pytest"), []),
     ("from tests.faults.checks import assert_clean", []),
 ])
 def test_the_check_finds_every_form_of_importing_a_test_module(

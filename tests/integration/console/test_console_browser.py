@@ -30,6 +30,7 @@ from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.reference.workflows.approval import approval_id_for
 from relayflow.testing.kafka import AppKafka
+from tests.helpers.support import order_placed
 from tests.integration.console.browser import (
     DESKTOP,
     PHONE,
@@ -39,7 +40,6 @@ from tests.integration.console.browser import (
     sign_in,
 )
 from tests.integration.console.rig import Console, csrf_of
-from tests.support import order_placed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

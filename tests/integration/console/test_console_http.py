@@ -26,6 +26,7 @@ from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.testing.kafka import AppKafka
+from tests.helpers.support import order_placed
 from tests.integration.console.rig import (
     SESSION_COOKIE,
     Console,
@@ -37,7 +38,6 @@ from tests.integration.console.rig import (
     signed_in,
     text,
 )
-from tests.support import order_placed
 from workflows.outcomes import outcome_event_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

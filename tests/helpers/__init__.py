@@ -1,0 +1,1 @@
+"""Shared test helpers: fakes of our own interfaces, corpora, fuzzing, workflow environments."""

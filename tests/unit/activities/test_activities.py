@@ -1,0 +1,456 @@
+"""The real activities, run in Temporal's ``ActivityEnvironment`` on a real (temporary) store.
+
+Only the Kafka producer is a fake (``tests.helpers.fakes.FakeProducer``, our
+``activities.outcomes.Producer``). Business refusals must reach Temporal as
+non-retryable ``ApplicationError``s whose ``type`` the workflows' retry
+policies name, and every step and compensation must be safe to run twice.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
+from relayflow.reference.activities import store as store_module
+from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyProvider
+from relayflow.reference.activities.batches import (
+    BatchActivities,
+    ItemFailure,
+    ProcessItemInput,
+    ProcessItemResult,
+    RecordFailuresInput,
+)
+from relayflow.reference.activities.orders import (
+    BUSINESS_ERRORS,
+    ChargePaymentInput,
+    CompensationInput,
+    CompensationResult,
+    CreateShipmentInput,
+    OrderActivities,
+    ReserveInventoryInput,
+    StepResult,
+)
+from relayflow.reference.activities.store import DEFAULT_STOCK, VOID, Store
+from relayflow.reference.events import OrderCompleted, OrderLine
+from relayflow.reference.topics import ORDERS_OUTCOMES
+from schemas.codec import SINGLE_OBJECT_MARKER
+from schemas.headers import AVRO_CONTENT_TYPE
+from tests.helpers.fakes import FakeProducer
+from tests.helpers.support import CODEC, NOW
+
+CARD_LIMIT = 10_000
+WF = "order-A-1"
+RESERVE, CHARGE, SHIP = f"{WF}/reserve_inventory", f"{WF}/charge_payment", f"{WF}/create_shipment"
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store.db", card_limit_cents=CARD_LIMIT)
+
+
+@pytest.fixture
+def orders(store: Store) -> OrderActivities:
+    return OrderActivities(store)
+
+
+@pytest.fixture
+def env() -> ActivityEnvironment:
+    return ActivityEnvironment()
+
+
+def refusal(env: ActivityEnvironment, activity: Callable[[Any], Any], request: Any,
+            ) -> ApplicationError:
+    """The ``ApplicationError`` the activity raised for ``request``."""
+    with pytest.raises(ApplicationError) as raised:
+        env.run(activity, request)
+    return raised.value
+
+
+def reserve(*lines: tuple[str, int], key: str = RESERVE) -> ReserveInventoryInput:
+    return ReserveInventoryInput(idempotency_key=key, order_id="A-1", items=tuple(
+        OrderLine(sku=sku, quantity=quantity, unit_price_cents=100) for sku, quantity in lines))
+
+
+def charge(amount_cents: int, key: str = CHARGE) -> ChargePaymentInput:
+    return ChargePaymentInput(idempotency_key=key, order_id="A-1", amount_cents=amount_cents,
+                              currency="EUR")
+
+
+def ship(country: str, key: str = SHIP) -> CreateShipmentInput:
+    return CreateShipmentInput(idempotency_key=key, order_id="A-1", country=country)
+
+
+def undo(key: str) -> CompensationInput:
+    return CompensationInput(idempotency_key=key, order_id="A-1")
+
+
+# ---------------------------------------------------------------- reserve_inventory
+
+
+def test_reserve_inventory_takes_every_line_and_returns_the_key(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    result = env.run(orders.reserve_inventory, reserve(("SKU-TEA", 2), ("SKU-MUG", 1)))
+    assert result == StepResult(id=RESERVE)
+    assert (store.available("SKU-TEA"), store.available("SKU-MUG")) == (
+        DEFAULT_STOCK - 2, DEFAULT_STOCK - 1)
+    [row] = store.rows("reservations")
+    assert (row["key"], row["order_id"], row["status"], row["lines"]) == (
+        RESERVE, "A-1", "reserved", "SKU-TEA:2;SKU-MUG:1")
+
+
+def test_out_of_stock_is_a_non_retryable_refusal_and_reserves_nothing(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    error = refusal(env, orders.reserve_inventory, reserve(("SKU-TEA", 2), ("OOS-KETTLE", 1)))
+    assert (error.type, error.non_retryable) == ("OutOfStock", True)
+    assert error.message == "OOS-KETTLE: 1 wanted, 0 available"
+    assert isinstance(error.__cause__, store_module.OutOfStock)
+    assert store.available("SKU-TEA") is None  # the line before it was rolled back too
+    assert store.rows("reservations") == []
+
+
+def test_out_of_stock_once_earlier_orders_took_every_unit(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    env.run(orders.reserve_inventory, reserve(("SKU-TEA", DEFAULT_STOCK), key="order-A/r"))
+    error = refusal(env, orders.reserve_inventory, reserve(("SKU-TEA", 1), key="order-B/r"))
+    assert (error.type, error.non_retryable) == ("OutOfStock", True)
+    assert error.message == "SKU-TEA: 1 wanted, 0 available"
+    assert store.available("SKU-TEA") == 0
+    assert [row["key"] for row in store.rows("reservations")] == ["order-A/r"]
+
+
+def test_reserve_twice_with_one_key_has_one_effect(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    first = env.run(orders.reserve_inventory, reserve(("SKU-TEA", 3)))
+    again = env.run(orders.reserve_inventory, reserve(("SKU-TEA", 3)))
+    assert first == again == StepResult(id=RESERVE)
+    assert len(store.rows("reservations")) == 1
+    assert store.available("SKU-TEA") == DEFAULT_STOCK - 3
+
+
+# ---------------------------------------------------------------- charge_payment
+
+
+def test_charge_up_to_the_card_limit_is_captured(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    assert env.run(orders.charge_payment, charge(CARD_LIMIT)) == StepResult(id=CHARGE)
+    [row] = store.rows("payments")
+    assert (row["key"], row["order_id"], row["status"], row["amount_cents"], row["currency"]) == (
+        CHARGE, "A-1", "charged", CARD_LIMIT, "EUR")
+
+
+def test_charge_above_the_card_limit_is_declined_for_good(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    error = refusal(env, orders.charge_payment, charge(CARD_LIMIT + 1))
+    assert (error.type, error.non_retryable) == ("PaymentDeclined", True)
+    assert error.message == "10001 EUR is above the card limit 10000"
+    assert store.rows("payments") == []
+    # A retry with the same key is declined again: the refusal left nothing behind.
+    assert refusal(env, orders.charge_payment, charge(CARD_LIMIT + 1)).type == "PaymentDeclined"
+
+
+def test_charge_twice_with_one_key_charges_once(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    first = env.run(orders.charge_payment, charge(2500))
+    again = env.run(orders.charge_payment, charge(2500))
+    assert first == again == StepResult(id=CHARGE)
+    assert [(row["key"], row["amount_cents"]) for row in store.rows("payments")] == [
+        (CHARGE, 2500)]
+
+
+# ---------------------------------------------------------------- create_shipment
+
+
+def test_create_shipment_records_the_destination(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    assert env.run(orders.create_shipment, ship("DE")) == StepResult(id=SHIP)
+    [row] = store.rows("shipments")
+    assert (row["key"], row["order_id"], row["status"], row["country"]) == (
+        SHIP, "A-1", "created", "DE")
+
+
+@pytest.mark.parametrize("country", ["XX", "AQ"])
+def test_a_country_without_carrier_rejects_the_shipment_for_good(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store, country: str) -> None:
+    error = refusal(env, orders.create_shipment, ship(country))
+    assert (error.type, error.non_retryable) == ("ShipmentRejected", True)
+    assert error.message == f"no carrier ships to {country}"
+    assert store.rows("shipments") == []
+
+
+def test_create_shipment_twice_with_one_key_ships_once(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    first = env.run(orders.create_shipment, ship("DE"))
+    again = env.run(orders.create_shipment, ship("DE"))
+    assert first == again == StepResult(id=SHIP)
+    assert len(store.rows("shipments")) == 1
+
+
+@pytest.mark.parametrize(("step", "request_"), [
+    ("reserve_inventory", reserve(("OOS-KETTLE", 1))),
+    ("charge_payment", charge(CARD_LIMIT + 1)),
+    ("create_shipment", ship("XX")),
+])
+def test_every_refusal_is_a_type_the_saga_does_not_retry(
+        env: ActivityEnvironment, orders: OrderActivities, step: str, request_: Any) -> None:
+    error = refusal(env, getattr(orders, step), request_)
+    assert error.type in BUSINESS_ERRORS
+    assert error.non_retryable
+
+
+# ---------------------------------------------------------------- compensations
+
+
+def test_each_compensation_undoes_its_step_once(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    env.run(orders.reserve_inventory, reserve(("SKU-TEA", 2)))
+    env.run(orders.charge_payment, charge(2500))
+    env.run(orders.create_shipment, ship("DE"))
+
+    done = [env.run(orders.cancel_shipment, undo(SHIP)),
+            env.run(orders.refund_payment, undo(CHARGE)),
+            env.run(orders.release_inventory, undo(RESERVE))]
+    assert done == [CompensationResult(undone=True, state="cancelled"),
+                    CompensationResult(undone=True, state="refunded"),
+                    CompensationResult(undone=True, state="released")]
+    assert store.available("SKU-TEA") == DEFAULT_STOCK
+    assert [row["status"] for table in ("reservations", "payments", "shipments")
+            for row in store.rows(table)] == ["released", "refunded", "cancelled"]
+
+    again = [env.run(orders.cancel_shipment, undo(SHIP)),
+             env.run(orders.refund_payment, undo(CHARGE)),
+             env.run(orders.release_inventory, undo(RESERVE))]
+    assert again == [CompensationResult(undone=False, state="cancelled"),
+                     CompensationResult(undone=False, state="refunded"),
+                     CompensationResult(undone=False, state="released")]
+    assert store.available("SKU-TEA") == DEFAULT_STOCK  # not given back twice
+
+
+@pytest.mark.parametrize(("compensation", "key"), [
+    ("release_inventory", RESERVE), ("refund_payment", CHARGE), ("cancel_shipment", SHIP)])
+def test_a_compensation_for_a_step_that_never_ran_is_a_no_op(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store, compensation: str,
+        key: str) -> None:
+    result = env.run(getattr(orders, compensation), undo(key))
+    assert result == CompensationResult(undone=False, state="absent")
+    # The key is voided, nothing else: a late step must not take effect after it.
+    rows = [row for t in ("reservations", "payments", "shipments") for row in store.rows(t)]
+    assert [(row["key"], row["status"]) for row in rows] == [(key, VOID)]
+    assert env.run(getattr(orders, compensation), undo(key)) == result  # and again: the same
+
+
+@pytest.mark.parametrize(("step", "request_", "compensation", "key", "table"), [
+    ("reserve_inventory", reserve(("SKU-TEA", 3)), "release_inventory", RESERVE, "reservations"),
+    ("charge_payment", charge(100), "refund_payment", CHARGE, "payments"),
+    ("create_shipment", ship("DE"), "cancel_shipment", SHIP, "shipments"),
+], ids=["reserve", "charge", "ship"])
+def test_a_step_arriving_after_its_compensation_has_no_effect(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store, step: str,
+        request_: Any, compensation: str, key: str, table: str) -> None:
+    # The saga was cancelled (or gave up on a timed-out attempt) while the step still ran:
+    # its compensation found nothing, then the step's own write came late.
+    env.run(getattr(orders, compensation), undo(key))
+    env.run(getattr(orders, step), request_)
+    assert [(row["key"], row["status"]) for row in store.rows(table)] == [(key, VOID)]
+    assert store.available("SKU-TEA") in {None, DEFAULT_STOCK}  # no unit taken
+
+
+def test_compensating_a_refused_step_finds_nothing_to_undo(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    env.run(orders.reserve_inventory, reserve(("SKU-TEA", 5), key="order-B/r"))  # someone else's
+    refusal(env, orders.reserve_inventory, reserve(("SKU-TEA", 1), ("OOS-KETTLE", 1)))
+    refusal(env, orders.charge_payment, charge(CARD_LIMIT + 1))
+    refusal(env, orders.create_shipment, ship("XX"))
+    absent = CompensationResult(undone=False, state="absent")
+    assert env.run(orders.release_inventory, undo(RESERVE)) == absent
+    assert env.run(orders.refund_payment, undo(CHARGE)) == absent
+    assert env.run(orders.cancel_shipment, undo(SHIP)) == absent
+    assert store.available("SKU-TEA") == DEFAULT_STOCK - 5  # the other order's units stay out
+
+
+def test_a_compensation_only_touches_its_own_key(
+        env: ActivityEnvironment, orders: OrderActivities, store: Store) -> None:
+    env.run(orders.charge_payment, charge(100, key="order-A/charge_payment"))
+    env.run(orders.charge_payment, charge(200, key="order-B/charge_payment"))
+    env.run(orders.refund_payment, undo("order-A/charge_payment"))
+    assert {row["key"]: row["status"] for row in store.rows("payments")} == {
+        "order-A/charge_payment": "refunded", "order-B/charge_payment": "charged"}
+
+
+# ---------------------------------------------------------------- publish_outcome
+
+
+def completed(**changes: Any) -> OrderCompleted:
+    fields: dict[str, Any] = {
+        "event_id": uuid.UUID("5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a01"), "occurred_at": NOW,
+        "correlation_id": "corr-1", "causation_id": "cause-1", "order_id": "A-1",
+        "amount_cents": 2500, "currency": "EUR", "reservation_id": RESERVE,
+        "payment_id": CHARGE, "shipment_id": SHIP}
+    return OrderCompleted(**{**fields, **changes})
+
+
+def publish(event: dict[str, Any], *, event_type: str = OrderCompleted.avro_name,
+            traceparent: str = TRACEPARENT) -> PublishOutcomeInput:
+    # As the workflow sends it: the event dumped to JSON-compatible data.
+    return PublishOutcomeInput(topic=ORDERS_OUTCOMES, event_type=event_type, event=event,
+                               traceparent=traceparent)
+
+
+async def test_an_outcome_becomes_one_contract_record(env: ActivityEnvironment) -> None:
+    producer = FakeProducer()
+    event = completed()
+    result = await env.run(OutcomePublisher(producer, CODEC).publish_outcome,
+                           publish(event.model_dump(mode="json")))
+    assert result == PublishOutcomeResult(topic=ORDERS_OUTCOMES, partition=0, offset=0,
+                                          event_id="5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a01")
+    [sent] = producer.sent
+    assert (sent["topic"], sent["key"], sent["partition"]) == (ORDERS_OUTCOMES, b"A-1", None)
+    assert sent["value"][:2] == SINGLE_OBJECT_MARKER
+    assert CODEC.decode(sent["value"]) == event
+    assert sent["headers"] == [
+        ("event-type", b"relayflow.orders.OrderCompleted"),
+        ("event-id", b"5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a01"),
+        ("correlation-id", b"corr-1"),
+        ("causation-id", b"cause-1"),
+        ("traceparent", TRACEPARENT.encode()),
+        ("content-type", AVRO_CONTENT_TYPE.encode()),
+    ]
+
+
+async def test_an_outcome_without_trace_context_starts_one(env: ActivityEnvironment) -> None:
+    producer = FakeProducer()
+    await env.run(OutcomePublisher(producer, CODEC).publish_outcome,
+                  publish(completed().model_dump(mode="json"), traceparent=""))
+    traceparent = dict(producer.sent[0]["headers"])["traceparent"]
+    assert re.fullmatch(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-01", traceparent)
+
+
+async def test_an_unknown_event_type_is_an_invalid_outcome_and_nothing_is_sent(
+        env: ActivityEnvironment) -> None:
+    producer = FakeProducer()
+    with pytest.raises(ApplicationError) as raised:
+        await env.run(OutcomePublisher(producer, CODEC).publish_outcome,
+                      publish(completed().model_dump(mode="json"),
+                              event_type="relayflow.orders.OrderShipped"))
+    assert (raised.value.type, raised.value.non_retryable) == ("InvalidOutcome", True)
+    assert raised.value.message == "unknown event type relayflow.orders.OrderShipped"
+    assert producer.sent == []
+
+
+@pytest.mark.parametrize("broken", [
+    {"amount_cents": -1},  # below the model's bound
+    {"order_id": ""},  # an empty key
+    {"occurred_at": "2026-11-25T12:00:00"},  # no time zone
+    {"surprise": 1},  # a field the contract does not have
+    {"shipment_id": None},  # a required field missing its value
+], ids=["negative-amount", "empty-key", "naive-time", "extra-field", "null-field"])
+async def test_an_event_failing_validation_is_an_invalid_outcome_and_nothing_is_sent(
+        env: ActivityEnvironment, broken: dict[str, Any]) -> None:
+    producer = FakeProducer()
+    event = {**completed().model_dump(mode="json"), **broken}
+    with pytest.raises(ApplicationError) as raised:
+        await env.run(OutcomePublisher(producer, CODEC).publish_outcome, publish(event))
+    assert (raised.value.type, raised.value.non_retryable) == ("InvalidOutcome", True)
+    assert raised.value.message.startswith("relayflow.orders.OrderCompleted: ")
+    assert producer.sent == []
+
+
+async def test_a_missing_field_is_an_invalid_outcome(env: ActivityEnvironment) -> None:
+    producer = FakeProducer()
+    event = completed().model_dump(mode="json")
+    del event["correlation_id"]
+    with pytest.raises(ApplicationError) as raised:
+        await env.run(OutcomePublisher(producer, CODEC).publish_outcome, publish(event))
+    assert (raised.value.type, raised.value.non_retryable) == ("InvalidOutcome", True)
+    assert "correlation_id" in raised.value.message
+    assert producer.sent == []
+
+
+async def test_a_producer_failure_propagates_for_temporal_to_retry(
+        env: ActivityEnvironment) -> None:
+    producer = FakeProducer(failures=1)
+    publisher = OutcomePublisher(producer, CODEC)
+    request = publish(completed().model_dump(mode="json"))
+    with pytest.raises(KafkaTimeoutError) as raised:
+        await env.run(publisher.publish_outcome, request)
+    # Not an ApplicationError, so not marked non-retryable: the retry policy applies.
+    assert not isinstance(raised.value, ApplicationError)
+    assert producer.sent == []
+    # The retry sends the same event: same event id, so subscribers can drop a duplicate.
+    result = await env.run(publisher.publish_outcome, request)
+    assert result.event_id == "5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a01"
+    assert [dict(sent["headers"])["event-id"] for sent in producer.sent] == [
+        b"5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a01"]
+
+
+# ---------------------------------------------------------------- batches
+
+
+def item(item_id: str, batch_id: str = "b1") -> ProcessItemInput:
+    return ProcessItemInput(idempotency_key=f"batch-{batch_id}/{item_id}", batch_id=batch_id,
+                            item_id=item_id)
+
+
+def test_process_item_records_an_item_once(env: ActivityEnvironment, store: Store) -> None:
+    batches = BatchActivities(store)
+    assert env.run(batches.process_item, item("i-1")) == ProcessItemResult(first_time=True)
+    assert env.run(batches.process_item, item("i-1")) == ProcessItemResult(first_time=False)
+    assert env.run(batches.process_item, item("i-2")) == ProcessItemResult(first_time=True)
+    assert env.run(batches.process_item, item("i-1", "b2")) == ProcessItemResult(first_time=True)
+    assert (store.processed_items("b1"), store.processed_items("b2")) == (2, 1)
+
+
+def test_an_invalid_item_fails_for_good_and_is_not_recorded(
+        env: ActivityEnvironment, store: Store) -> None:
+    batches = BatchActivities(store)
+    with pytest.raises(ApplicationError) as raised:
+        env.run(batches.process_item, item("bad-7"))
+    assert (raised.value.type, raised.value.non_retryable) == ("InvalidItem", True)
+    assert raised.value.message == "bad-7 is invalid"
+    assert store.processed_items("b1") == 0
+
+
+def test_only_the_prefix_makes_an_item_invalid(env: ActivityEnvironment, store: Store) -> None:
+    batches = BatchActivities(store)
+    assert env.run(batches.process_item, item("i-bad-7")) == ProcessItemResult(first_time=True)
+    assert store.processed_items("b1") == 1
+
+
+def test_record_failures_keeps_each_failed_item_once(
+        env: ActivityEnvironment, store: Store) -> None:
+    batches = BatchActivities(store)
+
+    def failures(chunk: int, *items: tuple[str, str]) -> RecordFailuresInput:
+        return RecordFailuresInput(batch_id="b1", chunk=chunk, failures=[
+            ItemFailure(item_id=item_id, reason=reason) for item_id, reason in items])
+
+    assert env.run(batches.record_failures,
+                   failures(1, ("bad-3", "bad-3 is invalid"), ("i-4", "timeout"))) == 2
+    assert env.run(batches.record_failures, failures(1, ("bad-3", "bad-3 is invalid"))) == 0
+    assert env.run(batches.record_failures, failures(0, ("bad-1", "bad-1 is invalid"))) == 1
+    assert env.run(batches.record_failures, failures(2)) == 0
+    assert store.failed_items("b1") == [("bad-1", "bad-1 is invalid"),
+                                        ("bad-3", "bad-3 is invalid"), ("i-4", "timeout")]
+
+
+# ---------------------------------------------------------------- approvals
+
+
+async def test_approval_policy_serves_the_configured_policy(env: ActivityEnvironment) -> None:
+    policy = ApprovalPolicy(threshold_cents=100_000, timeout_seconds=3600,
+                            escalation_timeout_seconds=7200, approver="approvers",
+                            escalation_approver="managers")
+    served = await env.run(ApprovalPolicyProvider(policy).approval_policy)
+    assert served == ApprovalPolicy(threshold_cents=100_000, timeout_seconds=3600,
+                                    escalation_timeout_seconds=7200, approver="approvers",
+                                    escalation_approver="managers")
+

@@ -1,0 +1,187 @@
+"""The schema registry client over real HTTP, and the codec and bridge decoder with it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import struct
+from collections.abc import Iterator
+
+import fastavro
+import pytest
+
+from relayflow.config.settings import Settings
+from relayflow.devstack import free_port
+from relayflow.kafka.schema_registry import (
+    HttpSchemaRegistry,
+    RegistryUnavailable,
+    SchemaRegistryError,
+    redacted_url,
+)
+from relayflow.reference.app import APP
+from relayflow.reference.events import SCHEMA_FOLDER, OrderCompleted, OrderPlaced
+from relayflow.runtime.bootstrap import event_codec
+from schemas.codec import DecodeError, load_schemas
+from tests.helpers.registry import RegistryServer, registry_server
+from tests.helpers.support import order_placed
+
+ORDER_PLACED_SCHEMA = json.dumps(load_schemas(SCHEMA_FOLDER)[OrderPlaced.avro_name])
+
+
+@pytest.fixture
+def server() -> Iterator[RegistryServer]:
+    with registry_server() as running:
+        yield running
+
+
+def test_register_is_idempotent_and_ids_are_global(server: RegistryServer) -> None:
+    client = HttpSchemaRegistry(server.url)
+    first = client.register(OrderPlaced.avro_name, ORDER_PLACED_SCHEMA)
+    assert client.register(OrderPlaced.avro_name, ORDER_PLACED_SCHEMA) == first
+    assert client.register("orders.events-value", ORDER_PLACED_SCHEMA) == first
+    assert json.loads(client.schema_by_id(first)) == json.loads(ORDER_PLACED_SCHEMA)
+
+
+def test_unknown_id_is_a_lookup_error(server: RegistryServer) -> None:
+    with pytest.raises(LookupError, match="no schema with id 77"):
+        HttpSchemaRegistry(server.url).schema_by_id(77)
+
+
+def test_a_schema_that_is_not_avro_is_refused(server: RegistryServer) -> None:
+    schema_id = server.add('syntax = "proto3"; message M {}', schema_type="PROTOBUF")
+    with pytest.raises(SchemaRegistryError, match="PROTOBUF, not AVRO"):
+        HttpSchemaRegistry(server.url).schema_by_id(schema_id)
+
+
+def test_invalid_schema_on_register_is_refused_with_the_registry_code(
+        server: RegistryServer) -> None:
+    with pytest.raises(SchemaRegistryError) as info:
+        HttpSchemaRegistry(server.url).register("s", "{not json")
+    assert (info.value.status, info.value.error_code) == (422, 42201)
+
+
+def test_outage_answers_and_refused_connections_are_transient(server: RegistryServer) -> None:
+    client = HttpSchemaRegistry(server.url)
+    server.failing = {"GET", "POST"}
+    with pytest.raises(RegistryUnavailable, match="HTTP 503"):
+        client.schema_by_id(1)
+    with pytest.raises(RegistryUnavailable, match="HTTP 503"):
+        client.register("s", ORDER_PLACED_SCHEMA)
+    with pytest.raises(RegistryUnavailable):
+        HttpSchemaRegistry(f"http://127.0.0.1:{free_port()}", timeout=2).schema_by_id(1)
+
+
+def test_basic_auth_comes_from_the_url_and_stays_out_of_it() -> None:
+    with registry_server(credentials=("svc-orders", "s3cr:t")) as server:
+        host = server.url.removeprefix("http://")
+        client = HttpSchemaRegistry(f"http://svc-orders:s3cr%3At@{host}")
+        assert client.base_url == server.url
+        assert client.register("s", ORDER_PLACED_SCHEMA) == 1
+        # Wrong credentials are retried, not fatal: an operator can fix them.
+        with pytest.raises(RegistryUnavailable, match="HTTP 401"):
+            HttpSchemaRegistry(server.url).schema_by_id(1)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "registry:8081", "http://"])
+def test_only_http_urls_are_accepted(url: str) -> None:
+    with pytest.raises(ValueError, match="must be http"):
+        HttpSchemaRegistry(url)
+
+
+def test_a_refused_url_is_shown_without_its_password() -> None:
+    with pytest.raises(ValueError, match="must be http") as refused:
+        HttpSchemaRegistry("ftp://svc-orders:s3cr3t-pw@registry:8081")
+    assert "'ftp://svc-orders:***@registry:8081'" in str(refused.value)
+    assert "s3cr3t-pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://svc:pw@registry:8081/x", "https://svc:***@registry:8081/x"),
+    ("https://svc:p%40ss:w@registry", "https://svc:***@registry"),
+    ("https://svc@registry", "https://svc@registry"),
+    ("https://registry:8081", "https://registry:8081"),
+])
+def test_redacted_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+
+
+def test_settings_show_the_registry_url_without_its_password() -> None:
+    settings = Settings(schema_registry_url="https://svc-orders:s3cr3t-pw@registry:8081")
+    for text in (repr(settings), str(settings)):
+        assert "schema_registry_url='https://svc-orders:***@registry:8081'" in text
+        assert "s3cr3t-pw" not in text
+    # Children get the URL itself.
+    assert settings.as_env()["RELAYFLOW_SCHEMA_REGISTRY_URL"].endswith("s3cr3t-pw@registry:8081")
+
+
+def test_settings_give_a_codec_that_frames_with_the_registry(server: RegistryServer) -> None:
+    codec = event_codec(Settings(schema_registry_url=server.url))
+    event = order_placed()
+    data = codec.encode(event)
+    assert data[0] == 0
+    assert server.subjects() == {OrderPlaced.avro_name: [struct.unpack(">I", data[1:5])[0]]}
+    assert event_codec(Settings()).encode(event)[:2] == b"\xc3\x01"  # no registry: single-object
+
+
+async def test_a_fresh_codec_asks_the_registry_once_per_schema_off_the_loop(
+        server: RegistryServer) -> None:
+    data = APP.codec(HttpSchemaRegistry(server.url)).encode(
+        order_placed())
+    reader = APP.codec(HttpSchemaRegistry(server.url))
+    assert reader.needs_registry(data)
+    await reader.prepare_decode(data)
+    assert not reader.needs_registry(data)
+    for _ in range(3):
+        assert isinstance(reader.decode(data), OrderPlaced)
+    assert server.requests["GET by-id"] == 1
+
+
+async def test_prepare_encode_registers_once(server: RegistryServer) -> None:
+    codec = APP.codec(HttpSchemaRegistry(server.url))
+    await codec.prepare_encode(OrderCompleted.avro_name)
+    await codec.prepare_encode(OrderCompleted.avro_name)
+    assert server.requests["POST register"] == 1
+    assert list(server.subjects()) == [OrderCompleted.avro_name]
+
+
+def test_without_a_registry_confluent_records_are_unknown_schema(server: RegistryServer) -> None:
+    data = APP.codec(HttpSchemaRegistry(server.url)).encode(
+        order_placed())
+    codec = APP.codec()
+    assert not codec.needs_registry(data)
+    with pytest.raises(DecodeError, match="no registry configured"):
+        codec.decode(data)
+
+
+def test_a_newer_writer_version_from_the_registry_decodes_without_a_redeploy(
+        server: RegistryServer) -> None:
+    # Another team ships OrderPlaced v-next (an extra field) before relayflow knows it:
+    # through the registry the bridge gets the writer schema and resolves it to its own.
+    newer = json.loads(ORDER_PLACED_SCHEMA)
+    newer["fields"].append({"name": "gift_note", "type": ["null", "string"], "default": None})
+    schema_id = server.add(newer)
+    event = order_placed()
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(newer),
+                               {**event.model_dump(mode="python"), "gift_note": "for Ada"})
+    data = b"\x00" + struct.pack(">I", schema_id) + body.getvalue()
+    assert event_codec(Settings(schema_registry_url=server.url)).decode(data) == event
+
+
+async def test_records_of_a_new_id_arriving_together_share_one_lookup(
+        server: RegistryServer) -> None:
+    data = APP.codec(HttpSchemaRegistry(server.url)).encode(
+        order_placed())
+    reader = APP.codec(HttpSchemaRegistry(server.url))
+    await asyncio.gather(*(reader.prepare_decode(data) for _ in range(20)))
+    assert server.requests["GET by-id"] == 1
+    server.failing = {"GET"}
+    other = APP.codec(HttpSchemaRegistry(server.url))
+    failed = await asyncio.gather(*(other.prepare_decode(data) for _ in range(5)),
+                                  return_exceptions=True)
+    assert all(isinstance(f, RegistryUnavailable) for f in failed)
+    assert server.requests["GET by-id"] == 2  # the outage, too, was asked about once
+    server.failing = set()
+    await other.prepare_decode(data)  # nothing cached from the failure: asked again
+    assert not other.needs_registry(data)

@@ -1,0 +1,67 @@
+"""Stored histories of every release replay on today's workflow code.
+
+``tests/histories/release-<version>/`` holds the histories a release's
+workflows wrote (``tests/histories/record.py``). Workflows of that release
+may still be running when the new code is deployed; the new worker must
+replay their histories command for command. A change that reorders, adds or
+drops a command without ``workflow.patched``, or no longer decodes a stored
+input, fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from relayflow.reference.workflows.batch import BatchWorkflow, ChunkWorkflow
+from relayflow.reference.workflows.order_saga import OrderSaga
+from tests.helpers.workflow_env import start_workflow_environment
+from tests.histories import HISTORIES, load_history, stored_histories
+from tests.histories.record import (
+    Recorder,
+    order_approved,
+    order_duplicate_decisions,
+    order_early_decision,
+    order_escalated_approved,
+    order_refused_decisions,
+    order_rejected,
+)
+
+STORED = stored_histories()
+
+
+def test_histories_are_stored() -> None:
+    assert STORED, f"no stored histories under {HISTORIES}/*/: record them (see its README.md)"
+
+
+@pytest.mark.parametrize("path", STORED, ids=[str(p.relative_to(HISTORIES)) for p in STORED])
+async def test_stored_history_replays(path: Path) -> None:
+    await _replays(load_history(path))
+
+
+async def test_todays_approval_histories_replay(request: pytest.FixtureRequest,
+                                                tmp_path: Path) -> None:
+    """The approver rule's own branch (``workflow.patched``) replays what it wrote."""
+    async with await start_workflow_environment(request.config) as env:
+        recorder = Recorder(env, tmp_path)
+        for scenario in (order_approved, order_rejected, order_escalated_approved,
+                         order_early_decision, order_duplicate_decisions,
+                         order_refused_decisions):
+            await scenario(recorder)
+    assert len(recorder.written) == 6
+    for path in recorder.written:
+        history = load_history(path)
+        assert any(e.HasField("marker_recorded_event_attributes") for e in history.events)
+        await _replays(history)
+
+
+async def _replays(history: WorkflowHistory) -> None:
+    replayer = Replayer(workflows=[OrderSaga, BatchWorkflow, ChunkWorkflow],
+                        data_converter=pydantic_data_converter)
+    # Raises on non-determinism or any other workflow task failure during replay.
+    result = await replayer.replay_workflow(history)
+    assert result.replay_failure is None
