@@ -136,15 +136,9 @@ def dlq_show(
 
 def _kafka_answering(settings: Settings, topic: str, timeout: float | None) -> None:
     """Raise ``Unanswered`` unless Kafka answers (before work that must not stop half-way)."""
-    from relayflow.kafka.reads import partitions_of  # noqa: PLC0415
-    from relayflow.operate.deadlines import kafka_answers  # noqa: PLC0415
-    from relayflow.runtime.clients import kafka_clients  # noqa: PLC0415
+    from relayflow.operate.dlq import kafka_answering  # noqa: PLC0415
 
-    async def ask() -> None:
-        async with kafka_answers(settings, seconds_of(timeout, settings)):
-            await partitions_of(kafka_clients(settings), [topic])
-
-    asyncio.run(ask())
+    asyncio.run(kafka_answering(settings, topic, seconds_of(timeout, settings)))
 
 
 @app.command("replay")

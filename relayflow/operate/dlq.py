@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaProducer
 from bridge.parking import ParkEntry, ParkingLot
 from relayflow.application import load_application
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import StoredRecord, read_records
+from relayflow.kafka.reads import StoredRecord, partitions_of, read_records
+from relayflow.operate.deadlines import kafka_answers
 from relayflow.operate.records import key_text
 from relayflow.runtime.clients import kafka_clients
 from schemas.dead_letters import DlqReason
@@ -37,6 +38,8 @@ __all__ = [
     "DeadLetter",
     "DlqListing",
     "ReplayResult",
+    "input_topics",
+    "kafka_answering",
     "list_dead_letters",
     "parked_keys",
     "read_dead_letters",
@@ -101,6 +104,16 @@ async def parked_keys(settings: Settings, topics: Iterable[str] | None = None,
     async with _lot(settings) as (lot, _):
         return {(topic, key): entry for (topic, key), entry in lot.entries.items()
                 if topic in sources}
+
+
+async def kafka_answering(settings: Settings, topic: str, seconds: float) -> None:
+    """Return once Kafka answers for ``topic``; ``Unanswered`` after ``seconds`` of silence.
+
+    Asked before work that must not stop half-way (a replay, a release), which
+    then runs unbounded.
+    """
+    async with kafka_answers(settings, seconds):
+        await partitions_of(kafka_clients(settings), [topic])
 
 
 async def release(settings: Settings, topic: str, key: bytes) -> ParkEntry | None:

@@ -65,12 +65,12 @@ class ReferencePages:
 
     async def demo_welcome(self, settings: Settings, url: str) -> str | None:
         """Place an order at the approval threshold, so the inbox has something to decide."""
-        from relayflow.kafka.clients import KafkaClients  # noqa: PLC0415
         from relayflow.kafka.sends import send_event  # noqa: PLC0415
         from relayflow.reference.app import APP  # noqa: PLC0415
         from relayflow.reference.events import OrderLine, OrderPlaced  # noqa: PLC0415
         from relayflow.reference.topics import ORDERS_EVENTS  # noqa: PLC0415
         from relayflow.runtime.bootstrap import event_codec  # noqa: PLC0415
+        from relayflow.runtime.clients import kafka_clients  # noqa: PLC0415
 
         order_id = f"console-{secrets.token_hex(3)}"
         price = ReferenceSettings.of(settings).approval_threshold_cents
@@ -78,7 +78,7 @@ class ReferencePages:
                             order_id=order_id, customer_id="customer-42",
                             items=(OrderLine(sku="SKU-LAMP", quantity=1, unit_price_cents=price),),
                             amount_cents=price)
-        async with KafkaClients(settings).started_producer() as producer:
+        async with kafka_clients(settings).started_producer() as producer:
             await send_event(producer, event_codec(settings, APP), order, ORDERS_EVENTS)
         return f"order {order_id} waits for your approval: {url}/approvals"
 
