@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 
@@ -151,7 +151,7 @@ class Application:
         """
         return AvroCodec(self.event_types, self.schema_folder, registry=registry)
 
-    def extension(self, kind: type[_T]) -> _T | None:
+    def extension(self, kind: Callable[..., _T]) -> _T | None:
         """The first of ``extensions`` that is a ``kind`` (a class or a runtime-checkable protocol).
 
         Args:
@@ -160,7 +160,11 @@ class Application:
         Returns:
             That extension, or None when the application has none.
         """
-        return next((found for found in self.extensions if isinstance(found, kind)), None)
+        # Typed as a callable, not ``type[_T]``: mypy refuses a protocol where a
+        # concrete class is expected (type-abstract), and protocols are the point here.
+        wanted = cast("type", kind)
+        return next((cast("_T", found) for found in self.extensions
+                     if isinstance(found, wanted)), None)
 
     def workflow_signals(self) -> dict[str, frozenset[str]]:
         """Every workflow type a route may address, with the signals it handles."""

@@ -31,8 +31,7 @@ def demo(
     from relayflow.devstack.demo import Demo, where_to_look  # noqa: PLC0415
 
     settings, served = configured(app_spec)
-    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
-    app_demo = served.extension(Demo)  # type: ignore[type-abstract]
+    app_demo = served.extension(Demo)
     if app_demo is None:
         typer.echo(f"relayflow demo: application {served.name!r} has no demo", err=True)
         raise typer.Exit(2)

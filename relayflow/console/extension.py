@@ -60,8 +60,7 @@ def may_see(user: User, entry: NavEntry) -> bool:
 
 def console_pages(app: Application) -> ConsolePages | None:
     """The application's ``ConsolePages`` extension, or None."""
-    # mypy takes no protocol for a type[...] argument (python/mypy#4717); isinstance does.
-    return app.extension(ConsolePages)  # type: ignore[type-abstract]
+    return app.extension(ConsolePages)
 
 
 def home_of(user: User, nav: Sequence[NavEntry]) -> str | None:

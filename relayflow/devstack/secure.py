@@ -89,8 +89,7 @@ class InputProducers(Protocol):
 
 def input_producers(app: Application) -> Mapping[str, str]:
     """The producers ``app`` declares (``InputProducers``), or none."""
-    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
-    declared = app.extension(InputProducers)  # type: ignore[type-abstract]
+    declared = app.extension(InputProducers)
     return {} if declared is None else dict(declared.input_producers)
 
 

@@ -199,8 +199,7 @@ class Approvals(Protocol):
 
 def approvals_in(app: Application) -> Approvals | None:
     """The application's ``Approvals`` extension, or None."""
-    # mypy takes no protocol for a type[...] argument (python/mypy#4717); isinstance does.
-    return app.extension(Approvals)  # type: ignore[type-abstract]
+    return app.extension(Approvals)
 
 
 def approvals_of(app: Application) -> Approvals:

@@ -31,8 +31,7 @@ def failed_items(settings: Settings, app: Application, batch_id: str) -> list[tu
     Raises:
         NotFound: The application keeps no batch failures (no ``BatchFailures`` extension).
     """
-    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
-    found = app.extension(BatchFailures)  # type: ignore[type-abstract]
+    found = app.extension(BatchFailures)
     if found is None:
         raise NotFound(f"application {app.name!r} has no batches")
     return found.failed_items(settings, batch_id)

@@ -279,8 +279,7 @@ def queries_of(app: Application) -> dict[str, tuple[Query, ...]]:
     (workflows run elsewhere are not asked), or those of them its
     ``StatusQueries`` extension names, in its order.
     """
-    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
-    chosen = app.extension(StatusQueries)  # type: ignore[type-abstract]
+    chosen = app.extension(StatusQueries)
     found: dict[str, tuple[Query, ...]] = {}
     for workflow_class in app.workflows:
         # The SDK keeps a class's queries in its (private) workflow definition.

@@ -284,8 +284,7 @@ def evaluate(app: Application, records: Iterable[StoredRecord],
         The report.
     """
     codec = codec or app.codec()
-    # mypy wants a concrete class for type[T]; extension() takes a protocol (python/mypy#4717).
-    checks = checks or app.extension(VerifyChecks)  # type: ignore[type-abstract]
+    checks = checks or app.extension(VerifyChecks)
     records = list(records)
     report = VerifyReport()
     flows, lost = _flows(app, codec, records, report)

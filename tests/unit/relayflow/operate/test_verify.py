@@ -183,7 +183,7 @@ def test_runs_continued_as_new_are_one_run_and_progress_is_not_an_outcome(store:
 
 def test_the_reference_supplies_its_checks() -> None:
     assert isinstance(APP.extension(VerifyChecks), ReferenceChecks)
-    assert TICKETS.extension(VerifyChecks) is None  # type: ignore[type-abstract]
+    assert TICKETS.extension(VerifyChecks) is None
 
 
 def opened(ticket_id: str) -> TicketOpened:
