@@ -28,8 +28,6 @@ from pydantic_core import PydanticUndefined
 __all__ = ["SettingDoc", "UndocumentedSettingError", "cli_reference", "document_settings",
            "load_settings_class", "settings_reference"]
 
-"""Where ``Settings`` lives: the configuration package, else the module it grew from."""
-
 
 class UndocumentedSettingError(RuntimeError):
     """A setting has no description: the reference would have a hole, so the build stops."""
@@ -210,10 +208,15 @@ def document_settings(settings_cls: type | None = None) -> list[SettingDoc]:
             return f"`{prefix}{name.upper()}*`"
         return f"`{envs[name]}`" if name in envs else literal.group(0)
 
+    def described(name: str, field: FieldInfo) -> str:
+        text = re.sub(r"`(\w+)(\*?)`", as_variable, _description(cls, name, envs[name], field))
+        # The table names the variable already: "`RELAYFLOW_X`: the file ..." loses the prefix.
+        own = f"`{envs[name]}`: "
+        return text[len(own):][:1].upper() + text[len(own) + 1:] if text.startswith(own) else text
+
     return [SettingDoc(
         name=name, env=envs[name], type=_type_name(field.annotation), default=_default(field),
-        description=re.sub(r"`(\w+)(\*?)`", as_variable,
-                           _description(cls, name, envs[name], field)),
+        description=described(name, field),
         section=_section_title(_declaring_class(cls, name)),
     ) for name, field in fields.items()]
 
@@ -223,19 +226,24 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", r"\|")
 
 
-def settings_reference(settings_cls: type | None = None) -> str:
+def settings_reference(settings_cls: type | None = None, *, besides: type | None = None) -> str:
     """The settings as Markdown: a table per declaring class, in the order of its bases.
 
     Args:
         settings_cls: A pydantic-settings class; default the framework's ``Settings``.
+        besides: Leave out the sections this class has too (an application's
+            settings built on the framework's sections are documented with it).
 
     Returns:
         The Markdown (level-2 headings, one per section).
     """
     cls = settings_cls or load_settings_class()
+    shared = {_section_title(base) for base in besides.__mro__
+              if base.__dict__.get("__doc__")} if besides is not None else set()
     sections: dict[str, list[SettingDoc]] = {}
     for doc in document_settings(cls):
-        sections.setdefault(doc.section, []).append(doc)
+        if doc.section not in shared:
+            sections.setdefault(doc.section, []).append(doc)
     # Sections in the order the class lists its bases (pydantic orders fields the other way).
     mro = [_section_title(base) for base in cls.__mro__ if base.__dict__.get("__doc__")]
     out: list[str] = []

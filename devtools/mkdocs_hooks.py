@@ -2,7 +2,8 @@
 
 A page holding ``<!-- relayflow:settings-reference -->`` gets the settings
 table there, ``<!-- relayflow:settings-reference module:Class -->`` that of
-another pydantic-settings class, and ``<!-- relayflow:cli-reference -->`` every
+another pydantic-settings class (an application's: the sections it shares
+with relayflow's ``Settings`` left out), and ``<!-- relayflow:cli-reference -->`` every
 command of ``relayflow``. They are made from the code at each build, so the
 pages cannot drift from it; a setting without a description stops the build.
 """
@@ -43,11 +44,12 @@ def _generated(kind: str, spec: str | None) -> str:
 
     if kind == "cli-reference":
         return docs_reference.cli_reference(spec or "relayflow.cli.main:app")
-    settings_cls = None
-    if spec:
-        module, _, attribute = spec.partition(":")
-        settings_cls = getattr(importlib.import_module(module), attribute)
-    return docs_reference.settings_reference(settings_cls)
+    if not spec:
+        return docs_reference.settings_reference()
+    # An application's settings: its own sections; the framework's it shares are on their page.
+    module, _, attribute = spec.partition(":")
+    return docs_reference.settings_reference(getattr(importlib.import_module(module), attribute),
+                                             besides=docs_reference.load_settings_class())
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:  # noqa: ARG001

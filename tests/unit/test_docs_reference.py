@@ -155,3 +155,38 @@ def test_the_hook_replaces_only_its_markers() -> None:
     assert "<!-- relayflow:" not in rendered
     assert "`RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS`" in rendered
     assert on_page_markdown("no marker", page=None, config=None, files=None) == "no marker"
+
+
+class _AppSettings(_Kafka):
+    """An application's own: its rules.
+
+    Attributes:
+        threshold: Orders above need approval.
+        store_override: ``DEMO_STORE``: the store's file, read as ``store``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DEMO_")
+
+    threshold: int = 100
+    store_override: Path | None = Field(default=None, alias="DEMO_STORE")
+
+
+def test_an_application_s_settings_leave_out_the_sections_it_shares_with_the_framework() -> None:
+    page = settings_reference(_AppSettings, besides=_Kafka)
+    assert "## An application's own: its rules" in page
+    assert "DEMO_THRESHOLD" in page
+    assert "Kafka: where the brokers are" not in page
+    assert "DEMO_KAFKA_SERVERS" not in page
+    # A description that starts by naming its own variable does not say it twice.
+    assert "| `DEMO_STORE` | path | unset | The store's file, read as `store`. |" in page
+    assert "DEMO_KAFKA_SERVERS" in settings_reference(_AppSettings)
+
+
+def test_the_reference_app_s_settings_page_is_generated_without_the_framework_s() -> None:
+    page = on_page_markdown(
+        "<!-- relayflow:settings-reference relayflow.reference.settings:ReferenceSettings -->",
+        page=None, config=None, files=None)
+    assert "| `RELAYFLOW_APPROVAL_THRESHOLD_CENTS` |" in page
+    assert "| `RELAYFLOW_STORE_PATH` |" in page
+    assert "RELAYFLOW_DATA_DIR" not in page
+    assert "RELAYFLOW_SECRETS_DIR" not in page
