@@ -26,15 +26,16 @@ def demo(
     """Start the local stack, run bridge and worker, run the application's demo, show outcomes.
 
     The reference application's demo sends sample orders and a batch; an
-    application without a demo (no ``Demo`` extension) says so (exit 2).
+    application without a demo (no ``Demo`` extension) says so (exit 1, like
+    the other commands an application's extension serves).
     """
     from relayflow.devstack.demo import Demo, where_to_look  # noqa: PLC0415
+    from relayflow.operate.errors import NotFound  # noqa: PLC0415
 
     settings, served = configured(app_spec)
     app_demo = served.extension(Demo)
     if app_demo is None:
-        typer.echo(f"relayflow demo: application {served.name!r} has no demo", err=True)
-        raise typer.Exit(2)
+        raise NotFound(f"application {served.name!r} has no demo")
     if with_console is None:  # scripts and CI get a demo that ends by itself
         with_console = sys.stdin.isatty() and sys.stdout.isatty()
         if not with_console:

@@ -28,7 +28,9 @@ class DevStackSettings(EnvSettings):
 
     Attributes:
         cache_dir: Where the dev stack caches the Kafka jars, by version, so
-            later runs start offline.
+            later runs start offline, and records the stack ``dev up`` last
+            started (``dev-stack.json``: ``dev status`` and ``down`` find it
+            from any folder).
         kafka_version: Apache Kafka release the dev stack resolves from Maven Central.
         kafka_port: Client port of the local dev Kafka broker.
         kafka_controller_port: KRaft controller port of the local dev broker.

@@ -1,4 +1,4 @@
-"""``relayflow top``: rates, lag, calls in flight, dead letters, parked keys, approvals, batches.
+"""``relayflow top``: rates, lag, calls in flight, dead letters, parked keys, approvals, workflows.
 
 One ``Frame`` is read from three places:
 
@@ -11,8 +11,8 @@ One ``Frame`` is read from three places:
 * Kafka: the records on each dead-letter topic (log end minus log start)
   and the parked keys per topic (``relayflow.operate.dlq``);
 * Temporal: the pending approvals (the application's ``Approvals`` extension,
-  if it has one) and the running batches (a visibility count), both on
-  ``RELAYFLOW_TASK_QUEUE``.
+  if it has one) and the running workflows of each of the application's
+  workflow types (visibility counts), both on ``RELAYFLOW_TASK_QUEUE``.
 
 Whatever does not answer within the bound is named in ``Frame.unanswered``;
 the rest of the frame is still shown.
@@ -77,7 +77,6 @@ _PAUSED = "relayflow_bridge_partitions_paused"
 _UP = "relayflow_dependency_up"
 _WORKER_FAMILY = "relayflow_outcomes_published"
 """Served by whatever runs the worker (the bridge's endpoint too under ``relayflow run``)."""
-_RUNNING_BATCHES = "WorkflowType = 'BatchWorkflow' AND ExecutionStatus = 'Running'"
 
 
 def default_endpoints(settings: Settings) -> list[str]:
@@ -154,7 +153,8 @@ class Frame:
         dead_letters: Records on each dead-letter topic (None: Kafka did not answer).
         parked_keys: Parked keys per source topic (None: Kafka did not answer).
         pending_approvals: Orders waiting for a decision (None: not known).
-        running_batches: Batch workflows running (None: Temporal did not answer).
+        running: Running workflows of each of the application's workflow types on
+            its task queue (None: Temporal did not answer).
         unanswered: What did not answer, one line each.
     """
 
@@ -168,7 +168,7 @@ class Frame:
     dead_letters: dict[str, int] | None = None
     parked_keys: dict[str, int] | None = None
     pending_approvals: int | None = None
-    running_batches: int | None = None
+    running: dict[str, int] | None = None
     unanswered: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -179,7 +179,7 @@ class Frame:
             "partitions_paused": self.partitions_paused,
             "dependencies_up": self.dependencies_up, "dead_letters": self.dead_letters,
             "parked_keys": self.parked_keys, "pending_approvals": self.pending_approvals,
-            "running_batches": self.running_batches, "unanswered": self.unanswered,
+            "running_workflows": self.running, "unanswered": self.unanswered,
         }
 
 
@@ -203,6 +203,7 @@ class Dashboard:
         app = load_application(settings.app)
         self._dlqs = [dlq_topic(topic) for topic in app.input_topics]
         self._approvals = approvals_in(app)
+        self._workflow_types = sorted(app.workflow_signals())
 
     async def prime(self) -> None:
         """Read the counters once, so the next frame has rates."""
@@ -287,8 +288,11 @@ class Dashboard:
             if self._client is None:
                 self._client = await connected_temporal(self._settings, self._seconds)
             async with temporal_answers(self._settings, self._seconds):
-                frame.running_batches = (await self._client.count_workflows(
-                    f"{_RUNNING_BATCHES} AND TaskQueue = '{self._settings.task_queue}'")).count
+                frame.running = {
+                    name: (await self._client.count_workflows(
+                        f"WorkflowType = '{name}' AND ExecutionStatus = 'Running' "
+                        f"AND TaskQueue = '{self._settings.task_queue}'")).count
+                    for name in self._workflow_types}
             if self._approvals is not None:  # an application without approvals has none
                 async with temporal_answers(self._settings,
                                             listing_and_queries(self._seconds)):
@@ -326,6 +330,25 @@ def _number(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _held_back(frame: Frame) -> Table:
+    """What waits in Kafka and Temporal: dead letters, parked keys, approvals, workflows."""
+    held = Table(title="held back (Kafka, Temporal)", title_justify="left")
+    held.add_column("what")
+    held.add_column("count", justify="right")
+    for topic, count in (frame.dead_letters or {}).items():
+        held.add_row(f"dead letters {topic}", _number(count))
+    for topic, count in (frame.parked_keys or {}).items():
+        held.add_row(f"parked keys {topic}", _number(count))
+    if frame.parked_keys == {}:
+        held.add_row("parked keys", "0")
+    held.add_row("pending approvals", _number(frame.pending_approvals))
+    running: dict[str, int | None] = {"workflows": None} if frame.running is None \
+        else dict(frame.running)
+    for name, runs in running.items():
+        held.add_row(f"running {name}", _number(runs))
+    return held
+
+
 def render(frame: Frame) -> Group:
     """The frame as rich tables (what ``relayflow top`` draws)."""
     flow = Table(title="flow (from /metrics)", title_justify="left")
@@ -343,17 +366,7 @@ def render(frame: Frame) -> Group:
         bridge.add_row(f"paused partitions {topic}", _number(paused))
     for dependency, up in frame.dependencies_up.items():
         bridge.add_row(f"{dependency} up", "yes" if up else "[red]no[/red]")
-    held = Table(title="held back (Kafka, Temporal)", title_justify="left")
-    held.add_column("what")
-    held.add_column("count", justify="right")
-    for topic, count in (frame.dead_letters or {}).items():
-        held.add_row(f"dead letters {topic}", _number(count))
-    for topic, count in (frame.parked_keys or {}).items():
-        held.add_row(f"parked keys {topic}", _number(count))
-    if frame.parked_keys == {}:
-        held.add_row("parked keys", "0")
-    held.add_row("pending approvals", _number(frame.pending_approvals))
-    held.add_row("running batches", _number(frame.running_batches))
+    held = _held_back(frame)
     parts: list[Any] = [Text("metrics: " + ", ".join(frame.endpoints), style="dim"),
                         flow, bridge, held]
     parts += [Text(f"did not answer: {line}", style="red") for line in frame.unanswered]

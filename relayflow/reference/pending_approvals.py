@@ -41,7 +41,9 @@ class PendingApproval:
     def cells(self) -> tuple[str, ...]:
         """One row of ``relayflow approvals`` (``COLUMNS``), times in UTC.
 
-        ``may decide`` is ``anyone`` for a saga started before the approver rule.
+        ``may decide`` names the approver asked even for a saga started before the
+        approver rule (which would count anyone's decision): the tools send only
+        the decisions of whoever the saga asked (``relayflow.operate.decide``).
         ``refused decisions`` counts the decisions from someone not asked and
         names the latest ``REFUSED_SHOWN`` as ``decided_by (DECISION)``.
         """
@@ -54,7 +56,7 @@ class PendingApproval:
         else:
             refused_cell = "-"
         return (self.workflow_id, state.approval_id, state.approver,
-                ", ".join(state.approvers) or "anyone", "yes" if state.escalated else "no",
+                ", ".join(state.approvers) or state.approver, "yes" if state.escalated else "no",
                 _utc(state.waiting_since), _utc(state.deadline), refused_cell)
 
     def as_json(self) -> dict[str, object]:

@@ -245,7 +245,8 @@ async def test_top_once_shows_metrics_kafka_and_temporal_numbers(
     pending = await pending_approvals(client, task_queue=system.task_queue)
     await client.get_workflow_handle(f"order-{waiting.order_id}").terminate("test over")
     assert frame["pending_approvals"] == len(pending) >= 1
-    assert frame["running_batches"] == 0
+    assert frame["running_workflows"]["BatchWorkflow"] == 0
+    assert set(frame["running_workflows"]) == {"OrderSaga", "BatchWorkflow", "ChunkWorkflow"}
     assert frame["unanswered"] == []
 
     text = await cli(system, "top", "--once", "--metrics", url, "--interval", "0.05")

@@ -70,6 +70,6 @@ def test_an_application_without_a_demo_says_so_in_one_line_and_starts_nothing(
     monkeypatch.setenv("RELAYFLOW_APP", "examples.tickets.app:APP")
     monkeypatch.setenv("RELAYFLOW_DATA_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["demo", "--no-console"])
-    assert result.exit_code == 2
-    assert result.output == "relayflow demo: application 'tickets' has no demo\n"
+    assert result.exit_code == 1
+    assert result.output == "relayflow: application 'tickets' has no demo\n"
     assert list(tmp_path.iterdir()) == []  # no stack was started

@@ -211,7 +211,7 @@ def test_metrics_text_is_parsed_and_a_frame_rendered() -> None:
     frame = Frame(["http://x/metrics"], totals={"dead_lettered": 3.0},
                   rates={"dead_lettered": 1.5}, in_flight=2.0,
                   dead_letters={"orders.events.dlq": 4}, parked_keys={},
-                  pending_approvals=None, running_batches=1,
+                  pending_approvals=None, running={"BatchWorkflow": 1},
                   unanswered=["a worker did not answer"])
     console = Console(record=True, width=200)
     console.print(render(frame))
@@ -219,7 +219,7 @@ def test_metrics_text_is_parsed_and_a_frame_rendered() -> None:
     rows = {tuple(cell.strip() for cell in line.strip("│ ").split("│"))
             for line in text.splitlines()}
     for expected in (("dead lettered", "3", "1.5"), ("dead letters orders.events.dlq", "4"),
-                     ("pending approvals", "-"), ("running batches", "1"),
+                     ("pending approvals", "-"), ("running BatchWorkflow", "1"),
                      ("Temporal calls in flight", "2")):
         assert expected in rows, text
     assert "did not answer: a worker did not answer" in text

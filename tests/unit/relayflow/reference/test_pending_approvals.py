@@ -39,6 +39,8 @@ def test_a_row_counts_refused_decisions_and_names_the_latest() -> None:
         f"{REFUSED_SHOWN + 1}: ..., p1 (APPROVED), p2 (APPROVED), mallory (REJECTED)")
 
 
-def test_a_saga_from_before_the_approver_rule_takes_anyone() -> None:
+def test_a_saga_from_before_the_approver_rule_names_the_approver_the_tools_answer_for() -> None:
+    # Such a saga would count anyone's decision, but decide and the console send only
+    # the approver's: the listing says who that is, not "anyone".
     cells = PendingApproval("order-A-1", waiting(approvers=[])).cells()
-    assert cells[COLUMNS.index("may decide")] == "anyone"
+    assert cells[COLUMNS.index("may decide")] == "managers"
