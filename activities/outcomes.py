@@ -19,6 +19,7 @@ workflow's ``traceparent`` as given.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Protocol
 
@@ -28,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities._failpoints import failpoint
 from activities.metrics import WorkerMetrics
 from schemas.codec import AvroCodec
 from schemas.framing import to_record
@@ -151,6 +151,7 @@ class OutcomePublisher:
             self._metrics.publish_failed()
             raise
         self._metrics.published(request.topic, request.event_type, time.perf_counter() - sent)
-        failpoint("activity.publish-outcome.after-send")
+        # A failpoint: a fault test may kill the process here (the repository\'s failpoints).
+        sys.audit("relayflow.failpoint", "activity.publish-outcome.after-send")
         return PublishOutcomeResult(topic=request.topic, partition=metadata.partition,
                                     offset=metadata.offset, event_id=str(event.event_id))

@@ -43,6 +43,7 @@ addresses one workflow. Two policies apply to every start:
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -52,7 +53,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge._failpoints import failpoint
 from bridge.failures import PermanentFailure, TransientFailure
 from bridge.metrics import BridgeMetrics
 from bridge.routes import Action, Route
@@ -157,7 +157,8 @@ class TemporalCommands:
             PermanentFailure: Dead-letter the record.
         """
         workflow_id = route.id_for(inbound.event)
-        failpoint("bridge.before-temporal")
+        # A failpoint: a fault test may kill the process here (the repository\'s failpoints).
+        sys.audit("relayflow.failpoint", "bridge.before-temporal")
         try:
             with self._metrics.temporal_call(route.action.value):
                 return await self._send(route, workflow_id, inbound)

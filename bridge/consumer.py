@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
@@ -51,7 +52,6 @@ from typing import Any, Final, TypeVar, cast
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from bridge._failpoints import failpoint
 from bridge.commands import Commands
 from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
@@ -377,7 +377,8 @@ class FetchConsumer:
                 await asyncio.sleep(self._backoff.delay(self._failed_batches))
             raise
         self._failed_batches = 0
-        failpoint("bridge.before-commit")
+        # A failpoint: a fault test may kill the process here (the repository\'s failpoints).
+        sys.audit("relayflow.failpoint", "bridge.before-commit")
         plan = plan_offsets(records, report.finished)
         self._offsets.rewind(consumer, plan.rewind)
         if report.retry_after:

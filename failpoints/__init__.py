@@ -4,10 +4,14 @@ Off unless the process was started with ``RELAYFLOW_FAILPOINTS``, e.g.
 ``RELAYFLOW_FAILPOINTS="bridge.before-commit@3,activity.charge-payment.after-store"``:
 the process SIGKILLs itself (no cleanup, no flush, exactly like ``kill -9``)
 the n-th time (default: the first) it reaches a named point. A test tool of
-the repository, not installed with relayflow, and it imports nothing of ours:
-the bridge and the activities mark their points with ``failpoint(name)`` from
-their private ``_failpoints`` modules, which import this package only in a
-process started armed (the fault rig also puts the repository on ``PYTHONPATH``).
+the repository, not installed with relayflow, and it imports nothing of ours.
+
+The product marks its points with a standard-library audit event,
+``sys.audit("relayflow.failpoint", name)``: no import, and next to no cost
+while no audit hook listens. This package listens (``arm``) only in a process
+started through it, ``python -m failpoints <console script> [args]`` (how the
+fault rig starts ``relayflow bridge`` and ``relayflow worker``), so an
+installed relayflow never looks for it.
 
 Points: ``bridge.before-temporal`` (a record routed, the Temporal call not yet
 made), ``bridge.before-commit`` (a batch acknowledged by Temporal, offsets
@@ -24,9 +28,11 @@ import signal
 import sys
 import threading
 
-__all__ = ["ENV", "hit"]
+__all__ = ["ENV", "EVENT", "arm", "hit"]
 
 ENV = "RELAYFLOW_FAILPOINTS"
+EVENT = "relayflow.failpoint"
+"""The audit event the product raises at each point, with the point's name."""
 
 
 def _armed(spec: str) -> dict[str, int]:
@@ -53,3 +59,20 @@ def hit(name: str) -> None:
             sys.stderr.write(f"failpoint {name} hit {_hits[name]} times: SIGKILL {os.getpid()}\n")
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _listen(event: str, args: tuple[object, ...]) -> None:
+    if event == EVENT:
+        hit(str(args[0]))
+
+
+def arm() -> bool:
+    """Listen to the product's points in this process if ``RELAYFLOW_FAILPOINTS`` names any.
+
+    Returns:
+        Whether any point is armed (an audit hook cannot be removed: it is only
+        added when there is something to do).
+    """
+    if _ARMED:
+        sys.addaudithook(_listen)
+    return bool(_ARMED)

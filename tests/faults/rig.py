@@ -32,10 +32,9 @@ from relayflow.runtime.clients import kafka_clients
 from schemas import Event
 from schemas.framing import to_record
 
-__all__ = ["CODEC", "RELAYFLOW", "REPOSITORY", "Rig", "Service", "open_rig"]
+__all__ = ["CODEC", "REPOSITORY", "Rig", "Service", "open_rig"]
 
 CODEC = APP.codec()
-RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
 REPOSITORY = Path(__file__).resolve().parents[2]
 """Holds ``failpoints``, the test tool an armed process imports (it is not installed)."""
 
@@ -56,8 +55,10 @@ class Service:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"),
                                                           str(REPOSITORY)]))
         with self.log.open("ab") as out:
+            # Through the failpoints launcher, which listens to the product's points.
             self.proc = subprocess.Popen(
-                [RELAYFLOW, self.command], env=env, stdout=out, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "failpoints", "relayflow", self.command], env=env,
+                stdout=out, stderr=subprocess.STDOUT)
         return self
 
     @property

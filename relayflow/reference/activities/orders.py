@@ -7,6 +7,7 @@ non-retryable ``ApplicationError``s whose ``type`` names the reason.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,6 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities._failpoints import failpoint
 from relayflow.reference.activities.store import BusinessRuleViolation, Store
 from relayflow.reference.events import OrderLine
 
@@ -157,14 +157,16 @@ class OrderActivities:
                                          request.amount_cents, request.currency)
         except BusinessRuleViolation as error:
             raise _refused(error) from error
-        failpoint("activity.charge-payment.after-store")
+        # A failpoint: a fault test may kill the process here (the repository\'s failpoints).
+        sys.audit("relayflow.failpoint", "activity.charge-payment.after-store")
         return StepResult(id=charged)
 
     @activity.defn(name="refund_payment")
     def refund_payment(self, request: CompensationInput) -> CompensationResult:
         """Refund the payment; a no-op when nothing was charged or it was refunded."""
         undo = self._store.refund(request.idempotency_key, request.order_id)
-        failpoint("activity.refund-payment.after-store")
+        # A failpoint: a fault test may kill the process here (the repository\'s failpoints).
+        sys.audit("relayflow.failpoint", "activity.refund-payment.after-store")
         return CompensationResult(undone=undo.undone, state=undo.state)
 
     @activity.defn(name="create_shipment")
