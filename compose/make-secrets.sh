@@ -2,7 +2,8 @@
 # Creates compose/secrets/, every file docker-compose.secure.yml mounts as a Docker secret:
 # a CA and certificates for Kafka (broker: kafka, localhost) and for the Temporal TLS
 # terminator (temporal-tls, localhost), client certificates, a SCRAM password per
-# principal, the broker's JAAS file, the admin tools' client properties, payload keys.
+# principal, the broker's JAAS file, the admin tools' client properties, payload keys,
+# Grafana's admin password.
 # Throwaway material for trying the secured stack; bring your own in production.
 # The folder is 0700 (only you, on this machine); its files are 0644 so the containers'
 # users can read the files mounted into them.
@@ -67,5 +68,6 @@ ssl.keystore.type=PEM
 ssl.keystore.location=/run/secrets/kafka-client.pem
 PROPERTIES
 echo "compose-1:$(openssl rand -base64 32)" > payload-keys
+openssl rand -hex 24 | tr -d '\n' > grafana-admin-password  # Grafana's user "admin"
 chmod 0644 ./*
 echo "secrets written to $(pwd)"

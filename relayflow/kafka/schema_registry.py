@@ -13,36 +13,71 @@ Errors are split by what the caller should do with the record:
   for good (an incompatible or invalid schema on register, or a schema that
   is not Avro).
 * ``RegistryUnavailable`` (an ``OSError``): anything else, from a refused
-  connection to a 5xx or a credentials problem. The caller retries; nothing
-  is dead-lettered because a registry was down or misconfigured for a while.
+  connection to a 5xx, a credentials problem or a refused redirect. The caller
+  retries at its own pace (the bridge keeps the record waiting, Temporal
+  retries the activity); nothing is dead-lettered because a registry was down
+  or misconfigured for a while.
+
+Each call is bounded: a transient failure (connection refused or reset, a
+timeout, HTTP 408, 429 or 5xx) is retried within the call, ``attempts`` times
+in all (``REGISTRY_ATTEMPTS``, 3) with capped exponential backoff and jitter
+(``REGISTRY_BACKOFF``: 0.5 s doubling, at most 4 s), then the call raises
+``RegistryUnavailable`` saying it gave up. Worst case with the defaults and
+``RELAYFLOW_SCHEMA_REGISTRY_TIMEOUT_SECONDS`` at 5: 3 x 5 s + 1.5 s = 16.5 s.
 
 Basic authentication comes from the URL's user info
-(``https://user:secret@registry:8081``), as Confluent clients accept it.
+(``https://user:secret@registry:8081``), as Confluent clients accept it. The
+credentials go only to that origin (scheme, host and port): a redirect
+elsewhere is refused, not followed (``RegistryRedirectRefused``), so neither
+the credentials nor the question leave it, and no schema is taken from a host
+nobody configured. A redirect within the origin is followed for reads (GET);
+a redirected write (POST) is refused, as following it would drop its body.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
+from bridge.retry import Backoff
 from relayflow.config.kafka import redacted_url
 
 if TYPE_CHECKING:
     from relayflow.config.kafka import SchemaRegistrySettings
 
-__all__ = ["HttpSchemaRegistry", "RegistryUnavailable", "SchemaRegistryError", "redacted_url",
+__all__ = ["REGISTRY_ATTEMPTS", "REGISTRY_BACKOFF", "HttpSchemaRegistry",
+           "RegistryRedirectRefused", "RegistryUnavailable", "SchemaRegistryError", "redacted_url",
            "schema_registry"]
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+# Answers that may change within seconds; 401/403 wait for an operator, not a retry.
+_TRANSIENT_STATUS: Final = frozenset({408, 429})
+REGISTRY_ATTEMPTS: Final = 3
+REGISTRY_BACKOFF: Final = Backoff(initial=0.5, maximum=4.0)
 
 
 class RegistryUnavailable(OSError):
     """The registry could not answer now; retry later."""
+
+
+class RegistryRedirectRefused(RegistryUnavailable):
+    """The registry redirected to another origin (or a write elsewhere); not followed.
+
+    Retrying the call cannot help (it would be redirected again), so it is not
+    retried within the call; the record waits like in an outage until the URL
+    or the registry is fixed.
+    """
+
+
+class _Transient(RegistryUnavailable):
+    """A failure worth another attempt within the same call."""
 
 
 class SchemaRegistryError(ValueError):
@@ -68,11 +103,18 @@ class HttpSchemaRegistry:
 
     Args:
         url: Base URL, e.g. ``http://registry:8081``; user info, if any, is
-            sent as basic authentication and never logged.
+            sent as basic authentication, only to this URL's origin, and never
+            logged.
         timeout: Seconds for each request.
+        attempts: Requests per call at most (1: no retry); transient failures
+            only.
+        backoff: Delays between attempts.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, attempts: int = REGISTRY_ATTEMPTS,
+                 backoff: Backoff = REGISTRY_BACKOFF) -> None:
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1, not {attempts}")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("schema registry URL must be http(s)://host[:port]: "
@@ -86,6 +128,11 @@ class HttpSchemaRegistry:
         self.base_url = urllib.parse.urlunsplit(
             (parts.scheme, host, parts.path.rstrip("/"), "", ""))
         self._timeout = timeout
+        self._attempts = attempts
+        self._backoff = backoff
+        # Replaces urllib's redirect handler, which copies every header (Authorization
+        # too) to wherever the Location points.
+        self._opener = urllib.request.build_opener(_SameOriginRedirects(self.base_url))
 
     def register(self, subject: str, schema: str) -> int:
         """Register a schema under a subject (or find it there) and return its global id.
@@ -124,6 +171,22 @@ class HttpSchemaRegistry:
         return schema
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+        """One call: up to ``attempts`` requests while the failures are transient."""
+        started = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                return self._request(method, path, payload)
+            except _Transient as error:
+                failures += 1
+                if failures >= self._attempts:
+                    raise RegistryUnavailable(
+                        f"{error} (gave up after {failures} attempts over "
+                        f"{time.monotonic() - started:.1f}s)") from error
+                time.sleep(self._backoff.delay(failures))
+
+    def _request(self, method: str, path: str,
+                 payload: dict[str, Any] | None) -> dict[str, Any]:
         headers = {"Accept": _CONTENT_TYPE}
         data = None
         if payload is not None:
@@ -135,12 +198,18 @@ class HttpSchemaRegistry:
         request = urllib.request.Request(self.base_url + path, data=data,  # noqa: S310
                                          headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                answer = json.loads(response.read() or b"{}")
+            with self._opener.open(request, timeout=self._timeout) as response:
+                body = response.read()
         except urllib.error.HTTPError as error:
             raise _refusal(method, path, error) from error
-        except (OSError, ValueError) as error:  # refused, reset, timed out, not JSON
-            raise RegistryUnavailable(f"{method} {path}: {error}") from error
+        except RegistryRedirectRefused:
+            raise
+        except (OSError, http.client.HTTPException) as error:  # refused, reset, timed out
+            raise _Transient(f"{method} {path}: {error}") from error
+        try:
+            answer = json.loads(body or b"{}")
+        except ValueError as error:
+            raise RegistryUnavailable(f"{method} {path}: answer is not JSON") from error
         if not isinstance(answer, dict):
             raise RegistryUnavailable(f"{method} {path}: answer is not a JSON object")
         return answer
@@ -158,6 +227,48 @@ def schema_registry(settings: SchemaRegistrySettings) -> HttpSchemaRegistry | No
                               timeout=settings.schema_registry_timeout_seconds)
 
 
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only for a GET within the registry's origin.
+
+    Args:
+        base_url: The registry's base URL; its scheme, host and port are the origin.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        self._origin = _origin(base_url)
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int,
+                         msg: str, headers: Any, newurl: str) -> urllib.request.Request | None:
+        """The request to the new location, if it may be followed (urllib's hook)."""
+        method = req.get_method()
+        # newurl is absolute here (urllib resolves Location against the request URL).
+        target = urllib.parse.urlsplit(newurl)
+        shown = urllib.parse.urlunsplit(target._replace(query="", fragment=""))
+        why = None
+        if _origin(newurl) != self._origin:
+            why = "another origin; the registry's credentials and questions go only to its own"
+        elif method != "GET":
+            why = f"a redirected {method} would lose its body"
+        if why is not None:
+            fp.close()
+            raise RegistryRedirectRefused(
+                f"{method} {urllib.parse.urlsplit(req.full_url).path}: HTTP {code} redirect "
+                f"to {redacted_url(shown)} refused ({why}); set the schema registry URL "
+                f"to the registry's own address")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number: matches no origin
+        port = -1
+    scheme = parts.scheme.lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port if port is not None else default
+
+
 def _refusal(method: str, path: str, error: urllib.error.HTTPError) -> OSError | ValueError:
     """An HTTP error answer, classified: definite refusals vs. try-again-later."""
     try:
@@ -168,10 +279,13 @@ def _refusal(method: str, path: str, error: urllib.error.HTTPError) -> OSError |
     code = body.get("error_code", 0) if isinstance(body, dict) else 0
     message = f"{method} {path}: HTTP {error.code} ({detail})"
     # 404 (no such subject or id), 409 (incompatible), 422 (invalid schema) are answers
-    # about the request itself; 401/403, 408, 429 and 5xx may pass, so they are retried.
+    # about the request itself; 401/403, 408, 429 and 5xx may pass, so the caller retries
+    # them, and the transient ones are retried within the call too.
     if error.code in {404, 409, 422}:
         return SchemaRegistryError(message, status=error.code,
                                    error_code=code if isinstance(code, int) else 0)
+    if error.code >= HTTPStatus.INTERNAL_SERVER_ERROR or error.code in _TRANSIENT_STATUS:
+        return _Transient(message)
     return RegistryUnavailable(message)
 
 

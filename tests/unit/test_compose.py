@@ -59,7 +59,7 @@ def test_services_are_all_there() -> None:
 
 def test_published_ports_match_the_default_settings() -> None:
     defaults = Settings()
-    published = {name: [p.split(":")[0] for p in svc.get("ports", [])]
+    published = {name: [p.split(":")[-2] for p in svc.get("ports", [])]  # [ip:]host:container
                  for name, svc in SERVICES.items()}
     assert published["kafka"] == [str(defaults.kafka_port)]
     assert published["temporal"] == [str(defaults.temporal_port)]

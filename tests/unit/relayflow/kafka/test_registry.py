@@ -62,14 +62,15 @@ def test_invalid_schema_on_register_is_refused_with_the_registry_code(
 
 
 def test_outage_answers_and_refused_connections_are_transient(server: RegistryServer) -> None:
-    client = HttpSchemaRegistry(server.url)
+    client = HttpSchemaRegistry(server.url, attempts=1)  # retries: tests/security/
     server.failing = {"GET", "POST"}
     with pytest.raises(RegistryUnavailable, match="HTTP 503"):
         client.schema_by_id(1)
     with pytest.raises(RegistryUnavailable, match="HTTP 503"):
         client.register("s", ORDER_PLACED_SCHEMA)
     with pytest.raises(RegistryUnavailable):
-        HttpSchemaRegistry(f"http://127.0.0.1:{free_port()}", timeout=2).schema_by_id(1)
+        HttpSchemaRegistry(f"http://127.0.0.1:{free_port()}", timeout=2,
+                           attempts=1).schema_by_id(1)
 
 
 def test_basic_auth_comes_from_the_url_and_stays_out_of_it() -> None:
@@ -177,7 +178,7 @@ async def test_records_of_a_new_id_arriving_together_share_one_lookup(
     await asyncio.gather(*(reader.prepare_decode(data) for _ in range(20)))
     assert server.requests["GET by-id"] == 1
     server.failing = {"GET"}
-    other = APP.codec(HttpSchemaRegistry(server.url))
+    other = APP.codec(HttpSchemaRegistry(server.url, attempts=1))
     failed = await asyncio.gather(*(other.prepare_decode(data) for _ in range(5)),
                                   return_exceptions=True)
     assert all(isinstance(f, RegistryUnavailable) for f in failed)
