@@ -68,8 +68,11 @@ _ROUTE = re.compile(r"(?:/[^?#]*)?/(encode|decode)")
 _ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 _MAX_HEAD_BYTES = 16 * 1024  # request line and headers; the UI and the CLI send well under 2 KiB
 _READ_CHUNK = 16 * 1024
-_CONCURRENT_BODIES = 4  # bodies buffered and decoded at once: the memory bound's multiplier
+# Bodies buffered and decoded at once: the memory bound's multiplier (decoding one costs about
+# five times its size again). Decoding holds the GIL, so more would not answer sooner.
+_CONCURRENT_BODIES = 2
 _LINGER_SECONDS = 1.0  # after an early refusal, so the client reads it instead of a reset
+_LINGER_BYTES = 256 * 1024
 
 
 class CodecServerRefusedError(ValueError):
@@ -426,7 +429,7 @@ def _run(operation: Callable[[Sequence[Payload]], list[Payload]],
 
 
 async def _linger(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
-    """Half-close, then drop what the client still sends for a moment before closing.
+    """Half-close, then drop what the client still sends for a moment (a little) before closing.
 
     Closing with unread bytes makes the kernel send a reset, which can destroy the
     answer (413, 401) before the client reads it.
@@ -434,7 +437,8 @@ async def _linger(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) ->
     with contextlib.suppress(OSError, RuntimeError):
         if writer.can_write_eof():
             writer.write_eof()
+    dropped = 0
     with contextlib.suppress(TimeoutError, ConnectionError):
         async with asyncio.timeout(_LINGER_SECONDS):
-            while await reader.read(_READ_CHUNK):
-                pass
+            while dropped < _LINGER_BYTES and (chunk := await reader.read(_READ_CHUNK)):
+                dropped += len(chunk)
