@@ -149,7 +149,7 @@ class _Policy:
 class _Connection:
     writer: asyncio.StreamWriter
     waiting_for_head: bool = True  # evictable: it has asked nothing yet
-    opened: float = field(default_factory=time.monotonic)
+    waiting_since: float = field(default_factory=time.monotonic)
 
 
 class _Answer(Exception):
@@ -275,7 +275,7 @@ class CodecServer:
         idle = [c for c in self._connections if c.waiting_for_head]
         if not idle:
             return False
-        oldest = min(idle, key=lambda c: c.opened)
+        oldest = min(idle, key=lambda c: c.waiting_since)
         self._connections.discard(oldest)
         oldest.writer.transport.abort()
         return True
@@ -286,7 +286,7 @@ class CodecServer:
         writer = connection.writer
         while True:
             connection.waiting_for_head = True
-            connection.opened = time.monotonic()
+            connection.waiting_since = time.monotonic()
             try:
                 async with asyncio.timeout(self._limits.request_timeout) as deadline:
                     request = await _next_event(http, reader)
