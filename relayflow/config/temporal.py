@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from relayflow.config.base import EnvSettings
 
@@ -65,10 +65,25 @@ class PayloadEncryptionSettings(EnvSettings):
             (instead of ``payload_encryption_keys``).
         payload_encryption_key_id: The key that encrypts new payloads; default
             the last one listed. Every listed key decrypts.
-        codec_server_token: When set, ``relayflow codec-server`` answers only
-            requests with ``Authorization: Bearer <token>``.
+        codec_server_token: The bearer token ``relayflow codec-server``
+            requires (``Authorization: Bearer <token>``) on every request.
+            Without it the server refuses to start, unless run with
+            ``--dev-no-token`` on a loopback address.
         codec_server_origins: Comma-separated browser origins allowed to call
             the codec server (the Temporal UI's); default the dev stack's UI.
+            ``*`` (any origin, answered without credentials) needs a token.
+        codec_server_hosts: Comma-separated names the ``Host`` header of a
+            request may carry besides the bind address and ``localhost``,
+            ``127.0.0.1``, ``::1`` (the name a TLS terminator in front serves
+            it as); any other Host is refused (421).
+        codec_server_max_body_bytes: Largest request body the codec server
+            reads; a larger ``Content-Length`` is refused (413) unread.
+        codec_server_max_connections: Connections the codec server keeps open
+            at most; when full, the oldest one still waiting for its request
+            is closed for a new one.
+        codec_server_request_timeout_seconds: Time a request (head and body)
+            may take to arrive at the codec server, and its answer to be taken;
+            a slower client is cut off.
     """
 
     payload_encryption_keys: SecretStr | None = None
@@ -76,3 +91,13 @@ class PayloadEncryptionSettings(EnvSettings):
     payload_encryption_key_id: str | None = None
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
+    codec_server_hosts: str | None = None
+    codec_server_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    codec_server_max_connections: int = Field(default=128, gt=0)
+    codec_server_request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def codec_server_host_names(self) -> frozenset[str]:
+        """``codec_server_hosts`` as a set of names."""
+        return frozenset(h.strip() for h in (self.codec_server_hosts or "").split(",")
+                         if h.strip())

@@ -1,8 +1,9 @@
 """A standard-library HTTP server answered from a background thread.
 
-The small servers of the CLI (``relayflow codec-server``, ``relayflow
-asyncapi --serve``) are blocking ``ThreadingHTTPServer``s: ``serve_forever``
-in the main thread for a command, ``serving()`` in a thread for tests.
+``relayflow asyncapi --serve`` (a local documentation page) is a blocking
+``ThreadingHTTPServer``: ``serve_forever`` in the main thread for a command,
+``serving()`` in a thread for tests. The codec server, which must hold up
+against hostile clients, runs on asyncio instead (``relayflow.temporal.codec_server``).
 """
 
 from __future__ import annotations
