@@ -4,7 +4,10 @@ Each page's ```python blocks run in order in one namespace, like a doctest.
 A block right after ``<!-- not-run: <reason> -->`` (it needs a running Kafka or
 Temporal) is only compiled. A block of ``--8<-- "path"`` lines (pymdownx.snippets,
 code included from the repository) imports each included module, and its
-public names join the page's namespace.
+public names join the page's namespace. A block with a title
+(```` ```python title="loans/app.py" ````) is a file of a project the page
+builds, not a snippet: it is only compiled here, and the test that follows the
+page (tests/integration/test_docs_walkthrough.py) writes and runs the files.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ MOST_NOT_RUN = 8
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
 _NOT_RUN = re.compile(r"^\s*<!-- not-run: (?P<reason>\S.*?) -->\s*$")
+_TITLE = re.compile(r'\btitle="(?P<title>[^"]+)"')
 _INCLUDE = re.compile(r'^--8<-- "(?P<path>[^":]+)(?::[^"]*)?"$')
 
 
@@ -37,12 +41,14 @@ class Block:
         line: Line number of its first code line.
         code: The code, dedented to the fence.
         not_run: Why it only compiles, or None when it runs.
+        file: The block's title when it is a file of a project, else None.
     """
 
     page: Path
     line: int
     code: str
     not_run: str | None
+    file: str | None = None
 
     @property
     def where(self) -> str:
@@ -76,7 +82,9 @@ def python_blocks(page: Path) -> list[Block]:
             previous = next((line for line in reversed(lines[:index]) if line.strip()), "")
             marker = _NOT_RUN.match(previous)
             code = "\n".join(line[indent:] for line in lines[index + 1:end])
-            blocks.append(Block(page, index + 2, code, marker["reason"] if marker else None))
+            title = _TITLE.search(opening["info"])
+            blocks.append(Block(page, index + 2, code, marker["reason"] if marker else None,
+                                title["title"] if title else None))
         index = end + 1
     return blocks
 
@@ -101,7 +109,7 @@ def test_the_python_blocks_of_a_page_run(page: Path) -> None:
             continue
         # Named after the page and line, so a traceback points at the snippet that rotted.
         compiled = compile(block.code, block.where, "exec")
-        if block.not_run is None:
+        if block.not_run is None and block.file is None:
             exec(compiled, namespace)
 
 
@@ -126,12 +134,25 @@ def test_blocks_are_found_with_their_markers_and_indentation(tmp_path: Path) -> 
     page.write_text("Text\n\n```python\nx = 1\n```\n\n<!-- not-run: needs Kafka -->\n"
                     "```python\nconnect()\n```\n\n```bash\nls\n```\n\n"
                     "* item\n\n    ```py\n    y = x + 1\n    ```\n\n"
-                    '```python\n--8<-- "examples/tickets/app.py"\n```\n', encoding="utf-8")
+                    '```python\n--8<-- "examples/tickets/app.py"\n```\n\n'
+                    '```python title="loans/app.py"\nfrom loans.events import X\n```\n',
+                    encoding="utf-8")
     blocks = python_blocks(page)
-    assert [(block.line, block.code, block.not_run) for block in blocks] == [
-        (4, "x = 1", None), (9, "connect()", "needs Kafka"), (19, "y = x + 1", None),
-        (23, '--8<-- "examples/tickets/app.py"', None)]
+    assert [(block.line, block.code, block.not_run, block.file) for block in blocks] == [
+        (4, "x = 1", None, None), (9, "connect()", "needs Kafka", None),
+        (19, "y = x + 1", None, None), (23, '--8<-- "examples/tickets/app.py"', None, None),
+        (27, "from loans.events import X", None, "loans/app.py")]
     assert blocks[3].includes == ["examples/tickets/app.py"]
+
+
+def test_a_titled_block_is_a_file_compiled_not_run(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    page = tmp_path / "project.md"
+    page.write_text('```python title="loans/app.py"\nfrom loans.events import X\n```\n\n'
+                    '```python title="loans/bad.py"\ndef broken(:\n```\n', encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    with pytest.raises(SyntaxError, match="invalid syntax"):
+        test_the_python_blocks_of_a_page_run(page)
 
 
 def test_a_raising_block_fails_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
