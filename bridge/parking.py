@@ -280,8 +280,9 @@ class KeyParking:
             reason=reason, error=error, source_partition=record.partition,
             source_offset=record.offset, dlq_partition=dlq[0], dlq_offset=dlq[1],
             parked_at=datetime.now(UTC)))
-        log.warning("parked key %r of %s: later records of it go to the DLQ until "
-                    "released or replayed (relayflow dlq)", record.key, record.topic)
+        log.warning("parked key %s of %s: later records of it go to the DLQ until "
+                    "released or replayed (relayflow dlq)",
+                    (record.key or b"").decode(errors="backslashreplace"), record.topic)
 
     async def processed(self, record: ConsumedRecord) -> None:
         """After a record succeeded: the last record of a replay releases its key."""

@@ -40,6 +40,19 @@ In workflows (import these inside ``workflow.unsafe.imports_passed_through()``):
   the publishing activity and its input and result, e.g. for a test that
   registers a fake ``publish_outcome`` under the same name.
 
+Extending relayflow's tools (``Application.extensions``; each a protocol an
+application's object satisfies by shape):
+
+* ``VerifyChecks``: which outcomes end a workflow, and checks of the
+  application's own, for ``relayflow verify``; it is given ``Flow`` objects
+  and returns ``Violation`` objects.
+* ``StatusQueries``: which workflow queries ``relayflow status`` asks.
+* ``InputProducers``: which principal alone writes an input topic on the
+  secured dev broker.
+* ``BatchFailures``: where ``relayflow batch-failures`` finds a batch's failed items.
+* ``Demo``: what ``relayflow demo`` runs.
+* ``Settings``: relayflow's settings, which the protocols' methods are given.
+
 ``__version__`` is the installed distribution's version.
 
 Every name is imported on first use: importing ``relayflow`` itself costs
@@ -63,6 +76,12 @@ if TYPE_CHECKING:
         WorkerResources,
         load_application,
     )
+    from relayflow.config import Settings
+    from relayflow.devstack.demo import Demo
+    from relayflow.devstack.secure import InputProducers
+    from relayflow.operate.batches import BatchFailures
+    from relayflow.operate.status import StatusQueries
+    from relayflow.operate.verify import Flow, VerifyChecks, Violation
     from schemas.codec import AvroCodec
     from schemas.dead_letters import DlqReason
     from schemas.envelope import EventMeta, Inbound
@@ -84,10 +103,14 @@ __all__ = [
     "ActivityFactory",
     "Application",
     "AvroCodec",
+    "BatchFailures",
+    "Demo",
     "DlqReason",
     "Event",
     "EventMeta",
+    "Flow",
     "Inbound",
+    "InputProducers",
     "Key",
     "Outcome",
     "OutcomePublisher",
@@ -95,8 +118,12 @@ __all__ = [
     "PublishOutcomeResult",
     "Record",
     "Route",
+    "Settings",
+    "StatusQueries",
     "Topic",
     "UtcDatetime",
+    "VerifyChecks",
+    "Violation",
     "WorkerMetrics",
     "WorkerResources",
     "__version__",
@@ -113,6 +140,12 @@ _HOME = {
     **dict.fromkeys(("Action", "Route"), "bridge.routes"),
     **dict.fromkeys(("ActivityFactory", "Application", "WorkerResources", "load_application"),
                     "relayflow.application"),
+    "Settings": "relayflow.config",
+    "Demo": "relayflow.devstack.demo",
+    "InputProducers": "relayflow.devstack.secure",
+    "BatchFailures": "relayflow.operate.batches",
+    "StatusQueries": "relayflow.operate.status",
+    **dict.fromkeys(("Flow", "VerifyChecks", "Violation"), "relayflow.operate.verify"),
     "AvroCodec": "schemas.codec",
     "DlqReason": "schemas.dead_letters",
     **dict.fromkeys(("EventMeta", "Inbound"), "schemas.envelope"),

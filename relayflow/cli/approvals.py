@@ -14,7 +14,7 @@ __all__ = ["DecisionWord", "register"]
 
 def approvals(output: Output = OUTPUT, timeout: float | None = TIMEOUT,
               app_spec: str | None = APP) -> None:
-    """List orders waiting for a person's approval: who may decide, since when, until when.
+    """List what waits for a person's approval (the app's Approvals): who may decide, until when.
 
     Sagas on RELAYFLOW_TASK_QUEUE only (the deployment whose workers answer);
     also the decisions each saga refused because their sender was not asked.
@@ -61,7 +61,7 @@ def decide(
     timeout: float | None = TIMEOUT,
     app_spec: str | None = APP,
 ) -> None:
-    """Answer an order's pending approval: an ApprovalDecided on approvals.decisions.
+    """Answer a pending approval (the reference app's: an ApprovalDecided on approvals.decisions).
 
     Exit 1 when the order does not exist or waits for no decision; 2 when
     --by may not decide it; 3 when Temporal, a worker or Kafka did not answer.

@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 def batch_failures(batch_id: str = typer.Argument(help="The batch's id."),
                    output: Output = OUTPUT, app_spec: str | None = APP) -> None:
-    """List every failed item of a batch with its reason (BatchCompleted's failed_items_ref).
+    """List every failed item of a batch with its reason (the app's BatchFailures).
 
     Exit 1 when the application keeps no batch failures (no ``BatchFailures`` extension).
     """

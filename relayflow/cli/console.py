@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "console_starter"]
 
-app = typer.Typer(help="The web console: approvals inbox, orders, batches, dead letters "
-                       "and parked keys (see README, The console).")
+app = typer.Typer(help="The web console: dead letters and parked keys, and the pages the "
+                       "application adds (the reference app's approvals inbox, orders, "
+                       "batches); see the docs, Operating: the console.")
 
 
 def console_starter(settings: Settings,

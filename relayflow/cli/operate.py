@@ -136,12 +136,13 @@ def tail(
 
 
 def status(
-    subject: str = typer.Argument(help="An order id or a batch id."),
+    subject: str = typer.Argument(help="A business key, what the routes' workflow ids are made "
+                                       "of (an order id, a ticket id)."),
     output: Output = OUTPUT,
     timeout: float | None = TIMEOUT,
     app_spec: str | None = APP,
 ) -> None:
-    """The workflow of an order or batch: state, steps, outcome events, Temporal UI link."""
+    """The workflow a business key addresses: state, steps, outcome events, Temporal UI link."""
     from relayflow.operate.errors import EXIT_UNANSWERED  # noqa: PLC0415
     from relayflow.operate.status import status as reading  # noqa: PLC0415
 
@@ -196,7 +197,7 @@ def top(
     timeout: float | None = TIMEOUT,
     app_spec: str | None = APP,
 ) -> None:
-    """A live dashboard: rates, lag, calls in flight, dead letters, parked keys, approvals, batches.
+    """A live dashboard: rates, lag, calls in flight, dead letters, parked keys, approvals, workflows.
 
     With --once, exit 3 when anything did not answer (the frame is printed anyway).
     """

@@ -34,8 +34,8 @@ def test_every_public_name_resolves_and_is_documented() -> None:
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
-    with pytest.raises(AttributeError, match="no attribute 'Settings'"):
-        _ = relayflow.Settings
+    with pytest.raises(AttributeError, match="no attribute 'ReferenceSettings'"):
+        _ = relayflow.ReferenceSettings
 
 
 def test_the_public_names_are_the_framework_modules_own() -> None:
