@@ -197,7 +197,7 @@ def top(
     timeout: float | None = TIMEOUT,
     app_spec: str | None = APP,
 ) -> None:
-    """A live dashboard: rates, lag, calls in flight, dead letters, parked keys, approvals, workflows.
+    """A live dashboard: rates, lag, calls in flight, dead letters, parked keys, workflows.
 
     With --once, exit 3 when anything did not answer (the frame is printed anyway).
     """
