@@ -1,7 +1,9 @@
-"""The operator's commands: send, tail, decide, status, top (``relayflow <command>``).
+"""The operator service layer: each operator action once, for the CLI and the console alike.
 
-Each module holds the logic of one command; ``commands`` holds their thin
-typer front ends, added to ``relayflow.cli``'s app. Every call to Kafka,
+One module per action: ``send``, ``tail``, ``status``, ``top``, ``dlq``
+(list, show, replay, release), ``verify``, ``decide`` and ``approvals``,
+``batches``; the front ends (``relayflow.cli``, ``relayflow.console``) only
+read input and show results. Every call to Kafka,
 Temporal, a worker (queries) or a metrics endpoint is bounded
 (``RELAYFLOW_OPERATOR_TIMEOUT_SECONDS`` or ``--timeout``), and a dependency
 that does not answer ends the command with one line naming it and exit
