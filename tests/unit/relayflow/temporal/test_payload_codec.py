@@ -160,8 +160,8 @@ def test_plaintext_is_accepted_while_the_window_is_open_only() -> None:
     assert open_window.decrypt(plain + encrypted) == [*plain, _payload('"e"')]
     ended = EncryptionCodec([NEW], accept_plaintext_until=now + PASSED)
     assert not ended.accepts_plaintext
-    with pytest.raises(PlaintextPayloadRefused,
-                       match=re.escape(f"the plaintext window ended at {(now + PASSED).isoformat()}")):
+    ended_at = re.escape(f"the plaintext window ended at {(now + PASSED).isoformat()}")
+    with pytest.raises(PlaintextPayloadRefused, match=ended_at):
         ended.decrypt(plain)
     assert not EncryptionCodec([NEW]).accepts_plaintext
 
