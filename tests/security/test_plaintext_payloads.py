@@ -103,7 +103,7 @@ async def inject_plaintext_approval(attacker: Client, order: OrderPlaced) -> Non
 
 
 async def events(handle: WorkflowHandle[OrderSaga, OrderSagaResult]) -> list[HistoryEvent]:
-    return (await handle.fetch_history()).events
+    return list((await handle.fetch_history()).events)
 
 
 async def first_task_failure(handle: WorkflowHandle[OrderSaga, OrderSagaResult],

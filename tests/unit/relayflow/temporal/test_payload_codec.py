@@ -195,10 +195,10 @@ def test_the_window_is_an_instant(given: str, instant: datetime,
 
 def test_a_window_without_an_offset_or_without_keys_is_refused() -> None:
     with pytest.raises(ValueError, match="with its UTC offset"):
-        Settings(payload_accept_plaintext_until="2026-07-01T09:30:00")
+        Settings.model_validate({"payload_accept_plaintext_until": "2026-07-01T09:30:00"})
     with pytest.raises(PayloadKeyError,
                        match="RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL is set but no keys are"):
-        payload_codec(Settings(payload_accept_plaintext_until="2026-07-01"))
+        payload_codec(Settings(payload_accept_plaintext_until=datetime(2026, 7, 1, tzinfo=UTC)))
 
 
 def test_a_warning_line_says_while_the_window_is_set() -> None:
@@ -210,8 +210,8 @@ def test_a_warning_line_says_while_the_window_is_set() -> None:
     assert warning is not None
     assert warning.startswith(f"payloads that are not encrypted are ACCEPTED until "
                               f"{until.isoformat()} (RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL)")
-    passed = plaintext_window_warning(Settings(payload_encryption_keys=keys,
-                                               payload_accept_plaintext_until="2020-01-01"))
+    passed = plaintext_window_warning(Settings.model_validate(
+        {"payload_encryption_keys": keys, "payload_accept_plaintext_until": "2020-01-01"}))
     assert passed == ("RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL=2020-01-01T00:00:00+00:00 has "
                       "passed: payloads that are not encrypted are refused; remove the setting")
 
