@@ -119,6 +119,9 @@ async def first_task_failure(handle: WorkflowHandle[OrderSaga, OrderSagaResult],
                   and signalled and i > signalled[0]]  # the first task may fail on its own
         if failed:
             return history
+        assert not any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+                       for e in history[signalled[0]:] if signalled), \
+            "the worker completed a task with the plaintext signal: it acted on it"
         assert asyncio.get_running_loop().time() < deadline, [e.event_type for e in history]
         await asyncio.sleep(0.5)
 
