@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from relayflow.config.base import EnvSettings
 
 __all__ = ["PayloadEncryptionSettings", "TemporalSettings"]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class TemporalSettings(EnvSettings):
@@ -65,6 +69,12 @@ class PayloadEncryptionSettings(EnvSettings):
             (instead of ``payload_encryption_keys``).
         payload_encryption_key_id: The key that encrypts new payloads; default
             the last one listed. Every listed key decrypts.
+        payload_accept_plaintext_until: A migration window: until this instant
+            (ISO 8601 with a UTC offset, or a date, meaning 00:00 UTC that day)
+            payloads that are not encrypted are decoded as they are; from then
+            on, and when unset, they are refused. Set it only while switching
+            encryption on under open workflows, to cover the longest of them;
+            each process logs a warning at start while it is set. Needs keys.
         codec_server_token: The bearer token ``relayflow codec-server``
             requires (``Authorization: Bearer <token>``) on every request.
             Without it the server refuses to start, unless run with
@@ -89,12 +99,26 @@ class PayloadEncryptionSettings(EnvSettings):
     payload_encryption_keys: SecretStr | None = None
     payload_encryption_keys_file: Path | None = None
     payload_encryption_key_id: str | None = None
+    payload_accept_plaintext_until: datetime | None = None
     codec_server_token: SecretStr | None = None
     codec_server_origins: str | None = None
     codec_server_hosts: str | None = None
     codec_server_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     codec_server_max_connections: int = Field(default=128, gt=0)
     codec_server_request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("payload_accept_plaintext_until", mode="before")
+    @classmethod
+    def _an_instant(cls, value: object) -> object:
+        """A date is 00:00 UTC that day; a time of day needs its UTC offset (no guessing)."""
+        if isinstance(value, str) and _DATE.fullmatch(value.strip()):
+            return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip())
+        if isinstance(value, datetime) and value.tzinfo is None:
+            msg = "give the instant with its UTC offset (e.g. 2026-07-01T00:00:00Z), or a date"
+            raise ValueError(msg)
+        return value
 
     @property
     def codec_server_host_names(self) -> frozenset[str]:

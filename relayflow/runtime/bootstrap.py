@@ -46,6 +46,7 @@ from relayflow.runtime.clients import (
     traced,
     wait_for_temporal,
 )
+from relayflow.temporal.payload_codec import plaintext_window_warning
 from schemas.codec import AvroCodec
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ __all__ = [
     "running",
     "unless_stopped",
     "wait_for_temporal",
+    "warn_while_plaintext_accepted",
 ]
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,12 @@ async def unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:
     return task.result()
 
 
+def warn_while_plaintext_accepted(settings: Settings) -> None:
+    """Log a warning line while a plaintext window (``payload_accept_plaintext_until``) is set."""
+    if (warning := plaintext_window_warning(settings)) is not None:
+        log.warning(warning)
+
+
 async def run_bridge(settings: Settings, app: Application | None = None, *,
                      stop: asyncio.Event, routes: RouteTable | None = None,
                      tracer_provider: TracerProvider | None = None,
@@ -184,6 +192,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
                              tracer_provider=tracer_provider, monitoring=own)
         return
     app = app or application(settings)
+    warn_while_plaintext_accepted(settings)
     table = routes or app.route_table()
     backoff = Backoff()
     provider = traced(settings, tracer_provider)
@@ -266,6 +275,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
                              monitoring=own)
         return
     app = app or application(settings)
+    warn_while_plaintext_accepted(settings)
     probe = WorkerProbe(settings.ready_outage_grace_seconds)
     monitoring.endpoints.checks["worker"] = probe
     client = await connect_temporal(settings, tracer_provider=tracer_provider,

@@ -355,8 +355,9 @@ class CodecServer:
             body = await _read_body(http, reader, writer)
             # Decoding is ours to bound (the body size); the answer gets a bound of its own.
             deadline.reschedule(asyncio.get_running_loop().time() + self._limits.request_timeout)
+            # Decoding is for reading: a plaintext payload someone injected is shown as stored.
             operation = self._codec.encrypt if match.group(1) == "encode" else \
-                self._codec.decrypt
+                self._codec.reveal
             status, answer = await asyncio.to_thread(_run, operation, body)
         namespace = b"".join(_values(request, b"x-namespace"))[:100].decode("latin-1")
         log.info("%s: %s (namespace %r)", path, answer if status != HTTPStatus.OK else

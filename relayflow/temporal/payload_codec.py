@@ -11,8 +11,17 @@ failure messages) is stored as ciphertext::
 The key id is authenticated along with the ciphertext. The newest key (or the
 one named active) encrypts; every configured key decrypts, so keys rotate by
 adding a new one and dropping an old one only once no open history needs it.
-Payloads without the ``binary/encrypted`` encoding pass through decoding
-untouched: histories written before encryption was switched on stay readable.
+
+A payload without the ``binary/encrypted`` encoding is refused on decoding
+(``PlaintextPayloadRefused``): whoever can signal, start or query a workflow
+without the keys (``temporal workflow signal``, a client without the codec)
+must not get a payload acted on by a worker that encrypts. To switch
+encryption on under open workflows whose histories hold plaintext, a window
+(``RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL``) accepts plaintext until a
+stated instant. Temporal runs codecs on payloads only: search attributes, and
+headers (the SDK's default), never reach this codec, and the failures the
+server and the SDK core make (timeouts, terminations, cancellations) carry
+no payload, so nothing Temporal itself sends is refused.
 
 Keys are ``id:base64-of-32-bytes`` entries (one a line in a file; comma- or
 newline-separated in an environment variable; ``#`` starts a comment). Keys
@@ -27,6 +36,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,10 +58,12 @@ __all__ = [
     "EncryptionKey",
     "PayloadDecryptionError",
     "PayloadKeyError",
+    "PlaintextPayloadRefused",
     "UnknownEncryptionKey",
     "new_key_entry",
     "parse_keys",
     "payload_codec",
+    "plaintext_window_warning",
     "read_keys",
 ]
 
@@ -65,6 +77,7 @@ KEY_BYTES = 32
 NONCE_BYTES = 12  # 96 bits: GCM's native nonce size; random per payload
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SHOWN_ID_CHARS = 64  # a key id read from a payload is untrusted input: shown truncated
+ACCEPT_PLAINTEXT_SETTING = "RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL"
 
 
 class PayloadKeyError(SettingError):
@@ -88,6 +101,27 @@ class UnknownEncryptionKey(PayloadDecryptionError):
             f"payload encrypted with key id {key_id[:_SHOWN_ID_CHARS]!r}, which is not "
             f"configured (configured: {', '.join(configured)}); add that key to "
             "RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS_FILE")
+
+
+class PlaintextPayloadRefused(PayloadDecryptionError):
+    """A payload is not encrypted while encryption is on (and no plaintext window is open).
+
+    The message names the payload's ``encoding`` (truncated) and the
+    migration setting, never the payload's data.
+
+    Attributes:
+        encoding: The payload's ``encoding`` metadata, as given (untrusted input).
+    """
+
+    def __init__(self, encoding: bytes, until: datetime | None) -> None:
+        self.encoding = encoding
+        shown = encoding[:_SHOWN_ID_CHARS].decode(errors="replace")
+        window = ("no plaintext window is set" if until is None else
+                  f"the plaintext window ended at {until.isoformat()}")
+        super().__init__(
+            f"refused a payload that is not encrypted (encoding {shown!r}): payload encryption "
+            f"is on and {window}; it was sent by a client without the keys, or stored before "
+            f"encryption was turned on (for a migration, see {ACCEPT_PLAINTEXT_SETTING})")
 
 
 @dataclass(frozen=True)
@@ -184,16 +218,24 @@ def read_keys(keys: str | None, keys_file: Path | None) -> list[EncryptionKey]:
 class EncryptionCodec(PayloadCodec):
     """AES-256-GCM over whole payloads; the active key encrypts, every key decrypts.
 
+    Payloads that are not encrypted are refused on decoding, unless
+    ``accept_plaintext_until`` is still ahead (read at each decoding, so a
+    running worker starts refusing when the window ends).
+
     Args:
         keys: Every key that may have encrypted a stored payload.
         active_key_id: The key that encrypts new payloads (default: the last of ``keys``).
+        accept_plaintext_until: Until when payloads that are not encrypted are
+            decoded as they are (timezone-aware); None: never.
 
     Raises:
         PayloadKeyError: No keys, a repeated id, or ``active_key_id`` is not among them.
     """
 
-    def __init__(self, keys: Sequence[EncryptionKey], active_key_id: str | None = None) -> None:
+    def __init__(self, keys: Sequence[EncryptionKey], active_key_id: str | None = None, *,
+                 accept_plaintext_until: datetime | None = None) -> None:
         super().__init__()
+        self.accept_plaintext_until = accept_plaintext_until
         if not keys:
             raise PayloadKeyError("payload encryption needs at least one key")
         self._ciphers = {key.key_id: AESGCM(key.secret) for key in keys}
@@ -209,6 +251,12 @@ class EncryptionCodec(PayloadCodec):
     def key_ids(self) -> tuple[str, ...]:
         """Ids of every key this codec decrypts with, as configured."""
         return tuple(self._ciphers)
+
+    @property
+    def accepts_plaintext(self) -> bool:
+        """Whether the plaintext window is open now."""
+        until = self.accept_plaintext_until
+        return until is not None and datetime.now(UTC) < until
 
     def __repr__(self) -> str:
         """Key ids only."""
@@ -231,12 +279,29 @@ class EncryptionCodec(PayloadCodec):
         return encrypted
 
     def decrypt(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """The original payloads; ones that are not encrypted are returned as they are.
+        """The original payloads; unencrypted ones only while the plaintext window is open.
 
         Raises:
+            PlaintextPayloadRefused: A payload is not encrypted and the window is not open.
             UnknownEncryptionKey: A payload names a key id that is not configured.
             PayloadDecryptionError: A payload fails authentication (tampered
                 ciphertext, nonce or key id) or is malformed.
+        """
+        if not self.accepts_plaintext:
+            for payload in payloads:
+                if (encoding := payload.metadata.get("encoding", b"")) != ENCRYPTED_ENCODING:
+                    raise PlaintextPayloadRefused(encoding, self.accept_plaintext_until)
+        return self.reveal(payloads)
+
+    def reveal(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """The original payloads, ones that are not encrypted as they are: for reading, not acting.
+
+        The codec server answers with this: an operator reading a history
+        must see a plaintext payload someone injected, which is stored in clear anyway.
+
+        Raises:
+            UnknownEncryptionKey: A payload names a key id that is not configured.
+            PayloadDecryptionError: A payload fails authentication or is malformed.
         """
         return [self._decrypt_one(p) if p.metadata.get("encoding") == ENCRYPTED_ENCODING else p
                 for p in payloads]
@@ -269,17 +334,41 @@ def payload_codec(settings: PayloadEncryptionSettings) -> EncryptionCodec | None
     """The payload encryption codec of the configured keys; None when none are.
 
     Args:
-        settings: relayflow's settings (``payload_encryption_keys``, ``_keys_file``, ``_key_id``).
+        settings: relayflow's settings (``payload_encryption_keys``, ``_keys_file``,
+            ``_key_id``, ``payload_accept_plaintext_until``).
 
     Raises:
-        PayloadKeyError: The keys are unusable; one line naming the setting, never a key.
+        PayloadKeyError: The keys are unusable, or a key id or plaintext window
+            is set without keys; one line naming the setting, never a key.
     """
     keys_text = settings.payload_encryption_keys
     if keys_text is None and settings.payload_encryption_keys_file is None:
-        if settings.payload_encryption_key_id is not None:
-            raise PayloadKeyError("RELAYFLOW_PAYLOAD_ENCRYPTION_KEY_ID is set but no keys "
-                                  "are (RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or _KEYS_FILE)")
+        for name, value in (("RELAYFLOW_PAYLOAD_ENCRYPTION_KEY_ID",
+                             settings.payload_encryption_key_id),
+                            (ACCEPT_PLAINTEXT_SETTING, settings.payload_accept_plaintext_until)):
+            if value is not None:
+                raise PayloadKeyError(f"{name} is set but no keys are "
+                                      "(RELAYFLOW_PAYLOAD_ENCRYPTION_KEYS or _KEYS_FILE)")
         return None
     keys = read_keys(None if keys_text is None else keys_text.get_secret_value(),
                      settings.payload_encryption_keys_file)
-    return EncryptionCodec(keys, settings.payload_encryption_key_id)
+    return EncryptionCodec(keys, settings.payload_encryption_key_id,
+                           accept_plaintext_until=settings.payload_accept_plaintext_until)
+
+
+def plaintext_window_warning(settings: PayloadEncryptionSettings) -> str | None:
+    """The warning a process logs at start while a plaintext window is set; None when none is.
+
+    Args:
+        settings: relayflow's settings (``payload_accept_plaintext_until``).
+    """
+    until = settings.payload_accept_plaintext_until
+    if until is None:
+        return None
+    if datetime.now(UTC) >= until:
+        return (f"{ACCEPT_PLAINTEXT_SETTING}={until.isoformat()} has passed: payloads that "
+                "are not encrypted are refused; remove the setting")
+    return (f"payloads that are not encrypted are ACCEPTED until {until.isoformat()} "
+            f"({ACCEPT_PLAINTEXT_SETTING}): anyone who can signal or start a workflow without "
+            "the keys can have a worker act on plaintext; remove it once no open workflow "
+            "holds plaintext")

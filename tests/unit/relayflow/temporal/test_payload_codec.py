@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,10 +25,12 @@ from relayflow.temporal.payload_codec import (
     EncryptionKey,
     PayloadDecryptionError,
     PayloadKeyError,
+    PlaintextPayloadRefused,
     UnknownEncryptionKey,
     new_key_entry,
     parse_keys,
     payload_codec,
+    plaintext_window_warning,
     read_keys,
 )
 from tests.helpers.support import order_placed
@@ -113,9 +117,103 @@ def test_a_tampered_payload_fails_authentication(tamper: str) -> None:
         codec.decrypt([payload])
 
 
-def test_payloads_stored_before_encryption_pass_through() -> None:
-    plain = [_payload('{"order_id": "o-1"}')]
-    assert EncryptionCodec([NEW]).decrypt(plain) == plain
+PLAIN_SECRET = '{"order_id": "o-plain-4711"}'
+"""What a plaintext payload carries: never in a refusal."""
+AHEAD, PASSED = timedelta(days=30), timedelta(seconds=-1)
+
+
+@pytest.mark.parametrize("payload", [
+    _payload(PLAIN_SECRET),
+    Payload(metadata={"encoding": b"binary/null"}),  # a None: no data, still not ours
+    Payload(data=PLAIN_SECRET.encode()),  # no encoding at all
+    Payload(metadata={"encoding": b"binary/encrypted-not" + b"x" * 500},
+            data=PLAIN_SECRET.encode()),
+])
+async def test_a_payload_that_is_not_encrypted_is_refused_without_its_content(
+        payload: Payload) -> None:
+    codec = EncryptionCodec([NEW])
+    with pytest.raises(PlaintextPayloadRefused) as caught:
+        await codec.decode([payload])
+    message = str(caught.value)
+    assert message.startswith("refused a payload that is not encrypted (encoding ")
+    assert "no plaintext window is set" in message
+    assert "RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL" in message
+    assert "o-plain-4711" not in message
+    assert len(message) < 400  # an attacker's encoding is shown truncated
+    assert caught.value.encoding == payload.metadata.get("encoding", b"")
+
+
+def test_one_plaintext_payload_among_encrypted_ones_refuses_the_call() -> None:
+    codec = EncryptionCodec([NEW])
+    mixed = [*codec.encrypt([_payload('"a"')]), _payload(PLAIN_SECRET),
+             *codec.encrypt([_payload('"b"')])]
+    with pytest.raises(PlaintextPayloadRefused, match="'json/plain'"):
+        codec.decrypt(mixed)
+
+
+def test_plaintext_is_accepted_while_the_window_is_open_only() -> None:
+    plain = [_payload(PLAIN_SECRET)]
+    encrypted = EncryptionCodec([NEW]).encrypt([_payload('"e"')])
+    now = datetime.now(UTC)
+    open_window = EncryptionCodec([NEW], accept_plaintext_until=now + AHEAD)
+    assert open_window.accepts_plaintext
+    assert open_window.decrypt(plain + encrypted) == [*plain, _payload('"e"')]
+    ended = EncryptionCodec([NEW], accept_plaintext_until=now + PASSED)
+    assert not ended.accepts_plaintext
+    ended_at = re.escape(f"the plaintext window ended at {(now + PASSED).isoformat()}")
+    with pytest.raises(PlaintextPayloadRefused, match=ended_at):
+        ended.decrypt(plain)
+    assert not EncryptionCodec([NEW]).accepts_plaintext
+
+
+def test_reveal_shows_plaintext_as_stored_for_reading() -> None:
+    codec = EncryptionCodec([NEW])
+    plain = [_payload(PLAIN_SECRET)]
+    assert codec.reveal(plain + codec.encrypt(plain)) == plain + plain
+
+
+async def test_the_data_converter_refuses_plaintext_unless_the_window_is_open() -> None:
+    keys, order = SecretStr(_entry(NEW)), order_placed()
+    [plain] = await data_converter(Settings()).encode([order])  # a client without the keys
+    with pytest.raises(PlaintextPayloadRefused):
+        await data_converter(Settings(payload_encryption_keys=keys)).decode([plain], [type(order)])
+    window = Settings(payload_encryption_keys=keys,
+                      payload_accept_plaintext_until=datetime.now(UTC) + AHEAD)
+    assert await data_converter(window).decode([plain], [type(order)]) == [order]
+
+
+@pytest.mark.parametrize(("given", "instant"), [
+    ("2026-07-01", datetime(2026, 7, 1, tzinfo=UTC)),
+    ("2026-07-01T09:30:00Z", datetime(2026, 7, 1, 9, 30, tzinfo=UTC)),
+    ("2026-07-01T11:30:00+02:00", datetime(2026, 7, 1, 9, 30, tzinfo=UTC)),
+])
+def test_the_window_is_an_instant(given: str, instant: datetime,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL", given)
+    assert Settings().payload_accept_plaintext_until == instant
+
+
+def test_a_window_without_an_offset_or_without_keys_is_refused() -> None:
+    with pytest.raises(ValueError, match="with its UTC offset"):
+        Settings.model_validate({"payload_accept_plaintext_until": "2026-07-01T09:30:00"})
+    with pytest.raises(PayloadKeyError,
+                       match="RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL is set but no keys are"):
+        payload_codec(Settings(payload_accept_plaintext_until=datetime(2026, 7, 1, tzinfo=UTC)))
+
+
+def test_a_warning_line_says_while_the_window_is_set() -> None:
+    keys = SecretStr(_entry(NEW))
+    assert plaintext_window_warning(Settings(payload_encryption_keys=keys)) is None
+    until = datetime.now(UTC) + AHEAD
+    warning = plaintext_window_warning(Settings(payload_encryption_keys=keys,
+                                                payload_accept_plaintext_until=until))
+    assert warning is not None
+    assert warning.startswith(f"payloads that are not encrypted are ACCEPTED until "
+                              f"{until.isoformat()} (RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL)")
+    passed = plaintext_window_warning(Settings.model_validate(
+        {"payload_encryption_keys": keys, "payload_accept_plaintext_until": "2020-01-01"}))
+    assert passed == ("RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL=2020-01-01T00:00:00+00:00 has "
+                      "passed: payloads that are not encrypted are refused; remove the setting")
 
 
 def test_keys_show_in_no_repr_or_str() -> None:
