@@ -55,7 +55,10 @@ __all__ = ["ADMIN", "MECHANISM", "MECHANISMS", "PRINCIPALS", "Acl", "DevSecrets"
 ADMIN = "admin"
 """The super user: the broker between brokers, and the dev stack's own tooling."""
 TOOLS = "tools"
-"""Tests and operator commands; writes the input topics no declared producer owns."""
+"""Tests and operator commands; writes the input topics no declared producer owns.
+
+It reads without a consumer group (``tail``, ``dlq list``, ``verify``) and may
+describe the bridge's groups, never join or commit them."""
 PRINCIPALS = (ADMIN, TOOLS, "bridge", "worker")
 """The SCRAM users every secured dev broker has (an application may declare more)."""
 MECHANISM = "SCRAM-SHA-512"
@@ -133,7 +136,10 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
     * each declared producer (``producers``; the reference application's
       ``approvals``): write its input topics (no one else may).
     * ``tools``: write the other input topics and the parked-keys topic (DLQ
-      replay and release), read every topic and group, describe the cluster.
+      replay and release), read every topic without a group, describe the
+      bridge's groups (their committed offsets) and the cluster. It may not
+      READ any group: that would let it join the bridge's group and commit
+      past records it never handled.
 
     Args:
         topics: Every topic of the application (``Application.all_topics()``).
@@ -160,7 +166,8 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
         else:
             allow("worker", "WRITE", topic.name)
     plan += [Acl("bridge", "READ", _GROUP, group_prefix, prefixed=True),
-             Acl(TOOLS, "READ", _TOPIC, "*"), Acl(TOOLS, "READ", _GROUP, "*"),
+             Acl(TOOLS, "READ", _TOPIC, "*"),
+             Acl(TOOLS, "DESCRIBE", _GROUP, group_prefix, prefixed=True),
              Acl(TOOLS, "DESCRIBE", _CLUSTER, "kafka-cluster")]
     return plan
 
