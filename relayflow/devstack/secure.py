@@ -48,9 +48,9 @@ from relayflow.config.settings import Settings
 from relayflow.devstack.process import StackError
 from schemas.topics import DLQ_SUFFIX, Topic
 
-__all__ = ["ADMIN", "MECHANISM", "MECHANISMS", "PRINCIPALS", "Acl", "DevSecrets",
-           "InputProducers", "acl_plan", "create_acls", "input_producers", "principals",
-           "write_ca"]
+__all__ = ["ADMIN", "CLUSTER", "GROUP", "MECHANISM", "MECHANISMS", "PRINCIPALS", "TOPIC", "Acl",
+           "DevSecrets", "InputProducers", "acl_plan", "create_acls", "input_producers",
+           "principals", "write_ca"]
 
 ADMIN = "admin"
 """The super user: the broker between brokers, and the dev stack's own tooling."""
@@ -68,11 +68,12 @@ MECHANISMS = (MECHANISM, "PLAIN")
 _VALID = dt.timedelta(days=365)
 
 # Kafka's protocol codes (org.apache.kafka.common.acl / resource).
-_TOPIC, _GROUP, _CLUSTER = 2, 3, 4
+TOPIC, GROUP, CLUSTER = 2, 3, 4
+"""Kafka's resource type codes (``Acl.resource_type``)."""
 _LITERAL, _PREFIXED = 3, 4
 _ALLOW = 3
 _OPERATIONS = {"READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
-_RESOURCES = {_TOPIC: "topic", _GROUP: "group", _CLUSTER: "cluster"}
+_RESOURCES = {TOPIC: "topic", GROUP: "group", CLUSTER: "cluster"}
 
 
 @runtime_checkable
@@ -151,7 +152,7 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
     plan: list[Acl] = []
 
     def allow(principal: str, operation: str, topic: str) -> None:
-        plan.append(Acl(principal, operation, _TOPIC, topic))
+        plan.append(Acl(principal, operation, TOPIC, topic))
 
     for topic in topics:
         if topic.inbound:
@@ -165,10 +166,10 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
                 allow(principal, operation, topic.name)
         else:
             allow("worker", "WRITE", topic.name)
-    plan += [Acl("bridge", "READ", _GROUP, group_prefix, prefixed=True),
-             Acl(TOOLS, "READ", _TOPIC, "*"),
-             Acl(TOOLS, "DESCRIBE", _GROUP, group_prefix, prefixed=True),
-             Acl(TOOLS, "DESCRIBE", _CLUSTER, "kafka-cluster")]
+    plan += [Acl("bridge", "READ", GROUP, group_prefix, prefixed=True),
+             Acl(TOOLS, "READ", TOPIC, "*"),
+             Acl(TOOLS, "DESCRIBE", GROUP, group_prefix, prefixed=True),
+             Acl(TOOLS, "DESCRIBE", CLUSTER, "kafka-cluster")]
     return plan
 
 
