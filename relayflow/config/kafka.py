@@ -37,6 +37,11 @@ class KafkaSettings(EnvSettings):
             required with the SASL protocols.
         kafka_sasl_username: SASL user (the principal ACLs name); required with SASL.
         kafka_sasl_password: SASL password; required with SASL. Never shown.
+        kafka_sasl_plain_without_tls: Allow the ``PLAIN`` mechanism over
+            ``SASL_PLAINTEXT``, which sends the password in clear to anyone on
+            the path. Off: that combination stops every process at start; use
+            ``SASL_SSL``, or a SCRAM mechanism. Only for a broker on a trusted
+            network that cannot do better.
         kafka_ssl_ca_file: PEM file of the CA(s) that signed the brokers'
             certificates; unset: the system's trust store.
         kafka_ssl_cert_file: PEM client certificate (chain), for brokers that
@@ -53,6 +58,7 @@ class KafkaSettings(EnvSettings):
     kafka_sasl_mechanism: KafkaSaslMechanism | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_plain_without_tls: bool = False
     kafka_ssl_ca_file: Path | None = None
     kafka_ssl_cert_file: Path | None = None
     kafka_ssl_key_file: Path | None = None
@@ -91,6 +97,11 @@ class KafkaSettings(EnvSettings):
             if self.kafka_security_protocol not in _SASL and value is not None:
                 return (f"RELAYFLOW_{field.upper()} is set, but {named} uses no SASL "
                         "(SASL_PLAINTEXT or SASL_SSL do)")
+        if (self.kafka_security_protocol == "SASL_PLAINTEXT"
+                and self.kafka_sasl_mechanism == "PLAIN" and not self.kafka_sasl_plain_without_tls):
+            return ("RELAYFLOW_KAFKA_SASL_MECHANISM=PLAIN with "
+                    f"{named} sends the password in clear; use SASL_SSL or a SCRAM "
+                    "mechanism (RELAYFLOW_KAFKA_SASL_PLAIN_WITHOUT_TLS=true allows it)")
         return None
 
     def _tls_problem(self) -> str | None:

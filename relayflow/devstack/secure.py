@@ -48,14 +48,17 @@ from relayflow.config.settings import Settings
 from relayflow.devstack.process import StackError
 from schemas.topics import DLQ_SUFFIX, Topic
 
-__all__ = ["ADMIN", "MECHANISM", "MECHANISMS", "PRINCIPALS", "Acl", "DevSecrets",
-           "InputProducers", "acl_plan", "create_acls", "input_producers", "principals",
-           "write_ca"]
+__all__ = ["ADMIN", "CLUSTER", "GROUP", "MECHANISM", "MECHANISMS", "PRINCIPALS", "TOPIC", "Acl",
+           "DevSecrets", "InputProducers", "acl_plan", "create_acls", "input_producers",
+           "principals", "write_ca"]
 
 ADMIN = "admin"
 """The super user: the broker between brokers, and the dev stack's own tooling."""
 TOOLS = "tools"
-"""Tests and operator commands; writes the input topics no declared producer owns."""
+"""Tests and operator commands; writes the input topics no declared producer owns.
+
+It reads without a consumer group (``tail``, ``dlq list``, ``verify``) and may
+describe the bridge's groups, never join or commit them."""
 PRINCIPALS = (ADMIN, TOOLS, "bridge", "worker")
 """The SCRAM users every secured dev broker has (an application may declare more)."""
 MECHANISM = "SCRAM-SHA-512"
@@ -65,11 +68,12 @@ MECHANISMS = (MECHANISM, "PLAIN")
 _VALID = dt.timedelta(days=365)
 
 # Kafka's protocol codes (org.apache.kafka.common.acl / resource).
-_TOPIC, _GROUP, _CLUSTER = 2, 3, 4
+TOPIC, GROUP, CLUSTER = 2, 3, 4
+"""Kafka's resource type codes (``Acl.resource_type``)."""
 _LITERAL, _PREFIXED = 3, 4
 _ALLOW = 3
 _OPERATIONS = {"READ": 3, "WRITE": 4, "CREATE": 5, "DESCRIBE": 8}
-_RESOURCES = {_TOPIC: "topic", _GROUP: "group", _CLUSTER: "cluster"}
+_RESOURCES = {TOPIC: "topic", GROUP: "group", CLUSTER: "cluster"}
 
 
 @runtime_checkable
@@ -133,7 +137,10 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
     * each declared producer (``producers``; the reference application's
       ``approvals``): write its input topics (no one else may).
     * ``tools``: write the other input topics and the parked-keys topic (DLQ
-      replay and release), read every topic and group, describe the cluster.
+      replay and release), read every topic without a group, describe the
+      bridge's groups (their committed offsets) and the cluster. It may not
+      READ any group: that would let it join the bridge's group and commit
+      past records it never handled.
 
     Args:
         topics: Every topic of the application (``Application.all_topics()``).
@@ -145,7 +152,7 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
     plan: list[Acl] = []
 
     def allow(principal: str, operation: str, topic: str) -> None:
-        plan.append(Acl(principal, operation, _TOPIC, topic))
+        plan.append(Acl(principal, operation, TOPIC, topic))
 
     for topic in topics:
         if topic.inbound:
@@ -159,9 +166,10 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
                 allow(principal, operation, topic.name)
         else:
             allow("worker", "WRITE", topic.name)
-    plan += [Acl("bridge", "READ", _GROUP, group_prefix, prefixed=True),
-             Acl(TOOLS, "READ", _TOPIC, "*"), Acl(TOOLS, "READ", _GROUP, "*"),
-             Acl(TOOLS, "DESCRIBE", _CLUSTER, "kafka-cluster")]
+    plan += [Acl("bridge", "READ", GROUP, group_prefix, prefixed=True),
+             Acl(TOOLS, "READ", TOPIC, "*"),
+             Acl(TOOLS, "DESCRIBE", GROUP, group_prefix, prefixed=True),
+             Acl(TOOLS, "DESCRIBE", CLUSTER, "kafka-cluster")]
     return plan
 
 

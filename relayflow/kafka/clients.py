@@ -151,10 +151,12 @@ def _tls_problem(error: ssl.SSLError, settings: Settings,
                  address: str) -> KafkaSecurityError | None:
     if isinstance(error, ssl.SSLCertVerificationError):
         if error.verify_code == _HOSTNAME_MISMATCH:
+            # The fix is the address (or the certificate), never a weaker check.
             return KafkaSecurityError(
-                "RELAYFLOW_KAFKA_SSL_CHECK_HOSTNAME",
+                "RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS",
                 f"the certificate of the broker at {address} does not name that host "
-                f"({error.verify_message}); connect by a name it holds, or turn the check off")
+                f"({error.verify_message}); connect by a name the certificate holds, "
+                "or have the broker's certificate issued for this name")
         trusted = settings.kafka_ssl_ca_file or "the system's trust store (no CA file set)"
         return KafkaSecurityError(
             "RELAYFLOW_KAFKA_SSL_CA_FILE",

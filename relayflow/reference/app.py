@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.routes import Action, Route, RouteTable
 from relayflow.application import Application, WorkerResources
-from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyProvider
+from relayflow.reference.activities.approval_policy import ApprovalPolicyProvider, ApprovalRules
 from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.activities.orders import OrderActivities
 from relayflow.reference.activities.store import Store
@@ -67,8 +67,8 @@ def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., A
     """
     settings = ReferenceSettings.of(resources.settings)
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
-    policy = ApprovalPolicyProvider(ApprovalPolicy(
-        threshold_cents=settings.approval_threshold_cents,
+    policy = ApprovalPolicyProvider(ApprovalRules(
+        thresholds_cents=settings.thresholds_cents,
         timeout_seconds=settings.approval_timeout_seconds,
         escalation_timeout_seconds=settings.escalation_timeout_seconds,
         approver=settings.approver,

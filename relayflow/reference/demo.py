@@ -175,7 +175,7 @@ def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[S
 
     reference = ReferenceSettings.of(settings)
     over_limit = reference.card_limit_cents + 1
-    big = reference.approval_threshold_cents
+    big = reference.thresholds_cents["EUR"]  # the demo's orders are in EUR
     duplicate = rec(_order(oid("dup")))
     cancelled = _order(oid("cancel"))
     return [

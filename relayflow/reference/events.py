@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from relayflow.reference.currencies import is_currency
 from schemas.models import Event, Key, Outcome, Record, UtcDatetime
 
 __all__ = [
@@ -74,7 +75,8 @@ class OrderPlaced(_KeyedByOrder, Event):
         customer_id: Who ordered.
         items: The order lines, at least one.
         amount_cents: Total in minor units; must equal the sum of the lines.
-        currency: ISO 4217 code.
+        currency: ISO 4217 code; a code not on the list (``relayflow.reference.currencies``)
+            fails validation, so the record is dead-lettered as ``invalid-event``.
         shipping_country: ISO 3166-1 alpha-2 destination.
         approval_timeout_seconds: Overrides the configured wait of each
             approval stage for this order.
@@ -89,6 +91,13 @@ class OrderPlaced(_KeyedByOrder, Event):
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     shipping_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
     approval_timeout_seconds: int | None = Field(default=None, gt=0, le=365 * 24 * 3600)
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, code: str) -> str:
+        if not is_currency(code):
+            raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+        return code
 
     @model_validator(mode="after")
     def _total_matches_lines(self) -> OrderPlaced:

@@ -11,23 +11,50 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from relayflow.config import SettingError, setting_errors
 from relayflow.config.devstack import DataSettings
+from relayflow.reference.currencies import is_currency
 
 if TYPE_CHECKING:
     from relayflow.config import Settings
 
-__all__ = ["ReferenceSettings"]
+__all__ = ["ReferenceSettings", "parse_thresholds"]
+
+
+def parse_thresholds(text: str) -> dict[str, int]:
+    """``USD=110000,JPY=15000000`` as ``{"USD": 110000, "JPY": 15000000}``.
+
+    Raises:
+        ValueError: A pair is malformed, names no ISO 4217 currency or twice the
+            same one, or its amount is not a whole number of at least 0.
+    """
+    thresholds: dict[str, int] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        code, equals, amount = (part.strip() for part in pair.partition("="))
+        if not equals or not amount.isdigit():
+            raise ValueError(f"{pair!r} is not CODE=AMOUNT (a whole number of minor units)")
+        if not is_currency(code):
+            raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+        if code in thresholds:
+            raise ValueError(f"{code} is given twice")
+        thresholds[code] = int(amount)
+    return thresholds
 
 
 class ReferenceSettings(DataSettings):
     """Reference app: its business rules and the SQLite store of its activities.
 
     Attributes:
-        approval_threshold_cents: Orders at or above this amount need a
-            person's approval before payment.
+        approval_threshold_cents: Orders in EUR at or above this amount need a
+            person's approval before payment (the EUR threshold, unless
+            ``approval_thresholds`` names EUR).
+        approval_thresholds: Thresholds of other currencies, in their own
+            minor units, as ``CODE=AMOUNT`` pairs separated by commas (e.g.
+            ``USD=110000,JPY=15000000``); each code must be ISO 4217. Amounts are
+            never converted: every order in a currency not named here (nor EUR
+            by ``approval_threshold_cents``) needs approval.
         approval_timeout_seconds: Wait for the first approver before escalating.
         escalation_timeout_seconds: Wait for the escalation approver before the
             order fails with ``approval_timed_out``.
@@ -42,7 +69,8 @@ class ReferenceSettings(DataSettings):
             ``store_path``; default ``<data_dir>/store.db``.
     """
 
-    approval_threshold_cents: int = 100_000
+    approval_threshold_cents: int = Field(default=100_000, ge=0)
+    approval_thresholds: str = ""
     approval_timeout_seconds: int = 24 * 3600
     escalation_timeout_seconds: int = 24 * 3600
     approver: str = "orders-approvers"
@@ -66,6 +94,17 @@ class ReferenceSettings(DataSettings):
             return cls(**{"data_dir": settings.data_dir, **update})  # type: ignore[arg-type]
         except ValidationError as error:
             raise SettingError("\n".join(setting_errors(error))) from None
+
+    @field_validator("approval_thresholds")
+    @classmethod
+    def _thresholds_parse(cls, text: str) -> str:
+        parse_thresholds(text)
+        return text
+
+    @property
+    def thresholds_cents(self) -> dict[str, int]:
+        """ISO 4217 code → approval threshold: ``approval_thresholds`` and EUR's."""
+        return {"EUR": self.approval_threshold_cents, **parse_thresholds(self.approval_thresholds)}
 
     @cached_property
     def store_path(self) -> Path:

@@ -57,14 +57,14 @@ NOW = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
 
 
 def order_placed(order_id: str | None = None, *, sku: str = "SKU-TEA", quantity: int = 2,
-                 unit_price_cents: int = 1250, country: str = "DE",
+                 unit_price_cents: int = 1250, country: str = "DE", currency: str = "EUR",
                  approval_timeout_seconds: int | None = None) -> OrderPlaced:
     """A valid OrderPlaced with a fresh event id."""
     return OrderPlaced(
         event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
         order_id=order_id or f"o-{uuid.uuid4().hex[:10]}", customer_id="c-1",
         items=(OrderLine(sku=sku, quantity=quantity, unit_price_cents=unit_price_cents),),
-        amount_cents=quantity * unit_price_cents, shipping_country=country,
+        amount_cents=quantity * unit_price_cents, currency=currency, shipping_country=country,
         approval_timeout_seconds=approval_timeout_seconds,
     )
 

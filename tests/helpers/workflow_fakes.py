@@ -22,7 +22,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from relayflow.reference.activities.approval_policy import ApprovalPolicy
+from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyRequest
 from relayflow.reference.activities.batches import (
     BatchLimits,
     ProcessItemInput,
@@ -95,6 +95,7 @@ class FakeOrderActivities(_Outcomes):
         block_at: Step that blocks: sets ``blocked`` and waits for ``release``
             (or for the worker to cancel it when it shuts down).
         policy: What ``approval_policy`` answers.
+        policy_requests: What ``approval_policy`` was asked, in order.
         done: Steps that took effect and were not undone.
         blocked: Set once the ``block_at`` step started.
         release: Set it to let the ``block_at`` step finish normally.
@@ -105,6 +106,7 @@ class FakeOrderActivities(_Outcomes):
     policy: ApprovalPolicy = field(default_factory=lambda: ApprovalPolicy(
         threshold_cents=100_000, timeout_seconds=3600, escalation_timeout_seconds=7200,
         approver="approvers", escalation_approver="managers"))
+    policy_requests: list[ApprovalPolicyRequest | None] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
     blocked: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -153,7 +155,8 @@ class FakeOrderActivities(_Outcomes):
             return self._undo("cancel_shipment", "create_shipment")
 
         @activity.defn(name="approval_policy")
-        async def approval_policy() -> ApprovalPolicy:
+        async def approval_policy(request: ApprovalPolicyRequest | None = None) -> ApprovalPolicy:
+            self.policy_requests.append(request)
             return self.policy
 
         return [reserve, charge, ship, release, refund, cancel, self._publisher(),

@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 
 from devtools.secured_kafka import SecuredKafka
 from relayflow.config.settings import Settings
-from relayflow.devstack.secure import write_ca
+from relayflow.devstack.secure import ADMIN, GROUP, Acl, create_acls, write_ca
 from relayflow.kafka.reads import start_group_at_end
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted
@@ -49,7 +49,8 @@ async def test_an_order_flows_over_sasl_ssl_with_a_principal_per_process(
     bridge = secured.as_principal("bridge", **own)
     worker = secured.as_principal("worker", **own)
     tools = secured.as_principal("tools", **own)
-    await start_group_at_end(kafka_clients(tools), bridge.kafka_consumer_group, APP.input_topics)
+    # The bridge places its own group: tools may not commit it.
+    await start_group_at_end(kafka_clients(bridge), bridge.kafka_consumer_group, APP.input_topics)
     async with running(bridge, APP, worker_settings=worker), app_kafka(tools, APP) as kafka:
         order = order_placed()
         await kafka.send(order)
@@ -102,9 +103,12 @@ async def _committed(settings: Settings, tp: TopicPartition) -> int:
 async def test_a_bridge_not_allowed_to_write_the_dlq_commits_nothing_and_loses_nothing(
         secured: SecuredKafka, caplog: pytest.LogCaptureFixture) -> None:
     own = _own_queue_and_group(secured)
-    # tools may read the inputs and every group, but not write a dead-letter topic.
+    # tools may read the inputs but not write a dead-letter topic. It may not read
+    # the bridge's groups either: this test lends it this one group, by its literal name.
     reader = secured.as_principal("tools", **own)
     bridge = secured.as_principal("bridge", **own)
+    async with kafka_clients(secured.as_principal(ADMIN)).started_admin() as admin:
+        await create_acls(admin, [Acl("tools", "READ", GROUP, reader.kafka_consumer_group)])
     await start_group_at_end(kafka_clients(reader), reader.kafka_consumer_group, APP.input_topics)
     async with app_kafka(reader, APP) as kafka:
         key = f"junk-{uuid.uuid4().hex[:8]}"

@@ -203,7 +203,7 @@ def flow(secured: SecuredKafka, pki: Pki, key_terminator: TlsTerminator,
 
 async def _orders_flow(flow: Secured) -> list[OrderPlaced]:
     """One order completes, one fails out of stock, a bad record goes to the DLQ."""
-    await start_group_at_end(kafka_clients(flow.tools), flow.bridge.kafka_consumer_group,
+    await start_group_at_end(kafka_clients(flow.bridge), flow.bridge.kafka_consumer_group,
                              APP.input_topics)
     completed = order_placed()
     failed = order_placed(sku=f"{OUT_OF_STOCK_PREFIX}{uuid.uuid4().hex[:6]}")

@@ -73,7 +73,7 @@ class ReferencePages:
         from relayflow.runtime.clients import kafka_clients  # noqa: PLC0415
 
         order_id = f"console-{secrets.token_hex(3)}"
-        price = ReferenceSettings.of(settings).approval_threshold_cents
+        price = ReferenceSettings.of(settings).thresholds_cents["EUR"]  # an EUR order
         order = OrderPlaced(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                             order_id=order_id, customer_id="customer-42",
                             items=(OrderLine(sku="SKU-LAMP", quantity=1, unit_price_cents=price),),

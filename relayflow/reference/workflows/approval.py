@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from relayflow.reference.activities.approval_policy import (
         ApprovalPolicy,
         ApprovalPolicyProvider,
+        ApprovalPolicyRequest,
     )
     from relayflow.reference.events import (
         ApprovalDecided,
@@ -200,9 +201,10 @@ class ApprovalStage:
             ApprovalRefused: Rejected, or nobody decided in time.
         """
         order = inbound.event
+        # The threshold is the activity's answer for this currency: recorded, never recomputed.
         policy: ApprovalPolicy = await workflow.execute_activity_method(
-            ApprovalPolicyProvider.approval_policy, start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=retry,
+            ApprovalPolicyProvider.approval_policy, ApprovalPolicyRequest(currency=order.currency),
+            start_to_close_timeout=timedelta(seconds=10), retry_policy=retry,
         )
         approval = self.state
         approval.approval_id = approval_id_for(order.order_id)

@@ -21,7 +21,12 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
 from relayflow.reference.activities import store as store_module
-from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyProvider
+from relayflow.reference.activities.approval_policy import (
+    ApprovalPolicy,
+    ApprovalPolicyProvider,
+    ApprovalPolicyRequest,
+    ApprovalRules,
+)
 from relayflow.reference.activities.batches import (
     BatchActivities,
     ItemFailure,
@@ -445,12 +450,30 @@ def test_record_failures_keeps_each_failed_item_once(
 # ---------------------------------------------------------------- approvals
 
 
-async def test_approval_policy_serves_the_configured_policy(env: ActivityEnvironment) -> None:
-    policy = ApprovalPolicy(threshold_cents=100_000, timeout_seconds=3600,
-                            escalation_timeout_seconds=7200, approver="approvers",
-                            escalation_approver="managers")
-    served = await env.run(ApprovalPolicyProvider(policy).approval_policy)
-    assert served == ApprovalPolicy(threshold_cents=100_000, timeout_seconds=3600,
+RULES = ApprovalRules(thresholds_cents={"EUR": 100_000, "JPY": 15_000_000},
+                      timeout_seconds=3600, escalation_timeout_seconds=7200,
+                      approver="approvers", escalation_approver="managers")
+
+
+@pytest.mark.parametrize(("currency", "threshold"), [
+    ("EUR", 100_000), ("JPY", 15_000_000),
+    # No threshold for USD: every USD order needs approval (the stricter choice).
+    ("USD", 0),
+    # Asked by a workflow of release 0.1.0, which names no currency: the strictest too.
+    (None, 0),
+])
+async def test_approval_policy_answers_the_threshold_of_the_orders_currency(
+        env: ActivityEnvironment, currency: str | None, threshold: int) -> None:
+    request = None if currency is None else ApprovalPolicyRequest(currency=currency)
+    served = await env.run(ApprovalPolicyProvider(RULES).approval_policy, request)
+    assert served == ApprovalPolicy(threshold_cents=threshold, timeout_seconds=3600,
                                     escalation_timeout_seconds=7200, approver="approvers",
-                                    escalation_approver="managers")
+                                    escalation_approver="managers", currency=currency)
+
+
+def test_an_amount_is_judged_in_its_own_currency_never_converted() -> None:
+    big_in_yen = 1_000_000  # far above EUR's threshold, far below JPY's
+    assert big_in_yen < RULES.policy_for("JPY").threshold_cents
+    assert big_in_yen >= RULES.policy_for("EUR").threshold_cents
+    assert RULES.policy_for("CHF").threshold_cents == 0
 

@@ -28,6 +28,7 @@ from relayflow.application import WorkerResources
 from relayflow.config import EnvSettings, SettingError, Settings, load_settings
 from relayflow.config.kafka import KafkaSettings
 from relayflow.config.temporal import PayloadEncryptionSettings
+from relayflow.reference.activities.approval_policy import ApprovalPolicyRequest
 from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.app import reference_activities
 from relayflow.reference.settings import ReferenceSettings
@@ -76,12 +77,14 @@ REFERENCE_ONLY = frozenset({
     "RELAYFLOW_APPROVAL_THRESHOLD_CENTS", "RELAYFLOW_APPROVAL_TIMEOUT_SECONDS",
     "RELAYFLOW_ESCALATION_TIMEOUT_SECONDS", "RELAYFLOW_APPROVER", "RELAYFLOW_ESCALATION_APPROVER",
     "RELAYFLOW_CARD_LIMIT_CENTS", "RELAYFLOW_BATCH_HISTORY_EVENT_LIMIT", "RELAYFLOW_STORE_PATH",
+    "RELAYFLOW_APPROVAL_THRESHOLDS",
 })
-"""What moved to the reference app (``ReferenceSettings``)."""
+"""What moved to the reference app (``ReferenceSettings``), and what it added since."""
 ADDED_SINCE_THE_SPLIT = frozenset({
     "RELAYFLOW_CODEC_SERVER_HOSTS", "RELAYFLOW_CODEC_SERVER_MAX_BODY_BYTES",
     "RELAYFLOW_CODEC_SERVER_MAX_CONNECTIONS", "RELAYFLOW_CODEC_SERVER_REQUEST_TIMEOUT_SECONDS",
     "RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL",
+    "RELAYFLOW_KAFKA_SASL_PLAIN_WITHOUT_TLS", "RELAYFLOW_APPROVAL_THRESHOLDS",
 })
 """New variables (each documented like the others); none renamed or dropped."""
 
@@ -229,7 +232,7 @@ async def test_the_reference_activities_read_reference_settings(
     resources = WorkerResources(settings=Settings(data_dir=tmp_path),
                                 publisher=OutcomePublisher(FakeProducer(), APP.codec()))
     built = {getattr(a, "__name__", ""): a for a in reference_activities(resources)}
-    policy = await built["approval_policy"]()
+    policy = await built["approval_policy"](ApprovalPolicyRequest(currency="EUR"))
     assert (policy.threshold_cents, policy.approver) == (4200, "tea-approvers")
     assert (await built["batch_limits"]()).history_event_limit == 150
     batches = getattr(built["batch_limits"], "__self__", None)

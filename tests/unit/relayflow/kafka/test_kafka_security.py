@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import ssl
@@ -29,7 +30,7 @@ from relayflow.devstack.secure import (
     principals,
     write_ca,
 )
-from relayflow.kafka.clients import KafkaClients, KafkaSecurityError
+from relayflow.kafka.clients import KafkaClients, KafkaSecurityError, security_problem
 from relayflow.reference.app import APP
 from relayflow.reference.topics import APPROVALS_DECISIONS, TOPICS
 from schemas.topics import PARKED_KEYS, dlq_topic
@@ -71,6 +72,11 @@ def _sasl_ssl(secrets: DevSecrets, **fields: Any) -> Settings:
      "RELAYFLOW_KAFKA_SASL_PASSWORD is required"),
     ({"RELAYFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "RELAYFLOW_KAFKA_SASL_MECHANISM": "PLAIN",
       "RELAYFLOW_KAFKA_SASL_PASSWORD": PASSWORD}, "RELAYFLOW_KAFKA_SASL_USERNAME is required"),
+    ({"RELAYFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+      "RELAYFLOW_KAFKA_SASL_MECHANISM": "PLAIN", "RELAYFLOW_KAFKA_SASL_USERNAME": "u",
+      "RELAYFLOW_KAFKA_SASL_PASSWORD": PASSWORD},
+     ("RELAYFLOW_KAFKA_SASL_MECHANISM=PLAIN with RELAYFLOW_KAFKA_SECURITY_PROTOCOL="
+      "SASL_PLAINTEXT sends the password in clear")),
     ({"RELAYFLOW_KAFKA_SASL_MECHANISM": "PLAIN"},
      "RELAYFLOW_KAFKA_SASL_MECHANISM is set, but RELAYFLOW_KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
     ({"RELAYFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "RELAYFLOW_KAFKA_SASL_MECHANISM": "MD5",
@@ -199,6 +205,60 @@ def test_a_key_that_does_not_fit_the_certificate_names_the_key_file(
                                kafka_ssl_key_file=tmp_path / "ca-key.pem"))
 
 
+def _plain_without_tls(environment: pytest.MonkeyPatch) -> None:
+    for name, value in {"RELAYFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                        "RELAYFLOW_KAFKA_SASL_MECHANISM": "PLAIN",
+                        "RELAYFLOW_KAFKA_SASL_USERNAME": "bridge",
+                        "RELAYFLOW_KAFKA_SASL_PASSWORD": PASSWORD}.items():
+        environment.setenv(name, value)
+
+
+def test_sasl_plain_over_plaintext_stops_a_process_at_start_unless_allowed(
+        environment: pytest.MonkeyPatch) -> None:
+    _plain_without_tls(environment)
+    # The bridge stops before it builds a client: nothing ever reaches a broker.
+    result = CliRunner().invoke(app, ["bridge"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "relayflow: RELAYFLOW_KAFKA_SASL_MECHANISM=PLAIN with RELAYFLOW_KAFKA_SECURITY_PROTOCOL="
+        "SASL_PLAINTEXT sends the password in clear; use SASL_SSL or a SCRAM mechanism "
+        "(RELAYFLOW_KAFKA_SASL_PLAIN_WITHOUT_TLS=true allows it)\n")
+    assert PASSWORD not in result.output
+
+    environment.setenv("RELAYFLOW_KAFKA_SASL_PLAIN_WITHOUT_TLS", "true")
+    security = KafkaClients(load_settings()).security()
+    assert isinstance(security, SASLPlaintext)
+    assert not security.use_ssl
+
+
+def test_a_broker_certificate_for_another_host_never_suggests_turning_the_check_off(
+        secrets: DevSecrets) -> None:
+    # A real handshake, in memory: the broker's certificate names 127.0.0.1 and localhost.
+    settings = _settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=secrets.ca_file)
+    clients = KafkaClients(settings)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(secrets.broker_keystore)
+    wires = ssl.MemoryBIO(), ssl.MemoryBIO()  # to the client, to the server
+    client = clients.connection()["ssl_context"].wrap_bio(
+        wires[0], wires[1], server_hostname="kafka.example.org")
+    server = server_context.wrap_bio(wires[1], wires[0], server_side=True)
+
+    def handshake() -> None:
+        for _ in range(10):
+            for side in (client, server):
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    side.do_handshake()
+
+    with pytest.raises(ssl.SSLCertVerificationError) as failed:
+        handshake()
+    problem = security_problem(failed.value, settings, "kafka.example.org:9093")
+    assert problem is not None
+    assert problem.setting == "RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS"
+    assert "does not name that host" in str(problem)
+    assert not any(word in str(problem).lower()
+                   for word in ("check_hostname", "turn", " off", "disable"))
+
+
 def test_the_cli_prints_a_bad_setting_as_one_line_and_exits_2(
         environment: pytest.MonkeyPatch) -> None:
     environment.setenv("RELAYFLOW_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
@@ -285,6 +345,10 @@ def test_the_acl_plan_gives_each_principal_only_what_it_needs() -> None:
         "bridge: READ topic batches.requests", f"bridge: READ topic {PARKED_KEYS}",
         "bridge: READ group prefixed relayflow-bridge"}
     assert not any(acl.startswith(("worker: READ", "approvals: READ")) for acl in plan)
+    # tools reads without a group and may only describe the bridge's: joining it
+    # would let tools commit past records the bridge never handled.
+    assert {acl for acl in plan if acl.startswith("tools:") and " group " in acl} == {
+        "tools: DESCRIBE group prefixed relayflow-bridge"}
 
 
 def test_dev_status_says_the_stack_is_secured_and_shows_no_secret(

@@ -16,6 +16,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from relayflow.reference.activities.approval_policy import ApprovalPolicyRequest
 from relayflow.reference.events import OrderPlaced
 from relayflow.reference.workflows.approval import (
     APPROVAL_SIGNAL,
@@ -145,6 +146,12 @@ async def test_small_order_needs_no_approval(harness: Harness) -> None:
     await handle.result()
     assert harness.published_types() == ["OrderCompleted"]
     assert (await handle.query(OrderSaga.approval)).status == "not-required"
+
+
+async def test_the_policy_is_asked_for_the_orders_currency(harness: Harness) -> None:
+    handle = await harness.start(order_placed(currency="JPY"))
+    await handle.result()
+    assert harness.fakes.policy_requests == [ApprovalPolicyRequest(currency="JPY")]
 
 
 async def test_approved_order_completes(harness: Harness) -> None:
