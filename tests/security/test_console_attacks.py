@@ -117,10 +117,10 @@ async def sign_in(client: httpx.AsyncClient, name: str, password: str | None = N
 async def who(client: httpx.AsyncClient) -> str | None:
     """Who ``/orders`` says is signed in (None: it sends to the sign-in page)."""
     answer = await client.get("/orders")
-    if answer.status_code == 303:  # noqa: PLR2004
+    if answer.status_code == 303:
         assert answer.headers["location"].startswith("/login")
         return None
-    assert answer.status_code == 200, answer.text  # noqa: PLR2004
+    assert answer.status_code == 200, answer.text
     found = re.search(r"<span title=\"[^\"]*\">([^<]+)</span>", answer.text)
     assert found, "a signed-in page names its user"
     return html.unescape(found.group(1)).strip()
@@ -181,7 +181,7 @@ async def test_an_outsider_cannot_lock_the_approver_out(serve: Callable[..., Ser
             assert locked.status_code == 429
             assert "Too many failed sign-ins for ann from your address" in html.unescape(
                 locked.text)
-            assert 0 < int(locked.headers["retry-after"]) <= 300  # noqa: PLR2004
+            assert 0 < int(locked.headers["retry-after"]) <= 300
             assert await who(outsider) is None
     # The bound: per address, two wrong passwords checked, then locked before any check.
     assert statuses == [401, 401, 429, 429, 429, 429] * len(outsiders)
@@ -191,7 +191,7 @@ async def test_an_outsider_cannot_lock_the_approver_out(serve: Callable[..., Ser
         waited = time.monotonic() - started
         assert await who(ann) == "ann"
     # Slowed down (the name failed 12 times from anywhere), at most by the backoff.
-    assert 0.3 <= waited < 5  # noqa: PLR2004
+    assert 0.3 <= waited < 5
 
 
 async def test_behind_a_proxy_junk_sign_ins_lock_out_their_sender_not_everyone(
@@ -246,9 +246,9 @@ async def test_the_event_loop_answers_while_passwords_are_checked(
     assert page.status_code == 200
     assert [r.status_code for r in results] == [401] * 5
     # Five argon2 checks take a while; a page and the loop's ticks answered meanwhile.
-    assert hashing > 0.25  # noqa: PLR2004
+    assert hashing > 0.25
     assert answered[0] < hashing / 2
-    assert max(gaps) < 0.1  # noqa: PLR2004 - one check on the loop would stall it ~200 ms
+    assert max(gaps) < 0.1  # one check on the loop would stall it ~200 ms
 
 
 @pytest.mark.parametrize("headers", [
@@ -336,7 +336,7 @@ async def test_cookies_are_secure_and_signed_in_pages_are_not_stored(
             "cache-control", "")
     # Plain HTTP: no HSTS. A console on all interfaces still sends only Secure cookies;
     # the loopback console of development does not (the browser could not send them back).
-    async with serve(console_host="0.0.0.0").client() as client:  # noqa: S104
+    async with serve(console_host="0.0.0.0").client() as client:
         login = await client.get("/login")
         assert "strict-transport-security" not in login.headers
         assert "secure" in login.headers["set-cookie"].lower().split("; ")
