@@ -43,8 +43,10 @@ class ConsoleSettings(EnvSettings):
         console_secret_key: Signs the console's session cookies; unset: a
             random key per process (sessions end when it restarts). Never shown.
         console_session_seconds: How long a console sign-in lasts.
-        console_secure_cookies: Send the session cookie over HTTPS only (set it
-            when a TLS terminator stands in front of the console).
+        console_secure_cookies: Send the session cookie over HTTPS only. Unset
+            (default): always, except to a plain-HTTP request to a console
+            listening on loopback (local development; said at start). ``true``:
+            always; ``false``: never (not for production).
         console_trusted_user_header: A request header naming the signed-in user,
             set by an authenticating reverse proxy (e.g. ``X-Forwarded-User``);
             unset (default): users sign in with a password. Only for a console
@@ -52,17 +54,26 @@ class ConsoleSettings(EnvSettings):
         console_trusted_roles_header: With ``console_trusted_user_header``, a
             header listing the user's roles, comma-separated; unset: the roles
             of that user in the users file or setting.
-        console_trusted_proxies: With ``console_trusted_user_header``, the
-            addresses and CIDR networks (comma-separated) whose connections may
-            set the identity headers; a request from elsewhere that sets one is
-            refused (403). Default: loopback (``127.0.0.1,::1``).
-        console_signin_attempts: Failed console sign-ins for one user name within
-            ``console_signin_window_seconds`` that lock that name out (0: no limit).
+        console_trusted_proxies: The addresses and CIDR networks
+            (comma-separated) of reverse proxies in front of the console: their
+            connections may set the identity headers (a request from elsewhere
+            that sets one is refused, 403), and their ``X-Forwarded-For`` and
+            ``X-Forwarded-Proto`` name the client's address (for failed
+            sign-ins) and whether it used HTTPS (for HSTS and secure cookies).
+            Default: loopback (``127.0.0.1,::1``).
+        console_signin_attempts: Failed console sign-ins for one user name from
+            one client address within ``console_signin_window_seconds`` that lock
+            that pair out; as many from anywhere slow that name's sign-ins down
+            (``console_signin_backoff_seconds``), never lock it out (0: neither).
         console_signin_address_attempts: The same for one client address (the
             connection's peer), whatever names it tries (0: no limit).
         console_signin_window_seconds: How far back failed sign-ins count.
-        console_signin_lockout_seconds: How long a locked-out name or address is
-            refused, its password not even checked.
+        console_signin_lockout_seconds: How long a locked-out (name, address) pair
+            or address is refused, its password not even checked.
+        console_signin_backoff_seconds: The longest a sign-in as a user name that
+            failed ``console_signin_attempts`` times within the window (from
+            anywhere) waits before its password is checked: 0.5 s, doubling with
+            each further failure (0: no wait).
     """
 
     console_host: str = "127.0.0.1"
@@ -71,7 +82,7 @@ class ConsoleSettings(EnvSettings):
     console_users: str | None = None
     console_secret_key: SecretStr | None = None
     console_session_seconds: int = Field(default=8 * 3600, gt=0)
-    console_secure_cookies: bool = False
+    console_secure_cookies: bool | None = None
     console_trusted_user_header: str | None = None
     console_trusted_roles_header: str | None = None
     console_trusted_proxies: str = "127.0.0.1,::1"
@@ -80,6 +91,7 @@ class ConsoleSettings(EnvSettings):
     console_signin_address_attempts: int = Field(default=20, ge=0)
     console_signin_window_seconds: float = Field(default=300.0, gt=0)
     console_signin_lockout_seconds: float = Field(default=300.0, gt=0)
+    console_signin_backoff_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("console_trusted_proxies")
     @classmethod

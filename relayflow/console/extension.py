@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from relayflow.console.web import Console
 
 __all__ = ["APPROVERS", "EVERYONE", "OPERATOR", "ConsolePages", "NavEntry", "console_pages",
-           "home_of", "may_see"]
+           "has_role", "home_of", "may_see", "role_of"]
 
 EVERYONE = "everyone"
-"""``NavEntry.role``: every signed-in user."""
+"""``NavEntry.role``: every signed-in user who holds a role (any approver group, or operator)."""
 APPROVERS = "approvers"
 """``NavEntry.role``: users in at least one approver group (any role but ``operator``)."""
 _HOME_ORDER = (APPROVERS, OPERATOR, EVERYONE)
@@ -51,11 +51,24 @@ class NavEntry:
     role: str = EVERYONE
 
 
+def has_role(user: User, role: str) -> bool:
+    """Whether ``user`` holds ``role`` (``EVERYONE``: any role; ``APPROVERS``: any group)."""
+    if role == APPROVERS:
+        return bool(user.groups)
+    if role == EVERYONE:
+        return bool(user.roles)
+    return role in user.roles
+
+
 def may_see(user: User, entry: NavEntry) -> bool:
     """Whether ``entry`` is in ``user``'s navigation."""
-    if entry.role == APPROVERS:
-        return bool(user.groups)
-    return entry.role == EVERYONE or entry.role in user.roles
+    return has_role(user, entry.role)
+
+
+def role_of(path: str, nav: Sequence[NavEntry]) -> str:
+    """The role a page needs: its navigation entry's (the longest path it is under), else any."""
+    under = [e for e in nav if path == e.path or path.startswith(e.path.rstrip("/") + "/")]
+    return max(under, key=lambda e: len(e.path)).role if under else EVERYONE
 
 
 def console_pages(app: Application) -> ConsolePages | None:
@@ -94,7 +107,10 @@ class ConsolePages(Protocol):
     def routes(self, console: Console) -> Sequence[BaseRoute]:
         """Its Starlette routes around the running console (built once, when it starts).
 
-        Handlers check the role their page needs (``relayflow.console.web.signed_in``).
+        The console refuses a request to any of them unless the user holds
+        the role of the navigation entry the route's path is under (any role
+        when under none); handlers may check more
+        (``relayflow.console.web.signed_in``). Only ``Route`` routes are served.
         """
         ...
 

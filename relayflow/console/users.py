@@ -14,14 +14,25 @@ as JSON (``RELAYFLOW_CONSOLE_USERS``)::
 A role is an approver group (the names the saga asks, ``RELAYFLOW_APPROVER``
 and ``RELAYFLOW_ESCALATION_APPROVER``) or ``operator`` (dead letters, parked
 keys). Hashes are argon2 (``argon2-cffi``); the console never stores a password.
+Checking one takes ~200 ms of CPU, so the console checks them on a small
+pool of threads (``check_password``), never on its event loop.
+
+The users file is read again when it changes (its size or modification
+time), so a new password hash or a removed user takes effect at once and
+ends that user's sessions; a file that no longer parses is logged and the
+users read before stay. ``RELAYFLOW_CONSOLE_USERS`` is read once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -37,7 +48,12 @@ OPERATOR = "operator"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 """User names and roles: they end up in ``decided_by`` (``<group>/<user>``) and in URLs."""
 
+log = logging.getLogger(__name__)
+
 _HASHER = PasswordHasher()
+_CHECKING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-password")
+"""Password checks run here, two at a time: the event loop answers meanwhile, and a flood of
+sign-ins queues rather than taking every core."""
 # Verifying against this when the user is unknown costs as long as a real check,
 # so response times do not tell which user names exist.
 _DUMMY_HASH = _HASHER.hash("relayflow-console-no-such-user")
@@ -87,19 +103,43 @@ class UserDirectory:
 
     Args:
         entries: User name -> (roles, argon2 hash or None for proxy-only users).
+        source: The users file to read again when it changes (None: never).
     """
 
-    def __init__(self, entries: dict[str, tuple[frozenset[str], str | None]]) -> None:
-        self._entries = {name: _Entry(User(name, roles), hashed)
-                         for name, (roles, hashed) in entries.items()}
+    def __init__(self, entries: dict[str, tuple[frozenset[str], str | None]],
+                 source: _UsersFile | None = None) -> None:
+        self._entries = self._built(entries)
+        self._source = source
+        self._stamp = source.stamp() if source is not None else None
+
+    @staticmethod
+    def _built(entries: dict[str, tuple[frozenset[str], str | None]]) -> dict[str, _Entry]:
+        return {name: _Entry(User(name, roles), hashed)
+                for name, (roles, hashed) in entries.items()}
+
+    def _current(self) -> dict[str, _Entry]:
+        """The entries, read again first if the users file changed."""
+        source = self._source
+        if source is not None and (stamp := source.stamp()) != self._stamp:
+            self._stamp = stamp
+            try:
+                self._entries = self._built(source.read())
+            except SettingError as error:
+                log.error("console: kept the users read before: %s", error)  # noqa: TRY400
+            else:
+                log.info("console: read the users again from %s", source.path)
+        return self._entries
 
     def __len__(self) -> int:
         """How many users there are."""
-        return len(self._entries)
+        return len(self._current())
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user when ``password`` is theirs, else None (unknown users take as long)."""
-        entry = self._entries.get(name)
+        """The user when ``password`` is theirs, else None (unknown users take as long).
+
+        This takes ~200 ms of CPU: in the event loop, use ``check_password``.
+        """
+        entry = self._current().get(name)
         hashed = entry.password_hash if entry is not None else None
         try:
             _HASHER.verify(hashed or _DUMMY_HASH, password)
@@ -107,10 +147,44 @@ class UserDirectory:
             return None
         return entry.user if entry is not None and hashed else None
 
+    async def check_password(self, name: str, password: str) -> User | None:
+        """``authenticate`` on the password-checking threads, the event loop free meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(
+            _CHECKING, self.authenticate, name, password)
+
     def get(self, name: str) -> User | None:
         """The user called ``name``, if any."""
-        entry = self._entries.get(name)
+        entry = self._current().get(name)
         return entry.user if entry is not None else None
+
+    def password_hash(self, name: str) -> str | None:
+        """The password hash of ``name`` (None: unknown, or signed in by the proxy only)."""
+        entry = self._current().get(name)
+        return entry.password_hash if entry is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class _UsersFile:
+    setting: str
+    path: Path
+    need_hash: bool
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        try:
+            found = self.path.stat()
+        except OSError:
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
+
+    def read(self) -> dict[str, tuple[frozenset[str], str | None]]:
+        try:
+            raw: Any = tomllib.loads(self.path.read_text(encoding="utf-8")).get("users")
+        except OSError as error:
+            raise SettingError(f"{self.setting}: cannot read {self.path}: "
+                               f"{error.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SettingError(f"{self.setting}: {self.path} is not TOML: {error}") from None
+        return _entries(self.setting, raw, need_hash=self.need_hash)
 
 
 def load_users(settings: Settings) -> UserDirectory:
@@ -124,26 +198,22 @@ def load_users(settings: Settings) -> UserDirectory:
     if settings.console_users_file is not None and settings.console_users is not None:
         raise SettingError("RELAYFLOW_CONSOLE_USERS_FILE and RELAYFLOW_CONSOLE_USERS are both "
                            "set; set one")
+    need_hash = not settings.console_trusted_user_header
     if settings.console_users_file is not None:
-        setting, path = "RELAYFLOW_CONSOLE_USERS_FILE", settings.console_users_file
-        try:
-            raw: Any = tomllib.loads(path.read_text(encoding="utf-8")).get("users")
-        except OSError as error:
-            raise SettingError(f"{setting}: cannot read {path}: {error.strerror}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise SettingError(f"{setting}: {path} is not TOML: {error}") from None
-    elif settings.console_users is not None:
+        source = _UsersFile("RELAYFLOW_CONSOLE_USERS_FILE", settings.console_users_file,
+                            need_hash)
+        return UserDirectory(source.read(), source)
+    if settings.console_users is not None:
         setting = "RELAYFLOW_CONSOLE_USERS"
         try:
             raw = json.loads(settings.console_users)
         except json.JSONDecodeError as error:
             raise SettingError(f"{setting}: not JSON: {error}") from None
-    elif settings.console_trusted_user_header:
+        return UserDirectory(_entries(setting, raw, need_hash=need_hash))
+    if settings.console_trusted_user_header:
         return UserDirectory({})
-    else:
-        raise SettingError("RELAYFLOW_CONSOLE_USERS_FILE: no console users are configured "
-                           "(or RELAYFLOW_CONSOLE_USERS, or RELAYFLOW_CONSOLE_TRUSTED_USER_HEADER)")
-    return UserDirectory(_entries(setting, raw, need_hash=not settings.console_trusted_user_header))
+    raise SettingError("RELAYFLOW_CONSOLE_USERS_FILE: no console users are configured "
+                       "(or RELAYFLOW_CONSOLE_USERS, or RELAYFLOW_CONSOLE_TRUSTED_USER_HEADER)")
 
 
 def _entries(setting: str, raw: Any, *, need_hash: bool,

@@ -31,6 +31,7 @@ from relayflow.console.sessions import (
     CSRF_FIELD,
     CSRF_HEADER,
     Forbidden,
+    LiveSessions,
     SignInRequired,
     UntrustedProxy,
     check_csrf,
@@ -61,6 +62,8 @@ TEMPLATES = Jinja2Templates(directory=_TEMPLATE_FOLDER)
 """The console's own Jinja templates (autoescaped)."""
 _NAV = (NavEntry("Dead letters", "/dead-letters", OPERATOR),)
 """The console's own pages in the navigation, after the application's."""
+_UNLISTED = (NavEntry("Parked keys", "/parked", OPERATOR),)
+"""The console's own pages reached from others, not from the navigation, with their roles."""
 _REFERENCE_PAGES = {"approvals": "Approvals", "orders": "Orders", "batches": "Batches"}
 """Pages of the reference application's console extension, named when another app is served."""
 
@@ -100,6 +103,7 @@ class Console:
         throttle: Failed sign-ins, and who is locked out.
         pages: The application's own pages (its ``ConsolePages``), if any.
         templates: The console's templates and those of ``pages``.
+        sessions: The sessions this process started that have not ended.
     """
 
     settings: Settings
@@ -111,11 +115,17 @@ class Console:
     throttle: SignInThrottle
     pages: ConsolePages | None = None
     templates: Jinja2Templates = field(default=TEMPLATES)
+    sessions: LiveSessions = field(default_factory=LiveSessions)
 
     @property
     def nav(self) -> Sequence[NavEntry]:
         """Every page of the navigation: the application's, then the console's."""
         return (*(self.pages.nav if self.pages else ()), *_NAV)
+
+    @property
+    def page_roles(self) -> Sequence[NavEntry]:
+        """The navigation, and the pages outside it: the role each path needs (``role_of``)."""
+        return (*self.nav, *_UNLISTED)
 
     @property
     def temporal_ui_url(self) -> str:
@@ -132,7 +142,7 @@ def console(request: Request) -> Console:
 def signed_in(request: Request, role: str | None = None) -> User:
     """The signed-in user (with ``role``, if given); see ``sessions.current_user``."""
     c = console(request)
-    return current_user(request, c.users, c.settings, role=role)
+    return current_user(request, c.users, c.sessions, c.settings, role=role)
 
 
 async def posted(request: Request, role: str | None = None) -> tuple[User, dict[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from starlette.requests import Request
@@ -9,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from relayflow.console.extension import home_of
+from relayflow.console.forwarded import client_address
 from relayflow.console.sessions import SignInRequired, check_csrf, sign_in, sign_out
 from relayflow.console.throttle import Lockout, wait_text
 from relayflow.console.web import console, page, signed_in
@@ -56,13 +58,15 @@ async def login(request: Request) -> Response:
     c = console(request)
     if c.settings.console_trusted_user_header:  # the proxy signs users in: no password here
         return RedirectResponse(target, status_code=303)
-    address = request.client.host if request.client is not None else "unknown"
+    address = client_address(request.scope, c.settings)
     refused = c.throttle.locked(name, address)
     if refused is None:
-        user = c.users.authenticate(name, password) if len(password) <= _MAX_PASSWORD else None
+        await asyncio.sleep(c.throttle.wait(name))  # slowed, never locked: see throttle
+        user = await c.users.check_password(name, password) \
+            if len(password) <= _MAX_PASSWORD else None
         if user is not None:
-            c.throttle.succeeded(name)
-            sign_in(request, user, c.settings)
+            c.throttle.succeeded(name, address)
+            sign_in(request, user, c.users, c.sessions, c.settings)
             return RedirectResponse(target, status_code=303)
         refused = c.throttle.failed(name, address)
         if refused is None:
@@ -75,20 +79,20 @@ async def login(request: Request) -> Response:
 
 
 def _locked_out(lockout: Lockout, name: str) -> str:
-    who = f"for {name}" if lockout.by == "user" else "from your address"
+    who = f"for {name} from your address" if lockout.by == "user" else "from your address"
     return (f"Too many failed sign-ins {who}: sign-in is locked for "
             f"{wait_text(lockout.seconds)}. Until then the password is not checked, so even "
             "the right one does not sign you in; try again after that.")
 
 
 async def logout(request: Request) -> Response:
-    """End the session."""
+    """End the session (its cookie, copied or not, signs no one in again)."""
     try:
         signed_in(request)
     except SignInRequired:
         return RedirectResponse("/login", status_code=303)
     await check_csrf(request)
-    sign_out(request)
+    sign_out(request, console(request).sessions)
     return RedirectResponse("/login", status_code=303)
 
 

@@ -352,15 +352,19 @@ async def test_a_trusted_roles_header_gives_the_proxys_user_their_groups(
         zed = {"X-Forwarded-User": "zed", "X-Forwarded-Groups": "returns, orders-approvers"}
         inbox = await client.get("/approvals", headers=zed)
         assert order.order_id in inbox.text
+        other = await client.get("/approvals", headers={"X-Forwarded-User": "zed",
+                                                        "X-Forwarded-Groups": "returns"})
+        assert other.status_code == 200
+        assert order.order_id not in other.text
         none = await client.get("/approvals", headers={"X-Forwarded-User": "zed"})
-        assert none.status_code == 200
+        assert none.status_code == 403  # no role: no page
         assert order.order_id not in none.text
         operator = await client.get("/dead-letters", headers={
             "X-Forwarded-User": "zed", "X-Forwarded-Groups": "operator"})
         assert operator.status_code == 200
 
 
-async def test_failed_sign_ins_lock_out_the_name_then_the_address_even_for_the_right_password(
+async def test_failed_sign_ins_lock_out_the_name_here_then_the_address_even_for_the_right_one(
         console: Console, caplog: pytest.LogCaptureFixture) -> None:
     settings = console.settings.model_copy(update={
         "console_signin_attempts": 3, "console_signin_address_attempts": 5})
@@ -381,7 +385,8 @@ async def test_failed_sign_ins_lock_out_the_name_then_the_address_even_for_the_r
             right = await sign_in(ann, "ann", "pw-ann")
         assert right.status_code == 429
         assert 0 < int(right.headers["retry-after"]) <= 300
-        assert "Too many failed sign-ins for ann: sign-in is locked for" in text(right)
+        assert "Too many failed sign-ins for ann from your address: sign-in is locked for" \
+            in text(right)
         assert "even the right one does not sign you in" in text(right)
         assert (await ann.get("/approvals")).status_code == 303  # not signed in
         [line] = [r.getMessage() for r in caplog.records if r.name.endswith("throttle")]
