@@ -27,6 +27,9 @@ from relayflow.reference.app import APP
 from relayflow.testing.stacks import ensure_app_topics
 from tests.helpers.workflow_env import start_workflow_environment
 
+pytest_plugins = ["tests.helpers.skips"]
+"""In CI (``RELAYFLOW_NO_SKIPS`` or ``CI``), a skip not on the allowlist fails the run."""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

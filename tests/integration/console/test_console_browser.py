@@ -127,6 +127,11 @@ async def test_an_approver_of_another_group_neither_sees_nor_posts_it(
         console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
         browser: Browser) -> None:
     order = await requested(relayflow_system, relayflow_kafka)
+    async with context(browser, DESKTOP) as profile:  # the control: its group's approver sees it
+        page = await profile.new_page()
+        await sign_in(page, console, "ann")
+        await page.goto(f"{console.url}/approvals")
+        await expect(card(page, order)).to_have_count(1)
     async with context(browser, DESKTOP) as profile:
         page = await profile.new_page()
         await sign_in(page, console, "bob")

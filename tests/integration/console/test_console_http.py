@@ -178,12 +178,20 @@ async def test_bad_decisions_change_nothing(
 
 
 async def test_an_approver_of_another_group_neither_sees_nor_decides(
-        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+        console: Console, relayflow_system: Settings, relayflow_kafka: AppKafka,
+        ann: tuple[httpx.AsyncClient, str]) -> None:
     order = await waiting(relayflow_kafka, relayflow_system)
-    async with signed_in(console, "bob") as (client, token):
+    approver, approver_token = ann
+
+    async def shown_to(client: httpx.AsyncClient) -> bool:
         inbox = await client.get("/approvals")
         assert inbox.status_code == 200
-        assert order.order_id not in text(inbox)
+        return order.order_id in text(inbox)
+
+    # The control: the same check finds it in the inbox of the group it asks.
+    assert await shown_to(approver)
+    async with signed_in(console, "bob") as (client, token):
+        assert not await shown_to(client)
         before = await decisions_end(relayflow_system)
         answer = await client.post(f"/approvals/{order.order_id}/decision",
                                    data=decision_form(token))
@@ -194,6 +202,11 @@ async def test_an_approver_of_another_group_neither_sees_nor_decides(
         dlq = await client.get("/dead-letters")
         assert dlq.status_code == 403
         assert "for the operator role" in text(dlq)
+    # The control of "nothing was sent": the same post by the group's approver is sent.
+    decided = await approver.post(f"/approvals/{order.order_id}/decision",
+                                  data=decision_form(approver_token))
+    assert decided.status_code == 200
+    assert await decisions_end(relayflow_system) != before
 
 
 async def test_an_expired_session_is_named_and_changes_nothing(
