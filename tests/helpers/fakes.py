@@ -136,11 +136,12 @@ class FakeOffsets:
 
 @dataclass
 class FakeParking:
-    """Our ``Parking``: a dict; can refuse the next writes (Kafka down)."""
+    """Our ``Parking``: a dict; can refuse the next writes (Kafka down, or ``refusal``)."""
 
     entries: dict[tuple[str, bytes], ParkEntry] = field(default_factory=dict)
     refusals: int = 0
     writes: int = 0
+    refusal: type[Exception] = KafkaConnectionError
 
     def get(self, topic: str, key: bytes) -> ParkEntry | None:
         return self.entries.get((topic, key))
@@ -148,7 +149,7 @@ class FakeParking:
     async def put(self, topic: str, key: bytes, entry: ParkEntry | None) -> None:
         if self.refusals > 0:
             self.refusals -= 1
-            raise KafkaConnectionError("broker down")
+            raise self.refusal("broker down")
         self.writes += 1
         if entry is None:
             self.entries.pop((topic, key), None)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiokafka import ConsumerRecord
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -12,6 +16,8 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
+from bridge.app import _parser
+from bridge.config import BridgeConfig
 from bridge.consumer import FetchProcessor
 from bridge.dead_letters import (
     TRUNCATED_HEADER_BYTES,
@@ -33,7 +39,7 @@ from schemas.headers import (
     DLQ_VALUE_BYTES,
     DLQ_VALUE_SHA256,
 )
-from tests.helpers.fakes import FakeCommands, FakeProducer, Record
+from tests.helpers.fakes import FakeCommands, FakeDeadLetters, FakeParking, FakeProducer, Record
 from tests.helpers.support import FAST, decoder, order_placed, record
 
 BIG = bytes(range(256)) * 4096  # 1 MiB, not Avro
@@ -150,3 +156,32 @@ async def test_the_partition_moves_on_past_a_record_too_large_for_its_dlq() -> N
     assert report.results == ["dlq:oversize", "started", "started"]
     assert producer.refused == 1
     assert not fetch.dlq.degraded
+
+
+async def test_a_park_entry_the_broker_refuses_is_not_retried_forever() -> None:
+    # A key of megabytes: its park entry is too large for the parked-keys topic.
+    parking = FakeParking(refusals=100, refusal=MessageSizeTooLargeError)
+    fetch = FetchProcessor(decoder(), FakeCommands(), FakeDeadLetters(), backoff=FAST,
+                           parking=parking)
+    report = await fetch.process([Record(ORDERS_EVENTS, 0, 0, b"A", b"junk"),
+                                  record(order_placed("B"), 1)], budget=10)
+    assert report.results == ["dlq:unknown-framing", "started"]
+    assert parking.refusals == 99  # tried once
+    assert not fetch.dlq.degraded
+
+
+async def test_header_bombs_reach_faststreams_parser_without_their_headers() -> None:
+    config = BridgeConfig("g", "q", max_header_count=10, max_header_bytes=100)
+    bomb = ConsumerRecord(ORDERS_EVENTS, 0, 0, 0, 0, b"k", b"v", None, 0, 0,
+                          [(f"h{i}", b"v") for i in range(11)])
+    heavy = dataclasses.replace(bomb, offset=1, headers=[("h", b"v" * 100)])
+    fine = dataclasses.replace(bomb, offset=2, headers=[("h", b"\xff")])
+    given: list[Any] = []
+
+    async def faststream(records: Any) -> Any:
+        given.extend(records)
+        return SimpleNamespace(raw_message=None)
+
+    message = await _parser(config)([bomb, heavy, fine], faststream)
+    assert [r.headers for r in given] == [[], [], [("h", "\ufffd".encode())]]
+    assert message.raw_message == (bomb, heavy, fine)  # the handler gets them untouched
