@@ -107,16 +107,34 @@ def _printable(value: bytes | None) -> bytes:
     return value
 
 
-async def _parse(records: Sequence[Any], original: Callable[..., Awaitable[Any]]) -> Any:
-    # FastStream's parser UTF-8-decodes every header and would fail the whole batch
-    # on one bad byte (or a null header), before our handler. Give it a sanitized
-    # copy, then hand the untouched records to the handler: bad headers are a
-    # dead-letter matter, and the DLQ keeps the original bytes.
-    safe = tuple(dataclasses.replace(r, headers=[(k, _printable(v)) for k, v in r.headers])
-                 for r in records)
-    message = await original(safe)
-    message.raw_message = tuple(records)
-    return message
+def _parser(config: BridgeConfig) -> Callable[[Sequence[Any], Callable[..., Awaitable[Any]]],
+                                               Awaitable[Any]]:
+    """FastStream's batch parser, given sanitized headers and none past the header limits."""
+    def safe(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+        # The first place the bridge sees a record (aiokafka has built its header
+        # list by then): past a limit, the record is dead-lettered undecoded
+        # (bridge.decoding), so FastStream gets none of its headers to decode,
+        # copy and collect into a dict first.
+        if len(headers) > config.max_header_count:
+            return []
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value or b"")
+            if size > config.max_header_bytes:
+                return []
+        return [(name, _printable(value)) for name, value in headers]
+
+    async def parse(records: Sequence[Any], original: Callable[..., Awaitable[Any]]) -> Any:
+        # FastStream's parser UTF-8-decodes every header and would fail the whole batch
+        # on one bad byte (or a null header), before our handler. Give it a sanitized
+        # copy, then hand the untouched records to the handler: bad headers are a
+        # dead-letter matter, and the DLQ keeps the original bytes.
+        message = await original(tuple(dataclasses.replace(r, headers=safe(r.headers))
+                                       for r in records))
+        message.raw_message = tuple(records)
+        return message
+
+    return parse
 
 
 async def _raw(message: Any) -> Any:
@@ -158,8 +176,11 @@ def build_broker(config: BridgeConfig, routes: RouteTable, kafka: KafkaClientFac
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,  # auto-commit off; we commit explicit offsets
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        # What one fetch may cost before anything is decoded (as stored; see the config).
+        fetch_max_bytes=config.fetch_max_bytes,
+        max_partition_fetch_bytes=config.max_partition_fetch_bytes,
         listener=listener,
-        parser=_parse,
+        parser=_parser(config),
         decoder=_raw,
     )(consume_fetch)
     broker.include_router(router)

@@ -51,6 +51,10 @@ class BridgeConfig:
         max_header_bytes: Records whose header names and values total more
             bytes are dead-lettered undecoded.
         fetch_budget_seconds: A fetch stops starting records after this long.
+        fetch_max_bytes: Most bytes (as stored, compressed) one fetch asks the
+            brokers for; one larger batch still comes, so that consumption progresses.
+        max_partition_fetch_bytes: Most bytes (as stored) one fetch asks for
+            from one partition, with the same exception.
     """
 
     consumer_group: str
@@ -65,6 +69,8 @@ class BridgeConfig:
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     fetch_budget_seconds: float = FETCH_BUDGET_S
+    fetch_max_bytes: int = 8 * 1024 * 1024
+    max_partition_fetch_bytes: int = 1024 * 1024
 
 
 class KafkaClientFactory(Protocol):

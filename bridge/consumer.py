@@ -24,13 +24,16 @@ may still be on its way. Holding never blocks the consumer: the record is left
 unfinished, its partition is rewound to it and paused for a backoff delay, and
 every other partition keeps flowing meanwhile (its start event among them).
 Transient ones (Temporal or the schema registry unreachable, the DLQ write
-refused) are retried with capped exponential backoff and jitter inside the
+failing) are retried with capped exponential backoff and jitter inside the
 fetch; FastStream does not fetch meanwhile, so consumption pauses. A fetch
 has a time budget well under ``max_poll_interval_ms``: when it is spent the
 fetch stops starting records, commits what finished and rewinds the rest, and
 the consumer polls again, so a long outage never gets it silently dropped from
 its group. Health is logged once per change (unavailable / available again),
-not once per retry.
+not once per retry. A producer error about the record itself
+(``bridge.failures.REFUSED_RECORD``: too large for the producer or the topic)
+is never retried: the dead-letter sink sends a bounded copy instead
+(``bridge.dead_letters``).
 
 Rebalances and crashes: anything not committed is redelivered, to this
 bridge or to another member of the group. Redelivery is harmless: workflow
@@ -56,7 +59,7 @@ from bridge.commands import Commands
 from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
 from bridge.decoding import Decoder, Routed
-from bridge.failures import PermanentFailure, TransientFailure
+from bridge.failures import REFUSED_RECORD, PermanentFailure, TransientFailure, refused
 from bridge.metrics import BridgeMetrics
 from bridge.observing import RecordObserver, RecordScope
 from bridge.offsets import Offsets, plan_offsets
@@ -299,9 +302,16 @@ class FetchProcessor:
         scope.dead_lettered(failure.reason, str(failure))
         if self._parking is not None:
             parking, landed = self._parking, cast("tuple[int, int]", where_to)
-            parked = await self._retrying(
-                self.dlq, record, deadline, _KAFKA_TRANSIENT,
-                lambda: parking.dead_lettered(record, failure.reason, str(failure), landed))
+            try:
+                parked = await self._retrying(
+                    self.dlq, record, deadline, _KAFKA_TRANSIENT,
+                    lambda: parking.dead_lettered(record, failure.reason, str(failure), landed))
+            except REFUSED_RECORD:
+                # The record is safe on the DLQ; a park entry the broker will never
+                # take (a key of megabytes) must not hold the partition forever.
+                log.exception("key of %s not parked: the parked-keys topic refuses it",
+                              where(record))
+                parked = None
             if parked is _GAVE_UP:
                 return None  # redelivered: a second dead letter, then the park
         self.metrics.dead_letters.labels(record.topic, failure.reason).inc()
@@ -314,6 +324,8 @@ class FetchProcessor:
             try:
                 result = await call()
             except transient as error:
+                if refused(error):
+                    raise  # the same bytes again cannot succeed: retrying would stall the partition
                 # Consecutive failures across all keys drive the delay, so an
                 # outage backs every group off together instead of each starting over.
                 if not await deadline.sleep(self._backoff.delay(health.failed(record, error))):

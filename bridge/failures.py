@@ -10,11 +10,35 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+)
 
 from schemas.dead_letters import DlqReason
 
-__all__ = ["PermanentFailure", "TransientFailure", "writing_to"]
+__all__ = ["REFUSED_RECORD", "PermanentFailure", "TransientFailure", "refused", "writing_to"]
+
+REFUSED_RECORD: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,  # the producer's max_request_size, or the topic's max.message.bytes
+    RecordTooLargeError,  # the producer's buffer
+    RecordListTooLargeError,  # the broker's segment size
+    CorruptRecordException,  # the broker refuses the record itself (also InvalidMessageError)
+)
+"""Producer errors about the record itself: sending the same bytes again cannot succeed.
+
+They are ``KafkaError``s like an outage, so every write must test for them
+(``refused``) before treating a ``KafkaError`` as transient; retried, they
+would hold their partition forever."""
+
+
+def refused(error: BaseException) -> bool:
+    """True when a producer error refuses the record for good (``REFUSED_RECORD``)."""
+    return isinstance(error, REFUSED_RECORD)
 
 
 class TransientFailure(Exception):

@@ -25,6 +25,9 @@ __all__ = [
     "DLQ_SOURCE_OFFSET",
     "DLQ_SOURCE_PARTITION",
     "DLQ_SOURCE_TOPIC",
+    "DLQ_TRUNCATED",
+    "DLQ_VALUE_BYTES",
+    "DLQ_VALUE_SHA256",
     "EVENT_ID",
     "EVENT_TYPE",
     "TRACEPARENT",
@@ -47,6 +50,15 @@ DLQ_SOURCE_TOPIC = "dlq-source-topic"
 DLQ_SOURCE_PARTITION = "dlq-source-partition"
 DLQ_SOURCE_OFFSET = "dlq-source-offset"
 DLQ_FAILED_AT = "dlq-failed-at"
+DLQ_TRUNCATED = "dlq-truncated"
+"""On a bounded dead-letter copy: what was cut, ``value`` and/or ``headers`` (comma-separated).
+
+Present only when the whole record could not be written to the DLQ (too large
+for the producer or the DLQ topic); the copy is evidence, not the record."""
+DLQ_VALUE_BYTES = "dlq-value-bytes"
+"""On a bounded dead-letter copy: the length of the original value, in bytes."""
+DLQ_VALUE_SHA256 = "dlq-value-sha256"
+"""On a bounded dead-letter copy: the SHA-256 of the whole original value, lowercase hex."""
 DLQ_REPLAY_ID = "dlq-replay-id"
 """On a record replayed from the DLQ: the replay it belongs to (passes its parked key)."""
 DLQ_REPLAY_OF = "dlq-replay-of"

@@ -49,6 +49,9 @@ from schemas.headers import (
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
+    DLQ_TRUNCATED,
+    DLQ_VALUE_BYTES,
+    DLQ_VALUE_SHA256,
     EVENT_ID,
     EVENT_TYPE,
     TRACEPARENT,
@@ -110,6 +113,18 @@ _DLQ_HEADERS: dict[str, dict[str, Any]] = {
                         "description": "Its offset there (decimal)."},
     DLQ_FAILED_AT: {"type": "string", "format": "date-time",
                     "description": "When it failed (ISO-8601, UTC)."},
+}
+_BOUNDED_COPY_HEADERS: dict[str, dict[str, Any]] = {
+    DLQ_TRUNCATED: {"type": "string", "enum": ["value", "headers", "value,headers"],
+                    "description": "Only on a bounded copy (the whole record was too large for "
+                                   "the DLQ): what was cut. The value is then a prefix of the "
+                                   "original's and the headers those that fit, in order; do not "
+                                   "replay it."},
+    DLQ_VALUE_BYTES: {"type": "string", "pattern": "^[0-9]+$",
+                      "description": "Only on a bounded copy: the original value's length."},
+    DLQ_VALUE_SHA256: {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                       "description": "Only on a bounded copy: SHA-256 of the whole original "
+                                      "value (lowercase hex)."},
 }
 
 
@@ -229,7 +244,7 @@ def _header_schemas() -> dict[str, Any]:
             "type": "object",
             "description": "The original record's headers, untouched and in order (usually the "
                            "event headers, but whatever came), followed by these.",
-            "properties": _DLQ_HEADERS,
+            "properties": _DLQ_HEADERS | _BOUNDED_COPY_HEADERS,
             "required": list(_DLQ_HEADERS),
         },
     }

@@ -12,6 +12,8 @@ from relayflow.config.base import EnvSettings
 
 __all__ = ["MIN_HEADER_BYTES", "MIN_HEADER_COUNT", "BridgeSettings", "LimitsSettings"]
 
+_MIB = 1024 * 1024
+
 MIN_HEADER_COUNT = 9
 """Lowest ``max_header_count``: the contract's six headers plus the three of a DLQ replay."""
 MIN_HEADER_BYTES = 2048
@@ -54,8 +56,20 @@ class LimitsSettings(EnvSettings):
         max_header_bytes: Most bytes a record's header names and values may
             total (UTF-8); larger ones are dead-lettered as ``bad-header``
             before their value is decoded. At least ``MIN_HEADER_BYTES``.
+        max_fetch_bytes: Most bytes, as stored (compressed), one fetch of a
+            consumer asks the brokers for across its partitions (Kafka's
+            ``fetch.max.bytes``). A broker still returns one record batch
+            larger than this (up to its ``message.max.bytes``) so that
+            consumption progresses, and the client decompresses each batch
+            whole: this bounds what a fetch costs before decompression, not
+            after (docs/concepts/dead-letters.md).
+        max_partition_fetch_bytes: Most bytes, as stored, one fetch asks for
+            from one partition (Kafka's ``max.partition.fetch.bytes``), with
+            the same one-batch exception.
     """
 
     max_payload_bytes: int = 512 * 1024
     max_header_count: int = Field(default=64, ge=MIN_HEADER_COUNT)
     max_header_bytes: int = Field(default=16 * 1024, ge=MIN_HEADER_BYTES)
+    max_fetch_bytes: int = Field(default=8 * _MIB, gt=0)
+    max_partition_fetch_bytes: int = Field(default=_MIB, gt=0)

@@ -268,8 +268,14 @@ class KafkaClients:
         return KafkaBroker(servers, security=self.security(), **options)
 
     def consumer(self, *topics: str, **options: Any) -> AIOKafkaConsumer:
-        """A consumer of ``topics`` (none: assign partitions yourself)."""
-        return AIOKafkaConsumer(*topics, **self.connection(), **options)
+        """A consumer of ``topics`` (none: assign partitions yourself).
+
+        Its fetches are bounded by ``max_fetch_bytes`` and
+        ``max_partition_fetch_bytes`` unless ``options`` say otherwise.
+        """
+        limits = {"fetch_max_bytes": self._settings.max_fetch_bytes,
+                  "max_partition_fetch_bytes": self._settings.max_partition_fetch_bytes}
+        return AIOKafkaConsumer(*topics, **self.connection(), **(limits | options))
 
     def producer(self, **options: Any) -> AIOKafkaProducer:
         """A producer; ``acks="all"`` and idempotence unless ``options`` say otherwise."""

@@ -139,6 +139,8 @@ def bridge_config(settings: Settings) -> BridgeConfig:
         max_payload_bytes=settings.max_payload_bytes,
         max_header_count=settings.max_header_count,
         max_header_bytes=settings.max_header_bytes,
+        fetch_max_bytes=settings.max_fetch_bytes,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
     )
 
 

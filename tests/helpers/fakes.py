@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+)
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
 
 from bridge.consumed import ConsumedRecord
@@ -130,11 +136,12 @@ class FakeOffsets:
 
 @dataclass
 class FakeParking:
-    """Our ``Parking``: a dict; can refuse the next writes (Kafka down)."""
+    """Our ``Parking``: a dict; can refuse the next writes (Kafka down, or ``refusal``)."""
 
     entries: dict[tuple[str, bytes], ParkEntry] = field(default_factory=dict)
     refusals: int = 0
     writes: int = 0
+    refusal: type[Exception] = KafkaConnectionError
 
     def get(self, topic: str, key: bytes) -> ParkEntry | None:
         return self.entries.get((topic, key))
@@ -142,7 +149,7 @@ class FakeParking:
     async def put(self, topic: str, key: bytes, entry: ParkEntry | None) -> None:
         if self.refusals > 0:
             self.refusals -= 1
-            raise KafkaConnectionError("broker down")
+            raise self.refusal("broker down")
         self.writes += 1
         if entry is None:
             self.entries.pop((topic, key), None)
@@ -155,12 +162,16 @@ class FakeProducer:
     """The producer interfaces of ``bridge.dead_letters`` and ``activities.outcomes``.
 
     Keeps every record it was given; ``partitions`` answers ``partitions_for``;
-    the next ``failures`` sends fail as a broker timeout would.
+    the next ``failures`` sends fail as a broker timeout would; a record larger
+    than ``max_bytes`` (by aiokafka's own estimate) is refused as a topic's
+    ``max.message.bytes`` refuses it, and counted in ``refused``.
     """
 
     partitions: dict[str, int] = field(default_factory=dict)
     failures: int = 0
+    max_bytes: int | None = None
     sent: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self.partitions[topic]))
@@ -174,6 +185,10 @@ class FakeProducer:
         if self.failures:
             self.failures -= 1
             raise KafkaTimeoutError
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers or []))
+        if self.max_bytes is not None and size > self.max_bytes:
+            self.refused += 1
+            raise MessageSizeTooLargeError(f"{size} bytes > {self.max_bytes}")
         self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition,
                           "headers": list(headers or [])})
         landed = 0 if partition is None else partition

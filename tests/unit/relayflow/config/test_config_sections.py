@@ -85,6 +85,7 @@ ADDED_SINCE_THE_SPLIT = frozenset({
     "RELAYFLOW_CODEC_SERVER_MAX_CONNECTIONS", "RELAYFLOW_CODEC_SERVER_REQUEST_TIMEOUT_SECONDS",
     "RELAYFLOW_PAYLOAD_ACCEPT_PLAINTEXT_UNTIL",
     "RELAYFLOW_KAFKA_SASL_PLAIN_WITHOUT_TLS", "RELAYFLOW_APPROVAL_THRESHOLDS",
+    "RELAYFLOW_MAX_FETCH_BYTES", "RELAYFLOW_MAX_PARTITION_FETCH_BYTES",
 })
 """New variables (each documented like the others); none renamed or dropped."""
 
@@ -248,10 +249,12 @@ def test_limits_default_to_the_bridge_own_defaults() -> None:
     assert (settings.max_payload_bytes, settings.max_header_count, settings.max_header_bytes,
             settings.bridge_batch_size, settings.bridge_concurrency,
             settings.bridge_signal_hold_seconds, settings.bridge_shutdown_seconds,
-            settings.bridge_park_keys) == (
+            settings.bridge_park_keys, settings.max_fetch_bytes,
+            settings.max_partition_fetch_bytes) == (
         bridge["max_payload_bytes"], bridge["max_header_count"], bridge["max_header_bytes"],
         bridge["fetch_max_records"], bridge["concurrency"], bridge["signal_hold_seconds"],
-        bridge["shutdown_seconds"], bridge["park_keys"])
+        bridge["shutdown_seconds"], bridge["park_keys"], bridge["fetch_max_bytes"],
+        bridge["max_partition_fetch_bytes"])
 
 
 def test_a_section_is_a_settings_class_of_its_own(clean_env: pytest.MonkeyPatch) -> None:
