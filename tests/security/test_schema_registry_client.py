@@ -195,12 +195,7 @@ async def test_through_the_bridge_a_refused_redirect_keeps_the_record_waiting() 
     with hosts(redirect(302), schema_answer) as (registry, other):
         codec = APP.codec(schema_registry(Settings(
             schema_registry_url=with_credentials(registry.url))))
-        commands, dlq = FakeCommands(), FakeDeadLetters()
-        processor = _processor(codec, commands, dlq)
-        report = await processor.process([Record(ORDERS_EVENTS, 0, 7, b"A", CONFLUENT_RECORD)],
-                                         budget=0.5)
-        assert report.results == [None]
-        assert (commands.calls, dlq.sent) == ([], [])
+        processor = await _left_waiting(codec)
         assert codec.needs_registry(CONFLUENT_RECORD)
         assert processor.registry.degraded
         assert other.seen == []
@@ -260,12 +255,7 @@ async def test_through_the_bridge_records_wait_while_the_registry_answers_503() 
     with hosts(unavailable, schema_answer) as (registry, _other):
         codec = APP.codec(HttpSchemaRegistry(
             registry.url, backoff=Backoff(initial=0.01, maximum=0.02)))
-        commands, dlq = FakeCommands(), FakeDeadLetters()
-        processor = _processor(codec, commands, dlq)
-        report = await processor.process([Record(ORDERS_EVENTS, 0, 7, b"A", CONFLUENT_RECORD)],
-                                         budget=0.5)
-        assert report.results == [None]
-        assert (commands.calls, dlq.sent) == ([], [])
+        processor = await _left_waiting(codec)
         assert processor.registry.failures >= 2  # more than one bounded call
         assert len(registry.seen) == 3 * processor.registry.failures  # each one bounded
 
@@ -275,7 +265,13 @@ def test_attempts_are_at_least_one() -> None:
         HttpSchemaRegistry("http://registry:8081", attempts=0)
 
 
-def _processor(codec: AvroCodec, commands: FakeCommands,
-               dlq: FakeDeadLetters) -> FetchProcessor:
-    return FetchProcessor(Decoder(codec, ROUTES, max_payload_bytes=4096), commands, dlq,
-                          backoff=FAST)
+async def _left_waiting(codec: AvroCodec) -> FetchProcessor:
+    """One Confluent-framed record through a real processor: neither executed nor dead-lettered."""
+    commands, dlq = FakeCommands(), FakeDeadLetters()
+    processor = FetchProcessor(Decoder(codec, ROUTES, max_payload_bytes=4096), commands, dlq,
+                               backoff=FAST)
+    report = await processor.process([Record(ORDERS_EVENTS, 0, 7, b"A", CONFLUENT_RECORD)],
+                                     budget=0.5)
+    assert report.results == [None]
+    assert (commands.calls, dlq.sent) == ([], [])
+    return processor
