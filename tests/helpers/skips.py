@@ -30,7 +30,8 @@ FLAG = "RELAYFLOW_NO_SKIPS"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     usage = f"lines 'node-id-prefix: justification': tests that may skip when {FLAG} is on"
-    parser.addini(ALLOWLIST_INI, usage, type="linelist", default=[])
+    # Positional: mypy 1.20 reads a string passed as `type=` as a TypeForm.
+    parser.addini(ALLOWLIST_INI, usage, "linelist", [])
 
 
 def skips_forbidden() -> bool:
