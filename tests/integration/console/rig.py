@@ -1,9 +1,8 @@
-"""What the console tests share: users, signing in over HTTP, forging cookies, Kafka checks."""
+"""What the console tests share: users, signing in, reading pages, forging cookies, Kafka checks."""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
 import time
@@ -12,9 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
+from html.parser import HTMLParser
 
 import httpx
 import itsdangerous
+import markupsafe
 
 from relayflow.config.settings import Settings
 from relayflow.console import UserDirectory, hash_password
@@ -77,15 +78,113 @@ async def signed_in(console: Console, name: str) -> AsyncIterator[tuple[httpx.As
         yield client, csrf_of(page.text)
 
 
+class _Reading(HTMLParser):
+    """A page as a browser shows it: its text (outside scripts), its scripts, its handlers."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.scripts: list[str | None] = []
+        self.handlers: list[str] = []
+        self._hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"script", "style"}:
+            self._hidden += 1
+        if tag == "script":
+            self.scripts.append(dict(attrs).get("src"))
+        self.handlers += [f"<{tag} {name}=...>" for name, _ in attrs if name.startswith("on")]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"script", "style"} and self._hidden:
+            self._hidden -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.text.append(data)
+
+
+def _read(answer: httpx.Response) -> _Reading:
+    reading = _Reading()
+    reading.feed(answer.text)
+    reading.close()
+    return reading
+
+
 def text(answer: httpx.Response) -> str:
-    """An answer's text with HTML entities resolved (messages quote names)."""
-    return html.unescape(answer.text)
+    """What a reader sees of an answer: the text of its elements, entities resolved.
+
+    Markup is not text: a tag on the page (``<script>`` if escaping were off)
+    is not in it, and markup the page escaped is. Assertions about the markup
+    itself (attributes, tags) read ``answer.text``.
+    """
+    return "".join(_read(answer).text)
+
+
+def shown_as_text(answer: httpx.Response, markup: str) -> None:
+    """Assert ``markup`` is on the page as text a reader sees, escaped in the HTML, and inert.
+
+    Escaped the way Jinja's autoescaping does (``markupsafe``); the page runs
+    no script but the console's own files and has no event handler attribute.
+    """
+    assert markup in text(answer), f"{markup!r} is not shown as text"
+    assert str(markupsafe.escape(markup)) in answer.text, f"{markup!r} is not escaped"
+    assert markup not in answer.text, f"{markup!r} is in the HTML as markup"
+    reading = _read(answer)
+    assert all(src is not None and src.startswith("/static/") for src in reading.scripts), \
+        reading.scripts
+    assert reading.handlers == []
 
 
 def forged_session(**session: object) -> str:
     """A session cookie signed with the console's key, holding ``session``."""
     data = base64.b64encode(json.dumps(session).encode())
     return itsdangerous.TimestampSigner(SECRET_KEY).sign(data).decode()
+
+
+_UNSAFE_SOURCES = {"'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "'wasm-unsafe-eval'",
+                   "'strict-dynamic'"}
+"""Script sources that let markup or strings run as script (or trust what a script loads)."""
+
+
+def policy_of(header: str) -> dict[str, list[str]]:
+    """A Content-Security-Policy's directives and their sources, lower case.
+
+    A directive named twice counts once, the first time, as browsers read it.
+    """
+    directives: dict[str, list[str]] = {}
+    for part in header.split(";"):
+        if words := part.split():
+            directives.setdefault(words[0].lower(), [w.lower() for w in words[1:]])
+    return directives
+
+
+def assert_strict_csp(answer: httpx.Response) -> None:
+    """Assert the answer carries a policy under which only the console's own files run as script.
+
+    Every Content-Security-Policy header (a browser enforces them all) has a
+    ``script-src`` or, without one, a ``default-src`` (likewise any
+    ``default-src``) with none of ``_UNSAFE_SOURCES``, no wildcard and no
+    scheme source (``data:``, ``https:`` ...); frames of the console are refused.
+    """
+    where = f"{answer.request.method} {answer.request.url.path} ({answer.status_code})"
+    policies = answer.headers.get_list("content-security-policy")
+    assert policies, f"{where}: no Content-Security-Policy"
+    for header in policies:
+        directives = policy_of(header)
+        scripts = directives.get("script-src", directives.get("default-src"))
+        assert scripts, f"{where}: neither script-src nor default-src in {header!r}"
+        for name in ("script-src", "default-src", "script-src-elem", "script-src-attr"):
+            loose = [s for s in directives.get(name, [])
+                     if s in _UNSAFE_SOURCES or "*" in s or s.endswith(":")]
+            assert not loose, f"{where}: {name} allows {loose} in {header!r}"
+        assert directives.get("frame-ancestors") == ["'none'"], f"{where}: {header!r}"
+
+
+def session_of(cookie: str) -> dict[str, object]:
+    """What a session cookie holds (its signature is not checked)."""
+    data: dict[str, object] = json.loads(base64.b64decode(cookie.split(".", 1)[0]))
+    return data
 
 
 def expired_session(name: str, csrf: str) -> str:
@@ -99,5 +198,6 @@ async def decisions_end(settings: Settings) -> dict[object, int]:
     return dict(await end_offsets(kafka, await partitions_of(kafka, [APPROVALS_DECISIONS])))
 
 
-__all__ = ["SECRET_KEY", "SESSION_COOKIE", "USERS", "Console", "csrf_of", "decisions_end",
-           "directory", "expired_session", "forged_session", "signed_in", "text"]
+__all__ = ["SECRET_KEY", "SESSION_COOKIE", "USERS", "Console", "assert_strict_csp", "csrf_of",
+           "decisions_end", "directory", "expired_session", "forged_session", "policy_of",
+           "session_of", "shown_as_text", "signed_in", "text"]
