@@ -33,7 +33,13 @@ from relayflow.console.extension import APPROVERS, EVERYONE, OPERATOR, role_of
 from relayflow.console.sessions import CSRF_FIELD, SESSION_COOKIE
 from relayflow.console.users import hash_password, load_users
 from relayflow.console.web import Console
-from tests.integration.console.rig import SECRET_KEY, forged_session
+from tests.integration.console.rig import (
+    SECRET_KEY,
+    assert_inert,
+    forged_session,
+    session_of,
+    shown_as_text,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,6 +47,10 @@ ROLES = {"ann": "orders-approvers", "max": "orders-managers", "bob": "returns-ap
          "olga": OPERATOR}
 """User -> role; each one's password is ``pw-<name>``."""
 ANN_HOME, OUTSIDER, PROXY = "10.1.0.5", "10.66.0.1", "127.0.0.1"
+MARKUP = """<script>alert("xss")</script>"'><img src=x onerror=alert(1)>"""
+"""Markup that runs as script wherever a page leaves it unescaped (at most 64 characters)."""
+TICKETS = "examples.tickets.app:APP"
+"""An application without console pages: its console renders with the console's own templates."""
 _CSRF = re.compile(rf'name="{CSRF_FIELD}" value="([^"]+)"')
 
 
@@ -371,3 +381,76 @@ async def test_cookies_are_secure_and_signed_in_pages_are_not_stored(
     async with serve().client(OUTSIDER) as client:
         assert "strict-transport-security" not in (await client.get("/login", headers=tls)
                                                    ).headers
+
+
+@pytest.mark.parametrize("app", ["relayflow.reference:APP", TICKETS])
+async def test_markup_sent_to_the_sign_in_page_comes_back_as_text(
+        serve: Callable[..., Served], app: str) -> None:
+    served = serve(app=app, console_signin_attempts=2, console_signin_address_attempts=0)
+    target = f"/{MARKUP}"  # a path of this console, so kept as the place to go after sign-in
+    async with served.client() as client:
+        form = await client.get("/login", params={"next": target})
+        assert form.status_code == 200
+        assert_inert(form, target)  # in the form's hidden field
+        data = {"username": MARKUP, "password": "guess", "next": target,
+                CSRF_FIELD: csrf_of(form.text)}
+        wrong = await client.post("/login", data=data)
+        assert wrong.status_code == 401
+        assert_inert(wrong, MARKUP)  # the name the form keeps
+        locked = await client.post("/login", data=data)
+        assert locked.status_code == 429
+        shown_as_text(locked, MARKUP)  # the name the lock-out message quotes
+
+
+async def test_a_session_planted_before_sign_in_is_not_the_one_signed_in(
+        serve: Callable[..., Served]) -> None:
+    served = serve()
+    # The attacker takes a session (its cookie, its CSRF token) and plants it in ann's browser.
+    async with served.client(OUTSIDER) as attacker:
+        planted_token = csrf_of((await attacker.get("/login")).text)
+        planted = cookie_of(attacker)
+    async with served.client() as ann:
+        ann.cookies.set(SESSION_COOKIE, planted, domain="console.example")
+        assert csrf_of((await ann.get("/login")).text) == planted_token  # the plant took
+        assert (await sign_in(ann, "ann")).status_code == 303
+        token = csrf_of((await ann.get("/orders")).text)
+        assert token != planted_token
+        assert session_of(cookie_of(ann))["csrf"] == token
+        # A form forged with the planted token is refused; ann stays signed in.
+        forged = await ann.post("/logout", data={CSRF_FIELD: planted_token})
+        assert forged.status_code == 403
+        assert await who(ann) == "ann"
+    async with served.client(OUTSIDER, cookie=planted) as attacker:
+        assert await who(attacker) is None
+    # Signing in over a live session (a shared browser) starts a new one and ends the old.
+    async with served.client() as shared:
+        assert (await sign_in(shared, "olga")).status_code == 303
+        before = cookie_of(shared)
+        assert (await sign_in(shared, "ann")).status_code == 303
+        after = cookie_of(shared)
+        assert session_of(after)["sid"] != session_of(before)["sid"]
+        assert session_of(after)["csrf"] != session_of(before)["csrf"]
+        async with served.client(OUTSIDER, cookie=before) as copy:
+            assert await who(copy) is None
+        assert await who(shared) == "ann"
+    assert len(served.console.sessions) == 2  # ann's two sign-ins; olga's ended
+
+
+async def test_a_successful_sign_in_clears_the_failures_before_it(
+        serve: Callable[..., Served]) -> None:
+    served = serve(console_signin_attempts=3, console_signin_address_attempts=0)
+    throttle = served.console.throttle
+    for address in ("10.9.0.1", "10.9.0.2", "10.9.0.3"):  # the name failed from anywhere
+        async with served.client(address) as elsewhere:
+            assert (await sign_in(elsewhere, "ann", "guess")).status_code == 401
+    assert throttle.wait("ann") > 0
+    async with served.client() as ann:
+        for _ in range(2):  # mistyped twice here: one short of the lock-out
+            assert (await sign_in(ann, "ann", "typo")).status_code == 401
+        assert (await sign_in(ann, "ann")).status_code == 303
+        assert throttle.wait("ann") == 0  # the name's wait is gone
+        # Two more failures from here do not lock ann out: the count started again.
+        for _ in range(2):
+            assert (await sign_in(ann, "ann", "typo")).status_code == 401
+        assert (await sign_in(ann, "ann")).status_code == 303
+        assert await who(ann) == "ann"

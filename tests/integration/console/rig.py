@@ -122,12 +122,17 @@ def text(answer: httpx.Response) -> str:
 
 
 def shown_as_text(answer: httpx.Response, markup: str) -> None:
-    """Assert ``markup`` is on the page as text a reader sees, escaped in the HTML, and inert.
+    """Assert ``markup`` is on the page as text a reader sees, and inert (``assert_inert``)."""
+    assert markup in text(answer), f"{markup!r} is not shown as text"
+    assert_inert(answer, markup)
+
+
+def assert_inert(answer: httpx.Response, markup: str) -> None:
+    """Assert ``markup`` is in the HTML escaped (text or attribute value), and runs nothing.
 
     Escaped the way Jinja's autoescaping does (``markupsafe``); the page runs
     no script but the console's own files and has no event handler attribute.
     """
-    assert markup in text(answer), f"{markup!r} is not shown as text"
     assert str(markupsafe.escape(markup)) in answer.text, f"{markup!r} is not escaped"
     assert markup not in answer.text, f"{markup!r} is in the HTML as markup"
     reading = _read(answer)
@@ -198,6 +203,7 @@ async def decisions_end(settings: Settings) -> dict[object, int]:
     return dict(await end_offsets(kafka, await partitions_of(kafka, [APPROVALS_DECISIONS])))
 
 
-__all__ = ["SECRET_KEY", "SESSION_COOKIE", "USERS", "Console", "assert_strict_csp", "csrf_of",
+__all__ = ["SECRET_KEY", "SESSION_COOKIE", "USERS", "Console", "assert_inert", "assert_strict_csp",
+           "csrf_of",
            "decisions_end", "directory", "expired_session", "forged_session", "policy_of",
            "session_of", "shown_as_text", "signed_in", "text"]
