@@ -5,7 +5,9 @@ Playwright comes from PyPI; the browser is Debian's ``chromium`` package
 browser tests skip, saying why, except in CI (``CI`` set), where they fail.
 Every page a test looks at is saved as a screenshot in
 ``<basetemp>/console-screenshots`` and, when ``RELAYFLOW_SCREENSHOTS_DIR`` is
-set, there too.
+set, there too. A browser profile (``context``) fails its test if Chromium
+reported a Content-Security-Policy violation on any of its pages: the
+console's own pages must need nothing the policy refuses.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from tests.integration.console.rig import Console
 
@@ -29,6 +38,8 @@ PHONE = {"width": 390, "height": 844}
 """An iPhone 12-14 sized viewport (CSS pixels)."""
 WAIT_MS = 30_000
 """Bound on waiting for something to show up on a page."""
+CSP_REFUSAL = "Content Security Policy"
+"""In each message Chromium logs when the page's Content-Security-Policy refuses something."""
 
 
 def need_chromium() -> None:
@@ -71,16 +82,30 @@ class Screenshots:
             (folder / f"{name}.png").write_bytes(shot)
 
 
+def csp_refusals(profile: BrowserContext) -> list[str]:
+    """The Content-Security-Policy violations Chromium reports on the profile's pages, from now."""
+    refused: list[str] = []
+
+    def seen(message: ConsoleMessage) -> None:
+        if CSP_REFUSAL in message.text:
+            refused.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+    profile.on("console", seen)
+    return refused
+
+
 @asynccontextmanager
 async def context(browser: Browser, viewport: dict[str, int]) -> AsyncIterator[BrowserContext]:
-    """A fresh browser profile (no cookies) of this viewport size."""
+    """A fresh browser profile (no cookies) of this viewport size; no CSP violation on its pages."""
     phone = viewport == PHONE
     made = await browser.new_context(viewport=viewport,  # type: ignore[arg-type]
                                      is_mobile=phone, has_touch=phone,
                                      device_scale_factor=2 if phone else 1)
     made.set_default_timeout(WAIT_MS)
+    refused = csp_refusals(made)
     try:
         yield made
+        assert refused == [], "\n".join(refused)
     finally:
         await made.close()
 

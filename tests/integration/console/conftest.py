@@ -15,21 +15,16 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser
-from pydantic import SecretStr
 
 from relayflow.config.settings import Settings
-from relayflow.console import running_console
 from tests.integration.console.browser import Screenshots, chromium
-from tests.integration.console.rig import SECRET_KEY, Console, directory
+from tests.integration.console.rig import Console, serving
 
 
 @pytest.fixture(scope="module")
 async def console(relayflow_system: Settings) -> AsyncIterator[Console]:
-    settings = relayflow_system.model_copy(update={
-        "console_host": "127.0.0.1", "console_port": 0,
-        "console_secret_key": SecretStr(SECRET_KEY)})
-    async with running_console(settings, users=directory()) as url:
-        yield Console(url, settings)
+    async with serving(relayflow_system) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

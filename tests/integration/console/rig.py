@@ -16,9 +16,10 @@ from html.parser import HTMLParser
 import httpx
 import itsdangerous
 import markupsafe
+from pydantic import SecretStr
 
 from relayflow.config.settings import Settings
-from relayflow.console import UserDirectory, hash_password
+from relayflow.console import UserDirectory, hash_password, running_console
 from relayflow.console.sessions import CSRF_FIELD, SESSION_COOKIE
 from relayflow.kafka.reads import end_offsets, partitions_of
 from relayflow.reference.topics import APPROVALS_DECISIONS
@@ -54,6 +55,21 @@ class Console:
 
     url: str
     settings: Settings
+
+
+@asynccontextmanager
+async def serving(system: Settings, **update: object) -> AsyncIterator[Console]:
+    """The console on ``system``'s stack (free port, ``SECRET_KEY``, ``USERS``) during the block.
+
+    Args:
+        system: The stack and the application's bridge and worker (``relayflow_system``).
+        **update: Further settings (e.g. ``app``).
+    """
+    settings = system.model_copy(update={
+        "console_host": "127.0.0.1", "console_port": 0,
+        "console_secret_key": SecretStr(SECRET_KEY), **update})
+    async with running_console(settings, users=directory()) as url:
+        yield Console(url, settings)
 
 
 _CSRF = re.compile(rf'name="{CSRF_FIELD}" value="([^"]+)"')
@@ -206,4 +222,4 @@ async def decisions_end(settings: Settings) -> dict[object, int]:
 __all__ = ["SECRET_KEY", "SESSION_COOKIE", "USERS", "Console", "assert_inert", "assert_strict_csp",
            "csrf_of",
            "decisions_end", "directory", "expired_session", "forged_session", "policy_of",
-           "session_of", "shown_as_text", "signed_in", "text"]
+           "serving", "session_of", "shown_as_text", "signed_in", "text"]

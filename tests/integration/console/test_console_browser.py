@@ -10,6 +10,7 @@ page fits the screen. Each page is saved as a screenshot.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -36,6 +37,7 @@ from tests.integration.console.browser import (
     PHONE,
     Screenshots,
     context,
+    csp_refusals,
     fits,
     sign_in,
 )
@@ -227,3 +229,36 @@ async def test_on_a_phone_every_page_fits_and_an_approval_is_one_tap(
             await fits(page)
             await screenshots.take(page, name)
         await expect(page.get_by_role("link", name="Dead letters")).to_have_count(0)
+
+
+async def test_the_browser_enforces_the_policy_and_the_console_needs_nothing_it_refuses(
+        console: Console, browser: Browser) -> None:
+    # The control of every profile's "no violation": a script element put into a page (as
+    # markup that escaped escaping would be) does not run, and the refusal is seen.
+    profile = await browser.new_context()
+    try:
+        refused = csp_refusals(profile)
+        page = await profile.new_page()
+        await sign_in(page, console, "olga")
+        await page.evaluate("""() => {
+            const injected = document.createElement("script");
+            injected.textContent = "document.body.dataset.injected = 'ran'";
+            document.body.append(injected);
+        }""")
+        async with asyncio.timeout(10):
+            while not refused:  # noqa: ASYNC110 - the browser reports it when it reports it
+                await asyncio.sleep(0.05)
+        assert await page.evaluate("document.body.dataset.injected") is None
+        assert "inline script" in refused[0]
+    finally:
+        await profile.close()
+    # The console's own pages, htmx polling included, need nothing the policy refuses.
+    async with context(browser, DESKTOP) as clean:
+        page = await clean.new_page()
+        for name, paths in (("olga", ("/dead-letters", "/orders", "/batches")),
+                            ("ann", ("/approvals",))):
+            await sign_in(page, console, name)
+            for path in paths:
+                await page.goto(console.url + path)
+                await page.wait_for_timeout(2500)  # one poll of the live pages
+            await page.get_by_role("button", name="Sign out").click()

@@ -16,18 +16,16 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from playwright.async_api import Browser, expect
-from pydantic import SecretStr
 
 from examples.tickets.app import APP
 from examples.tickets.events import TicketAnswered, TicketOpened, TicketResolved
 from examples.tickets.topics import TICKETS_EVENTS
 from relayflow.application import Application
 from relayflow.config.settings import Settings
-from relayflow.console import running_console
 from relayflow.operate import dlq as dlq_admin
 from relayflow.testing.kafka import AppKafka
 from tests.integration.console.browser import DESKTOP, Screenshots, context, fits, sign_in
-from tests.integration.console.rig import SECRET_KEY, Console, directory, signed_in, text
+from tests.integration.console.rig import Console, serving, signed_in, text
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -41,11 +39,8 @@ def relayflow_app() -> Application:
 
 @pytest.fixture(scope="module")
 async def console(relayflow_system: Settings) -> AsyncIterator[Console]:
-    settings = relayflow_system.model_copy(update={
-        "app": TICKETS_APP, "console_host": "127.0.0.1", "console_port": 0,
-        "console_secret_key": SecretStr(SECRET_KEY)})
-    async with running_console(settings, users=directory()) as url:
-        yield Console(url, settings)
+    async with serving(relayflow_system, app=TICKETS_APP) as served:
+        yield served
 
 
 def opened(ticket_id: str) -> TicketOpened:
