@@ -17,10 +17,20 @@ from relayflow.devstack import free_port
 from relayflow.reference.app import APP
 from relayflow.testing.system import running_system
 
-__all__ = ["RELAYFLOW", "CodecServerProcess", "codec_server_process", "relayflow_running"]
+__all__ = ["RELAYFLOW", "CodecServerProcess", "WorkerOutput", "codec_server_process",
+           "relayflow_running", "worker_output"]
 
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
 """The ``relayflow`` command of this environment."""
+_CORE_AT_TRACE = """
+import sys
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+    filter=TelemetryFilter(core_level="TRACE", other_level="TRACE")))))
+from relayflow.cli.main import app
+app(sys.argv[1:], prog_name="relayflow")
+"""
+"""``relayflow`` with the Temporal core (Rust) logging everything it can, to standard output."""
 
 
 @asynccontextmanager
@@ -83,3 +93,50 @@ async def codec_server_process(settings: Settings,
         process.send_signal(signal.SIGTERM)
         server.returncode = await asyncio.wait_for(process.wait(), 30)
         server.output += (await drain).decode()
+
+
+@dataclass(frozen=True)
+class WorkerOutput:
+    """What a ``relayflow worker`` process wrote.
+
+    Attributes:
+        stdout: Its standard output: the Temporal core's log (the Rust core writes there).
+        stderr: Its standard error: relayflow's own log.
+    """
+
+    stdout: bytes
+    stderr: bytes
+
+
+async def worker_output(settings: Settings, folder: Path) -> WorkerOutput:
+    """Run ``relayflow worker`` at DEBUG, the Temporal core at TRACE, until it polls; stop it.
+
+    The process is the real command; only the core's log filter is raised (the
+    SDK's default runtime, which the worker uses when it exports no SDK
+    metrics). It runs until it logs that it polls its task queue, then a
+    second longer, then SIGTERM stops it.
+
+    Args:
+        settings: Its settings (as environment variables).
+        folder: Where its output files go.
+    """
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RELAYFLOW_")},
+           **settings.as_env(), "RELAYFLOW_LOG_LEVEL": "DEBUG",
+           "RELAYFLOW_WORKER_HTTP_PORT": "-1", "RELAYFLOW_TEMPORAL_METRICS_PORT": "-1"}
+    out, err = folder / "worker.stdout", folder / "worker.stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CORE_AT_TRACE, "worker", env=env, stdout=stdout,
+            stderr=stderr)
+    try:
+        async with asyncio.timeout(60):
+            while b"worker polling task queue" not in err.read_bytes():
+                assert process.returncode is None, err.read_text(errors="replace")
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0, err.read_text(errors="replace")
+    return WorkerOutput(out.read_bytes(), err.read_bytes())

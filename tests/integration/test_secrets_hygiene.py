@@ -11,12 +11,17 @@ without or with a wrong token, a schema registry URL with a password that
 cannot be reached.
 
 Everything written is kept: this process's logs (DEBUG) and output, the
-output of each ``relayflow`` process (run at DEBUG), the broker's and nginx's
-and Temporal's log files, every record on the broker (keys, values, headers,
-dead letters and outcomes alike), the sagas' histories as the server stores
-them, ``relayflow dev status``, the codec server's answers, settings and
-credentials reprs, and each exception's text with its chain. None of it may
-hold a secret: as it is, in base64, or (for key bytes) in hex or raw.
+output of each ``relayflow`` process (run at DEBUG), among them a secured
+worker's with the Temporal core (Rust) logging at TRACE to its standard
+output, the broker's and nginx's and Temporal's log files, every record on
+the broker (keys, values, headers, dead letters and outcomes alike), the
+sagas' histories as the server stores them, ``relayflow dev status``, the
+codec server's answers, settings and credentials reprs, and each exception's
+text with its chain. None of it may hold a secret: as it is, in base64, or
+(for key bytes) in hex or raw. And none of it may be missing or empty: each
+place holds the lines that show the secured path ran (SCRAM and PLAIN
+sign-ins, calls through the terminator, the worker polling through it, the
+core's own log, the dead letter), so a scan of nothing cannot pass.
 """
 
 from __future__ import annotations
@@ -26,14 +31,12 @@ import base64
 import functools
 import logging
 import os
-import re
 import secrets
-import traceback
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +62,9 @@ from relayflow.runtime.clients import kafka_clients
 from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.tls import temporal_credentials
 from relayflow.testing import app_kafka
+from tests.helpers.secrets_scan import Secret, Written
 from tests.helpers.support import order_placed
-from tests.integration.running import RELAYFLOW, codec_server_process
+from tests.integration.running import RELAYFLOW, codec_server_process, worker_output
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -73,72 +77,6 @@ API_KEY, WRONG_API_KEY = _random("tmprl-api-key"), _random("tmprl-wrong-key")
 CODEC_TOKEN, WRONG_CODEC_TOKEN = _random("codec-token"), _random("codec-wrong-token")
 WRONG_KAFKA_PASSWORD = _random("kafka-wrong-password")
 REGISTRY_PASSWORD = _random("registry-password")
-
-
-def _b64(raw: bytes, *, urlsafe: bool = False) -> bytes:
-    encoded = base64.urlsafe_b64encode(raw) if urlsafe else base64.b64encode(raw)
-    return encoded.rstrip(b"=")  # padded or not
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A secret and the forms it could leak in.
-
-    Attributes:
-        name: What it is.
-        forms: Form name → bytes to look for.
-    """
-
-    name: str
-    forms: dict[str, bytes]
-
-    @classmethod
-    def text(cls, name: str, value: str) -> Secret:
-        """A password, API key or token: as it is, and in base64."""
-        return cls(name, {"text": value.encode(), "base64": _b64(value.encode())})
-
-    @classmethod
-    def key(cls, name: str, raw: bytes) -> Secret:
-        """Key bytes: raw, base64 (both alphabets), hex (both cases)."""
-        return cls(name, {"bytes": raw, "base64": _b64(raw),
-                          "url-safe base64": _b64(raw, urlsafe=True),
-                          "hex": raw.hex().encode(), "HEX": raw.hex().upper().encode()})
-
-    @classmethod
-    def pem_key(cls, name: str, path: Path) -> Secret:
-        """A private key's PEM file: each base64 line of the key block."""
-        block = re.search(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----(.+?)-----END",
-                          path.read_bytes(), re.DOTALL)
-        assert block is not None, path
-        lines = [line.strip() for line in block[1].splitlines() if len(line.strip()) >= 16]
-        return cls(name, {f"PEM line {n}": line for n, line in enumerate(lines, start=1)})
-
-
-@dataclass
-class Written:
-    """Everything the flow wrote, by where it was found."""
-
-    places: dict[str, bytes] = field(default_factory=dict)
-
-    def add(self, where: str, data: str | bytes) -> None:
-        """Keep ``data`` (appended to what ``where`` already holds)."""
-        more = data.encode() if isinstance(data, str) else data
-        self.places[where] = self.places.get(where, b"") + b"\n" + more
-
-    def add_error(self, where: str, error: BaseException) -> None:
-        """An exception's ``str``, ``repr`` and traceback with every exception in its chain."""
-        self.add(where, f"{error}\n{error!r}\n{''.join(traceback.format_exception(error))}")
-
-    def add_logs(self, where: str, folder: Path) -> None:
-        """Every ``*.log`` file under ``folder`` (configuration files are not logs)."""
-        for path in sorted(folder.rglob("*.log")):
-            self.add(f"{where}/{path.relative_to(folder)}", path.read_bytes())
-
-    def leaks(self, secrets_: Iterable[Secret]) -> list[str]:
-        """``<secret> (<form>) in <place>`` for every form of every secret found anywhere."""
-        return [f"{secret.name} ({form}) in {where}"
-                for secret in secrets_ for form, value in secret.forms.items()
-                for where, data in self.places.items() if value in data]
 
 
 @dataclass(frozen=True)
@@ -396,6 +334,36 @@ async def _codec_server(flow: Secured, history: History, written: Written) -> No
     written.add("relayflow codec-server", server.output)
 
 
+async def _worker_process(flow: Secured, folder: Path, written: Written) -> None:
+    """A secured ``relayflow worker`` process, the Temporal core logging at TRACE."""
+    output = await worker_output(flow.worker, folder)
+    written.add("relayflow worker (core at TRACE): stdout", output.stdout)
+    written.add("relayflow worker (core at TRACE): stderr", output.stderr)
+
+
+def _filled(flow: Secured, orders: list[OrderPlaced], written: Written) -> None:
+    """Every place the scan read holds what shows the secured flow ran."""
+    polling = f"worker polling task queue {flow.worker.task_queue} on {flow.terminator.address}"
+    written.assert_filled({
+        "this process's log records": [
+            polling, "Authenticated as bridge via SCRAM-SHA-512",
+            "Authenticated as worker via SCRAM-SHA-512", "Authenticated as tools via PLAIN",
+            "SaslAuthenticationFailed", "dead-lettered orders.events"],
+        "relayflow worker (core at TRACE): stdout": [
+            "temporalio_sdk_core::worker", "Initializing worker", flow.worker.task_queue],
+        "relayflow worker (core at TRACE): stderr": [
+            polling, "Authenticated as worker via SCRAM-SHA-512"],
+        "nginx/access.log": ["StartWorkflowExecution 200", "RespondWorkflowTaskCompleted 200"],
+        "secured broker/server.log": ["authorizer", "Kafka Server started"],
+        "relayflow codec-server": ["bearer token required"],
+        "codec server answer (the token)": ["200"],
+        "relayflow dev status": ["Kafka secured"],
+        **{f"history of order-{order.order_id}": [b"OrderSaga"] for order in orders},
+    })
+    assert any(where.startswith(f"Kafka record {ORDERS_EVENTS}.dlq/")
+               for where in written.places), list(written.places)
+
+
 def _log_files(flow: Secured, secured: SecuredKafka, stack: Settings, written: Written) -> None:
     kafka = service_dir(secured.settings, "kafka")
     written.add_logs("secured broker", kafka / "logs")
@@ -418,11 +386,13 @@ async def test_no_secret_appears_in_anything_the_secured_flow_writes(
     await _refusals(flow, bad_keys, written)
     await _processes(flow, secured, bad_keys, written)
     await _codec_server(flow, history, written)
+    await _worker_process(flow, tmp_path, written)
     _log_files(flow, secured, relayflow_stack, written)
     written.add("this process's log records", caplog.text)
     out, err = capfd.readouterr()
     written.add("this process's stdout and stderr", f"{out}\n{err}")
 
+    _filled(flow, orders, written)
     every_secret = [*flow.secrets, *_bad_key_secrets(bad_keys)]
     leaks = written.leaks(every_secret)
     assert not leaks, "\n".join(leaks)

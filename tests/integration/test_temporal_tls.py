@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,14 @@ from devtools.tls import Pki, TlsTerminator, make_pki
 from relayflow.application import Application
 from relayflow.cli.main import app as cli
 from relayflow.config.settings import SettingError, Settings
+from relayflow.devstack.process import service_dir
 from relayflow.reference.events import OrderCompleted
 from relayflow.runtime.bootstrap import connect_temporal, wait_for_temporal
 from relayflow.testing.kafka import AppKafka
 from relayflow.testing.system import running_system
+from tests.helpers.secrets_scan import Secret, Written
 from tests.helpers.support import order_placed
+from tests.integration.running import worker_output
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -199,6 +203,8 @@ def test_relayflow_worker_without_a_client_certificate_exits_with_one_line(
 async def test_the_api_key_is_sent_over_tls_and_never_logged(
         relayflow_stack: Settings, pki: Pki, key_terminator: TlsTerminator,
         caplog: pytest.LogCaptureFixture) -> None:
+    # This process's log records; a worker process's whole output (the Temporal core's log
+    # included) is the next test's.
     settings = relayflow_stack.model_copy(update={
         "temporal_address": key_terminator.address, "temporal_tls_ca_file": pki.ca,
         "temporal_api_key": SecretStr(API_KEY)})
@@ -225,3 +231,50 @@ async def test_a_wrong_api_key_is_refused_naming_the_setting_not_the_key(
     assert str(refused.value) == (
         f"RELAYFLOW_TEMPORAL_API_KEY: Temporal at {key_terminator.address} refused the "
         "client's credentials (Unauthenticated: API key missing or not valid)")
+
+
+@pytest.mark.parametrize("credential", ["api key", "client certificate"])
+async def test_no_credential_in_a_worker_process_output_with_the_core_logging_at_trace(
+        credential: str, relayflow_stack: Settings, pki: Pki, key_terminator: TlsTerminator,
+        mtls_terminator: TlsTerminator, tmp_path: Path) -> None:
+    by_key = credential == "api key"
+    terminator = key_terminator if by_key else mtls_terminator
+    settings = relayflow_stack.model_copy(update={
+        "temporal_address": terminator.address, "temporal_tls_ca_file": pki.ca,
+        "task_queue": f"tls-output-{uuid.uuid4().hex[:8]}",
+        **({"temporal_api_key": SecretStr(API_KEY)} if by_key else {
+            "temporal_tls_cert_file": pki.client.cert,
+            "temporal_tls_key_file": pki.client.key})})
+    temporal = service_dir(relayflow_stack, "temporal") / "stdout.log"
+    temporal_before = temporal.stat().st_size if temporal.exists() else 0
+    calls_before = len(terminator.access_log.read_text().splitlines())
+    output = await worker_output(settings, tmp_path)
+    written = Written()
+    written.add("worker stdout (the Temporal core)", output.stdout)
+    written.add("worker stderr (relayflow)", output.stderr)
+    # Every call the worker made went through the terminator, with the credential.
+    written.add("terminator's calls", "\n".join(
+        terminator.access_log.read_text().splitlines()[calls_before:]))
+    if temporal.exists():  # the stack is this session's own: the server's output too
+        with temporal.open("rb") as log:
+            log.seek(temporal_before)
+            written.add("Temporal server output", log.read())
+    written.assert_filled({
+        "worker stdout (the Temporal core)": [
+            "temporalio_sdk_core::worker", "Initializing worker", settings.task_queue,
+            "h2::codec::framed_write"],
+        "worker stderr (relayflow)": [
+            f"worker polling task queue {settings.task_queue} on {terminator.address}"],
+        "terminator's calls": [
+            (f"{'-' if by_key else 'CN=relayflow-client'} /temporal.api.workflowservice.v1."
+             "WorkflowService/GetSystemInfo 200"), "WorkflowService/ShutdownWorker 200"],
+    })
+    secrets = [Secret.text("the API key", API_KEY),
+               Secret.pem_key("the client's private key", pki.client.key),
+               Secret.pem_key("the terminator's private key", pki.server.key)]
+    assert written.leaks(secrets) == []
+    # The control: the scan finds each secret where it is.
+    given = Written()
+    given.add("secrets", b"\n".join([API_KEY.encode(), pki.client.key.read_bytes(),
+                                      pki.server.key.read_bytes()]))
+    assert {leak.split(" (")[0] for leak in given.leaks(secrets)} == {s.name for s in secrets}
