@@ -48,6 +48,7 @@ __all__ = [
     "SweepResult",
     "ending_workflow_id",
     "sweep_query",
+    "terminal_publications",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,32 @@ def sweep_query(task_queue: str, workflow_types: Iterable[str], since: datetime)
             f"AND TaskQueue = {_quoted(task_queue)} AND CloseTime > {_quoted(_instant(since))}")
 
 
+def terminal_publications(events: Sequence[HistoryEvent],
+                          publications: Mapping[int, PublishOutcomeInput],
+                          ending: Ending) -> tuple[bool, PublishOutcomeInput | None]:
+    """What a closed run's history says about its terminal event.
+
+    Args:
+        events: The run's history.
+        publications: Input of each ``publish_outcome`` it scheduled, by the
+            scheduled event's id.
+        ending: Its workflow type's ending (which events are terminal).
+
+    Returns:
+        Whether a terminal event's publication completed, and else the last
+        terminal publication scheduled without completing (None if none was):
+        it may have reached Kafka, so it is the one to send again, unchanged.
+    """
+    terminal = {event_id: publication for event_id, publication in publications.items()
+                if ending.ends_with(publication.event_type)}
+    completed = {event.activity_task_completed_event_attributes.scheduled_event_id
+                 for event in events
+                 if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED}
+    if completed & terminal.keys():
+        return True, None
+    return False, terminal[max(terminal)] if terminal else None
+
+
 def _close_reason(event: HistoryEvent) -> str:
     if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
         return event.workflow_execution_terminated_event_attributes.reason
@@ -241,18 +268,15 @@ class EndingSweep:
         events = history.events
         started = events[0].workflow_execution_started_event_attributes
         inputs = await self._client.data_converter.decode(started.input.payloads)
-        scheduled: dict[int, PublishOutcomeInput] = {}
-        completed: set[int] = set()
-        for event in events:
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                attributes = event.activity_task_scheduled_event_attributes
-                if attributes.activity_type.name == "publish_outcome":
-                    found = await self._publication(attributes.input.payloads)
-                    if found is not None and ending.ends_with(found.event_type):
-                        scheduled[event.event_id] = found
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                completed.add(event.activity_task_completed_event_attributes.scheduled_event_id)
-        if completed & scheduled.keys():
+        publications = {
+            event.event_id: found for event in events
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and event.activity_task_scheduled_event_attributes.activity_type.name
+            == "publish_outcome"
+            and (found := await self._publication(
+                event.activity_task_scheduled_event_attributes.input.payloads)) is not None}
+        published, unfinished = terminal_publications(events, publications, ending)
+        if published:
             return None  # it ended itself: its terminal event is out
         return ClosedExecution(
             workflow_type=execution.workflow_type, workflow_id=execution.id,
@@ -261,7 +285,7 @@ class EndingSweep:
             closed_at=execution.close_time or events[-1].event_time.ToDatetime(UTC),
             reason=_close_reason(events[-1]), input=inputs[0] if inputs else None,
             state=await self._state(execution, ending.query),
-            unfinished=next(iter(scheduled.values()), None), compensate=ending.compensate)
+            unfinished=unfinished, compensate=ending.compensate)
 
     async def _publication(self, payloads: Sequence[Any]) -> PublishOutcomeInput | None:
         values = await self._client.data_converter.decode(payloads)
@@ -281,8 +305,12 @@ class EndingSweep:
             return None
 
     @activity.defn(name="build_terminal_event")
-    def build_terminal_event(self, closed: ClosedExecution) -> PublishOutcomeInput:
-        """The terminal event of a closed execution, built by its application's ``Ending``."""
+    async def build_terminal_event(self, closed: ClosedExecution) -> PublishOutcomeInput:
+        """The terminal event of a closed execution, built by its application's ``Ending``.
+
+        Async although it does no I/O: a builder is quick, and an application's
+        worker need not have a thread pool for it.
+        """
         ending = self._endings.get(closed.workflow_type)
         if ending is None:
             raise ApplicationError(f"no ending for workflow type {closed.workflow_type}",

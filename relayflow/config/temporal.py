@@ -37,7 +37,7 @@ class TemporalSettings(EnvSettings):
         task_queue: Task queue the worker polls and the bridge starts workflows on.
         endings_sweep_seconds: How often the ending sweep looks for workflows
             of the application that were terminated, timed out or failed
-            without their terminal event (``docs/terminal-events.md``): the
+            without their terminal event (``docs/concepts/terminal-events.md``): the
             interval of the Temporal Schedule the worker creates or updates at
             start. 0: the worker leaves the schedule alone (none is created).
         endings_window_seconds: How far back each sweep looks, by close time: an
