@@ -58,7 +58,9 @@ def test_a_completed_terminal_publication_means_the_run_ended_itself() -> None:
 
 
 def test_a_terminal_publication_never_completed_is_sent_again_as_it_was() -> None:
+    # The last one scheduled: what the workflow meant to say in the end.
     publications = {5: publication(ApprovalRequested.avro_name),
+                    7: publication(OrderCompleted.avro_name),
                     9: publication(OrderFailed.avro_name)}
     assert terminal_publications([completed(5)], publications, ENDING) == (
         False, publications[9])
