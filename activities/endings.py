@@ -10,7 +10,9 @@ without it. relayflow's ending sweep (``workflows.endings``) then:
    terminated, timed out or failed within a recent window (a visibility
    query), leaving out those already handled (each handled one has an
    ``relayflow.EndExecution`` workflow of its own, with a deterministic id);
-2. reads each one's history: when a ``publish_outcome`` of one of its
+2. leaves out a run that a later run of the same workflow id replaced (a
+   reset terminates the run it resets; a retry policy starts a new run);
+3. reads each one's history: when a ``publish_outcome`` of one of its
    terminal events completed, there is nothing to do; when one was scheduled
    and did not complete (it may or may not have reached Kafka), that very
    publication is sent again (the same event id); otherwise the application's
@@ -261,8 +263,16 @@ class EndingSweep:
         return result
 
     async def _closed(self, execution: WorkflowExecution) -> ClosedExecution | None:
-        """The closed execution, or None when it published its terminal event itself."""
+        """The closed execution, or None when it published its terminal event itself.
+
+        None too when a later run of its workflow id exists: a reset or the
+        workflow's own retry policy closed this run and carried on in that one,
+        which publishes the outcome.
+        """
         ending = self._endings[execution.workflow_type]
+        latest = await self._client.get_workflow_handle(execution.id).describe()
+        if latest.run_id != execution.run_id:
+            return None
         handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id)
         history = await handle.fetch_history()
         events = history.events
