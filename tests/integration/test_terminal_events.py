@@ -35,7 +35,7 @@ from schemas.framing import to_record
 from schemas.headers import EVENT_TYPE
 from tests.helpers.support import KafkaProbe, kafka_probe, order_placed, reference_store
 from tests.integration.running import relayflow_running
-from workflows.endings import SweepEndings, SweepSummary
+from workflows.endings import SweepEndings
 from workflows.outcomes import outcome_event_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -90,8 +90,7 @@ async def resweep_publishes_nothing_new(client: Client, settings: Settings, prob
     """A sweep over the same window starts no ending; the topic keeps one ``OrderFailed``."""
     summary = await client.execute_workflow(
         SweepEndings.run, SweepInput(window_seconds=3600),
-        id=f"resweep-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue,
-        result_type=SweepSummary)
+        id=f"resweep-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
     assert summary.started == []
     assert summary.already_ended >= 1
     await asyncio.sleep(2 * SWEEP_SECONDS)  # the schedule's own sweeps too
