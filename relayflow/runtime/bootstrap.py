@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -266,6 +267,16 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
     )
 
 
+async def _schedule_endings(client: Client, settings: Settings, app: Application) -> None:
+    """The ending sweep's schedule; a server that refuses it does not stop the worker."""
+    try:
+        await ensure_ending_schedule(client, settings, app)
+    except RPCError:
+        # Workflows still run; only the ending sweep is missing, and the log says so.
+        log.exception("ending sweep not scheduled: a workflow terminated or timed out gets "
+                      "no terminal event until a worker schedules it")
+
+
 async def run_worker(settings: Settings, app: Application | None = None, *,
                      stop: asyncio.Event, tracer_provider: TracerProvider | None = None,
                      monitoring: Monitoring | None = None) -> None:
@@ -304,7 +315,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
                                                  metrics)
             log.info("worker polling task queue %s on %s for %s", settings.task_queue,
                      settings.temporal_address, app.name)
-            await ensure_ending_schedule(client, settings, app)
+            await _schedule_endings(client, settings, app)
             async with worker:
                 await stop.wait()
             log.info("worker stopped")
