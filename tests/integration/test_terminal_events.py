@@ -18,6 +18,9 @@ from datetime import timedelta
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
 from activities.endings import SweepInput, ending_workflow_id
@@ -151,6 +154,33 @@ async def test_an_order_past_its_execution_timeout_fails_once(
     assert failed.event_id == outcome_event_id(workflow_id, "failed")
     assert failed.correlation_id == "corr-late"
     assert failed.compensations == ("release_inventory",)
+    await resweep_publishes_nothing_new(client, swept, probe, order)
+
+
+async def test_a_reset_is_not_an_end(swept: Settings, probe: KafkaProbe) -> None:
+    """Reset terminates the run it resets; the order goes on in the new run: no event."""
+    order = waiting_order()
+    await probe.send_record(ORDERS_EVENTS, to_record(order, CODEC, correlation_id="corr-reset"))
+    await probe.wait_for(lambda r: r.key == order.order_id.encode()
+                         and dict(r.headers)[EVENT_TYPE] == ApprovalRequested.avro_name.encode())
+    client = await connect_temporal(swept)
+    handle = client.get_workflow_handle(f"order-{order.order_id}")
+    old_run = (await handle.describe()).run_id
+    history = await handle.fetch_history()
+    first_task = next(event.event_id for event in history.events
+                      if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+    await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+        namespace=swept.temporal_namespace, reason="replay from the start",
+        workflow_execution=ProtoExecution(workflow_id=handle.id, run_id=old_run),
+        workflow_task_finish_event_id=first_task, request_id=str(uuid.uuid4())))
+    await asyncio.sleep(3 * SWEEP_SECONDS + 2)  # sweeps that saw the reset run closed
+    await probe.caught_up()
+    assert failures(probe, order) == []
+    assert (await handle.describe()).run_id != old_run  # the order waits in the new run
+
+    await handle.terminate(reason="now it ends")
+    failed = await ended(probe, order, time.monotonic())
+    assert failed.reason == "terminated"
     await resweep_publishes_nothing_new(client, swept, probe, order)
 
 
