@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -28,12 +28,24 @@ from activities.outcomes import PublishOutcomeInput
 from relayflow.config.settings import Settings
 from relayflow.reference.activities.store import DEFAULT_STOCK
 from relayflow.reference.app import APP
-from relayflow.reference.events import ApprovalRequested, OrderFailed, OrderPlaced
+from relayflow.reference.events import (
+    ApprovalRequested,
+    BatchCompleted,
+    BatchProgress,
+    BatchRequested,
+    OrderFailed,
+    OrderPlaced,
+)
 from relayflow.reference.settings import ReferenceSettings
-from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
+from relayflow.reference.topics import (
+    BATCHES_OUTCOMES,
+    BATCHES_REQUESTS,
+    ORDERS_EVENTS,
+    ORDERS_OUTCOMES,
+)
 from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.runtime.endings import ending_schedule_id
-from schemas import EventMeta, Inbound
+from schemas import EventMeta, Inbound, Outcome
 from schemas.framing import to_record
 from schemas.headers import EVENT_TYPE
 from tests.helpers.support import KafkaProbe, kafka_probe, order_placed, reference_store
@@ -182,6 +194,40 @@ async def test_a_reset_is_not_an_end(swept: Settings, probe: KafkaProbe) -> None
     failed = await ended(probe, order, time.monotonic())
     assert failed.reason == "terminated"
     await resweep_publishes_nothing_new(client, swept, probe, order)
+
+
+async def test_a_terminated_batch_completes_cancelled_once_with_its_counts(
+        swept: Settings) -> None:
+    batch = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                           batch_id=f"b-end-{uuid.uuid4().hex[:8]}", item_count=5_000,
+                           chunk_size=50, max_concurrent_children=2, progress_every_chunks=1)
+    key = batch.batch_id.encode()
+
+    def of_type(kind: type[Outcome]) -> Callable[[ConsumerRecord[bytes, bytes]], bool]:
+        return lambda r: r.key == key and dict(r.headers)[EVENT_TYPE] == kind.avro_name.encode()
+
+    async with kafka_probe(swept, [BATCHES_OUTCOMES]) as probe:
+        await probe.send_record(BATCHES_REQUESTS, to_record(batch, CODEC))
+        assert await probe.wait_for(of_type(BatchProgress))  # under way
+        client = await connect_temporal(swept)
+        await client.get_workflow_handle(f"batch-{batch.batch_id}").terminate(reason="enough")
+        terminated = time.monotonic()
+        found = await probe.wait_for(of_type(BatchCompleted), wait_seconds=STATED_SECONDS * 3)
+        assert found, "no BatchCompleted"
+        assert time.monotonic() - terminated < STATED_SECONDS
+        await asyncio.sleep(3 * SWEEP_SECONDS)  # more sweeps
+        seen = await probe.caught_up()
+    [record] = [r for r in seen if of_type(BatchCompleted)(r)]
+    completed = CODEC.decode(record.value)
+    last = CODEC.decode([r for r in seen if of_type(BatchProgress)(r)][-1].value)
+    assert isinstance(completed, BatchCompleted)
+    assert isinstance(last, BatchProgress)
+    assert completed.cancelled
+    assert completed.event_id == outcome_event_id(f"batch-{batch.batch_id}", "completed")
+    assert completed.chunks_total == 100
+    # The counts of the closed run, at least those of its last progress report.
+    assert last.chunks_done <= completed.chunks_done < completed.chunks_total
+    assert completed.succeeded == 50 * completed.chunks_done
 
 
 async def test_the_worker_created_the_schedule(swept: Settings) -> None:
