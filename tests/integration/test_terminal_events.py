@@ -11,6 +11,7 @@ window publishes nothing new.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,7 @@ from temporalio.api.common.v1 import WorkflowExecution as ProtoExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from activities.endings import SweepInput, ending_workflow_id
 from activities.outcomes import PublishOutcomeInput
@@ -44,7 +46,7 @@ from relayflow.reference.topics import (
     ORDERS_OUTCOMES,
 )
 from relayflow.runtime.bootstrap import connect_temporal
-from relayflow.runtime.endings import ending_schedule_id
+from relayflow.runtime.endings import ending_schedule_id, ensure_ending_schedule
 from schemas import EventMeta, Inbound, Outcome
 from schemas.framing import to_record
 from schemas.headers import EVENT_TYPE
@@ -232,7 +234,31 @@ async def test_a_terminated_batch_completes_cancelled_once_with_its_counts(
 
 async def test_the_worker_created_the_schedule(swept: Settings) -> None:
     client = await connect_temporal(swept)
-    described = await client.get_schedule_handle(
-        ending_schedule_id(swept.task_queue)).describe()
+    schedule = client.get_schedule_handle(ending_schedule_id(swept.task_queue))
+    for _ in range(100):  # the worker may still be starting when the module's first test runs
+        with contextlib.suppress(RPCError):
+            described = await schedule.describe()
+            if described.info.num_actions:
+                break
+        await asyncio.sleep(0.3)
     assert described.schedule.spec.intervals[0].every == timedelta(seconds=SWEEP_SECONDS)
     assert described.info.num_actions >= 1
+
+
+async def test_scheduling_again_updates_the_interval_and_keeps_a_pause(swept: Settings) -> None:
+    settings = swept.model_copy(update={"task_queue": f"sched-{uuid.uuid4().hex[:8]}",
+                                        "endings_sweep_seconds": 60})
+    client = await connect_temporal(settings)
+    schedule = client.get_schedule_handle(ending_schedule_id(settings.task_queue))
+    try:
+        assert await ensure_ending_schedule(client, settings, APP)
+        await schedule.pause(note="an operator's pause")
+        faster = settings.model_copy(update={"endings_sweep_seconds": 5})
+        assert await ensure_ending_schedule(client, faster, APP)  # a worker restarted
+        described = await schedule.describe()
+        assert described.schedule.spec.intervals[0].every == timedelta(seconds=5)
+        assert described.schedule.state.paused
+        off = settings.model_copy(update={"endings_sweep_seconds": 0})
+        assert not await ensure_ending_schedule(client, off, APP)
+    finally:
+        await schedule.delete()
