@@ -37,6 +37,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.outcomes import PublishOutcomeInput
 from schemas import Outcome
@@ -255,7 +256,13 @@ class EndingSweep:
                 result.already_ended += 1
                 continue
             activity.heartbeat(execution.id)
-            closed = await self._closed(execution)
+            try:
+                closed = await self._closed(execution)
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise  # transient: the sweep's retry, or the next sweep, reads it again
+                log.warning("ending sweep: %s is gone (%s)", execution.id, error.message)
+                continue
             if closed is not None:
                 result.executions.append(closed)
                 if len(result.executions) >= request.limit:
