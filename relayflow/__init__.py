@@ -15,6 +15,9 @@ Declaring an application:
 * ``Topic``: one of the application's topics (name, partitions, inbound or
   not, which events travel on it); ``dlq_topic`` names an input's dead-letter
   topic and ``DlqReason`` lists the ``dlq-reason`` values.
+* ``Ending``: how a workflow type ends when it was terminated, timed out or
+  failed without publishing its terminal event (``Application.endings``); its
+  builder is given a ``ClosedExecution`` (see ``docs/concepts/terminal-events.md``).
 * ``WorkerResources``: what the application's activity factory gets (settings,
   the outcome publisher, the worker's metrics); ``ActivityFactory`` is the
   factory's type; ``WorkerMetrics`` the worker's metrics.
@@ -67,6 +70,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from activities.endings import ClosedExecution, Ending
     from activities.metrics import WorkerMetrics
     from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
     from bridge.routes import Action, Route
@@ -104,8 +108,10 @@ __all__ = [
     "Application",
     "AvroCodec",
     "BatchFailures",
+    "ClosedExecution",
     "Demo",
     "DlqReason",
+    "Ending",
     "Event",
     "EventMeta",
     "Flow",
@@ -134,6 +140,7 @@ __all__ = [
 ]
 
 _HOME = {
+    **dict.fromkeys(("ClosedExecution", "Ending"), "activities.endings"),
     "WorkerMetrics": "activities.metrics",
     **dict.fromkeys(("OutcomePublisher", "PublishOutcomeInput", "PublishOutcomeResult"),
                     "activities.outcomes"),

@@ -9,7 +9,10 @@ relayflow runs applications. Each one declares, as data:
 * its routes (which event on which topic starts, signals or cancels which
   workflow, with which id);
 * its workflows, and a factory for its activities (given the settings and
-  the outcome publisher, which relayflow registers for every application).
+  the outcome publisher, which relayflow registers for every application);
+* its endings: per workflow type, the terminal event to publish for an
+  execution that was terminated, timed out or failed without publishing one
+  (``Ending``; relayflow's ending sweep publishes it, ``docs/terminal-events.md``).
 
 ``relayflow bridge``, ``relayflow worker`` and ``relayflow run`` take
 ``--app module:attribute`` (or ``RELAYFLOW_APP``); relayflow's own orders,
@@ -41,6 +44,7 @@ from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 
+from activities.endings import Ending
 from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher
 from bridge.routes import Action, Route, RouteTable
@@ -50,7 +54,7 @@ from schemas.agreement import contract_disagreements
 from schemas.codec import AvroCodec, SchemaRegistry, load_schemas
 from schemas.topics import Topic, with_dead_letters
 
-__all__ = ["ActivityFactory", "Application", "WorkerResources", "load_application"]
+__all__ = ["ActivityFactory", "Application", "Ending", "WorkerResources", "load_application"]
 
 _T = TypeVar("_T")
 
@@ -107,6 +111,9 @@ class Application:
             runs (possibly in another language): type name → signal names.
         extensions: Objects giving the application's own features to the
             framework's tools (see ``extension``).
+        endings: How each workflow type that publishes a terminal event ends
+            when it closed without one (terminated, timed out, failed): the
+            worker then schedules the ending sweep.
     """
 
     name: str
@@ -118,6 +125,7 @@ class Application:
     activities: ActivityFactory = _no_activities
     external_workflows: Mapping[str, Collection[str]] = field(default_factory=dict)
     extensions: Sequence[object] = ()
+    endings: Sequence[Ending] = ()
 
     def __post_init__(self) -> None:
         """Check the application (``problems``).
@@ -201,7 +209,26 @@ class Application:
             RouteTable(self.routes, known_topics=self.input_topics)
         except ValueError as error:
             found.append(str(error))
+        found += self._ending_problems()
         found += contract_disagreements(self.event_types, load_schemas(self.schema_folder))
+        return found
+
+    def _ending_problems(self) -> list[str]:
+        own = {_definition(workflow_class).name for workflow_class in self.workflows}
+        outputs = {t.name for t in self.topics if not t.inbound}
+        known_events = {model.avro_name for model in self.event_types}
+        found: list[str] = []
+        for ending in self.endings:
+            what = f"ending of {ending.workflow}"
+            if ending.workflow not in own:
+                found.append(f"{what}: the application's worker registers no such workflow "
+                             "(the sweep reads executions of its own task queue)")
+            if ending.topic not in outputs:
+                found.append(f"{what}: {ending.topic!r} is not an output topic")
+            found += [f"{what}: {model.__name__} is not an event type"
+                      for model in ending.outcomes if model.avro_name not in known_events]
+        if len({ending.workflow for ending in self.endings}) < len(self.endings):
+            found.append("more than one ending for a workflow type")
         return found
 
 

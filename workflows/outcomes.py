@@ -24,6 +24,7 @@ __all__ = [
     "PUBLISH_TIMEOUT",
     "outcome_event_id",
     "publish_outcome",
+    "publish_prepared_outcome",
 ]
 
 OUTCOME_NAMESPACE = uuid.UUID("6f1c3c52-7b7e-4d59-9d0b-0d7f2a5f9a11")
@@ -56,10 +57,21 @@ async def publish_outcome(topic: str, event: Outcome, traceparent: str, *,
         traceparent: Tracing context of the event that caused it.
         attempt_timeout: Start-to-close timeout of one attempt.
     """
-    await workflow.execute_activity_method(
-        OutcomePublisher.publish_outcome,
+    await publish_prepared_outcome(
         PublishOutcomeInput(topic=topic, event_type=event.avro_name,
                             event=event.model_dump(mode="json"), traceparent=traceparent),
-        start_to_close_timeout=attempt_timeout,
-        retry_policy=PUBLISH_RETRY,
+        attempt_timeout=attempt_timeout)
+
+
+async def publish_prepared_outcome(request: PublishOutcomeInput, *,
+                                   attempt_timeout: timedelta = PUBLISH_TIMEOUT) -> None:
+    """Publish an outcome already given as the ``publish_outcome`` activity's input.
+
+    Args:
+        request: The activity's input (topic, event type, the event as JSON).
+        attempt_timeout: Start-to-close timeout of one attempt.
+    """
+    await workflow.execute_activity_method(
+        OutcomePublisher.publish_outcome, request,
+        start_to_close_timeout=attempt_timeout, retry_policy=PUBLISH_RETRY,
     )

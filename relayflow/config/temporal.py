@@ -35,6 +35,14 @@ class TemporalSettings(EnvSettings):
         temporal_api_key: API key (Temporal Cloud), sent as ``authorization:
             Bearer <key>`` on every call, over TLS. Never logged.
         task_queue: Task queue the worker polls and the bridge starts workflows on.
+        endings_sweep_seconds: How often the ending sweep looks for workflows
+            of the application that were terminated, timed out or failed
+            without their terminal event (``docs/concepts/terminal-events.md``): the
+            interval of the Temporal Schedule the worker creates or updates at
+            start. 0: the worker leaves the schedule alone (none is created).
+        endings_window_seconds: How far back each sweep looks, by close time: an
+            execution that closed while no worker ran for longer than this is
+            not swept. Keep it below the namespace's retention period.
     """
 
     temporal_address: str = "127.0.0.1:7233"
@@ -46,6 +54,8 @@ class TemporalSettings(EnvSettings):
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
     task_queue: str = "relayflow"
+    endings_sweep_seconds: int = Field(default=30, ge=0)
+    endings_window_seconds: int = Field(default=6 * 3600, gt=0)
 
     @property
     def temporal_uses_tls(self) -> bool:

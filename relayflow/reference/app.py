@@ -3,7 +3,8 @@
 Built the way a team's own application is (``relayflow.Application``): the
 event types of ``events``, the topics of ``topics``, the routing table below,
 the workflows of ``workflows`` and the activities of ``activities``, built
-from settings.
+from settings, and the endings of ``endings`` (terminal events of workflows
+that were terminated or timed out).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from relayflow.reference.approvals import ORDER_APPROVALS
 from relayflow.reference.checks import ReferenceBatchFailures, ReferenceChecks
 from relayflow.reference.console import REFERENCE_PAGES
 from relayflow.reference.demo import ReferenceDemo
+from relayflow.reference.endings import REFERENCE_ENDINGS
 from relayflow.reference.events import (
     EVENT_TYPES,
     SCHEMA_FOLDER,
@@ -89,6 +91,7 @@ APP = Application(
     activities=reference_activities,
     extensions=(ReferenceChecks(), ReferenceBatchFailures(), ReferenceDemo(), ReferenceProducers(),
                 ReferenceStatusQueries(), ORDER_APPROVALS, REFERENCE_PAGES),
+    endings=REFERENCE_ENDINGS,
 )
 """relayflow's orders, approvals and batches (``RELAYFLOW_APP=relayflow.reference:APP``)."""
 

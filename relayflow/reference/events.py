@@ -169,8 +169,9 @@ class OrderFailed(_KeyedByOrder, Outcome):
     Attributes:
         order_id: Business key of the order.
         reason: Machine-readable reason (``out_of_stock``, ``payment_declined``,
-            ``shipment_failed``, ``cancelled``, ...).
-        failed_step: Step that failed, or ``None`` when cancelled.
+            ``shipment_failed``, ``cancelled``, ...; ``terminated``, ``timed_out``
+            or ``workflow_failed`` from the ending sweep).
+        failed_step: Step that failed, or ``None`` when cancelled or ended by the sweep.
         error: Human-readable detail.
         compensations: Compensations that ran, in the order they ran.
     """

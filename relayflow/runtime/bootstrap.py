@@ -6,7 +6,9 @@
 * The bridge gets a ``BridgeConfig`` and connected clients; it never reads
   settings itself.
 * The worker registers the application's workflows and activities plus the
-  outcome publisher every application shares.
+  outcome publisher every application shares, and, for an application with
+  endings, the ending sweep's workflows and activities and its schedule
+  (``relayflow.runtime.endings``).
 * ``running`` runs bridge and worker together; the CLI, the demo, the tests
   (through the pytest plugin) and the benchmarks all use it.
 """
@@ -24,9 +26,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.endings import EndingSweep
 from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher, Producer
 from bridge.app import BridgeStatus, create_app, serve
@@ -46,8 +50,10 @@ from relayflow.runtime.clients import (
     traced,
     wait_for_temporal,
 )
+from relayflow.runtime.endings import ensure_ending_schedule
 from relayflow.temporal.payload_codec import plaintext_window_warning
 from schemas.codec import AvroCodec
+from workflows.endings import EndExecution, SweepEndings
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -242,19 +248,33 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
     """
     metrics = metrics or WorkerMetrics()
     publisher = OutcomePublisher(producer, app.codec(schema_registry(settings)), metrics=metrics)
-    activities = app.activities(WorkerResources(settings=settings, publisher=publisher,
-                                                metrics=metrics))
+    activities = [publisher.publish_outcome, *app.activities(
+        WorkerResources(settings=settings, publisher=publisher, metrics=metrics))]
+    workflows = list(app.workflows)
+    if app.endings:
+        workflows += [SweepEndings, EndExecution]
+        activities += EndingSweep(client, settings.task_queue, app.endings).all()
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=list(app.workflows),
-        activities=[publisher.publish_outcome, *activities],
+        workflows=workflows,
+        activities=activities,
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         workflow_runner=SandboxedWorkflowRunner(restrictions=_SANDBOX),
         # On shutdown, running activities get this long to finish before cancellation.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
+
+
+async def _schedule_endings(client: Client, settings: Settings, app: Application) -> None:
+    """The ending sweep's schedule; a server that refuses it does not stop the worker."""
+    try:
+        await ensure_ending_schedule(client, settings, app)
+    except RPCError:
+        # Workflows still run; only the ending sweep is missing, and the log says so.
+        log.exception("ending sweep not scheduled: a workflow terminated or timed out gets "
+                      "no terminal event until a worker schedules it")
 
 
 async def run_worker(settings: Settings, app: Application | None = None, *,
@@ -295,6 +315,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
                                                  metrics)
             log.info("worker polling task queue %s on %s for %s", settings.task_queue,
                      settings.temporal_address, app.name)
+            await _schedule_endings(client, settings, app)
             async with worker:
                 await stop.wait()
             log.info("worker stopped")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from relayflow.runtime.clients import kafka_clients
+from relayflow.runtime.clients import connect_temporal, kafka_clients
 from relayflow.testing.stacks import ensure_app_topics
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ async def running_system(stack: Settings, app: Application, *,
         **update: Further settings (e.g. ``schema_registry_url``).
 
     Yields:
-        The settings bridge and worker run with; both stop gracefully afterwards.
+        The settings bridge and worker run with; both stop gracefully afterwards,
+        and the worker's ending sweep schedule (of this task queue alone) is deleted.
     """
     from relayflow.kafka.reads import start_group_at_end  # noqa: PLC0415
     from relayflow.runtime.bootstrap import running  # noqa: PLC0415 - Temporal, FastStream: on demand
@@ -60,5 +62,19 @@ async def running_system(stack: Settings, app: Application, *,
     await asyncio.to_thread(ensure_app_topics, settings, app.all_topics())
     await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
                              app.input_topics)
-    async with running(settings, app, tracer_provider=tracer_provider):
-        yield settings
+    try:
+        async with running(settings, app, tracer_provider=tracer_provider):
+            yield settings
+    finally:
+        await _delete_ending_schedule(settings)
+
+
+async def _delete_ending_schedule(settings: Settings) -> None:
+    """No schedule of a finished test keeps starting sweeps that no worker takes."""
+    from temporalio.service import RPCError  # noqa: PLC0415
+
+    from relayflow.runtime.endings import ending_schedule_id  # noqa: PLC0415
+
+    client = await connect_temporal(settings)
+    with contextlib.suppress(RPCError):  # none was made (no endings, or sweeping off)
+        await client.get_schedule_handle(ending_schedule_id(settings.task_queue)).delete()

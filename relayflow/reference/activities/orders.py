@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from relayflow.reference.activities.store import BusinessRuleViolation, Store
-from relayflow.reference.events import OrderLine
+from activities.endings import ClosedExecution
+from relayflow.reference.activities.store import BusinessRuleViolation, Store, Undo
+from relayflow.reference.events import OrderLine, OrderPlaced
+from schemas import Inbound
 
 __all__ = [
     "BUSINESS_ERRORS",
@@ -184,7 +186,28 @@ class OrderActivities:
         undo = self._store.cancel_shipment(request.idempotency_key, request.order_id)
         return CompensationResult(undone=undo.undone, state=undo.state)
 
+    @activity.defn(name="compensate_ended_order")
+    def compensate_ended_order(self, closed: ClosedExecution) -> list[str]:
+        """Undo every step of a saga that closed without its outcome (the ending sweep's).
+
+        The saga's own compensations, in its reverse order, with its step keys:
+        each is a no-op when there is nothing (left) to undo, and voids the key,
+        so a step still in flight when the saga was terminated takes no effect.
+
+        Returns:
+            The compensations that undid something, in the order they ran.
+        """
+        order_id = Inbound[OrderPlaced].model_validate(closed.input).event.order_id
+        undos: tuple[tuple[str, str, Callable[[str, str], Undo]], ...] = (
+            ("cancel_shipment", "create_shipment", self._store.cancel_shipment),
+            ("refund_payment", "charge_payment", self._store.refund),
+            ("release_inventory", "reserve_inventory", self._store.release),
+        )
+        return [name for name, step, undo in undos
+                if undo(f"{closed.workflow_id}/{step}", order_id).undone]
+
     def all(self) -> list[Callable[..., Any]]:
         """Every activity of this class, for explicit registration on a worker."""
         return [self.reserve_inventory, self.release_inventory, self.charge_payment,
-                self.refund_payment, self.create_shipment, self.cancel_shipment]
+                self.refund_payment, self.create_shipment, self.cancel_shipment,
+                self.compensate_ended_order]

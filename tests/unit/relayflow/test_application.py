@@ -10,10 +10,17 @@ import pytest
 from temporalio import workflow
 
 from bridge.routes import Action, Route
-from relayflow.application import Application, load_application
+from relayflow.application import Application, Ending, load_application
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP, ROUTES, WORKFLOWS
-from relayflow.reference.events import ApprovalDecided, BatchRequested, OrderPlaced
+from relayflow.reference.endings import order_ended
+from relayflow.reference.events import (
+    ApprovalDecided,
+    ApprovalDecisionRefused,
+    BatchRequested,
+    OrderFailed,
+    OrderPlaced,
+)
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS, ORDERS_OUTCOMES, TOPICS
 from relayflow.reference.workflows.approval import APPROVAL_SIGNAL
 from schemas.topics import PARKED_KEYS, dlq_topic
@@ -50,6 +57,22 @@ def _with_routes(*routes: Route) -> Application:
 def test_a_route_that_no_worker_serves_is_refused(route: Route, complaint: str) -> None:
     with pytest.raises(ValueError, match="is inconsistent") as raised:
         _with_routes(route)
+    assert complaint in str(raised.value)
+
+
+@pytest.mark.parametrize(("ending", "complaint"), [
+    (Ending("OrderSgaa", ORDERS_OUTCOMES, (OrderFailed,), order_ended),
+     "ending of OrderSgaa: the application's worker registers no such workflow"),
+    (Ending("OrderSaga", ORDERS_EVENTS, (OrderFailed,), order_ended),
+     "ending of OrderSaga: 'orders.events' is not an output topic"),
+    (Ending("OrderSaga", ORDERS_OUTCOMES, (ApprovalDecisionRefused,), order_ended),
+     "ending of OrderSaga: ApprovalDecisionRefused is not an event type"),
+    (APP.endings[0], "more than one ending for a workflow type"),
+], ids=["unknown-workflow", "input-topic", "unknown-event", "twice"])
+def test_an_ending_the_worker_cannot_sweep_is_refused(ending: Ending, complaint: str) -> None:
+    known = [model for model in APP.event_types if model is not ApprovalDecisionRefused]
+    with pytest.raises(ValueError, match="is inconsistent") as raised:
+        dataclasses.replace(APP, endings=(*APP.endings, ending), event_types=known)
     assert complaint in str(raised.value)
 
 
