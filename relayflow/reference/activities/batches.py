@@ -220,12 +220,11 @@ class BatchActivities:
             else:
                 if self._work_seconds:
                     time.sleep(self._work_seconds)
-                if self._store_item(request.batch_id, item_id,
-                                    item_key(request.batch_workflow_id, item_id)):
-                    progress.succeeded += 1
-                else:
-                    # Done before the last heartbeat Temporal received: counted, not redone.
-                    progress.succeeded, repeated = progress.succeeded + 1, repeated + 1
+                progress.succeeded += 1
+                if not self._store_item(request.batch_id, item_id,
+                                        item_key(request.batch_workflow_id, item_id)):
+                    # Done by the attempt before, past the last heartbeat Temporal kept.
+                    repeated += 1
                 # A failpoint: a fault test may kill the process here (the repository's failpoints).
                 sys.audit("relayflow.failpoint", "activity.process-items.after-item")
             progress.next_index = index + 1
