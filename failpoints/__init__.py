@@ -18,7 +18,8 @@ made), ``bridge.before-commit`` (a batch acknowledged by Temporal, offsets
 not committed), ``activity.charge-payment.after-store`` and
 ``activity.refund-payment.after-store`` (the store changed, the activity not
 yet completed), ``activity.publish-outcome.after-send`` (the outcome is on
-Kafka, the activity not yet completed).
+Kafka, the activity not yet completed), ``activity.process-items.after-item``
+(a batch item's effect is in the store, the chunk's activity goes on).
 """
 
 from __future__ import annotations

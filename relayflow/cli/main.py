@@ -3,7 +3,8 @@
 * ``run``: ``worker``, ``bridge``, ``run`` (the application's services);
 * ``approvals``: ``approvals``, ``decide``; ``batches``: ``batch-failures``;
 * ``operate``: ``send``, ``tail``, ``status``, ``top``; ``dlq``: ``dlq ...``;
-* ``verify``, ``demo``, ``asyncapi``, ``codec_server``, ``console``, ``dev``.
+* ``verify``, ``demo``, ``asyncapi``, ``codec_server``, ``console``, ``dev``;
+* ``activities``: ``activity list|pause|unpause|reset``.
 
 Each command is a front end: it reads its options (``relayflow.cli.options``:
 ``--app``, ``--output``, ``--timeout`` are defined once), calls
@@ -24,6 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 from relayflow.cli import (
+    activities,
     approvals,
     asyncapi,
     batches,
@@ -96,4 +98,5 @@ for _group in (run, approvals, batches, codec_server, verify, demo, asyncapi, op
     _group.register(app)
 app.add_typer(console.app, name="console")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(activities.app, name="activity")
 app.add_typer(dev.app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")

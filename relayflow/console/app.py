@@ -46,7 +46,7 @@ from relayflow.console.extension import (
     role_of,
 )
 from relayflow.console.forwarded import is_https
-from relayflow.console.pages import auth, dead_letters
+from relayflow.console.pages import activities, auth, dead_letters
 from relayflow.console.sessions import SESSION_COOKIE, Forbidden
 from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import UserDirectory, load_users
@@ -180,7 +180,8 @@ def create_app(console: Console) -> Starlette:
     own = console.pages.routes(console) if console.pages is not None else ()
     app = Starlette(
         routes=[*(_needing_role(r, console.page_roles) for r in [*auth.ROUTES, *own,
-                                                           *dead_letters.ROUTES]),
+                                                           *dead_letters.ROUTES,
+                                                           *activities.ROUTES]),
                 Mount(_STATIC_PATH, StaticFiles(directory=_STATIC), name="static")],
         middleware=[
             Middleware(_SecurityHeaders, settings=settings),

@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 _TEMPLATE_FOLDER = Path(__file__).parent / "templates"
 TEMPLATES = Jinja2Templates(directory=_TEMPLATE_FOLDER)
 """The console's own Jinja templates (autoescaped)."""
-_NAV = (NavEntry("Dead letters", "/dead-letters", OPERATOR),)
+_NAV = (NavEntry("Dead letters", "/dead-letters", OPERATOR),
+        NavEntry("Activities", "/activities", OPERATOR))
 """The console's own pages in the navigation, after the application's."""
 _UNLISTED = (NavEntry("Parked keys", "/parked", OPERATOR),)
 """The console's own pages reached from others, not from the navigation, with their roles."""

@@ -2,9 +2,10 @@
 
 One module per action: ``send``, ``tail``, ``status``, ``top``, ``dlq``
 (list, show, replay, release), ``verify``, ``decide`` and ``approvals``,
-``batches``; the front ends (``relayflow.cli``, ``relayflow.console``) only
-read input and show results. Every call to Kafka,
-Temporal, a worker (queries) or a metrics endpoint is bounded
+``batches``, ``activities`` (pause, unpause, reset); the front ends
+(``relayflow.cli``, ``relayflow.console``) only read input and show
+results. Every call to Kafka, Temporal, a worker (queries) or a metrics
+endpoint is bounded
 (``RELAYFLOW_OPERATOR_TIMEOUT_SECONDS`` or ``--timeout``), and a dependency
 that does not answer ends the command with one line naming it and exit
 status 3 (``deadlines``).

@@ -77,7 +77,8 @@ def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., A
         escalation_approver=settings.escalation_approver,
     ))
     batches = BatchActivities(store, history_event_limit=settings.batch_history_event_limit,
-                              metrics=resources.metrics)
+                              metrics=resources.metrics,
+                              item_work_seconds=settings.batch_item_work_seconds)
     return [*OrderActivities(store).all(), policy.approval_policy, *batches.all()]
 
 

@@ -64,6 +64,9 @@ class ReferenceSettings(DataSettings):
             reference payment activity (a deterministic failure hook).
         batch_history_event_limit: ``BatchWorkflow`` continues as new once its
             history passes this many events (or when the server suggests it).
+        batch_item_work_seconds: Time the reference batch activity spends on
+            each item besides its store write (0: none), a stand-in for real
+            work so a chunk's heartbeats, pause and resume can be watched.
         store_path_override: ``RELAYFLOW_STORE_PATH``: the SQLite file of the
             reference system's store (inventory, payments, shipments), read as
             ``store_path``; default ``<data_dir>/store.db``.
@@ -77,6 +80,7 @@ class ReferenceSettings(DataSettings):
     escalation_approver: str = "orders-managers"
     card_limit_cents: int = 500_000
     batch_history_event_limit: int = Field(default=2_000, ge=100)
+    batch_item_work_seconds: float = Field(default=0.0, ge=0.0, le=60.0)
     store_path_override: Path | None = Field(default=None, alias="RELAYFLOW_STORE_PATH")
 
     @classmethod

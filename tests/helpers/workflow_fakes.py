@@ -25,8 +25,11 @@ from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
 from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyRequest
 from relayflow.reference.activities.batches import (
     BatchLimits,
+    ItemFailure,
     ProcessItemInput,
     ProcessItemResult,
+    ProcessItemsInput,
+    ProcessItemsResult,
     RecordFailuresInput,
 )
 from relayflow.reference.activities.orders import (
@@ -167,7 +170,8 @@ class FakeOrderActivities(_Outcomes):
 class FakeBatchActivities(_Outcomes):
     """The item, failure-record and publisher activities of ``ChunkWorkflow``/``BatchWorkflow``.
 
-    Items whose id starts with ``bad-`` fail with the non-retryable ``InvalidItem``.
+    Items whose id starts with ``bad-`` fail with the non-retryable ``InvalidItem``
+    (``process_item``) or are listed as failures (``process_items``).
 
     Attributes:
         block_item: Item whose processing blocks: sets ``blocked`` and waits
@@ -178,28 +182,49 @@ class FakeBatchActivities(_Outcomes):
         release: Set it to let ``block_item`` finish normally.
         history_event_limit: What ``batch_limits`` answers (the worker's setting).
         limits_asked: How often ``batch_limits`` was called.
+        chunks_fail: ``process_items`` fails every attempt (a retryable error).
+        chunk_attempts: ``process_items`` attempts so far.
     """
 
     block_item: str | None = None
     history_event_limit: int = 2_000
     limits_asked: int = 0
+    chunks_fail: bool = False
+    chunk_attempts: int = 0
     processed: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     blocked: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _item(self, item_id: str) -> None:
+        if item_id.startswith("bad-"):
+            raise ApplicationError("invalid", type="InvalidItem", non_retryable=True)
+        if item_id == self.block_item:
+            self.blocked.set()
+            await self.release.wait()
+        self.processed.append(item_id)
 
     def all(self) -> Sequence[Any]:
         """Every activity the batch workflows call, under its real name."""
 
         @activity.defn(name="process_item")
         async def process_item(request: ProcessItemInput) -> ProcessItemResult:
-            if request.item_id.startswith("bad-"):
-                raise ApplicationError("invalid", type="InvalidItem", non_retryable=True)
-            if request.item_id == self.block_item:
-                self.blocked.set()
-                await self.release.wait()
-            self.processed.append(request.item_id)
+            await self._item(request.item_id)
             return ProcessItemResult(first_time=True)
+
+        @activity.defn(name="process_items")
+        async def process_items(request: ProcessItemsInput) -> ProcessItemsResult:
+            self.chunk_attempts += 1
+            if self.chunks_fail:
+                raise ApplicationError("store unavailable", type="StoreDown")
+            failures = []
+            for item_id in request.item_ids:
+                try:
+                    await self._item(item_id)
+                except ApplicationError as err:
+                    failures.append(ItemFailure(item_id=item_id, reason=str(err)))
+            return ProcessItemsResult(succeeded=len(request.item_ids) - len(failures),
+                                      failures=failures)
 
         @activity.defn(name="record_failures")
         async def record_failures(request: RecordFailuresInput) -> int:
@@ -211,7 +236,7 @@ class FakeBatchActivities(_Outcomes):
             self.limits_asked += 1
             return BatchLimits(history_event_limit=self.history_event_limit)
 
-        return [batch_limits, process_item, record_failures, self._publisher()]
+        return [batch_limits, process_item, process_items, record_failures, self._publisher()]
 
 
 def inbound(event: Event, *, correlation_id: str = "corr-1") -> Inbound[Any]:

@@ -11,6 +11,10 @@
 * Item failures are counted and reported (``BatchProgress``, then
   ``BatchCompleted`` with the failed ids), never lost.
 * Cancelling the batch cancels the running chunks and reports what finished.
+* A chunk's items run in one heartbeating activity (``process_items``): a
+  retry resumes after the last heartbeated item, and operators can pause,
+  unpause or reset it (``relayflow activity``). Chunks started before that
+  (``workflow.patched``) keep one ``process_item`` activity per item.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, model_validator
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from relayflow.reference.activities.batches import (
@@ -31,7 +35,10 @@ with workflow.unsafe.imports_passed_through():
         BatchLimits,
         ItemFailure,
         ProcessItemInput,
+        ProcessItemsInput,
+        ProcessItemsResult,
         RecordFailuresInput,
+        item_key,
     )
     from relayflow.reference.events import BatchCompleted, BatchProgress, BatchRequested
     from relayflow.reference.topics import BATCHES_OUTCOMES
@@ -55,12 +62,24 @@ HISTORY_EVENT_LIMIT = 2_000
 MAX_LISTED_FAILURES = 1_000
 _LIMITS_FROM_SETTINGS = "batch-limits-from-settings"
 """``workflow.patched`` id: first runs ask the ``batch_limits`` activity for their limit."""
+_ITEMS_IN_ONE_ACTIVITY = "chunk-items-heartbeat"
+"""``workflow.patched`` id: a chunk's items run in one heartbeating ``process_items``."""
 
 ITEM_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10), maximum_attempts=3,
     non_retryable_error_types=["InvalidItem"],
 )
+CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+"""A chunk's attempt that has not heartbeated for this long (its worker died) is retried."""
+CHUNK_START_TO_CLOSE = timedelta(hours=1)
+"""Bound of one attempt at a whole chunk (up to 1,000 items); the heartbeat catches a dead one."""
+CHUNK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30), maximum_attempts=10,
+)
+"""Invalid items never fail ``process_items`` (it lists them), so every failure it raises is
+worth retrying from the last heartbeat; past the last attempt the chunk goes item by item."""
 
 
 def chunk_item_ids(request: BatchRequested, chunk: int) -> list[str]:
@@ -176,25 +195,15 @@ class BatchResult(BaseModel):
 
 @workflow.defn(name="ChunkWorkflow")
 class ChunkWorkflow:
-    """Processes the items of one chunk, each by an idempotent activity."""
+    """Processes the items of one chunk in one heartbeating activity, each item once."""
 
     @workflow.run
     async def run(self, request: ChunkInput) -> ChunkResult:
         """Process every item; failures are collected, not raised."""
-
-        async def one(item_id: str) -> ItemFailure | None:
-            try:
-                await workflow.execute_activity_method(
-                    BatchActivities.process_item,
-                    ProcessItemInput(idempotency_key=f"{request.batch_workflow_id}/{item_id}",
-                                     batch_id=request.batch_id, item_id=item_id),
-                    start_to_close_timeout=timedelta(seconds=30), retry_policy=ITEM_RETRY)
-            except ActivityError as err:
-                return ItemFailure(item_id=item_id, reason=str(err.cause or err))
-            return None
-
-        outcomes = await asyncio.gather(*(one(item) for item in request.item_ids))
-        failures = [failure for failure in outcomes if failure is not None]
+        failures = (await self._in_one_activity(request)
+                    if workflow.patched(_ITEMS_IN_ONE_ACTIVITY) else None)
+        if failures is None:
+            failures = await self._item_by_item(request)
         if failures:
             # The full list lives in the store; events carry only the first ids.
             await workflow.execute_activity_method(
@@ -205,6 +214,44 @@ class ChunkWorkflow:
         return ChunkResult(chunk=request.chunk,
                            succeeded=len(request.item_ids) - len(failures),
                            failed_item_ids=[failure.item_id for failure in failures])
+
+    @staticmethod
+    async def _in_one_activity(request: ChunkInput) -> list[ItemFailure] | None:
+        """The chunk's failures from one heartbeating activity; None when it gave up."""
+        try:
+            done: ProcessItemsResult = await workflow.execute_activity_method(
+                BatchActivities.process_items,
+                ProcessItemsInput(batch_workflow_id=request.batch_workflow_id,
+                                  batch_id=request.batch_id, item_ids=request.item_ids),
+                start_to_close_timeout=CHUNK_START_TO_CLOSE,
+                heartbeat_timeout=CHUNK_HEARTBEAT_TIMEOUT, retry_policy=CHUNK_RETRY)
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise
+            # Out of attempts: each item's own activity says what became of it (the
+            # same keys, so the items already done are not done again).
+            workflow.logger.warning("chunk %s: process_items gave up (%s); item by item",
+                                    request.chunk, err.cause or err)
+            return None
+        return done.failures
+
+    @staticmethod
+    async def _item_by_item(request: ChunkInput) -> list[ItemFailure]:
+        """Release 0.1.0's way: one ``process_item`` activity per item, all at once."""
+
+        async def one(item_id: str) -> ItemFailure | None:
+            try:
+                await workflow.execute_activity_method(
+                    BatchActivities.process_item,
+                    ProcessItemInput(idempotency_key=item_key(request.batch_workflow_id, item_id),
+                                     batch_id=request.batch_id, item_id=item_id),
+                    start_to_close_timeout=timedelta(seconds=30), retry_policy=ITEM_RETRY)
+            except ActivityError as err:
+                return ItemFailure(item_id=item_id, reason=str(err.cause or err))
+            return None
+
+        outcomes = await asyncio.gather(*(one(item) for item in request.item_ids))
+        return [failure for failure in outcomes if failure is not None]
 
 
 @workflow.defn(name="BatchWorkflow")

@@ -8,6 +8,7 @@ policies name, and every step and compensation must be safe to run twice.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable
@@ -30,8 +31,10 @@ from relayflow.reference.activities.approval_policy import (
 from relayflow.reference.activities.batches import (
     BatchActivities,
     ItemFailure,
+    ItemsProgress,
     ProcessItemInput,
     ProcessItemResult,
+    ProcessItemsInput,
     RecordFailuresInput,
 )
 from relayflow.reference.activities.orders import (
@@ -445,6 +448,39 @@ def test_record_failures_keeps_each_failed_item_once(
     assert env.run(batches.record_failures, failures(2)) == 0
     assert store.failed_items("b1") == [("bad-1", "bad-1 is invalid"),
                                         ("bad-3", "bad-3 is invalid"), ("i-4", "timeout")]
+
+
+class WorkerDied(Exception):
+    """Stands in for the SIGKILL of the fault test (``tests/faults/test_heartbeats.py``)."""
+
+
+def test_process_items_resumes_after_the_last_heartbeat_and_does_each_item_once(
+        env: ActivityEnvironment, store: Store) -> None:
+    batches = BatchActivities(store)
+    items = ["i-0", "bad-1", *(f"i-{n}" for n in range(2, 10))]
+    request = ProcessItemsInput(batch_workflow_id="batch-b1", batch_id="b1", item_ids=items)
+    beats: list[ItemsProgress] = []
+
+    def beat(progress: ItemsProgress) -> None:
+        beats.append(progress.model_copy(deep=True))
+        if progress.next_index == 7:
+            raise WorkerDied  # after its 7th item, before the 8th
+
+    env.on_heartbeat = beat
+    with pytest.raises(WorkerDied):
+        env.run(batches.process_items, request)
+    assert [b.next_index for b in beats] == list(range(1, 8))  # a heartbeat per item
+    assert beats[-1].failures == [ItemFailure(item_id="bad-1", reason="bad-1 is invalid")]
+
+    # The SDK throttles heartbeats: the last one Temporal kept lags the work (4 of 7 items).
+    kept = beats[3].model_dump(mode="json")  # as the retry's info carries it: plain JSON
+    env.info = dataclasses.replace(env.info, attempt=2, heartbeat_details=[kept])
+    env.on_heartbeat = lambda *_: None
+    result = env.run(batches.process_items, request)
+    assert (result.attempt, result.resumed_at, result.repeated) == (2, 4, 3)
+    assert (result.succeeded, result.failures) == (9, beats[-1].failures)
+    # Each valid item's effect once: items 4-6 were done twice, written once (their keys).
+    assert store.processed_items("b1") == 9
 
 
 # ---------------------------------------------------------------- approvals

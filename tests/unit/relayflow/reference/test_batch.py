@@ -203,3 +203,31 @@ async def test_cancellation_cancels_children_and_reports_what_finished(
     for chunk_id in REC.chunk_ids[completed["chunks_done"]:]:
         description = await env.client.get_workflow_handle(chunk_id).describe()
         assert description.status == WorkflowExecutionStatus.CANCELED
+
+
+async def _scheduled_in(env: WorkflowEnvironment, workflow_id: str) -> list[Any]:
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    return [e.activity_task_scheduled_event_attributes for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")]
+
+
+async def test_a_chunk_runs_its_items_in_one_heartbeating_activity(
+        env: WorkflowEnvironment) -> None:
+    handle, result = await run_batch(env, batch(items=["i-1", "bad-2", "i-3"], chunk_size=3))
+    assert (result.succeeded, result.failed) == (2, 1)
+    scheduled = await _scheduled_in(env, f"{handle.id}-chunk-0")
+    assert [s.activity_type.name for s in scheduled] == ["process_items", "record_failures"]
+    assert scheduled[0].heartbeat_timeout.ToTimedelta() == timedelta(seconds=10)
+    assert list(REC.fakes.failures) == ["bad-2"]
+
+
+async def test_a_chunk_that_gives_up_goes_item_by_item_and_counts_each_once(
+        env: WorkflowEnvironment) -> None:
+    REC.fakes.chunks_fail = True
+    handle, result = await run_batch(env, batch(items=["i-1", "bad-2", "i-3"], chunk_size=3))
+    assert (result.succeeded, result.failed) == (2, 1)
+    assert REC.fakes.chunk_attempts == 10  # every attempt of its retry policy, then per item
+    scheduled = await _scheduled_in(env, f"{handle.id}-chunk-0")
+    assert [s.activity_type.name for s in scheduled] == [
+        "process_items", "process_item", "process_item", "process_item", "record_failures"]
+    assert sorted(REC.fakes.processed) == ["i-1", "i-3"]

@@ -23,6 +23,9 @@ from tests.helpers.workflow_env import start_workflow_environment
 from tests.histories import HISTORIES, load_history, stored_histories
 from tests.histories.record import (
     Recorder,
+    batch_cancelled,
+    batch_continued_as_new,
+    batch_with_failures,
     order_approved,
     order_duplicate_decisions,
     order_early_decision,
@@ -56,6 +59,26 @@ async def test_todays_approval_histories_replay(request: pytest.FixtureRequest,
     for path in recorder.written:
         history = load_history(path)
         assert any(e.HasField("marker_recorded_event_attributes") for e in history.events)
+        await _replays(history)
+
+
+async def test_todays_batch_histories_replay(request: pytest.FixtureRequest,
+                                             tmp_path: Path) -> None:
+    """Chunks in one heartbeating activity (``workflow.patched``) replay what they wrote."""
+    async with await start_workflow_environment(request.config) as env:
+        recorder = Recorder(env, tmp_path)
+        for scenario in (batch_with_failures, batch_continued_as_new, batch_cancelled):
+            await scenario(recorder)
+    chunks = [path for path in recorder.written if "-chunk-" in path.name]
+    assert len(chunks) == 12
+    for path in recorder.written:
+        history = load_history(path)
+        if path in chunks:
+            scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                         for e in history.events
+                         if e.HasField("activity_task_scheduled_event_attributes")]
+            assert scheduled[0] == "process_items", path.name
+            assert "process_item" not in scheduled, path.name
         await _replays(history)
 
 
