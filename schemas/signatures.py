@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import struct
@@ -67,6 +68,24 @@ def canonical_message(tag: str, fields: Sequence[str | None]) -> bytes:
             data = value.encode()
             parts.append(struct.pack(">I", len(data)) + data)
     return b"".join(parts)
+
+
+def _resolve_invalid_signature() -> None:
+    """Have cryptography's native code resolve ``InvalidSignature`` now, outside any sandbox.
+
+    It imports the exception type lazily, the first time it raises one; inside
+    Temporal's workflow sandbox that import fails and the native code aborts
+    the whole worker process (a forged signature would kill the worker).
+    Resolved here, at import (which the sandbox passes through), it stays
+    cached for the process. tests/unit/relayflow/reference/test_order_saga.py
+    verifies bad signatures in workflow code.
+    """
+    public = Ed25519PrivateKey.from_private_bytes(bytes(_RAW_KEY_BYTES)).public_key()
+    with contextlib.suppress(InvalidSignature):
+        public.verify(bytes(64), b"")
+
+
+_resolve_invalid_signature()
 
 
 def _raw(text: str, what: str) -> bytes:
