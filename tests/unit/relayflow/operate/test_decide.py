@@ -269,5 +269,7 @@ def test_the_reference_approvals_sign_and_make_dev_keys_once(tmp_path: Path) -> 
     operator = SigningKey.load(made[0])
     assert [k.key_id for k in registry.keys] == ["dev-operator", "dev-console"]
     assert registry.find("dev-operator") == operator.trusted()
-    assert registry.find("dev-console").acts_for == ("orders-approvers", "orders-managers")
+    console = registry.find("dev-console")
+    assert console is not None
+    assert console.acts_for == ("orders-approvers", "orders-managers")
     assert stat.S_IMODE(made[0].stat().st_mode) == 0o600
