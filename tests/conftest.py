@@ -66,8 +66,9 @@ def relayflow_stack(relayflow_stack: Settings,
     store = tmp_path_factory.mktemp("relayflow-store") / "store.db"
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("RELAYFLOW_STORE_PATH", str(store))
-        approver_keys.install(tmp_path_factory.mktemp("approver-keys"), environment)
-        yield relayflow_stack
+        signers = approver_keys.install(tmp_path_factory.mktemp("approver-keys"), environment)
+        # The stack's settings were read before: they name the signers' keys too.
+        yield relayflow_stack.model_copy(update=signers)
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,9 @@ class Decided:
         event: The decision event.
         delivered: Where it landed.
         outcome: ``counted`` (the workflow took it), ``ignored`` (someone
-            decided first) or ``sent`` (not taken yet, or not watched).
+            decided first), ``refused`` (the workflow refused it and still
+            waits: e.g. unsigned, or a key that may not act for the one deciding)
+            or ``sent`` (not taken yet, or not watched).
         message: What to tell the person deciding.
         status: Where the approval stands afterwards (as sent, when not watched).
     """
@@ -267,7 +269,13 @@ async def _settled(approvals: Approvals, client: Client, sent: Decided, value: D
                 if status.status != "waiting" and status.decided_by == who:
                     return Decided(sent.event, sent.delivered, "counted",
                                    f"{value.capitalize()} as {who}.", status)
-                if status.status != "waiting" or any(n.startswith(mark) for n in status.ignored):
+                noted = [n for n in status.ignored if n.startswith(mark)]
+                if status.status == "waiting" and noted:  # refused: unproven, or not asked
+                    why = noted[-1].removeprefix(mark).removeprefix(": ")
+                    return Decided(sent.event, sent.delivered, "refused",
+                                   f"Not counted: {why}. The {approvals.subject} still waits.",
+                                   status)
+                if status.status != "waiting" or noted:
                     before = (f"{status.status} by {status.decided_by}" if status.decided_by
                               else status.status)
                     return Decided(sent.event, sent.delivered, "ignored",

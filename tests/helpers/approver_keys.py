@@ -43,14 +43,20 @@ def signed(decision: ApprovalDecided, key: SigningKey | None = None) -> Approval
     return sign_decision(decision, key or key_for(decision.decided_by))
 
 
-def install(folder: Path, environment: pytest.MonkeyPatch) -> None:
-    """Write the keys and registry to ``folder`` and name them in the environment."""
+def install(folder: Path, environment: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Write the keys and registry to ``folder`` and name them in the environment.
+
+    Returns:
+        The ``Settings`` fields that name the signers' key files.
+    """
     registry = folder / "approval-keys.json"
     registry.write_text(REGISTRY.model_dump_json(indent=2), encoding="utf-8")
-    for key, variable in ((OPERATOR, "RELAYFLOW_DECISION_KEY_FILE"),
-                          (CONSOLE, "RELAYFLOW_CONSOLE_DECISION_KEY_FILE")):
+    fields = {}
+    for key, field in ((OPERATOR, "decision_key_file"), (CONSOLE, "console_decision_key_file")):
         path = folder / f"{key.key_id}.key"
         if not path.exists():
             key.save(path)
-        environment.setenv(variable, str(path))
+        environment.setenv(f"RELAYFLOW_{field.upper()}", str(path))
+        fields[field] = path
     environment.setenv("RELAYFLOW_APPROVAL_KEYS", str(registry))
+    return fields
