@@ -161,6 +161,15 @@ async def test_a_decision_someone_else_took_first_is_ignored() -> None:
     assert "rejected by approvers/zoe before your decision arrived" in decided.message
 
 
+async def test_a_decision_the_workflow_refused_says_why_and_that_it_still_waits() -> None:
+    note = "APPROVED by approvers/ann ignored: unsigned: decisions must be signed"
+    fake = FakeApprovals([waiting(), waiting(ignored=(note,))])
+    decided = await decide(fake, "approvers/ann", settle_seconds=5)
+    assert decided.outcome == "refused"
+    assert decided.message == ("Not counted: unsigned: decisions must be signed. "
+                               "The order still waits.")
+
+
 @pytest.mark.parametrize(("by", "status"), [
     ("mallory", waiting()),
     ("approvers-x/ann", waiting()),
