@@ -46,7 +46,14 @@ with workflow.unsafe.imports_passed_through():
         ApprovalPolicyProvider,
         ApprovalPolicyRequest,
     )
-    from relayflow.reference.decision_signatures import may_decide, signature_problem
+    from relayflow.reference.decision_signatures import (
+        BAD_SIGNATURE,
+        KEY_NOT_VALID,
+        UNKNOWN_KEY,
+        UNSIGNED,
+        may_decide,
+        signature_problem,
+    )
     from relayflow.reference.events import (
         ApprovalDecided,
         ApprovalDecisionRefused,
@@ -140,8 +147,9 @@ class ApprovalState(BaseModel):
         ignored: Decisions that did not count, with why.
         approvers: Whose decision counts now (``may_decide``): the approver,
             and after escalation the escalation approver too.
-        refused: Decisions from someone not among ``approvers``, in the order
-            they were refused (each also published as ``ApprovalDecisionRefused``
+        refused: Decisions that could not count (from someone not among
+            ``approvers``, or unproven: see the module docs), in the order they
+            were refused (each also published as ``ApprovalDecisionRefused``
             and listed in ``ignored``).
     """
 
@@ -402,13 +410,13 @@ class ApprovalStage:
 def _proof_failure(problem: str, decision: ApprovalDecided, keys: ApprovalKeys) -> str:
     """The readable why of a ``signature_problem``."""
     key = decision.key_id
-    if problem == "unsigned":
+    if problem == UNSIGNED:
         return "unsigned: decisions must be signed by a registered approver key"
-    if problem == "unknown-key":
+    if problem == UNKNOWN_KEY:
         return f"key {key} is not registered (unknown or revoked)"
-    if problem == "key-not-valid":
+    if problem == KEY_NOT_VALID:
         return f"key {key} is not valid now"
-    if problem == "bad-signature":
+    if problem == BAD_SIGNATURE:
         return f"signature does not verify with key {key} (forged or altered)"
     found = keys.registry.find(key or "")
     acts_for = ", ".join(found.acts_for) if found else ""
