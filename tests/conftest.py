@@ -25,6 +25,7 @@ from relayflow.application import Application
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from relayflow.testing.stacks import ensure_app_topics
+from tests.helpers import approver_keys
 from tests.helpers.workflow_env import start_workflow_environment
 
 pytest_plugins = ["tests.helpers.skips"]
@@ -58,12 +59,16 @@ def relayflow_stack(relayflow_stack: Settings,
 
     Set in the environment, so the bridge and worker in this process, the
     ``relayflow`` processes tests start and the tests' own ``ReferenceSettings``
-    all use the same file, and no session sees another's.
+    all use the same file, and no session sees another's. So are the session's
+    approver keys (``tests.helpers.approver_keys``): the workers trust them,
+    ``relayflow decide`` and the console sign with them.
     """
     store = tmp_path_factory.mktemp("relayflow-store") / "store.db"
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("RELAYFLOW_STORE_PATH", str(store))
-        yield relayflow_stack
+        signers = approver_keys.install(tmp_path_factory.mktemp("approver-keys"), environment)
+        # The stack's settings were read before: they name the signers' keys too.
+        yield relayflow_stack.model_copy(update=signers)
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,19 @@
-"""``relayflow approvals`` (the pending ones) and ``relayflow decide`` (answer one)."""
+"""``relayflow approvals`` (the pending ones), ``relayflow decide`` (answer one, signed).
+
+And ``relayflow approval-key``: a key pair to sign decisions with.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 
 from relayflow.cli.options import APP, OUTPUT, TIMEOUT, Output, configured, emit_json, seconds_of
 
-__all__ = ["DecisionWord", "register"]
+__all__ = ["DecisionWord", "approval_key", "register"]
 
 
 def approvals(output: Output = OUTPUT, timeout: float | None = TIMEOUT,
@@ -57,30 +61,67 @@ def decide(
     by: str = typer.Option(..., "--by", help="Who decides: an approver the saga asked (see "
                                              "relayflow approvals), or <approver>/<person>."),
     comment: str | None = typer.Option(None, help="Free text, carried to the outcome."),
+    key: Path | None = typer.Option(
+        None, "--key", help="Sign the decision with this key file (relayflow approval-key); "
+                            "default RELAYFLOW_DECISION_KEY_FILE, else the dev stack's "
+                            "<data_dir>/keys/approver.key; none: sent unsigned."),
     output: Output = OUTPUT,
     timeout: float | None = TIMEOUT,
     app_spec: str | None = APP,
 ) -> None:
     """Answer a pending approval (the reference app's: an ApprovalDecided on approvals.decisions).
 
-    Exit 1 when the order does not exist or waits for no decision; 2 when
-    --by may not decide it; 3 when Temporal, a worker or Kafka did not answer.
+    Signed with the key file, so a saga that requires proof counts it when
+    the key is registered as acting for --by. Exit 1 when the order does not
+    exist or waits for no decision; 2 when --by may not decide it or the key
+    file is bad; 3 when Temporal, a worker or Kafka did not answer.
     """
     from relayflow.operate.decide import DECISIONS  # noqa: PLC0415
     from relayflow.operate.decide import decide as deciding  # noqa: PLC0415
 
     settings, _ = configured(app_spec)
     sent = asyncio.run(deciding(settings, order_id, decision.value, by=by, comment=comment,
-                                seconds=seconds_of(timeout, settings)))
+                                seconds=seconds_of(timeout, settings), key_file=key))
+    key_id = getattr(sent.event, "key_id", None)
     if output is Output.JSON:
         emit_json(sent.as_json() | {"order_id": order_id, "decision": DECISIONS[decision.value],
-                                    "decided_by": by})
+                                    "decided_by": by, "key_id": key_id})
     else:
-        typer.echo(f"{decision.value}d order {order_id} as {by!r}; {sent.as_line()}; the bridge "
-                   "signals the saga")
+        signed = f"signed with key {key_id}" if key_id else "UNSIGNED (no key)"
+        typer.echo(f"{decision.value}d order {order_id} as {by!r}, {signed}; {sent.as_line()}; "
+                   "the bridge signals the saga")
+
+
+def approval_key(
+    key_id: str = typer.Option(..., "--id", help="The key's id in the registry (e.g. ann-2026)."),
+    acts_for: list[str] = typer.Option(
+        ..., "--acts-for", help="Whom it may sign for: a group (covers <group>/<anyone>: a "
+                                "console's key) or <group>/<person> (a person's key); repeat."),
+    out: Path = typer.Option(..., "--out", help="The private key file to create (0600; an "
+                                                "existing file is never overwritten)."),
+) -> None:
+    """Make an Ed25519 key pair for signing approval decisions; print its registry entry.
+
+    The private key goes to --out (give it to whoever signs: relayflow decide --key,
+    or the console's RELAYFLOW_CONSOLE_DECISION_KEY_FILE); add the printed entry to
+    the workers' registry (RELAYFLOW_APPROVAL_KEYS, {"keys": [...]}).
+    """
+    from relayflow.operate.errors import BadInput  # noqa: PLC0415
+    from schemas.signatures import SigningKey  # noqa: PLC0415
+
+    key = SigningKey.generate(key_id, acts_for)
+    try:
+        entry = key.trusted()
+        key.save(out)
+    except FileExistsError:
+        raise BadInput(f"{out} exists: a key file is never overwritten") from None
+    except ValueError as error:
+        raise BadInput(str(error).splitlines()[0]) from None
+    typer.echo(entry.model_dump_json(indent=2, exclude_none=True))
 
 
 def register(app: typer.Typer) -> None:
     """Add ``approvals`` and ``decide`` to ``app``."""
     app.command()(approvals)
     app.command()(decide)
+    app.command(name="approval-key")(approval_key)

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from relayflow.cli.dev import record_stack
+from relayflow.cli.dev import dev_decision_keys, record_stack
 from relayflow.cli.options import APP, configure_logging, configured
 
 __all__ = ["register"]
@@ -51,6 +51,7 @@ def demo(
     console.rule("relayflow demo")
     devstack.up(settings, served.all_topics())
     record_stack(settings)  # `relayflow dev status` / `down` find it from any folder
+    dev_decision_keys(settings.data_dir, served)  # before the worker reads the registry
     log_file = settings.data_dir / "demo.log"
     # Bridge and worker log to a file so the live table stays readable.
     configure_logging(settings, filename=str(log_file))

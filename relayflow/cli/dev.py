@@ -22,9 +22,10 @@ from relayflow.cli.options import APP, configured
 from relayflow.config.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from relayflow.application import Application
     from relayflow.devstack import StackStatus
 
-__all__ = ["STACK_RECORD", "app", "record_stack", "stack_settings"]
+__all__ = ["STACK_RECORD", "app", "dev_decision_keys", "record_stack", "stack_settings"]
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -124,6 +125,7 @@ def up(
             update={name: getattr(running, name) for name in _STACK_FIELDS})
     started = devstack.up(settings, served.all_topics())
     record_stack(settings)
+    keys = dev_decision_keys(settings.data_dir, served)
     console.print("[green]stack started[/green]" if started else "stack already running")
     state = _print_status(settings)
     console.print("\nClients use:")
@@ -131,10 +133,24 @@ def up(
                else settings.kafka_bootstrap_servers)
     console.print(f"  RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS={servers}")
     console.print(f"  RELAYFLOW_TEMPORAL_ADDRESS={settings.temporal_address}")
+    if keys:
+        console.print(f"  decisions are signed with the dev keys in {keys[0].parent} "
+                      f"(registered in {keys[-1]}; relayflow decide and the console find them)")
     if state.kafka_security:
         folder = devstack.dev_secrets(settings).folder
         console.print(f"  and the Kafka credentials of their principal: set -a; "
                       f". {folder}/<bridge|worker|approvals|tools>.env; set +a")
+
+
+def dev_decision_keys(data_dir: Path, served: Application) -> list[Path]:
+    """The application's dev decision keys, made once, if its decisions are signed."""
+    from relayflow.operate.approvals import approvals_in  # noqa: PLC0415
+    from relayflow.operate.signing import SignedDecisions  # noqa: PLC0415
+
+    approvals = approvals_in(served)
+    if not isinstance(approvals, SignedDecisions):
+        return []
+    return list(approvals.dev_keys(data_dir))
 
 
 @app.command()

@@ -23,10 +23,16 @@ class OperatorSettings(EnvSettings):
         temporal_ui_base_url: The Temporal web UI as operators reach it (e.g.
             ``https://temporal.example.com``), for the links ``relayflow status``
             prints; default the dev stack's (``temporal_ui_port`` on 127.0.0.1).
+        decision_key_file: The Ed25519 key file ``relayflow decide`` signs
+            decisions with (``relayflow approval-key``); ``--key`` wins; unset:
+            the dev stack's ``<data_dir>/keys/approver.key`` when it exists, else
+            decisions go out unsigned (and a workflow that requires signatures
+            refuses them).
     """
 
     operator_timeout_seconds: float = Field(default=10.0, gt=0)
     temporal_ui_base_url: str | None = None
+    decision_key_file: Path | None = None
 
 
 class ConsoleSettings(EnvSettings):
@@ -35,6 +41,11 @@ class ConsoleSettings(EnvSettings):
     Attributes:
         console_host: Interface ``relayflow console`` listens on.
         console_port: TCP port of ``relayflow console`` (0: any free port).
+        console_decision_key_file: The Ed25519 key file the console signs its
+            users' decisions with (as ``<group>/<user>``): register its public key
+            as acting for the approver groups the console serves. Unset: the
+            dev stack's ``<data_dir>/keys/console.key`` when it exists, else
+            decisions go out unsigned.
         console_users_file: TOML file of the console's users: a table per user
             with ``password_hash`` (argon2) and ``roles`` (approver groups such
             as ``orders-approvers``, and ``operator``).
@@ -78,6 +89,7 @@ class ConsoleSettings(EnvSettings):
 
     console_host: str = "127.0.0.1"
     console_port: int = Field(default=8400, ge=0, le=65535)
+    console_decision_key_file: Path | None = None
     console_users_file: Path | None = None
     console_users: str | None = None
     console_secret_key: SecretStr | None = None

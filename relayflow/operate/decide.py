@@ -13,6 +13,9 @@ a decision is sent only when it can count:
 4. it still waits (else ``NotWaiting``: already decided, timed out, or not
    waiting), so a decision that cannot count is never sent.
 
+With a key (``relayflow.operate.signing``) the event is signed, so a
+workflow that requires proof can count it; without one it goes unsigned.
+
 The event then goes to the application's decisions topic with the waiting
 workflow's correlation id, caused by the request it answers. With
 ``settle_seconds`` the workflow is watched taking it (``counted``) or
@@ -25,6 +28,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from temporalio.client import Client
@@ -47,7 +51,9 @@ from relayflow.operate.deadlines import (
     temporal_answers,
 )
 from relayflow.operate.send import Sent, send
+from relayflow.operate.signing import SignedDecisions, decision_key
 from schemas.models import Event
+from schemas.signatures import SigningKey
 
 __all__ = [
     "DECISIONS",
@@ -133,7 +139,9 @@ class Decided:
         event: The decision event.
         delivered: Where it landed.
         outcome: ``counted`` (the workflow took it), ``ignored`` (someone
-            decided first) or ``sent`` (not taken yet, or not watched).
+            decided first), ``refused`` (the workflow refused it and still
+            waits: e.g. unsigned, or a key that may not act for the one deciding)
+            or ``sent`` (not taken yet, or not watched).
         message: What to tell the person deciding.
         status: Where the approval stands afterwards (as sent, when not watched).
     """
@@ -185,7 +193,8 @@ def _not_yours(approvals: Approvals, status: ApprovalStatus, by: str | Person) -
 async def decide_approval(approvals: Approvals, client: Client, deliver: Deliver, *,
                           subject_id: str, decision: str, by: str | Person,
                           comment: str | None = None, event_id: uuid.UUID | None = None,
-                          seconds: float, settle_seconds: float = 0.0) -> Decided:
+                          seconds: float, settle_seconds: float = 0.0,
+                          key: SigningKey | None = None) -> Decided:
     """Send a decision on ``subject_id``'s approval, if it can count (see the module docs).
 
     Args:
@@ -201,9 +210,11 @@ async def decide_approval(approvals: Approvals, client: Client, deliver: Deliver
             default: a new one.
         seconds: Bound of each query.
         settle_seconds: How long to watch the workflow take the decision (0: not).
+        key: Sign the decision with it (``relayflow.operate.signing``); None: unsigned.
 
     Raises:
-        BadInput: ``decision`` or ``comment`` is malformed, or the event is invalid.
+        BadInput: ``decision`` or ``comment`` is malformed, the event is invalid, or
+            ``key`` was given to an application whose decisions are not signed.
         NoSuchApproval: There is no such subject.
         NotYours: ``by`` was not asked.
         NotWaiting: The approval waits for no decision.
@@ -212,6 +223,9 @@ async def decide_approval(approvals: Approvals, client: Client, deliver: Deliver
     if decision not in DECISIONS.values():
         raise BadInput(f"decision must be APPROVED or REJECTED, not {decision[:40]!r}")
     value: DecisionValue = "APPROVED" if decision == "APPROVED" else "REJECTED"
+    if key is not None and not isinstance(approvals, SignedDecisions):
+        raise BadInput(f"this application's {approvals.subject} decisions are not signed: "
+                       "give no key")
     note = _checked_comment(comment)
     event_id = event_id or uuid.uuid4()
     if isinstance(by, str):  # bad input: nothing is asked
@@ -230,6 +244,9 @@ async def decide_approval(approvals: Approvals, client: Client, deliver: Deliver
         raise closed
     assert who is not None
     event = approvals.decision_event(subject_id, value, who, note, event_id)
+    if key is not None:
+        assert isinstance(approvals, SignedDecisions)  # checked above, before anything connects
+        event = approvals.signed(event, key)
     context = await approvals.decision_context(client, status)
     delivered = await deliver(event, context.topic, context.correlation_id, context.causation_id)
     sent = Decided(event, delivered, "sent", f"{value.capitalize()} sent as {who}; the "
@@ -252,7 +269,13 @@ async def _settled(approvals: Approvals, client: Client, sent: Decided, value: D
                 if status.status != "waiting" and status.decided_by == who:
                     return Decided(sent.event, sent.delivered, "counted",
                                    f"{value.capitalize()} as {who}.", status)
-                if status.status != "waiting" or any(n.startswith(mark) for n in status.ignored):
+                noted = [n for n in status.ignored if n.startswith(mark)]
+                if status.status == "waiting" and noted:  # refused: unproven, or not asked
+                    why = noted[-1].removeprefix(mark).removeprefix(": ")
+                    return Decided(sent.event, sent.delivered, "refused",
+                                   f"Not counted: {why}. The {approvals.subject} still waits.",
+                                   status)
+                if status.status != "waiting" or noted:
                     before = (f"{status.status} by {status.decided_by}" if status.decided_by
                               else status.status)
                     return Decided(sent.event, sent.delivered, "ignored",
@@ -278,7 +301,8 @@ def decision_event(app: Application, subject_id: str, decision: Decision, by: st
 
 
 async def decide(settings: Settings, order_id: str, decision: Decision, *, by: str,
-                 comment: str | None = None, seconds: float) -> Sent:
+                 comment: str | None = None, seconds: float, key_file: Path | None = None,
+                 ) -> Sent:
     """``relayflow decide``: send the decision on ``order_id``'s pending approval.
 
     The configured application's ``Approvals`` say where it stands
@@ -291,6 +315,7 @@ async def decide(settings: Settings, order_id: str, decision: Decision, *, by: s
         by: Who decides (``decided_by``): an approver asked, or ``<approver>/<person>``.
         comment: Free text for the outcome.
         seconds: Bound of each call.
+        key_file: The key to sign with (default: ``relayflow.operate.signing.decision_key``).
 
     Returns:
         The decision and where it landed.
@@ -311,10 +336,11 @@ async def decide(settings: Settings, order_id: str, decision: Decision, *, by: s
 
     approvals.decision_event(order_id, DECISIONS[decision], by, _checked_comment(comment),
                              uuid.uuid4())
+    key = decision_key(settings, key_file)
     client = await connected_temporal(settings, seconds)
     # Bounds the whole: a describe, a query, the start of a history, then Kafka's own bound.
     async with temporal_answers(settings, 4 * seconds + QUERY_GRACE):
         decided = await decide_approval(approvals, client, deliver, subject_id=order_id,
                                         decision=DECISIONS[decision], by=by, comment=comment,
-                                        seconds=seconds)
+                                        seconds=seconds, key=key)
     return Sent(decided.event, decided.delivered)

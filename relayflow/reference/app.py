@@ -9,12 +9,19 @@ that were terminated or timed out).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridge.routes import Action, Route, RouteTable
 from relayflow.application import Application, WorkerResources
-from relayflow.reference.activities.approval_policy import ApprovalPolicyProvider, ApprovalRules
+from relayflow.config import SettingError
+from relayflow.reference.activities.approval_policy import (
+    ApprovalKeys,
+    ApprovalPolicyProvider,
+    ApprovalRules,
+    RegistryFile,
+)
 from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.activities.orders import OrderActivities
 from relayflow.reference.activities.store import Store
@@ -47,6 +54,8 @@ from relayflow.reference.workflows.order_saga import OrderSaga
 
 __all__ = ["APP", "ROUTES", "WORKFLOWS", "reference_activities"]
 
+_log = logging.getLogger(__name__)
+
 WORKFLOWS: tuple[type, ...] = (OrderSaga, BatchWorkflow, ChunkWorkflow)
 """Every workflow of the reference application."""
 
@@ -65,7 +74,8 @@ def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., A
     """The store-backed order and batch activities and the approval policy, from settings.
 
     Raises:
-        SettingError: A setting of ``ReferenceSettings`` is bad (one line naming it).
+        SettingError: A setting of ``ReferenceSettings`` is bad, or the approval
+            key registry cannot be read (one line naming it).
     """
     settings = ReferenceSettings.of(resources.settings)
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
@@ -75,11 +85,29 @@ def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., A
         escalation_timeout_seconds=settings.escalation_timeout_seconds,
         approver=settings.approver,
         escalation_approver=settings.escalation_approver,
-    ))
+    ), _approval_keys(settings))
     batches = BatchActivities(store, history_event_limit=settings.batch_history_event_limit,
                               metrics=resources.metrics,
                               item_work_seconds=settings.batch_item_work_seconds)
-    return [*OrderActivities(store).all(), policy.approval_policy, *batches.all()]
+    return [*OrderActivities(store).all(), policy.approval_policy, policy.approval_keys,
+            *batches.all()]
+
+
+def _approval_keys(settings: ReferenceSettings) -> Callable[[], ApprovalKeys]:
+    """The trusted keys as the registry file says each time; checked (and said) once now."""
+    registry, required = RegistryFile(settings.approval_keys), settings.approval_signatures != "off"
+    try:
+        trusted = registry.current()
+    except (OSError, ValueError) as error:
+        raise SettingError(f"RELAYFLOW_APPROVAL_KEYS: {error}") from None
+    if not required:
+        _log.warning("RELAYFLOW_APPROVAL_SIGNATURES=off: UNSIGNED APPROVAL DECISIONS COUNT. "
+                     "Anyone who can write approvals.decisions or signal a saga can approve "
+                     "as any approver asked. Development only.")
+    elif not trusted.keys:
+        _log.warning("no approval keys registered (RELAYFLOW_APPROVAL_KEYS): every approval "
+                     "decision will be refused until keys are registered")
+    return lambda: ApprovalKeys(required=required, registry=registry.current())
 
 
 APP = Application(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.client import Client
@@ -21,12 +22,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from relayflow.operate.approvals import ApprovalStatus, DecisionContext, DecisionValue, Pending
 from relayflow.operate.deadlines import BadInput, NotFound, query_worker
 from relayflow.operate.send import validation_lines
+from relayflow.operate.signing import APPROVER_KEY, CONSOLE_KEY, DEV_KEYS
+from relayflow.reference.decision_signatures import sign_decision
 from relayflow.reference.events import ApprovalDecided, OrderPlaced
 from relayflow.reference.pending_approvals import COLUMNS, pending_approvals
+from relayflow.reference.settings import DEV_REGISTRY, ReferenceSettings
 from relayflow.reference.topics import APPROVALS_DECISIONS
 from relayflow.reference.workflows.approval import ApprovalState, approval_id_for, may_decide
 from relayflow.reference.workflows.order_saga import OrderSaga
-from schemas import Inbound
+from schemas import Event, Inbound
+from schemas.signatures import KeyRegistry, SigningKey
 from workflows.outcomes import outcome_event_id
 
 __all__ = ["ORDER_APPROVALS", "OrderApprovals", "approval_status", "order_id_of",
@@ -117,6 +122,35 @@ class OrderApprovals:
         asked = outcome_event_id(status.workflow_id, "approval-escalated" if status.escalated
                                  else "approval-requested")
         return DecisionContext(APPROVALS_DECISIONS, correlation_id, str(asked))
+
+    def signed(self, event: Event, key: SigningKey) -> ApprovalDecided:
+        """The decision signed with ``key`` (``decision_signatures``)."""
+        if not isinstance(event, ApprovalDecided):
+            raise TypeError(f"not an ApprovalDecided: {type(event).__name__}")
+        return sign_decision(event, key)
+
+    def dev_keys(self, data_dir: Path) -> list[Path]:
+        """The dev stack's operator and console keys, acting for both approver groups.
+
+        Made once under ``<data_dir>/keys/`` (0600) and registered in
+        ``<data_dir>/approval-keys.json``, which the worker reads by default.
+        """
+        settings = ReferenceSettings(data_dir=data_dir)
+        groups = (settings.approver, settings.escalation_approver)
+        folder = data_dir / DEV_KEYS
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        registry_path = data_dir / DEV_REGISTRY
+        registry = KeyRegistry.load(registry_path) if registry_path.is_file() else KeyRegistry()
+        made = []
+        for name, key_id in ((APPROVER_KEY, "dev-operator"), (CONSOLE_KEY, "dev-console")):
+            path = folder / name
+            if not path.is_file():
+                SigningKey.generate(key_id, groups).save(path)
+            key = SigningKey.load(path)
+            registry = registry.with_key(key.trusted())
+            made.append(path)
+        registry_path.write_text(registry.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return [*made, registry_path]
 
 
 ORDER_APPROVALS = OrderApprovals()

@@ -28,6 +28,8 @@ from rich.table import Table
 from rich.text import Text
 
 from relayflow.config.settings import Settings
+from relayflow.operate.signing import decision_key
+from relayflow.reference.decision_signatures import sign_decision
 from relayflow.reference.events import (
     ApprovalDecided,
     ApprovalEscalated,
@@ -56,6 +58,7 @@ from schemas.codec import AvroCodec, DecodeError
 from schemas.dead_letters import DlqReason
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, EVENT_TYPE
+from schemas.signatures import SigningKey
 from schemas.topics import DLQ_SUFFIX
 
 __all__ = ["BatchWatch", "ReferenceDemo", "Scenario", "build_scenarios", "run_demo"]
@@ -267,13 +270,15 @@ def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
     return None
 
 
-def _decision(request: ApprovalRequested) -> ApprovalDecided:
-    return ApprovalDecided(
+def _decision(request: ApprovalRequested, key: SigningKey | None) -> ApprovalDecided:
+    decided = ApprovalDecided(
         event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), approval_id=request.approval_id,
         order_id=request.order_id, decision="APPROVED",
         decided_by=f"{request.approver}/relayflow-demo",  # only an approver asked decides
         comment="approved by the demo",
     )
+    # Signed with the dev stack's operator key (relayflow demo makes and registers it).
+    return decided if key is None else sign_decision(decided, key)
 
 
 async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
@@ -301,6 +306,7 @@ class _Watch:
     consumer: AIOKafkaConsumer
     scenarios: dict[str, Scenario]
     batch: BatchWatch
+    key: SigningKey | None = None
 
     def done(self) -> bool:
         return self.batch.done and all(s.done for s in self.scenarios.values())
@@ -314,7 +320,7 @@ class _Watch:
                     continue
                 request = _observe(self.scenarios, self.codec, tp.topic, r)
                 if isinstance(request, ApprovalRequested):
-                    answer = to_record(_decision(request), self.codec,
+                    answer = to_record(_decision(request, self.key), self.codec,
                                        correlation_id=request.correlation_id,
                                        causation_id=str(request.event_id))
                     await self.producer.send_and_wait(APPROVALS_DECISIONS, answer.value,
@@ -346,7 +352,7 @@ async def run_demo(settings: Settings, *, wait_seconds: float = 120.0,
     consumer = await _tail_from_end(settings, producer,
                                     [ORDERS_OUTCOMES, ORDERS_DLQ, BATCHES_OUTCOMES])
 
-    demo = _Watch(codec, producer, consumer, by_order, batch)
+    demo = _Watch(codec, producer, consumer, by_order, batch, decision_key(settings))
     started = time.monotonic()
     try:
         request = to_record(batch.request, codec)

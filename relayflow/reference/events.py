@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from relayflow.reference.currencies import is_currency
 from schemas.models import Event, Key, Outcome, Record, UtcDatetime
@@ -130,7 +130,13 @@ class ApprovalDecided(_KeyedByOrder, Event):
         decision: ``APPROVED`` or ``REJECTED``.
         decided_by: Who decided.
         comment: Optional free text.
+        key_id: The registered key that signed the decision (None: unsigned).
+        signature: Ed25519 signature of the decision's canonical message
+            (``relayflow.reference.decision_signatures``); None: unsigned.
     """
+
+    # Bytes travel as base64 inside Temporal's JSON payloads (never as raw text).
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     avro_name: ClassVar[str] = "relayflow.approvals.ApprovalDecided"
 
@@ -139,6 +145,8 @@ class ApprovalDecided(_KeyedByOrder, Event):
     decision: Literal["APPROVED", "REJECTED"]
     decided_by: Key
     comment: str | None = Field(default=None, max_length=2000)
+    key_id: Key | None = None
+    signature: bytes | None = Field(default=None, max_length=64)
 
 
 class OrderCompleted(_KeyedByOrder, Outcome):
@@ -246,14 +254,16 @@ class ApprovalTimedOut(_ApprovalOutcome):
 
 
 class ApprovalDecisionRefused(_ApprovalOutcome):
-    """An ``ApprovalDecided`` from someone the saga did not ask; the order keeps waiting.
+    """An ``ApprovalDecided`` that could not count (not asked, unproven); the order keeps waiting.
 
     Attributes:
         order_id: Business key of the order.
         approval_id: Same id as the request.
         decided_by: As the refused decision gave it.
         decision: ``APPROVED`` or ``REJECTED``, as the refused decision gave it.
-        reason: Machine-readable: ``not-an-approver``.
+        reason: Machine-readable: ``not-an-approver``, ``wrong-order``,
+            ``unsigned``, ``unknown-key``, ``key-not-valid``, ``bad-signature`` or
+            ``key-not-for-approver`` (``workflows.approval``).
         approvers: The approvers asked so far; a ``decided_by`` of one of them
             (or ``<approver>/<person>``) counts.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -20,7 +20,10 @@ from relayflow.reference.currencies import is_currency
 if TYPE_CHECKING:
     from relayflow.config import Settings
 
-__all__ = ["ReferenceSettings", "parse_thresholds"]
+__all__ = ["DEV_REGISTRY", "ReferenceSettings", "parse_thresholds"]
+
+DEV_REGISTRY = "approval-keys.json"
+"""The registry of trusted approver keys under ``data_dir`` (the dev stack's)."""
 
 
 def parse_thresholds(text: str) -> dict[str, int]:
@@ -70,6 +73,17 @@ class ReferenceSettings(DataSettings):
         store_path_override: ``RELAYFLOW_STORE_PATH``: the SQLite file of the
             reference system's store (inventory, payments, shipments), read as
             ``store_path``; default ``<data_dir>/store.db``.
+        approval_keys_override: ``RELAYFLOW_APPROVAL_KEYS``: the JSON registry
+            of approver public keys the sagas trust (``{"keys": [{"key_id",
+            "public_key", "acts_for", "not_before", "not_after"}]}``), read as
+            ``approval_keys``; re-read by the worker when it changes (rotation,
+            revocation); default ``<data_dir>/approval-keys.json`` (the dev
+            stack's) when it exists, else no key is trusted.
+        approval_signatures: ``required`` (default): a decision counts only when
+            signed by a registered key that may act for its ``decided_by``.
+            ``off``: unsigned decisions count when their ``decided_by`` was asked
+            (development only; the worker warns at start); signed ones are
+            still verified.
     """
 
     approval_threshold_cents: int = Field(default=100_000, ge=0)
@@ -82,6 +96,8 @@ class ReferenceSettings(DataSettings):
     batch_history_event_limit: int = Field(default=2_000, ge=100)
     batch_item_work_seconds: float = Field(default=0.0, ge=0.0, le=60.0)
     store_path_override: Path | None = Field(default=None, alias="RELAYFLOW_STORE_PATH")
+    approval_keys_override: Path | None = Field(default=None, alias="RELAYFLOW_APPROVAL_KEYS")
+    approval_signatures: Literal["required", "off"] = "required"
 
     @classmethod
     def of(cls, settings: Settings, **update: object) -> Self:
@@ -110,6 +126,14 @@ class ReferenceSettings(DataSettings):
         """ISO 4217 code → approval threshold: ``approval_thresholds`` and EUR's."""
         return {"EUR": self.approval_threshold_cents, **parse_thresholds(self.approval_thresholds)}
 
+    @property
+    def approval_keys(self) -> Path | None:
+        """The trusted keys' registry file, or None when none is configured nor made."""
+        if self.approval_keys_override is not None:
+            return self.approval_keys_override
+        dev = self.data_dir / DEV_REGISTRY
+        return dev if dev.is_file() else None
+
     @cached_property
     def store_path(self) -> Path:
         """SQLite file of the reference store."""
@@ -121,4 +145,6 @@ class ReferenceSettings(DataSettings):
         The store's file is passed as such, so the child uses the same one
         whatever its ``data_dir``.
         """
-        return {**super().as_env(), "RELAYFLOW_STORE_PATH": str(self.store_path)}
+        keys = self.approval_keys
+        return {**super().as_env(), "RELAYFLOW_STORE_PATH": str(self.store_path),
+                **({"RELAYFLOW_APPROVAL_KEYS": str(keys)} if keys is not None else {})}

@@ -28,6 +28,7 @@ from relayflow.testing.stacks import restart_refusal
 from schemas import Event
 from tests.faults.checks import assert_clean, orders
 from tests.faults.rig import Rig, Service
+from tests.helpers.approver_keys import signed
 from tests.helpers.support import order_placed
 
 pytestmark = [pytest.mark.timeout(480)]
@@ -139,10 +140,10 @@ async def test_a_whole_partition_redelivered_from_offset_zero(rig: Rig) -> None:
 def _decision(rig: Rig, order_id: str, event_id: uuid.UUID, verdict: str = "APPROVED",
               ) -> Event:
     approver = REFERENCE.approver  # only the approver asked decides
-    return ApprovalDecided(event_id=event_id, occurred_at=datetime.now(UTC),
-                           approval_id=f"approval-{order_id}", order_id=order_id,
-                           decision=verdict,  # type: ignore[arg-type]
-                           decided_by=f"{approver}/fault-test")
+    return signed(ApprovalDecided(event_id=event_id, occurred_at=datetime.now(UTC),
+                                  approval_id=f"approval-{order_id}", order_id=order_id,
+                                  decision=verdict,  # type: ignore[arg-type]
+                                  decided_by=f"{approver}/fault-test"))
 
 
 async def test_a_hot_key_with_early_duplicate_and_conflicting_decisions(rig: Rig) -> None:

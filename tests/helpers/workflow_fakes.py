@@ -22,7 +22,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from relayflow.reference.activities.approval_policy import ApprovalPolicy, ApprovalPolicyRequest
+from relayflow.reference.activities.approval_policy import (
+    ApprovalKeys,
+    ApprovalKeysRequest,
+    ApprovalPolicy,
+    ApprovalPolicyRequest,
+)
 from relayflow.reference.activities.batches import (
     BatchLimits,
     ItemFailure,
@@ -44,6 +49,8 @@ from relayflow.reference.events import ApprovalDecided
 from relayflow.reference.workflows.approval import ApprovalState, approval_id_for
 from relayflow.reference.workflows.order_saga import OrderSaga
 from schemas import Event, EventMeta, Inbound
+from schemas.signatures import SigningKey
+from tests.helpers.approver_keys import KEYS, signed
 
 __all__ = [
     "FakeBatchActivities",
@@ -99,6 +106,8 @@ class FakeOrderActivities(_Outcomes):
             (or for the worker to cancel it when it shuts down).
         policy: What ``approval_policy`` answers.
         policy_requests: What ``approval_policy`` was asked, in order.
+        keys: What ``approval_keys`` answers (default: the session's keys, required).
+        keys_asked: How often ``approval_keys`` was asked.
         done: Steps that took effect and were not undone.
         blocked: Set once the ``block_at`` step started.
         release: Set it to let the ``block_at`` step finish normally.
@@ -110,6 +119,8 @@ class FakeOrderActivities(_Outcomes):
         threshold_cents=100_000, timeout_seconds=3600, escalation_timeout_seconds=7200,
         approver="approvers", escalation_approver="managers"))
     policy_requests: list[ApprovalPolicyRequest | None] = field(default_factory=list)
+    keys: ApprovalKeys = KEYS
+    keys_asked: int = 0
     done: set[str] = field(default_factory=set)
     blocked: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -162,8 +173,13 @@ class FakeOrderActivities(_Outcomes):
             self.policy_requests.append(request)
             return self.policy
 
+        @activity.defn(name="approval_keys")
+        async def approval_keys(request: ApprovalKeysRequest) -> ApprovalKeys:
+            self.keys_asked += 1
+            return self.keys
+
         return [reserve, charge, ship, release, refund, cancel, self._publisher(),
-                approval_policy]
+                approval_policy, approval_keys]
 
 
 @dataclass
@@ -251,12 +267,17 @@ def inbound(event: Event, *, correlation_id: str = "corr-1") -> Inbound[Any]:
 
 def decision(order_id: str, verdict: Literal["APPROVED", "REJECTED"], *, by: str = "approvers/ann",
              event_id: uuid.UUID | None = None, approval_id: str | None = None,
-             ) -> ApprovalDecided:
-    """An ``ApprovalDecided`` for the order's approval (or ``approval_id`` when given)."""
-    return ApprovalDecided(
+             key: SigningKey | Literal["session"] | None = "session") -> ApprovalDecided:
+    """An ``ApprovalDecided`` for the order's approval (or ``approval_id`` when given).
+
+    Signed with ``key``: default the session's key that may sign for ``by``
+    (``approver_keys.key_for``); None: unsigned.
+    """
+    unsigned = ApprovalDecided(
         event_id=event_id or uuid.uuid4(), occurred_at=datetime.now(UTC),
         approval_id=approval_id or approval_id_for(order_id), order_id=order_id,
         decision=verdict, decided_by=by)
+    return unsigned if key is None else signed(unsigned, None if key == "session" else key)
 
 
 async def wait_for_approval(handle: WorkflowHandle[Any, Any], *, escalated: bool = False,

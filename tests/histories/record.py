@@ -48,6 +48,7 @@ from relayflow.reference.workflows.batch import (
     ChunkWorkflow,
 )
 from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
+from tests.helpers.approver_keys import MALLORY
 from tests.helpers.support import order_placed
 from tests.helpers.workflow_env import start_time_skipping_environment
 from tests.helpers.workflow_fakes import (
@@ -329,6 +330,24 @@ async def order_refused_decisions(rec: Recorder) -> None:
     await rec.save(handle)
 
 
+async def order_unproven_decisions(rec: Recorder) -> None:
+    """Unsigned, for another order, another's key: refused with why; then a signed approval."""
+    fakes = FakeOrderActivities()
+    async with rec.orders(fakes) as start:
+        order = order_placed("unproven-decisions", quantity=BIG, unit_price_cents=100)
+        handle = await start(order)
+        await wait_for_approval(handle)
+        for signal in (decision(order.order_id, "APPROVED", key=None),
+                       decision("another-order", "APPROVED"),
+                       decision(order.order_id, "APPROVED", by="approvers/ann", key=MALLORY)):
+            await handle.signal(APPROVAL_SIGNAL, inbound(signal))
+        await handle.signal(APPROVAL_SIGNAL, inbound(decision(order.order_id, "APPROVED")))
+        assert (await handle.result()).outcome == "OrderCompleted"
+        refused = (await handle.query(OrderSaga.approval)).refused
+        assert [r.code for r in refused] == ["unsigned", "wrong-order", "key-not-for-approver"]
+    await rec.save(handle)
+
+
 def _batch(batch_id: str, **fields: Any) -> BatchRequested:
     return BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                           batch_id=batch_id, **fields)
@@ -388,7 +407,8 @@ SCENARIOS: tuple[Callable[[Recorder], Awaitable[None]], ...] = (
     order_completed, order_payment_declined, order_approved, order_rejected,
     order_escalated_approved, order_timed_out, order_cancelled_during_a_step,
     order_cancelled_awaiting_approval, order_early_decision, order_duplicate_decisions,
-    order_refused_decisions, batch_with_failures, batch_continued_as_new, batch_cancelled,
+    order_refused_decisions, order_unproven_decisions, batch_with_failures,
+    batch_continued_as_new, batch_cancelled,
 )
 
 

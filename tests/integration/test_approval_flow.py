@@ -43,6 +43,7 @@ from relayflow.runtime.bootstrap import connect_temporal
 from schemas import Outcome
 from schemas.framing import to_record
 from schemas.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE
+from tests.helpers.approver_keys import signed
 from tests.helpers.support import KafkaProbe, kafka_probe, order_placed, reference_store
 from workflows.outcomes import outcome_event_id
 
@@ -169,9 +170,10 @@ async def test_cancel_while_waiting_for_approval_releases_the_reservation(
 
 
 def approval_decided(order: OrderPlaced, decided_by: str) -> ApprovalDecided:
-    return ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                           approval_id=approval_id_for(order.order_id), order_id=order.order_id,
-                           decision="APPROVED", decided_by=decided_by)
+    return signed(ApprovalDecided(  # by the session's key for decided_by (mallory's: her own)
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+        approval_id=approval_id_for(order.order_id), order_id=order.order_id,
+        decision="APPROVED", decided_by=decided_by))
 
 
 async def test_a_decision_by_someone_not_asked_is_refused_as_evidence_and_the_order_waits(

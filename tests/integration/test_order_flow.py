@@ -37,6 +37,7 @@ from schemas.headers import (
     EVENT_ID,
 )
 from schemas.topics import dlq_topic
+from tests.helpers.approver_keys import signed
 from tests.helpers.support import KafkaProbe, kafka_probe, order_placed, reference_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -203,10 +204,10 @@ async def test_offset_is_committed_after_the_record_was_processed(
 
 
 def _decision(request: ApprovalRequested, verdict: str = "APPROVED") -> ApprovalDecided:
-    return ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                           approval_id=request.approval_id, order_id=request.order_id,
-                           decision=verdict,  # type: ignore[arg-type]
-                           decided_by=f"{request.approver}/it-approver")
+    return signed(ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                                  approval_id=request.approval_id, order_id=request.order_id,
+                                  decision=verdict,  # type: ignore[arg-type]
+                                  decided_by=f"{request.approver}/it-approver"))
 
 
 async def test_approval_round_trip_through_kafka(probe: KafkaProbe, system: Settings) -> None:

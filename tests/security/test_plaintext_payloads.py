@@ -52,6 +52,7 @@ from relayflow.temporal.payload_codec import (
 )
 from relayflow.testing import app_kafka
 from schemas import EventMeta, Inbound
+from tests.helpers.approver_keys import signed
 from tests.helpers.support import order_placed
 from tests.integration.running import relayflow_running
 
@@ -91,11 +92,15 @@ async def waiting_for_approval(settings: Settings, owner: Client,
 
 
 async def inject_plaintext_approval(attacker: Client, order: OrderPlaced) -> None:
-    """The attack: the approver's decision, signalled by a client without the codec."""
-    decision = ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                               approval_id=approval_id_for(order.order_id),
-                               order_id=order.order_id, decision="APPROVED",
-                               decided_by=APPROVER)
+    """The attack: the approver's decision, signalled by a client without the codec.
+
+    Signed with a registered key (the signature is not what this test is about):
+    only the encoding can stop it, and the positive control shows it counts.
+    """
+    decision = signed(ApprovalDecided(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                                      approval_id=approval_id_for(order.order_id),
+                                      order_id=order.order_id, decision="APPROVED",
+                                      decided_by=APPROVER))
     meta = EventMeta(event_type=ApprovalDecided.avro_name, event_id=str(decision.event_id),
                      correlation_id=f"forged-{order.order_id}")
     await attacker.get_workflow_handle(f"order-{order.order_id}").signal(

@@ -69,7 +69,7 @@ async def decision(ref: ReferenceConsole, request: Request) -> Response:
             ORDER_APPROVALS, c.client, deliver, subject_id=order_id,
             decision=form.get("decision", ""), by=Person(user.name, user.groups),
             comment=form.get("comment", ""), event_id=event_id,
-            seconds=QUERY_TIMEOUT.total_seconds(), settle_seconds=SETTLE_SECONDS)
+            seconds=QUERY_TIMEOUT.total_seconds(), settle_seconds=SETTLE_SECONDS, key=ref.key)
     except Refused as refused:
         result, status = refused, _STATUS.get(refused.outcome, 200)
     except NotValid as error:

@@ -13,13 +13,23 @@ escalated. A decision from anyone else is recorded in the ``approval`` query,
 published as ``ApprovalDecisionRefused``, and the order keeps waiting. Sagas
 that started before this rule (no ``approver-allowlist`` patch marker in
 their history) keep counting any ``decided_by``, so their histories replay.
+
+Sagas that started with the ``signed-decisions`` marker also require proof
+(docs/security/approvals.md): a decision counts only when it is for this
+saga's own order and approval id (else ``wrong-order``), is signed by a key
+of the registry the ``approval_keys`` activity answers (``unsigned``,
+``unknown-key``, ``key-not-valid``, ``bad-signature``), that key may sign for
+its ``decided_by`` (``key-not-for-approver``), and ``decided_by`` was asked
+(``not-an-approver``). The registry is asked for each time decisions are
+screened, so it is in the history and a revoked key stops counting in
+sagas already waiting. Sagas with only the approver rule keep it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,9 +40,19 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from relayflow.reference.activities.approval_policy import (
+        ApprovalKeys,
+        ApprovalKeysRequest,
         ApprovalPolicy,
         ApprovalPolicyProvider,
         ApprovalPolicyRequest,
+    )
+    from relayflow.reference.decision_signatures import (
+        BAD_SIGNATURE,
+        KEY_NOT_VALID,
+        UNKNOWN_KEY,
+        UNSIGNED,
+        may_decide,
+        signature_problem,
     )
     from relayflow.reference.events import (
         ApprovalDecided,
@@ -51,6 +71,8 @@ __all__ = [
     "APPROVER_ALLOWLIST_PATCH",
     "NOT_AN_APPROVER",
     "SEEN_EVENT_IDS",
+    "SIGNED_DECISIONS_PATCH",
+    "WRONG_ORDER",
     "ApprovalRefused",
     "ApprovalStage",
     "ApprovalState",
@@ -67,6 +89,15 @@ APPROVER_ALLOWLIST_PATCH = "approver-allowlist"
 """``workflow.patched`` id of the approver rule; sagas without its marker accept anyone."""
 NOT_AN_APPROVER = "not-an-approver"
 """``ApprovalDecisionRefused.reason`` of a decision from someone the saga did not ask."""
+SIGNED_DECISIONS_PATCH = "signed-decisions"
+"""``workflow.patched`` id of the proof rule; sagas without its marker keep the approver rule."""
+WRONG_ORDER = "wrong-order"
+"""``ApprovalDecisionRefused.reason`` of a decision for another order or approval id."""
+KEYS_TIMEOUT = timedelta(seconds=10)
+"""Reading the registry takes microseconds; a worker that died is retried after this long."""
+KEYS_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=30))
+"""No attempt limit: a broken registry file must not fail orders; they wait, visibly."""
 
 
 def approval_id_for(order_id: str) -> str:
@@ -74,27 +105,17 @@ def approval_id_for(order_id: str) -> str:
     return f"approval-{order_id}"
 
 
-def may_decide(decided_by: str, approvers: Sequence[str]) -> bool:
-    """Whether a decision by ``decided_by`` counts, given the approvers the saga asked.
-
-    It counts when ``decided_by`` is one of ``approvers`` exactly, or names a
-    person of one as ``<approver>/<person>`` (e.g. ``orders-approvers/ann``),
-    so the outcome says who decided. Case matters; nothing is trimmed.
-    """
-    return any(decided_by == approver
-               or (decided_by.startswith(f"{approver}/") and len(decided_by) > len(approver) + 1)
-               for approver in approvers)
-
-
 class RefusedDecision(BaseModel):
-    """A decision that did not count because its sender was not asked.
+    """A decision that did not count: its sender was not asked, or it is not proven.
 
     Attributes:
         event_id: The ``ApprovalDecided``'s event id.
         decided_by: Who sent it, as given.
         decision: ``APPROVED`` or ``REJECTED``.
         refused_at: When the saga refused it (workflow time).
-        reason: Why, readable: who was asked instead.
+        reason: Why, readable: who was asked instead, which key failed how.
+        code: Why, machine-readable: ``ApprovalDecisionRefused.reason``.
+        key_id: The key the decision named (None: unsigned).
         published: Whether its ``ApprovalDecisionRefused`` went out (False only
             when the publisher could not encode it, e.g. a worker of an older
             release took the activity).
@@ -105,6 +126,8 @@ class RefusedDecision(BaseModel):
     decision: str
     refused_at: datetime
     reason: str
+    code: str = NOT_AN_APPROVER
+    key_id: str | None = None
     published: bool = True
 
 
@@ -124,8 +147,9 @@ class ApprovalState(BaseModel):
         ignored: Decisions that did not count, with why.
         approvers: Whose decision counts now (``may_decide``): the approver,
             and after escalation the escalation approver too.
-        refused: Decisions from someone not among ``approvers``, in the order
-            they were refused (each also published as ``ApprovalDecisionRefused``
+        refused: Decisions that could not count (from someone not among
+            ``approvers``, or unproven: see the module docs), in the order they
+            were refused (each also published as ``ApprovalDecisionRefused``
             and listed in ``ignored``).
     """
 
@@ -165,6 +189,7 @@ class ApprovalStage:
         # Decisions received and not screened yet (approver rule on): only the stage
         # knows who was asked, and a decision may come before the saga asks.
         self._inbox: deque[Inbound[ApprovalDecided]] = deque()
+        self._signed = False  # the proof rule (``SIGNED_DECISIONS_PATCH``), decided in run
 
     def receive(self, inbound: Inbound[ApprovalDecided]) -> None:
         """Take a decision (the saga's signal handler); it counts once, if it can count."""
@@ -214,6 +239,8 @@ class ApprovalStage:
             return
         approval.required = True
         allowlist = workflow.patched(APPROVER_ALLOWLIST_PATCH)
+        # Only sagas with the approver rule take the proof rule: release 0.1.0's replay as such.
+        self._signed = allowlist and workflow.patched(SIGNED_DECISIONS_PATCH)
         waiting()
         first = order.approval_timeout_seconds or policy.timeout_seconds
         second = order.approval_timeout_seconds or policy.escalation_timeout_seconds
@@ -278,43 +305,76 @@ class ApprovalStage:
                 return False
 
     async def _screen(self, order: Inbound[OrderPlaced]) -> None:
-        """Take the first decision from an approver asked; refuse, record and publish others."""
-        approval = self.state
+        """Take the first decision that can count; refuse, record and publish others."""
+        if not self._inbox:
+            return
+        keys: ApprovalKeys | None = None
+        if self._signed:  # the registry of this round: in the history, so replay sees it
+            keys = await workflow.execute_activity_method(
+                ApprovalPolicyProvider.approval_keys,
+                ApprovalKeysRequest(approval_id=self.state.approval_id),
+                start_to_close_timeout=KEYS_TIMEOUT, retry_policy=KEYS_RETRY)
         while self._inbox:
             received = self._inbox.popleft()
             decision = received.event
             if self._decision is not None:
                 self._ignore(decision, f"already decided by {self._decision.decided_by}")
                 continue
-            if may_decide(decision.decided_by, approval.approvers):
+            refusal = self._refusal(decision, order, keys)
+            if refusal is None:
                 self._decision = decision
                 continue
-            why = f"not among the approvers asked ({', '.join(approval.approvers)})"
-            self._ignore(decision, why)
-            refusal = RefusedDecision(
-                event_id=received.meta.event_id, decided_by=decision.decided_by,
-                decision=decision.decision, refused_at=workflow.now(), reason=why)
-            approval.refused.append(refusal)
-            # The id follows the decision, so a redelivery beyond the seen ids republishes
-            # the same event (subscribers drop it) rather than a second piece of evidence.
-            step = f"approval-decision-refused/{received.meta.event_id}"
-            try:
-                await publish_outcome(ORDERS_OUTCOMES, ApprovalDecisionRefused(
-                    event_id=outcome_event_id(workflow.info().workflow_id, step),
-                    occurred_at=workflow.now(), correlation_id=order.meta.correlation_id,
-                    causation_id=received.meta.event_id, order_id=decision.order_id,
-                    approval_id=approval.approval_id, decided_by=decision.decided_by,
-                    decision=decision.decision, reason=NOT_AN_APPROVER,
-                    approvers=tuple(approval.approvers)), received.meta.traceparent)
-            except ActivityError as error:
-                if is_cancelled_exception(error):
-                    raise asyncio.CancelledError from error  # the order was cancelled
-                # Publishing retries until it works, except for an event the publisher
-                # cannot encode (a worker of an older release): the evidence stays in
-                # the history and the query, and the order's fate must not hang on it.
-                refusal.published = False
-                workflow.logger.error("order %s: refused decision %s not published: %s",
-                                      decision.order_id, received.meta.event_id, error.cause)
+            await self._refuse(received, order, *refusal)
+
+    def _refusal(self, decision: ApprovalDecided, order: Inbound[OrderPlaced],
+                 keys: ApprovalKeys | None) -> tuple[str, str] | None:
+        """(reason, why) a decision cannot count, or None; ``keys``: the proof rule's."""
+        approval = self.state
+        if keys is not None:
+            if (decision.order_id, decision.approval_id) != (order.event.order_id,
+                                                             approval.approval_id):
+                return WRONG_ORDER, (f"for order {decision.order_id} ({decision.approval_id}), "
+                                     "not this one")
+            if keys.required or decision.signature is not None or decision.key_id is not None:
+                problem = signature_problem(decision, keys.registry, workflow.now())
+                if problem is not None:
+                    return problem, _proof_failure(problem, decision, keys)
+        if may_decide(decision.decided_by, approval.approvers):
+            return None
+        return NOT_AN_APPROVER, f"not among the approvers asked ({', '.join(approval.approvers)})"
+
+    async def _refuse(self, received: Inbound[ApprovalDecided], order: Inbound[OrderPlaced],
+                      code: str, why: str) -> None:
+        """Record a refusal in the query and publish it as ``ApprovalDecisionRefused``."""
+        approval, decision = self.state, received.event
+        self._ignore(decision, why)
+        refusal = RefusedDecision(
+            event_id=received.meta.event_id, decided_by=decision.decided_by,
+            decision=decision.decision, refused_at=workflow.now(), reason=why, code=code,
+            key_id=decision.key_id)
+        approval.refused.append(refusal)
+        # Under the proof rule the evidence is keyed by this saga's order, whatever it claims.
+        order_id = order.event.order_id if self._signed else decision.order_id
+        # The id follows the decision, so a redelivery beyond the seen ids republishes
+        # the same event (subscribers drop it) rather than a second piece of evidence.
+        step = f"approval-decision-refused/{received.meta.event_id}"
+        try:
+            await publish_outcome(ORDERS_OUTCOMES, ApprovalDecisionRefused(
+                event_id=outcome_event_id(workflow.info().workflow_id, step),
+                occurred_at=workflow.now(), correlation_id=order.meta.correlation_id,
+                causation_id=received.meta.event_id, order_id=order_id,
+                approval_id=approval.approval_id, decided_by=decision.decided_by,
+                decision=decision.decision, reason=code,
+                approvers=tuple(approval.approvers)), received.meta.traceparent)
+        except ActivityError as error:
+            if is_cancelled_exception(error):
+                raise asyncio.CancelledError from error  # the order was cancelled
+            # Publishing retries until it works, except for an event the publisher
+            # cannot encode (a worker of an older release): the evidence stays in
+            # the history and the query, and the order's fate must not hang on it.
+            refusal.published = False
+            workflow.logger.error("order %s: refused decision %s not published: %s",
+                                  order_id, received.meta.event_id, error.cause)
 
     def _drain(self, why: str) -> None:
         """Decisions still unscreened when the approval ended without them did not count."""
@@ -345,3 +405,19 @@ class ApprovalStage:
         return ApprovalEscalated.model_validate(common | {
             "event_id": outcome_event_id(wid, "approval-escalated"),
             "previous_approver": policy.approver, "approver": approval.approver})
+
+
+def _proof_failure(problem: str, decision: ApprovalDecided, keys: ApprovalKeys) -> str:
+    """The readable why of a ``signature_problem``."""
+    key = decision.key_id
+    if problem == UNSIGNED:
+        return "unsigned: decisions must be signed by a registered approver key"
+    if problem == UNKNOWN_KEY:
+        return f"key {key} is not registered (unknown or revoked)"
+    if problem == KEY_NOT_VALID:
+        return f"key {key} is not valid now"
+    if problem == BAD_SIGNATURE:
+        return f"signature does not verify with key {key} (forged or altered)"
+    found = keys.registry.find(key or "")
+    acts_for = ", ".join(found.acts_for) if found else ""
+    return f"key {key} may not sign for {decision.decided_by} (it acts for {acts_for})"

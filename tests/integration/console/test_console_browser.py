@@ -31,6 +31,7 @@ from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.reference.workflows.approval import approval_id_for
 from relayflow.testing.kafka import AppKafka
+from tests.helpers.approver_keys import signed
 from tests.helpers.support import order_placed
 from tests.integration.console.browser import (
     DESKTOP,
@@ -113,10 +114,10 @@ async def test_the_inbox_follows_escalation_decisions_elsewhere_and_time_outs_li
         await expect(card(page, decided, "waiting")).to_be_visible()
         await expect(card(page, idle, "waiting")).to_be_visible()
         requested = await relayflow_kafka.wait_for(ApprovalRequested, key=decided.order_id)
-        await relayflow_kafka.send(ApprovalDecided(
+        await relayflow_kafka.send(signed(ApprovalDecided(
             event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
             approval_id=approval_id_for(decided.order_id), order_id=decided.order_id,
-            decision="APPROVED", decided_by="orders-approvers/zoe"),
+            decision="APPROVED", decided_by="orders-approvers/zoe")),
             correlation_id=requested.correlation_id)
         await expect(card(page, decided, "approved")).to_contain_text(
             "Approved by orders-approvers/zoe.")

@@ -7,10 +7,12 @@ supplies the saga's rule (``may_decide``) and the event.
 
 from __future__ import annotations
 
+import stat
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -36,9 +38,13 @@ from relayflow.operate.decide import (
     decide_approval,
 )
 from relayflow.operate.errors import EXIT_BAD_INPUT, EXIT_NOT_FOUND, BadInput, NotFound
+from relayflow.operate.signing import SignedDecisions
 from relayflow.reference.app import APP
 from relayflow.reference.approvals import ORDER_APPROVALS
+from relayflow.reference.decision_signatures import signature_problem
+from relayflow.reference.events import ApprovalDecided
 from schemas.models import Event
+from schemas.signatures import KeyRegistry, SigningKey
 
 CLIENT = cast("Client", object())
 """Never used by the fake: every Temporal answer comes from the fake's status."""
@@ -131,7 +137,8 @@ async def test_an_approver_asked_decides_with_the_ids_of_what_it_answers() -> No
     assert event is decided.event
     assert event.model_dump() | {"event_id": None, "occurred_at": None} == {
         "event_id": None, "occurred_at": None, "approval_id": "approval-A-1", "order_id": "A-1",
-        "decision": "APPROVED", "decided_by": "approvers/ann", "comment": "fine"}
+        "decision": "APPROVED", "decided_by": "approvers/ann", "comment": "fine",
+        "key_id": None, "signature": None}
     assert decided.outcome == "sent"
 
 
@@ -152,6 +159,15 @@ async def test_a_decision_someone_else_took_first_is_ignored() -> None:
     decided = await decide(fake, "approvers/ann", settle_seconds=5)
     assert decided.outcome == "ignored"
     assert "rejected by approvers/zoe before your decision arrived" in decided.message
+
+
+async def test_a_decision_the_workflow_refused_says_why_and_that_it_still_waits() -> None:
+    note = "APPROVED by approvers/ann ignored: unsigned: decisions must be signed"
+    fake = FakeApprovals([waiting(), waiting(ignored=(note,))])
+    decided = await decide(fake, "approvers/ann", settle_seconds=5)
+    assert decided.outcome == "refused"
+    assert decided.message == ("Not counted: unsigned: decisions must be signed. "
+                               "The order still waits.")
 
 
 @pytest.mark.parametrize(("by", "status"), [
@@ -219,3 +235,50 @@ async def test_an_unknown_order_and_bad_input_send_nothing() -> None:
             await decide(fake, "approvers/ann", **options)
     assert fake.asked == 0  # bad input: nothing was asked
     assert fake.sent == []
+
+
+@dataclass
+class FakeSignedApprovals(FakeApprovals):
+    """Approvals whose decisions are signed, the reference app's way."""
+
+    def signed(self, event: Event, key: SigningKey) -> Event:
+        return ORDER_APPROVALS.signed(event, key)
+
+    def dev_keys(self, data_dir: Path) -> list[Path]:
+        del data_dir
+        raise AssertionError("not for deciding")
+
+
+async def test_with_a_key_the_decision_is_signed_and_proves_who_decided() -> None:
+    fake = FakeSignedApprovals([waiting()])
+    key = SigningKey.generate("ann-2026", ["approvers/ann"])
+    decided = await decide(fake, "approvers/ann", key=key)
+    [(event, _, _, _)] = fake.sent
+    assert isinstance(event, ApprovalDecided)
+    assert event is decided.event
+    assert event.key_id == "ann-2026"
+    registry = KeyRegistry(keys=(key.trusted(),))
+    assert signature_problem(event, registry, datetime.now(UTC)) is None
+
+
+async def test_a_key_for_an_application_that_signs_nothing_sends_nothing() -> None:
+    fake = FakeApprovals([waiting()])
+    with pytest.raises(BadInput, match="not signed"):
+        await decide(fake, "approvers/ann", key=SigningKey.generate("k", ["approvers"]))
+    assert (fake.sent, fake.asked) == ([], 0)
+
+
+def test_the_reference_approvals_sign_and_make_dev_keys_once(tmp_path: Path) -> None:
+    assert isinstance(ORDER_APPROVALS, SignedDecisions)
+    made = ORDER_APPROVALS.dev_keys(tmp_path)
+    again = ORDER_APPROVALS.dev_keys(tmp_path)
+    assert made == again
+    assert [p.name for p in made] == ["approver.key", "console.key", "approval-keys.json"]
+    registry = KeyRegistry.load(made[-1])
+    operator = SigningKey.load(made[0])
+    assert [k.key_id for k in registry.keys] == ["dev-operator", "dev-console"]
+    assert registry.find("dev-operator") == operator.trusted()
+    console = registry.find("dev-console")
+    assert console is not None
+    assert console.acts_for == ("orders-approvers", "orders-managers")
+    assert stat.S_IMODE(made[0].stat().st_mode) == 0o600

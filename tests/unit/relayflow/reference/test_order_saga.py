@@ -16,7 +16,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from relayflow.reference.activities.approval_policy import ApprovalPolicyRequest
+from relayflow.reference.activities.approval_policy import ApprovalKeys, ApprovalPolicyRequest
 from relayflow.reference.events import OrderPlaced
 from relayflow.reference.workflows.approval import (
     APPROVAL_SIGNAL,
@@ -25,6 +25,9 @@ from relayflow.reference.workflows.approval import (
     may_decide,
 )
 from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult
+from schemas.signatures import KeyRegistry, SigningKey
+from tests.helpers import approver_keys
+from tests.helpers.approver_keys import MALLORY
 from tests.helpers.support import order_placed
 from tests.helpers.workflow_env import start_workflow_environment
 from tests.helpers.workflow_fakes import FakeOrderActivities, decision, inbound, wait_for_approval
@@ -46,8 +49,10 @@ class Harness:
 
     async def decide(self, handle: WorkflowHandle[Any, Any], order_id: str,
                      verdict: Literal["APPROVED", "REJECTED"], *, by: str = "approvers/ann",
-                     event_id: uuid.UUID | None = None, approval_id: str | None = None) -> None:
-        event = decision(order_id, verdict, by=by, event_id=event_id, approval_id=approval_id)
+                     event_id: uuid.UUID | None = None, approval_id: str | None = None,
+                     key: SigningKey | Literal["session"] | None = "session") -> None:
+        event = decision(order_id, verdict, by=by, event_id=event_id, approval_id=approval_id,
+                         key=key)
         await handle.signal(APPROVAL_SIGNAL, inbound(event))
 
     def published_types(self) -> list[str]:
@@ -459,3 +464,90 @@ async def test_evidence_that_cannot_be_published_leaves_the_order_waiting(
     [refusal] = (await handle.query(OrderSaga.approval)).refused
     assert (refusal.decided_by, refusal.published) == ("mallory", False)
     assert harness.published_types() == ["ApprovalRequested", "OrderCompleted"]
+
+
+# Proof (the signed-decisions rule): a decision counts only when signed by a registered key
+# that may act for its decided_by, for this saga's own order and approval.
+
+async def test_an_unproven_decision_is_refused_for_why_and_the_order_keeps_waiting(
+    harness: Harness,
+) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    forged = decision(order.order_id, "APPROVED", by="approvers/ann", key=MALLORY)
+    altered = decision(order.order_id, "REJECTED").model_copy(update={"decision": "APPROVED"})
+    for event in (decision(order.order_id, "APPROVED", key=None),  # unsigned
+                  forged,  # mallory's own key, claiming ann: may not sign for her
+                  altered,  # ann's genuine rejection turned into an approval
+                  decision(order.order_id, "APPROVED", key=SigningKey.generate("nobody"))):
+        await handle.signal(APPROVAL_SIGNAL, inbound(event))
+
+    state = await refused_after(handle, 4)
+    assert (state.status, state.decided_by) == ("waiting", "")
+    assert [(r.code, r.key_id) for r in state.refused] == [
+        ("unsigned", None), ("key-not-for-approver", "test-mallory"),
+        ("bad-signature", "test-operator"), ("unknown-key", "nobody")]
+    assert "key test-mallory may not sign for approvers/ann" in state.refused[1].reason
+    assert "charge_payment" not in harness.fakes.calls
+    evidence = [p.event for p in harness.fakes.published[1:]]
+    assert [(e["reason"], e["decided_by"], e["order_id"]) for e in evidence] == [
+        ("unsigned", "approvers/ann", order.order_id),
+        ("key-not-for-approver", "approvers/ann", order.order_id),
+        ("bad-signature", "approvers/ann", order.order_id),
+        ("unknown-key", "approvers/ann", order.order_id)]
+
+    await harness.decide(handle, order.order_id, "APPROVED")
+    assert (await handle.result()).outcome == "OrderCompleted"
+    assert (await handle.query(OrderSaga.approval)).decided_by == "approvers/ann"
+    assert harness.fakes.keys_asked >= 2  # the registry is asked again for each screening
+
+
+async def test_a_genuine_decision_for_another_order_does_not_decide_this_one(
+    harness: Harness,
+) -> None:
+    order, other = big_order(), big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    # Signed, by an approver asked, for order `other`: delivered to this saga's signal.
+    for_other = decision(other.order_id, "APPROVED")
+    await handle.signal(APPROVAL_SIGNAL, inbound(for_other))
+
+    state = await refused_after(handle, 1)
+    assert (state.status, state.refused[0].code) == ("waiting", "wrong-order")
+    assert f"for order {other.order_id}" in state.refused[0].reason
+    refused = harness.fakes.published[1].event
+    assert (refused["reason"], refused["order_id"], refused["approval_id"]) == (
+        "wrong-order", order.order_id, approval_id_for(order.order_id))
+
+    await harness.decide(handle, order.order_id, "REJECTED")
+    assert (await handle.result()).reason == "rejected"
+
+
+async def test_a_key_revoked_while_the_saga_waits_no_longer_counts(harness: Harness) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    harness.fakes.keys = ApprovalKeys(registry=KeyRegistry(keys=tuple(
+        k for k in approver_keys.REGISTRY.keys if k.key_id != "test-operator")))
+    await harness.decide(handle, order.order_id, "APPROVED")
+    state = await refused_after(handle, 1)
+    assert (state.status, state.refused[0].code) == ("waiting", "unknown-key")
+    await harness.decide(handle, order.order_id, "APPROVED", key=approver_keys.CONSOLE)
+    assert (await handle.result()).outcome == "OrderCompleted"
+
+
+@pytest.mark.parametrize("harness", [{"keys": approver_keys.KEYS.model_copy(
+    update={"required": False})}], indirect=True)
+async def test_with_signatures_off_an_unsigned_decision_by_an_approver_counts(
+    harness: Harness,
+) -> None:
+    order = big_order()
+    handle = await harness.start(order)
+    await wait_for_approval(handle)
+    # Signed ones are still verified: a forged signature is refused even so.
+    forged = decision(order.order_id, "APPROVED", by="approvers/ann", key=MALLORY)
+    await handle.signal(APPROVAL_SIGNAL, inbound(forged))
+    assert (await refused_after(handle, 1)).refused[0].code == "key-not-for-approver"
+    await harness.decide(handle, order.order_id, "APPROVED", key=None)
+    assert (await handle.result()).outcome == "OrderCompleted"

@@ -32,6 +32,7 @@ from tests.histories.record import (
     order_escalated_approved,
     order_refused_decisions,
     order_rejected,
+    order_unproven_decisions,
 )
 
 STORED = stored_histories()
@@ -48,14 +49,14 @@ async def test_stored_history_replays(path: Path) -> None:
 
 async def test_todays_approval_histories_replay(request: pytest.FixtureRequest,
                                                 tmp_path: Path) -> None:
-    """The approver rule's own branch (``workflow.patched``) replays what it wrote."""
+    """Today's rules (``workflow.patched``: approvers asked, proof) replay what they wrote."""
     async with await start_workflow_environment(request.config) as env:
         recorder = Recorder(env, tmp_path)
         for scenario in (order_approved, order_rejected, order_escalated_approved,
                          order_early_decision, order_duplicate_decisions,
-                         order_refused_decisions):
+                         order_refused_decisions, order_unproven_decisions):
             await scenario(recorder)
-    assert len(recorder.written) == 6
+    assert len(recorder.written) == 7
     for path in recorder.written:
         history = load_history(path)
         assert any(e.HasField("marker_recorded_event_attributes") for e in history.events)
