@@ -130,13 +130,18 @@ class Rig:
         """The n-th order id of this test (all share the rig's prefix)."""
         return f"{self.prefix}-{n}"
 
-    async def produce(self, topic: str, events: Iterable[Event]) -> None:
-        """Produce events (contract headers, key = business key), acked by every replica."""
+    async def produce(self, topic: str, events: Iterable[Event],
+                      partition: int | None = None) -> None:
+        """Produce events (contract headers, key = business key), acked by every replica.
+
+        ``partition``: all of them there, instead of where their keys go.
+        """
         sends = []
         for event in events:
             record = to_record(event, CODEC)
             sends.append(await self.producer.send(topic, record.value, key=record.key,
-                                                  headers=record.headers))
+                                                  headers=record.headers,
+                                                  partition=partition))
         await asyncio.gather(*sends)
 
     async def settled(self, wait_seconds: float = 180.0) -> VerifyReport:
