@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -34,7 +35,7 @@ from schemas import Event
 from schemas.framing import to_record
 
 __all__ = ["CODEC", "KAFKA_UNREACHABLE", "REPOSITORY", "Members", "Rig", "Service",
-           "open_rig"]
+           "members_of", "open_rig"]
 
 Members = dict[str, frozenset[TopicPartition]]
 """A consumer group's members and the partitions assigned to each."""
@@ -111,6 +112,14 @@ class Service:
         raise AssertionError(f"{self.name} still running after {within}s; log: {self.log}")
 
 
+def members_of(described: Any) -> Members:
+    """The members of the one group of a ``DescribeGroups`` response, with their partitions."""
+    [found] = described.to_object()["groups"]
+    return {m["member_id"]: frozenset(
+        ConsumerProtocol.ASSIGNMENT.decode(m["member_assignment"]).partitions()
+        if m["member_assignment"] else ()) for m in found["members"]}
+
+
 @dataclass
 class Rig:
     """Settings, processes and a producer for one fault test."""
@@ -169,10 +178,7 @@ class Rig:
             while True:
                 async with kafka_clients(self.settings).started_admin() as admin:
                     [described] = await admin.describe_consumer_groups([group])
-                [found] = described.to_object()["groups"]
-                members = {m["member_id"]: frozenset(
-                    ConsumerProtocol.ASSIGNMENT.decode(m["member_assignment"]).partitions()
-                    if m["member_assignment"] else ()) for m in found["members"]}
+                members = members_of(described)
                 if wanted(members):
                     return members
                 await asyncio.sleep(0.2)
