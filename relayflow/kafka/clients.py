@@ -13,7 +13,10 @@ object, to the broker (``broker()``). Before the first client of a secured
 ``KafkaClients`` starts, one connection checks that the brokers accept the
 certificates and credentials (``check_access``): a refusal stops the process
 with one line naming the setting, instead of clients retrying a refusal that
-no retry can fix.
+no retry can fix. A TLS handshake cut short proves nothing by itself (a broker
+going down does that too), so the check then asks the same address a
+plaintext Kafka question: an answer means a listener without TLS. No message
+suggests weakening TLS: the fix named is the address or the certificates.
 
 aiokafka logs every request and response at DEBUG, the SASL exchange too,
 and PLAIN's first message is the password in clear: importing this module
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -54,14 +57,20 @@ _CHECK_TIMEOUT_MS = 10_000
 _FASTSTREAM_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256,
                     "SCRAM-SHA-512": SASLScram512}
 
-# OpenSSL's reasons when the broker refuses the client's certificate (or gets none).
+# OpenSSL's reasons when the broker refuses the client's certificate (or gets none):
+# Kafka's JVM sends certificate_unknown for one it does not trust, bad_certificate
+# for none; OpenSSL servers send unknown_ca and certificate_required.
 _CLIENT_CERT_REFUSED = frozenset({
     "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE",
     "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
 })
-# ...and when what answers does not speak TLS at all.
+# ...and when what answers sends bytes that are not TLS.
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"})
-_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_TLS = frozenset({"SSL", "SASL_SSL"})
+# A Kafka listener without TLS sends nothing back: it drops the connection.
+_CUT = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ssl.SSLEOFError)
+# X509_V_ERR_HOSTNAME_MISMATCH (a name) and X509_V_ERR_IP_ADDRESS_MISMATCH (an address).
+_NAME_MISMATCH = frozenset({62, 64})
 
 
 _SASL_AUTHENTICATE = 36
@@ -129,28 +138,47 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def security_problem(error: BaseException, settings: Settings,
-                     address: str) -> KafkaSecurityError | None:
+def security_problem(error: BaseException, settings: Settings, address: str, *,
+                     answers_without_tls: bool = False) -> KafkaSecurityError | None:
     """What a failed connection says about the security settings, or None when it says nothing.
 
     Args:
         error: What connecting to a broker raised.
         settings: The settings it connected with.
         address: ``host:port`` of the broker.
+        answers_without_tls: A plaintext Kafka request to ``address`` was
+            answered (``check_access`` asks when a TLS handshake was cut short).
 
     Returns:
         The error naming the setting to fix; None for failures that are not
-        about security (refused, timed out: the broker may just be down).
+        about security (refused, timed out, cut: the broker may just be down).
     """
     tls = _cause(error, ssl.SSLError)
-    return (_tls_problem(tls, settings, address) if tls is not None
-            else _sasl_problem(error, settings, address))
+    problem = _tls_problem(tls, settings, address) if tls is not None else None
+    if (problem is None and answers_without_tls and _handshake_cut(error)
+            and settings.kafka_security_protocol in _TLS):
+        problem = _not_tls(address, settings, "it answers Kafka without TLS")
+    return problem or _sasl_problem(error, settings, address)
+
+
+def _handshake_cut(error: BaseException) -> bool:
+    """The peer dropped the connection without a TLS answer (reset, or closed mid-handshake)."""
+    return any(isinstance(seen, _CUT) for seen in _chain(error))
+
+
+def _not_tls(address: str, settings: Settings, evidence: str) -> KafkaSecurityError:
+    # The fix is the address of a TLS listener, never a protocol without TLS.
+    return KafkaSecurityError(
+        "RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS",
+        f"the listener at {address} does not speak TLS ({evidence}), and "
+        f"RELAYFLOW_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs it; "
+        "connect to the brokers' TLS listener")
 
 
 def _tls_problem(error: ssl.SSLError, settings: Settings,
                  address: str) -> KafkaSecurityError | None:
     if isinstance(error, ssl.SSLCertVerificationError):
-        if error.verify_code == _HOSTNAME_MISMATCH:
+        if error.verify_code in _NAME_MISMATCH:
             # The fix is the address (or the certificate), never a weaker check.
             return KafkaSecurityError(
                 "RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS",
@@ -163,15 +191,19 @@ def _tls_problem(error: ssl.SSLError, settings: Settings,
             f"the certificate of the broker at {address} is not trusted by {trusted} "
             f"(certificate verify failed: {error.verify_message})")
     if error.reason in _CLIENT_CERT_REFUSED:
-        given = settings.kafka_ssl_cert_file or "none is set"
+        given = settings.kafka_ssl_cert_file
+        if given is None:
+            return KafkaSecurityError(
+                "RELAYFLOW_KAFKA_SSL_CERT_FILE",
+                f"the broker at {address} requires a client certificate ({error.reason}) and "
+                "none is set: set it and RELAYFLOW_KAFKA_SSL_KEY_FILE")
         return KafkaSecurityError(
             "RELAYFLOW_KAFKA_SSL_CERT_FILE",
-            f"the broker at {address} refused the client certificate ({given}): {error.reason}")
+            f"the broker at {address} refused the client certificate {given} "
+            f"({error.reason}); present one issued by a CA the broker trusts, for client "
+            "authentication, not expired")
     if error.reason in _NOT_TLS:
-        return KafkaSecurityError(
-            "RELAYFLOW_KAFKA_SECURITY_PROTOCOL",
-            f"the listener at {address} does not speak TLS ({error.reason}), but "
-            f"{settings.kafka_security_protocol} does; use the protocol of that listener")
+        return _not_tls(address, settings, f"it answered {error.reason}")
     return None
 
 
@@ -194,18 +226,34 @@ def _sasl_problem(error: BaseException, settings: Settings,
     return None
 
 
-def _cause(error: BaseException, kind: type[T]) -> T | None:
-    """``error`` or the first exception it was raised from that is a ``kind``."""
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the exceptions it was raised from, in turn."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, kind):
-            return seen
+        yield seen
         seen = seen.__cause__ or seen.__context__
-    return None
+
+
+def _cause(error: BaseException, kind: type[T]) -> T | None:
+    """``error`` or the first exception it was raised from that is a ``kind``."""
+    return next((seen for seen in _chain(error) if isinstance(seen, kind)), None)
 
 
 def _said(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+async def _answers_without_tls(host: str, port: int) -> bool:
+    """A Kafka listener at ``host:port`` answers a plaintext ApiVersions request."""
+    from aiokafka.conn import create_conn  # noqa: PLC0415 - only after a cut handshake
+
+    try:
+        # create_conn asks the broker's API versions: connected means answered.
+        connection = await create_conn(host, port, request_timeout_ms=_CHECK_TIMEOUT_MS)
+    except Exception:  # noqa: BLE001 - any failure: not a plaintext Kafka listener
+        return False
+    connection.close()
+    return True
 
 
 class KafkaClients:
@@ -226,7 +274,7 @@ class KafkaClients:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         protocol = settings.kafka_security_protocol
-        self._ssl = _ssl_context(settings) if protocol in {"SSL", "SASL_SSL"} else None
+        self._ssl = _ssl_context(settings) if protocol in _TLS else None
         self._checked = protocol == "PLAINTEXT"  # nothing to refuse but the connection itself
 
     @property
@@ -308,7 +356,10 @@ class KafkaClients:
                 connection = await create_conn(host, int(port),
                                                request_timeout_ms=_CHECK_TIMEOUT_MS, **options)
             except Exception as error:  # noqa: BLE001 - classified; the rest is the clients'
-                problem = security_problem(error, self._settings, address.strip())
+                plain = (self._ssl is not None and _handshake_cut(error)
+                         and await _answers_without_tls(host, int(port)))
+                problem = security_problem(error, self._settings, address.strip(),
+                                           answers_without_tls=plain)
                 if problem is not None:
                     raise problem from None
                 continue

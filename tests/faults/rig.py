@@ -15,13 +15,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.coordinator.protocol import ConsumerProtocol
 
 from failpoints import ENV as FAILPOINTS_ENV
 from relayflow.config.settings import Settings
@@ -32,7 +34,14 @@ from relayflow.runtime.clients import kafka_clients
 from schemas import Event
 from schemas.framing import to_record
 
-__all__ = ["CODEC", "REPOSITORY", "Rig", "Service", "open_rig"]
+__all__ = ["CODEC", "KAFKA_UNREACHABLE", "REPOSITORY", "Members", "Rig", "Service",
+           "members_of", "open_rig"]
+
+Members = dict[str, frozenset[TopicPartition]]
+"""A consumer group's members and the partitions assigned to each."""
+
+KAFKA_UNREACHABLE = "Unable connect to node"
+"""What a process's aiokafka client logs each time it cannot reach a broker."""
 
 CODEC = APP.codec()
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -79,10 +88,15 @@ class Service:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
-    async def logged(self, text: str, within: float = 60.0) -> None:
-        """Wait (bounded) until its log contains ``text``."""
+    def mark(self) -> int:
+        """Where its log ends now: ``logged(..., since=mark())`` looks only at what follows."""
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    async def logged(self, text: str, within: float = 60.0, since: int = 0) -> None:
+        """Wait (bounded) until its log contains ``text`` (after ``since``, a ``mark()``)."""
+        wanted = text.encode()
         for _ in range(int(within * 10)):
-            if self.log.exists() and text in self.log.read_text(errors="replace"):
+            if self.log.exists() and wanted in self.log.read_bytes()[since:]:
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"{self.name} never logged {text!r}; log: {self.log}")
@@ -96,6 +110,14 @@ class Service:
                 return code
             await asyncio.sleep(0.1)
         raise AssertionError(f"{self.name} still running after {within}s; log: {self.log}")
+
+
+def members_of(described: Any) -> Members:
+    """The members of the one group of a ``DescribeGroups`` response, with their partitions."""
+    [found] = described.to_object()["groups"]
+    return {m["member_id"]: frozenset(
+        ConsumerProtocol.ASSIGNMENT.decode(m["member_assignment"]).partitions()
+        if m["member_assignment"] else ()) for m in found["members"]}
 
 
 @dataclass
@@ -130,14 +152,36 @@ class Rig:
         """The n-th order id of this test (all share the rig's prefix)."""
         return f"{self.prefix}-{n}"
 
-    async def produce(self, topic: str, events: Iterable[Event]) -> None:
-        """Produce events (contract headers, key = business key), acked by every replica."""
+    async def produce(self, topic: str, events: Iterable[Event],
+                      partition: int | None = None) -> None:
+        """Produce events (contract headers, key = business key), acked by every replica.
+
+        ``partition``: all of them there, instead of where their keys go.
+        """
         sends = []
         for event in events:
             record = to_record(event, CODEC)
             sends.append(await self.producer.send(topic, record.value, key=record.key,
-                                                  headers=record.headers))
+                                                  headers=record.headers,
+                                                  partition=partition))
         await asyncio.gather(*sends)
+
+    async def members(self, wanted: Callable[[Members], bool], within: float = 60.0,
+                      ) -> Members:
+        """The bridges' consumer group as its coordinator reports it, once ``wanted`` (bounded).
+
+        Returns:
+            Member id -> the partitions assigned to it, from the broker itself.
+        """
+        group = self.settings.kafka_consumer_group
+        async with asyncio.timeout(within):
+            while True:
+                async with kafka_clients(self.settings).started_admin() as admin:
+                    [described] = await admin.describe_consumer_groups([group])
+                members = members_of(described)
+                if wanted(members):
+                    return members
+                await asyncio.sleep(0.2)
 
     async def settled(self, wait_seconds: float = 180.0) -> VerifyReport:
         """``relayflow verify`` on this test's keys once everything finished (bounded)."""

@@ -162,7 +162,15 @@ async def test_two_bridges_and_two_workers_through_a_rebalance(rig: Rig) -> None
     rig.worker()
     first = rig.bridge()
     await rig.produce(ORDERS_EVENTS, orders(rig, 100))
+    # As the group's coordinator reports it: the first bridge holds every partition.
+    alone = await rig.members(lambda found: len(found) == 1 and all(found.values()))
+    [(member, everything)] = alone.items()
     rig.bridge()  # joins the group mid-stream: partitions move
     await rig.produce(ORDERS_EVENTS, orders(rig, 200)[100:])
+    shared = await rig.members(lambda found: len(found) == 2 and all(found.values()))
+    [held] = [partitions for joined, partitions in shared.items() if joined != member]
+    # The first bridge is still in the group, and gave some of its partitions away.
+    assert shared[member] | held == everything
+    assert not shared[member] & held
     first.kill()  # and move again
     assert_clean(await rig.settled(), 200)

@@ -11,10 +11,12 @@ everything must resume by itself once the link is back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.conn import create_conn
+from aiokafka.protocol.admin import DescribeGroupsRequest
 
 from devtools.toxiproxy import Proxy, Toxiproxy
 from relayflow import devstack
@@ -22,7 +24,7 @@ from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
 from relayflow.reference.topics import ORDERS_EVENTS
 from tests.faults.checks import assert_clean, orders
-from tests.faults.rig import Rig, open_rig
+from tests.faults.rig import KAFKA_UNREACHABLE, Members, Rig, Service, members_of, open_rig
 
 pytestmark = [pytest.mark.timeout(480)]
 
@@ -70,25 +72,46 @@ async def test_the_broker_is_only_reached_through_the_proxy(rig: Rig, link: Prox
 
 
 async def _orders_across(rig: Rig, link: Proxy, fault: Callable[[], None],
-                         seconds: float) -> None:
+                         broken: Callable[[Service, Service, str], Awaitable[None]]) -> str:
     """80 orders through a bridge and a worker, the link broken by ``fault`` after the 40th.
 
     The second 40 are sent into the broken link (delivered once, by the idempotent
-    producer, after it is back); the link is restored after ``seconds``. Ends with
-    verify clean and the bridge still running.
+    producer, after it is back); the link is restored once ``broken`` (given
+    the worker, the bridge and its member id) saw the fault take effect. Ends
+    with verify clean and the bridge still running.
+
+    Returns:
+        The bridge's member id in its consumer group before the fault.
     """
-    rig.worker()
+    worker = rig.worker()
     bridge = rig.bridge()
     await bridge.logged("bridge consuming")
+    [(member, _)] = (await rig.members(
+        lambda found: len(found) == 1 and all(found.values()))).items()
     batch = orders(rig, 80)
     await rig.produce(ORDERS_EVENTS, batch[:40])
     fault()
     late = asyncio.create_task(rig.produce(ORDERS_EVENTS, batch[40:]))
-    await asyncio.sleep(seconds)
+    await broken(worker, bridge, member)
     link.restore()
     await late
     assert_clean(await rig.settled(), 80)
     assert bridge.alive
+    return member
+
+
+async def _members_past_the_proxy(rig: Rig) -> Members:
+    """The bridge's group as the broker sees it, asked on its own port (not the proxy's).
+
+    An admin client would follow the advertised address, through the hung proxy;
+    one connection to the broker's port, which coordinates every group, does not.
+    """
+    connection = await create_conn("127.0.0.1", rig.settings.kafka_port)
+    try:
+        return members_of(await connection.send(
+            DescribeGroupsRequest([rig.settings.kafka_consumer_group])))
+    finally:
+        connection.close()
 
 
 async def test_a_hung_kafka_link_is_waited_out(rig: Rig, link: Proxy) -> None:
@@ -96,9 +119,25 @@ async def test_a_hung_kafka_link_is_waited_out(rig: Rig, link: Proxy) -> None:
         link.black_hole("upstream")
         link.black_hole("downstream")
 
-    # Past the bridge's session timeout: its group membership lapses.
-    await _orders_across(rig, link, hang, 15)
+    async def lapsed(worker: Service, bridge: Service, member: str) -> None:
+        del worker, bridge
+        # Nothing is refused, and the bridge's heartbeats vanish: past its session
+        # timeout the broker drops it from the group (the bridge learns it when the
+        # link is back).
+        async with asyncio.timeout(60):
+            while member in await _members_past_the_proxy(rig):  # noqa: ASYNC110 - remote
+                await asyncio.sleep(0.2)
+
+    member = await _orders_across(rig, link, hang, lapsed)
+    # The coordinator agrees: the bridge is back in its group, as a new member.
+    rejoined = await rig.members(lambda found: len(found) == 1 and member not in found)
+    assert all(rejoined.values())
 
 
 async def test_a_cut_kafka_link_is_reestablished(rig: Rig, link: Proxy) -> None:
-    await _orders_across(rig, link, link.cut, 8)
+    async def noticed(worker: Service, bridge: Service, member: str) -> None:
+        del member
+        for service in (worker, bridge):  # their connections closed, new ones refused
+            await service.logged(KAFKA_UNREACHABLE)
+
+    await _orders_across(rig, link, link.cut, noticed)

@@ -27,7 +27,7 @@ from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.stacks import restart_refusal
 from schemas import Event
 from tests.faults.checks import assert_clean, orders
-from tests.faults.rig import Rig, Service
+from tests.faults.rig import KAFKA_UNREACHABLE, Rig, Service
 from tests.helpers.approver_keys import signed
 from tests.helpers.support import order_placed
 
@@ -62,14 +62,14 @@ def test_only_the_service_under_test_of_the_sessions_own_stack_is_restartable(
         assert "not part of a local dev stack" in str(restart_refusal(stack, service))
 
 
-async def _loaded(rig: Rig, count: int) -> Service:
-    """Worker and bridge running, ``count`` orders produced; returns the bridge."""
+async def _loaded(rig: Rig, count: int) -> tuple[Service, Service]:
+    """Worker and bridge running, ``count`` orders produced; returns both."""
     worker = rig.worker()
     bridge = rig.bridge()
     await worker.logged("worker polling")
     await bridge.logged("bridge consuming")
     await rig.produce(ORDERS_EVENTS, orders(rig, count))
-    return bridge
+    return worker, bridge
 
 
 async def test_bridge_and_worker_started_while_kafka_is_down_wait_for_it(rig: Rig) -> None:
@@ -93,7 +93,7 @@ async def test_bridge_and_worker_started_while_kafka_is_down_wait_for_it(rig: Ri
 
 async def test_temporal_down_for_a_while_under_load(rig: Rig) -> None:
     local = _restartable(rig, "temporal")
-    bridge = await _loaded(rig, 60)
+    _, bridge = await _loaded(rig, 60)
     await asyncio.to_thread(devstack.stop_temporal, local)
     await rig.produce(ORDERS_EVENTS, orders(rig, 120)[60:])  # intake waits, nothing committed
     await bridge.logged("Temporal unavailable")  # the bridge met the outage
@@ -108,10 +108,15 @@ async def test_temporal_down_for_a_while_under_load(rig: Rig) -> None:
 
 async def test_kafka_restarted_under_load(rig: Rig) -> None:
     local = _restartable(rig, "kafka")
-    bridge = await _loaded(rig, 60)
+    worker, bridge = await _loaded(rig, 60)
+    before = [(service, service.mark()) for service in (worker, bridge)]
     await asyncio.to_thread(devstack.stop_kafka, local)
-    await asyncio.sleep(3)
+    for service, mark in before:  # both met the outage: their clients reach no broker
+        await service.logged(KAFKA_UNREACHABLE, since=mark)
+    restarted = bridge.mark()
     await asyncio.to_thread(devstack.start_kafka, local)
+    # The bridge's consumer found its group's coordinator again (a Kafka it had not seen).
+    await bridge.logged("Discovered coordinator", since=restarted)
     await rig.produce(ORDERS_EVENTS, orders(rig, 120)[60:])
     assert_clean(await rig.settled(), 120)
     assert bridge.alive

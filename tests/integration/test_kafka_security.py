@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -20,8 +21,11 @@ import pytest
 from aiokafka import TopicPartition
 
 from devtools.secured_kafka import SecuredKafka
+from devtools.toxiproxy import Toxiproxy
 from relayflow.config.settings import Settings
-from relayflow.devstack.secure import ADMIN, GROUP, Acl, create_acls, write_ca
+from relayflow.devstack import free_port
+from relayflow.devstack.secure import ADMIN, GROUP, Acl, DevSecrets, create_acls, write_ca
+from relayflow.kafka.clients import KafkaSecurityError
 from relayflow.kafka.reads import start_group_at_end
 from relayflow.reference.app import APP
 from relayflow.reference.events import OrderCompleted
@@ -132,3 +136,65 @@ async def test_a_bridge_not_allowed_to_write_the_dlq_commits_nothing_and_loses_n
             async with asyncio.timeout(30):
                 while await _committed(reader, tp) <= bad.offset:  # noqa: ASYNC110 - remote
                     await asyncio.sleep(0.1)
+
+
+async def _access_refused(settings: Settings) -> str:
+    """The one line the access check stops a process with (``KafkaSecurityError``)."""
+    with pytest.raises(KafkaSecurityError) as raised:
+        await kafka_clients(settings).check_access()
+    [line] = str(raised.value).splitlines()
+    assert not any(word in line.lower() for word in (
+        "check_hostname", "turn", " off", "disable", "insecure", "skip"))
+    assert "PLAINTEXT" not in line
+    return line
+
+
+async def test_a_client_certificate_from_another_ca_is_refused_naming_the_cert_file(
+        secured: SecuredKafka, tmp_path: Path) -> None:
+    stranger = DevSecrets(tmp_path / "other")
+    stranger.generate()  # another CA, and a client certificate it signed
+    tools = secured.as_principal("tools").model_copy(update={
+        "kafka_ssl_cert_file": stranger.client_cert, "kafka_ssl_key_file": stranger.client_key})
+    line = await _access_refused(tools)
+    assert line.startswith("RELAYFLOW_KAFKA_SSL_CERT_FILE: the broker at "
+                           f"{tools.kafka_bootstrap_servers} refused the client certificate "
+                           f"{stranger.client_cert} (")
+
+
+def _loopback_name() -> tuple[str, str]:
+    """This machine's name and the address it resolves to (neither is in the certificate)."""
+    name = socket.gethostname()
+    return name, socket.gethostbyname(name)
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["address", "name"])
+async def test_a_broker_certificate_for_another_host_names_the_bootstrap_servers(
+        secured: SecuredKafka, tmp_path: Path, named: bool) -> None:
+    # The broker's certificate names 127.0.0.1 and localhost: reach the same broker
+    # through a proxy at another loopback address, or at this machine's name.
+    host, listen = _loopback_name() if named else ("127.0.0.2", "127.0.0.2")
+    port = free_port()
+    with Toxiproxy(secured.settings, tmp_path / "toxiproxy.log") as toxiproxy:
+        toxiproxy.proxy("secured", secured.settings.kafka_bootstrap_servers,
+                        listen=f"{listen}:{port}")
+        line = await _access_refused(secured.as_principal(
+            "tools", kafka_bootstrap_servers=f"{host}:{port}"))
+    assert line.startswith(f"RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS: the certificate of the broker "
+                           f"at {host}:{port} does not name that host (")
+    assert ("Hostname mismatch" if named else "IP address mismatch") in line
+
+
+def test_a_tls_client_on_a_plaintext_listener_stops_the_worker_naming_the_address(
+        secured: SecuredKafka, relayflow_stack: Settings) -> None:
+    # The session's broker listens without TLS; the broker drops a TLS client's
+    # ClientHello and nothing else would tell the worker, which would retry for ever.
+    plaintext = relayflow_stack.kafka_bootstrap_servers
+    worker = secured.as_principal("worker", **_own_queue_and_group(secured))
+    code, output = _refused(worker, "worker", RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS=plaintext)
+    assert code == 2, output
+    [line] = _lines_naming(output, f"the listener at {plaintext}")
+    assert line.endswith(
+        f"RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS: the listener at {plaintext} does not speak TLS "
+        "(it answers Kafka without TLS), and RELAYFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs "
+        "it; connect to the brokers' TLS listener")
+    assert "Traceback" not in output

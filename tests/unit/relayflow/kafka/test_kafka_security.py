@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import ssl
@@ -30,7 +29,7 @@ from relayflow.devstack.secure import (
     principals,
     write_ca,
 )
-from relayflow.kafka.clients import KafkaClients, KafkaSecurityError, security_problem
+from relayflow.kafka.clients import KafkaClients, KafkaSecurityError
 from relayflow.reference.app import APP
 from relayflow.reference.topics import APPROVALS_DECISIONS, TOPICS
 from schemas.topics import PARKED_KEYS, dlq_topic
@@ -229,34 +228,6 @@ def test_sasl_plain_over_plaintext_stops_a_process_at_start_unless_allowed(
     security = KafkaClients(load_settings()).security()
     assert isinstance(security, SASLPlaintext)
     assert not security.use_ssl
-
-
-def test_a_broker_certificate_for_another_host_never_suggests_turning_the_check_off(
-        secrets: DevSecrets) -> None:
-    # A real handshake, in memory: the broker's certificate names 127.0.0.1 and localhost.
-    settings = _settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=secrets.ca_file)
-    clients = KafkaClients(settings)
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(secrets.broker_keystore)
-    wires = ssl.MemoryBIO(), ssl.MemoryBIO()  # to the client, to the server
-    client = clients.connection()["ssl_context"].wrap_bio(
-        wires[0], wires[1], server_hostname="kafka.example.org")
-    server = server_context.wrap_bio(wires[1], wires[0], server_side=True)
-
-    def handshake() -> None:
-        for _ in range(10):
-            for side in (client, server):
-                with contextlib.suppress(ssl.SSLWantReadError):
-                    side.do_handshake()
-
-    with pytest.raises(ssl.SSLCertVerificationError) as failed:
-        handshake()
-    problem = security_problem(failed.value, settings, "kafka.example.org:9093")
-    assert problem is not None
-    assert problem.setting == "RELAYFLOW_KAFKA_BOOTSTRAP_SERVERS"
-    assert "does not name that host" in str(problem)
-    assert not any(word in str(problem).lower()
-                   for word in ("check_hostname", "turn", " off", "disable"))
 
 
 def test_the_cli_prints_a_bad_setting_as_one_line_and_exits_2(
