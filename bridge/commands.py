@@ -209,6 +209,10 @@ class TemporalCommands:
                     raise _closed(route, status)
                 await handle.cancel(rpc_timeout=self._rpc_timeout)
                 return "cancel-requested"
+        # UPDATE, UPDATE_WITH_START: requests need their record (reply-to) and a reply,
+        # so bridge.updates runs them.
+        raise PermanentFailure(DlqReason.INTERNAL_ERROR,
+                               f"{route.action} routes are run by bridge.updates")
 
     async def _status(self, handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
         try:
