@@ -12,11 +12,12 @@ error's type and message (``schemas.replies``).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from schemas import Event, Inbound, Outcome
+    from schemas import Inbound, Outcome
     from schemas.replies import Reply, reply_event_id
 
 __all__ = ["reply", "reply_id"]
@@ -31,7 +32,7 @@ def reply(event: Outcome) -> Reply:
     return Reply(event_type=event.avro_name, event=event.model_dump(mode="json"))
 
 
-def reply_id(request: Inbound[Event], event_type: type[Outcome]) -> uuid.UUID:
+def reply_id(request: Inbound[Any], event_type: type[Outcome]) -> uuid.UUID:
     """Deterministic id of the reply of type ``event_type`` to ``request``.
 
     Args:

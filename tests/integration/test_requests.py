@@ -154,7 +154,8 @@ async def test_a_malformed_request_is_dead_lettered_and_gets_no_reply(
     dead = await relayflow_kafka.wait_for_dead_letter(REQUESTS, key=counter)
 
     assert dead.reason == "unknown-schema"
-    assert not [r for r in relayflow_kafka.arrived if r.topic == REPLIES and r.key == counter]
+    assert not [r for r in relayflow_kafka.arrived
+                if r.topic == REPLIES and r.key == counter.encode()]
 
 
 async def test_a_redelivered_request_is_applied_once_and_answered_again_alike(
