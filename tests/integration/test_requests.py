@@ -8,94 +8,36 @@ topic, and every dead letter from the real DLQ.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 import uuid
-from datetime import UTC, datetime
-from typing import TypeVar
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from relayflow.application import Application
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import StoredRecord
 from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.testing import AppKafka
-from schemas import Event
-from schemas.framing import to_record
-from schemas.headers import CAUSATION_ID, CORRELATION_ID, REPLY_TO
+from schemas.headers import CAUSATION_ID, CORRELATION_ID
 from schemas.replies import RequestFailed, reply_event_id
-from schemas.topics import DLQ_SUFFIX
 from tests.helpers.counters.app import APP, MOBILE_REPLIES, OUTCOMES, REPLIES, REQUESTS
-from tests.helpers.counters.events import (
-    AddToCounter,
-    CounterAdded,
-    CounterClosed,
-    CounterOpened,
-    OpenAndAdd,
+from tests.helpers.counters.events import CounterAdded, CounterClosed, OpenAndAdd
+from tests.helpers.counters.requester import (
+    add,
+    ask,
+    new_counter,
+    now,
+    opened,
+    replies_to,
+    request,
 )
 from tests.helpers.counters.workflows import UNLUCKY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-T = TypeVar("T", bound=Event)
-
 
 @pytest.fixture(scope="module")
 def relayflow_app() -> Application:
     return APP
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_counter() -> str:
-    return f"C-{uuid.uuid4().hex[:8]}"
-
-
-def add(counter_id: str, amount: int, *, hold_seconds: int = 0) -> AddToCounter:
-    return AddToCounter(event_id=uuid.uuid4(), occurred_at=_now(), counter_id=counter_id,
-                        amount=amount, hold_seconds=hold_seconds)
-
-
-async def opened(kafka: AppKafka, counter_id: str) -> None:
-    """Open a counter and wait until its first request is answered (so it runs)."""
-    await kafka.send(CounterOpened(event_id=uuid.uuid4(), occurred_at=_now(),
-                                   counter_id=counter_id))
-    assert (await ask(kafka, add(counter_id, 1), CounterAdded)).total == 1
-
-
-async def request(kafka: AppKafka, event: Event, *, correlation_id: str = "",
-                  reply_to: str | None = None) -> None:
-    """Send a request as a producer would, with a ``reply-to`` header when given."""
-    record = to_record(event, kafka.codec, correlation_id=correlation_id or None)
-    extra = [(REPLY_TO, reply_to.encode())] if reply_to is not None else []
-    await kafka.send_bytes(REQUESTS, record.value, key=event.key,
-                           headers=[*record.headers, *extra])
-
-
-def replies_to(kafka: AppKafka, request_id: uuid.UUID) -> list[StoredRecord]:
-    """Every reply that arrived for a request so far (by its ``causation-id``)."""
-    return [r for r in kafka.arrived if r.header(CAUSATION_ID) == str(request_id)
-            and not r.topic.endswith(DLQ_SUFFIX)]
-
-
-async def ask(kafka: AppKafka, event: AddToCounter | OpenAndAdd, reply_type: type[T],
-              **options: str) -> T:
-    """Send a request, as a producer waiting for its reply does; return the reply."""
-    seen = len(replies_to(kafka, event.event_id))
-    await request(kafka, event, **options)
-    deadline = time.monotonic() + 30
-    while not (found := replies_to(kafka, event.event_id)[seen:]):
-        assert time.monotonic() < deadline, f"no reply to {event}"
-        with contextlib.suppress(AssertionError):  # fetches what arrived meanwhile
-            await kafka.wait_for(CounterOpened, key="", timeout=0.2)
-    assert found[0].value is not None
-    answer = kafka.codec.decode(found[0].value)
-    assert isinstance(answer, reply_type), answer
-    return answer
 
 
 async def no_dead_letter(kafka: AppKafka, key: str) -> None:
@@ -199,7 +141,7 @@ async def test_a_request_for_a_missing_or_closed_workflow_says_so(
 
     counter = new_counter()
     await opened(relayflow_kafka, counter)
-    await relayflow_kafka.send(CounterClosed(event_id=uuid.uuid4(), occurred_at=_now(),
+    await relayflow_kafka.send(CounterClosed(event_id=uuid.uuid4(), occurred_at=now(),
                                              counter_id=counter))
     await closed(await connect_temporal(relayflow_system), f"counter-{counter}")
 
@@ -236,7 +178,7 @@ async def test_a_request_slower_than_its_bound_times_out_and_a_resend_learns_the
 async def test_update_with_start_starts_the_workflow_and_answers(
         relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
     counter = new_counter()
-    first = OpenAndAdd(event_id=uuid.uuid4(), occurred_at=_now(), counter_id=counter, amount=4)
+    first = OpenAndAdd(event_id=uuid.uuid4(), occurred_at=now(), counter_id=counter, amount=4)
 
     answer = await ask(relayflow_kafka, first, CounterAdded)
 
@@ -244,5 +186,5 @@ async def test_update_with_start_starts_the_workflow_and_answers(
     client = await connect_temporal(relayflow_system)
     description = await client.get_workflow_handle(f"counter-{counter}").describe()
     assert description.status is WorkflowExecutionStatus.RUNNING
-    more = OpenAndAdd(event_id=uuid.uuid4(), occurred_at=_now(), counter_id=counter, amount=3)
+    more = OpenAndAdd(event_id=uuid.uuid4(), occurred_at=now(), counter_id=counter, amount=3)
     assert (await ask(relayflow_kafka, more, CounterAdded)).total == 7  # the same workflow
