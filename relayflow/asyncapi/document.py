@@ -263,7 +263,8 @@ class _Contract:
     def __init__(self, app: Application, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.models = {model.avro_name: model for model in (*app.event_types, RequestFailed)}
+        known: tuple[type[Event], ...] = (*app.event_types, RequestFailed)
+        self.models = {model.avro_name: model for model in known}
         self.avsc = {**load_schemas(FRAMEWORK_SCHEMA_FOLDER), **load_schemas(app.schema_folder)}
         self.topics = app.all_topics()
         self.routes: dict[str, list[Route]] = {}

@@ -27,7 +27,7 @@ from schemas.replies import RequestFailed
 from tests.helpers.counters.app import APP, REPLIES, REQUESTS
 from tests.helpers.counters.events import CounterAdded, CounterOpened, OpenAndAdd
 from tests.helpers.counters.workflows import CounterWorkflow
-from tests.helpers.support import Record
+from tests.helpers.fakes import Record
 
 CODEC = APP.codec()
 ROUTES = APP.route_table()
