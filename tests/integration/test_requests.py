@@ -11,6 +11,7 @@ import asyncio
 import uuid
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from relayflow.application import Application
@@ -30,6 +31,7 @@ from tests.helpers.counters.requester import (
     replies_to,
     request,
 )
+from tests.helpers.counters.waiting_producer import listen_for_replies, request_and_wait
 from tests.helpers.counters.workflows import UNLUCKY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -188,3 +190,22 @@ async def test_update_with_start_starts_the_workflow_and_answers(
     assert description.status is WorkflowExecutionStatus.RUNNING
     more = OpenAndAdd(event_id=uuid.uuid4(), occurred_at=now(), counter_id=counter, amount=3)
     assert (await ask(relayflow_kafka, more, CounterAdded)).total == 7  # the same workflow
+
+
+async def test_a_producer_waits_for_its_reply_with_plain_aiokafka(
+        relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    counter = new_counter()
+    await opened(relayflow_kafka, counter)
+    servers = relayflow_system.kafka_bootstrap_servers
+    replies = await listen_for_replies(servers, MOBILE_REPLIES)
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
+    await producer.start()
+    try:
+        answer = await request_and_wait(producer, replies, APP.codec(), add(counter, 9),
+                                        topic=REQUESTS, reply_to=MOBILE_REPLIES)
+    finally:
+        await producer.stop()
+        await replies.stop()
+
+    assert isinstance(answer, CounterAdded)
+    assert answer.total == 10
