@@ -197,9 +197,9 @@ async def test_a_producer_waits_for_its_reply_with_plain_aiokafka(
     counter = new_counter()
     await opened(relayflow_kafka, counter)
     servers = relayflow_system.kafka_bootstrap_servers
-    replies = await listen_for_replies(servers, MOBILE_REPLIES)
     producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all")
     await producer.start()
+    replies = await listen_for_replies(servers, MOBILE_REPLIES, producer)
     try:
         answer = await request_and_wait(producer, replies, APP.codec(), add(counter, 9),
                                         topic=REQUESTS, reply_to=MOBILE_REPLIES)

@@ -17,17 +17,18 @@ from schemas.framing import to_record
 __all__ = ["listen_for_replies", "request_and_wait"]
 
 
-async def listen_for_replies(bootstrap_servers: str, reply_topic: str) -> AIOKafkaConsumer:
+async def listen_for_replies(bootstrap_servers: str, reply_topic: str,
+                             producer: AIOKafkaProducer) -> AIOKafkaConsumer:
     """A started consumer at the end of every partition of the reply topic.
 
     Open it before sending: a reply that lands before the consumer knows its
     position would otherwise be skipped. No consumer group: each waiting
     process reads every reply and keeps its own.
     """
+    partitions = [TopicPartition(reply_topic, partition)
+                  for partition in await producer.partitions_for(reply_topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
-    partitions = [TopicPartition(reply_topic, partition)
-                  for partition in consumer.partitions_for_topic(reply_topic) or ()]
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     for partition in partitions:
