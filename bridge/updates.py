@@ -62,7 +62,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge.commands import classify_temporal_error
+from bridge.commands import classify_temporal_error, namespace_problem
 from bridge.consumed import ConsumedRecord
 from bridge.failures import PermanentFailure, TransientFailure, refused, writing_to
 from bridge.metrics import BridgeMetrics
@@ -250,6 +250,11 @@ class UpdateCommands:
                 accepted = await self._start(route, inbound, bound)
                 result = await accepted.result(rpc_timeout=bound)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # The SDK turns a cancellation into this error: the bridge is stopping,
+                # not the bound passing. Reply nothing; the request is redelivered.
+                raise asyncio.CancelledError from None
             stage = "accepted but not completed" if accepted else "not accepted"
             return failed_reply(route, inbound, ReplyReason.TIMED_OUT,
                                 f"{stage} within {bound.total_seconds():g} s; send the same "
@@ -264,7 +269,7 @@ class UpdateCommands:
             return failed_reply(route, inbound, ReplyReason.WORKFLOW_CLOSED,
                                 f"{route.workflow} {route.id_for(inbound.event)} has closed")
         except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
+            if error.status != RPCStatusCode.NOT_FOUND or namespace_problem(error):
                 raise
             return await self._gone(route, inbound, error)
         return result_reply(route, inbound, result, self._codec, allowed)
@@ -307,7 +312,7 @@ class UpdateCommands:
         try:
             status = (await handle.describe(rpc_timeout=self._rpc_timeout)).status
         except RPCError as missing:
-            if missing.status != RPCStatusCode.NOT_FOUND:
+            if missing.status != RPCStatusCode.NOT_FOUND or namespace_problem(missing):
                 raise
             return failed_reply(route, inbound, ReplyReason.WORKFLOW_NOT_FOUND,
                                 f"no workflow {handle.id}")
@@ -347,6 +352,6 @@ class UpdateCommands:
             return
         except (OSError, TimeoutError) as error:
             raise TransientFailure(f"reply to {topic}: {error}") from error
-        log.info("replied %s to %s %s on %s", answer.result, meta.event_type, meta.event_id,
+        log.debug("replied %s to %s %s on %s", answer.result, meta.event_type, meta.event_id,
                  topic, extra={"event_id": meta.event_id, "reply_topic": topic,
                                "workflow_id": route.id_for(inbound.event)})

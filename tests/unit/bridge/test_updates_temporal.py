@@ -9,6 +9,7 @@ moves on.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -108,3 +109,16 @@ async def test_a_reply_too_large_for_kafka_becomes_a_small_failed_reply(
     assert isinstance(reply, RequestFailed)
     assert (reply.reason, reply.error_type) == ("failed", "ReplyRefused")
     assert CounterOpened.avro_name not in reply.message
+
+
+async def test_a_bridge_stopping_mid_request_replies_nothing(requests: Requests) -> None:
+    slow = open_and_add(5)
+    slow = slow.model_copy(update={"hold_seconds": 30})
+    with requests.env.auto_time_skipping_disabled():
+        running = asyncio.create_task(requests.execute(slow))
+        await asyncio.sleep(1)  # the update is accepted and holds
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    assert requests.producer.sent == []  # no timed-out reply: the request is redelivered
