@@ -36,6 +36,7 @@ from bridge.offsets import KafkaOffsets, Offsets
 from bridge.parking import CatchUpOnAssign, ParkingLot
 from bridge.retry import Backoff
 from bridge.routes import RouteTable
+from bridge.updates import UpdateCommands
 from schemas.codec import AvroCodec
 
 __all__ = ["BRIDGE", "BridgeStatus", "bridge_dependencies", "build_broker", "consume_fetch",
@@ -234,6 +235,8 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
                     max_header_bytes=config.max_header_bytes),
             TemporalCommands(temporal, config.task_queue, metrics=metrics),
             DeadLetters(producer),
+            updates=UpdateCommands(temporal, config.task_queue, codec, producer,
+                                   routes.reply_topics, metrics=metrics),
             concurrency=config.concurrency,
             backoff=backoff,
             signal_hold=config.signal_hold_seconds,

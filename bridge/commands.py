@@ -59,7 +59,7 @@ from bridge.routes import Action, Route
 from schemas import Event, Inbound
 from schemas.dead_letters import DlqReason
 
-__all__ = ["Commands", "TemporalCommands", "classify_temporal_error"]
+__all__ = ["Commands", "TemporalCommands", "classify_temporal_error", "namespace_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ def _namespace_problem(error: RPCError) -> bool:
     details = error.grpc_status.details
     return bool(details) and (details[0].Is(NamespaceNotFoundFailure.DESCRIPTOR)
                               or details[0].Is(NamespaceNotActiveFailure.DESCRIPTOR))
+
+
+namespace_problem = _namespace_problem
+"""Whether an RPC error is about the namespace (missing, inactive): a deployment problem."""
 
 
 def classify_temporal_error(error: BaseException, action: Action) -> Exception:
@@ -209,6 +213,10 @@ class TemporalCommands:
                     raise _closed(route, status)
                 await handle.cancel(rpc_timeout=self._rpc_timeout)
                 return "cancel-requested"
+        # UPDATE, UPDATE_WITH_START: requests need their record (reply-to) and a reply,
+        # so bridge.updates runs them.
+        raise PermanentFailure(DlqReason.INTERNAL_ERROR,
+                               f"{route.action} routes are run by bridge.updates")
 
     async def _status(self, handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
         try:

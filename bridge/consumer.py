@@ -65,7 +65,8 @@ from bridge.observing import RecordObserver, RecordScope
 from bridge.offsets import Offsets, plan_offsets
 from bridge.parking import KeyParking, Parking, ends_replay
 from bridge.retry import Backoff, Deadline, Health
-from bridge.routes import Action, Route
+from bridge.routes import UPDATING, Action, Route
+from bridge.updates import UpdateCommands
 from schemas.dead_letters import DlqReason
 
 __all__ = ["FetchConsumer", "FetchProcessor", "FetchReport"]
@@ -127,14 +128,18 @@ class FetchProcessor:
         parking: Parked keys (``bridge.parking``); None turns parking off.
         observer: Gives each record its log context and, tracing on, its span.
         metrics: Counts commands, dead letters, retries and outages.
+        updates: Runs request routes (``UPDATE``, ``UPDATE_WITH_START``) and
+            publishes their replies; None dead-letters requests.
     """
 
     def __init__(self, decoder: Decoder, commands: Commands, dead_letters: DeadLetterSink, *,
                  concurrency: int = 64, backoff: Backoff | None = None,
                  signal_hold: float = 0.0, parking: Parking | None = None,
                  observer: RecordObserver | None = None,
-                 metrics: BridgeMetrics | None = None) -> None:
+                 metrics: BridgeMetrics | None = None,
+                 updates: UpdateCommands | None = None) -> None:
         self._decoder = decoder
+        self._updates = updates
         self._commands = commands
         self._dead_letters = dead_letters
         self._slots = asyncio.Semaphore(concurrency)
@@ -260,7 +265,7 @@ class FetchProcessor:
         try:
             outcome = await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
-                lambda: self._commands.execute(route, routed.inbound))
+                lambda: self._command(record, routed))
         except PermanentFailure as failure:
             wait = self._hold(record, routed.route, failure)
             if wait is None:
@@ -271,6 +276,13 @@ class FetchProcessor:
             self.metrics.commands.labels(record.topic, route.event_type.__name__,
                                          route.action.value, str(outcome)).inc()
         return outcome
+
+    def _command(self, record: ConsumedRecord, routed: Routed) -> Awaitable[str]:
+        if routed.route.action in UPDATING:
+            if self._updates is None:
+                raise PermanentFailure(DlqReason.INTERNAL_ERROR, "this bridge runs no requests")
+            return self._updates.execute(routed.route, routed.inbound, record)
+        return self._commands.execute(routed.route, routed.inbound)
 
     def _hold(self, record: ConsumedRecord, route: Route,
               failure: PermanentFailure) -> float | None:

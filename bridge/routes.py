@@ -1,11 +1,12 @@
-"""Routing as data: which event starts, signals or cancels which workflow.
+"""Routing as data: which event starts, signals, cancels or updates which workflow.
 
 An application's table (relayflow's own: ``relayflow.reference.ROUTES``) is a
 list of ``Route`` lines; adding a route is one line. Workflow ids come
 from business keys (``order-{order_id}``), so a redelivered event addresses
 the same workflow and duplicates are harmless. The table is validated when it
 is built (at import), so a bad route fails at start-up, not on the first
-matching record.
+matching record. An update route makes a request: its reply goes to a
+reply topic the application declares (``schemas.replies``, ``bridge.updates``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from functools import cache
 
 from schemas import Event
 
-__all__ = ["Action", "Route", "RouteTable"]
+__all__ = ["DEFAULT_REPLY_WITHIN", "MAX_REPLY_WITHIN", "UPDATING", "Action", "Route", "RouteTable"]
 
 
 class Action(StrEnum):
@@ -32,9 +34,21 @@ class Action(StrEnum):
     """Signal the workflow, starting it first if it does not run yet."""
     CANCEL = "cancel"
     """Request cancellation; the workflow compensates and reports."""
+    UPDATE = "update"
+    """A request: a Workflow Update of the running workflow, answered on a reply topic."""
+    UPDATE_WITH_START = "update-with-start"
+    """A request as for ``UPDATE``, starting the workflow first if it does not run yet."""
 
 
 _SIGNALLING = frozenset({Action.SIGNAL, Action.SIGNAL_WITH_START})
+UPDATING = frozenset({Action.UPDATE, Action.UPDATE_WITH_START})
+"""Actions that make a request: a Workflow Update whose result is replied on Kafka."""
+
+DEFAULT_REPLY_WITHIN = timedelta(seconds=10)
+"""How long a request's update may take by default before a ``timed-out`` reply."""
+MAX_REPLY_WITHIN = timedelta(seconds=60)
+"""The longest bound a route may set: an update in flight holds its key, and the commit of its
+fetch, for that long; this keeps a fetch well inside the consumer's poll interval."""
 
 
 @cache
@@ -54,6 +68,11 @@ class Route:
         workflow_id: Template formatted with the event's fields, e.g.
             ``order-{order_id}``; plain field names only.
         signal: Signal name, for ``SIGNAL`` and ``SIGNAL_WITH_START`` only.
+        update: Workflow Update name, for ``UPDATE`` and ``UPDATE_WITH_START`` only.
+        reply_topic: Where the request's reply goes unless its ``reply-to``
+            header names another declared reply topic; update routes only.
+        reply_within: Bound on one request, from sending the update to its
+            result: past it the reply is ``timed-out`` (at most ``MAX_REPLY_WITHIN``).
     """
 
     topic: str
@@ -62,6 +81,9 @@ class Route:
     workflow: str
     workflow_id: str
     signal: str | None = None
+    update: str | None = None
+    reply_topic: str | None = None
+    reply_within: timedelta = DEFAULT_REPLY_WITHIN
 
     def id_for(self, event: Event) -> str:
         """The workflow id this event addresses.
@@ -96,6 +118,13 @@ class Route:
         if (self.action in _SIGNALLING) != bool(self.signal):
             must = "must" if self.action in _SIGNALLING else "must not"
             found.append(f"{name}: a {self.action} route {must} name a signal")
+        requests = self.action in UPDATING
+        if requests != bool(self.update) or requests != bool(self.reply_topic):
+            must = "must" if requests else "must not"
+            found.append(f"{name}: a {self.action} route {must} name an update and a reply topic")
+        if requests and not timedelta(0) < self.reply_within <= MAX_REPLY_WITHIN:
+            found.append(f"{name}: reply_within {self.reply_within} is not within "
+                         f"(0, {MAX_REPLY_WITHIN}]")
         return found
 
 
@@ -106,22 +135,31 @@ class RouteTable:
         routes: The table, in reading order.
         known_topics: Topics routes may name (the application's input
             topics), so a typo cannot silently consume nothing; None allows any.
+        reply_topics: The application's reply topics, each with the event
+            types (Avro full names) its replies may be; an update route's reply
+            topic must be one, and a ``reply-to`` header may name no other.
 
     Raises:
         ValueError: Listing every problem: a template names a field the event
             lacks, a signal route has no signal (or another route has one), a
-            topic is unknown, or two routes claim one event type on one topic.
+            topic is unknown, an update route's reply topic is not a reply
+            topic, or two routes claim one event type on one topic.
     """
 
     def __init__(self, routes: Iterable[Route], *,
-                 known_topics: Iterable[str] | None = None) -> None:
+                 known_topics: Iterable[str] | None = None,
+                 reply_topics: Mapping[str, Iterable[str]] | None = None) -> None:
         allowed = None if known_topics is None else set(known_topics)
+        self._replies = {topic: frozenset(events) for topic, events in (reply_topics or {}).items()}
         self._routes: dict[tuple[str, str], Route] = {}
         problems: list[str] = []
         for route in routes:
             problems.extend(route.problems())
             if allowed is not None and route.topic not in allowed:
                 problems.append(f"{route.event_type.__name__}: unknown input topic {route.topic!r}")
+            if route.reply_topic is not None and route.reply_topic not in self._replies:
+                problems.append(f"{route.event_type.__name__}: reply topic {route.reply_topic!r} "
+                                "is not a declared reply topic")
             key = (route.topic, route.event_type.avro_name)
             if key in self._routes:
                 problems.append(f"two routes for {route.event_type.__name__} on {route.topic}")
@@ -137,6 +175,11 @@ class RouteTable:
     def topics(self) -> list[str]:
         """Input topics, in table order."""
         return list(dict.fromkeys(topic for topic, _ in self._routes))
+
+    @property
+    def reply_topics(self) -> Mapping[str, frozenset[str]]:
+        """Declared reply topics, each with the event types its replies may be."""
+        return self._replies
 
     @property
     def routes(self) -> Mapping[tuple[str, str], Route]:

@@ -39,6 +39,10 @@ In workflows (import these inside ``workflow.unsafe.imports_passed_through()``):
   worker registers; ``outcome_event_id``: its deterministic event id;
   ``PUBLISH_RETRY`` and ``PUBLISH_TIMEOUT``: that activity's retry policy and
   attempt timeout, for workflows that call it themselves.
+* ``reply``: what an update handler returns to answer a request on its reply
+  topic; ``reply_id``: that reply's deterministic event id; ``Reply``: the
+  type it builds; ``RequestFailed``, ``ReplyReason``: the framework's reply
+  when there is no result (rejected, failed, timed out, workflow gone).
 * ``OutcomePublisher``, ``PublishOutcomeInput``, ``PublishOutcomeResult``:
   the publishing activity and its input and result, e.g. for a test that
   registers a fake ``publish_outcome`` under the same name.
@@ -90,6 +94,7 @@ if TYPE_CHECKING:
     from schemas.dead_letters import DlqReason
     from schemas.envelope import EventMeta, Inbound
     from schemas.models import Event, Key, Outcome, Record, UtcDatetime
+    from schemas.replies import Reply, ReplyReason, RequestFailed
     from schemas.topics import Topic, dlq_topic
     from workflows.outcomes import (
         PUBLISH_RETRY,
@@ -97,6 +102,7 @@ if TYPE_CHECKING:
         outcome_event_id,
         publish_outcome,
     )
+    from workflows.replies import reply, reply_id
 
     __version__: str
 
@@ -123,6 +129,9 @@ __all__ = [
     "PublishOutcomeInput",
     "PublishOutcomeResult",
     "Record",
+    "Reply",
+    "ReplyReason",
+    "RequestFailed",
     "Route",
     "Settings",
     "StatusQueries",
@@ -137,6 +146,8 @@ __all__ = [
     "load_application",
     "outcome_event_id",
     "publish_outcome",
+    "reply",
+    "reply_id",
 ]
 
 _HOME = {
@@ -160,6 +171,8 @@ _HOME = {
     **dict.fromkeys(("Topic", "dlq_topic"), "schemas.topics"),
     **dict.fromkeys(("PUBLISH_RETRY", "PUBLISH_TIMEOUT", "outcome_event_id", "publish_outcome"),
                     "workflows.outcomes"),
+    **dict.fromkeys(("Reply", "ReplyReason", "RequestFailed"), "schemas.replies"),
+    **dict.fromkeys(("reply", "reply_id"), "workflows.replies"),
 }
 """Public name → the module that defines it."""
 

@@ -47,11 +47,12 @@ from temporalio import workflow
 from activities.endings import Ending
 from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher
-from bridge.routes import Action, Route, RouteTable
+from bridge.routes import UPDATING, Action, Route, RouteTable
 from relayflow.config.settings import Settings
 from schemas import Event
 from schemas.agreement import contract_disagreements
 from schemas.codec import AvroCodec, SchemaRegistry, load_schemas
+from schemas.replies import RequestFailed
 from schemas.topics import Topic, with_dead_letters
 
 __all__ = ["ActivityFactory", "Application", "Ending", "WorkerResources", "load_application"]
@@ -145,7 +146,13 @@ class Application:
 
     def route_table(self) -> RouteTable:
         """The validated routing table (its topics must be input topics)."""
-        return RouteTable(self.routes, known_topics=self.input_topics)
+        return RouteTable(self.routes, known_topics=self.input_topics,
+                          reply_topics=self.reply_topics)
+
+    @property
+    def reply_topics(self) -> dict[str, tuple[str, ...]]:
+        """Declared reply topics, each with the event types its replies may be."""
+        return {t.name: t.events for t in self.topics if t.replies}
 
     def all_topics(self) -> tuple[Topic, ...]:
         """Every topic the application needs: its own, a DLQ per input, and parked keys."""
@@ -157,7 +164,9 @@ class Application:
         Args:
             registry: A schema registry client (Confluent framing), or None.
         """
-        return AvroCodec(self.event_types, self.schema_folder, registry=registry)
+        # The framework's reply event too: the bridge writes it, tools and tests read it.
+        models: dict[type[Event], None] = dict.fromkeys((*self.event_types, RequestFailed))
+        return AvroCodec(models, self.schema_folder, registry=registry)
 
     def extension(self, kind: Callable[..., _T]) -> _T | None:
         """The first of ``extensions`` that is a ``kind`` (a class or a runtime-checkable protocol).
@@ -182,6 +191,18 @@ class Application:
             found[definition.name] = frozenset(name for name in definition.signals if name)
         return found
 
+    def workflow_updates(self) -> dict[str, frozenset[str]]:
+        """Every workflow type a route may address, with the updates it handles.
+
+        An external workflow's names (``external_workflows``) count as its
+        updates too: relayflow cannot look inside another worker.
+        """
+        found = {name: frozenset(names) for name, names in self.external_workflows.items()}
+        for workflow_class in self.workflows:
+            definition = _definition(workflow_class)
+            found[definition.name] = frozenset(name for name in definition.updates if name)
+        return found
+
     def problems(self) -> list[str]:
         """What does not fit together (empty when the application is consistent).
 
@@ -191,6 +212,7 @@ class Application:
         """
         found: list[str] = []
         signals = self.workflow_signals()
+        updates = self.workflow_updates()
         known_events = {model.avro_name for model in self.event_types}
         inputs = set(self.input_topics)
         for route in self.routes:
@@ -205,8 +227,12 @@ class Application:
             elif route.action in {Action.SIGNAL, Action.SIGNAL_WITH_START} \
                     and route.signal not in signals[route.workflow]:
                 found.append(f"{what}: workflow {route.workflow} has no signal {route.signal!r}")
+            elif route.action in UPDATING and route.update not in updates[route.workflow]:
+                found.append(f"{what}: workflow {route.workflow} has no update {route.update!r}")
+        found += [f"reply topic {t.name!r} is an input topic" for t in self.topics
+                  if t.replies and t.inbound]
         try:
-            RouteTable(self.routes, known_topics=self.input_topics)
+            self.route_table()
         except ValueError as error:
             found.append(str(error))
         found += self._ending_problems()

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from schemas.agreement import describe_avro_type
 from schemas.dead_letters import CodecReason, DlqReason
 from schemas.models import Event
+from schemas.replies import FRAMEWORK_SCHEMA_FOLDER
 
 __all__ = [
     "CONFLUENT_MAGIC",
@@ -233,7 +234,8 @@ class AvroCodec:
         registry: SchemaRegistry | None = None,
         extra_writer_schemas: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
-        raw = load_schemas(schema_folder)
+        # relayflow's own events (replies) are known to every codec; an app's files come second.
+        raw = {**load_schemas(FRAMEWORK_SCHEMA_FOLDER), **load_schemas(schema_folder)}
         self._models: dict[str, type[Event]] = {}
         self._readers: dict[str, Any] = {}
         self._header: dict[str, bytes] = {}  # single-object header of each current schema

@@ -74,6 +74,11 @@ class DlqReason(StrEnum):
         "No route for this event type on this topic; replay helps once a route for it is "
         "deployed.")
 
+    REPLY_TO_REFUSED = "reply-to-refused", (
+        "A request's `reply-to` header names a topic the application does not declare as a "
+        "reply topic (or is repeated, or not UTF-8); the update was not sent; replay cannot "
+        "help.")
+
     # Temporal refused the command for good.
     TARGET_NOT_FOUND = "target-not-found", (
         "No workflow for the signal or cancel (a signal first waits "

@@ -2,7 +2,8 @@
 
 Every event carries ``event-type``, ``event-id``, ``correlation-id``,
 ``causation-id``, ``traceparent`` and ``content-type``; dead-lettered records
-keep those untouched and gain the ``dlq-*`` headers.
+keep those untouched and gain the ``dlq-*`` headers. A request may carry
+``reply-to`` (``schemas.replies``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "DLQ_VALUE_SHA256",
     "EVENT_ID",
     "EVENT_TYPE",
+    "REPLY_TO",
     "TRACEPARENT",
     "EventHeaders",
     "KafkaHeaders",
@@ -43,6 +45,9 @@ CAUSATION_ID = "causation-id"
 TRACEPARENT = "traceparent"
 CONTENT_TYPE = "content-type"
 AVRO_CONTENT_TYPE = "application/vnd.apache.avro+binary"
+REPLY_TO = "reply-to"
+"""On a request (an update route's record): the reply topic to answer on; it must be one the
+application declares as a reply topic (``Topic.replies``), else the request is dead-lettered."""
 
 DLQ_REASON = "dlq-reason"
 DLQ_ERROR = "dlq-error"

@@ -36,6 +36,9 @@ class Topic:
             value per key is the state, a tombstone deletes it.
         events: Avro full names of the events that travel on it (empty for
             DLQs, which carry whatever failed, and internal topics).
+        replies: A reply topic (outbound): the bridge answers requests (update
+            routes) on it, with one of ``events`` or the framework's
+            ``RequestFailed``. The only topics a ``reply-to`` header may name.
     """
 
     name: str
@@ -43,6 +46,7 @@ class Topic:
     inbound: bool
     compacted: bool = False
     events: tuple[str, ...] = ()
+    replies: bool = False
 
     @property
     def configs(self) -> dict[str, str]:

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from bridge.parking import ParkEntry
-from bridge.routes import Route
+from bridge.routes import UPDATING, Route
 from relayflow.application import Application
 from relayflow.config.settings import Settings
 from schemas import Event
@@ -54,8 +54,10 @@ from schemas.headers import (
     DLQ_VALUE_SHA256,
     EVENT_ID,
     EVENT_TYPE,
+    REPLY_TO,
     TRACEPARENT,
 )
+from schemas.replies import FRAMEWORK_SCHEMA_FOLDER, ReplyReason, RequestFailed
 from schemas.topics import PARKED_KEYS, Topic, dlq_topic
 
 __all__ = [
@@ -99,6 +101,11 @@ _HEADERS: dict[str, dict[str, Any]] = {
     DLQ_REPLAY_OF: {"type": "string", "description": "On a replayed record: "
                                                      "`<dlq topic>/<partition>/<offset>`."},
     DLQ_REPLAY_LAST: {"type": "string", "description": "On the last record of a replay."},
+    REPLY_TO: {"type": "string", "description": "Only on a request (an `update` or "
+                                                "`update-with-start` route): the reply topic to "
+                                                "answer on. It must be one the application "
+                                                "declares as a reply topic; any other is "
+                                                "dead-lettered (`reply-to-refused`)."},
 }
 _DLQ_HEADERS: dict[str, dict[str, Any]] = {
     DLQ_REASON: {"type": "string", "enum": [reason.value for reason in DlqReason],
@@ -256,8 +263,9 @@ class _Contract:
     def __init__(self, app: Application, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.models = {model.avro_name: model for model in app.event_types}
-        self.avsc = load_schemas(app.schema_folder)
+        known: tuple[type[Event], ...] = (*app.event_types, RequestFailed)
+        self.models = {model.avro_name: model for model in known}
+        self.avsc = {**load_schemas(FRAMEWORK_SCHEMA_FOLDER), **load_schemas(app.schema_folder)}
         self.topics = app.all_topics()
         self.routes: dict[str, list[Route]] = {}
         for route in app.routes:
@@ -273,11 +281,12 @@ class _Contract:
     def events(self, topic: Topic) -> list[str]:
         """Avro full names of the events on a topic: its table entry, then unlisted routed ones."""
         routed = [route.event_type.avro_name for route in self.routes.get(topic.name, ())]
-        return list(dict.fromkeys([*topic.events, *routed]))
+        framework = [RequestFailed.avro_name] if topic.replies else []
+        return list(dict.fromkeys([*topic.events, *routed, *framework]))
 
     def outbound_only(self, event: str) -> bool:
         """True when only outbound topics carry the event (relayflow writes it)."""
-        return all(not topic.inbound for topic in self.topics if event in topic.events)
+        return all(not topic.inbound for topic in self.topics if event in self.events(topic))
 
 
 def _messages(contract: _Contract) -> dict[str, Any]:
@@ -362,8 +371,48 @@ class _Channels:
             **{"x-relayflow-routes": [
                 {"event-type": r.event_type.avro_name, "action": str(r.action),
                  "workflow": r.workflow, "workflow-id": r.workflow_id,
-                 **({"signal": r.signal} if r.signal else {})} for r in routes]},
+                 **({"signal": r.signal} if r.signal else {}),
+                 **({"update": r.update, "reply-topic": r.reply_topic,
+                     "reply-within-seconds": r.reply_within.total_seconds()}
+                    if r.action in UPDATING else {})} for r in routes]},
         )
+        for route in routes:
+            if route.action in UPDATING:
+                self.request(topic, route)
+
+    def request(self, topic: Topic, route: Route) -> None:
+        """A request/reply pair: the route's event in, its reply (or ``RequestFailed``) out."""
+        name, reply = route.event_type.avro_name, route.reply_topic or ""
+        replies = self.contract.events(next(t for t in self.contract.topics if t.name == reply))
+        reasons = ", ".join(f"`{reason}`" for reason in ReplyReason)
+        self.operations[f"request-{topic.name}-{route.event_type.__name__}"] = _operation(
+            "receive", topic.name, [name], f"{route.event_type.__name__} is a request",
+            f"The bridge runs update `{route.update}` of `{route.workflow}` (update id: the "
+            f"event id) and replies within {route.reply_within.total_seconds():g} s on "
+            f"`{reply}`, or on the reply topic the `{REPLY_TO}` header names, with the "
+            f"request's key and `{CORRELATION_ID}`, `{CAUSATION_ID}` = the request's event id. "
+            f"No result: `{RequestFailed.avro_name}` with `reason` one of {reasons}. The "
+            "offset is committed once the reply is on Kafka.",
+            reply={
+                "address": {"location": f"$message.header#/{REPLY_TO}",
+                            "description": f"The `{REPLY_TO}` header if present (a declared "
+                                           f"reply topic only), else `{reply}`."},
+                "channel": _ref("channels", reply),
+                "messages": [_ref("channels", reply, "messages", m) for m in replies],
+            },
+        )
+
+    def replies(self, topic: Topic) -> None:
+        events = self.contract.events(topic)
+        self.add(topic, "Replies: the bridge's answer to each request (an update route), keyed "
+                        "by the request's key, with its `correlation-id`. Reply event ids are "
+                        "deterministic (from the request's event id): a redelivered request "
+                        "is answered again with the same id.",
+                 {name: _ref("components", "messages", name) for name in events})
+        self.operations[f"send-{topic.name}"] = _operation(
+            "send", topic.name, events, f"The bridge replies on {topic.name}",
+            "Written (and acknowledged by all in-sync replicas) before the request's offset "
+            "is committed.")
 
     def outcome(self, topic: Topic) -> None:
         events = self.contract.events(topic)
@@ -451,6 +500,8 @@ def asyncapi_document(app: Application, settings: Settings) -> dict[str, Any]:
             built.dead_letters(topic, contract.dlqs[topic.name])
         elif topic.name == PARKED_KEYS:
             built.parked_keys(topic)
+        elif topic.replies:
+            built.replies(topic)
         else:
             built.outcome(topic)
     servers, schemes = _servers(settings)

@@ -131,9 +131,9 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
     """What each principal of the secured dev broker may do with an application's topics.
 
     * ``bridge``: read the input topics and its consumer groups (names starting
-      with ``group_prefix``), write the dead-letter topics, read and write the
-      parked-keys topic.
-    * ``worker``: write the outcome topics.
+      with ``group_prefix``), write the dead-letter topics and the reply
+      topics, read and write the parked-keys topic.
+    * ``worker``: write the outcome topics (not the reply topics: the bridge answers).
     * each declared producer (``producers``; the reference application's
       ``approvals``): write its input topics (no one else may).
     * ``tools``: write the other input topics and the parked-keys topic (DLQ
@@ -158,7 +158,7 @@ def acl_plan(topics: Iterable[Topic], group_prefix: str,
         if topic.inbound:
             allow("bridge", "READ", topic.name)
             allow(owners.get(topic.name, TOOLS), "WRITE", topic.name)
-        elif topic.name.endswith(DLQ_SUFFIX):
+        elif topic.name.endswith(DLQ_SUFFIX) or topic.replies:
             allow("bridge", "WRITE", topic.name)
         elif topic.compacted:  # the parked keys
             for operation, principal in (("READ", "bridge"), ("WRITE", "bridge"),

@@ -267,7 +267,7 @@ def _keyed_by_one_field(route: Route) -> str | None:
 def workflow_ids(app: Application, subject: str) -> list[str]:
     """The ids of the workflows ``app``'s routes start for ``subject`` (``order-<id>``, ...)."""
     found = [route.id_from(**{name: subject}) for route in app.routes
-             if route.action in {Action.START, Action.SIGNAL_WITH_START}
+             if route.action in {Action.START, Action.SIGNAL_WITH_START, Action.UPDATE_WITH_START}
              and (name := _keyed_by_one_field(route)) is not None]
     return list(dict.fromkeys(found))
 

@@ -31,6 +31,7 @@ from examples.tickets.events import (
 from examples.tickets.topics import TICKETS_EVENTS, TICKETS_OUTCOMES
 from examples.tickets.workflows import ANSWERED_SIGNAL, TicketResult, TicketWorkflow
 from schemas import Event, EventMeta, Inbound
+from schemas.replies import RequestFailed
 from schemas.topics import PARKED_KEYS, dlq_topic
 from workflows.outcomes import outcome_event_id
 
@@ -97,7 +98,9 @@ def test_a_route_for_an_event_the_app_does_not_declare_is_refused() -> None:
 ], ids=lambda e: type(e).__name__)
 def test_every_tickets_event_round_trips_through_the_apps_codec(event: Event) -> None:
     codec = APP.codec()
-    assert set(codec.event_types) == {model.avro_name for model in EVENT_TYPES}
+    # The app's events, and relayflow's own reply (every codec can read a reply topic).
+    assert set(codec.event_types) == {*(model.avro_name for model in EVENT_TYPES),
+                                      RequestFailed.avro_name}
     assert codec.decode(codec.encode(event)) == event
     assert event.key == "T-1"
 

@@ -33,6 +33,7 @@ from schemas.codec import load_schemas
 from schemas.dead_letters import DlqReason
 from schemas.headers import AVRO_CONTENT_TYPE, DLQ_REASON, EVENT_TYPE
 from schemas.topics import PARKED_KEYS, dlq_topic
+from tests.helpers.counters.app import APP as COUNTERS
 
 ROOT = Path(__file__).resolve().parents[4]
 COMMITTED = ROOT / "docs" / "asyncapi.yaml"
@@ -324,3 +325,25 @@ def test_relayflow_asyncapi_serve_answers_over_http() -> None:
                 process.kill()
                 stopped = None
     assert stopped == 0, "relayflow asyncapi --serve did not stop cleanly on SIGTERM"
+
+
+def test_each_request_shows_its_reply_and_the_document_stays_valid(
+        official: dict[str, Any]) -> None:
+    document = asyncapi_document(COUNTERS, DEFAULTS)
+
+    assert asyncapi_errors(json.loads(to_json(document)), official) == []
+    request = document["operations"]["request-counters.requests-AddToCounter"]
+    assert request["messages"] == [
+        {"$ref": "#/channels/counters.requests/messages/tests.counters.AddToCounter"}]
+    reply = request["reply"]
+    assert reply["address"]["location"] == "$message.header#/reply-to"
+    assert reply["channel"] == {"$ref": "#/channels/counters.replies"}
+    assert [_resolve(document, m["$ref"])["$ref"] for m in reply["messages"]] == [
+        "#/components/messages/tests.counters.CounterAdded",
+        "#/components/messages/relayflow.replies.RequestFailed"]
+    assert "send-counters.replies.mobile" in document["operations"]
+    assert "request-counters.requests-CounterOpened" not in document["operations"]
+    [route] = [r for r in document["operations"]["receive-counters.requests"][
+        "x-relayflow-routes"] if r["event-type"] == "tests.counters.OpenAndAdd"]
+    assert (route["action"], route["update"], route["reply-topic"]) == (
+        "update-with-start", "open_and_add", "counters.replies")

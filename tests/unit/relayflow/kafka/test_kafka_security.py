@@ -33,6 +33,7 @@ from relayflow.kafka.clients import KafkaClients, KafkaSecurityError
 from relayflow.reference.app import APP
 from relayflow.reference.topics import APPROVALS_DECISIONS, TOPICS
 from schemas.topics import PARKED_KEYS, dlq_topic
+from tests.helpers.counters.app import APP as COUNTERS
 
 PASSWORD = "s3cret-Pa55"
 
@@ -350,3 +351,10 @@ async def test_aiokafka_debug_lines_never_show_the_sasl_exchange(
     hidden, shown = caplog.messages
     assert hidden == "Request to 127.0.0.1:9093 3: SaslAuthenticateRequest_v1(<hidden>)"
     assert shown == f"Request to 127.0.0.1:9093 3: {other}"
+
+
+def test_the_bridge_alone_writes_reply_topics_and_no_outcome_topic() -> None:
+    plan = {str(acl) for acl in acl_plan(COUNTERS.all_topics(), "relayflow-bridge")}
+    assert _writers(plan, "counters.replies") == _writers(plan, "counters.replies.mobile") == {
+        "bridge"}
+    assert _writers(plan, "counters.outcomes") == {"worker"}
