@@ -14,6 +14,7 @@ fetch``); :func:`start_registry` runs it like the stack's other services
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tarfile
@@ -108,10 +109,12 @@ def start_registry(settings: Settings, port: int) -> str:
             "-jar", str(runner)]
     pid = spawn(settings, REGISTRY, argv, port, runner.name, runner.parent)
 
-    async def answers() -> bool:
-        # Blocking, but only this private loop waits on it (wait_ready runs its own).
+    def subjects_answered() -> bool:
         with urllib.request.urlopen(f"{url}/subjects", timeout=2) as response:  # noqa: S310
             return int(response.status) == 200  # noqa: PLR2004 - HTTP OK
+
+    async def answers() -> bool:
+        return await asyncio.to_thread(subjects_answered)
 
     wait_ready(REGISTRY, pid, home / "stdout.log", answers, timeout=_READY_TIMEOUT)
     return url

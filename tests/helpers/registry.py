@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import os
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -196,10 +196,10 @@ class ApicurioRegistry:
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(  # noqa: S310 - our own http URL
+        request = urllib.request.Request(
             self.url + path, data=data, method=method,
             headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
     def add(self, schema: dict[str, Any] | str, schema_type: str = "AVRO") -> int:
