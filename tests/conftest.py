@@ -78,13 +78,14 @@ def stack(relayflow_stack: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def _apicurio_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApicurioRegistry]:
+def apicurio_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApicurioRegistry]:
+    """The session's Apicurio Registry, as the tests before left it."""
     with apicurio_registry(tmp_path_factory.mktemp("registry")) as registry:
         yield registry
 
 
 @pytest.fixture
-def apicurio(_apicurio_process: ApicurioRegistry) -> ApicurioRegistry:
+def apicurio(apicurio_session: ApicurioRegistry) -> ApicurioRegistry:
     """The session's Apicurio Registry, with no subject in it."""
-    _apicurio_process.reset()
-    return _apicurio_process
+    apicurio_session.reset()
+    return apicurio_session
