@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## Create .venv and install relayflow with its dev extras
 
-kafka: install  ## Fetch the Kafka jars (Maven Central) and build Toxiproxy (Go) into the cache, once
+kafka: install  ## Fetch the Kafka jars and the tests' schema registry (Maven Central) and build Toxiproxy (Go) into the cache, once
 	$(BIN)/relayflow dev fetch
 	$(BIN)/python -m devtools.toxiproxy
 

@@ -12,6 +12,9 @@
   so a running demo stack is never disturbed. The reference application's
   topics are created on it, and its store is a file of the session's own
   (``RELAYFLOW_STORE_PATH``, which every process of the session inherits).
+* ``apicurio``: a real Confluent-compatible schema registry (Apicurio
+  Registry), started once per session by the first test that asks for it
+  (about 15 s), emptied before each test.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from relayflow.testing.stacks import ensure_app_topics
 from tests.helpers import approver_keys
+from tests.helpers.registry import ApicurioRegistry, apicurio_registry
 from tests.helpers.workflow_env import start_workflow_environment
 
 pytest_plugins = ["tests.helpers.skips"]
@@ -76,3 +80,17 @@ def stack(relayflow_stack: Settings) -> Settings:
     """The plugin's ``relayflow_stack``, with the reference application's topics."""
     ensure_app_topics(relayflow_stack, APP.all_topics())
     return relayflow_stack
+
+
+@pytest.fixture(scope="session")
+def apicurio_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApicurioRegistry]:
+    """The session's Apicurio Registry, as the tests before left it."""
+    with apicurio_registry(tmp_path_factory.mktemp("registry")) as registry:
+        yield registry
+
+
+@pytest.fixture
+def apicurio(apicurio_session: ApicurioRegistry) -> ApicurioRegistry:
+    """The session's Apicurio Registry, with no subject in it."""
+    apicurio_session.reset()
+    return apicurio_session

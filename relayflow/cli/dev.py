@@ -90,11 +90,14 @@ def stack_settings(**overrides: object) -> Settings:
 
 @app.command()
 def fetch() -> None:
-    """Fetch the Apache Kafka jars from Maven Central into the cache (once per version)."""
+    """Fetch the Kafka jars and the tests' schema registry from Maven Central (once per version)."""
     from relayflow import devstack  # noqa: PLC0415 - keeps --help fast
+    from relayflow.devstack.registry import APICURIO_VERSION, fetch_registry  # noqa: PLC0415
 
     settings = load_settings()
     console.print(f"Kafka {settings.kafka_version} jars: {devstack.fetch_kafka(settings)}")
+    console.print(f"Apicurio Registry {APICURIO_VERSION} (a Confluent-compatible schema "
+                  f"registry for the tests): {fetch_registry(settings)}")
 
 
 @app.command()

@@ -1,27 +1,39 @@
-"""A small schema registry speaking the Confluent REST API, for tests.
+"""Schema registries for tests: a real one (Apicurio) and a small one written here.
 
-No Confluent-compatible registry can be installed on the test machines (the
-Confluent one is not on Maven Central, Karapace is not on PyPI), so the tests
-run this one: the two calls relayflow makes, answered as the Confluent
-documentation specifies (ids global across subjects, the same schema twice
-gets the same id, 404 with ``error_code`` 40403 for an unknown id), over real
-HTTP on a real socket. It can be told to fail, to stage registry outages.
+``apicurio_registry`` runs Apicurio Registry, a real Confluent-compatible
+registry (``relayflow.devstack.registry``), once per session: the client's
+conformance tests (registration, lookup by id, subject naming, compatibility)
+run against it. ``RegistryServer`` answers the two calls relayflow makes as
+the Confluent documentation specifies (ids global across subjects, the same
+schema twice gets the same id, 404 with ``error_code`` 40403 for an unknown
+id), over real HTTP on a real socket; it stays for what a real registry cannot
+be told to do on cue: fail (outages), count requests, demand credentials.
+Both offer ``url``, ``add`` and ``subjects``, so a test can run against either.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import threading
+import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["RegistryServer", "registry_server"]
+from relayflow.config.settings import Settings
+from relayflow.devstack import free_port
+from relayflow.devstack.registry import start_registry, stop_registry
+
+__all__ = ["ApicurioRegistry", "Registry", "RegistryServer", "apicurio_registry",
+           "registry_server"]
 
 _REGISTER = re.compile(r"^/subjects/(?P<subject>[^/]+)/versions$")
 _BY_ID = re.compile(r"^/schemas/ids/(?P<id>\d+)$")
@@ -153,3 +165,86 @@ def registry_server(credentials: tuple[str, str] | None = None) -> Iterator[Regi
         yield server
     finally:
         server.stop()
+
+
+class Registry(Protocol):
+    """What a test needs of either registry."""
+
+    url: str
+
+    def add(self, schema: dict[str, Any] | str, schema_type: str = "AVRO") -> int:
+        """Store a schema as another team's producer would have; its id."""
+        ...
+
+    def subjects(self) -> dict[str, list[int]]:
+        """Subject -> schema ids registered under it, oldest first."""
+        ...
+
+
+class ApicurioRegistry:
+    """A running Apicurio Registry, driven over its Confluent-compatible API.
+
+    The calls here are the registry's setup and inspection (what an operator
+    or another team does), made with plain HTTP, not with the client under test.
+
+    Attributes:
+        url: Base URL of the Confluent-compatible API.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def add(self, schema: dict[str, Any] | str, schema_type: str = "AVRO") -> int:
+        """Register a schema under a subject of its own (as another team would); its id."""
+        text = schema if isinstance(schema, str) else json.dumps(schema)
+        subject = f"_direct-{len(self._call('GET', '/subjects'))}"
+        answer = self._call("POST", f"/subjects/{subject}/versions",
+                            {"schema": text, "schemaType": schema_type})
+        return int(answer["id"])
+
+    def subjects(self) -> dict[str, list[int]]:
+        """Subject -> schema ids registered under it, oldest first (``_direct`` ones left out)."""
+        found = {}
+        for subject in self._call("GET", "/subjects"):
+            if subject.startswith("_direct"):
+                continue
+            quoted = urllib.parse.quote(subject, safe="")
+            found[subject] = [self._call("GET", f"/subjects/{quoted}/versions/{v}")["id"]
+                              for v in self._call("GET", f"/subjects/{quoted}/versions")]
+        return found
+
+    def set_compatibility(self, subject: str, level: str) -> None:
+        """The subject's compatibility level (``BACKWARD``, ``NONE``, ...)."""
+        quoted = urllib.parse.quote(subject, safe="")
+        self._call("PUT", f"/config/{quoted}", {"compatibility": level})
+
+    def reset(self) -> None:
+        """Delete every subject for good, so a test starts from an empty registry."""
+        for subject in self._call("GET", "/subjects"):
+            quoted = urllib.parse.quote(subject, safe="")
+            self._call("DELETE", f"/subjects/{quoted}")
+            self._call("DELETE", f"/subjects/{quoted}?permanent=true")
+
+
+@contextmanager
+def apicurio_registry(data_dir: Path) -> Iterator[ApicurioRegistry]:
+    """Apicurio Registry on ``RELAYFLOW_TEST_REGISTRY_PORT`` (default: a free port), stopped after.
+
+    Args:
+        data_dir: Its log and pid record.
+    """
+    settings = Settings(data_dir=data_dir)
+    port = int(os.environ.get("RELAYFLOW_TEST_REGISTRY_PORT") or free_port())
+    url = start_registry(settings, port)
+    try:
+        yield ApicurioRegistry(url)
+    finally:
+        stop_registry(settings)
