@@ -49,8 +49,6 @@ from tests.helpers.workflow_fakes import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-BIG = {"quantity": 2_000, "unit_price_cents": 100}
-"""Above the fake policy's approval threshold: the saga waits for a decision."""
 
 
 def build(settings: Settings, build_id: str) -> Settings:
@@ -107,10 +105,10 @@ async def test_pinned_runs_stay_on_their_build_and_auto_upgrade_runs_move(
         "worker_deployment_name": f"relayflow-{uuid.uuid4().hex[:8]}"})
     client = await connect_temporal(settings)
     orders, batches = FakeOrderActivities(), FakeBatchActivities(block_item="i-1")
-    order = order_placed(**BIG)
+    order = order_placed(quantity=2_000, unit_price_cents=100)  # needs an approval
     request = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
                              batch_id=f"b-{uuid.uuid4().hex[:8]}",
-                             items=[f"i-{n}" for n in range(4)], chunk_size=2,
+                             items=tuple(f"i-{n}" for n in range(4)), chunk_size=2,
                              max_concurrent_children=1, progress_every_chunks=1)
     async with versioned_worker(client, build(settings, "build-1"), orders, batches):
         first = await promoted(settings, "build-1")
