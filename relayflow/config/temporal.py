@@ -44,7 +44,7 @@ class TemporalSettings(EnvSettings):
             execution that closed while no worker ran for longer than this is
             not swept. Keep it below the namespace's retention period.
         worker_deployment_name: The Temporal Worker Deployment the worker runs
-            a version of (``docs/operations/safe-deploys.md``), and the one
+            a version of (``docs/operating/safe-deploys.md``), and the one
             ``relayflow deployment`` shows and promotes in. The worker needs
             ``worker_build_id`` with it. Unset: the worker is unversioned.
         worker_build_id: The worker's build within ``worker_deployment_name``

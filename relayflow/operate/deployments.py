@@ -1,7 +1,7 @@
 """Worker Deployment versions: which build new workflow runs go to (``relayflow deployment``).
 
 For any application whose worker runs versioned (``worker_deployment_name``
-and ``worker_build_id`` set; ``docs/operations/safe-deploys.md``). The calls
+and ``worker_build_id`` set; ``docs/operating/safe-deploys.md``). The calls
 are Temporal's own (``DescribeWorkerDeployment`` and
 ``SetWorkerDeploymentCurrentVersion`` of the workflow service, what
 ``temporal worker deployment describe|set-current-version`` sends), so they

@@ -238,7 +238,7 @@ def worker_deployment(settings: Settings) -> WorkerDeploymentConfig | None:
 
     A workflow type that declares no ``versioning_behavior`` is pinned: a run
     ends on the build it started on, the safe choice for code that was not
-    written to be upgraded mid-run (``docs/operations/safe-deploys.md``).
+    written to be upgraded mid-run (``docs/operating/safe-deploys.md``).
 
     Raises:
         ValueError: A deployment is named but no build id is set.
