@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import RetryPolicy, VersioningBehavior, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -62,7 +62,8 @@ class SweepSummary(BaseModel):
     already_ended: int = 0
 
 
-@workflow.defn(name=END_EXECUTION_WORKFLOW)
+# Both short runs: pinned on a versioned worker, each ends on the build it started on.
+@workflow.defn(name=END_EXECUTION_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class EndExecution:
     """Publishes the terminal event of one closed execution (id ``ending_workflow_id``)."""
 
@@ -89,7 +90,7 @@ class EndExecution:
         return publication
 
 
-@workflow.defn(name=SWEEP_ENDINGS_WORKFLOW)
+@workflow.defn(name=SWEEP_ENDINGS_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class SweepEndings:
     """One sweep: an ``EndExecution`` for each closed run still without its terminal event."""
 

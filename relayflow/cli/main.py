@@ -4,7 +4,8 @@
 * ``approvals``: ``approvals``, ``decide``; ``batches``: ``batch-failures``;
 * ``operate``: ``send``, ``tail``, ``status``, ``top``; ``dlq``: ``dlq ...``;
 * ``verify``, ``demo``, ``asyncapi``, ``codec_server``, ``console``, ``dev``;
-* ``activities``: ``activity list|pause|unpause|reset``.
+* ``activities``: ``activity list|pause|unpause|reset``;
+* ``deployments``: ``deployment show|promote``.
 
 Each command is a front end: it reads its options (``relayflow.cli.options``:
 ``--app``, ``--output``, ``--timeout`` are defined once), calls
@@ -32,6 +33,7 @@ from relayflow.cli import (
     codec_server,
     console,
     demo,
+    deployments,
     dev,
     dlq,
     operate,
@@ -99,4 +101,5 @@ for _group in (run, approvals, batches, codec_server, verify, demo, asyncapi, op
 app.add_typer(console.app, name="console")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(activities.app, name="activity")
+app.add_typer(deployments.app, name="deployment")
 app.add_typer(dev.app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from relayflow.config.base import EnvSettings
 
@@ -43,6 +43,12 @@ class TemporalSettings(EnvSettings):
         endings_window_seconds: How far back each sweep looks, by close time: an
             execution that closed while no worker ran for longer than this is
             not swept. Keep it below the namespace's retention period.
+        worker_deployment_name: The Temporal Worker Deployment the worker runs
+            a version of (``docs/operating/safe-deploys.md``), and the one
+            ``relayflow deployment`` shows and promotes in. The worker needs
+            ``worker_build_id`` with it. Unset: the worker is unversioned.
+        worker_build_id: The worker's build within ``worker_deployment_name``
+            (e.g. the image tag or commit); one id per build of the code.
     """
 
     temporal_address: str = "127.0.0.1:7233"
@@ -56,6 +62,14 @@ class TemporalSettings(EnvSettings):
     task_queue: str = "relayflow"
     endings_sweep_seconds: int = Field(default=30, ge=0)
     endings_window_seconds: int = Field(default=6 * 3600, gt=0)
+    worker_deployment_name: str | None = None
+    worker_build_id: str | None = None
+
+    @model_validator(mode="after")
+    def _build_of_a_deployment(self) -> TemporalSettings:
+        if self.worker_build_id is not None and self.worker_deployment_name is None:
+            raise ValueError("worker_build_id is a build of worker_deployment_name: set that too")
+        return self
 
     @property
     def temporal_uses_tls(self) -> bool:

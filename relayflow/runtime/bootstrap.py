@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.endings import EndingSweep
@@ -73,6 +74,7 @@ __all__ = [
     "unless_stopped",
     "wait_for_temporal",
     "warn_while_plaintext_accepted",
+    "worker_deployment",
 ]
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,28 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
             f"{settings.kafka_consumer_group} for {app.name}"))
 
 
+def worker_deployment(settings: Settings) -> WorkerDeploymentConfig | None:
+    """The worker's Worker Deployment version, or None for an unversioned worker.
+
+    A workflow type that declares no ``versioning_behavior`` is pinned: a run
+    ends on the build it started on, the safe choice for code that was not
+    written to be upgraded mid-run (``docs/operating/safe-deploys.md``).
+
+    Raises:
+        ValueError: A deployment is named but no build id is set.
+    """
+    if settings.worker_deployment_name is None:
+        return None
+    if settings.worker_build_id is None:
+        raise ValueError(f"the worker of deployment {settings.worker_deployment_name} "
+                         "needs its build id: set RELAYFLOW_WORKER_BUILD_ID")
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(settings.worker_deployment_name,
+                                        settings.worker_build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED)
+
+
 def build_worker(client: Client, settings: Settings, app: Application, producer: Producer,
                  executor: ThreadPoolExecutor, metrics: WorkerMetrics | None = None) -> Worker:
     """The worker with the application's workflows and activities and the outcome publisher.
@@ -262,6 +286,7 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         workflow_runner=SandboxedWorkflowRunner(restrictions=_SANDBOX),
+        deployment_config=worker_deployment(settings),
         # On shutdown, running activities get this long to finish before cancellation.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
@@ -313,8 +338,11 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
             probe.metrics = metrics = monitoring.endpoints.metrics(WorkerMetrics)
             probe.worker = worker = build_worker(client, settings, app, producer, executor,
                                                  metrics)
-            log.info("worker polling task queue %s on %s for %s", settings.task_queue,
-                     settings.temporal_address, app.name)
+            log.info("worker polling task queue %s on %s for %s%s", settings.task_queue,
+                     settings.temporal_address, app.name,
+                     "" if settings.worker_build_id is None else
+                     f" as build {settings.worker_build_id} of worker deployment "
+                     f"{settings.worker_deployment_name}")
             await _schedule_endings(client, settings, app)
             async with worker:
                 await stop.wait()

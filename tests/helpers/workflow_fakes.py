@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
+from activities.endings import ClosedExecution, SweepInput, SweepResult
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
 from relayflow.reference.activities.approval_policy import (
     ApprovalKeys,
@@ -51,10 +52,14 @@ from relayflow.reference.workflows.order_saga import OrderSaga
 from schemas import Event, EventMeta, Inbound
 from schemas.signatures import SigningKey
 from tests.helpers.approver_keys import KEYS, signed
+from tests.helpers.support import order_placed
 
 __all__ = [
+    "CLOSED_AT",
     "FakeBatchActivities",
     "FakeOrderActivities",
+    "FakeSweep",
+    "closed_order",
     "decision",
     "inbound",
     "wait_for_approval",
@@ -294,3 +299,39 @@ async def wait_for_approval(handle: WorkflowHandle[Any, Any], *, escalated: bool
         if time.monotonic() > deadline:
             raise AssertionError(f"saga never waited: {state}")
         await asyncio.sleep(0.01)
+
+
+CLOSED_AT = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
+
+
+def closed_order(status: str = "terminated", *, state: Any = None,
+                 compensations: Sequence[str] = (), order_id: str | None = None,
+                 **fields: Any) -> ClosedExecution:
+    """What the ending sweep finds of a closed ``OrderSaga`` run (``run-1``)."""
+    order = order_placed(order_id)
+    return ClosedExecution(
+        workflow_type="OrderSaga", workflow_id=f"order-{order.order_id}", run_id="run-1",
+        status=status, closed_at=CLOSED_AT, reason="stuck", compensate="compensate_ended_order",
+        input=inbound(order).model_dump(mode="json"), state=state,
+        compensations=list(compensations), **fields)
+
+
+@dataclass
+class FakeSweep(_Outcomes):
+    """The sweep's Temporal-reading activity and the order compensation, as fakes."""
+
+    found: list[ClosedExecution] = field(default_factory=list)
+
+    def all(self) -> list[Any]:
+        @activity.defn(name="find_ended_executions")
+        async def find(request: SweepInput) -> SweepResult:
+            del request
+            return SweepResult(executions=self.found)
+
+        @activity.defn(name="compensate_ended_order")
+        async def compensate(closed: ClosedExecution) -> list[str]:
+            del closed
+            self.calls.append("compensate_ended_order")
+            return ["release_inventory"]
+
+        return [find, compensate, self._publisher()]

@@ -6,11 +6,14 @@ A file is one workflow run's history as ``WorkflowHistory.to_json()`` writes
 it. Its name is the workflow id, plus ``.run-<n>`` when the workflow continued
 as new (``batch-x.run-2.json``): the test server leaves the workflow id out of
 the history, and replay needs it (child ids and idempotency keys derive from it).
+A ``/`` of a workflow id (the ending sweep's ``relayflow-ending/<id>/<run>``)
+is written ``%2F`` (and ``%`` itself ``%25``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from temporalio.client import WorkflowHistory
 
@@ -36,12 +39,12 @@ def history_file_name(workflow_id: str, run: int | None = None) -> str:
     if "." in workflow_id:
         raise ValueError(f"workflow id {workflow_id!r} has a dot: the file name would be ambiguous")
     suffix = f".run-{run}" if run is not None else ""
-    return f"{workflow_id}{suffix}.json"
+    return f"{quote(workflow_id, safe='')}{suffix}.json"
 
 
 def workflow_id_of(path: Path) -> str:
     """The workflow id a history file was recorded under (its name up to the first dot)."""
-    return path.name.split(".", 1)[0]
+    return unquote(path.name.split(".", 1)[0])
 
 
 def stored_histories() -> list[Path]:

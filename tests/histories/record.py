@@ -4,10 +4,12 @@ Run after a release, on the released commit::
 
     .venv/bin/python -m tests.histories.record
 
-Each scenario runs the real ``OrderSaga``, ``BatchWorkflow`` and
-``ChunkWorkflow`` in Temporal's time-skipping test server with the same-named
-fake activities of ``tests.helpers.fakes``, checks that it ended the way its name
-says, and writes every run's history (``WorkflowHistory.to_json()``) into
+Each scenario runs the real ``OrderSaga``, ``BatchWorkflow``,
+``ChunkWorkflow`` and the ending sweep's ``relayflow.SweepEndings`` and
+``relayflow.EndExecution`` in Temporal's time-skipping test server with the
+same-named fake activities of ``tests.helpers.workflow_fakes`` (the sweep's
+real ``build_terminal_event``, with the reference endings), checks that it
+ended the way its name says, and writes every run's history (``WorkflowHistory.to_json()``) into
 ``tests/histories/release-<version>/``, the version read from pyproject.toml.
 A folder that already holds histories is left alone unless ``--replace`` is
 given: re-recording an old release from newer code would bless the newer
@@ -22,7 +24,7 @@ import contextlib
 import logging
 import tomllib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +40,10 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from relayflow.reference.events import BatchRequested, OrderPlaced
+from activities.endings import EndingSweep, SweepInput, ending_workflow_id
+from activities.outcomes import PublishOutcomeInput
+from relayflow.reference.endings import REFERENCE_ENDINGS, order_ended
+from relayflow.reference.events import BatchRequested, OrderFailed, OrderPlaced
 from relayflow.reference.workflows.approval import APPROVAL_SIGNAL
 from relayflow.reference.workflows.batch import (
     BatchCarry,
@@ -54,11 +59,14 @@ from tests.helpers.workflow_env import start_time_skipping_environment
 from tests.helpers.workflow_fakes import (
     FakeBatchActivities,
     FakeOrderActivities,
+    FakeSweep,
+    closed_order,
     decision,
     inbound,
     wait_for_approval,
 )
 from tests.histories import HISTORIES, history_file_name
+from workflows.endings import EndExecution, SweepEndings
 
 __all__ = ["main", "record", "release_version"]
 
@@ -119,6 +127,16 @@ class Recorder:
         async with Worker(self.env.client, task_queue=task_queue,
                           workflows=[BatchWorkflow, ChunkWorkflow], activities=fakes.all()):
             yield start
+
+    @contextlib.asynccontextmanager
+    async def endings(self, fakes: FakeSweep) -> AsyncIterator[str]:
+        """A worker for the ending sweep's workflows; yields its task queue."""
+        task_queue = f"record-{uuid.uuid4()}"
+        builder = EndingSweep(self.env.client, task_queue, REFERENCE_ENDINGS)
+        async with Worker(self.env.client, task_queue=task_queue,
+                          workflows=[SweepEndings, EndExecution],
+                          activities=[*fakes.all(), builder.build_terminal_event]):
+            yield task_queue
 
     async def save(self, handle: WorkflowHandle[Any, Any]) -> None:
         """Write every run of the workflow (following continue-as-new) and of its children."""
@@ -403,20 +421,73 @@ async def batch_cancelled(rec: Recorder) -> None:
     await rec.save(handle)
 
 
-SCENARIOS: tuple[Callable[[Recorder], Awaitable[None]], ...] = (
+async def ending_compensated(rec: Recorder) -> None:
+    """A terminated order's ending: compensation, then the built ``OrderFailed`` published."""
+    fakes = FakeSweep()
+    closed = closed_order(order_id="ending-compensated")
+    async with rec.endings(fakes) as task_queue:
+        handle = await rec.env.client.start_workflow(
+            EndExecution.run, closed, task_queue=task_queue,
+            id=ending_workflow_id(closed.workflow_id, closed.run_id))
+        published = await handle.result()
+    assert fakes.calls == ["compensate_ended_order", "publish_outcome"]
+    failed = OrderFailed.model_validate(published.event)
+    assert (failed.reason, failed.compensations) == ("terminated", ("release_inventory",))
+    await rec.save(handle)
+
+
+async def ending_republished(rec: Recorder) -> None:
+    """A run closed mid-publication: its unfinished terminal event is sent again, unchanged."""
+    fakes = FakeSweep()
+    unfinished = PublishOutcomeInput(topic="orders.outcomes", event_type=OrderFailed.avro_name,
+                                     event=order_ended(closed_order()).model_dump(mode="json"))
+    closed = closed_order(order_id="ending-republished", unfinished=unfinished)
+    async with rec.endings(fakes) as task_queue:
+        handle = await rec.env.client.start_workflow(
+            EndExecution.run, closed, task_queue=task_queue,
+            id=ending_workflow_id(closed.workflow_id, closed.run_id))
+        assert await handle.result() == unfinished
+    assert fakes.calls == ["publish_outcome"]
+    await rec.save(handle)
+
+
+async def sweep_endings(rec: Recorder) -> None:
+    """A sweep starts an ending per closed run; a second sweep finds them taken, starts none."""
+    fakes = FakeSweep(found=[closed_order(order_id="swept-terminated"),
+                             closed_order("timed_out", order_id="swept-timed-out")])
+    async with rec.endings(fakes) as task_queue:
+        sweeps = []
+        for sweep_id in ("sweep-endings", "sweep-endings-again"):
+            handle = await rec.env.client.start_workflow(
+                SweepEndings.run, SweepInput(), id=sweep_id, task_queue=task_queue)
+            summary = await handle.result()
+            for ending_id in summary.started:  # abandoned: they finish on their own
+                await rec.env.client.get_workflow_handle(ending_id).result()
+            sweeps.append((handle, summary))
+    [(first, started), (again, taken)] = sweeps
+    assert (len(started.started), taken.started, taken.already_ended) == (2, [], 2)
+    assert len(fakes.published) == 2
+    await rec.save(first)
+    await rec.save(again)
+
+
+Scenario = Callable[[Recorder], Awaitable[None]]
+
+SCENARIOS: tuple[Scenario, ...] = (
     order_completed, order_payment_declined, order_approved, order_rejected,
     order_escalated_approved, order_timed_out, order_cancelled_during_a_step,
     order_cancelled_awaiting_approval, order_early_decision, order_duplicate_decisions,
     order_refused_decisions, order_unproven_decisions, batch_with_failures,
-    batch_continued_as_new, batch_cancelled,
+    batch_continued_as_new, batch_cancelled, ending_compensated, ending_republished,
+    sweep_endings,
 )
 
 
-async def record(folder: Path) -> list[Path]:
-    """Run every scenario and write its histories into ``folder``."""
+async def record(folder: Path, scenarios: Sequence[Scenario] = SCENARIOS) -> list[Path]:
+    """Run ``scenarios`` (default: every one) and write their histories into ``folder``."""
     async with await start_time_skipping_environment() as env:
         recorder = Recorder(env, folder)
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             await scenario(recorder)
     return recorder.written
 
@@ -428,7 +499,11 @@ def main() -> None:
                         help="release the folder is named for (default: pyproject's version)")
     parser.add_argument("--replace", action="store_true",
                         help="replace histories already stored for this release")
+    by_name = {scenario.__name__: scenario for scenario in SCENARIOS}
+    parser.add_argument("--scenario", action="append", choices=sorted(by_name),
+                        help="record only this scenario (repeatable; default: every one)")
     args = parser.parse_args()
+    scenarios = [by_name[name] for name in args.scenario] if args.scenario else SCENARIOS
     # Fakes fail activities on purpose; their tracebacks would bury the report.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     folder = HISTORIES / f"release-{args.release}"
@@ -439,7 +514,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for path in stored:
         path.unlink()
-    for path in asyncio.run(record(folder)):
+    for path in asyncio.run(record(folder, scenarios)):
         print(path.relative_to(ROOT))  # noqa: T201 - the command's report
 
 

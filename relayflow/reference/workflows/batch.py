@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, model_validator
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -193,7 +193,8 @@ class BatchResult(BaseModel):
     runs: int
 
 
-@workflow.defn(name="ChunkWorkflow")
+# Pinned: a chunk lives minutes; it ends with the activity code it started with.
+@workflow.defn(name="ChunkWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class ChunkWorkflow:
     """Processes the items of one chunk in one heartbeating activity, each item once."""
 
@@ -254,7 +255,9 @@ class ChunkWorkflow:
         return [failure for failure in outcomes if failure is not None]
 
 
-@workflow.defn(name="BatchWorkflow")
+# Auto-upgrade: a batch continues as new for as long as it has chunks, so it
+# moves to each new build; a change to it needs workflow.patched (replay tests).
+@workflow.defn(name="BatchWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class BatchWorkflow:
     """One batch; workflow id ``batch-<batch_id>``."""
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -121,7 +121,9 @@ class _StepFailed(Exception):
         self.step, self.reason, self.error = step, reason, error
 
 
-@workflow.defn(name="OrderSaga")
+# Pinned on a versioned worker: a run (approvals wait days) ends on the build it
+# started on, so its steps and their compensations never change under it.
+@workflow.defn(name="OrderSaga", versioning_behavior=VersioningBehavior.PINNED)
 class OrderSaga:
     """One order's saga; workflow id ``order-<order_id>``."""
 

@@ -9,42 +9,26 @@ replaced by a same-named fake returning what a sweep would find; the builder
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.endings import ClosedExecution, EndingSweep, SweepInput, SweepResult
+from activities.endings import ClosedExecution, EndingSweep, SweepInput
 from activities.outcomes import PublishOutcomeInput
 from relayflow.reference.activities.orders import OrderActivities
 from relayflow.reference.activities.store import DEFAULT_STOCK, Store
 from relayflow.reference.endings import REFERENCE_ENDINGS, batch_ended, order_ended
 from relayflow.reference.events import BatchRequested, OrderFailed
 from relayflow.reference.workflows.batch import BatchCarry
-from tests.helpers.support import order_placed
 from tests.helpers.workflow_env import start_workflow_environment
-from tests.helpers.workflow_fakes import _Outcomes, inbound
+from tests.helpers.workflow_fakes import CLOSED_AT, FakeSweep, closed_order, inbound
 from workflows.endings import EndExecution, SweepEndings, SweepSummary
 from workflows.outcomes import outcome_event_id
-
-CLOSED_AT = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
-
-
-def closed_order(status: str = "terminated", *, state: Any = None,
-                 compensations: Sequence[str] = (), **fields: Any) -> ClosedExecution:
-    order = order_placed()
-    return ClosedExecution(
-        workflow_type="OrderSaga", workflow_id=f"order-{order.order_id}", run_id="run-1",
-        status=status, closed_at=CLOSED_AT, reason="stuck", compensate="compensate_ended_order",
-        input=inbound(order).model_dump(mode="json"), state=state,
-        compensations=list(compensations), **fields)
 
 
 def test_a_terminated_saga_fails_with_what_was_undone_before_and_after() -> None:
@@ -96,27 +80,6 @@ def test_compensating_an_ended_order_releases_its_reservation_once(tmp_path: Pat
     assert activities.compensate_ended_order(closed) == ["release_inventory"]
     assert store.available("SKU-TEA") == DEFAULT_STOCK
     assert activities.compensate_ended_order(closed) == []  # a retry undoes nothing twice
-
-
-@dataclass
-class FakeSweep(_Outcomes):
-    """The sweep's Temporal-reading activity and the order compensation, as fakes."""
-
-    found: list[ClosedExecution] = field(default_factory=list)
-
-    def all(self) -> list[Any]:
-        @activity.defn(name="find_ended_executions")
-        async def find(request: SweepInput) -> SweepResult:
-            del request
-            return SweepResult(executions=self.found)
-
-        @activity.defn(name="compensate_ended_order")
-        async def compensate(closed: ClosedExecution) -> list[str]:
-            del closed
-            self.calls.append("compensate_ended_order")
-            return ["release_inventory"]
-
-        return [find, compensate, self._publisher()]
 
 
 @dataclass

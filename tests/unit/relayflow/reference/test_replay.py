@@ -34,12 +34,23 @@ from tests.histories.record import (
     order_rejected,
     order_unproven_decisions,
 )
+from workflows.endings import EndExecution, SweepEndings
 
 STORED = stored_histories()
+WORKFLOWS = [OrderSaga, BatchWorkflow, ChunkWorkflow, SweepEndings, EndExecution]
+"""Every workflow the reference worker runs: the application's and the ending sweep's."""
 
 
 def test_histories_are_stored() -> None:
     assert STORED, f"no stored histories under {HISTORIES}/*/: record them (see its README.md)"
+
+
+def test_every_workflow_type_has_stored_histories() -> None:
+    """A workflow type without a stored history would have its changes replayed against nothing."""
+    stored = {load_history(path).events[0].workflow_execution_started_event_attributes
+              .workflow_type.name for path in STORED}
+    assert stored == {workflow.__temporal_workflow_definition.name  # type: ignore[attr-defined]
+                      for workflow in WORKFLOWS}
 
 
 @pytest.mark.parametrize("path", STORED, ids=[str(p.relative_to(HISTORIES)) for p in STORED])
@@ -84,8 +95,7 @@ async def test_todays_batch_histories_replay(request: pytest.FixtureRequest,
 
 
 async def _replays(history: WorkflowHistory) -> None:
-    replayer = Replayer(workflows=[OrderSaga, BatchWorkflow, ChunkWorkflow],
-                        data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     # Raises on non-determinism or any other workflow task failure during replay.
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
