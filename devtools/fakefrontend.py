@@ -84,7 +84,7 @@ class FakeFrontend:
     def __enter__(self) -> Self:
         """Start the server and wait until it answers."""
         with self._log.open("ab") as out:
-            self._proc = subprocess.Popen(  # noqa: S603
+            self._proc = subprocess.Popen(
                 [str(self._binary), "-grpc", self.address, "-http", self._http],
                 stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -115,7 +115,7 @@ class FakeFrontend:
         """
         request = urllib.request.Request(f"http://{self._http}/counts",
                                          method="DELETE" if reset else "GET")
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:
             counted: dict[str, int] = json.loads(answer.read())
         return counted
 
