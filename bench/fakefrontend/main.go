@@ -6,7 +6,7 @@
 // valid responses, and counts them, so whatever sends to it is the bottleneck,
 // never it. Nothing is stored: a start always starts, an update always
 // completes with a null result. The counts are served as JSON on
-// http://<http>/counts (GET; DELETE resets them).
+// http://<http>/counts (GET; DELETE answers them and starts again from zero).
 package main
 
 import (
@@ -60,11 +60,14 @@ func (c *counts) snapshot() map[string]int64 {
 	return out
 }
 
-func (c *counts) reset() {
+// reset returns the counts and starts again from zero.
+func (c *counts) reset() map[string]int64 {
+	out := c.snapshot()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.byName = map[string]*atomic.Int64{}
 	c.started.Store(0)
+	return out
 }
 
 type frontend struct {
@@ -193,11 +196,12 @@ func main() {
 	workflowservice.RegisterWorkflowServiceServer(server, service)
 
 	http.HandleFunc("/counts", func(w http.ResponseWriter, r *http.Request) {
+		answer := state.snapshot
 		if r.Method == http.MethodDelete {
-			state.reset()
+			answer = state.reset
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(state.snapshot())
+		_ = json.NewEncoder(w).Encode(answer())
 	})
 	go func() {
 		if err := http.ListenAndServe(*httpAddress, nil); err != nil {
