@@ -21,7 +21,8 @@ Each is timed from the moment the frontend has counted the warm-up (joined,
 connected, running) until it counted every record and, for the bridge and the
 loop, the group committed them all. The rate is records per second; the cost
 is the consuming process's CPU time (user + system, all threads, from
-``/proc``) per record in that window.
+``/proc``) per record in that window; the frontend's own is shown beside it,
+to show it was never the bottleneck.
 
     python -m bench.ceiling [--events 20000] [--concurrency 64] [--action start]
 """
@@ -59,6 +60,7 @@ from schemas import EventMeta, Inbound
 
 TASK_QUEUE = "bench-ceiling"
 SIGNAL = "bench"
+STARTED = "WorkflowsStarted"  # the frontend's count of calls that started a workflow
 VARIANTS = ("relayflow bridge", "hand-written loop", "naive FastStream")
 ACTIONS = (Action.START, Action.SIGNAL_WITH_START)
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -73,6 +75,8 @@ class Run:
     records: int
     seconds: float
     cpu_seconds: float
+    frontend_cpu_seconds: float
+    calls: dict[str, int]
 
     @property
     def rate(self) -> float:
@@ -83,6 +87,16 @@ class Run:
     def cpu_us(self) -> float:
         """CPU time of the consuming process per record, in microseconds."""
         return self.cpu_seconds / self.records * 1e6
+
+    @property
+    def calls_per_record(self) -> float:
+        """Every call the frontend answered in the whole run (connect too) per record it started."""
+        return sum(n for name, n in self.calls.items() if name != STARTED) / self.calls[STARTED]
+
+    @property
+    def frontend_cpu_us(self) -> float:
+        """CPU time of the stand-in frontend per record: it must stay far below ``cpu_us``."""
+        return self.frontend_cpu_seconds / self.records * 1e6
 
 
 def cpu_seconds(pid: int) -> float:
@@ -201,17 +215,20 @@ async def measure(settings: Settings, frontend: FakeFrontend, variant: str, acti
     try:
         async with asyncio.timeout(600):
             counted, cpu, at = await _past(frontend, child, warmup)
+            served = cpu_seconds(frontend.pid)
             done, cpu_done, _ = await _past(frontend, child, warmup + records)
             if variant != "naive FastStream":  # it commits on its own schedule
                 await committed_to_end(kafka_clients(settings), group, first)
                 cpu_done = cpu_seconds(child.pid)
             ended = time.perf_counter()
+            served = cpu_seconds(frontend.pid) - served
     finally:
         child.kill()
         await child.wait()
     if done == counted:
         raise RuntimeError(f"{variant} did them all during the warm-up: raise --events")
-    return Run(variant, action.value, done - counted, ended - at, cpu_done - cpu)
+    return Run(variant, action.value, done - counted, ended - at, cpu_done - cpu, served,
+               frontend.counts())
 
 
 async def _past(frontend: FakeFrontend, child: asyncio.subprocess.Process,
@@ -222,7 +239,7 @@ async def _past(frontend: FakeFrontend, child: asyncio.subprocess.Process,
             raise RuntimeError(f"the consuming process ended ({child.returncode}); see its log")
         cpu = cpu_seconds(child.pid)
         at = time.perf_counter()
-        counted = (await asyncio.to_thread(frontend.counts))["WorkflowsStarted"]
+        counted = (await asyncio.to_thread(frontend.counts))[STARTED]
         if counted >= target:
             return counted, cpu, at
         await asyncio.sleep(0.01)
@@ -251,9 +268,10 @@ async def main(args: argparse.Namespace) -> list[Run]:
 def report(runs: list[Run], args: argparse.Namespace) -> str:
     """The table and the ratios."""
     lines = [table("The bridge's ceiling (stand-in frontend: records per second, CPU per record)",
-                   ["action", "variant", "records", "seconds", "records/s", "CPU µs/record"],
-                   [(r.action, r.variant, r.records, r.seconds, r.rate, r.cpu_us)
-                    for r in runs]), ""]
+                   ["action", "variant", "records", "seconds", "records/s", "CPU µs/record",
+                    "frontend CPU µs/record", "calls/record"],
+                   [(r.action, r.variant, r.records, r.seconds, r.rate, r.cpu_us,
+                     r.frontend_cpu_us, r.calls_per_record) for r in runs]), ""]
     ratios: dict[str, float] = {}
     by = {(r.action, r.variant): r for r in runs}
     for action in dict.fromkeys(r.action for r in runs):
@@ -268,7 +286,9 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
                  f"{args.concurrency}, {os.cpu_count()} CPUs, load average "
                  f"{os.getloadavg()[0]:.1f} at the end)")
     record("ceiling", vars(args) | {"loadavg": os.getloadavg()},
-           {"runs": [vars(r) | {"rate": r.rate, "cpu_us": r.cpu_us} for r in runs],
+           {"runs": [vars(r) | {"rate": r.rate, "cpu_us": r.cpu_us,
+                                "frontend_cpu_us": r.frontend_cpu_us,
+                                "calls_per_record": r.calls_per_record} for r in runs],
             "ratios": ratios})
     return "\n".join(lines)
 

@@ -107,6 +107,12 @@ class FakeFrontend:
             self._proc.kill()
             self._proc.wait(10)
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (to read its CPU time, say)."""
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def counts(self, *, reset: bool = False) -> dict[str, int]:
         """The calls received so far, by method, and ``WorkflowsStarted`` (any call that starts).
 

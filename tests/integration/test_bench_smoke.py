@@ -285,6 +285,8 @@ async def test_ceiling(bench_env: Path) -> None:
         assert records <= 305, row  # the naive one may overshoot its 20 by a poll's worth
         assert positive(row["records/s"]) == pytest.approx(records / seconds, rel=0.01), row
         positive(row["CPU µs/record"])
+        assert number(row["frontend CPU µs/record"]) >= 0, row  # 10 ms ticks: 0 in a tiny run
+        assert 1 <= number(row["calls/record"]) < 1.1, row  # one call a record, and the connect
     printed = figures(out)
     assert set(printed) == {f"bridge/{other} ({action})"
                             for action in ("start", "signal-with-start")
