@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 FUZZ_MINUTES ?= 10
 
-.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check docs docs-build test test-unit test-integration test-faults fuzz demo bench dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check docs docs-build test test-unit test-integration test-faults fuzz demo bench fakefrontend dev-up dev-down dev-status clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ install: $(STAMP)  ## Create .venv and install relayflow with its dev extras
 kafka: install  ## Fetch the Kafka jars and the tests' schema registry (Maven Central) and build Toxiproxy (Go) into the cache, once
 	$(BIN)/relayflow dev fetch
 	$(BIN)/python -m devtools.toxiproxy
+
+fakefrontend: install  ## Build bench/fakefrontend (Go, the stand-in Temporal frontend of bench.ceiling) into the cache, once
+	$(BIN)/python -m devtools.fakefrontend
 
 tls-tools:  ## nginx from Debian: the TLS terminator in front of Temporal in the TLS tests
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
@@ -69,13 +72,13 @@ docs-build: install  ## Build the documentation site with --strict (a broken lin
 	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 		NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet --site-dir $$tmp
 
-test: install kafka tls-tools prometheus asyncapi-specs browser check docs-build  ## Install, start the real Kafka + Temporal the tests need, run everything
+test: install kafka fakefrontend tls-tools prometheus asyncapi-specs browser check docs-build  ## Install, start the real Kafka + Temporal the tests need, run everything
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install asyncapi-specs  ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: install kafka tls-tools prometheus browser  ## Integration tests on a real Kafka + Temporal
+test-integration: install kafka fakefrontend tls-tools prometheus browser  ## Integration tests on a real Kafka + Temporal
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-faults: install kafka  ## Fault tests (processes killed, services restarted)
@@ -87,7 +90,7 @@ fuzz: install  ## Fuzz the decoder for FUZZ_MINUTES (default 10), fresh seeds; f
 demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes
 	$(BIN)/relayflow demo
 
-bench: install kafka  ## Benchmarks on their own stack (ports 29092/27233, minutes): tables + ratios
+bench: install kafka fakefrontend  ## Benchmarks on their own stack (ports 29092/27233, minutes): tables + ratios
 	$(BIN)/python -m bench.codec
 	$(BIN)/python -m bench.start_throughput
 	$(BIN)/python -m bench.latency
@@ -95,6 +98,7 @@ bench: install kafka  ## Benchmarks on their own stack (ports 29092/27233, minut
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.secured
 	$(BIN)/python -m bench.observability
+	$(BIN)/python -m bench.ceiling
 
 dev-up: install kafka  ## Start the local Kafka + Temporal dev stack
 	$(BIN)/relayflow dev up

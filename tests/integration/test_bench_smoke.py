@@ -16,8 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.client import Client
 
-from bench import codec, fanout, latency, memory, observability, secured, start_throughput
+from bench import (
+    ceiling,
+    codec,
+    fanout,
+    latency,
+    memory,
+    observability,
+    secured,
+    start_throughput,
+)
+from devtools.fakefrontend import FakeFrontend
 from relayflow.config.settings import Settings
 from relayflow.reference.settings import ReferenceSettings
 
@@ -241,3 +252,45 @@ async def test_observability(bench_env: Path) -> None:
     printed = figures(out)
     assert set(printed) == {"metrics/off", "metrics + tracing/off"}, out
     assert_printed(printed, recorded(bench_env, "observability")["ratios"])
+
+
+async def test_the_stand_in_frontend_answers_a_real_client_and_counts(tmp_path: Path) -> None:
+    # bench.ceiling's Temporal: built from bench/fakefrontend (Go) into the cache, once.
+    with FakeFrontend(Settings(), tmp_path / "fakefrontend.log") as frontend:
+        client = await Client.connect(frontend.address)
+        handle = await client.start_workflow("BenchNoop", {"order": 1}, id="one",
+                                             task_queue="q")
+        assert handle.result_run_id
+        await client.start_workflow("BenchNoop", 2, id="two", task_queue="q",
+                                    start_signal="go", start_signal_args=[2])
+        assert await handle.execute_update("u", 3) is None  # completed at once, null result
+        counts = frontend.counts()
+        assert counts.pop("GetSystemInfo") >= 1  # at connect
+        assert counts == {"StartWorkflowExecution": 1, "SignalWithStartWorkflowExecution": 1,
+                          "UpdateWorkflowExecution": 1, "WorkflowsStarted": 2}
+        assert frontend.counts(reset=True)["WorkflowsStarted"] == 2
+        assert frontend.counts() == {"WorkflowsStarted": 0}
+
+
+async def test_ceiling(bench_env: Path) -> None:
+    args = ceiling.parse(["--events", "300", "--naive-events", "20", "--warmup", "5",
+                          "--concurrency", "4"])
+    out = ceiling.report(await ceiling.main(args), args)
+    rows = only_table(out, "The bridge's ceiling")
+    assert [(r["action"], r["variant"]) for r in rows] == [
+        (action, variant) for action in ("start", "signal-with-start")
+        for variant in ("relayflow bridge", "hand-written loop", "naive FastStream")]
+    for row in rows:
+        records, seconds = positive(row["records"]), positive(row["seconds"])
+        assert records <= 305, row  # the naive one may overshoot its 20 by a poll's worth
+        assert positive(row["records/s"]) == pytest.approx(records / seconds, rel=0.01), row
+        positive(row["CPU µs/record"])
+        assert number(row["frontend CPU µs/record"]) >= 0, row  # 10 ms ticks: 0 in a tiny run
+        assert 1 <= number(row["calls/record"]) < 1.1, row  # one call a record, and the connect
+    printed = figures(out)
+    assert set(printed) == {f"bridge/{other} ({action})"
+                            for action in ("start", "signal-with-start")
+                            for other in ("loop rate", "loop CPU per record", "naive rate")}, out
+    for ratio in printed.values():
+        assert ratio > 0
+    assert_printed(printed, recorded(bench_env, "ceiling")["ratios"])
