@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.outcomes import PublishOutcomeInput
     from workflows.outcomes import PUBLISH_RETRY, publish_prepared_outcome
+    from workflows.versioning import versioning_behavior
 
 __all__ = ["SWEEP_ENDINGS_WORKFLOW", "EndExecution", "SweepEndings", "SweepSummary"]
 
@@ -63,7 +64,8 @@ class SweepSummary(BaseModel):
 
 
 # Both short runs: pinned on a versioned worker, each ends on the build it started on.
-@workflow.defn(name=END_EXECUTION_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=END_EXECUTION_WORKFLOW,
+               versioning_behavior=versioning_behavior(VersioningBehavior.PINNED))
 class EndExecution:
     """Publishes the terminal event of one closed execution (id ``ending_workflow_id``)."""
 
@@ -90,7 +92,8 @@ class EndExecution:
         return publication
 
 
-@workflow.defn(name=SWEEP_ENDINGS_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=SWEEP_ENDINGS_WORKFLOW,
+               versioning_behavior=versioning_behavior(VersioningBehavior.PINNED))
 class SweepEndings:
     """One sweep: an ``EndExecution`` for each closed run still without its terminal event."""
 

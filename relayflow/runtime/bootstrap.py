@@ -55,6 +55,7 @@ from relayflow.runtime.endings import ensure_ending_schedule
 from relayflow.temporal.payload_codec import plaintext_window_warning
 from schemas.codec import AvroCodec
 from workflows.endings import EndExecution, SweepEndings
+from workflows.versioning import use_versioned_workers
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -278,6 +279,10 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
     if app.endings:
         workflows += [SweepEndings, EndExecution]
         activities += EndingSweep(client, settings.task_queue, app.endings).all()
+    deployment = worker_deployment(settings)
+    # Before the workflows' first run imports them again: only a versioned worker
+    # may send their versioning behaviours (workflows/versioning.py).
+    use_versioned_workers(versioned=deployment is not None)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -286,7 +291,7 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         workflow_runner=SandboxedWorkflowRunner(restrictions=_SANDBOX),
-        deployment_config=worker_deployment(settings),
+        deployment_config=deployment,
         # On shutdown, running activities get this long to finish before cancellation.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

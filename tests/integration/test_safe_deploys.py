@@ -46,6 +46,7 @@ from tests.helpers.workflow_fakes import (
     inbound,
     wait_for_approval,
 )
+from workflows.versioning import versioned_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -64,12 +65,13 @@ async def versioned_worker(client: Client, settings: Settings, orders: FakeOrder
     ``publish_outcome``); one deployment version spans both.
     """
     deployment = worker_deployment(settings)
-    async with Worker(client, task_queue=settings.task_queue, workflows=[OrderSaga],
-                      activities=orders.all(), deployment_config=deployment), \
-            Worker(client, task_queue=batch_queue(settings),
-                   workflows=[BatchWorkflow, ChunkWorkflow], activities=batches.all(),
-                   deployment_config=deployment):
-        yield
+    with versioned_workers():
+        async with Worker(client, task_queue=settings.task_queue, workflows=[OrderSaga],
+                          activities=orders.all(), deployment_config=deployment), \
+                Worker(client, task_queue=batch_queue(settings),
+                       workflows=[BatchWorkflow, ChunkWorkflow], activities=batches.all(),
+                       deployment_config=deployment):
+            yield
 
 
 def batch_queue(settings: Settings) -> str:

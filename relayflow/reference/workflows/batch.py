@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from relayflow.reference.topics import BATCHES_OUTCOMES
     from schemas import Inbound
     from workflows.outcomes import PUBLISH_RETRY, outcome_event_id, publish_outcome
+    from workflows.versioning import versioning_behavior
 
 __all__ = [
     "HISTORY_EVENT_LIMIT",
@@ -194,7 +195,8 @@ class BatchResult(BaseModel):
 
 
 # Pinned: a chunk lives minutes; it ends with the activity code it started with.
-@workflow.defn(name="ChunkWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="ChunkWorkflow",
+               versioning_behavior=versioning_behavior(VersioningBehavior.PINNED))
 class ChunkWorkflow:
     """Processes the items of one chunk in one heartbeating activity, each item once."""
 
@@ -257,7 +259,8 @@ class ChunkWorkflow:
 
 # Auto-upgrade: a batch continues as new for as long as it has chunks, so it
 # moves to each new build; a change to it needs workflow.patched (replay tests).
-@workflow.defn(name="BatchWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="BatchWorkflow",
+               versioning_behavior=versioning_behavior(VersioningBehavior.AUTO_UPGRADE))
 class BatchWorkflow:
     """One batch; workflow id ``batch-<batch_id>``."""
 

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas import Inbound
     from workflows.outcomes import outcome_event_id, publish_outcome
+    from workflows.versioning import versioning_behavior
 
 __all__ = ["OrderSaga", "OrderSagaResult", "SagaStatus"]
 
@@ -123,7 +124,8 @@ class _StepFailed(Exception):
 
 # Pinned on a versioned worker: a run (approvals wait days) ends on the build it
 # started on, so its steps and their compensations never change under it.
-@workflow.defn(name="OrderSaga", versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name="OrderSaga",
+               versioning_behavior=versioning_behavior(VersioningBehavior.PINNED))
 class OrderSaga:
     """One order's saga; workflow id ``order-<order_id>``."""
 
