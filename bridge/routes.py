@@ -18,7 +18,10 @@ from functools import cache
 
 from schemas import Event
 
-__all__ = ["Action", "Route", "RouteTable"]
+__all__ = ["MAX_BATCH", "Action", "IdReuse", "Route", "RouteTable"]
+
+MAX_BATCH = 1_000
+"""Most records one batched signal may carry (``Route.batch``)."""
 
 
 class Action(StrEnum):
@@ -32,6 +35,23 @@ class Action(StrEnum):
     """Signal the workflow, starting it first if it does not run yet."""
     CANCEL = "cancel"
     """Request cancellation; the workflow compensates and reports."""
+
+
+class IdReuse(StrEnum):
+    """Whether a route may start a workflow again for a key whose workflow has closed.
+
+    A *running* workflow with the id is always attached to (START) or signalled
+    (SIGNAL_WITH_START), whatever the route says (``USE_EXISTING``).
+    """
+
+    NEVER = "never"
+    """A key's workflow runs once, ever (``REJECT_DUPLICATE``): sagas, approvals, batches."""
+    AFTER_CLOSE = "after-close"
+    """A closed workflow may be started again (``ALLOW_DUPLICATE``): entities that expire
+    and come back with their key's next event."""
+    AFTER_FAILURE = "after-failure"
+    """Only a workflow that failed, was cancelled, terminated or timed out may be started
+    again (``ALLOW_DUPLICATE_FAILED_ONLY``)."""
 
 
 _SIGNALLING = frozenset({Action.SIGNAL, Action.SIGNAL_WITH_START})
@@ -54,6 +74,15 @@ class Route:
         workflow_id: Template formatted with the event's fields, e.g.
             ``order-{order_id}``; plain field names only.
         signal: Signal name, for ``SIGNAL`` and ``SIGNAL_WITH_START`` only.
+        id_reuse: Whether a closed workflow of the key may be started again
+            (``IdReuse.NEVER`` unless the route says otherwise).
+        batch: None: one signal per record, its argument an ``Inbound``. A
+            number (signal routes only, at most ``MAX_BATCH``): consecutive
+            records of one key in one fetch that take this route go as *one*
+            signal of up to that many events, its argument an ``InboundBatch``;
+            a SIGNAL_WITH_START then starts the workflow with no argument (the
+            events all come with the signal). Entity workflows
+            (``relayflow.EntityWorkflow``) take their events this way.
     """
 
     topic: str
@@ -62,6 +91,8 @@ class Route:
     workflow: str
     workflow_id: str
     signal: str | None = None
+    id_reuse: IdReuse = IdReuse.NEVER
+    batch: int | None = None
 
     def id_for(self, event: Event) -> str:
         """The workflow id this event addresses.
@@ -96,6 +127,9 @@ class Route:
         if (self.action in _SIGNALLING) != bool(self.signal):
             must = "must" if self.action in _SIGNALLING else "must not"
             found.append(f"{name}: a {self.action} route {must} name a signal")
+        if self.batch is not None and (self.action not in _SIGNALLING
+                                       or not 1 <= self.batch <= MAX_BATCH):
+            found.append(f"{name}: batch {self.batch} needs a signal route and 1..{MAX_BATCH}")
         return found
 
 
