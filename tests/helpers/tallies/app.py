@@ -8,7 +8,7 @@ from relayflow import ENTITY_SIGNAL, Action, Application, IdReuse, Route, Topic
 from tests.helpers.tallies.events import EVENT_TYPES, TallyAdded, TallyIdled
 from tests.helpers.tallies.workflows import TALLIES_OUTCOMES, TallyEntity
 
-__all__ = ["APP", "TALLIES_EVENTS"]
+__all__ = ["APP", "ROUTES", "TALLIES_EVENTS"]
 
 TALLIES_EVENTS = "tallies.events"
 """``TallyAdded`` in."""
