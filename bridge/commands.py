@@ -75,7 +75,7 @@ __all__ = ["Commands", "Delivery", "TemporalCommands", "classify_temporal_error"
 
 log = logging.getLogger(__name__)
 
-Delivery = Inbound[Event] | InboundBatch[Event]
+Delivery = Inbound[Event] | InboundBatch[Any]
 """What a command carries: one event, or (a route with ``batch``) consecutive events of one key."""
 
 _REUSE = {

@@ -101,5 +101,5 @@ class HoldingTally(TallyEntity):
         self._released = True
 
     @workflow.run
-    async def run(self, carried: EntityCarry | None = None) -> EntityEnd:  # noqa: D102
+    async def run(self, carried: EntityCarry | None = None) -> EntityEnd:
         return await self.live(carried)

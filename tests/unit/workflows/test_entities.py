@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from temporalio import activity
@@ -15,7 +16,7 @@ from temporalio.worker import Worker
 
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
 from relayflow import ENTITY_QUERY, ENTITY_SIGNAL, EntityEnd, EntityView
-from tests.helpers.tallies.events import TallyIdled, added, batch
+from tests.helpers.tallies.events import TallyAdded, TallyIdled, added, batch
 from tests.helpers.tallies.workflows import TALLIES_OUTCOMES, HoldingTally, TallyEntity
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,20 +42,23 @@ async def task_queue(workflow_env: WorkflowEnvironment,
         yield queue
 
 
-async def _start(client: Client, workflow: str, queue: str, *events: object) -> WorkflowHandle:
+async def _start(client: Client, workflow: str, queue: str,
+                 *events: TallyAdded) -> WorkflowHandle[Any, Any]:
     """What the bridge's signal-with-start of a batched route does."""
     return await client.start_workflow(
         workflow, id=f"tally-{uuid.uuid4().hex[:8]}", task_queue=queue,
-        start_signal=ENTITY_SIGNAL, start_signal_args=[batch(*events)])  # type: ignore[arg-type]
+        start_signal=ENTITY_SIGNAL, start_signal_args=[batch(*events)])
 
 
-async def _view(handle: WorkflowHandle) -> EntityView:
-    return await handle.query(ENTITY_QUERY, result_type=EntityView)
+async def _view(handle: WorkflowHandle[Any, Any]) -> EntityView:
+    view: EntityView = await handle.query(ENTITY_QUERY, result_type=EntityView)
+    return view
 
 
-async def _until(handle: WorkflowHandle, check: Callable[[EntityView], bool]) -> EntityView:
+async def _until(handle: WorkflowHandle[Any, Any],
+                 check: Callable[[EntityView], bool]) -> EntityView:
     async with asyncio.timeout(30):
-        while not check(view := await _view(handle)):
+        while not check(view := await _view(handle)):  # noqa: ASYNC110 - polling a query
             await asyncio.sleep(0.05)
     return view
 
