@@ -86,7 +86,7 @@ class EntityOptions:
     max_history_events: int = 10_000
     max_history_bytes: int = 10 * 1024 * 1024
     max_signals: int = 5_000
-    remember: int = 10_000
+    remember: int = 5_000
 
 
 class EntityCarry(BaseModel):

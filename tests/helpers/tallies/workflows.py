@@ -48,7 +48,7 @@ class TallyEntity(EntityWorkflow[Tally]):
 
     event_types = (TallyAdded,)
     options = EntityOptions(idle=timedelta(minutes=5), max_history_events=500,
-                            max_signals=100, remember=50_000)
+                            max_history_bytes=1024 * 1024, max_signals=100)
 
     def initial_state(self) -> Tally:
         return Tally()
