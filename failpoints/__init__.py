@@ -18,7 +18,8 @@ made), ``bridge.before-commit`` (a batch acknowledged by Temporal, offsets
 not committed), ``activity.charge-payment.after-store`` and
 ``activity.refund-payment.after-store`` (the store changed, the activity not
 yet completed), ``activity.publish-outcome.after-send`` (the outcome is on
-Kafka, the activity not yet completed).
+Kafka, the activity not yet completed), ``entity.before-continue-as-new`` (an
+entity workflow's handlers finished, its continue-as-new not yet sent).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ in activities.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections import deque
 from collections.abc import Iterable
@@ -172,6 +173,9 @@ class EntityWorkflow(Generic[StateT]):
         self._runs = 0
         self._last_event_at: datetime | None = None
         self._last_meta: EventMeta | None = None
+        # Signals of the run's first task may be handled before ``live`` restores the
+        # carried state: they wait here, or the restore would overwrite their effect.
+        self._early: list[Inbound[Event]] | None = []
 
     # What a subclass supplies.
 
@@ -217,7 +221,11 @@ class EntityWorkflow(Generic[StateT]):
     def receive(self, batch: dict[str, Any]) -> None:
         """Apply a batch of events (an ``InboundBatch`` as JSON), each id once."""
         self._signals += 1
-        self._apply_all(self._decoded(item) for item in batch["events"])
+        events = [self._decoded(item) for item in batch["events"]]
+        if self._early is not None:
+            self._early.extend(events)
+            return
+        self._apply_all(events)
 
     @workflow.query(name=ENTITY_QUERY)
     def view(self) -> EntityView:
@@ -236,6 +244,8 @@ class EntityWorkflow(Generic[StateT]):
             self._restore(carried)
         if self._last_event_at is None:
             self._last_event_at = workflow.now()
+        early, self._early = self._early or [], None
+        self._apply_all(early)
         while True:
             remaining = (self._last_event_at + self.options.idle - workflow.now()).total_seconds()
             if remaining > 0:
@@ -266,6 +276,9 @@ class EntityWorkflow(Generic[StateT]):
     async def _continue_as_new(self) -> None:
         # Handlers still running (an update awaiting an activity) would be cut off.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if not workflow.unsafe.is_replaying():
+            # A failpoint: a fault test may kill the worker here (the repository's failpoints).
+            sys.audit("relayflow.failpoint", "entity.before-continue-as-new")
         workflow.continue_as_new(self._carry())
 
     def _carry(self) -> EntityCarry:

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from relayflow import ENTITY_QUERY, ENTITY_SIGNAL, EntityEnd, EntityView
+from relayflow import ENTITY_QUERY, ENTITY_SIGNAL, EntityCarry, EntityEnd, EntityView
 from tests.helpers.tallies.events import TallyAdded, TallyIdled, added, batch
 from tests.helpers.tallies.workflows import TALLIES_OUTCOMES, HoldingTally, TallyEntity
 
@@ -116,3 +116,20 @@ async def test_an_idle_entity_publishes_its_outcome_and_ends(
     idled = TallyIdled.model_validate(outcome.event)
     assert (idled.total, idled.count, idled.causation_id) == (30, 3, str(e[2].event_id))
     assert idled.tally_id == handle.id.removeprefix("tally-")
+
+
+async def test_signals_of_a_runs_first_task_are_applied_after_the_carried_state(
+        workflow_env: WorkflowEnvironment, task_queue: str) -> None:
+    # The next run's first task holds the carried state and, often, signals that came
+    # during the switch: they must add to the carried state, not be overwritten by it.
+    e = [added("t", seq) for seq in range(4)]
+    carried = EntityCarry(state={"total": 2, "count": 2, "last_seq": 1, "out_of_order": 0},
+                          seen=[str(e[0].event_id), str(e[1].event_id)], applied=2, runs=1)
+    handle = await workflow_env.client.start_workflow(
+        "HoldingTally", carried, id=f"tally-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+        start_signal=ENTITY_SIGNAL, start_signal_args=[batch(e[1], e[2], e[3])])
+
+    view = await _until(handle, lambda v: v.applied >= 4)
+
+    assert view.state == {"total": 4, "count": 4, "last_seq": 3, "out_of_order": 0}
+    assert (view.applied, view.duplicates, view.runs) == (4, 1, 1)
