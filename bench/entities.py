@@ -35,10 +35,10 @@ from temporalio.client import Client
 from bench.common import bench_stack, record, table
 from relayflow import ENTITY_QUERY, Application, EntityView, load_application
 from relayflow.config.settings import Settings
+from relayflow.devstack import ensure_topics
 from relayflow.kafka.reads import committed_to_end, partitions_of, start_group_at_end
 from relayflow.runtime.bootstrap import connect_temporal, running
 from relayflow.runtime.clients import kafka_clients
-from relayflow.devstack import ensure_topics
 from schemas.framing import to_record
 
 
