@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from bench import codec, fanout, latency, memory, observability, secured, start_throughput
+from bench import (
+    codec,
+    entities,
+    fanout,
+    latency,
+    memory,
+    observability,
+    secured,
+    start_throughput,
+)
 from relayflow.config.settings import Settings
 from relayflow.reference.settings import ReferenceSettings
 
@@ -241,3 +250,16 @@ async def test_observability(bench_env: Path) -> None:
     printed = figures(out)
     assert set(printed) == {"metrics/off", "metrics + tracing/off"}, out
     assert_printed(printed, recorded(bench_env, "observability")["ratios"])
+
+
+async def test_entities(bench_env: Path) -> None:
+    out = await entities.main(events=200, keys=4, app_name="tests.helpers.tallies.app:APP")
+    rows = only_table(out, "Entity workflows")
+    assert [(r["run"], r["entities"]) for r in rows] == [("one entity (hot key)", "1"),
+                                                        ("4 entities", "4")]
+    for row in rows:
+        assert positive(row["events/s"]) == pytest.approx(
+            positive(row["events"]) / positive(row["seconds"]), rel=0.01)
+    printed = figures(out)
+    assert set(printed) == {"one entity / many entities"}, out
+    assert_printed(printed, recorded(bench_env, "entities")["ratios"])
