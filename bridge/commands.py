@@ -53,8 +53,10 @@ continues as new well before that, so the next attempt reaches the new run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -83,6 +85,10 @@ _REUSE = {
     IdReuse.AFTER_CLOSE: WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     IdReuse.AFTER_FAILURE: WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
 }
+
+# What the server says to a signal while the run continues as new, and how long to wait.
+_CLOSING = "workflow is closing"
+_SWITCH_PAUSES = (0.02, 0.05, 0.1, 0.2, 0.4)
 
 # What the server says when a run has taken its per-run signal limit
 # (history.maximumSignalsPerExecution), with INVALID_ARGUMENT.
@@ -217,14 +223,16 @@ class TemporalCommands:
             case Action.SIGNAL_WITH_START:
                 # A batched route's workflow takes its events from the signal only.
                 args = [] if route.batch is not None else [inbound]
-                await self._client.start_workflow(
+                await _through_switches(lambda: self._client.start_workflow(
                     route.workflow, args=args, start_signal=route.signal,
-                    start_signal_args=[inbound], **start)
+                    start_signal_args=[inbound], **start))
                 return "signalled"
             case Action.SIGNAL:
                 assert route.signal is not None  # the route table guarantees it
+                signal = route.signal
                 try:
-                    await handle.signal(route.signal, inbound, rpc_timeout=self._rpc_timeout)
+                    await _through_switches(lambda: handle.signal(
+                        signal, inbound, rpc_timeout=self._rpc_timeout))
                 except RPCError as error:
                     if error.status != RPCStatusCode.NOT_FOUND or _namespace_problem(error):
                         raise
@@ -256,6 +264,26 @@ class TemporalCommands:
         if status is WorkflowExecutionStatus.RUNNING:
             return TransientFailure(f"{handle.id} was not found but runs now")
         return _closed(route, status)
+
+
+async def _through_switches(send: Callable[[], Awaitable[object]]) -> None:
+    """Send a signal, waiting out a target that is continuing as new.
+
+    For the moment a run is closing into its next one, Temporal refuses
+    signals (``RESOURCE_EXHAUSTED``, "workflow is closing"). An entity under a
+    hot key does that every few signals, so it is retried here, briefly and
+    quietly, rather than as an outage with the consumer's backoff.
+    """
+    for pause in _SWITCH_PAUSES:
+        try:
+            await send()
+        except RPCError as error:
+            if error.status != RPCStatusCode.RESOURCE_EXHAUSTED or _CLOSING not in error.message:
+                raise
+            await asyncio.sleep(pause)
+        else:
+            return
+    await send()  # still switching: the consumer's retries take it from here
 
 
 def _log_start_of_closed(route: Route, workflow_id: str, inbound: Inbound[Event]) -> None:

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
-from bridge.commands import TemporalCommands, classify_temporal_error
+from bridge.commands import TemporalCommands, _through_switches, classify_temporal_error
 from bridge.decoding import Decoder
 from bridge.failures import PermanentFailure, TransientFailure
 from bridge.routes import Action, IdReuse, RouteTable
@@ -100,3 +100,21 @@ def test_a_run_at_its_signal_limit_is_a_transient_matter() -> None:
 
 def test_the_tallies_table_is_valid() -> None:
     assert RouteTable(ROUTES).lookup(TALLIES_EVENTS, TallyAdded.avro_name) is ROUTES[0]
+
+
+async def test_a_signal_to_a_run_continuing_as_new_is_sent_again_quietly() -> None:
+    closing = RPCError("workflow operation can not be applied because workflow is closing",
+                       RPCStatusCode.RESOURCE_EXHAUSTED, b"")
+    busy = RPCError("namespace rate limit exceeded", RPCStatusCode.RESOURCE_EXHAUSTED, b"")
+    attempts: list[RPCError | None] = [closing, closing, None]
+
+    async def send() -> None:
+        if (error := attempts.pop(0)) is not None:
+            raise error
+
+    await _through_switches(send)
+    assert attempts == []
+
+    attempts[:] = [busy, None]
+    with pytest.raises(RPCError):  # an overloaded server is the consumer's backoff's matter
+        await _through_switches(send)
