@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -18,8 +18,17 @@ from activities.outcomes import PublishOutcomeInput, PublishOutcomeResult
 from relayflow import ENTITY_QUERY, ENTITY_SIGNAL, EntityCarry, EntityEnd, EntityView
 from tests.helpers.tallies.events import TallyAdded, TallyIdled, added, batch
 from tests.helpers.tallies.workflows import TALLIES_OUTCOMES, HoldingTally, TallyEntity
+from tests.helpers.workflow_env import start_time_skipping_environment
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+async def workflow_env() -> AsyncIterator[WorkflowEnvironment]:
+    """An environment of this module's own: its entities live on (idle timers of an hour)
+    after their workers stop, and would hold a shared environment's virtual clock."""
+    async with await start_time_skipping_environment() as env:
+        yield env
 
 
 @pytest.fixture
