@@ -28,22 +28,35 @@ addresses one workflow. Two policies apply to every start:
   (``WorkflowIDConflictPolicy.USE_EXISTING``), so a redelivered start event
   starts nothing twice; SIGNAL_WITH_START signals it.
 * id reuse (a workflow with the id has *closed*: completed, failed,
-  cancelled, terminated, timed out): ``WorkflowIDReusePolicy.REJECT_DUPLICATE``,
-  a business key's workflow runs once, ever. A later START for the key is
-  acknowledged as ``already-started`` and does nothing: the record is
-  committed, not dead-lettered, because a redelivery of the event that
-  started the workflow is the usual cause and is harmless. Each such drop is
-  logged at INFO (topic, partition, offset, event type, event id, workflow
-  id) and counted (``relayflow_bridge_commands_total{result="already-started"}``);
-  a second, different start event for a finished key is visible there by its
-  event id. A SIGNAL_WITH_START for a closed workflow is dead-lettered
-  (``target-closed``).
+  cancelled, terminated, timed out): the route's ``id_reuse``
+  (``bridge.routes.IdReuse``). By default ``NEVER``
+  (``WorkflowIDReusePolicy.REJECT_DUPLICATE``): a business key's workflow
+  runs once, ever. A later START for the key is acknowledged as
+  ``already-started`` and does nothing: the record is committed, not
+  dead-lettered, because a redelivery of the event that started the workflow
+  is the usual cause and is harmless. Each such drop is logged at INFO
+  (topic, partition, offset, event type, event id, workflow id) and counted
+  (``relayflow_bridge_commands_total{result="already-started"}``); a second,
+  different start event for a finished key is visible there by its event
+  id. A SIGNAL_WITH_START for a closed workflow is dead-lettered
+  (``target-closed``). ``AFTER_CLOSE`` (``ALLOW_DUPLICATE``) starts a new
+  workflow for the key instead: an entity that expired comes back with its
+  key's next event (``AFTER_FAILURE``: only after a failure, cancellation,
+  termination or time-out).
+
+Batched signals (a route with ``batch``) carry an ``InboundBatch``; a
+SIGNAL_WITH_START of one starts the workflow with no argument. A signal
+refused because the run has taken Temporal's per-run signal limit (10,000 by
+default, which the dev server enforces too) is transient: an entity workflow
+continues as new well before that, so the next attempt reaches the new run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -55,19 +68,38 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bridge.failures import PermanentFailure, TransientFailure
 from bridge.metrics import BridgeMetrics
-from bridge.routes import Action, Route
+from bridge.routes import Action, IdReuse, Route
 from schemas import Event, Inbound
 from schemas.dead_letters import DlqReason
+from schemas.envelope import InboundBatch
 
-__all__ = ["Commands", "TemporalCommands", "classify_temporal_error", "namespace_problem"]
+__all__ = ["Commands", "Delivery", "TemporalCommands", "classify_temporal_error",
+           "namespace_problem"]
 
 log = logging.getLogger(__name__)
+
+Delivery = Inbound[Event] | InboundBatch[Any]
+"""What a command carries: one event, or (a route with ``batch``) consecutive events of one key."""
+
+_REUSE = {
+    IdReuse.NEVER: WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    IdReuse.AFTER_CLOSE: WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    IdReuse.AFTER_FAILURE: WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+}
+
+# What the server says to a signal while the run continues as new, and how long to wait.
+_CLOSING = "workflow is closing"
+_SWITCH_PAUSES = (0.02, 0.05, 0.1, 0.2, 0.4)
+
+# What the server says when a run has taken its per-run signal limit
+# (history.maximumSignalsPerExecution), with INVALID_ARGUMENT.
+_SIGNAL_LIMIT = "exceeded workflow execution limit for signal"
 
 
 class Commands(Protocol):
     """Executes a routed event; ``TemporalCommands`` in production."""
 
-    async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
+    async def execute(self, route: Route, inbound: Delivery) -> str:
         """Return what happened once the target acknowledged the command.
 
         Raises:
@@ -113,7 +145,8 @@ def classify_temporal_error(error: BaseException, action: Action) -> Exception:
     """
     if isinstance(error, RPCError):
         what = f"{action} {error.status.name}: {error.message}"
-        if error.status in _TRANSIENT_STATUSES or _namespace_problem(error):
+        if (error.status in _TRANSIENT_STATUSES or _namespace_problem(error)
+                or _SIGNAL_LIMIT in error.message):
             return TransientFailure(what)
         if error.status == RPCStatusCode.NOT_FOUND:
             return PermanentFailure(DlqReason.TARGET_NOT_FOUND, what)
@@ -145,12 +178,13 @@ class TemporalCommands:
         self._task_queue = task_queue
         self._rpc_timeout = rpc_timeout
 
-    async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
+    async def execute(self, route: Route, inbound: Delivery) -> str:
         """Send the command and return once Temporal acknowledged it.
 
         Args:
             route: Says what to do with which workflow.
-            inbound: The event and its metadata, passed as the single argument.
+            inbound: The event and its metadata (or, for a route with ``batch``,
+                a batch of them), passed as the single argument.
 
         Returns:
             ``started``, ``already-started``, ``signalled``, ``cancel-requested``
@@ -160,7 +194,8 @@ class TemporalCommands:
             TransientFailure: Try again later.
             PermanentFailure: Dead-letter the record.
         """
-        workflow_id = route.id_for(inbound.event)
+        first = inbound.events[0] if isinstance(inbound, InboundBatch) else inbound
+        workflow_id = route.id_for(first.event)
         # A failpoint: a fault test may kill the process here (the repository\'s failpoints).
         sys.audit("relayflow.failpoint", "bridge.before-temporal")
         try:
@@ -171,11 +206,11 @@ class TemporalCommands:
         except Exception as error:
             raise classify_temporal_error(error, route.action) from error
 
-    async def _send(self, route: Route, workflow_id: str, inbound: Inbound[Event]) -> str:
+    async def _send(self, route: Route, workflow_id: str, inbound: Delivery) -> str:
         start: dict[str, Any] = {
             "id": workflow_id, "task_queue": self._task_queue, "rpc_timeout": self._rpc_timeout,
-            # A closed workflow is never run again for the same business key.
-            "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # Whether a closed workflow may run again for the same business key.
+            "id_reuse_policy": _REUSE[route.id_reuse],
         }
         handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(workflow_id)
         match route.action:
@@ -186,18 +221,23 @@ class TemporalCommands:
                         route.workflow, inbound,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, **start)
                 except WorkflowAlreadyStartedError:
+                    assert isinstance(inbound, Inbound)  # START routes never batch
                     _log_start_of_closed(route, workflow_id, inbound)
                     return "already-started"
                 return "started"
             case Action.SIGNAL_WITH_START:
-                await self._client.start_workflow(
-                    route.workflow, inbound, start_signal=route.signal,
-                    start_signal_args=[inbound], **start)
+                # A batched route's workflow takes its events from the signal only.
+                args = [] if route.batch is not None else [inbound]
+                await _through_switches(lambda: self._client.start_workflow(
+                    route.workflow, args=args, start_signal=route.signal,
+                    start_signal_args=[inbound], **start))
                 return "signalled"
             case Action.SIGNAL:
                 assert route.signal is not None  # the route table guarantees it
+                signal = route.signal
                 try:
-                    await handle.signal(route.signal, inbound, rpc_timeout=self._rpc_timeout)
+                    await _through_switches(lambda: handle.signal(
+                        signal, inbound, rpc_timeout=self._rpc_timeout))
                 except RPCError as error:
                     if error.status != RPCStatusCode.NOT_FOUND or _namespace_problem(error):
                         raise
@@ -235,6 +275,26 @@ class TemporalCommands:
         return _closed(route, status)
 
 
+async def _through_switches(send: Callable[[], Awaitable[object]]) -> None:
+    """Send a signal, waiting out a target that is continuing as new.
+
+    For the moment a run is closing into its next one, Temporal refuses
+    signals (``RESOURCE_EXHAUSTED``, "workflow is closing"). An entity under a
+    hot key does that every few signals, so it is retried here, briefly and
+    quietly, rather than as an outage with the consumer's backoff.
+    """
+    for pause in _SWITCH_PAUSES:
+        try:
+            await send()
+        except RPCError as error:
+            if error.status != RPCStatusCode.RESOURCE_EXHAUSTED or _CLOSING not in error.message:
+                raise
+            await asyncio.sleep(pause)
+        else:
+            return
+    await send()  # still switching: the consumer's retries take it from here
+
+
 def _log_start_of_closed(route: Route, workflow_id: str, inbound: Inbound[Event]) -> None:
     """Say that a START did nothing because its workflow already closed (id reuse policy).
 
@@ -244,9 +304,10 @@ def _log_start_of_closed(route: Route, workflow_id: str, inbound: Inbound[Event]
     a redelivery from a second start event; the metric counts both.
     """
     meta = inbound.meta
-    log.info("start event dropped: workflow %s already closed and is never started again for "
-             "its key (id reuse policy REJECT_DUPLICATE); %s %s from %s[%d]@%d",
-             workflow_id, meta.event_type, meta.event_id, meta.topic, meta.partition,
+    log.info("start event dropped: workflow %s already closed and is not started again for "
+             "its key (id reuse policy %s); %s %s from %s[%d]@%d",
+             workflow_id, _REUSE[route.id_reuse].name, meta.event_type, meta.event_id,
+             meta.topic, meta.partition,
              meta.offset,
              extra={"topic": meta.topic, "partition": meta.partition, "offset": meta.offset,
                     "event_type": meta.event_type, "event_id": meta.event_id,

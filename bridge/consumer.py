@@ -55,7 +55,7 @@ from typing import Any, Final, TypeVar, cast
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from bridge.commands import Commands
+from bridge.commands import Commands, Delivery
 from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
 from bridge.decoding import Decoder, Routed
@@ -68,6 +68,7 @@ from bridge.retry import Backoff, Deadline, Health
 from bridge.routes import UPDATING, Action, Route
 from bridge.updates import UpdateCommands
 from schemas.dead_letters import DlqReason
+from schemas.envelope import Inbound, InboundBatch
 
 __all__ = ["FetchConsumer", "FetchProcessor", "FetchReport"]
 
@@ -79,11 +80,65 @@ _GAVE_UP: Final = object()
 _KAFKA_TRANSIENT: Final = (KafkaError, OSError, TimeoutError)
 
 
+_FALL_BACK: Final = object()
+_BATCH_BYTES: Final = 256 * 1024
+"""Most record-value bytes one batched signal carries: well under Temporal's payload
+warning (512 KiB) and limit (2 MiB), whatever the route's count allows."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Consecutive records of one key that go to one workflow as one signal."""
+
+    route: Route
+    workflow_id: str
+    indexes: list[int] = field(default_factory=list)
+    routed: list[Routed] = field(default_factory=list)
+    size: int = 0
+
+    def takes(self, record: ConsumedRecord, routed: Routed) -> bool:
+        """Whether the record may join: same route and workflow, room left."""
+        assert self.route.batch is not None
+        return (routed.route is self.route and len(self.indexes) < self.route.batch
+                and self.size + len(record.value or b"") <= _BATCH_BYTES
+                and self.route.id_for(routed.inbound.event) == self.workflow_id)
+
+    def add(self, index: int, record: ConsumedRecord, routed: Routed) -> None:
+        """Append the record (in offset order)."""
+        self.indexes.append(index)
+        self.routed.append(routed)
+        self.size += len(record.value or b"")
+
+
 @dataclass(frozen=True, slots=True)
 class _Held:
     """A record whose target does not exist yet: fetch it again after ``wait`` seconds."""
 
     wait: float
+
+
+@dataclass(slots=True)
+class _Progress:
+    """One fetch as it is processed: each record's result, and partitions to pause."""
+
+    records: Sequence[ConsumedRecord]
+    deadline: Deadline
+    results: list[str | None] = field(init=False)
+    retry_after: dict[TopicPartition, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.records)
+
+    def settle(self, index: int, result: str | _Held | None) -> bool:
+        """Note a record's result; False when its key must stop here (held or given up)."""
+        if isinstance(result, _Held):
+            tp = TopicPartition(self.records[index].topic, self.records[index].partition)
+            self.retry_after[tp] = min(self.retry_after.get(tp, result.wait), result.wait)
+            return False
+        if result is None:
+            return False  # gave up on this key: later records must wait their turn
+        self.results[index] = result
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,47 +236,118 @@ class FetchProcessor:
         Raises:
             asyncio.CancelledError: On shutdown; nothing of the fetch counts as done.
         """
-        deadline = Deadline(budget, self._stopping)
-        results: list[str | None] = [None] * len(records)
-        retry_after: dict[TopicPartition, float] = {}
+        progress = _Progress(records, Deadline(budget, self._stopping))
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
         for index, record in enumerate(records):
             groups.setdefault((record.topic, record.partition, record.key), []).append(index)
-
-        async def run_group(indexes: list[int]) -> None:
-            async with self._slots:
-                for index in indexes:
-                    if deadline.expired():
-                        return
-                    result = await self._handle(records[index], deadline)
-                    if isinstance(result, _Held):
-                        tp = TopicPartition(records[index].topic, records[index].partition)
-                        retry_after[tp] = min(retry_after.get(tp, result.wait), result.wait)
-                        return
-                    if result is None:
-                        return  # gave up on this key: later records must wait their turn
-                    results[index] = result
-
         async with asyncio.TaskGroup() as tasks:
             for indexes in groups.values():
-                tasks.create_task(run_group(indexes))
-        return FetchReport(records, results, retry_after)
+                tasks.create_task(self._run_key(progress, indexes))
+        return FetchReport(records, progress.results, progress.retry_after)
 
-    async def _handle(self, record: ConsumedRecord,
-                      deadline: Deadline) -> str | _Held | None:
-        """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent)."""
+    async def _run_key(self, progress: _Progress, indexes: list[int]) -> None:
+        """One key's records of a fetch, in order; consecutive batched ones as one signal."""
+        records, deadline = progress.records, progress.deadline
+        async with self._slots:
+            batch: _Batch | None = None
+            for index in indexes:
+                if deadline.expired():
+                    return
+                record = records[index]
+                routed = await self._batchable(record)
+                if routed is not None and batch is not None and batch.takes(record, routed):
+                    batch.add(index, record, routed)
+                    continue
+                if batch is not None and not await self._flush(progress, batch):
+                    return
+                batch = None
+                if routed is not None and routed.route.batch is not None:
+                    batch = _Batch(routed.route, routed.route.id_for(routed.inbound.event))
+                    batch.add(index, record, routed)
+                    continue
+                if not progress.settle(index, await self._handle(record, deadline, routed)):
+                    return
+            if batch is not None and not deadline.expired():
+                await self._flush(progress, batch)
+
+    async def _flush(self, progress: _Progress, batch: _Batch) -> bool:
+        """Send a batch; False when its key must stop (held or given up)."""
+        records, deadline = progress.records, progress.deadline
+        sent = await self._handle_batch(records, batch, deadline)
+        if sent is _FALL_BACK:
+            # Permanent trouble with the batch: each record alone, exactly as
+            # unbatched records go (dead letters and parking record by record).
+            for index, routed in zip(batch.indexes, batch.routed, strict=True):
+                if deadline.expired() or not progress.settle(
+                        index, await self._handle(records[index], deadline, routed)):
+                    return False
+            return True
+        if not isinstance(sent, list):
+            return progress.settle(batch.indexes[0], cast("_Held | None", sent))
+        for index in batch.indexes:
+            progress.results[index] = sent[0]
+        return True
+
+    async def _batchable(self, record: ConsumedRecord) -> Routed | None:
+        """The record decoded, or None when it must take the full path (which decodes it again).
+
+        Anything unusual (a decoding problem, a parked key, the end of a replay)
+        goes through ``_handle`` record by record, whose rules apply unchanged.
+        """
+        if not self._decoder.batching or (self._parking is not None and (
+                self._parking.blocking(record) is not None or ends_replay(record))):
+            return None
+        try:
+            routed = await self._decoder.decode(record)
+        except TransientFailure as error:
+            self.registry.failed(record, error)  # the outage is told once, as it begins
+            return None
+        except Exception:  # noqa: BLE001 - the full path repeats it and handles the failure
+            return None
+        self.registry.succeeded()  # as the full path's retrying decode would
+        return routed
+
+    async def _handle_batch(self, records: Sequence[ConsumedRecord], batch: _Batch,
+                            deadline: Deadline) -> list[str] | _Held | object | None:
+        """Send a batch as one signal: ``[answer]``, held, None (gave up) or ``_FALL_BACK``."""
+        first = records[batch.indexes[0]]
+        with self._observer.scope(first) as scope:
+            scope.routed(batch.route, batch.workflow_id, batch.routed[0].inbound.meta.event_id)
+            event_type = type(batch.routed[0].inbound.event)
+            envelope: Any = InboundBatch[event_type]  # type: ignore[valid-type]
+            delivery = envelope(events=[routed.inbound for routed in batch.routed])
+            try:
+                outcome = await self._execute(first, batch.route, delivery, deadline,
+                                              count=len(batch.indexes))
+            except Exception:  # noqa: BLE001 - each record's own path handles and reports it
+                return _FALL_BACK
+            if isinstance(outcome, _Held):
+                return outcome
+            if outcome is _GAVE_UP:
+                return None
+            scope.done(str(outcome))
+        for index in batch.indexes:
+            self._held.pop(_coordinates(records[index]), None)
+        return [str(outcome)]
+
+    async def _handle(self, record: ConsumedRecord, deadline: Deadline,
+                      routed: Routed | None = None) -> str | _Held | None:
+        """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent).
+
+        ``routed`` is the record already decoded (by ``_batchable``), if it was.
+        """
         with self._observer.scope(record) as scope:
-            return await self._handle_in(record, scope, deadline)
+            return await self._handle_in(record, scope, deadline, routed)
 
     async def _handle_in(self, record: ConsumedRecord, scope: RecordScope,
-                         deadline: Deadline) -> str | _Held | None:
+                         deadline: Deadline, routed: Routed | None) -> str | _Held | None:
         parked = None if self._parking is None else self._parking.blocking(record)
         if parked is not None:
             return await self._dead_letter(record, scope, PermanentFailure(
                 DlqReason.PARKED, f"key parked since {record.topic}[{parked.source_partition}]"
                         f"@{parked.source_offset} ({parked.reason})"), deadline)
         try:
-            outcome = await self._decode_and_execute(record, scope, deadline)
+            outcome = await self._decode_and_execute(record, scope, deadline, routed)
         except PermanentFailure as failure:
             result = await self._dead_letter(record, scope, failure, deadline)
         except Exception as error:
@@ -248,41 +374,48 @@ class FetchProcessor:
         return result
 
     async def _decode_and_execute(self, record: ConsumedRecord, scope: RecordScope,
-                                  deadline: Deadline) -> object:
+                                  deadline: Deadline, routed: Routed | None) -> object:
         """Temporal's answer, ``_Held``, or ``_GAVE_UP`` (a dependency stayed away)."""
-        decoded = await self._retrying(self.registry, record, deadline, (TransientFailure,),
-                                       lambda: self._decoder.decode(record))
-        if decoded is _GAVE_UP:
-            return _GAVE_UP
-        routed = cast("Routed", decoded)
+        if routed is None:
+            decoded = await self._retrying(self.registry, record, deadline, (TransientFailure,),
+                                           lambda: self._decoder.decode(record))
+            if decoded is _GAVE_UP:
+                return _GAVE_UP
+            routed = cast("Routed", decoded)
         route = routed.route
         scope.routed(route, route.id_for(routed.inbound.event), routed.inbound.meta.event_id)
-        return await self._execute(record, routed, deadline)
+        delivery: Delivery = routed.inbound
+        if route.batch is not None:  # a batched route's signal always carries a batch
+            envelope: Any = InboundBatch[type(routed.inbound.event)]  # type: ignore[misc]
+            delivery = envelope(events=[routed.inbound])
+        return await self._execute(record, route, delivery, deadline)
 
-    async def _execute(self, record: ConsumedRecord, routed: Routed,
-                       deadline: Deadline) -> object:
-        route = routed.route
+    async def _execute(self, record: ConsumedRecord, route: Route, delivery: Delivery,
+                       deadline: Deadline, *, count: int = 1) -> object:
+        """Send one command (``count`` records' worth) with retries of transient failures."""
         try:
             outcome = await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
-                lambda: self._command(record, routed))
+                lambda: self._command(record, route, delivery))
         except PermanentFailure as failure:
-            wait = self._hold(record, routed.route, failure)
+            wait = self._hold(record, route, failure)
             if wait is None:
                 raise
             return _Held(wait)  # its clock keeps running across refetches
         if outcome is not _GAVE_UP:
             log.debug("%s %s: %s", route.action, route.workflow, outcome)
             self.metrics.commands.labels(record.topic, route.event_type.__name__,
-                                         route.action.value, str(outcome)).inc()
+                                         route.action.value, str(outcome)).inc(count)
         return outcome
 
-    def _command(self, record: ConsumedRecord, routed: Routed) -> Awaitable[str]:
-        if routed.route.action in UPDATING:
+    def _command(self, record: ConsumedRecord, route: Route, delivery: Delivery) -> Awaitable[str]:
+        if route.action in UPDATING:
             if self._updates is None:
                 raise PermanentFailure(DlqReason.INTERNAL_ERROR, "this bridge runs no requests")
-            return self._updates.execute(routed.route, routed.inbound, record)
-        return self._commands.execute(routed.route, routed.inbound)
+            # Update routes never batch (``Route.problems``): one record, one update.
+            assert isinstance(delivery, Inbound)
+            return self._updates.execute(route, delivery, record)
+        return self._commands.execute(route, delivery)
 
     def _hold(self, record: ConsumedRecord, route: Route,
               failure: PermanentFailure) -> float | None:

@@ -89,6 +89,8 @@ class Decoder:
         self._max_payload = max_payload_bytes
         self._max_header_count = max_header_count
         self._max_header_bytes = max_header_bytes
+        self.batching = any(route.batch is not None for route in routes.routes.values())
+        """Some route batches its signals, so the consumer decodes records ahead to group them."""
 
     async def decode(self, record: ConsumedRecord) -> Routed:
         """Apply every rule to one record; fetch its writer schema first if it must.

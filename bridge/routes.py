@@ -20,7 +20,11 @@ from functools import cache
 
 from schemas import Event
 
-__all__ = ["DEFAULT_REPLY_WITHIN", "MAX_REPLY_WITHIN", "UPDATING", "Action", "Route", "RouteTable"]
+__all__ = ["DEFAULT_REPLY_WITHIN", "MAX_BATCH", "MAX_REPLY_WITHIN", "UPDATING", "Action", "IdReuse",
+           "Route", "RouteTable"]
+
+MAX_BATCH = 1_000
+"""Most records one batched signal may carry (``Route.batch``)."""
 
 
 class Action(StrEnum):
@@ -38,6 +42,23 @@ class Action(StrEnum):
     """A request: a Workflow Update of the running workflow, answered on a reply topic."""
     UPDATE_WITH_START = "update-with-start"
     """A request as for ``UPDATE``, starting the workflow first if it does not run yet."""
+
+
+class IdReuse(StrEnum):
+    """Whether a route may start a workflow again for a key whose workflow has closed.
+
+    A *running* workflow with the id is always attached to (START) or signalled
+    (SIGNAL_WITH_START), whatever the route says (``USE_EXISTING``).
+    """
+
+    NEVER = "never"
+    """A key's workflow runs once, ever (``REJECT_DUPLICATE``): sagas, approvals, batches."""
+    AFTER_CLOSE = "after-close"
+    """A closed workflow may be started again (``ALLOW_DUPLICATE``): entities that expire
+    and come back with their key's next event."""
+    AFTER_FAILURE = "after-failure"
+    """Only a workflow that failed, was cancelled, terminated or timed out may be started
+    again (``ALLOW_DUPLICATE_FAILED_ONLY``)."""
 
 
 _SIGNALLING = frozenset({Action.SIGNAL, Action.SIGNAL_WITH_START})
@@ -73,6 +94,15 @@ class Route:
             header names another declared reply topic; update routes only.
         reply_within: Bound on one request, from sending the update to its
             result: past it the reply is ``timed-out`` (at most ``MAX_REPLY_WITHIN``).
+        id_reuse: Whether a closed workflow of the key may be started again
+            (``IdReuse.NEVER`` unless the route says otherwise).
+        batch: None: one signal per record, its argument an ``Inbound``. A
+            number (signal routes only, at most ``MAX_BATCH``): consecutive
+            records of one key in one fetch that take this route go as *one*
+            signal of up to that many events, its argument an ``InboundBatch``;
+            a SIGNAL_WITH_START then starts the workflow with no argument (the
+            events all come with the signal). Entity workflows
+            (``relayflow.EntityWorkflow``) take their events this way.
     """
 
     topic: str
@@ -84,6 +114,8 @@ class Route:
     update: str | None = None
     reply_topic: str | None = None
     reply_within: timedelta = DEFAULT_REPLY_WITHIN
+    id_reuse: IdReuse = IdReuse.NEVER
+    batch: int | None = None
 
     def id_for(self, event: Event) -> str:
         """The workflow id this event addresses.
@@ -125,6 +157,9 @@ class Route:
         if requests and not timedelta(0) < self.reply_within <= MAX_REPLY_WITHIN:
             found.append(f"{name}: reply_within {self.reply_within} is not within "
                          f"(0, {MAX_REPLY_WITHIN}]")
+        if self.batch is not None and (self.action not in _SIGNALLING
+                                       or not 1 <= self.batch <= MAX_BATCH):
+            found.append(f"{name}: batch {self.batch} needs a signal route and 1..{MAX_BATCH}")
         return found
 
 

@@ -19,7 +19,9 @@ not committed), ``activity.charge-payment.after-store`` and
 ``activity.refund-payment.after-store`` (the store changed, the activity not
 yet completed), ``activity.publish-outcome.after-send`` (the outcome is on
 Kafka, the activity not yet completed), ``activity.process-items.after-item``
-(a batch item's effect is in the store, the chunk's activity goes on).
+(a batch item's effect is in the store, the chunk's activity goes on),
+``entity.before-continue-as-new`` (an entity workflow's handlers finished, its
+continue-as-new not yet sent).
 """
 
 from __future__ import annotations

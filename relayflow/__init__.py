@@ -11,7 +11,8 @@ Declaring an application:
 * ``load_application``: import an application named ``module:attribute``.
 * ``Route``, ``Action``: one line of the routing table (which event on which
   topic starts, signals, signal-with-starts or cancels which workflow, with
-  which workflow id).
+  which workflow id); ``IdReuse``: whether a key's closed workflow may be
+  started again (entities: ``AFTER_CLOSE``).
 * ``Topic``: one of the application's topics (name, partitions, inbound or
   not, which events travel on it); ``dlq_topic`` names an input's dead-letter
   topic and ``DlqReason`` lists the ``dlq-reason`` values.
@@ -43,6 +44,12 @@ In workflows (import these inside ``workflow.unsafe.imports_passed_through()``):
   topic; ``reply_id``: that reply's deterministic event id; ``Reply``: the
   type it builds; ``RequestFailed``, ``ReplyReason``: the framework's reply
   when there is no result (rejected, failed, timed out, workflow gone).
+* ``EntityWorkflow``: base of an entity workflow (one long-lived workflow per
+  key, state and dedup memory carried across continue-as-new, a state query,
+  an idle expiry); ``EntityOptions`` its settings, ``EntityCarry`` its run
+  argument, ``EntityEnd`` its result, ``EntityView`` its query's answer;
+  ``ENTITY_SIGNAL`` and ``ENTITY_QUERY`` its signal and query names;
+  ``InboundBatch`` what a batched signal carries.
 * ``OutcomePublisher``, ``PublishOutcomeInput``, ``PublishOutcomeResult``:
   the publishing activity and its input and result, e.g. for a test that
   registers a fake ``publish_outcome`` under the same name.
@@ -77,7 +84,7 @@ if TYPE_CHECKING:
     from activities.endings import ClosedExecution, Ending
     from activities.metrics import WorkerMetrics
     from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
-    from bridge.routes import Action, Route
+    from bridge.routes import Action, IdReuse, Route
     from relayflow.application import (
         ActivityFactory,
         Application,
@@ -92,10 +99,19 @@ if TYPE_CHECKING:
     from relayflow.operate.verify import Flow, VerifyChecks, Violation
     from schemas.codec import AvroCodec
     from schemas.dead_letters import DlqReason
-    from schemas.envelope import EventMeta, Inbound
+    from schemas.envelope import EventMeta, Inbound, InboundBatch
     from schemas.models import Event, Key, Outcome, Record, UtcDatetime
     from schemas.replies import Reply, ReplyReason, RequestFailed
     from schemas.topics import Topic, dlq_topic
+    from workflows.entities import (
+        ENTITY_QUERY,
+        ENTITY_SIGNAL,
+        EntityCarry,
+        EntityEnd,
+        EntityOptions,
+        EntityView,
+        EntityWorkflow,
+    )
     from workflows.outcomes import (
         PUBLISH_RETRY,
         PUBLISH_TIMEOUT,
@@ -107,6 +123,8 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
+    "ENTITY_QUERY",
+    "ENTITY_SIGNAL",
     "PUBLISH_RETRY",
     "PUBLISH_TIMEOUT",
     "Action",
@@ -118,10 +136,17 @@ __all__ = [
     "Demo",
     "DlqReason",
     "Ending",
+    "EntityCarry",
+    "EntityEnd",
+    "EntityOptions",
+    "EntityView",
+    "EntityWorkflow",
     "Event",
     "EventMeta",
     "Flow",
+    "IdReuse",
     "Inbound",
+    "InboundBatch",
     "InputProducers",
     "Key",
     "Outcome",
@@ -155,7 +180,7 @@ _HOME = {
     "WorkerMetrics": "activities.metrics",
     **dict.fromkeys(("OutcomePublisher", "PublishOutcomeInput", "PublishOutcomeResult"),
                     "activities.outcomes"),
-    **dict.fromkeys(("Action", "Route"), "bridge.routes"),
+    **dict.fromkeys(("Action", "IdReuse", "Route"), "bridge.routes"),
     **dict.fromkeys(("ActivityFactory", "Application", "WorkerResources", "load_application"),
                     "relayflow.application"),
     "Settings": "relayflow.config",
@@ -166,9 +191,11 @@ _HOME = {
     **dict.fromkeys(("Flow", "VerifyChecks", "Violation"), "relayflow.operate.verify"),
     "AvroCodec": "schemas.codec",
     "DlqReason": "schemas.dead_letters",
-    **dict.fromkeys(("EventMeta", "Inbound"), "schemas.envelope"),
+    **dict.fromkeys(("EventMeta", "Inbound", "InboundBatch"), "schemas.envelope"),
     **dict.fromkeys(("Event", "Key", "Outcome", "Record", "UtcDatetime"), "schemas.models"),
     **dict.fromkeys(("Topic", "dlq_topic"), "schemas.topics"),
+    **dict.fromkeys(("ENTITY_QUERY", "ENTITY_SIGNAL", "EntityCarry", "EntityEnd",
+                     "EntityOptions", "EntityView", "EntityWorkflow"), "workflows.entities"),
     **dict.fromkeys(("PUBLISH_RETRY", "PUBLISH_TIMEOUT", "outcome_event_id", "publish_outcome"),
                     "workflows.outcomes"),
     **dict.fromkeys(("Reply", "ReplyReason", "RequestFailed"), "schemas.replies"),

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.models import Event
 
-__all__ = ["MAX_ID_LENGTH", "EventMeta", "Inbound"]
+__all__ = ["MAX_ID_LENGTH", "EventMeta", "Inbound", "InboundBatch"]
 
 MAX_ID_LENGTH = 200
 """Longest ``correlation-id`` / ``causation-id`` / ``traceparent`` header accepted."""
@@ -62,3 +62,21 @@ class Inbound(BaseModel, Generic[EventT]):
 
     event: EventT
     meta: EventMeta
+
+
+class InboundBatch(BaseModel, Generic[EventT]):
+    """The argument of a batched signal (a route with ``batch``): consecutive events of one key.
+
+    The bridge sends consecutive records of one key from one fetch as one
+    signal, in offset order, so a hot key costs one signal (one Temporal call,
+    one history event) per batch rather than per record. Each event keeps its
+    own ``meta`` (event id, coordinates), so a receiver still drops the
+    duplicates of a redelivered batch one event at a time.
+
+    Attributes:
+        events: The events, in offset order; never empty.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events: list[Inbound[EventT]] = Field(min_length=1)

@@ -25,12 +25,14 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
 
+from bridge.commands import Delivery
 from bridge.consumed import ConsumedRecord
 from bridge.failures import PermanentFailure, TransientFailure
 from bridge.parking import ParkEntry
 from bridge.routes import Route
 from schemas import Event, Inbound
 from schemas.dead_letters import DlqReason
+from schemas.envelope import InboundBatch
 
 __all__ = ["FakeCommands", "FakeDeadLetters", "FakeOffsets", "FakeParking", "FakeProducer",
            "Record"]
@@ -68,9 +70,13 @@ class FakeCommands:
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     in_flight: int = 0
     max_in_flight: int = 0
+    signals: list[list[int]] = field(default_factory=list)
+    """Offsets each command carried (several for a batched signal)."""
 
-    async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
-        key = inbound.event.key
+    async def execute(self, route: Route, inbound: Delivery) -> str:
+        events: list[Inbound[Event]] = (inbound.events if isinstance(inbound, InboundBatch)
+                                        else [inbound])
+        key = events[0].event.key
         self.attempts[key] += 1
         if self.outage > 0:
             self.outage -= 1
@@ -90,8 +96,9 @@ class FakeCommands:
                 await self.gates[key].wait()
         finally:
             self.in_flight -= 1
-        self.calls.append((route.id_for(inbound.event), type(inbound.event).__name__,
-                           inbound.meta.offset))
+        self.calls += [(route.id_for(one.event), type(one.event).__name__, one.meta.offset)
+                       for one in events]
+        self.signals.append([one.meta.offset for one in events])
         return "started"
 
 

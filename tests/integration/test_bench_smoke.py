@@ -21,6 +21,7 @@ from temporalio.client import Client
 from bench import (
     ceiling,
     codec,
+    entities,
     fanout,
     latency,
     memory,
@@ -294,3 +295,16 @@ async def test_ceiling(bench_env: Path) -> None:
     for ratio in printed.values():
         assert ratio > 0
     assert_printed(printed, recorded(bench_env, "ceiling")["ratios"])
+
+
+async def test_entities(bench_env: Path) -> None:
+    out = await entities.main(events=200, keys=4, app_name="tests.helpers.tallies.app:APP")
+    rows = only_table(out, "Entity workflows")
+    assert [(r["run"], r["entities"]) for r in rows] == [("one entity (hot key)", "1"),
+                                                        ("4 entities", "4")]
+    for row in rows:
+        assert positive(row["events/s"]) == pytest.approx(
+            positive(row["events"]) / positive(row["seconds"]), rel=0.01)
+    printed = figures(out)
+    assert set(printed) == {"one entity / many entities"}, out
+    assert_printed(printed, recorded(bench_env, "entities")["ratios"])

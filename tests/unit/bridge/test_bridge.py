@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import TopicPartition
 
+from bridge.commands import Delivery
 from bridge.consumed import ConsumedRecord
 from bridge.consumer import FetchConsumer, FetchProcessor, FetchReport
 from bridge.decoding import Decoder
@@ -26,7 +27,6 @@ from relayflow.kafka.schema_registry import HttpSchemaRegistry
 from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.events import ApprovalDecided, OrderPlaced
 from relayflow.reference.topics import APPROVALS_DECISIONS, ORDERS_EVENTS
-from schemas import Event, Inbound
 from schemas.dead_letters import DlqReason
 from schemas.framing import to_record
 from tests.helpers.fakes import FakeCommands, FakeDeadLetters, FakeOffsets, Record
@@ -204,7 +204,7 @@ async def test_permanent_failures_are_dead_lettered_and_the_key_moves_on() -> No
 
 async def test_unexpected_errors_are_dead_lettered_not_crashed_on() -> None:
     class Broken(FakeCommands):
-        async def execute(self, route: Route, inbound: Inbound[Event]) -> str:  # noqa: ARG002
+        async def execute(self, route: Route, inbound: Delivery) -> str:  # noqa: ARG002
             raise ZeroDivisionError("bug")
 
     dlq = FakeDeadLetters()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from bridge.commands import Delivery
 from bridge.consumed import ConsumedRecord
 from bridge.consumer import FetchProcessor
 from bridge.decoding import Decoder
@@ -17,7 +18,6 @@ from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.events import OrderPlaced
 from relayflow.reference.settings import ReferenceSettings
 from relayflow.reference.topics import APPROVALS_DECISIONS, BATCHES_REQUESTS, ORDERS_EVENTS
-from schemas import Event, Inbound
 from tests.helpers.corpus import CorpusRecord, bad_records, good_records, mixed_stream
 
 CODEC = APP.codec()
@@ -178,7 +178,7 @@ def test_mixed_stream_refuses_a_shared_key() -> None:
 class StartEverything:
     """Our ``Commands``: every routed event is started."""
 
-    async def execute(self, route: Route, inbound: Inbound[Event]) -> str:
+    async def execute(self, route: Route, inbound: Delivery) -> str:
         del route, inbound
         return "started"
 
