@@ -55,7 +55,8 @@ class LimitsSettings(EnvSettings):
     Attributes:
         max_payload_bytes: Largest record value the bridge accepts; larger ones
             are dead-lettered as ``oversize``. At most ``TEMPORAL_PAYLOAD_LIMIT``
-            (2 MiB): Temporal refuses larger arguments. The bridge also measures
+            (2 MiB), Temporal refusing larger arguments, unless the claim
+            check is on (``claim_check_dir``). The bridge also measures
             the event as Temporal will see it (converted to JSON, through the
             payload codec) and dead-letters it as ``oversize`` when that is over
             Temporal's limit, naming both sizes.
@@ -77,7 +78,7 @@ class LimitsSettings(EnvSettings):
             the same one-batch exception.
     """
 
-    max_payload_bytes: int = Field(default=512 * 1024, gt=0, le=TEMPORAL_PAYLOAD_LIMIT)
+    max_payload_bytes: int = Field(default=512 * 1024, gt=0)
     max_header_count: int = Field(default=64, ge=MIN_HEADER_COUNT)
     max_header_bytes: int = Field(default=16 * 1024, ge=MIN_HEADER_BYTES)
     max_fetch_bytes: int = Field(default=8 * _MIB, gt=0)
