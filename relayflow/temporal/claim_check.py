@@ -32,6 +32,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -179,6 +180,8 @@ class ClaimCheckDriver(StorageDriver):
         # whose reference is about to be used.
         self.blobs.put(_marker_name(workflow_id, digest), b"")
         self.blobs.put(_blob_name(digest), data)
+        # A failpoint: a fault test kills the process between storing and using the blob.
+        sys.audit("relayflow.failpoint", "claim-check.after-store")
         return StorageDriverClaim(claim_data={_DIGEST_KEY: digest})
 
     async def retrieve(self, context: StorageDriverRetrieveContext,  # noqa: D102, ARG002
