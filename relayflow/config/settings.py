@@ -52,10 +52,11 @@ class Settings(ApplicationSettings, KafkaSettings, SchemaRegistrySettings, Tempo
 
     @model_validator(mode="after")
     def _payloads_temporal_accepts(self) -> Settings:
-        if self.claim_check_dir is None and self.max_payload_bytes > TEMPORAL_PAYLOAD_LIMIT:
+        if not self.claim_check_on and self.max_payload_bytes > TEMPORAL_PAYLOAD_LIMIT:
             raise ValueError(
                 f"RELAYFLOW_MAX_PAYLOAD_BYTES: at most {TEMPORAL_PAYLOAD_LIMIT} (Temporal's "
-                f"payload limit) unless the claim check is on (RELAYFLOW_CLAIM_CHECK_DIR)")
+                f"payload limit) unless the claim check is on "
+                f"(RELAYFLOW_CLAIM_CHECK_DIR or RELAYFLOW_CLAIM_CHECK_S3_ENDPOINT)")
         return self
 
     @property

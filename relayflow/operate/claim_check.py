@@ -17,11 +17,11 @@ async def sweep_claim_check(settings: Settings) -> SweepReport:
     """Run one sweep of the configured blob store (``relayflow.temporal.claim_check.sweep``).
 
     Raises:
-        BadInput: The claim check is off (no ``RELAYFLOW_CLAIM_CHECK_DIR``).
+        BadInput: The claim check is off (no blob store configured).
     """
     driver = claim_check(settings)
     if driver is None:
-        raise BadInput("the claim check is off: set RELAYFLOW_CLAIM_CHECK_DIR")
+        raise BadInput("the claim check is off: set RELAYFLOW_CLAIM_CHECK_DIR or _S3_ENDPOINT")
     client = await connect_temporal(settings)
     return await sweep(client, driver.blobs,
                        timedelta(hours=settings.claim_check_retention_hours))

@@ -30,6 +30,7 @@ from relayflow.kafka.clients import KafkaClients
 from relayflow.observability.tracing import tracer_provider as configured_tracer_provider
 from relayflow.temporal.claim_check import ClaimCheckDriver, ExternalStorage, FileBlobStore
 from relayflow.temporal.payload_codec import payload_codec
+from relayflow.temporal.s3_blobs import S3BlobStore
 from relayflow.temporal.tls import refusal, temporal_credentials
 
 if TYPE_CHECKING:
@@ -63,9 +64,15 @@ def kafka_clients(settings: Settings) -> KafkaClients:
 
 def claim_check(settings: Settings) -> ClaimCheckDriver | None:
     """The claim-check driver over the configured blob store; None when the claim check is off."""
-    if settings.claim_check_dir is None:
-        return None
-    return ClaimCheckDriver(FileBlobStore(settings.claim_check_dir))
+    if settings.claim_check_s3_endpoint is not None:
+        return ClaimCheckDriver(S3BlobStore(
+            settings.claim_check_s3_endpoint, settings.claim_check_s3_bucket,
+            settings.claim_check_s3_access_key,
+            settings.claim_check_s3_secret_key.get_secret_value(),
+            region=settings.claim_check_s3_region, prefix=settings.claim_check_s3_prefix))
+    if settings.claim_check_dir is not None:
+        return ClaimCheckDriver(FileBlobStore(settings.claim_check_dir))
+    return None
 
 
 def data_converter(settings: Settings) -> DataConverter:

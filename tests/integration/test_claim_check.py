@@ -1,6 +1,7 @@
 """The claim check on the real stack: an event over Temporal's limit flows end to end.
 
-The bridge and worker run with a filesystem blob store. A batch request that is
+The bridge and worker run with a blob store: the filesystem one, and S3 (a real
+versitygw process, ``devtools.versitygw``). A batch request that is
 400 KB on Kafka but 2.4 MB as JSON (dead-lettered as ``oversize`` with the claim
 check off: ``test_payload_size.py``) starts its workflow; the history holds a
 reference, not the payload, which the client's converter resolves; the sweep
@@ -11,19 +12,24 @@ and deletes them after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
 
+from devtools.versitygw import s3_server
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from relayflow.reference.events import BatchRequested
 from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
 from relayflow.runtime.bootstrap import connect_temporal
-from relayflow.temporal.claim_check import FileBlobStore, sweep
+from relayflow.runtime.clients import claim_check
+from relayflow.temporal.claim_check import sweep
 from schemas import Inbound
 from schemas.framing import to_record
 from schemas.topics import dlq_topic
@@ -36,19 +42,30 @@ CODEC = APP.codec()
 _REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
 
 
-@pytest.fixture(scope="module")
-async def claim_checked(relayflow_stack: Settings, tmp_path_factory: pytest.TempPathFactory,
+@pytest.fixture(scope="module", params=["file", "s3"])
+async def claim_checked(request: pytest.FixtureRequest, relayflow_stack: Settings,
+                        tmp_path_factory: pytest.TempPathFactory,
                         ) -> AsyncIterator[tuple[Settings, KafkaProbe]]:
-    blobs = tmp_path_factory.mktemp("claim-check")
-    async with relayflow_running(relayflow_stack, claim_check_dir=blobs) as settings, \
-            kafka_probe(settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS)]) as probe:
-        yield settings, probe
+    """Bridge and worker with the filesystem store, or S3 (a real versitygw process)."""
+    root = tmp_path_factory.mktemp("claim-check")
+    with contextlib.ExitStack() as stack:
+        if request.param == "file":
+            store: dict[str, Any] = {"claim_check_dir": root}
+        else:
+            s3 = stack.enter_context(s3_server(relayflow_stack, root))
+            store = {"claim_check_s3_endpoint": s3.endpoint, "claim_check_s3_bucket": s3.bucket,
+                     "claim_check_s3_access_key": s3.access_key,
+                     "claim_check_s3_secret_key": SecretStr(s3.secret_key)}
+        async with relayflow_running(relayflow_stack, **store) as settings, kafka_probe(
+                settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS)]) as probe:
+            yield settings, probe
 
 
 async def test_a_batch_over_temporals_limit_flows_with_the_claim_check(
         claim_checked: tuple[Settings, KafkaProbe]) -> None:
     settings, probe = claim_checked
-    assert settings.claim_check_dir is not None
+    driver = claim_check(settings)
+    assert driver is not None
     batch_id = f"cc-{uuid.uuid4().hex[:8]}"
     large = "item-" + "\x01" * 400_000  # six bytes each as JSON: 2.4 MB for Temporal
     event = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
@@ -74,7 +91,7 @@ async def test_a_batch_over_temporals_limit_flows_with_the_claim_check(
     [inbound] = await client.data_converter.decode([argument], [Inbound[BatchRequested]])
     assert inbound.event == event
 
-    store = FileBlobStore(settings.claim_check_dir)
+    store = driver.blobs
     blobs = {name for name, _ in store.list("blobs")}
     assert blobs, "no blob stored"
     [marker] = [name for name, _ in store.list("refs") if name.startswith(f"refs/{handle.id}/")]
