@@ -33,6 +33,7 @@ from relayflow.temporal.claim_check import sweep
 from schemas import Inbound
 from schemas.framing import to_record
 from schemas.topics import dlq_topic
+from tests.helpers.payload_sizes import LARGE_LIMIT, five_mib_batch, large_records, send_large
 from tests.helpers.support import KafkaProbe, as_json, cli, kafka_probe
 from tests.integration.running import relayflow_running
 
@@ -56,7 +57,8 @@ async def claim_checked(request: pytest.FixtureRequest, relayflow_stack: Setting
             store = {"claim_check_s3_endpoint": s3.endpoint, "claim_check_s3_bucket": s3.bucket,
                      "claim_check_s3_access_key": s3.access_key,
                      "claim_check_s3_secret_key": SecretStr(s3.secret_key)}
-        async with relayflow_running(relayflow_stack, **store) as settings, kafka_probe(
+        async with large_records(relayflow_stack), relayflow_running(
+                relayflow_stack, max_payload_bytes=LARGE_LIMIT, **store) as settings, kafka_probe(
                 settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS)]) as probe:
             yield settings, probe
 
@@ -115,3 +117,25 @@ async def test_a_batch_over_temporals_limit_flows_with_the_claim_check(
     assert swept["blobs"] >= 1
     assert not kept()
     assert list(store.list("blobs")) == []  # the children's and activities' blobs too
+
+
+async def test_a_five_mib_batch_request_starts_its_workflow_with_a_reference(
+        claim_checked: tuple[Settings, KafkaProbe]) -> None:
+    settings, probe = claim_checked
+    batch_id = f"cc5-{uuid.uuid4().hex[:8]}"
+    size = await send_large(settings, five_mib_batch(batch_id))
+    assert size > 5 * 1024 * 1024
+    client = await connect_temporal(settings)
+    handle = client.get_workflow_handle(f"batch-{batch_id}")
+    for _ in range(120):
+        if [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]:
+            break
+        assert not [r for r in probe.seen if r.key == batch_id.encode()], "dead-lettered"
+        await asyncio.sleep(0.5)
+    else:
+        pytest.fail("the 5 MiB batch never started")
+    history = await handle.fetch_history()
+    [argument] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    assert argument.metadata["messageType"] == _REFERENCE_TYPE
+    assert argument.external_payloads[0].size_bytes > size
+    await handle.terminate("claim-check test done")

@@ -20,9 +20,15 @@ from relayflow.runtime.bootstrap import connect_temporal
 from schemas.framing import to_record
 from schemas.headers import DLQ_ERROR, DLQ_REASON
 from schemas.topics import dlq_topic
+from tests.helpers.payload_sizes import (
+    batch_of,
+    five_mib_batch,
+    large_records,
+    largest_accepted,
+    send_large,
+)
 from tests.helpers.support import KafkaProbe, kafka_probe
 from tests.integration.running import relayflow_running
-from tests.unit.bridge.test_payload_sizes import batch_of, largest_accepted
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -68,3 +74,15 @@ async def test_small_on_kafka_but_large_for_temporal_is_oversize_with_both_sizes
     assert f"payload limit of {TEMPORAL_PAYLOAD_LIMIT} bytes" in error
     client = await connect_temporal(settings)
     assert [w async for w in client.list_workflows(f"WorkflowId = 'batch-{batch_id}'")] == []
+
+
+async def test_a_five_mib_batch_is_oversize_without_the_claim_check(
+        bridged: tuple[Settings, KafkaProbe]) -> None:
+    settings, probe = bridged
+    batch_id = f"size5-{uuid.uuid4().hex[:8]}"
+    async with large_records(settings):
+        size = await send_large(settings, five_mib_batch(batch_id))
+        [dead] = await probe.wait_for(lambda r: r.key == batch_id.encode())
+    headers = dict(dead.headers)
+    assert headers[DLQ_REASON] == b"oversize"
+    assert headers[DLQ_ERROR].decode() == f"{size} bytes > {settings.max_payload_bytes}"

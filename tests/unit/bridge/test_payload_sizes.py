@@ -9,8 +9,6 @@ the limit to what a real Temporal server enforces.
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -21,32 +19,9 @@ from bridge.failures import PermanentFailure
 from bridge.routes import Action
 from relayflow.config.bridge import TEMPORAL_PAYLOAD_LIMIT as SETTINGS_LIMIT
 from relayflow.config.settings import SettingError, load_settings
-from relayflow.reference.events import BatchRequested
 from relayflow.temporal.payload_codec import EncryptionCodec, new_key_entry, parse_keys
-from schemas import EventMeta, Inbound
 from schemas.dead_letters import DlqReason
-
-
-def batch_of(size: int, char: str = "\x01") -> Inbound[BatchRequested]:
-    """A batch request whose one item holds ``size`` characters (control characters
-    are 1 byte in Avro and 6 in JSON: ``\\u0001``)."""
-    event = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                           batch_id="b-size", items=(char * size,))
-    meta = EventMeta(event_type=event.avro_name, event_id=str(event.event_id),
-                     correlation_id=str(event.event_id))
-    return Inbound[BatchRequested](event=event, meta=meta)
-
-
-async def largest_accepted(sizes: PayloadSizes, char: str = "x") -> int:
-    """The item length whose encoded argument is exactly at the limit (binary search)."""
-    low, high = 0, TEMPORAL_PAYLOAD_LIMIT
-    while low < high:
-        middle = (low + high + 1) // 2
-        if await sizes.measure(batch_of(middle, char)) <= TEMPORAL_PAYLOAD_LIMIT:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+from tests.helpers.payload_sizes import batch_of, largest_accepted
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
