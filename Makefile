@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 FUZZ_MINUTES ?= 10
 
-.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check docs docs-build test test-unit test-integration test-faults fuzz demo bench fakefrontend dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check docs docs-build test test-unit test-integration test-faults fuzz demo bench fakefrontend s3 dev-up dev-down dev-status clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ install: $(STAMP)  ## Create .venv and install relayflow with its dev extras
 kafka: install  ## Fetch the Kafka jars and the tests' schema registry (Maven Central) and build Toxiproxy (Go) into the cache, once
 	$(BIN)/relayflow dev fetch
 	$(BIN)/python -m devtools.toxiproxy
+
+s3: install  ## Build versitygw (Go, the S3-compatible server of the claim-check tests) into the cache, once
+	$(BIN)/python -m devtools.versitygw
 
 fakefrontend: install  ## Build bench/fakefrontend (Go, the stand-in Temporal frontend of bench.ceiling) into the cache, once
 	$(BIN)/python -m devtools.fakefrontend
@@ -72,13 +75,13 @@ docs-build: install  ## Build the documentation site with --strict (a broken lin
 	tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 		NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet --site-dir $$tmp
 
-test: install kafka fakefrontend tls-tools prometheus asyncapi-specs browser check docs-build  ## Install, start the real Kafka + Temporal the tests need, run everything
+test: install kafka fakefrontend s3 tls-tools prometheus asyncapi-specs browser check docs-build  ## Install, start the real Kafka + Temporal the tests need, run everything
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install asyncapi-specs  ## Unit tests only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: install kafka fakefrontend tls-tools prometheus browser  ## Integration tests on a real Kafka + Temporal
+test-integration: install kafka fakefrontend s3 tls-tools prometheus browser  ## Integration tests on a real Kafka + Temporal
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 test-faults: install kafka  ## Fault tests (processes killed, services restarted)

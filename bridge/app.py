@@ -24,7 +24,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter, Topic
 from opentelemetry.trace import Tracer
 from temporalio.client import Client
 
-from bridge.commands import TemporalCommands
+from bridge.commands import PayloadSizes, TemporalCommands
 from bridge.config import MAX_POLL_INTERVAL_MS, BridgeConfig, KafkaClientFactory
 from bridge.consumed import ConsumedRecord
 from bridge.consumer import FetchConsumer, FetchProcessor
@@ -243,6 +243,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
             parking=lot,
             observer=RecordObserver(tracer, group=config.consumer_group),
             metrics=metrics,
+            sizes=PayloadSizes(temporal.data_converter),
         )
         yield FetchConsumer(processor, offsets or KafkaOffsets(),
                             budget=config.fetch_budget_seconds, backoff=backoff)

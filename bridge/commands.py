@@ -60,9 +60,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
+from temporalio.api.common.v1 import Payloads
 from temporalio.api.errordetails.v1 import NamespaceNotActiveFailure, NamespaceNotFoundFailure
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -73,8 +75,8 @@ from schemas import Event, Inbound
 from schemas.dead_letters import DlqReason
 from schemas.envelope import InboundBatch
 
-__all__ = ["Commands", "Delivery", "TemporalCommands", "classify_temporal_error",
-           "namespace_problem"]
+__all__ = ["TEMPORAL_PAYLOAD_LIMIT", "Commands", "Delivery", "PayloadSizes", "TemporalCommands",
+           "classify_temporal_error", "namespace_problem"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,65 @@ namespace_problem = _namespace_problem
 """Whether an RPC error is about the namespace (missing, inactive): a deployment problem."""
 
 
+TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024
+"""Temporal's default ``limit.blobSize.error`` (the dev server's too): the largest
+argument list, as one encoded ``Payloads`` message, a start or signal may carry;
+a larger one is refused with ``INVALID_ARGUMENT: Blob data size exceeds limit.``"""
+
+_BLOB_TOO_LARGE = "Blob data size exceeds limit"
+
+
+class PayloadSizes:
+    """Measures what Temporal will see of an event and refuses what it would refuse.
+
+    The Kafka bytes say little about it: the data converter turns the Avro body
+    into JSON (field names per array item, numbers as text) and the payload codec
+    adds its own envelope, so a record well under ``max_payload_bytes`` can still
+    be over Temporal's limit and would otherwise be dead-lettered as ``rejected``
+    by the server, parking its key. Measuring costs one extra conversion per
+    record (the SDK converts again); that buys a reason naming both sizes.
+
+    Args:
+        converter: The Temporal client's data converter (converter, codec and
+            external storage), so the measure is the SDK's own encoding.
+        limit: Largest encoded argument list the server accepts.
+    """
+
+    def __init__(self, converter: DataConverter, limit: int = TEMPORAL_PAYLOAD_LIMIT) -> None:
+        self._converter = converter
+        self._limit = limit
+        storage = converter.external_storage
+        # With external storage, every payload from its threshold up leaves the history
+        # as a reference: nothing the converter makes can be over the limit then.
+        self._offloaded = storage is not None and storage.payload_size_threshold < limit
+
+    async def measure(self, inbound: Inbound[Any] | InboundBatch[Any]) -> int:
+        """Bytes of the ``Payloads`` message Temporal receives as the event's argument list."""
+        payloads = self._converter.payload_converter.to_payloads([inbound])
+        codec = self._converter.payload_codec
+        if codec is not None:
+            payloads = await codec.encode(payloads)
+        return Payloads(payloads=payloads).ByteSize()
+
+    async def check(self, inbound: Inbound[Any] | InboundBatch[Any], kafka_bytes: int) -> None:
+        """Raise unless Temporal accepts the event as an argument.
+
+        Args:
+            inbound: What the bridge passes to the workflow.
+            kafka_bytes: Size of the record's value on Kafka, for the reason.
+
+        Raises:
+            PermanentFailure: ``oversize``, with both sizes in the reason.
+        """
+        if self._offloaded:
+            return
+        size = await self.measure(inbound)
+        if size > self._limit:
+            raise PermanentFailure(DlqReason.OVERSIZE, (
+                f"{kafka_bytes} bytes on Kafka encode to {size} bytes for Temporal, over its "
+                f"payload limit of {self._limit} bytes"))
+
+
 def classify_temporal_error(error: BaseException, action: Action) -> Exception:
     """Map what a Temporal client call raised to a transient or permanent failure.
 
@@ -144,19 +205,26 @@ def classify_temporal_error(error: BaseException, action: Action) -> Exception:
         A ``TransientFailure`` or ``PermanentFailure`` to raise from ``error``.
     """
     if isinstance(error, RPCError):
-        what = f"{action} {error.status.name}: {error.message}"
-        if (error.status in _TRANSIENT_STATUSES or _namespace_problem(error)
-                or _SIGNAL_LIMIT in error.message):
-            return TransientFailure(what)
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return PermanentFailure(DlqReason.TARGET_NOT_FOUND, what)
-        return PermanentFailure(DlqReason.REJECTED, what)
+        return _classify_rpc_error(error, action)
     if isinstance(error, WorkflowAlreadyStartedError):
         # Only reachable for SIGNAL_WITH_START: the id belongs to a closed workflow.
         return PermanentFailure(DlqReason.TARGET_CLOSED, f"{action}: workflow already closed")
     if isinstance(error, TimeoutError):
         return TransientFailure(f"{action}: timed out")
     return PermanentFailure(DlqReason.INTERNAL_ERROR, f"{action}: {type(error).__name__}: {error}")
+
+
+def _classify_rpc_error(error: RPCError, action: Action) -> Exception:
+    what = f"{action} {error.status.name}: {error.message}"
+    if (error.status in _TRANSIENT_STATUSES or _namespace_problem(error)
+            or _SIGNAL_LIMIT in error.message):
+        return TransientFailure(what)
+    if error.status == RPCStatusCode.NOT_FOUND:
+        return PermanentFailure(DlqReason.TARGET_NOT_FOUND, what)
+    if error.status == RPCStatusCode.INVALID_ARGUMENT and _BLOB_TOO_LARGE in error.message:
+        # A server configured below TEMPORAL_PAYLOAD_LIMIT: still the size, not the event.
+        return PermanentFailure(DlqReason.OVERSIZE, what)
+    return PermanentFailure(DlqReason.REJECTED, what)
 
 
 class TemporalCommands:

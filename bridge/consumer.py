@@ -55,7 +55,7 @@ from typing import Any, Final, TypeVar, cast
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from bridge.commands import Commands, Delivery
+from bridge.commands import Commands, Delivery, PayloadSizes
 from bridge.consumed import ConsumedRecord, where
 from bridge.dead_letters import DeadLetterSink
 from bridge.decoding import Decoder, Routed
@@ -185,6 +185,8 @@ class FetchProcessor:
         metrics: Counts commands, dead letters, retries and outages.
         updates: Runs request routes (``UPDATE``, ``UPDATE_WITH_START``) and
             publishes their replies; None dead-letters requests.
+        sizes: Refuses, before the Temporal call, an event whose encoded argument
+            is over Temporal's limit (``oversize``); None leaves it to the server.
     """
 
     def __init__(self, decoder: Decoder, commands: Commands, dead_letters: DeadLetterSink, *,
@@ -192,8 +194,10 @@ class FetchProcessor:
                  signal_hold: float = 0.0, parking: Parking | None = None,
                  observer: RecordObserver | None = None,
                  metrics: BridgeMetrics | None = None,
-                 updates: UpdateCommands | None = None) -> None:
+                 updates: UpdateCommands | None = None,
+                 sizes: PayloadSizes | None = None) -> None:
         self._decoder = decoder
+        self._sizes = sizes
         self._updates = updates
         self._commands = commands
         self._dead_letters = dead_letters
@@ -393,6 +397,8 @@ class FetchProcessor:
     async def _execute(self, record: ConsumedRecord, route: Route, delivery: Delivery,
                        deadline: Deadline, *, count: int = 1) -> object:
         """Send one command (``count`` records' worth) with retries of transient failures."""
+        if self._sizes is not None:
+            await self._sizes.check(delivery, len(record.value or b""))
         try:
             outcome = await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),

@@ -60,8 +60,9 @@ class DlqReason(StrEnum):
 
     # The decoder's other rules, checked around the codec.
     OVERSIZE = "oversize", (
-        "The value is larger than `RELAYFLOW_MAX_PAYLOAD_BYTES`; replay helps only after "
-        "raising it.")
+        "The value is larger than `RELAYFLOW_MAX_PAYLOAD_BYTES`, or the event as Temporal "
+        "would receive it (converted and encoded) is over Temporal's payload limit, the "
+        "reason naming both sizes; replay helps only after raising the limit.")
     BAD_HEADER = "bad-header", (
         "More headers or header bytes than `RELAYFLOW_MAX_HEADER_COUNT` or "
         "`RELAYFLOW_MAX_HEADER_BYTES` allow, or a `correlation-id`, `causation-id` or "

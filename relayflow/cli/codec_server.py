@@ -36,6 +36,7 @@ def codec_server(
 
     settings = load_settings()
     configure_logging(settings)
+    from relayflow.runtime.clients import claim_check  # noqa: PLC0415
     from relayflow.temporal.payload_codec import payload_codec  # noqa: PLC0415
 
     codec = payload_codec(settings)
@@ -52,7 +53,7 @@ def codec_server(
                              token=None if token is None else token.get_secret_value(),
                              origins=settings.codec_server_allowed_origins,
                              hosts=settings.codec_server_host_names, limits=limits,
-                             development=dev_no_token)
+                             development=dev_no_token, claim_check=claim_check(settings))
     except CodecServerRefusedError as refused:
         typer.echo(f"relayflow: {refused} (--dev-no-token --host 127.0.0.1)", err=True)
         raise typer.Exit(2) from None

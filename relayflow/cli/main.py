@@ -30,6 +30,7 @@ from relayflow.cli import (
     approvals,
     asyncapi,
     batches,
+    claim_check,
     codec_server,
     console,
     demo,
@@ -102,4 +103,5 @@ app.add_typer(console.app, name="console")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(activities.app, name="activity")
 app.add_typer(deployments.app, name="deployment")
+app.add_typer(claim_check.app, name="claim-check")
 app.add_typer(dev.app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")

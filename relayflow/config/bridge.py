@@ -10,9 +10,14 @@ from pydantic import Field
 
 from relayflow.config.base import EnvSettings
 
-__all__ = ["MIN_HEADER_BYTES", "MIN_HEADER_COUNT", "BridgeSettings", "LimitsSettings"]
+__all__ = ["MIN_HEADER_BYTES", "MIN_HEADER_COUNT", "TEMPORAL_PAYLOAD_LIMIT", "BridgeSettings",
+           "LimitsSettings"]
 
 _MIB = 1024 * 1024
+
+TEMPORAL_PAYLOAD_LIMIT = 2 * _MIB
+"""Temporal's default payload limit (``limit.blobSize.error``), the highest ``max_payload_bytes``:
+Temporal refuses larger arguments (equals ``bridge.commands.TEMPORAL_PAYLOAD_LIMIT``)."""
 
 MIN_HEADER_COUNT = 9
 """Lowest ``max_header_count``: the contract's six headers plus the three of a DLQ replay."""
@@ -49,7 +54,12 @@ class LimitsSettings(EnvSettings):
 
     Attributes:
         max_payload_bytes: Largest record value the bridge accepts; larger ones
-            are dead-lettered (well under Temporal's 2 MB payload limit).
+            are dead-lettered as ``oversize``. At most ``TEMPORAL_PAYLOAD_LIMIT``
+            (2 MiB), Temporal refusing larger arguments, unless the claim
+            check is on (``claim_check_dir``). The bridge also measures
+            the event as Temporal will see it (converted to JSON, through the
+            payload codec) and dead-letters it as ``oversize`` when that is over
+            Temporal's limit, naming both sizes.
         max_header_count: Most headers a record may carry; records with more are
             dead-lettered as ``bad-header`` before their value is decoded. At
             least ``MIN_HEADER_COUNT``.
@@ -68,7 +78,7 @@ class LimitsSettings(EnvSettings):
             the same one-batch exception.
     """
 
-    max_payload_bytes: int = 512 * 1024
+    max_payload_bytes: int = Field(default=512 * 1024, gt=0)
     max_header_count: int = Field(default=64, ge=MIN_HEADER_COUNT)
     max_header_bytes: int = Field(default=16 * 1024, ge=MIN_HEADER_BYTES)
     max_fetch_bytes: int = Field(default=8 * _MIB, gt=0)

@@ -11,10 +11,11 @@ Settings build no objects: the composition root (``relayflow.runtime``) does.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from relayflow.config.base import EnvSettings, SettingError, setting_errors
-from relayflow.config.bridge import BridgeSettings, LimitsSettings
+from relayflow.config.bridge import TEMPORAL_PAYLOAD_LIMIT, BridgeSettings, LimitsSettings
+from relayflow.config.claim_check import ClaimCheckSettings
 from relayflow.config.devstack import DataSettings, DevStackSettings
 from relayflow.config.kafka import KafkaSettings, SchemaRegistrySettings
 from relayflow.config.observability import ObservabilitySettings
@@ -38,8 +39,9 @@ class ApplicationSettings(EnvSettings):
 
 
 class Settings(ApplicationSettings, KafkaSettings, SchemaRegistrySettings, TemporalSettings,
-               PayloadEncryptionSettings, BridgeSettings, LimitsSettings, ObservabilitySettings,
-               OperatorSettings, ConsoleSettings, DataSettings, DevStackSettings):
+               PayloadEncryptionSettings, ClaimCheckSettings, BridgeSettings, LimitsSettings,
+               ObservabilitySettings, OperatorSettings, ConsoleSettings, DataSettings,
+               DevStackSettings):
     """All relayflow configuration: the settings of every section, as one flat class.
 
     Each field is documented in the section class that declares it (the
@@ -47,6 +49,15 @@ class Settings(ApplicationSettings, KafkaSettings, SchemaRegistrySettings, Tempo
     reference app's ``ReferenceSettings``) are a class of their own, read
     from the same environment; their variables are ignored here.
     """
+
+    @model_validator(mode="after")
+    def _payloads_temporal_accepts(self) -> Settings:
+        if not self.claim_check_on and self.max_payload_bytes > TEMPORAL_PAYLOAD_LIMIT:
+            raise ValueError(
+                f"RELAYFLOW_MAX_PAYLOAD_BYTES: at most {TEMPORAL_PAYLOAD_LIMIT} (Temporal's "
+                f"payload limit) unless the claim check is on "
+                f"(RELAYFLOW_CLAIM_CHECK_DIR or RELAYFLOW_CLAIM_CHECK_S3_ENDPOINT)")
+        return self
 
     @property
     def codec_server_allowed_origins(self) -> frozenset[str]:

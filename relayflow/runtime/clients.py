@@ -28,7 +28,9 @@ from bridge.retry import Backoff
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
 from relayflow.observability.tracing import tracer_provider as configured_tracer_provider
+from relayflow.temporal.claim_check import ClaimCheckDriver, ExternalStorage, FileBlobStore
 from relayflow.temporal.payload_codec import payload_codec
+from relayflow.temporal.s3_blobs import S3BlobStore
 from relayflow.temporal.tls import refusal, temporal_credentials
 
 if TYPE_CHECKING:
@@ -60,8 +62,24 @@ def kafka_clients(settings: Settings) -> KafkaClients:
     return KafkaClients(settings)
 
 
+def claim_check(settings: Settings) -> ClaimCheckDriver | None:
+    """The claim-check driver over the configured blob store; None when the claim check is off."""
+    if settings.claim_check_s3_endpoint is not None:
+        return ClaimCheckDriver(S3BlobStore(
+            settings.claim_check_s3_endpoint, settings.claim_check_s3_bucket,
+            settings.claim_check_s3_access_key,
+            settings.claim_check_s3_secret_key.get_secret_value(),
+            region=settings.claim_check_s3_region, prefix=settings.claim_check_s3_prefix))
+    if settings.claim_check_dir is not None:
+        return ClaimCheckDriver(FileBlobStore(settings.claim_check_dir))
+    return None
+
+
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic models as JSON, encrypted when payload encryption keys are configured.
+    """Pydantic models as JSON; encrypted and claim-checked when those are configured.
+
+    Large payloads go to the claim-check store when ``claim_check_dir`` is set
+    (``relayflow.temporal.claim_check``).
 
     With encryption on, failure messages and stack traces move into the
     failure's encoded attributes, so the codec encrypts them too (they may
@@ -70,11 +88,16 @@ def data_converter(settings: Settings) -> DataConverter:
     Raises:
         relayflow.temporal.payload_codec.PayloadKeyError: The configured keys are unusable.
     """
+    converter = pydantic_data_converter
+    driver = claim_check(settings)
+    if driver is not None:
+        converter = dataclasses.replace(converter, external_storage=ExternalStorage(
+            drivers=[driver], payload_size_threshold=settings.claim_check_threshold_bytes))
     codec = payload_codec(settings)
     if codec is None:
-        return pydantic_data_converter
+        return converter
     return dataclasses.replace(
-        pydantic_data_converter, payload_codec=codec,
+        converter, payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 

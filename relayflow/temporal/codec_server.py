@@ -53,6 +53,7 @@ import h11
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from relayflow.temporal.claim_check import ClaimCheckDriver, resolve_references
 from relayflow.temporal.payload_codec import EncryptionCodec, PayloadDecryptionError
 
 __all__ = ["MAX_BODY_BYTES", "CodecServer", "CodecServerLimits", "CodecServerRefusedError",
@@ -174,6 +175,8 @@ class CodecServer:
             loopback names (the name a TLS terminator in front serves it as).
         limits: Body size, connection count and timeout.
         development: Allow serving without a token, on a loopback ``host`` only.
+        claim_check: Resolves claim-check references on ``/decode`` (the blob, then
+            decrypted), so the UI shows large payloads too; None leaves them as they are.
 
     Raises:
         CodecServerRefusedError: No token (and not loopback development), or ``*``
@@ -184,7 +187,7 @@ class CodecServer:
     def __init__(self, codec: EncryptionCodec, *, host: str = "127.0.0.1", port: int = 8081,
                  token: str | None = None, origins: Collection[str] = (),
                  hosts: Collection[str] = (), limits: CodecServerLimits | None = None,
-                 development: bool = False) -> None:
+                 development: bool = False, claim_check: ClaimCheckDriver | None = None) -> None:
         if token is None and not (development and is_loopback(host)):
             raise CodecServerRefusedError(
                 "the codec server needs a bearer token (RELAYFLOW_CODEC_SERVER_TOKEN); "
@@ -194,6 +197,7 @@ class CodecServer:
                 "the codec server answers any origin ('*') only with a token: "
                 "without one, any web page the operator opens could decrypt")
         self._codec = codec
+        self._claim_check = claim_check
         self._limits = limits or CodecServerLimits()
         unspecified = host in {"", "0.0.0.0", "::"}  # noqa: S104 - a name, not a bind
         self._policy = _Policy(
@@ -357,12 +361,18 @@ class CodecServer:
             deadline.reschedule(asyncio.get_running_loop().time() + self._limits.request_timeout)
             # Decoding is for reading: a plaintext payload someone injected is shown as stored.
             operation = self._codec.encrypt if match.group(1) == "encode" else \
-                self._codec.reveal
+                self._decode
             status, answer = await asyncio.to_thread(_run, operation, body)
         namespace = b"".join(_values(request, b"x-namespace"))[:100].decode("latin-1")
         log.info("%s: %s (namespace %r)", path, answer if status != HTTPStatus.OK else
                  "answered", namespace)
         raise _Answer(status, answer)
+
+    def _decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        # Claim-check references are resolved first: the blobs hold what the codec encoded.
+        if self._claim_check is not None:
+            payloads = resolve_references(self._claim_check, payloads)
+        return self._codec.reveal(payloads)
 
     def _check_length(self, request: h11.Request) -> None:
         if _values(request, b"transfer-encoding"):
@@ -425,6 +435,10 @@ def _run(operation: Callable[[Sequence[Payload]], list[Payload]],
     try:
         result = Payloads(payloads=operation(payloads.payloads))
     except PayloadDecryptionError as error:
+        return HTTPStatus.BAD_REQUEST, str(error)
+    except FileNotFoundError:
+        return HTTPStatus.NOT_FOUND, "a claim-check blob is gone (swept after its retention)"
+    except ValueError as error:  # a blob that does not match its digest
         return HTTPStatus.BAD_REQUEST, str(error)
     return HTTPStatus.OK, json_format.MessageToJson(result, indent=None)
 

@@ -1,0 +1,85 @@
+"""Records and events of a given size, for the payload-size and claim-check tests."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from bridge.commands import TEMPORAL_PAYLOAD_LIMIT, PayloadSizes
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP
+from relayflow.reference.events import BatchRequested
+from relayflow.reference.topics import BATCHES_REQUESTS
+from relayflow.runtime.clients import kafka_clients
+from schemas import EventMeta, Inbound
+from schemas.framing import to_record
+
+__all__ = ["LARGE_LIMIT", "batch_of", "five_mib_batch", "large_records", "largest_accepted",
+           "send_large"]
+
+CODEC = APP.codec()
+
+
+def batch_of(size: int, char: str = "\x01") -> Inbound[BatchRequested]:
+    """A batch request whose one item holds ``size`` characters (control characters
+    are 1 byte in Avro and 6 in JSON: ``\\u0001``)."""
+    event = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                           batch_id="b-size", items=(char * size,))
+    meta = EventMeta(event_type=event.avro_name, event_id=str(event.event_id),
+                     correlation_id=str(event.event_id))
+    return Inbound[BatchRequested](event=event, meta=meta)
+
+
+async def largest_accepted(sizes: PayloadSizes, char: str = "x") -> int:
+    """The item length whose encoded argument is exactly at the limit (binary search)."""
+    low, high = 0, TEMPORAL_PAYLOAD_LIMIT
+    while low < high:
+        middle = (low + high + 1) // 2
+        if await sizes.measure(batch_of(middle, char)) <= TEMPORAL_PAYLOAD_LIMIT:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+LARGE_LIMIT = 8 * 1024 * 1024
+"""``max.message.bytes`` of ``batches.requests`` and ``max_payload_bytes`` here: a 5 MiB
+record is under every Kafka limit, so only Temporal's is tested."""
+
+
+@contextlib.asynccontextmanager
+async def large_records(settings: Settings) -> AsyncIterator[None]:
+    """``batches.requests`` takes records up to ``LARGE_LIMIT`` while the block runs."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, BATCHES_REQUESTS,
+                              {"max.message.bytes": str(LARGE_LIMIT)})
+    async with kafka_clients(settings).started_admin() as admin:
+        await admin.alter_configs([resource])
+    try:
+        yield
+    finally:
+        async with kafka_clients(settings).started_admin() as admin:
+            await admin.alter_configs([ConfigResource(
+                ConfigResourceType.TOPIC, BATCHES_REQUESTS, {"max.message.bytes": None})])
+
+
+async def send_large(settings: Settings, event: BatchRequested) -> int:
+    """Produce ``event`` with a producer that takes records up to ``LARGE_LIMIT``; its size."""
+    record = to_record(event, CODEC)
+    producer = kafka_clients(settings).producer(max_request_size=LARGE_LIMIT + 4096)
+    await producer.start()
+    try:
+        await producer.send_and_wait(BATCHES_REQUESTS, record.value, key=record.key,
+                                     headers=record.headers)
+    finally:
+        await producer.stop()
+    return len(record.value)
+
+
+def five_mib_batch(batch_id: str) -> BatchRequested:
+    """A batch request of 5 MiB and more: 10,000 item ids of 530 characters."""
+    return BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), batch_id=batch_id,
+                          items=tuple(f"item-{i:05d}-" + "x" * 519 for i in range(10_000)))

@@ -1,0 +1,141 @@
+"""The claim check on the real stack: an event over Temporal's limit flows end to end.
+
+The bridge and worker run with a blob store: the filesystem one, and S3 (a real
+versitygw process, ``devtools.versitygw``). A batch request that is
+400 KB on Kafka but 2.4 MB as JSON (dead-lettered as ``oversize`` with the claim
+check off: ``test_payload_size.py``) starts its workflow; the history holds a
+reference, not the payload, which the client's converter resolves; the sweep
+keeps the blobs while the workflow runs and for the retention after it closed,
+and deletes them after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
+
+from devtools.versitygw import s3_server
+from relayflow.config.settings import Settings
+from relayflow.reference.app import APP
+from relayflow.reference.events import BatchRequested
+from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
+from relayflow.runtime.bootstrap import connect_temporal
+from relayflow.runtime.clients import claim_check
+from relayflow.temporal.claim_check import sweep
+from schemas import Inbound
+from schemas.framing import to_record
+from schemas.topics import dlq_topic
+from tests.helpers.payload_sizes import LARGE_LIMIT, five_mib_batch, large_records, send_large
+from tests.helpers.support import KafkaProbe, as_json, cli, kafka_probe
+from tests.integration.running import relayflow_running
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+CODEC = APP.codec()
+_REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+async def claim_checked(request: pytest.FixtureRequest, relayflow_stack: Settings,
+                        tmp_path_factory: pytest.TempPathFactory,
+                        ) -> AsyncIterator[tuple[Settings, KafkaProbe]]:
+    """Bridge and worker with the filesystem store, or S3 (a real versitygw process)."""
+    root = tmp_path_factory.mktemp("claim-check")
+    with contextlib.ExitStack() as stack:
+        if request.param == "file":
+            store: dict[str, Any] = {"claim_check_dir": root}
+        else:
+            s3 = stack.enter_context(s3_server(relayflow_stack, root))
+            store = {"claim_check_s3_endpoint": s3.endpoint, "claim_check_s3_bucket": s3.bucket,
+                     "claim_check_s3_access_key": s3.access_key,
+                     "claim_check_s3_secret_key": SecretStr(s3.secret_key)}
+        async with large_records(relayflow_stack), relayflow_running(
+                relayflow_stack, max_payload_bytes=LARGE_LIMIT, **store) as settings, kafka_probe(
+                settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS)]) as probe:
+            yield settings, probe
+
+
+async def test_a_batch_over_temporals_limit_flows_with_the_claim_check(
+        claim_checked: tuple[Settings, KafkaProbe]) -> None:
+    settings, probe = claim_checked
+    driver = claim_check(settings)
+    assert driver is not None
+    batch_id = f"cc-{uuid.uuid4().hex[:8]}"
+    large = "item-" + "\x01" * 400_000  # six bytes each as JSON: 2.4 MB for Temporal
+    event = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                           batch_id=batch_id, items=(large, "item-2"), chunk_size=1)
+    await probe.send_record(BATCHES_REQUESTS, to_record(event, CODEC))
+
+    client = await connect_temporal(settings)
+    handle = client.get_workflow_handle(f"batch-{batch_id}")
+    deadline = asyncio.get_running_loop().time() + 60
+    while not [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]:
+        assert not [r for r in probe.seen if r.key == batch_id.encode()], "dead-lettered"
+        assert asyncio.get_running_loop().time() < deadline, "the batch never started"
+        await asyncio.sleep(0.5)
+
+    # The history carries a reference to the blob, not the 2.4 MB argument.
+    history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    [argument] = started.input.payloads
+    assert argument.metadata["messageType"] == _REFERENCE_TYPE
+    assert argument.ByteSize() < 1024
+    assert argument.external_payloads[0].size_bytes > 2_000_000
+    # ...which the client's converter (the worker's too) resolves to the event.
+    [inbound] = await client.data_converter.decode([argument], [Inbound[BatchRequested]])
+    assert inbound.event == event
+
+    store = driver.blobs
+    blobs = {name for name, _ in store.list("blobs")}
+    assert blobs, "no blob stored"
+    [marker] = [name for name, _ in store.list("refs") if name.startswith(f"refs/{handle.id}/")]
+    own_blob = f"blobs/{marker.rsplit('/', 1)[1]}"
+    assert own_blob in blobs
+
+    def kept() -> bool:
+        names = {name for name, _ in [*store.list("refs"), *store.list("blobs")]}
+        return {marker, own_blob} <= names
+
+    # Retention: kept while it runs and for the retention after it closed, then deleted.
+    await sweep(client, store, timedelta(hours=1), now=datetime.now(UTC) + timedelta(hours=2))
+    assert kept(), "a running workflow's blob was swept"
+    await handle.terminate("claim-check test: the retention is what is tested next")
+    await sweep(client, store, timedelta(hours=1))
+    assert kept(), "a blob was swept before its retention ran out"
+    # The operator's command, with a retention of 0.36 s run out.
+    await asyncio.sleep(1)
+    swept = as_json(await cli(settings, "claim-check", "sweep", "--output", "json",
+                              RELAYFLOW_CLAIM_CHECK_RETENTION_HOURS="0.0001"))
+    assert swept["blobs"] >= 1
+    assert not kept()
+    assert list(store.list("blobs")) == []  # the children's and activities' blobs too
+
+
+async def test_a_five_mib_batch_request_starts_its_workflow_with_a_reference(
+        claim_checked: tuple[Settings, KafkaProbe]) -> None:
+    settings, probe = claim_checked
+    batch_id = f"cc5-{uuid.uuid4().hex[:8]}"
+    size = await send_large(settings, five_mib_batch(batch_id))
+    assert size > 5 * 1024 * 1024
+    client = await connect_temporal(settings)
+    handle = client.get_workflow_handle(f"batch-{batch_id}")
+    for _ in range(120):
+        if [w async for w in client.list_workflows(f"WorkflowId = '{handle.id}'")]:
+            break
+        assert not [r for r in probe.seen if r.key == batch_id.encode()], "dead-lettered"
+        await asyncio.sleep(0.5)
+    else:
+        pytest.fail("the 5 MiB batch never started")
+    history = await handle.fetch_history()
+    [argument] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    assert argument.metadata["messageType"] == _REFERENCE_TYPE
+    assert argument.external_payloads[0].size_bytes > size
+    await handle.terminate("claim-check test done")
