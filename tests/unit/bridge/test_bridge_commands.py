@@ -53,7 +53,7 @@ def test_missing_workflow_is_permanent() -> None:
                RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.UNIMPLEMENTED],
 )
 def test_refusals_are_permanent(status: RPCStatusCode) -> None:
-    failure = classify_temporal_error(rpc(status, "Blob data size exceeds limit."), Action.START)
+    failure = classify_temporal_error(rpc(status, "request refused"), Action.START)
     assert isinstance(failure, PermanentFailure)
     assert failure.reason == "rejected"
     assert status.name in str(failure)
