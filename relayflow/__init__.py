@@ -28,8 +28,10 @@ The contract (each model mirrors an ``.avsc`` file of the schema folder):
   event (``event_id``, ``occurred_at``, a Kafka ``key``); ``Outcome``: an
   event a workflow publishes (adds ``correlation_id``, ``causation_id``).
 * ``Key``: a business key's type; ``UtcDatetime``: a timestamp normalised to UTC.
-* ``AvroCodec``: encodes and decodes the application's events
-  (``Application.codec()``).
+* ``AvroCodec``: encodes and decodes Avro events; ``FormatCodec``: every
+  format of an application behind one ``EventCodec`` (``Application.codec()``);
+  ``SchemaFormat``: what an event declares in ``schema_format`` (Avro, JSON
+  Schema, Protobuf).
 
 In workflows (import these inside ``workflow.unsafe.imports_passed_through()``):
 
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
     from schemas.codec import AvroCodec
     from schemas.dead_letters import DlqReason
     from schemas.envelope import EventMeta, Inbound
+    from schemas.formats import EventCodec, FormatCodec, SchemaFormat
     from schemas.models import Event, Key, Outcome, Record, UtcDatetime
     from schemas.replies import Reply, ReplyReason, RequestFailed
     from schemas.topics import Topic, dlq_topic
@@ -119,8 +122,10 @@ __all__ = [
     "DlqReason",
     "Ending",
     "Event",
+    "EventCodec",
     "EventMeta",
     "Flow",
+    "FormatCodec",
     "Inbound",
     "InputProducers",
     "Key",
@@ -133,6 +138,7 @@ __all__ = [
     "ReplyReason",
     "RequestFailed",
     "Route",
+    "SchemaFormat",
     "Settings",
     "StatusQueries",
     "Topic",
@@ -165,6 +171,7 @@ _HOME = {
     "StatusQueries": "relayflow.operate.status",
     **dict.fromkeys(("Flow", "VerifyChecks", "Violation"), "relayflow.operate.verify"),
     "AvroCodec": "schemas.codec",
+    **dict.fromkeys(("EventCodec", "FormatCodec", "SchemaFormat"), "schemas.formats"),
     "DlqReason": "schemas.dead_letters",
     **dict.fromkeys(("EventMeta", "Inbound"), "schemas.envelope"),
     **dict.fromkeys(("Event", "Key", "Outcome", "Record", "UtcDatetime"), "schemas.models"),

@@ -53,7 +53,7 @@ from relayflow.runtime.clients import (
 )
 from relayflow.runtime.endings import ensure_ending_schedule
 from relayflow.temporal.payload_codec import plaintext_window_warning
-from schemas.codec import AvroCodec
+from schemas.formats import FormatCodec
 from workflows.endings import EndExecution, SweepEndings
 
 if TYPE_CHECKING:
@@ -94,9 +94,10 @@ def application(settings: Settings) -> Application:
     return load_application(settings.app)
 
 
-def event_codec(settings: Settings, app: Application | None = None) -> AvroCodec:
-    """The Avro codec of ``app`` (default: the configured one), with the schema registry if set."""
-    return (app or application(settings)).codec(schema_registry(settings))
+def event_codec(settings: Settings, app: Application | None = None) -> FormatCodec:
+    """The codec of ``app`` (default: the configured one), with the schema registry if set."""
+    return (app or application(settings)).codec(
+        schema_registry(settings), settings.schema_registry_subject_strategy)
 
 
 async def _producer_once_kafka_answers(kafka: KafkaClients, stack: contextlib.AsyncExitStack,
