@@ -13,8 +13,8 @@ PAGE = Path(__file__).resolve().parents[3] / "docs" / "concepts" / "dead-letters
 CONTRACT = [
     "empty", "unknown-framing", "truncated", "unknown-schema", "unknown-event-type",
     "malformed-avro", "malformed-json", "malformed-protobuf", "invalid-event", "oversize",
-    "bad-header", "bad-key", "header-mismatch", "no-route", "reply-to-refused", "target-not-found", "target-closed", "rejected", "parked",
-    "internal-error",
+    "bad-header", "bad-key", "header-mismatch", "no-route", "reply-to-refused",
+    "target-not-found", "target-closed", "rejected", "parked", "internal-error",
 ]
 """Every value other teams may see, written out: renaming one breaks their consumers."""
 
