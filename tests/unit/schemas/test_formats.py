@@ -145,7 +145,7 @@ def test_protobuf_failures_have_their_reason() -> None:
             "carrier": "dhl", "weight_grams": 5}
     unset = CODEC.decode(proto_bytes(name, good), name)
     assert isinstance(unset, ParcelShipped)
-    assert unset.deliver_within_seconds == 86_400  # noqa: PLR2004  # optional, unset: the default
+    assert unset.deliver_within_seconds == 86_400  # optional, unset: the default
     # Valid Protobuf, but the model's rules refuse it: proto3 sends no empty string.
     assert reason(proto_bytes(name, {**good, "parcel_id": ""}), name) == DlqReason.INVALID_EVENT
     assert reason(proto_bytes(name, {**good, "weight_grams": 0}), name) == DlqReason.INVALID_EVENT
