@@ -25,7 +25,7 @@ from devtools.asyncapi_specs import asyncapi_errors, official_schema
 from examples.parcels.app import APP as PARCELS
 from examples.tickets.app import APP as TICKETS
 from relayflow.application import Application
-from relayflow.asyncapi.document import AVRO_SCHEMA_FORMAT, asyncapi_document, to_json, to_yaml
+from relayflow.asyncapi.document import asyncapi_document, to_json, to_yaml
 from relayflow.asyncapi.site import AsyncApiSite
 from relayflow.cli.main import app as cli
 from relayflow.config.settings import Settings
