@@ -226,7 +226,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         if producer is None:
             return
         bridge = create_app(bridge_config(settings), table,
-                            app.codec(schema_registry(settings)),
+                            event_codec(settings, app),
                             temporal=temporal, producer=producer, kafka=kafka, status=status,
                             tracer=None if provider is None else provider.get_tracer("bridge"))
         await serve(bridge, stop, description=(
@@ -272,7 +272,7 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         A worker ready to ``run()``.
     """
     metrics = metrics or WorkerMetrics()
-    publisher = OutcomePublisher(producer, app.codec(schema_registry(settings)), metrics=metrics)
+    publisher = OutcomePublisher(producer, event_codec(settings, app), metrics=metrics)
     activities = [publisher.publish_outcome, *app.activities(
         WorkerResources(settings=settings, publisher=publisher, metrics=metrics))]
     workflows = list(app.workflows)

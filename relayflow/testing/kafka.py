@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 from aiokafka import TopicPartition
 
 from relayflow.kafka.reads import StoredRecord, partitions_of, stored
-from relayflow.kafka.schema_registry import schema_registry
 from relayflow.kafka.sends import Delivered, input_topic_for, send_event
+from relayflow.runtime.bootstrap import event_codec
 from relayflow.runtime.clients import kafka_clients
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
@@ -257,7 +257,7 @@ async def app_kafka(settings: Settings, app: Application) -> AsyncIterator[AppKa
     missing = sorted(set(watched) - {tp.topic for tp in partitions})
     if missing:
         raise RuntimeError(f"topics of {app.name} missing: {missing} (create app.all_topics())")
-    codec = app.codec(schema_registry(settings))
+    codec = event_codec(settings, app)
     async with kafka.started_producer() as producer, \
             kafka.started_consumer(enable_auto_commit=False) as consumer:
         consumer.assign(partitions)
