@@ -30,7 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.metrics import WorkerMetrics
-from schemas.codec import AvroCodec
+from schemas.formats import EventCodec
 from schemas.framing import to_record
 from schemas.headers import TRACEPARENT
 
@@ -119,7 +119,7 @@ class OutcomePublisher:
         metrics: Counts what was published and how long the broker took.
     """
 
-    def __init__(self, producer: Producer, codec: AvroCodec, *,
+    def __init__(self, producer: Producer, codec: EventCodec, *,
                  metrics: WorkerMetrics | None = None) -> None:
         self._producer = producer
         self._codec = codec

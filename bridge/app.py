@@ -37,7 +37,7 @@ from bridge.parking import CatchUpOnAssign, ParkingLot
 from bridge.retry import Backoff
 from bridge.routes import RouteTable
 from bridge.updates import UpdateCommands
-from schemas.codec import AvroCodec
+from schemas.formats import EventCodec
 
 __all__ = ["BRIDGE", "BridgeStatus", "bridge_dependencies", "build_broker", "consume_fetch",
            "create_app", "serve"]
@@ -189,7 +189,7 @@ def build_broker(config: BridgeConfig, routes: RouteTable, kafka: KafkaClientFac
 
 
 @contextlib.asynccontextmanager
-async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
+async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: EventCodec, *,
                               temporal: Client, producer: AIOKafkaProducer,
                               kafka: KafkaClientFactory, backoff: Backoff | None = None,
                               listener: CatchUpOnAssign | None = None,
@@ -252,7 +252,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: A
             await lot.stop()
 
 
-def create_app(config: BridgeConfig, routes: RouteTable, codec: AvroCodec, *,
+def create_app(config: BridgeConfig, routes: RouteTable, codec: EventCodec, *,
                temporal: Client, producer: AIOKafkaProducer,
                kafka: KafkaClientFactory, tracer: Tracer | None = None,
                status: BridgeStatus | None = None) -> FastStream:

@@ -38,8 +38,9 @@ from bridge.consumed import ConsumedRecord
 from bridge.failures import PermanentFailure, TransientFailure
 from bridge.routes import Route, RouteTable
 from schemas import Event, EventMeta, Inbound
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import DecodeError
 from schemas.dead_letters import CODEC_REASONS, DlqReason
+from schemas.formats import EventCodec
 from schemas.headers import EventHeaders
 
 __all__ = ["DECODE_REASONS", "DEFAULT_MAX_HEADER_BYTES", "DEFAULT_MAX_HEADER_COUNT", "Decoder",
@@ -81,7 +82,7 @@ class Decoder:
             bytes are dead-lettered undecoded.
     """
 
-    def __init__(self, codec: AvroCodec, routes: RouteTable, *, max_payload_bytes: int,
+    def __init__(self, codec: EventCodec, routes: RouteTable, *, max_payload_bytes: int,
                  max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
                  max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
         self._codec = codec
@@ -134,11 +135,12 @@ class Decoder:
             key = (record.key or b"").decode("utf-8")
         except UnicodeDecodeError as error:
             raise PermanentFailure(DlqReason.BAD_KEY, f"key is not UTF-8: {error}") from error
+        headers = EventHeaders.from_kafka(record.headers)
         try:
-            event = self._codec.decode(value)
+            # The header names a bare JSON or Protobuf body's schema; Avro names its own.
+            event = self._codec.decode(value, headers.event_type or None)
         except DecodeError as error:
             raise PermanentFailure(error.reason, str(error)) from error
-        headers = EventHeaders.from_kafka(record.headers)
         _check_headers(headers, event)
         if key != event.key:
             raise PermanentFailure(DlqReason.BAD_KEY,

@@ -68,8 +68,9 @@ from bridge.failures import PermanentFailure, TransientFailure, refused, writing
 from bridge.metrics import BridgeMetrics
 from bridge.routes import Action, Route
 from schemas import Event, Inbound, Outcome
-from schemas.codec import AvroCodec, EncodeError
+from schemas.codec import EncodeError
 from schemas.dead_letters import DlqReason
+from schemas.formats import EventCodec
 from schemas.framing import to_record
 from schemas.headers import REPLY_TO
 from schemas.replies import Reply, ReplyReason, RequestFailed, reply_event_id
@@ -156,7 +157,7 @@ def failed_reply(route: Route, inbound: Inbound[Event], reason: ReplyReason, mes
     return Answer(event, reason.value)
 
 
-def result_reply(route: Route, inbound: Inbound[Event], result: object, codec: AvroCodec,
+def result_reply(route: Route, inbound: Inbound[Event], result: object, codec: EventCodec,
                  allowed: frozenset[str]) -> Answer:
     """The reply for an update's result: its event, or ``failed`` when it is no valid reply.
 
@@ -207,7 +208,7 @@ class UpdateCommands:
         metrics: Times the Temporal calls.
     """
 
-    def __init__(self, client: Client, task_queue: str, codec: AvroCodec,
+    def __init__(self, client: Client, task_queue: str, codec: EventCodec,
                  producer: _Producer, reply_topics: Mapping[str, frozenset[str]], *,
                  rpc_timeout: timedelta = timedelta(seconds=10),
                  metrics: BridgeMetrics | None = None) -> None:

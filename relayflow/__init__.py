@@ -29,8 +29,10 @@ The contract (each model mirrors an ``.avsc`` file of the schema folder):
   event (``event_id``, ``occurred_at``, a Kafka ``key``); ``Outcome``: an
   event a workflow publishes (adds ``correlation_id``, ``causation_id``).
 * ``Key``: a business key's type; ``UtcDatetime``: a timestamp normalised to UTC.
-* ``AvroCodec``: encodes and decodes the application's events
-  (``Application.codec()``).
+* ``AvroCodec``: encodes and decodes Avro events; ``FormatCodec``: every
+  format of an application behind one ``EventCodec`` (``Application.codec()``);
+  ``SchemaFormat``: what an event declares in ``schema_format`` (Avro, JSON
+  Schema, Protobuf).
 
 In workflows (import these inside ``workflow.unsafe.imports_passed_through()``):
 
@@ -100,6 +102,7 @@ if TYPE_CHECKING:
     from schemas.codec import AvroCodec
     from schemas.dead_letters import DlqReason
     from schemas.envelope import EventMeta, Inbound, InboundBatch
+    from schemas.formats import EventCodec, FormatCodec, SchemaFormat
     from schemas.models import Event, Key, Outcome, Record, UtcDatetime
     from schemas.replies import Reply, ReplyReason, RequestFailed
     from schemas.topics import Topic, dlq_topic
@@ -142,8 +145,10 @@ __all__ = [
     "EntityView",
     "EntityWorkflow",
     "Event",
+    "EventCodec",
     "EventMeta",
     "Flow",
+    "FormatCodec",
     "IdReuse",
     "Inbound",
     "InboundBatch",
@@ -158,6 +163,7 @@ __all__ = [
     "ReplyReason",
     "RequestFailed",
     "Route",
+    "SchemaFormat",
     "Settings",
     "StatusQueries",
     "Topic",
@@ -190,6 +196,7 @@ _HOME = {
     "StatusQueries": "relayflow.operate.status",
     **dict.fromkeys(("Flow", "VerifyChecks", "Violation"), "relayflow.operate.verify"),
     "AvroCodec": "schemas.codec",
+    **dict.fromkeys(("EventCodec", "FormatCodec", "SchemaFormat"), "schemas.formats"),
     "DlqReason": "schemas.dead_letters",
     **dict.fromkeys(("EventMeta", "Inbound", "InboundBatch"), "schemas.envelope"),
     **dict.fromkeys(("Event", "Key", "Outcome", "Record", "UtcDatetime"), "schemas.models"),

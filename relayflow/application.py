@@ -51,7 +51,8 @@ from bridge.routes import UPDATING, Action, Route, RouteTable
 from relayflow.config.settings import Settings
 from schemas import Event
 from schemas.agreement import contract_disagreements
-from schemas.codec import AvroCodec, SchemaRegistry, load_schemas
+from schemas.codec import SchemaRegistry, load_schemas
+from schemas.formats import FormatCodec, SchemaFormat, SubjectNameStrategy, format_of
 from schemas.replies import RequestFailed
 from schemas.topics import Topic, with_dead_letters
 
@@ -158,15 +159,22 @@ class Application:
         """Every topic the application needs: its own, a DLQ per input, and parked keys."""
         return with_dead_letters(self.topics)
 
-    def codec(self, registry: SchemaRegistry | None = None) -> AvroCodec:
-        """The Avro codec of the application's event types.
+    def codec(self, registry: SchemaRegistry | None = None,
+              subject_strategy: str = SubjectNameStrategy.RECORD) -> FormatCodec:
+        """The codec of the application's event types, each in the format it declares.
 
         Args:
             registry: A schema registry client (Confluent framing), or None.
+            subject_strategy: Where schemas are registered (``SubjectNameStrategy``).
         """
         # The framework's reply event too: the bridge writes it, tools and tests read it.
         models: dict[type[Event], None] = dict.fromkeys((*self.event_types, RequestFailed))
-        return AvroCodec(models, self.schema_folder, registry=registry)
+        topics: dict[str, str] = {}
+        for topic in self.topics:
+            for name in topic.events:
+                topics.setdefault(name, topic.name)
+        return FormatCodec(models, self.schema_folder, registry=registry,
+                           subject_strategy=SubjectNameStrategy(subject_strategy), topics=topics)
 
     def extension(self, kind: Callable[..., _T]) -> _T | None:
         """The first of ``extensions`` that is a ``kind`` (a class or a runtime-checkable protocol).
@@ -236,7 +244,9 @@ class Application:
         except ValueError as error:
             found.append(str(error))
         found += self._ending_problems()
-        found += contract_disagreements(self.event_types, load_schemas(self.schema_folder))
+        # JSON Schema and Protobuf models are checked by their codec when it is built.
+        avro = [m for m in self.event_types if format_of(m) is SchemaFormat.AVRO]
+        found += contract_disagreements(avro, load_schemas(self.schema_folder))
         return found
 
     def _ending_problems(self) -> list[str]:

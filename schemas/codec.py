@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from schemas.agreement import describe_avro_type
 from schemas.dead_letters import CodecReason, DlqReason
+from schemas.headers import AVRO_CONTENT_TYPE
 from schemas.models import Event
 from schemas.replies import FRAMEWORK_SCHEMA_FOLDER
 
@@ -288,6 +289,15 @@ class AvroCodec:
         """Known event models by Avro full name."""
         return self._models
 
+    def content_type(self, event_type: str) -> str:
+        """The ``content-type`` header of every value this codec writes."""
+        del event_type  # one format
+        return AVRO_CONTENT_TYPE
+
+    def schema_text(self, event_type: str) -> str:
+        """The current ``.avsc`` of ``event_type``, as JSON text."""
+        return self._schema_json[event_type]
+
     def fingerprint(self, event_type: str) -> int:
         """CRC-64-AVRO fingerprint of the current schema of ``event_type``."""
         for writer in self._by_fingerprint.values():
@@ -403,11 +413,12 @@ class AvroCodec:
             DlqReason.UNKNOWN_FRAMING, f"value starts with {data[:2].hex()}, expected c301 or 00"
         )
 
-    def decode(self, data: bytes) -> Event:
+    def decode(self, data: bytes, event_type: str | None = None) -> Event:
         """Turn framed Avro bytes into a validated event.
 
         Args:
             data: A record value in either framing.
+            event_type: The ``event-type`` header; unused, an Avro value names its schema.
 
         Returns:
             The event model, validated.
@@ -415,6 +426,7 @@ class AvroCodec:
         Raises:
             DecodeError: The bytes are not a valid event; the reason says why.
         """
+        del event_type
         if not data:
             raise DecodeError(DlqReason.EMPTY, "record value is empty")
         writer, body = self._split_frame(data)

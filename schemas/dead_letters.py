@@ -54,6 +54,11 @@ class DlqReason(StrEnum):
     MALFORMED_AVRO = "malformed-avro", (
         "The body does not decode with its schema (cut short, trailing bytes, bad union "
         "branch); replay cannot help.")
+    MALFORMED_JSON = "malformed-json", (
+        "A JSON Schema event's body is not UTF-8 JSON; replay cannot help.")
+    MALFORMED_PROTOBUF = "malformed-protobuf", (
+        "A Protobuf event's body (or its Confluent message-index array) does not parse as "
+        "its message; replay cannot help.")
     INVALID_EVENT = "invalid-event", (
         "Valid Avro whose values break the event's rules (e.g. an amount that is not the sum "
         "of its lines); replay cannot help.")
@@ -108,6 +113,8 @@ CodecReason = Literal[
     DlqReason.UNKNOWN_SCHEMA,
     DlqReason.UNKNOWN_EVENT_TYPE,
     DlqReason.MALFORMED_AVRO,
+    DlqReason.MALFORMED_JSON,
+    DlqReason.MALFORMED_PROTOBUF,
     DlqReason.INVALID_EVENT,
 ]
 """The reasons the codec gives (``DecodeError.reason``): mypy holds it to these."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.codec import AvroCodec
+from schemas.formats import EventCodec
 from schemas.headers import EventHeaders, new_traceparent
 from schemas.models import Event, Outcome
 
@@ -32,7 +32,7 @@ class KafkaRecord:
 
 def to_record(
     event: Event,
-    codec: AvroCodec,
+    codec: EventCodec,
     *,
     correlation_id: str | None = None,
     causation_id: str | None = None,
@@ -61,5 +61,6 @@ def to_record(
         correlation_id=correlation_id or str(event.event_id),
         causation_id=causation_id or "",
         traceparent=traceparent or new_traceparent(),
+        content_type=codec.content_type(event.avro_name),
     )
     return KafkaRecord(event.key.encode(), codec.encode(event), headers.to_kafka())

@@ -45,7 +45,9 @@ class Event(Record):
     """
 
     avro_name: ClassVar[str]
-    """Avro full name of the schema this model mirrors."""
+    """Full name of the schema this model mirrors (Avro, JSON Schema ``title`` or Protobuf)."""
+    schema_format: ClassVar[str] = "avro"
+    """How values are written: ``avro`` (default), ``json`` or ``protobuf`` (``SchemaFormat``)."""
 
     event_id: UUID
     occurred_at: UtcDatetime

@@ -145,6 +145,10 @@ class _Reader:
         if schema.get("schemaFormat") == AVRO_SCHEMA_FORMAT:
             return Payload(AVRO_SCHEMA_FORMAT, _avro_tables(schema["schema"]),
                            json.dumps(schema["schema"], indent=2))
+        if isinstance(schema.get("schema"), str):  # a Protobuf (or other text) schema
+            return Payload(schema.get("schemaFormat", ""), [], schema["schema"])
+        if "schemaFormat" in schema:  # a JSON Schema event's schema, in its multi-format wrapper
+            schema = schema["schema"]
         tables = [Table(schema.get("title", "object"), self.object_rows(schema))] \
             if schema.get("type") == "object" else []
         return Payload("JSON Schema", tables, json.dumps(schema, indent=2))

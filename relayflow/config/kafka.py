@@ -143,10 +143,16 @@ class SchemaRegistrySettings(EnvSettings):
             with the schema it holds for their id. Single-object encoded
             records are accepted either way.
         schema_registry_timeout_seconds: Timeout of each registry request.
+        schema_registry_subject_strategy: Where schemas are registered, as
+            Confluent's strategies name it: ``record`` (the full name, the
+            default), ``topic`` (``<topic>-value``) or ``topic-record``
+            (``<topic>-<full name>``). Every format (Avro, JSON Schema,
+            Protobuf) follows it.
     """
 
     schema_registry_url: str | None = None
     schema_registry_timeout_seconds: float = Field(default=5.0, gt=0)
+    schema_registry_subject_strategy: Literal["record", "topic", "topic-record"] = "record"
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Fields for ``repr`` and ``str``: ``SecretStr`` ones masked, and the registry's password.

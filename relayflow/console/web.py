@@ -40,7 +40,7 @@ from relayflow.console.sessions import (
 )
 from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import OPERATOR, User, UserDirectory
-from schemas.codec import AvroCodec
+from schemas.formats import EventCodec
 
 __all__ = [
     "TEMPLATES",
@@ -112,7 +112,7 @@ class Console:
     users: UserDirectory
     client: Client
     producer: AIOKafkaProducer
-    codec: AvroCodec
+    codec: EventCodec
     throttle: SignInThrottle
     pages: ConsolePages | None = None
     templates: Jinja2Templates = field(default=TEMPLATES)

@@ -134,8 +134,13 @@ class HttpSchemaRegistry:
         # too) to wherever the Location points.
         self._opener = urllib.request.build_opener(_SameOriginRedirects(self.base_url))
 
-    def register(self, subject: str, schema: str) -> int:
+    def register(self, subject: str, schema: str, schema_type: str = "AVRO") -> int:
         """Register a schema under a subject (or find it there) and return its global id.
+
+        Args:
+            subject: Where to register it (the codec's subject name strategy decides).
+            schema: The schema text.
+            schema_type: ``AVRO``, ``JSON`` or ``PROTOBUF``.
 
         Raises:
             SchemaRegistryError: Incompatible with the subject's earlier
@@ -143,7 +148,7 @@ class HttpSchemaRegistry:
             RegistryUnavailable: The registry did not answer.
         """
         path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions"
-        body = self._call("POST", path, {"schema": schema, "schemaType": "AVRO"})
+        body = self._call("POST", path, {"schema": schema, "schemaType": schema_type})
         return _int_field(body, "id", path)
 
     def schema_by_id(self, schema_id: int) -> str:
@@ -154,6 +159,19 @@ class HttpSchemaRegistry:
             SchemaRegistryError: The schema is not an Avro schema.
             RegistryUnavailable: The registry did not answer.
         """
+        schema_type, schema = self.typed_schema_by_id(schema_id)
+        if schema_type != "AVRO":
+            raise SchemaRegistryError(f"schema id {schema_id} is {schema_type}, not AVRO",
+                                      status=200, error_code=0)
+        return schema
+
+    def typed_schema_by_id(self, schema_id: int) -> tuple[str, str]:
+        """The schema type (``AVRO``, ``JSON``, ``PROTOBUF``) and text with this global id.
+
+        Raises:
+            LookupError: The registry has no schema with this id.
+            RegistryUnavailable: The registry did not answer.
+        """
         path = f"/schemas/ids/{schema_id}"
         try:
             body = self._call("GET", path, None)
@@ -161,14 +179,11 @@ class HttpSchemaRegistry:
             if error.status == HTTPStatus.NOT_FOUND:
                 raise LookupError(f"the registry has no schema with id {schema_id}") from error
             raise
-        schema_type = body.get("schemaType", "AVRO")
-        if schema_type != "AVRO":
-            raise SchemaRegistryError(f"schema id {schema_id} is {schema_type}, not AVRO",
-                                      status=200, error_code=0)
+        schema_type = str(body.get("schemaType", "AVRO"))  # Confluent leaves it out for Avro
         schema = body.get("schema")
         if not isinstance(schema, str):
             raise RegistryUnavailable(f"GET {path}: answer without a schema")
-        return schema
+        return schema_type, schema
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
         """One call: up to ``attempts`` requests while the failures are transient."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
     from relayflow.application import Application
-    from schemas.codec import AvroCodec
+    from schemas.formats import EventCodec
     from schemas.models import Event
 
 __all__ = ["Delivered", "input_topic_for", "send_event"]
@@ -64,7 +64,7 @@ def input_topic_for(app: Application, event_type: type[Event]) -> str:
     return topics[0]
 
 
-async def send_event(producer: AIOKafkaProducer, codec: AvroCodec, event: Event, topic: str, *,
+async def send_event(producer: AIOKafkaProducer, codec: EventCodec, event: Event, topic: str, *,
                      correlation_id: str | None = None, causation_id: str | None = None,
                      traceparent: str | None = None) -> Delivered:
     """Encode an event as a contract record, send it and wait for the broker's acknowledgement.

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from bridge.parking import ParkEntry
 from relayflow.kafka.reads import StoredRecord
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import DecodeError
+from schemas.formats import EventCodec
+from schemas.headers import EVENT_TYPE
 from schemas.models import Event
 from schemas.topics import DLQ_SUFFIX, PARKED_KEYS
 
@@ -105,7 +107,7 @@ class ShownRecord:
         return " ".join(p for p in parts if p)
 
 
-async def shown(record: StoredRecord, codec: AvroCodec) -> ShownRecord:
+async def shown(record: StoredRecord, codec: EventCodec) -> ShownRecord:
     """What ``record`` means, decoded with ``codec`` (the schema registry asked when needed)."""
     if record.topic == PARKED_KEYS:
         return _park_entry(record)
@@ -114,7 +116,7 @@ async def shown(record: StoredRecord, codec: AvroCodec) -> ShownRecord:
         return ShownRecord(record, problem="empty value")
     try:
         await codec.prepare_decode(value)
-        return ShownRecord(record, event=codec.decode(value))
+        return ShownRecord(record, event=codec.decode(value, record.header(EVENT_TYPE) or None))
     except DecodeError as error:
         return ShownRecord(record, problem=f"{error.reason}: {error}")
     except OSError as error:  # the schema registry did not answer

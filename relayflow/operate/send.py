@@ -20,9 +20,9 @@ from pydantic import ValidationError
 
 from relayflow.application import Application
 from relayflow.config.settings import Settings
-from relayflow.kafka.schema_registry import schema_registry
 from relayflow.kafka.sends import Delivered, input_topic_for, send_event
 from relayflow.operate.deadlines import BadInput, kafka_answers
+from relayflow.runtime.bootstrap import event_codec
 from relayflow.runtime.clients import kafka_clients
 from schemas.models import Event
 
@@ -126,7 +126,7 @@ async def send(settings: Settings, app: Application, event: Event, topic: str, *
         correlation_id: ``correlation-id`` header (default: the event id).
         causation_id: ``causation-id`` header (default: empty).
     """
-    codec = app.codec(schema_registry(settings))
+    codec = event_codec(settings, app)
     async with kafka_answers(settings, seconds), \
             kafka_clients(settings).started_producer() as producer:
         delivered = await send_event(producer, codec, event, topic,

@@ -34,7 +34,6 @@ from bridge.routes import Action, Route
 from relayflow.application import Application, load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import read_key
-from relayflow.kafka.schema_registry import schema_registry
 from relayflow.operate.deadlines import (
     NotFound,
     Unanswered,
@@ -44,6 +43,7 @@ from relayflow.operate.deadlines import (
     temporal_answers,
 )
 from relayflow.operate.records import ShownRecord, shown
+from relayflow.runtime.bootstrap import event_codec
 from relayflow.runtime.clients import kafka_clients
 
 __all__ = [
@@ -361,7 +361,7 @@ async def status(settings: Settings, subject: str, *, seconds: float,
         try:
             async with kafka_answers(settings, seconds):
                 since = described.start_time - _OUTCOMES_SINCE
-                codec = app.codec(schema_registry(settings))
+                codec = event_codec(settings, app)
                 state.outcomes = [await shown(r, codec) for r in await read_key(
                     kafka_clients(settings), [t.name for t in app.topics if not t.inbound],
                     subject.encode(),

@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator
 from relayflow.application import load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import partitions_of, stream_records
-from relayflow.kafka.schema_registry import schema_registry
 from relayflow.operate.deadlines import NotFound, kafka_answers
 from relayflow.operate.records import ShownRecord, shown
+from relayflow.runtime.bootstrap import event_codec
 from relayflow.runtime.clients import kafka_clients
 
 __all__ = ["tail"]
@@ -45,7 +45,7 @@ async def tail(settings: Settings, topic: str, *, seconds: float, key: str | Non
         NotFound: No such topic.
         relayflow.operate.deadlines.Unanswered: Kafka did not answer.
     """
-    codec = load_application(settings.app).codec(schema_registry(settings))
+    codec = event_codec(settings, load_application(settings.app))
     wanted = None if key is None else key.encode()
     async with contextlib.AsyncExitStack() as stack:
         async with kafka_answers(settings, seconds):

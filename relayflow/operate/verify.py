@@ -45,7 +45,9 @@ from relayflow.operate.records import key_text
 from relayflow.runtime.bootstrap import connect_temporal, event_codec
 from relayflow.runtime.clients import kafka_clients
 from schemas import Event
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import DecodeError
+from schemas.formats import EventCodec
+from schemas.headers import EVENT_TYPE
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
 __all__ = [
@@ -184,9 +186,9 @@ class VerifyReport:
                 "violations": [v.as_json() for v in self.violations]}
 
 
-def _decode(codec: AvroCodec, record: StoredRecord) -> Event | None:
+def _decode(codec: EventCodec, record: StoredRecord) -> Event | None:
     try:
-        return codec.decode(record.value or b"")
+        return codec.decode(record.value or b"", record.header(EVENT_TYPE) or None)
     except DecodeError:
         return None
 
@@ -201,7 +203,7 @@ def _terminal_outcomes(app: Application, checks: VerifyChecks | None) -> frozens
     return frozenset(name for t in app.topics if not t.inbound for name in t.events)
 
 
-def _flows(app: Application, codec: AvroCodec, records: Iterable[StoredRecord],
+def _flows(app: Application, codec: EventCodec, records: Iterable[StoredRecord],
            report: VerifyReport) -> tuple[dict[str, Flow], list[StoredRecord]]:
     """The workflows the input records address, and the records neither routed nor dead-lettered."""
     records = list(records)
@@ -227,7 +229,7 @@ def _flows(app: Application, codec: AvroCodec, records: Iterable[StoredRecord],
     return flows, lost
 
 
-def _take_outcomes(report: VerifyReport, flows: Mapping[str, Flow], codec: AvroCodec,
+def _take_outcomes(report: VerifyReport, flows: Mapping[str, Flow], codec: EventCodec,
                    terminal: frozenset[str], outputs: Iterable[StoredRecord]) -> None:
     by_key: dict[str, list[Flow]] = defaultdict(list)
     for flow in flows.values():
@@ -267,7 +269,7 @@ def _check_flows(report: VerifyReport, flows: Iterable[Flow]) -> None:
 
 def evaluate(app: Application, records: Iterable[StoredRecord],
              runs: Mapping[str, list[WorkflowExecutionStatus]], settings: Settings, *,
-             codec: AvroCodec | None = None, checks: VerifyChecks | None = None,
+             codec: EventCodec | None = None, checks: VerifyChecks | None = None,
              ) -> VerifyReport:
     """Apply every rule to what was read (pure but for what ``checks`` reads).
 

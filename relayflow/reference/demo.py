@@ -54,8 +54,9 @@ from relayflow.reference.topics import (
 from relayflow.runtime.bootstrap import event_codec
 from relayflow.runtime.clients import kafka_clients
 from schemas import Event
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import DecodeError
 from schemas.dead_letters import DlqReason
+from schemas.formats import EventCodec
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON, EVENT_TYPE
 from schemas.signatures import SigningKey
@@ -157,7 +158,7 @@ def _order(order_id: str, *, sku: str = "SKU-TEA", qty: int = 2, price: int = 1_
     )
 
 
-def build_scenarios(codec: AvroCodec, settings: Settings, run_id: str) -> list[Scenario]:
+def build_scenarios(codec: EventCodec, settings: Settings, run_id: str) -> list[Scenario]:
     """The demo's orders, with ids unique to this run so reruns never collide.
 
     Args:
@@ -232,7 +233,7 @@ def _render(scenarios: list[Scenario], batch: BatchWatch, settings: Settings,
     return Group(table, batch.progress, footer)
 
 
-def _observe(scenarios: dict[str, Scenario], codec: AvroCodec, topic: str,
+def _observe(scenarios: dict[str, Scenario], codec: EventCodec, topic: str,
              record: ConsumerRecord[bytes, bytes]) -> Event | None:
     """Update the scenario a record belongs to; returns approval requests to answer."""
     order_id = (record.key or b"").decode(errors="replace")
@@ -301,7 +302,7 @@ async def _tail_from_end(settings: Settings, producer: AIOKafkaProducer,
 class _Watch:
     """What the demo reads back: outcomes, dead letters and batch events; answers approvals."""
 
-    codec: AvroCodec
+    codec: EventCodec
     producer: AIOKafkaProducer
     consumer: AIOKafkaConsumer
     scenarios: dict[str, Scenario]

@@ -53,7 +53,7 @@ from relayflow.runtime.clients import (
 )
 from relayflow.runtime.endings import ensure_ending_schedule
 from relayflow.temporal.payload_codec import plaintext_window_warning
-from schemas.codec import AvroCodec
+from schemas.formats import FormatCodec
 from workflows.endings import EndExecution, SweepEndings
 from workflows.versioning import use_versioned_workers
 
@@ -95,9 +95,10 @@ def application(settings: Settings) -> Application:
     return load_application(settings.app)
 
 
-def event_codec(settings: Settings, app: Application | None = None) -> AvroCodec:
-    """The Avro codec of ``app`` (default: the configured one), with the schema registry if set."""
-    return (app or application(settings)).codec(schema_registry(settings))
+def event_codec(settings: Settings, app: Application | None = None) -> FormatCodec:
+    """The codec of ``app`` (default: the configured one), with the schema registry if set."""
+    return (app or application(settings)).codec(
+        schema_registry(settings), settings.schema_registry_subject_strategy)
 
 
 async def _producer_once_kafka_answers(kafka: KafkaClients, stack: contextlib.AsyncExitStack,
@@ -226,7 +227,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         if producer is None:
             return
         bridge = create_app(bridge_config(settings), table,
-                            app.codec(schema_registry(settings)),
+                            event_codec(settings, app),
                             temporal=temporal, producer=producer, kafka=kafka, status=status,
                             tracer=None if provider is None else provider.get_tracer("bridge"))
         await serve(bridge, stop, description=(
@@ -272,7 +273,7 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         A worker ready to ``run()``.
     """
     metrics = metrics or WorkerMetrics()
-    publisher = OutcomePublisher(producer, app.codec(schema_registry(settings)), metrics=metrics)
+    publisher = OutcomePublisher(producer, event_codec(settings, app), metrics=metrics)
     activities = [publisher.publish_outcome, *app.activities(
         WorkerResources(settings=settings, publisher=publisher, metrics=metrics))]
     workflows = list(app.workflows)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 from aiokafka import TopicPartition
 
 from relayflow.kafka.reads import StoredRecord, partitions_of, stored
-from relayflow.kafka.schema_registry import schema_registry
 from relayflow.kafka.sends import Delivered, input_topic_for, send_event
+from relayflow.runtime.bootstrap import event_codec
 from relayflow.runtime.clients import kafka_clients
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from activities.outcomes import Producer
     from relayflow.application import Application
     from relayflow.config.settings import Settings
-    from schemas.codec import AvroCodec
+    from schemas.formats import EventCodec
     from schemas.models import Event
 
 __all__ = ["AppKafka", "AppTopics", "Delivered", "app_kafka", "input_topic_for", "watched_topics"]
@@ -55,7 +55,7 @@ class AppTopics:
         watched: The watched topics.
     """
 
-    def __init__(self, app: Application, codec: AvroCodec, producer: Producer,
+    def __init__(self, app: Application, codec: EventCodec, producer: Producer,
                  watched: Sequence[str]) -> None:
         self._app = app
         self._codec = codec
@@ -74,7 +74,7 @@ class AppTopics:
         """After a record was sent (the in-memory harness hands it to the bridge)."""
 
     @property
-    def codec(self) -> AvroCodec:
+    def codec(self) -> EventCodec:
         """The application's codec, e.g. to build a record by hand."""
         return self._codec
 
@@ -146,7 +146,7 @@ class AppTopics:
             timeout, f"{event_type.__name__} ({event_type.avro_name}) with key {key!r}")
         assert found.value is not None
         await self._codec.prepare_decode(found.value)
-        event = self._codec.decode(found.value)
+        event = self._codec.decode(found.value, found.event_type or None)
         assert isinstance(event, event_type), \
             f"{found.coordinates} decoded as {type(event).__name__}, not {event_type.__name__}"
         return event
@@ -222,7 +222,7 @@ class AppKafka(AppTopics):
         watched: The watched topics.
     """
 
-    def __init__(self, app: Application, codec: AvroCodec, producer: AIOKafkaProducer,
+    def __init__(self, app: Application, codec: EventCodec, producer: AIOKafkaProducer,
                  consumer: AIOKafkaConsumer, watched: Sequence[str]) -> None:
         super().__init__(app, codec, producer, watched)
         self._consumer = consumer
@@ -257,7 +257,7 @@ async def app_kafka(settings: Settings, app: Application) -> AsyncIterator[AppKa
     missing = sorted(set(watched) - {tp.topic for tp in partitions})
     if missing:
         raise RuntimeError(f"topics of {app.name} missing: {missing} (create app.all_topics())")
-    codec = app.codec(schema_registry(settings))
+    codec = event_codec(settings, app)
     async with kafka.started_producer() as producer, \
             kafka.started_consumer(enable_auto_commit=False) as consumer:
         consumer.assign(partitions)

@@ -66,11 +66,11 @@ from schemas import Event
 from schemas.codec import (
     CONFLUENT_MAGIC,
     SINGLE_OBJECT_MARKER,
-    AvroCodec,
     crc64_avro,
     load_history,
     load_schemas,
 )
+from schemas.formats import FormatCodec
 from schemas.framing import to_record
 from schemas.headers import (
     CAUSATION_ID,
@@ -201,7 +201,7 @@ class _Corpus:
         seed: Every random choice derives from it (and the record's name).
     """
 
-    def __init__(self, codec: AvroCodec, seed: int) -> None:
+    def __init__(self, codec: FormatCodec, seed: int) -> None:
         self.codec = codec
         self.seed = seed
         self.schemas = load_schemas(SCHEMA_FOLDER)
@@ -640,7 +640,7 @@ def _check(records: Sequence[CorpusRecord]) -> None:
         raise ValueError("corpus records must have unique names and unique keys")
 
 
-def _require_single_object(codec: AvroCodec) -> None:
+def _require_single_object(codec: FormatCodec) -> None:
     sample = _Corpus(codec, 0).order("probe")
     if not codec.encode(sample).startswith(SINGLE_OBJECT_MARKER):
         raise ValueError("the corpus needs a codec that writes single-object encoding")
@@ -648,7 +648,7 @@ def _require_single_object(codec: AvroCodec) -> None:
 
 # ------------------------------------------------------------------ public API
 
-def bad_records(codec: AvroCodec, *, seed: int = 0,
+def bad_records(codec: FormatCodec, *, seed: int = 0,
                 max_payload_bytes: int = 524288) -> list[CorpusRecord]:
     """The hostile corpus: over a hundred records, each with its own key.
 
@@ -685,7 +685,7 @@ def bad_records(codec: AvroCodec, *, seed: int = 0,
     return records
 
 
-def good_records(codec: AvroCodec, count: int, *, seed: int = 0) -> list[CorpusRecord]:
+def good_records(codec: FormatCodec, count: int, *, seed: int = 0) -> list[CorpusRecord]:
     """Valid ``OrderPlaced`` records that complete in the reference saga.
 
     Normal SKUs, totals far below the approval threshold and the card limit,
@@ -704,7 +704,7 @@ def good_records(codec: AvroCodec, count: int, *, seed: int = 0) -> list[CorpusR
             for n in range(count)]
 
 
-def mixed_stream(codec: AvroCodec, *, bad: Iterable[CorpusRecord],
+def mixed_stream(codec: FormatCodec, *, bad: Iterable[CorpusRecord],
                  good: Iterable[CorpusRecord], seed: int = 0) -> list[CorpusRecord]:
     """Interleave two lists at random but reproducibly, each keeping its own order.
 

@@ -22,6 +22,7 @@ from relayflow.reference.app import APP
 from relayflow.reference.events import SCHEMA_FOLDER, OrderCompleted, OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS, ORDERS_OUTCOMES
 from schemas.codec import AvroCodec
+from schemas.formats import FormatCodec
 from schemas.framing import to_record
 from schemas.headers import DLQ_REASON
 from schemas.topics import dlq_topic
@@ -53,7 +54,7 @@ async def probe(system: Settings) -> AsyncIterator[KafkaProbe]:
         yield p
 
 
-def _producer_codec(registry: RegistryServer) -> AvroCodec:
+def _producer_codec(registry: RegistryServer) -> FormatCodec:
     # Another team's producer: its own codec and cache, the same registry.
     return APP.codec(HttpSchemaRegistry(registry.url))
 

@@ -38,7 +38,8 @@ from relayflow.kafka.schema_registry import (
 from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.events import SCHEMA_FOLDER, OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS
-from schemas.codec import AvroCodec, load_schemas
+from schemas.codec import load_schemas
+from schemas.formats import FormatCodec
 from tests.helpers.fakes import FakeCommands, FakeDeadLetters, Record
 from tests.helpers.support import FAST
 
@@ -265,7 +266,7 @@ def test_attempts_are_at_least_one() -> None:
         HttpSchemaRegistry("http://registry:8081", attempts=0)
 
 
-async def _left_waiting(codec: AvroCodec) -> FetchProcessor:
+async def _left_waiting(codec: FormatCodec) -> FetchProcessor:
     """One Confluent-framed record through a real processor: neither executed nor dead-lettered."""
     commands, dlq = FakeCommands(), FakeDeadLetters()
     processor = FetchProcessor(Decoder(codec, ROUTES, max_payload_bytes=4096), commands, dlq,

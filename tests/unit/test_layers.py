@@ -34,7 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "relayflow": {"schemas", "failpoints", "activities", "workflows", "bridge"},
     # Development-only tools (Toxiproxy control), shared by tests and benchmarks.
     "devtools": {"relayflow", "schemas"},
-    "bench": {*PRODUCT, "devtools"},
+    # bench.codec measures the example applications' events, each in its own format.
+    "bench": {*PRODUCT, "devtools", "examples"},
     "tests": {*PRODUCT, "failpoints", "devtools", "bench", "examples"},
     "examples": {*PRODUCT},
 }

@@ -94,8 +94,8 @@ async def dead_letter(request: Request) -> Response:
     if found is None:
         raise BadInput(f"No record at {dlq_topic}/{partition}/{offset}.", status=404)
     try:
-        event = json.dumps(c.codec.decode(found.value or b"").model_dump(mode="json"),
-                           indent=2)
+        decoded = c.codec.decode(found.value or b"", found.event_type or None)
+        event = json.dumps(decoded.model_dump(mode="json"), indent=2)
         undecodable = ""
     except (DecodeError, OSError) as error:  # OSError: the schema registry did not answer
         event, undecodable = "", str(error)

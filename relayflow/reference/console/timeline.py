@@ -26,7 +26,8 @@ from relayflow.reference.workflows.approval import ApprovalState
 from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult, SagaStatus
 from relayflow.runtime.clients import kafka_clients
 from schemas import Inbound
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import DecodeError
+from schemas.formats import EventCodec
 from schemas.headers import EVENT_ID
 
 __all__ = ["COMPENSATIONS", "Entry", "OrderTimeline", "OutcomeRecord", "order_timeline"]
@@ -107,7 +108,7 @@ class OrderTimeline:
         return self.result.outcome + (f": {self.result.reason}" if self.result.reason else "")
 
 
-async def order_timeline(client: Client, settings: Settings, codec: AvroCodec,
+async def order_timeline(client: Client, settings: Settings, codec: EventCodec,
                          order_id: str) -> OrderTimeline | None:
     """The timeline of ``order_id``'s saga, or None when there is no such saga."""
     handle = client.get_workflow_handle(f"order-{order_id}")
@@ -257,13 +258,13 @@ _ENDS = {
 }
 
 
-async def _outcomes(settings: Settings, codec: AvroCodec, order_id: str) -> list[OutcomeRecord]:
+async def _outcomes(settings: Settings, codec: EventCodec, order_id: str) -> list[OutcomeRecord]:
     """The order's records on ``orders.outcomes``: only the partition its key goes to is read."""
     return [_outcome(codec, r) for r in await read_key(kafka_clients(settings), [ORDERS_OUTCOMES],
                                                        order_id.encode())]
 
 
-def _outcome(codec: AvroCodec, record: StoredRecord) -> OutcomeRecord:
+def _outcome(codec: EventCodec, record: StoredRecord) -> OutcomeRecord:
     try:
         fields = codec.decode(record.value or b"").model_dump(mode="json")
     except DecodeError:

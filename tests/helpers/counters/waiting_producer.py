@@ -11,7 +11,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from relayflow import AvroCodec, Event
+from relayflow import Event, FormatCodec
 from schemas.framing import to_record
 
 __all__ = ["listen_for_replies", "request_and_wait"]
@@ -37,7 +37,7 @@ async def listen_for_replies(bootstrap_servers: str, reply_topic: str,
 
 
 async def request_and_wait(producer: AIOKafkaProducer, replies: AIOKafkaConsumer,
-                           codec: AvroCodec, event: Event, *, topic: str, reply_to: str,
+                           codec: FormatCodec, event: Event, *, topic: str, reply_to: str,
                            timeout: float = 30.0) -> Event:  # noqa: ASYNC109 - the caller's bound
     """Send ``event`` as a request answered on ``reply_to``; return the reply event.
 

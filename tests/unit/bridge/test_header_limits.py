@@ -13,8 +13,8 @@ from relayflow.kafka.schema_registry import HttpSchemaRegistry
 from relayflow.reference.app import APP, ROUTES
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import bridge_config
-from schemas.codec import AvroCodec
 from schemas.envelope import MAX_ID_LENGTH
+from schemas.formats import FormatCodec
 from schemas.framing import to_record
 from schemas.headers import (
     CAUSATION_ID,
@@ -33,7 +33,7 @@ BYTES = 4000
 Headers = list[tuple[str, bytes | None]]
 
 
-def limited(codec: AvroCodec = CODEC, *, count: int = COUNT, size: int = BYTES) -> Decoder:
+def limited(codec: FormatCodec = CODEC, *, count: int = COUNT, size: int = BYTES) -> Decoder:
     return Decoder(codec, ROUTES, max_payload_bytes=4096, max_header_count=count,
                    max_header_bytes=size)
 

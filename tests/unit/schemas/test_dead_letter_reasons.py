@@ -12,9 +12,9 @@ PAGE = Path(__file__).resolve().parents[3] / "docs" / "concepts" / "dead-letters
 
 CONTRACT = [
     "empty", "unknown-framing", "truncated", "unknown-schema", "unknown-event-type",
-    "malformed-avro", "invalid-event", "oversize", "bad-header", "bad-key", "header-mismatch",
-    "no-route", "reply-to-refused", "target-not-found", "target-closed", "rejected", "parked",
-    "internal-error",
+    "malformed-avro", "malformed-json", "malformed-protobuf", "invalid-event", "oversize",
+    "bad-header", "bad-key", "header-mismatch", "no-route", "reply-to-refused",
+    "target-not-found", "target-closed", "rejected", "parked", "internal-error",
 ]
 """Every value other teams may see, written out: renaming one breaks their consumers."""
 
@@ -43,7 +43,7 @@ def test_each_reason_says_in_one_line_what_caused_it_and_whether_replay_helps() 
 def test_the_codec_gives_the_reasons_of_an_undecodable_value() -> None:
     assert {str(reason) for reason in CODEC_REASONS} == {
         "empty", "unknown-framing", "truncated", "unknown-schema", "unknown-event-type",
-        "malformed-avro", "invalid-event"}
+        "malformed-avro", "malformed-json", "malformed-protobuf", "invalid-event"}
 
 
 def test_the_docs_table_lists_exactly_the_reasons() -> None:

@@ -22,16 +22,18 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from devtools.asyncapi_specs import asyncapi_errors, official_schema
+from examples.parcels.app import APP as PARCELS
 from examples.tickets.app import APP as TICKETS
 from relayflow.application import Application
-from relayflow.asyncapi.document import AVRO_SCHEMA_FORMAT, asyncapi_document, to_json, to_yaml
+from relayflow.asyncapi.document import asyncapi_document, to_json, to_yaml
 from relayflow.asyncapi.site import AsyncApiSite
 from relayflow.cli.main import app as cli
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from schemas.codec import load_schemas
 from schemas.dead_letters import DlqReason
-from schemas.headers import AVRO_CONTENT_TYPE, DLQ_REASON, EVENT_TYPE
+from schemas.formats import SchemaFormat
+from schemas.headers import DLQ_REASON, EVENT_TYPE
 from schemas.topics import PARKED_KEYS, dlq_topic
 from tests.helpers.counters.app import APP as COUNTERS
 
@@ -46,7 +48,8 @@ SECURED = Settings.model_construct(
     kafka_ssl_cert_file=Path("/run/secrets/client.pem"), kafka_consumer_group="team-bridge",
     schema_registry_url="https://reader:registry-s3cret@registry.example:8081/sr",
 )
-APPS = [pytest.param(APP, id="reference"), pytest.param(TICKETS, id="tickets")]
+APPS = [pytest.param(APP, id="reference"), pytest.param(TICKETS, id="tickets"),
+        pytest.param(PARCELS, id="parcels")]
 
 
 @pytest.fixture(scope="session")
@@ -151,6 +154,7 @@ def test_every_topic_event_route_and_schema_of_the_application_is_documented(
     document = asyncapi_document(application, DEFAULTS)
     channels, operations = document["channels"], document["operations"]
     avsc = load_schemas(application.schema_folder)
+    codec = application.codec()
     assert list(channels) == [topic.name for topic in application.all_topics()]
     for topic in application.all_topics():
         channel = channels[topic.name]
@@ -168,9 +172,13 @@ def test_every_topic_event_route_and_schema_of_the_application_is_documented(
         for event in topic.events:
             message = _resolve(document, channel["messages"][event]["$ref"])
             assert message["name"] == event
-            assert message["contentType"] == AVRO_CONTENT_TYPE
+            fmt = codec.format_of(event)
+            assert message["contentType"] == fmt.content_type
             payload = _resolve(document, message["payload"]["$ref"])
-            assert payload == {"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": avsc[event]}
+            schema = avsc[event] if fmt is SchemaFormat.AVRO \
+                else codec.json.schema_of(event) if fmt is SchemaFormat.JSON \
+                else codec.protobuf.schema_text[event]
+            assert payload == {"schemaFormat": fmt.asyncapi_format, "schema": schema}
             assert message["headers"]["allOf"][1]["properties"][EVENT_TYPE] == {"const": event}
     assert channels[PARKED_KEYS]["bindings"]["kafka"]["topicConfiguration"] == {
         "cleanup.policy": ["compact"]}
@@ -181,6 +189,21 @@ def test_every_topic_event_route_and_schema_of_the_application_is_documented(
     assert [(r["event-type"], r["action"], r["workflow"], r["workflow-id"], r.get("signal"))
             for r in routes] == [(route.event_type.avro_name, str(route.action), route.workflow,
                                   route.workflow_id, route.signal) for route in application.routes]
+
+
+def test_each_message_names_its_real_format() -> None:
+    schemas = asyncapi_document(PARCELS, DEFAULTS)["components"]["schemas"]
+    assert schemas["parcels.ParcelShipped"]["schemaFormat"] == \
+        "application/vnd.google.protobuf;version=3"
+    assert "message ParcelShipped {" in schemas["parcels.ParcelShipped"]["schema"]
+    delivered = schemas["parcels.ParcelDelivered"]
+    assert delivered["schemaFormat"] == "application/schema+json;version=draft-07"
+    assert delivered["schema"]["title"] == "parcels.ParcelDelivered"
+    with AsyncApiSite(asyncapi_document(PARCELS, DEFAULTS), port=0).serving() as url:
+        status, _, page = _get(url)
+    assert status == 200
+    assert "message ParcelClosed {" in page  # the .proto, shown as it is
+    assert "signed_by" in page  # a field of the JSON Schema's table
 
 
 def test_keys_and_required_headers_follow_the_code() -> None:
