@@ -22,6 +22,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
@@ -160,6 +161,23 @@ def _needing_role(route: BaseRoute, nav: Sequence[NavEntry]) -> BaseRoute:
     return Route(route.path, needing_role, methods=route.methods, name=route.name)
 
 
+class _ConsoleApp(Starlette):
+    """Starlette with the security headers outside everything else, its 500 answer included.
+
+    Starlette puts its ``ServerErrorMiddleware``, which answers an unhandled
+    error with 500, outside the application's own middleware: headers added
+    there would miss that answer, so they are added around the whole stack.
+    """
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        self._settings = settings
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack inside ``_SecurityHeaders``."""
+        return _SecurityHeaders(super().build_middleware_stack(), self._settings)
+
+
 def create_app(console: Console) -> Starlette:
     """The console's web application around connected clients.
 
@@ -178,13 +196,13 @@ def create_app(console: Console) -> Starlette:
         log.info("console: session cookies are not Secure over plain HTTP on loopback "
                  "(development); over HTTPS, or behind a TLS proxy, they are")
     own = console.pages.routes(console) if console.pages is not None else ()
-    app = Starlette(
+    app = _ConsoleApp(
+        settings,
         routes=[*(_needing_role(r, console.page_roles) for r in [*auth.ROUTES, *own,
                                                            *dead_letters.ROUTES,
                                                            *activities.ROUTES]),
                 Mount(_STATIC_PATH, StaticFiles(directory=_STATIC), name="static")],
         middleware=[
-            Middleware(_SecurityHeaders, settings=settings),
             Middleware(_Sessions, settings=settings,
                        secret_key=key.get_secret_value() if key else secrets.token_urlsafe(32)),
         ],

@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.metrics import MetricWrapperBase
 from temporalio.client import Client
@@ -42,9 +42,13 @@ from activities.metrics import WorkerMetrics
 from bridge.app import BridgeStatus
 from bridge.metrics import BridgeMetrics
 from relayflow.config.settings import SettingError, Settings
+from relayflow.observability.reach import KafkaReach, Settable
 
-__all__ = ["Check", "Endpoints", "Monitoring", "WorkerProbe", "bridge_readiness", "monitored",
-           "temporal_runtime"]
+__all__ = ["KAFKA_REACHABLE", "Check", "Endpoints", "Monitoring", "WorkerProbe",
+           "bridge_readiness", "monitored", "temporal_runtime"]
+
+KAFKA_REACHABLE = "relayflow_kafka_reachable"
+"""The gauge of ``Endpoints.kafka_reachable``."""
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,7 @@ class Endpoints:
     refreshes: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     port: int | None = None
     counting: bool = True
+    _reachable: Gauge | None = field(default=None, init=False, repr=False)
 
     def metrics(self, kind: type[_Metrics]) -> _Metrics:
         """A service's metrics (``BridgeMetrics``, ``WorkerMetrics``) on ``registry``.
@@ -111,6 +116,25 @@ class Endpoints:
             if isinstance(value, MetricWrapperBase):
                 setattr(metrics, name, _UNCOUNTED)
         return metrics
+
+    def kafka_reachable(self, service: str) -> Settable:
+        """``relayflow_kafka_reachable{service}``, the gauge ``KafkaReach`` sets.
+
+        1 while ``service``'s Kafka client reaches the cluster, 0 while it does
+        not. One gauge for the process (``relayflow run`` serves both services); with
+        ``counting`` off, one that records nothing.
+
+        Args:
+            service: ``bridge`` or ``worker``.
+        """
+        if not self.counting:
+            return _UNCOUNTED
+        if self._reachable is None:
+            self._reachable = Gauge(
+                KAFKA_REACHABLE, "1 while the service's Kafka client reaches the cluster "
+                "(a broker answered its last metadata request), else 0.", ["service"],
+                registry=self.registry)
+        return self._reachable.labels(service)
 
     def application(self) -> web.Application:
         """The aiohttp application of the three endpoints."""
@@ -228,6 +252,14 @@ async def monitored(settings: Settings, port_setting: str) -> AsyncIterator[Moni
         yield found
 
 
+def _with_kafka_reach(outages: dict[str, float], reach: KafkaReach | None) -> dict[str, float]:
+    """``outages`` with Kafka's the longer of its own and the time Kafka has not answered."""
+    unreachable = None if reach is None else reach.unreachable_for()
+    if unreachable is None:
+        return outages
+    return {**outages, "kafka": max(unreachable, outages.get("kafka", 0.0))}
+
+
 def _outage(outages: dict[str, float], grace: float) -> str | None:
     late = {name: seconds for name, seconds in outages.items() if seconds >= grace}
     if not late:
@@ -235,27 +267,39 @@ def _outage(outages: dict[str, float], grace: float) -> str | None:
     return ", ".join(f"{name} failing for {seconds:.0f}s" for name, seconds in sorted(late.items()))
 
 
-def bridge_readiness(status: BridgeStatus | None, grace: float) -> str | None:
+def bridge_readiness(status: BridgeStatus | None, grace: float,
+                     kafka: KafkaReach | None = None) -> str | None:
     """Why the bridge is not ready, or None: connected, partitions assigned, no long outage.
 
     Args:
         status: The running bridge; None while it still waits for Temporal.
-        grace: Seconds an outage may hold records back before the bridge is not ready.
+        grace: Seconds an outage may hold records back (or Kafka not answer)
+            before the bridge is not ready.
+        kafka: Whether its Kafka client reaches the cluster (None: not watched).
     """
     if status is None:
         return "waiting for Temporal"
     if status.fetch is None or status.consumer is None:
         return "starting"
-    if not status.assigned:
-        return "no partitions assigned"
-    return _outage(status.outages(), grace)
+    # An outage first: a consumer that lost its partitions in a Kafka outage says why.
+    return _outage(_with_kafka_reach(status.outages(), kafka), grace) or (
+        None if status.assigned else "no partitions assigned")
 
 
 class WorkerProbe:
     """The worker's readiness: polling, Temporal answering, outcomes reaching Kafka.
 
+    Kafka counts as failing while outcome publishes fail or while the outcome
+    producer's client cannot reach the cluster (``kafka``), the longer of the two.
+
     Args:
         grace: Seconds an outage may last before the worker is not ready.
+
+    Attributes:
+        client: The Temporal client, once connected.
+        worker: The worker, once built.
+        metrics: Where the outcome publisher records failed publishes.
+        kafka: Whether the outcome producer reaches the cluster, once started.
     """
 
     def __init__(self, grace: float) -> None:
@@ -263,6 +307,7 @@ class WorkerProbe:
         self.client: Client | None = None
         self.worker: Worker | None = None
         self.metrics: WorkerMetrics | None = None
+        self.kafka: KafkaReach | None = None
         self._temporal_failing_since: float | None = None
 
     async def __call__(self) -> str | None:
@@ -284,4 +329,4 @@ class WorkerProbe:
             outages["temporal"] = now - self._temporal_failing_since
         if self.metrics is not None and self.metrics.kafka_failing_since is not None:
             outages["kafka"] = now - self.metrics.kafka_failing_since
-        return _outage(outages, self._grace)
+        return _outage(_with_kafka_reach(outages, self.kafka), self._grace)

@@ -8,8 +8,10 @@
   running when the saga was terminated takes no effect when it lands). Its
   event id is the saga's own ``failed`` id: a subscriber sees one failure of
   the order however it came about.
-* ``BatchWorkflow``: ``BatchCompleted`` with ``cancelled=true`` and the counts
-  its ``progress`` query gives for the closed run (Temporal replays it).
+* ``BatchWorkflow``: ``BatchCompleted`` with ``cancelled=true``, ``reason``
+  ``terminated``, ``timed_out`` or ``workflow_failed`` (a real cancellation
+  says ``cancelled``), and the counts its ``progress`` query gives for the
+  closed run (Temporal replays it).
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from relayflow.reference.workflows.order_saga import SagaStatus
 from schemas import Inbound
 from workflows.outcomes import outcome_event_id
 
-__all__ = ["ENDED_ORDER_REASONS", "REFERENCE_ENDINGS", "batch_ended", "order_ended",
-           "order_of"]
+__all__ = ["ENDED_BATCH_REASONS", "ENDED_ORDER_REASONS", "REFERENCE_ENDINGS", "batch_ended",
+           "order_ended", "order_of"]
 
 ENDED_ORDER_REASONS = {"terminated": "terminated", "timed_out": "timed_out",
                        "failed": "workflow_failed"}
 """``OrderFailed.reason`` by how the saga's execution closed."""
+ENDED_BATCH_REASONS = ENDED_ORDER_REASONS
+"""``BatchCompleted.reason`` by how the batch's execution closed (the same words)."""
 
 
 def order_of(closed: ClosedExecution) -> Inbound[OrderPlaced]:
@@ -57,7 +61,7 @@ def order_ended(closed: ClosedExecution) -> OrderFailed:
 
 
 def batch_ended(closed: ClosedExecution) -> BatchCompleted:
-    """``BatchCompleted`` (cancelled) of a batch that closed without its outcome."""
+    """``BatchCompleted`` (cancelled, saying how it closed) of a batch without its outcome."""
     run = BatchRun.model_validate(closed.input)
     carry = (BatchCarry.model_validate(closed.state) if closed.state is not None
              else run.carry or BatchCarry())
@@ -71,7 +75,7 @@ def batch_ended(closed: ClosedExecution) -> BatchCompleted:
         failed_item_ids=tuple(carry.failed_item_ids),
         failed_items_truncated=carry.failed > len(carry.failed_item_ids),
         failed_items_ref=f"store:batch_failures/{request.batch_id}" if carry.failed else "",
-        cancelled=True,
+        cancelled=True, reason=ENDED_BATCH_REASONS[closed.status],
     )
 
 

@@ -369,7 +369,11 @@ class BatchCompleted(BatchProgress):
         failed_items_truncated: More failed than listed.
         failed_items_ref: Where the full list of failed items is kept
             (``store:batch_failures/<batch_id>``); empty when none failed.
-        cancelled: The batch was cancelled; unprocessed items are in neither count.
+        cancelled: The batch ended before its last item; unprocessed items are in
+            neither count.
+        reason: Why it ended early: ``cancelled`` (a ``BatchCancelled``), or from
+            the ending sweep ``terminated``, ``timed_out`` or ``workflow_failed``;
+            None when it ran to the end (and in records written before the field).
     """
 
     avro_name: ClassVar[str] = "relayflow.batches.BatchCompleted"
@@ -378,6 +382,7 @@ class BatchCompleted(BatchProgress):
     failed_items_truncated: bool = False
     failed_items_ref: str = ""
     cancelled: bool = False
+    reason: str | None = None
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

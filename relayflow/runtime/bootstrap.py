@@ -44,6 +44,7 @@ from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.schema_registry import schema_registry
 from relayflow.observability.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
+from relayflow.observability.reach import KafkaReach, asking
 from relayflow.runtime.clients import (
     connect_temporal,
     data_converter,
@@ -136,6 +137,17 @@ async def _producer_once_kafka_answers(kafka: KafkaClients, stack: contextlib.As
         return producer
 
 
+async def _watching_kafka(service: str, producer: AIOKafkaProducer, monitoring: Monitoring,
+                          stack: contextlib.AsyncExitStack) -> KafkaReach:
+    """Whether ``producer``'s client reaches the cluster, asked until ``stack`` closes.
+
+    Entered after the producer, so the asking stops before the producer does.
+    """
+    reach = KafkaReach(asking(producer.client), monitoring.endpoints.kafka_reachable(service),
+                       service)
+    return await stack.enter_async_context(reach.watching())
+
+
 def bridge_config(settings: Settings) -> BridgeConfig:
     """The bridge's own settings, taken from relayflow's."""
     return BridgeConfig(
@@ -209,9 +221,10 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
     backoff = Backoff()
     provider = traced(settings, tracer_provider)
     status: BridgeStatus | None = None
+    reach: KafkaReach | None = None
 
     async def ready() -> str | None:
-        return bridge_readiness(status, settings.ready_outage_grace_seconds)
+        return bridge_readiness(status, settings.ready_outage_grace_seconds, reach)
 
     monitoring.endpoints.checks["bridge"] = ready
     temporal = await unless_stopped(wait_for_temporal(settings, backoff=backoff, retries=False,
@@ -226,6 +239,7 @@ async def run_bridge(settings: Settings, app: Application | None = None, *,
         producer = await _producer_once_kafka_answers(kafka, stack, stop, backoff)
         if producer is None:
             return
+        reach = await _watching_kafka("bridge", producer, monitoring, stack)
         bridge = create_app(bridge_config(settings), table,
                             event_codec(settings, app),
                             temporal=temporal, producer=producer, kafka=kafka, status=status,
@@ -341,6 +355,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
             producer = await _producer_once_kafka_answers(kafka, stack, stop, linger_ms=5)
             if producer is None:
                 return
+            probe.kafka = await _watching_kafka("worker", producer, monitoring, stack)
             probe.metrics = metrics = monitoring.endpoints.metrics(WorkerMetrics)
             probe.worker = worker = build_worker(client, settings, app, producer, executor,
                                                  metrics)

@@ -144,9 +144,10 @@ class Rig:
         """Start a bridge process."""
         return self.service("bridge", name, env).start(failpoints)
 
-    def worker(self, failpoints: str = "", name: str | None = None) -> Service:
+    def worker(self, failpoints: str = "", name: str | None = None,
+               env: dict[str, str] | None = None) -> Service:
         """Start a worker process."""
-        return self.service("worker", name).start(failpoints)
+        return self.service("worker", name, env).start(failpoints)
 
     def order_id(self, n: int) -> str:
         """The n-th order id of this test (all share the rig's prefix)."""

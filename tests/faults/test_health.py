@@ -7,12 +7,9 @@ elsewhere the test skips.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from relayflow import devstack
 from relayflow.config.settings import Settings
@@ -25,29 +22,13 @@ from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.kafka import app_kafka
 from relayflow.testing.stacks import restart_refusal
 from relayflow.testing.system import isolated
+from tests.helpers.readiness import Ready, metric, readiness_until
 from tests.helpers.support import order_placed
 
 pytestmark = [pytest.mark.timeout(240)]
 
 GRACE_S = 1.0
 WAIT_S = 90.0
-
-Ready = tuple[int, dict[str, object]]
-
-
-async def _ready(session: aiohttp.ClientSession, port: int | None) -> Ready:
-    async with session.get(f"http://127.0.0.1:{port}/health/ready") as answer:
-        return answer.status, await answer.json()
-
-
-async def _until(session: aiohttp.ClientSession, port: int | None,
-                 wanted: Callable[[Ready], bool]) -> Ready:
-    deadline = time.monotonic() + WAIT_S
-    while not wanted(answer := await _ready(session, port)):
-        assert time.monotonic() < deadline, f"readiness stayed {answer}"
-        await asyncio.sleep(0.2)
-    return answer
-
 
 def _both_failing(answer: Ready) -> bool:
     status, body = answer
@@ -58,14 +39,7 @@ def _both_failing(answer: Ready) -> bool:
 
 
 async def _temporal_up(session: aiohttp.ClientSession, port: int | None) -> float | None:
-    async with session.get(f"http://127.0.0.1:{port}/metrics") as answer:
-        text = await answer.text()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "relayflow_dependency_up" and \
-                    sample.labels == {"dependency": "temporal"}:
-                return sample.value
-    return None
+    return await metric(session, port, "relayflow_dependency_up", {"dependency": "temporal"})
 
 
 async def test_readiness_follows_a_temporal_outage(stack: Settings) -> None:
@@ -79,21 +53,21 @@ async def test_readiness_follows_a_temporal_outage(stack: Settings) -> None:
                 running(settings, APP, monitoring=monitoring),
                 app_kafka(settings, APP) as kafka, aiohttp.ClientSession() as session):
         port = monitoring.endpoints.port
-        await _until(session, port, lambda answer: answer[0] == 200)
+        await readiness_until(session, port, lambda answer: answer[0] == 200)
         stopped = await asyncio.to_thread(devstack.stop_temporal, settings)
         assert stopped
         try:
             order = order_placed()
             await kafka.send(order)  # held back by the outage: the bridge retries it
             # Each service turns not ready once the outage is older than the grace.
-            _, body = await _until(session, port, _both_failing)
+            _, body = await readiness_until(session, port, _both_failing)
             assert body["ready"] is False
             assert await _temporal_up(session, port) == 0
             async with session.get(f"http://127.0.0.1:{port}/health/live") as live:
                 assert live.status == 200  # alive all along: restarting it would not help
         finally:
             await asyncio.to_thread(devstack.start_temporal, settings)
-        await _until(session, port, lambda answer: answer == (
+        await readiness_until(session, port, lambda answer: answer == (
             200, {"ready": True, "checks": {"bridge": "ok", "worker": "ok"}}))
         await kafka.wait_for(OrderCompleted, key=order.order_id, timeout=WAIT_S)
         assert await _temporal_up(session, port) == 1

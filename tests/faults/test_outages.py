@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 from aiokafka import TopicPartition
 
@@ -19,6 +21,7 @@ from relayflow import devstack
 from relayflow.config.settings import Settings
 from relayflow.devstack import free_port
 from relayflow.kafka.reads import commit_group, committed_to_end
+from relayflow.observability.monitoring import KAFKA_REACHABLE
 from relayflow.operate.dlq import read_dead_letters
 from relayflow.reference.events import ApprovalDecided
 from relayflow.reference.settings import ReferenceSettings
@@ -27,11 +30,15 @@ from relayflow.runtime.clients import kafka_clients
 from relayflow.testing.stacks import restart_refusal
 from schemas import Event
 from tests.faults.checks import assert_clean, orders
-from tests.faults.rig import KAFKA_UNREACHABLE, Rig, Service
+from tests.faults.rig import Rig, Service
 from tests.helpers.approver_keys import signed
+from tests.helpers.readiness import Ready, metric, readiness_until
 from tests.helpers.support import order_placed
 
 pytestmark = [pytest.mark.timeout(480)]
+
+KAFKA_GRACE_S = 2.0
+"""The readiness grace of the Kafka restart test's processes."""
 
 REFERENCE = ReferenceSettings()
 """The reference app's settings, as its worker reads them (the same environment)."""
@@ -62,10 +69,15 @@ def test_only_the_service_under_test_of_the_sessions_own_stack_is_restartable(
         assert "not part of a local dev stack" in str(restart_refusal(stack, service))
 
 
-async def _loaded(rig: Rig, count: int) -> tuple[Service, Service]:
-    """Worker and bridge running, ``count`` orders produced; returns both."""
-    worker = rig.worker()
-    bridge = rig.bridge()
+async def _loaded(rig: Rig, count: int, env: dict[str, dict[str, str]] | None = None,
+                  ) -> tuple[Service, Service]:
+    """Worker and bridge running, ``count`` orders produced; returns both.
+
+    ``env``: each one's own variables, by command (``worker``, ``bridge``).
+    """
+    env = env or {}
+    worker = rig.worker(env=env.get("worker"))
+    bridge = rig.bridge(env=env.get("bridge"))
     await worker.logged("worker polling")
     await bridge.logged("bridge consuming")
     await rig.produce(ORDERS_EVENTS, orders(rig, count))
@@ -106,15 +118,40 @@ async def test_temporal_down_for_a_while_under_load(rig: Rig) -> None:
     assert log.count("Temporal unavailable") <= 3  # once per outage, not once per retry
 
 
+def _kafka_failing(service: str) -> Callable[[Ready], bool]:
+    def failing(answer: Ready) -> bool:
+        checks = answer[1]["checks"]
+        assert isinstance(checks, dict)
+        return answer[0] == 503 and str(checks[service]).startswith("kafka failing for ")
+    return failing
+
+
 async def test_kafka_restarted_under_load(rig: Rig) -> None:
     local = _restartable(rig, "kafka")
-    worker, bridge = await _loaded(rig, 60)
-    before = [(service, service.mark()) for service in (worker, bridge)]
-    await asyncio.to_thread(devstack.stop_kafka, local)
-    for service, mark in before:  # both met the outage: their clients reach no broker
-        await service.logged(KAFKA_UNREACHABLE, since=mark)
-    restarted = bridge.mark()
-    await asyncio.to_thread(devstack.start_kafka, local)
+    ports = {"bridge": free_port(), "worker": free_port()}
+    env = {command: {f"RELAYFLOW_{command.upper()}_HTTP_PORT": str(port),
+                     "RELAYFLOW_READY_OUTAGE_GRACE_SECONDS": str(KAFKA_GRACE_S)}
+           for command, port in ports.items()}
+    _, bridge = await _loaded(rig, 60, env)
+    async with aiohttp.ClientSession() as session:
+        for service, port in ports.items():  # the control: both ready, Kafka reached
+            assert await readiness_until(session, port, lambda answer: answer[0] == 200) == \
+                (200, {"ready": True, "checks": {service: "ok"}})
+            assert await metric(session, port, KAFKA_REACHABLE, {"service": service}) == 1
+        await asyncio.to_thread(devstack.stop_kafka, local)
+        try:
+            # Both met the outage, and say so: not ready once it outlasts the grace.
+            for service, port in ports.items():
+                await readiness_until(session, port, _kafka_failing(service))
+                assert await metric(session, port, KAFKA_REACHABLE, {"service": service}) == 0
+                async with session.get(f"http://127.0.0.1:{port}/health/live") as live:
+                    assert live.status == 200  # alive all along: restarting would not help
+        finally:
+            restarted = bridge.mark()
+            await asyncio.to_thread(devstack.start_kafka, local)
+        for service, port in ports.items():  # ready again once Kafka answers
+            await readiness_until(session, port, lambda answer: answer[0] == 200)
+            assert await metric(session, port, KAFKA_REACHABLE, {"service": service}) == 1
     # The bridge's consumer found its group's coordinator again (a Kafka it had not seen).
     await bridge.logged("Discovered coordinator", since=restarted)
     await rig.produce(ORDERS_EVENTS, orders(rig, 120)[60:])

@@ -484,12 +484,21 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 
 async def record(folder: Path, scenarios: Sequence[Scenario] = SCENARIOS) -> list[Path]:
-    """Run ``scenarios`` (default: every one) and write their histories into ``folder``."""
-    async with await start_time_skipping_environment() as env:
-        recorder = Recorder(env, folder)
-        for scenario in scenarios:
-            await scenario(recorder)
-    return recorder.written
+    """Run ``scenarios`` (default: every one) and write their histories into ``folder``.
+
+    Each scenario gets a test server of its own: the server skips no time while
+    an activity runs, and a scenario may leave one running (a saga cancelled
+    during a step whose fake never hears of the cancel, as it does not
+    heartbeat, runs until its start-to-close timeout, which the stopped clock
+    never reaches); sharing a server, every later ``env.sleep`` then waited in
+    real time until its call timed out (``order_refused_decisions`` after
+    ``order_cancelled_during_a_step``).
+    """
+    written: list[Path] = []
+    for scenario in scenarios:
+        async with await start_time_skipping_environment() as env:
+            await scenario(Recorder(env, folder, written))
+    return written
 
 
 def main() -> None:
@@ -499,6 +508,8 @@ def main() -> None:
                         help="release the folder is named for (default: pyproject's version)")
     parser.add_argument("--replace", action="store_true",
                         help="replace histories already stored for this release")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write into this folder instead of the release's (a trial run)")
     by_name = {scenario.__name__: scenario for scenario in SCENARIOS}
     parser.add_argument("--scenario", action="append", choices=sorted(by_name),
                         help="record only this scenario (repeatable; default: every one)")
@@ -506,7 +517,7 @@ def main() -> None:
     scenarios = [by_name[name] for name in args.scenario] if args.scenario else SCENARIOS
     # Fakes fail activities on purpose; their tracebacks would bury the report.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    folder = HISTORIES / f"release-{args.release}"
+    folder = args.output or HISTORIES / f"release-{args.release}"
     stored = sorted(folder.glob("*.json"))
     if stored and not args.replace:
         parser.exit(1, f"{folder} already holds {len(stored)} histories; they record what "
@@ -515,7 +526,7 @@ def main() -> None:
     for path in stored:
         path.unlink()
     for path in asyncio.run(record(folder, scenarios)):
-        print(path.relative_to(ROOT))  # noqa: T201 - the command's report
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ async def test_prometheus_counts_what_was_sent(observed: Observed) -> None:
         # Everything consumed: no partition of the orders topic lags.
         f'max(relayflow_bridge_consumer_lag{{{bridge},topic="{ORDERS_EVENTS}"}})': 0,
         f'relayflow_dependency_up{{{bridge},dependency="temporal"}}': 1,
+        f'relayflow_kafka_reachable{{{bridge},service="bridge"}}': 1,
+        f'relayflow_kafka_reachable{{{worker},service="worker"}}': 1,
         f'sum(relayflow_outcomes_published_total{{{worker},'
         f'event_type="{OrderCompleted.avro_name}"}})': ORDERS,
         f'sum(relayflow_outcomes_published_total{{{worker},'

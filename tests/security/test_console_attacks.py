@@ -36,6 +36,7 @@ from relayflow.console.web import Console
 from tests.integration.console.rig import (
     SECRET_KEY,
     assert_inert,
+    assert_strict_csp,
     forged_session,
     session_of,
     shown_as_text,
@@ -75,9 +76,15 @@ class Served:
 
     @asynccontextmanager
     async def client(self, address: str = ANN_HOME, *, https: bool = False,
-                     cookie: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
-        """An HTTP client of the console whose connections come from ``address``."""
-        transport = httpx.ASGITransport(app=self.app, client=(address, 40_000))
+                     cookie: str | None = None, errors_answered: bool = False,
+                     ) -> AsyncIterator[httpx.AsyncClient]:
+        """An HTTP client of the console whose connections come from ``address``.
+
+        ``errors_answered``: an error of the application is answered (500), as a
+        server does, instead of raised in the test.
+        """
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40_000),
+                                        raise_app_exceptions=not errors_answered)
         base = "https://console.example" if https else "http://console.example"
         async with httpx.AsyncClient(transport=transport, base_url=base, timeout=30,
                                      cookies={SESSION_COOKIE: cookie} if cookie else None,
@@ -454,3 +461,20 @@ async def test_a_successful_sign_in_clears_the_failures_before_it(
             assert (await sign_in(ann, "ann", "typo")).status_code == 401
         assert (await sign_in(ann, "ann")).status_code == 303
         assert await who(ann) == "ann"
+
+
+
+async def test_a_server_error_carries_the_strict_headers(serve: Callable[..., Served]) -> None:
+    # A real 500: the order page asks Temporal, whose client reaches nothing here.
+    served = serve()
+    for https in (False, True):
+        async with served.client(https=https, errors_answered=True) as client:
+            assert (await sign_in(client, "olga")).status_code == 303
+            answer = await client.get("/orders?order_id=A-1")
+        assert answer.status_code == 500
+        assert answer.text == "Internal Server Error"  # no traceback, nothing of the order
+        assert_strict_csp(answer)
+        assert (answer.headers["cache-control"], answer.headers["x-frame-options"],
+                answer.headers["x-content-type-options"], answer.headers["referrer-policy"]) \
+            == ("no-store", "DENY", "nosniff", "same-origin")
+        assert ("strict-transport-security" in answer.headers) is https

@@ -386,6 +386,8 @@ class BatchWorkflow:
             "failed_items_ref": f"store:batch_failures/{inbound.event.batch_id}"
             if state.failed else "",
             "cancelled": cancelled,
+            # The activity's input, not a command: replays of earlier runs still match.
+            "reason": "cancelled" if cancelled else None,
         }
         await _publish(BatchCompleted.model_validate(fields), inbound)
 

@@ -132,6 +132,7 @@ async def test_items_are_processed_and_failures_counted_not_lost(env: WorkflowEn
     assert len(published("BatchProgress")) == 3
     assert completed["failed_items_ref"] == f"store:batch_failures/{completed['batch_id']}"
     assert completed["failed_items_truncated"] is False
+    assert (completed["cancelled"], completed["reason"]) == (False, None)  # ran to the end
     assert sorted(REC.fakes.failures) == ["bad-1", "bad-2", "bad-3"]
     assert "invalid" in REC.fakes.failures["bad-1"]
 
@@ -195,7 +196,7 @@ async def test_cancellation_cancels_children_and_reports_what_finished(
             await handle.result()
     assert isinstance(info.value.cause, CancelledError)
     [completed] = published("BatchCompleted")
-    assert completed["cancelled"] is True
+    assert (completed["cancelled"], completed["reason"]) == (True, "cancelled")
     # At least 4 had started and 2 were running when the cancel came.
     assert 2 <= completed["chunks_done"] < 10
     assert completed["succeeded"] == completed["chunks_done"] * 10

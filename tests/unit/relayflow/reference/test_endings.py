@@ -54,16 +54,20 @@ def test_each_way_of_closing_has_its_reason(status: str, reason: str) -> None:
     assert failed.error == f"order saga {status}: stuck"
 
 
-def test_a_terminated_batch_completes_cancelled_with_the_counts_it_reached() -> None:
+@pytest.mark.parametrize(("status", "reason"), [("terminated", "terminated"),
+                                                ("timed_out", "timed_out"),
+                                                ("failed", "workflow_failed")])
+def test_an_ended_batch_completes_cancelled_with_the_counts_it_reached_and_how_it_closed(
+        status: str, reason: str) -> None:
     request = BatchRequested(event_id=uuid.uuid4(), occurred_at=CLOSED_AT, batch_id="b-1",
                              item_count=250, chunk_size=100)
     carry = BatchCarry(chunks_done=1, succeeded=99, failed=1, failed_item_ids=["bad-0"])
     completed = batch_ended(ClosedExecution(
-        workflow_type="BatchWorkflow", workflow_id="batch-b-1", run_id="r", status="terminated",
+        workflow_type="BatchWorkflow", workflow_id="batch-b-1", run_id="r", status=status,
         closed_at=CLOSED_AT, input=inbound(request).model_dump(mode="json"),
         state=carry.model_dump(mode="json")))
     assert completed.event_id == outcome_event_id("batch-b-1", "completed")
-    assert completed.cancelled
+    assert (completed.cancelled, completed.reason) == (True, reason)
     assert (completed.total, completed.succeeded, completed.failed) == (250, 99, 1)
     assert (completed.chunks_done, completed.chunks_total) == (1, 3)
     assert completed.failed_item_ids == ("bad-0",)
