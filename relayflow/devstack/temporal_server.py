@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -135,14 +136,17 @@ def _start_postgres(settings: Settings, home: Path, port: int) -> None:
         home.mkdir(parents=True, exist_ok=True)
         if owner is not None:
             shutil.chown(home, owner, owner)
+            # Its owner must pass through the stack's folder (search, not read, permission).
+            stack = home.parent
+            stack.chmod(stack.stat().st_mode | stat.S_IXOTH)
         result = subprocess.run(  # noqa: S603 - argv built from our own paths
             [str(binaries / "initdb"), "-D", str(data), "-U", _DB_USER, "--auth=trust",
              "-E", "UTF8", "--no-instructions"],
             user=owner, group=owner, extra_groups=None if owner is None else [],
             capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise StackError(f"initdb failed (the data folder must be reachable by the "
-                             f"{owner or 'current'} user):\n{result.stdout}{result.stderr}")
+            raise StackError(f"initdb failed (every folder above {home} must let the "
+                             f"{owner or 'current'} user pass):\n{result.stdout}{result.stderr}")
     # Durable against a crash of PostgreSQL, not of the machine: the same promise as the
     # dev server's SQLite (WAL, synchronous=normal), so the two compare.
     argv = [str(binaries / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
@@ -272,4 +276,7 @@ def stop_postgres(settings: Settings) -> bool:
 
 if __name__ == "__main__":
     # `make temporal-server` builds it ahead of `dev up --temporal server` and bench.servers.
-    print("Temporal server and SQL tool: {} {}".format(*fetch_temporal_server(Settings())))
+    import sys
+
+    sys.stdout.write("Temporal server and SQL tool: {} {}\n".format(
+        *fetch_temporal_server(Settings())))
