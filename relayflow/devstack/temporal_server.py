@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -63,8 +64,6 @@ system.enableEagerWorkflowStart:
 frontend.enableUpdateWorkflowExecution:
   - value: true
 frontend.enableUpdateWorkflowExecutionAsyncAccepted:
-  - value: true
-frontend.enableExecuteMultiOperation:
   - value: true
 """
 
@@ -113,14 +112,27 @@ def _owner() -> str | None:
     return POSTGRES if os.geteuid() == 0 else None
 
 
+def _can_bind(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _ports(home: Path) -> dict[str, int]:
     """The internal ports, chosen free once and kept, so a restart finds its own members."""
     path = home / "ports.json"
     if path.exists():
         kept: dict[str, int] = json.loads(path.read_text())
         return kept
-    names = [POSTGRES, *(f"{s}-{kind}" for s in _SERVICES for kind in ("grpc", "membership"))]
-    ports = {name: free_port() for name in names}
+    ports = {POSTGRES: free_port(), **{f"{s}-grpc": free_port() for s in _SERVICES}}
+    # The SQL stores keep membership ports as a signed smallint: below 32768, where the
+    # kernel hands out no ephemeral port.
+    candidates = (port for port in range(20000 + os.getpid() % 12000, 32768)
+                  if _can_bind(port))
+    ports |= {f"{s}-membership": next(candidates) for s in _SERVICES}
     path.write_text(json.dumps(ports, indent=2))
     return ports
 

@@ -17,7 +17,7 @@ import pytest
 from temporalio import workflow
 from temporalio.api.workflowservice.v1 import GetClusterInfoRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from relayflow import devstack
 from relayflow.config.settings import Settings
@@ -59,6 +59,7 @@ def real(tmp_path: Path) -> Iterator[Settings]:
     if not _built(Settings()):
         pytest.skip("the real Temporal server is not built: make temporal-server")
     folder = Path(tempfile.mkdtemp(prefix=".relayflow-realserver-", dir=ROOT))
+    folder.chmod(0o711)  # mkdtemp's folder is root's only; postgres must pass through it
     port = free_port()
     settings = Settings(data_dir=folder / "stack", temporal_dev_server="server",
                         temporal_port=port, temporal_address=f"127.0.0.1:{port}")
@@ -82,7 +83,8 @@ def test_the_real_server_runs_workflows_on_postgresql_with_several_shards(
     async def round_trip(workflow_id: str) -> tuple[int, str]:
         client = await Client.connect(real.temporal_address, namespace=real.temporal_namespace)
         info = await client.workflow_service.get_cluster_info(GetClusterInfoRequest())
-        async with Worker(client, task_queue="real-server", workflows=[Echo]):
+        async with Worker(client, task_queue="real-server", workflows=[Echo],
+                          workflow_runner=UnsandboxedWorkflowRunner()):
             result = await client.execute_workflow(Echo.run, "hello", id=workflow_id,
                                                    task_queue="real-server")
         return info.history_shard_count, result
