@@ -49,8 +49,8 @@ class BenchNoop:
 def bench_ports() -> tuple[int, int, int, int]:
     """Kafka, its controller, Temporal and its UI: 29092/29093/27233/28233.
 
-    ``RELAYFLOW_BENCH_PORT_BASE=N`` moves them to N..N+3 (and ``bench.servers``'
-    second Temporal to N+4), for a machine where those ports are taken.
+    ``RELAYFLOW_BENCH_PORT_BASE=N`` moves them to N..N+3 (``bench.servers`` puts
+    its second Temporal 10 above the first), for a machine where they are taken.
     """
     base = os.environ.get("RELAYFLOW_BENCH_PORT_BASE")
     if base is None:

@@ -114,7 +114,8 @@ async def main(args: argparse.Namespace) -> str:
         rows = await starts(servers, args)
         latencies = {}
         for name, settings in servers.items():
-            latencies[name] = await latency.measure(settings, args)
+            if args.seconds > 0:  # 0: start throughput only
+                latencies[name] = await latency.measure(settings, args)
     lines = [table("Start throughput by server (workflow starts per second)",
                    ["server", "round", "variant", "events", "seconds", "starts/s",
                     "server CPU s / 1,000 starts"],
@@ -149,7 +150,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=15.0, help="latency: seconds offered")
+    parser.add_argument("--seconds", type=float, default=15.0, help="latency: seconds offered (0: skip latency)")
     parser.add_argument("--load", type=float, default=0.5, help="latency: share of the maximum")
     parser.add_argument("--calibrate", type=int, default=150, help="latency: sagas in the burst")
     return parser.parse_args(argv)
