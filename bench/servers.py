@@ -150,7 +150,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=15.0, help="latency: seconds offered (0: skip latency)")
+    parser.add_argument("--seconds", type=float, default=15.0,
+                        help="latency: seconds offered (0: skip latency)")
     parser.add_argument("--load", type=float, default=0.5, help="latency: share of the maximum")
     parser.add_argument("--calibrate", type=int, default=150, help="latency: sagas in the burst")
     return parser.parse_args(argv)
