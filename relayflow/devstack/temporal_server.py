@@ -237,6 +237,7 @@ async def _register_namespace(address: str, namespace: str) -> bool:
     """Register ``namespace`` (one day's retention) unless the frontend knows it."""
     from google.protobuf.duration_pb2 import Duration  # noqa: PLC0415
     from temporalio.api.workflowservice.v1 import (  # noqa: PLC0415
+        CountWorkflowExecutionsRequest,
         DescribeNamespaceRequest,
         RegisterNamespaceRequest,
     )
@@ -251,6 +252,9 @@ async def _register_namespace(address: str, namespace: str) -> bool:
             raise
         await service.register_namespace(RegisterNamespaceRequest(
             namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)))
+    # Describe reads the database; calls on the namespace go through the frontend's
+    # namespace cache, which learns of a new one a little later: wait for that too.
+    await service.count_workflow_executions(CountWorkflowExecutionsRequest(namespace=namespace))
     return True
 
 
