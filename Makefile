@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 FUZZ_MINUTES ?= 10
 
-.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check docs docs-build test test-unit test-integration test-faults fuzz demo bench fakefrontend s3 dev-up dev-down dev-status clean
+.PHONY: help install kafka tls-tools prometheus asyncapi-specs asyncapi browser htmx lint typecheck check docs docs-build test test-unit test-integration test-faults fuzz demo bench fakefrontend s3 dev-up dev-down dev-status clean temporal-server
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ s3: install  ## Build versitygw (Go, the S3-compatible server of the claim-check
 
 fakefrontend: install  ## Build bench/fakefrontend (Go, the stand-in Temporal frontend of bench.ceiling) into the cache, once
 	$(BIN)/python -m devtools.fakefrontend
+
+temporal-server: install  ## PostgreSQL (Debian) and the real Temporal server (Go, go.temporal.io/server) for `dev up --temporal server` and bench.servers, once (a cold build takes minutes)
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+		(apt-get update && apt-get install -y --no-install-recommends postgresql)
+	$(BIN)/python -m relayflow.devstack.temporal_server
 
 tls-tools:  ## nginx from Debian: the TLS terminator in front of Temporal in the TLS tests
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
@@ -93,7 +98,7 @@ fuzz: install  ## Fuzz the decoder for FUZZ_MINUTES (default 10), fresh seeds; f
 demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes
 	$(BIN)/relayflow demo
 
-bench: install kafka fakefrontend  ## Benchmarks on their own stack (ports 29092/27233, minutes): tables + ratios
+bench: install kafka fakefrontend temporal-server  ## Benchmarks on their own stack (ports 29092/27233, minutes): tables + ratios
 	$(BIN)/python -m bench.codec
 	$(BIN)/python -m bench.start_throughput
 	$(BIN)/python -m bench.latency
@@ -102,6 +107,7 @@ bench: install kafka fakefrontend  ## Benchmarks on their own stack (ports 29092
 	$(BIN)/python -m bench.secured
 	$(BIN)/python -m bench.observability
 	$(BIN)/python -m bench.ceiling
+	$(BIN)/python -m bench.servers
 
 dev-up: install kafka  ## Start the local Kafka + Temporal dev stack
 	$(BIN)/relayflow dev up

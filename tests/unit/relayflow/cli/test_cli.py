@@ -161,3 +161,15 @@ def test_a_recorded_stack_whose_folder_is_gone_is_forgotten(elsewhere: Path,
     stack = _started_stack(tmp_path)
     stack.data_dir.rmdir()
     assert stack_settings().data_dir == Path(".relayflow")
+
+
+def test_a_recorded_real_server_stack_is_shown_as_one_with_no_web_ui(
+        elsewhere: Path, tmp_path: Path) -> None:
+    # `dev up --temporal server` records its choice, so `dev status` elsewhere knows it.
+    stack = _started_stack(tmp_path).model_copy(update={"temporal_dev_server": "server"})
+    record_stack(stack)
+    assert stack_settings().temporal_dev_server == "server"
+    shown = CliRunner().invoke(app, ["dev", "status"], env={"COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    assert "the real server (PostgreSQL), no web UI" in shown.stdout
+    assert "Temporal UI" not in shown.stdout
