@@ -287,7 +287,10 @@ async def test_ceiling(bench_env: Path) -> None:
     for row in rows:
         records, seconds = positive(row["records"]), positive(row["seconds"])
         assert records <= 305, row  # the naive one may overshoot its 20 by a poll's worth
-        assert positive(row["records/s"]) == pytest.approx(records / seconds, rel=0.01), row
+        # Seconds are printed to the millisecond: in a tiny run that rounding alone moves
+        # the quotient by more than 1%.
+        assert positive(row["records/s"]) == pytest.approx(
+            records / seconds, rel=0.01 + 0.0005 / seconds), row
         positive(row["CPU µs/record"])
         assert number(row["frontend CPU µs/record"]) >= 0, row  # 10 ms ticks: 0 in a tiny run
         assert 1 <= number(row["calls/record"]) < 1.1, row  # one call a record, and the connect
