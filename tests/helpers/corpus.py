@@ -86,6 +86,7 @@ __all__ = [
     "bad_records",
     "good_records",
     "mixed_stream",
+    "routed_records",
 ]
 
 """The bridge's reason for a record whose decoding raised something unforeseen."""
@@ -730,3 +731,19 @@ def mixed_stream(codec: FormatCodec, *, bad: Iterable[CorpusRecord],
         source = first if rng.randrange(len(first) + len(second)) < len(first) else second
         mixed.append(source.pop(0))
     return mixed
+
+
+def routed_records(codec: FormatCodec) -> list[CorpusRecord]:
+    """One valid record for each route of the reference app (start, cancel, signal).
+
+    Args:
+        codec: Encodes the values.
+
+    Returns:
+        An order, a cancellation, a decision and a batch request, each on its topic.
+    """
+    c = _Corpus(codec, 0)
+    return [c.record("routed-order", c.order("routed-order")),
+            c.record("routed-cancel", c.cancelled("routed-cancel")),
+            c.record("routed-decision", c.decided("routed-decision"), topic=APPROVALS_DECISIONS),
+            c.record("routed-batch", c.batch("routed-batch"), topic=BATCHES_REQUESTS)]

@@ -28,7 +28,7 @@ import bridge.decoding
 from bridge.decoding import DECODE_REASONS, Routed
 from schemas.codec import DecodeError
 from schemas.dead_letters import CODEC_REASONS, DlqReason
-from tests.helpers.corpus import bad_records
+from tests.helpers.corpus import bad_records, routed_records
 from tests.helpers.fuzzing import (
     CODEC,
     LARGE_KINDS,
@@ -110,8 +110,9 @@ def test_the_decoder_routes_or_dead_letters_any_record() -> None:
     # Coverage must not hang on which examples a run happens to draw (they differ with what
     # ran before in the process): the hostile corpus has a record for every reason, so the
     # property also holds on each of those, and together they reach every outcome.
-    for bad in bad_records(CODEC):
-        check(FuzzRecord(bad.topic, 0, 0, bad.key, bad.value, list(bad.headers)))
+    # and one valid record per route reaches each action.
+    for known in [*bad_records(CODEC), *routed_records(CODEC)]:
+        check(FuzzRecord(known.topic, 0, 0, known.key, known.value, list(known.headers)))
     assert seen == (DECODE_REASONS - UNREACHABLE) | {"start", "cancel", "signal"}
     # The search itself keeps its reach: all but one or two reasons (``oversize`` needs the
     # large-record search), so a weakened generator still fails here.
