@@ -191,6 +191,14 @@ class EntityWorkflow(Generic[StateT]):
         """The state after one event: pure and deterministic, called once per event id."""
         raise NotImplementedError
 
+    def idle_after(self) -> timedelta:
+        """How long the entity waits for its next event before it ends: ``options.idle``.
+
+        Override to make it depend on the state (deterministically); it is read again
+        after every event.
+        """
+        return self.options.idle
+
     async def on_idle(self, state: StateT) -> None:
         """Called once the entity has been idle for ``options.idle``, before it ends.
 
@@ -247,7 +255,7 @@ class EntityWorkflow(Generic[StateT]):
         early, self._early = self._early or [], None
         self._apply_all(early)
         while True:
-            remaining = (self._last_event_at + self.options.idle - workflow.now()).total_seconds()
+            remaining = (self._last_event_at + self.idle_after() - workflow.now()).total_seconds()
             if remaining > 0:
                 try:
                     await workflow.wait_condition(self._due_to_continue, timeout=remaining)
