@@ -218,6 +218,15 @@ class EntityWorkflow(Generic[StateT]):
         """Metadata of the last event applied (correlation and causation of an outcome)."""
         return self._last_meta
 
+    async def restored(self) -> None:
+        """Wait until the run holds its full state; an update handler of yours awaits it first.
+
+        In a run's first task Temporal may hand an update to its handler before
+        ``live`` has restored the carried state and applied the events signalled
+        with the start: without this wait the handler would see an empty entity.
+        """
+        await workflow.wait_condition(lambda: self._early is None)
+
     def expiry_event_id(self) -> uuid.UUID:
         """A deterministic event id for the outcome ``on_idle`` publishes (one per run)."""
         info = workflow.info()

@@ -40,7 +40,8 @@ class ItemAdded(_KeyedByCart, Event):
         sku: The item.
         quantity: Units added.
         unit_price_cents: Price of one unit in minor units.
-        abandon_after_seconds: The cart is abandoned after this long without a change.
+        abandon_after_seconds: The cart is abandoned after this long without a change
+            (the cart's first ``ItemAdded`` sets it).
     """
 
     avro_name: ClassVar[str] = "carts.events.ItemAdded"

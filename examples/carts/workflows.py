@@ -11,7 +11,7 @@ ends, with ``CartAbandoned`` unless it was checked out.
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -75,9 +75,10 @@ class Cart(BaseModel):
     Attributes:
         customer_id: Whose cart it is.
         lines: Item (sku) → its line; a line with no units left is dropped.
-        abandon_after_seconds: Idle time before the cart ends (the last ``ItemAdded``'s).
+        abandon_after_seconds: Idle time before the cart ends (the first ``ItemAdded``'s).
         order_id: The order a checkout placed; empty until then.
         checkout_request: Event id of the ``CheckoutRequested`` that placed it.
+        checked_out_at: When (workflow time): the same request is answered identically.
         ignored: Changes that came after the checkout (not applied).
     """
 
@@ -86,6 +87,7 @@ class Cart(BaseModel):
     abandon_after_seconds: int = 86_400
     order_id: str = ""
     checkout_request: str = ""
+    checked_out_at: datetime | None = None
     ignored: int = 0
 
     @property
@@ -123,8 +125,11 @@ class CartEntity(EntityWorkflow[Cart]):
             held = lines.get(event.sku)
             lines[event.sku] = CartLine(quantity=event.quantity + (held.quantity if held else 0),
                                         unit_price_cents=event.unit_price_cents)
+            # The first change sets the idle time: the entity's idle timer is running already
+            # when a later one arrives, and it is not woken by events.
+            idle = state.abandon_after_seconds if state.customer_id else event.abandon_after_seconds
             return state.model_copy(update={"lines": lines, "customer_id": event.customer_id,
-                                            "abandon_after_seconds": event.abandon_after_seconds})
+                                            "abandon_after_seconds": idle})
         assert isinstance(event, ItemRemoved)
         held = lines.pop(event.sku, None)
         if held is not None and held.quantity > event.quantity:
@@ -132,7 +137,7 @@ class CartEntity(EntityWorkflow[Cart]):
         return state.model_copy(update={"lines": lines})
 
     def idle_after(self) -> timedelta:
-        """The last ``ItemAdded``'s ``abandon_after_seconds``."""
+        """The first ``ItemAdded``'s ``abandon_after_seconds``."""
         return timedelta(seconds=self.state.abandon_after_seconds)
 
     @workflow.update(name=CHECKOUT_UPDATE)
@@ -145,6 +150,7 @@ class CartEntity(EntityWorkflow[Cart]):
         request again (a redelivery, also after continue-as-new) is answered with
         the same ``CartCheckedOut``, and places no second order.
         """
+        await self.restored()  # the changes signalled with the start are applied first
         state, meta = self.state, request.meta
         if state.order_id and state.checkout_request != meta.event_id:
             return self._rejected(request, "ALREADY_CHECKED_OUT", state.order_id)
@@ -154,9 +160,11 @@ class CartEntity(EntityWorkflow[Cart]):
             # Decided before the publish is awaited: a change arriving meanwhile is not ordered.
             state.order_id = f"{request.event.cart_id}-{meta.event_id[:8]}"
             state.checkout_request = meta.event_id
+            state.checked_out_at = workflow.now().astimezone(UTC)
+        placed_at = state.checked_out_at or workflow.now()
         order = OrderPlaced(
             event_id=outcome_event_id(workflow.info().workflow_id, f"order/{meta.event_id}"),
-            occurred_at=workflow.now().astimezone(UTC), order_id=state.order_id,
+            occurred_at=placed_at, order_id=state.order_id,
             customer_id=state.customer_id, amount_cents=state.amount_cents,
             currency=request.event.currency, shipping_country=request.event.shipping_country,
             items=tuple(OrderLine(sku=sku, quantity=line.quantity,
@@ -167,7 +175,7 @@ class CartEntity(EntityWorkflow[Cart]):
             topic=ORDERS_EVENTS, event_type=OrderPlaced.avro_name,
             event=order.model_dump(mode="json"), traceparent=meta.traceparent))
         return reply(CartCheckedOut(
-            event_id=reply_id(request, CartCheckedOut), occurred_at=workflow.now(),
+            event_id=reply_id(request, CartCheckedOut), occurred_at=placed_at,
             correlation_id=meta.correlation_id, causation_id=meta.event_id,
             cart_id=request.event.cart_id, order_id=state.order_id, units=state.units,
             amount_cents=state.amount_cents))
