@@ -80,6 +80,7 @@ class Cart(BaseModel):
         checkout_request: Event id of the ``CheckoutRequested`` that placed it.
         checked_out_at: When (workflow time): the same request is answered identically.
         ignored: Changes that came after the checkout (not applied).
+        abandoned: ``CartAbandoned`` was published; the next change starts an empty cart.
     """
 
     customer_id: str = ""
@@ -89,6 +90,7 @@ class Cart(BaseModel):
     checkout_request: str = ""
     checked_out_at: datetime | None = None
     ignored: int = 0
+    abandoned: bool = False
 
     @property
     def units(self) -> int:
@@ -118,6 +120,8 @@ class CartEntity(EntityWorkflow[Cart]):
 
     def apply(self, state: Cart, event: Event, meta: EventMeta) -> Cart:  # noqa: ARG002
         """Add or remove units; once checked out, count the change as ignored."""
+        if state.abandoned:  # revived while CartAbandoned went out: a fresh cart, as after close
+            state = self.initial_state()
         if state.order_id:  # checked out: the order is placed, the cart no longer changes
             return state.model_copy(update={"ignored": state.ignored + 1})
         lines = dict(state.lines)
@@ -155,7 +159,7 @@ class CartEntity(EntityWorkflow[Cart]):
         if state.order_id and state.checkout_request != meta.event_id:
             return self._rejected(request, "ALREADY_CHECKED_OUT", state.order_id)
         if not state.order_id:
-            if not state.units:
+            if not state.units or state.abandoned:
                 return self._rejected(request, "EMPTY")
             # Decided before the publish is awaited: a change arriving meanwhile is not ordered.
             state.order_id = f"{request.event.cart_id}-{meta.event_id[:8]}"
@@ -193,12 +197,16 @@ class CartEntity(EntityWorkflow[Cart]):
         if state.order_id:
             return  # checked out: its end is the order's
         meta, workflow_id = self.last_meta, workflow.info().workflow_id
-        await publish_outcome(CARTS_OUTCOMES, CartAbandoned(
+        abandoned = CartAbandoned(
             event_id=self.expiry_event_id(), occurred_at=workflow.now().astimezone(UTC),
             correlation_id=meta.correlation_id if meta else workflow_id,
             causation_id=meta.event_id if meta else "",
             cart_id=workflow_id.removeprefix("cart-"), customer_id=state.customer_id,
-            units=state.units, amount_cents=state.amount_cents), meta.traceparent if meta else "")
+            units=state.units, amount_cents=state.amount_cents)
+        # Marked before the publish: a change arriving meanwhile revives the run (EntityWorkflow)
+        # and must start an empty cart, not add to the abandoned one.
+        state.abandoned = True
+        await publish_outcome(CARTS_OUTCOMES, abandoned, meta.traceparent if meta else "")
 
     @workflow.run
     async def run(self, carried: EntityCarry | None = None) -> EntityEnd:
