@@ -165,24 +165,32 @@ class CartEntity(EntityWorkflow[Cart]):
             state.order_id = f"{request.event.cart_id}-{meta.event_id[:8]}"
             state.checkout_request = meta.event_id
             state.checked_out_at = workflow.now().astimezone(UTC)
-        placed_at = state.checked_out_at or workflow.now()
-        order = OrderPlaced(
-            event_id=outcome_event_id(workflow.info().workflow_id, f"order/{meta.event_id}"),
-            occurred_at=placed_at, order_id=state.order_id,
-            customer_id=state.customer_id, amount_cents=state.amount_cents,
-            currency=request.event.currency, shipping_country=request.event.shipping_country,
-            items=tuple(OrderLine(sku=sku, quantity=line.quantity,
-                                  unit_price_cents=line.unit_price_cents)
-                        for sku, line in sorted(state.lines.items())))
-        # OrderPlaced is an input event, not an Outcome: it starts a flow of its own.
-        await publish_prepared_outcome(PublishOutcomeInput(
-            topic=ORDERS_EVENTS, event_type=OrderPlaced.avro_name,
-            event=order.model_dump(mode="json"), traceparent=meta.traceparent))
+            await self._place_order(state, request)
+        # Else the same request again, in a later run (runs wait for their handlers, so its
+        # order went out): answered as the first time, with no second OrderPlaced.
         return reply(CartCheckedOut(
-            event_id=reply_id(request, CartCheckedOut), occurred_at=placed_at,
+            event_id=reply_id(request, CartCheckedOut), occurred_at=self._checked_out_at(),
             correlation_id=meta.correlation_id, causation_id=meta.event_id,
             cart_id=request.event.cart_id, order_id=state.order_id, units=state.units,
             amount_cents=state.amount_cents))
+
+    async def _place_order(self, state: Cart, request: Inbound[CheckoutRequested]) -> None:
+        meta, checkout = request.meta, request.event
+        order = OrderPlaced(
+            event_id=outcome_event_id(workflow.info().workflow_id, f"order/{meta.event_id}"),
+            occurred_at=self._checked_out_at(), order_id=state.order_id,
+            customer_id=state.customer_id, amount_cents=state.amount_cents,
+            currency=checkout.currency, shipping_country=checkout.shipping_country,
+            items=tuple(OrderLine(sku=sku, quantity=line.quantity,
+                                  unit_price_cents=line.unit_price_cents)
+                        for sku, line in sorted(state.lines.items())))
+        # OrderPlaced is the saga's input event, not an Outcome: it starts a flow of its own.
+        await publish_prepared_outcome(PublishOutcomeInput(
+            topic=ORDERS_EVENTS, event_type=OrderPlaced.avro_name,
+            event=order.model_dump(mode="json"), traceparent=meta.traceparent))
+
+    def _checked_out_at(self) -> datetime:
+        return self.state.checked_out_at or workflow.now()  # set with order_id
 
     def _rejected(self, request: Inbound[CheckoutRequested],
                   reason: str, order_id: str = "") -> Reply:

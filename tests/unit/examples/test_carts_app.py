@@ -6,6 +6,7 @@ The cart runs in Temporal's time-skipping server with a same-named fake of
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -33,11 +34,19 @@ from examples.carts.events import (
 )
 from examples.carts.topics import CARTS_EVENTS, CARTS_OUTCOMES, CARTS_REPLIES, ORDERS_EVENTS
 from examples.carts.workflows import CHECKOUT_UPDATE, CartEntity
-from relayflow import ENTITY_QUERY, ENTITY_SIGNAL, EntityEnd, EntityView, IdReuse, Reply
+from relayflow import (
+    ENTITY_QUERY,
+    ENTITY_SIGNAL,
+    EntityEnd,
+    EntityView,
+    IdReuse,
+    Reply,
+)
 from relayflow.reference.events import SCHEMA_FOLDER as REFERENCE_SCHEMAS
 from schemas import Event
 from schemas.envelope import InboundBatch
 from schemas.replies import RequestFailed
+from tests.helpers.short_run_cart import ShortRunCart
 from tests.helpers.workflow_fakes import FakePublisher, inbound
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -209,3 +218,48 @@ async def test_a_checked_out_cart_ends_without_being_abandoned(cart: Cart) -> No
     await cart.handle.result()
     assert cart.published(CARTS_OUTCOMES) == []
 
+
+
+async def test_a_checkout_in_the_first_task_sees_the_changes_signalled_with_the_start(
+        workflow_env: WorkflowEnvironment) -> None:
+    publisher, queue = FakePublisher(), f"carts-{uuid.uuid4().hex[:8]}"
+    key = f"K-{uuid.uuid4().hex[:6]}"
+    handle = await workflow_env.client.start_workflow(
+        CartEntity.run, id=f"cart-{key}", task_queue=queue, start_signal=ENTITY_SIGNAL,
+        start_signal_args=[changes(added(key))])
+    request = checkout(key)
+    # Sent before any worker runs: the start's signal and the update share the first task.
+    asking = asyncio.create_task(handle.execute_update(
+        CHECKOUT_UPDATE, inbound(request), id=str(request.event_id), result_type=Reply))
+    await asyncio.sleep(0.5)
+    async with Worker(workflow_env.client, task_queue=queue, workflows=[CartEntity],
+                      activities=publisher.activities()):
+        answer = await asking
+        await handle.terminate("test over")
+    assert answer.event_type == CartCheckedOut.avro_name
+    assert CartCheckedOut.model_validate(answer.event).units == 2
+
+
+async def test_a_checkout_redelivered_after_continue_as_new_places_no_second_order(
+        workflow_env: WorkflowEnvironment) -> None:
+    publisher, queue = FakePublisher(), f"carts-{uuid.uuid4().hex[:8]}"
+    key = f"K-{uuid.uuid4().hex[:6]}"
+    async with Worker(workflow_env.client, task_queue=queue, workflows=[ShortRunCart],
+                      activities=publisher.activities()):
+        handle = await workflow_env.client.start_workflow(
+            ShortRunCart.run, id=f"cart-{key}", task_queue=queue, start_signal=ENTITY_SIGNAL,
+            start_signal_args=[changes(added(key))])
+        cart = Cart(workflow_env, handle, publisher)
+        request = checkout(key)
+        first = await cart.checkout(request)
+        await cart.change(added(key, "jam"))  # the signal limit: the next run takes over
+        later = workflow_env.client.get_workflow_handle(handle.id)
+        for _ in range(100):  # until the next run is there (bounded)
+            if (await later.describe()).run_id != handle.result_run_id:
+                break
+            await asyncio.sleep(0.1)
+        again = await Cart(workflow_env, later, publisher).checkout(request)
+        await later.terminate("test over")
+    assert isinstance(first, CartCheckedOut)
+    assert again == first  # Temporal's update dedup does not cross runs: the cart's does
+    assert len(cart.published(ORDERS_EVENTS)) == 1
