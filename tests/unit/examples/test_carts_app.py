@@ -42,6 +42,7 @@ from relayflow import (
     IdReuse,
     Reply,
 )
+from relayflow.operate.status import queries_of
 from relayflow.reference.events import SCHEMA_FOLDER as REFERENCE_SCHEMAS
 from schemas import Event
 from schemas.envelope import InboundBatch
@@ -263,3 +264,8 @@ async def test_a_checkout_redelivered_after_continue_as_new_places_no_second_ord
     assert isinstance(first, CartCheckedOut)
     assert again == first  # Temporal's update dedup does not cross runs: the cart's does
     assert len(cart.published(ORDERS_EVENTS)) == 1
+
+
+def test_relayflow_status_asks_the_cart_for_its_state() -> None:
+    assert {t: [name for name, _ in q] for t, q in queries_of(APP).items()} == {
+        "CartEntity": [ENTITY_QUERY]}
