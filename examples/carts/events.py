@@ -1,8 +1,11 @@
 """The carts contract as pydantic models, one per ``.avsc`` file in ``schemas/``.
 
-``OrderPlaced`` is not the carts' own: it is the reference application's
-input (``relayflow.orders.OrderPlaced``), which a checkout publishes on
-``orders.events``; ``schemas/OrderPlaced.avsc`` links to the owner's file.
+``OrderPlaced`` is not the carts' own: it is the order saga's input
+(``relayflow.orders.OrderPlaced``), which a checkout publishes on
+``orders.events``. The carts keep their own model of it, as any producer of
+another team's contract does (no import of the reference app: they share the
+Kafka contract only); ``schemas/OrderPlaced.avsc`` links to the owner's file,
+and the application's contract check holds the model to it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from relayflow import Event, Key, Outcome
-from relayflow.reference.events import OrderPlaced
+from relayflow import Event, Key, Outcome, Record
 
 __all__ = ["EVENT_TYPES", "CartAbandoned", "CartCheckedOut", "CheckoutRejected",
-           "CheckoutRequested", "ItemAdded", "ItemRemoved", "OrderPlaced"]
+           "CheckoutRequested", "ItemAdded", "ItemRemoved", "OrderLine", "OrderPlaced"]
 
 
 class _KeyedByCart:
@@ -136,6 +138,49 @@ class CartAbandoned(_KeyedByCart, Outcome):
     customer_id: str
     units: int = Field(ge=0)
     amount_cents: int = Field(ge=0)
+
+
+class OrderLine(Record):
+    """One line of an ``OrderPlaced``.
+
+    Attributes:
+        sku: Stock keeping unit.
+        quantity: Units ordered.
+        unit_price_cents: Price of one unit in minor units.
+    """
+
+    sku: Key
+    quantity: int = Field(gt=0, le=1_000_000)
+    unit_price_cents: int = Field(ge=0)
+
+
+class OrderPlaced(Event):
+    """The order saga's input, as the carts publish it on ``orders.events``.
+
+    Attributes:
+        order_id: Business key of the order (and of the record).
+        customer_id: Who ordered.
+        items: The order lines.
+        amount_cents: Total in minor units, the sum of the lines.
+        currency: ISO 4217 code.
+        shipping_country: ISO 3166-1 alpha-2 destination.
+        approval_timeout_seconds: Not set by the carts (the saga's default applies).
+    """
+
+    avro_name: ClassVar[str] = "relayflow.orders.OrderPlaced"
+
+    order_id: Key
+    customer_id: Key
+    items: tuple[OrderLine, ...] = Field(min_length=1, max_length=1000)
+    amount_cents: int = Field(ge=0)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    shipping_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
+    approval_timeout_seconds: int | None = None
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the order id, as the saga's contract says."""
+        return self.order_id
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (ItemAdded, ItemRemoved, CheckoutRequested, CartCheckedOut,

@@ -12,10 +12,11 @@ from examples.carts.events import (
     OrderPlaced,
 )
 from relayflow import Topic
-from relayflow.reference.topics import ORDERS_EVENTS
 
 __all__ = ["CARTS_EVENTS", "CARTS_OUTCOMES", "CARTS_REPLIES", "ORDERS_EVENTS", "TOPICS"]
 
+ORDERS_EVENTS = "orders.events"
+"""The order saga's input topic (the reference application's): ``OrderPlaced``."""
 CARTS_EVENTS = "carts.events"
 """``ItemAdded``, ``ItemRemoved`` and ``CheckoutRequested``: one topic, so a checkout
 comes after every change of its cart (per-key order)."""

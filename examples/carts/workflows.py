@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CheckoutRequested,
         ItemAdded,
         ItemRemoved,
+        OrderLine,
         OrderPlaced,
     )
     from examples.carts.topics import CARTS_OUTCOMES, ORDERS_EVENTS
@@ -43,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         reply,
         reply_id,
     )
-    from relayflow.reference.events import OrderLine
     from workflows.outcomes import publish_prepared_outcome
 
 __all__ = ["CHECKOUT_UPDATE", "Cart", "CartEntity", "CartLine", "cart_workflow_id"]

@@ -30,6 +30,7 @@ from examples.carts.events import (
     CheckoutRequested,
     ItemAdded,
     ItemRemoved,
+    OrderLine,
     OrderPlaced,
 )
 from examples.carts.topics import CARTS_EVENTS, CARTS_OUTCOMES, CARTS_REPLIES, ORDERS_EVENTS
@@ -43,7 +44,9 @@ from relayflow import (
     Reply,
 )
 from relayflow.operate.status import queries_of
+from relayflow.reference.app import APP as REFERENCE_APP
 from relayflow.reference.events import SCHEMA_FOLDER as REFERENCE_SCHEMAS
+from relayflow.reference.events import OrderPlaced as SagaOrderPlaced
 from schemas import Event
 from schemas.envelope import InboundBatch
 from schemas.replies import RequestFailed
@@ -94,6 +97,13 @@ def test_the_order_placed_contract_is_the_reference_apps_own() -> None:
     # The carts produce the order saga's input: the very schema its owner publishes.
     ours = SCHEMA_FOLDER / "OrderPlaced.avsc"
     assert ours.read_bytes() == (Path(REFERENCE_SCHEMAS) / "OrderPlaced.avsc").read_bytes()
+    # And what the carts' model of it writes, the saga's own model reads.
+    placed = OrderPlaced(event_id=uuid.uuid4(), occurred_at=NOW, order_id="K-1-abc",
+                         customer_id="c-7", amount_cents=900,
+                         items=(OrderLine(sku="tea", quantity=2, unit_price_cents=450),))
+    theirs = REFERENCE_APP.codec().decode(APP.codec().encode(placed))
+    assert isinstance(theirs, SagaOrderPlaced)
+    assert theirs.model_dump() == placed.model_dump()
 
 
 @pytest.mark.parametrize("event", [
