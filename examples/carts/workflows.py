@@ -37,14 +37,12 @@ with workflow.unsafe.imports_passed_through():
         Event,
         EventMeta,
         Inbound,
-        PublishOutcomeInput,
         Reply,
         outcome_event_id,
         publish_outcome,
         reply,
         reply_id,
     )
-    from workflows.outcomes import publish_prepared_outcome
 
 __all__ = ["CHECKOUT_UPDATE", "Cart", "CartEntity", "CartLine", "cart_workflow_id"]
 
@@ -184,10 +182,8 @@ class CartEntity(EntityWorkflow[Cart]):
             items=tuple(OrderLine(sku=sku, quantity=line.quantity,
                                   unit_price_cents=line.unit_price_cents)
                         for sku, line in sorted(state.lines.items())))
-        # OrderPlaced is the saga's input event, not an Outcome: it starts a flow of its own.
-        await publish_prepared_outcome(PublishOutcomeInput(
-            topic=ORDERS_EVENTS, event_type=OrderPlaced.avro_name,
-            event=order.model_dump(mode="json"), traceparent=meta.traceparent))
+        # The saga's input event, not an Outcome: it starts a flow of its own.
+        await publish_outcome(ORDERS_EVENTS, order, meta.traceparent)
 
     def _checked_out_at(self) -> datetime:
         return self.state.checked_out_at or workflow.now()  # set with order_id
