@@ -191,6 +191,14 @@ class EntityWorkflow(Generic[StateT]):
         """The state after one event: pure and deterministic, called once per event id."""
         raise NotImplementedError
 
+    def idle_after(self) -> timedelta:
+        """How long the entity waits for its next event before it ends: ``options.idle``.
+
+        Override to make it depend on the state (deterministically); it is read again
+        after every event.
+        """
+        return self.options.idle
+
     async def on_idle(self, state: StateT) -> None:
         """Called once the entity has been idle for ``options.idle``, before it ends.
 
@@ -209,6 +217,15 @@ class EntityWorkflow(Generic[StateT]):
     def last_meta(self) -> EventMeta | None:
         """Metadata of the last event applied (correlation and causation of an outcome)."""
         return self._last_meta
+
+    async def restored(self) -> None:
+        """Wait until the run holds its full state; an update handler of yours awaits it first.
+
+        In a run's first task Temporal may hand an update to its handler before
+        ``live`` has restored the carried state and applied the events signalled
+        with the start: without this wait the handler would see an empty entity.
+        """
+        await workflow.wait_condition(lambda: self._early is None)
 
     def expiry_event_id(self) -> uuid.UUID:
         """A deterministic event id for the outcome ``on_idle`` publishes (one per run)."""
@@ -247,7 +264,7 @@ class EntityWorkflow(Generic[StateT]):
         early, self._early = self._early or [], None
         self._apply_all(early)
         while True:
-            remaining = (self._last_event_at + self.options.idle - workflow.now()).total_seconds()
+            remaining = (self._last_event_at + self.idle_after() - workflow.now()).total_seconds()
             if remaining > 0:
                 try:
                     await workflow.wait_condition(self._due_to_continue, timeout=remaining)

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.outcomes import OutcomePublisher, PublishOutcomeInput
-    from schemas import Outcome
+    from schemas import Event
 
 __all__ = [
     "OUTCOME_NAMESPACE",
@@ -47,13 +47,16 @@ def outcome_event_id(workflow_id: str, outcome: str) -> uuid.UUID:
     return uuid.uuid5(OUTCOME_NAMESPACE, f"{workflow_id}/{outcome}")
 
 
-async def publish_outcome(topic: str, event: Outcome, traceparent: str, *,
+async def publish_outcome(topic: str, event: Event, traceparent: str, *,
                           attempt_timeout: timedelta = PUBLISH_TIMEOUT) -> None:
     """Publish a workflow's outcome event through the ``publish_outcome`` activity.
 
     Args:
         topic: The outcome topic.
-        event: The event; its id must be deterministic (``outcome_event_id``).
+        event: The event; its id must be deterministic (``outcome_event_id``). Usually
+            an ``Outcome``; an input event of another application (a cart's
+            ``OrderPlaced`` for the order saga) starts a flow of its own (its
+            ``correlation-id`` is its event id).
         traceparent: Tracing context of the event that caused it.
         attempt_timeout: Start-to-close timeout of one attempt.
     """

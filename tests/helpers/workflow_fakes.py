@@ -58,6 +58,7 @@ __all__ = [
     "CLOSED_AT",
     "FakeBatchActivities",
     "FakeOrderActivities",
+    "FakePublisher",
     "FakeSweep",
     "closed_order",
     "decision",
@@ -99,6 +100,15 @@ class _Outcomes:
     def published_types(self) -> list[str]:
         """Short names of the published events, in order (``OrderCompleted``, ...)."""
         return [p.event_type.rsplit(".", 1)[1] for p in self.published]
+
+
+@dataclass
+class FakePublisher(_Outcomes):
+    """Only ``publish_outcome``: for a workflow with no activities of its own."""
+
+    def activities(self) -> list[Any]:
+        """The activity to register."""
+        return [self._publisher()]
 
 
 @dataclass
