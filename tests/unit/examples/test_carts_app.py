@@ -51,6 +51,7 @@ from schemas import Event
 from schemas.envelope import InboundBatch
 from schemas.replies import RequestFailed
 from tests.helpers.short_run_cart import ShortRunCart
+from tests.helpers.workflow_env import start_time_skipping_environment
 from tests.helpers.workflow_fakes import FakePublisher, inbound
 
 NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -145,6 +146,14 @@ class Cart:
 
     def published(self, topic: str) -> list[dict[str, Any]]:
         return [p.event for p in self.publisher.published if p.topic == topic]
+
+
+@pytest.fixture(scope="module")
+async def workflow_env() -> AsyncIterator[WorkflowEnvironment]:
+    """An environment of this module's own: carts left idle (abandonment timers) after
+    their workers stop would hold a shared environment's virtual clock."""
+    async with await start_time_skipping_environment() as env:
+        yield env
 
 
 @pytest.fixture
