@@ -233,18 +233,20 @@ def _config(settings: Settings, home: Path, ports: dict[str, int]) -> Path:
     return path
 
 
-async def _register_namespace(address: str, namespace: str) -> bool:
-    """Register ``namespace`` (one day's retention) unless the frontend knows it."""
+async def _register_namespace(settings: Settings) -> bool:
+    """Register the settings' namespace (one day's retention) unless the frontend knows it."""
     from google.protobuf.duration_pb2 import Duration  # noqa: PLC0415
     from temporalio.api.workflowservice.v1 import (  # noqa: PLC0415
         CountWorkflowExecutionsRequest,
         DescribeNamespaceRequest,
         RegisterNamespaceRequest,
     )
-    from temporalio.client import Client  # noqa: PLC0415
     from temporalio.service import RPCError, RPCStatusCode  # noqa: PLC0415
 
-    service = (await Client.connect(address, namespace=namespace)).workflow_service
+    from relayflow.runtime.clients import connect_temporal  # noqa: PLC0415 - only when it runs
+
+    namespace = settings.temporal_namespace
+    service = (await connect_temporal(settings, retries=False)).workflow_service
     try:
         await service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
     except RPCError as error:
@@ -279,9 +281,8 @@ def start_real_server(settings: Settings, service: str) -> int:
     config = _config(settings, home, ports)
     pid = spawn(settings, service, [str(server), "--config-file", str(config), "--allow-no-auth",
                                     "start"], settings.temporal_port, str(config), home)
-    address = f"127.0.0.1:{settings.temporal_port}"
-    wait_ready(service, pid, home / "stdout.log",
-               lambda: _register_namespace(address, settings.temporal_namespace))
+    local = settings.model_copy(update={"temporal_address": f"127.0.0.1:{settings.temporal_port}"})
+    wait_ready(service, pid, home / "stdout.log", lambda: _register_namespace(local))
     return pid
 
 
