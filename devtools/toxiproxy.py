@@ -24,7 +24,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from relayflow.config.settings import Settings
-from relayflow.devstack import build_once, free_port
+from relayflow.devstack import free_port
+from relayflow.devstack.process import go_install
 
 __all__ = ["TOXIPROXY_MODULE", "TOXIPROXY_VERSION", "Proxy", "Toxiproxy", "fetch_toxiproxy"]
 
@@ -45,16 +46,8 @@ def fetch_toxiproxy(settings: Settings) -> Path:
     Raises:
         StackError: Go is missing or the build failed.
     """
-    home = settings.cache_dir / f"toxiproxy-{TOXIPROXY_VERSION}"
-    binary = home / "server"
-    if binary.exists():
-        return binary
-    home.mkdir(parents=True, exist_ok=True)
-    build_once("go", ["install", f"{TOXIPROXY_MODULE}@{TOXIPROXY_VERSION}"],
-               purpose=f"build Toxiproxy {TOXIPROXY_VERSION} from the Go module proxy",
-               env={"GOBIN": str(home), "CGO_ENABLED": "0"})
-    if not binary.exists():
-        raise ToxiproxyError(f"go install left no {binary}")
+    [binary] = go_install(settings, "toxiproxy", TOXIPROXY_VERSION, [TOXIPROXY_MODULE],
+                          purpose=f"build Toxiproxy {TOXIPROXY_VERSION} from the Go module proxy")
     return binary
 
 

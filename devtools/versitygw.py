@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relayflow.config.settings import Settings
-from relayflow.devstack import build_once, free_port
+from relayflow.devstack import free_port
+from relayflow.devstack.process import go_install
 
 __all__ = ["VERSITYGW_MODULE", "VERSITYGW_VERSION", "S3Server", "fetch_versitygw", "s3_server"]
 
@@ -42,16 +43,8 @@ def fetch_versitygw(settings: Settings) -> Path:
     Raises:
         StackError: Go is missing or the build failed.
     """
-    home = settings.cache_dir / f"versitygw-{VERSITYGW_VERSION}"
-    binary = home / "versitygw"
-    if binary.exists():
-        return binary
-    home.mkdir(parents=True, exist_ok=True)
-    build_once("go", ["install", f"{VERSITYGW_MODULE}@{VERSITYGW_VERSION}"],
-               purpose=f"build versitygw {VERSITYGW_VERSION} from the Go module proxy",
-               env={"GOBIN": str(home), "CGO_ENABLED": "0"})
-    if not binary.exists():
-        raise S3ServerError(f"go install left no {binary}")
+    [binary] = go_install(settings, "versitygw", VERSITYGW_VERSION, [VERSITYGW_MODULE],
+                          purpose=f"build versitygw {VERSITYGW_VERSION} from the Go module proxy")
     return binary
 
 

@@ -17,15 +17,15 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from relayflow.config.settings import SettingError, Settings
 
 __all__ = ["READY_TIMEOUT", "StackError", "build_once", "check_port_free", "free_port",
-           "pid_file", "port_open", "quiet", "recorded_pid", "run_sync", "service_dir", "spawn",
-           "stop_service", "wait_ready"]
+           "go_install", "pid_file", "port_open", "quiet", "recorded_pid", "run_sync",
+           "service_dir", "spawn", "stop_service", "wait_ready"]
 
 T = TypeVar("T")
 
@@ -227,6 +227,37 @@ def build_once(tool: str, args: list[str], *, purpose: str, cwd: Path | None = N
     if result.returncode != 0:
         raise StackError(f"{tool} could not {purpose}:\n"
                          f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
+
+
+def go_install(settings: Settings, name: str, version: str, packages: Sequence[str], *,
+               purpose: str) -> list[Path]:
+    """Build Go commands with ``go install`` from the module proxy into the cache, once per version.
+
+    Args:
+        settings: Where the cache is (``<cache>/<name>-<version>``).
+        name: The tool, for the cache folder.
+        version: The module version every package is built at.
+        packages: Import paths of the commands, without the version.
+        purpose: What they are built for, for the error messages.
+
+    Returns:
+        The binaries, one per package, named as ``go install`` names them (the
+        import path's last element).
+
+    Raises:
+        StackError: Go is missing, or the build failed or left a binary out.
+    """
+    home = settings.cache_dir / f"{name}-{version}"
+    binaries = [home / package.rsplit("/", 1)[-1] for package in packages]
+    if all(binary.exists() for binary in binaries):
+        return binaries
+    home.mkdir(parents=True, exist_ok=True)
+    build_once("go", ["install", *(f"{package}@{version}" for package in packages)],
+               purpose=purpose, env={"GOBIN": str(home), "CGO_ENABLED": "0"})
+    missing = [str(binary) for binary in binaries if not binary.exists()]
+    if missing:
+        raise StackError(f"go install left no {' or '.join(missing)}")
+    return binaries
 
 
 @contextlib.contextmanager

@@ -31,9 +31,9 @@ from pathlib import Path
 from relayflow.config.settings import Settings
 from relayflow.devstack.process import (
     StackError,
-    build_once,
     check_port_free,
     free_port,
+    go_install,
     port_open,
     recorded_pid,
     service_dir,
@@ -77,18 +77,11 @@ def fetch_temporal_server(settings: Settings) -> tuple[Path, Path]:
     Raises:
         StackError: Go is missing or the build failed.
     """
-    home = settings.cache_dir / f"temporal-server-{TEMPORAL_SERVER_VERSION}"
-    server, tool = home / "server", home / "sql"
-    if server.exists() and tool.exists():
-        return server, tool
-    home.mkdir(parents=True, exist_ok=True)
-    build_once("go", ["install", *(f"{TEMPORAL_SERVER_MODULE}/{package}@{TEMPORAL_SERVER_VERSION}"
-                                   for package in ("cmd/server", "cmd/tools/sql"))],
-               purpose=f"build the Temporal server {TEMPORAL_SERVER_VERSION} from the Go "
-                       "module proxy (a few minutes, once)",
-               env={"GOBIN": str(home), "CGO_ENABLED": "0"})
-    if not (server.exists() and tool.exists()):
-        raise StackError(f"go install left no {server} or {tool}")
+    server, tool = go_install(
+        settings, "temporal-server", TEMPORAL_SERVER_VERSION,
+        [f"{TEMPORAL_SERVER_MODULE}/cmd/server", f"{TEMPORAL_SERVER_MODULE}/cmd/tools/sql"],
+        purpose=f"build the Temporal server {TEMPORAL_SERVER_VERSION} from the Go "
+                "module proxy (a few minutes, once)")
     return server, tool
 
 
