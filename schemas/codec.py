@@ -25,10 +25,10 @@ import asyncio
 import io
 import json
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
@@ -43,13 +43,16 @@ from schemas.models import Event
 from schemas.replies import FRAMEWORK_SCHEMA_FOLDER
 
 __all__ = [
+    "CONFLUENT_HEADER",
     "CONFLUENT_MAGIC",
+    "CONFLUENT_SCHEMA_ID",
     "SINGLE_OBJECT_MARKER",
     "AvroCodec",
     "DecodeError",
     "EncodeError",
     "SchemaRegistry",
     "crc64_avro",
+    "fetch_once",
     "load_history",
     "load_schemas",
 ]
@@ -57,9 +60,11 @@ __all__ = [
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _FINGERPRINT = struct.Struct("<Q")
-_SCHEMA_ID = struct.Struct(">I")
+CONFLUENT_SCHEMA_ID = struct.Struct(">I")
+"""The registry's schema id after ``CONFLUENT_MAGIC`` (big-endian, 4 bytes)."""
 _SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MARKER) + _FINGERPRINT.size
-_CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + _SCHEMA_ID.size
+CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + CONFLUENT_SCHEMA_ID.size
+"""Bytes of the Confluent wire format before the body."""
 
 _CRC64_EMPTY = 0xC15D213AA4D7A795
 _ERRORS_IN_FULL = 10
@@ -214,6 +219,31 @@ def load_schemas(folder: Path) -> dict[str, dict[str, Any]]:
     return loaded
 
 
+
+T = TypeVar("T")
+
+
+def fetch_once(in_flight: dict[int, asyncio.Future[T]], schema_id: int,
+               fetch: Callable[[int], T]) -> asyncio.Future[T]:
+    """The registry fetch of ``schema_id`` in flight, or a new one run off the event loop.
+
+    Records of a new id arrive together (64 keys at once): one request serves all.
+
+    Args:
+        in_flight: The caller's fetches in flight, by schema id (each leaves when done).
+        schema_id: The registry id to fetch.
+        fetch: Fetches it (blocking; run in a thread).
+
+    Returns:
+        The fetch to await (shield it: one waiter cancelled must not cancel the others').
+    """
+    running = in_flight.get(schema_id)
+    if running is None:
+        running = asyncio.ensure_future(asyncio.to_thread(fetch, schema_id))
+        in_flight[schema_id] = running
+        running.add_done_callback(lambda _: in_flight.pop(schema_id, None))
+    return running
+
 class AvroCodec:
     """Encode events to Avro bytes and decode bytes back to validated events.
 
@@ -326,7 +356,7 @@ class AvroCodec:
             buffer.write(self._header[name])
         else:
             buffer.write(CONFLUENT_MAGIC)
-            buffer.write(_SCHEMA_ID.pack(self._registry_id(name)))
+            buffer.write(CONFLUENT_SCHEMA_ID.pack(self._registry_id(name)))
         record = event.model_dump(mode="python")
         try:
             fastavro.schemaless_writer(buffer, schema, record)
@@ -337,9 +367,10 @@ class AvroCodec:
 
     def needs_registry(self, data: bytes) -> bool:
         """True when decoding ``data`` would ask the registry (a schema id not yet seen)."""
-        if self._registry is None or data[:1] != CONFLUENT_MAGIC or len(data) < _CONFLUENT_HEADER:
+        if self._registry is None or data[:1] != CONFLUENT_MAGIC or len(data) < CONFLUENT_HEADER:
             return False
-        return _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0] not in self._by_registry_id
+        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        return schema_id not in self._by_registry_id
 
     async def prepare_decode(self, data: bytes) -> None:
         """Fetch, off the event loop, the writer schema ``data`` names, if not yet known.
@@ -350,14 +381,8 @@ class AvroCodec:
         """
         if not self.needs_registry(data):
             return
-        schema_id = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
-        # Records of a new id arrive together (64 keys at once): one request for all.
-        fetch = self._fetching.get(schema_id)
-        if fetch is None:
-            fetch = asyncio.ensure_future(
-                asyncio.to_thread(self._writer_for_registry_id, schema_id))
-            self._fetching[schema_id] = fetch
-            fetch.add_done_callback(lambda _: self._fetching.pop(schema_id, None))
+        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        fetch = fetch_once(self._fetching, schema_id, self._writer_for_registry_id)
         await asyncio.shield(fetch)  # one waiter cancelled does not cancel the others' fetch
 
     async def prepare_encode(self, event_type: str) -> None:
@@ -405,10 +430,10 @@ class AvroCodec:
                 raise DecodeError(DlqReason.UNKNOWN_SCHEMA, message)
             return writer, data[_SINGLE_OBJECT_HEADER:]
         if data[:1] == CONFLUENT_MAGIC:
-            if len(data) < _CONFLUENT_HEADER:
+            if len(data) < CONFLUENT_HEADER:
                 raise DecodeError(DlqReason.TRUNCATED, "Confluent header shorter than 5 bytes")
-            (schema_id,) = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))
-            return self._writer_for_registry_id(schema_id), data[_CONFLUENT_HEADER:]
+            (schema_id,) = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))
+            return self._writer_for_registry_id(schema_id), data[CONFLUENT_HEADER:]
         raise DecodeError(
             DlqReason.UNKNOWN_FRAMING, f"value starts with {data[:2].hex()}, expected c301 or 00"
         )

@@ -28,7 +28,6 @@ import asyncio
 import importlib.resources
 import json
 import re
-import struct
 import tempfile
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -41,7 +40,16 @@ from grpc_tools import protoc
 from jsonschema import Draft7Validator
 from pydantic import ValidationError
 
-from schemas.codec import CONFLUENT_MAGIC, AvroCodec, DecodeError, EncodeError, SchemaRegistry
+from schemas.codec import (
+    CONFLUENT_HEADER,
+    CONFLUENT_MAGIC,
+    CONFLUENT_SCHEMA_ID,
+    AvroCodec,
+    DecodeError,
+    EncodeError,
+    SchemaRegistry,
+    fetch_once,
+)
 from schemas.dead_letters import DlqReason
 from schemas.headers import AVRO_CONTENT_TYPE
 from schemas.models import Event
@@ -66,8 +74,6 @@ JSON_CONTENT_TYPE = "application/json"
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 """``content-type`` of a Protobuf event's value."""
 
-_SCHEMA_ID = struct.Struct(">I")
-_CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + _SCHEMA_ID.size
 _ERRORS_IN_FULL = 10
 _VARINT_BITS = 64
 _MAX_NESTING = 64
@@ -592,7 +598,7 @@ class FormatCodec:
         if self._registry is None:
             return body
         schema_id = self._registry_id(event.avro_name)
-        return CONFLUENT_MAGIC + _SCHEMA_ID.pack(schema_id) + indexes + body
+        return CONFLUENT_MAGIC + CONFLUENT_SCHEMA_ID.pack(schema_id) + indexes + body
 
     def _registry_id(self, name: str) -> int:
         assert self._registry is not None
@@ -604,9 +610,9 @@ class FormatCodec:
 
     def needs_registry(self, data: bytes) -> bool:
         """True when decoding ``data`` would ask the registry (a schema id not yet seen)."""
-        if self._registry is None or data[:1] != CONFLUENT_MAGIC or len(data) < _CONFLUENT_HEADER:
+        if self._registry is None or data[:1] != CONFLUENT_MAGIC or len(data) < CONFLUENT_HEADER:
             return False
-        schema_id = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
         return schema_id not in self._registry._by_id  # noqa: SLF001  # our own cache
 
     async def prepare_decode(self, data: bytes) -> None:
@@ -618,12 +624,8 @@ class FormatCodec:
         """
         if not self.needs_registry(data):
             return
-        schema_id = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
-        fetch = self._fetching.get(schema_id)
-        if fetch is None:
-            fetch = asyncio.ensure_future(asyncio.to_thread(self._typed_schema, schema_id))
-            self._fetching[schema_id] = fetch
-            fetch.add_done_callback(lambda _: self._fetching.pop(schema_id, None))
+        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        fetch = fetch_once(self._fetching, schema_id, self._typed_schema)
         schema_type, _ = await asyncio.shield(fetch)
         if schema_type == "AVRO":
             await self.avro.prepare_decode(data)  # parses the writer from the cached answer
@@ -678,9 +680,9 @@ class FormatCodec:
         return self.avro.decode(data)
 
     def _decode_confluent(self, data: bytes) -> Event:
-        if len(data) < _CONFLUENT_HEADER:
+        if len(data) < CONFLUENT_HEADER:
             raise DecodeError(DlqReason.TRUNCATED, "Confluent header shorter than 5 bytes")
-        schema_id = _SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
         schema_type, text = self._typed_schema(schema_id)
         if schema_type == "AVRO":
             return self.avro.decode(data)
@@ -690,9 +692,9 @@ class FormatCodec:
             except (ValueError, KeyError, TypeError) as exc:
                 raise DecodeError(DlqReason.UNKNOWN_SCHEMA,
                                   f"schema id {schema_id} has no title") from exc
-            return self.json.decode_body(data[_CONFLUENT_HEADER:], str(name))
+            return self.json.decode_body(data[CONFLUENT_HEADER:], str(name))
         if schema_type == "PROTOBUF":
-            indexes, start = read_message_indexes(data, _CONFLUENT_HEADER)
+            indexes, start = read_message_indexes(data, CONFLUENT_HEADER)
             try:
                 name = proto_message_name(text, indexes)
             except LookupError as exc:
