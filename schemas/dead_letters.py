@@ -14,13 +14,14 @@ since a newer bridge may write a reason this version does not know.
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Literal, Self, get_args
+from typing import Literal, get_args
+
+from schemas.described import DescribedStrEnum
 
 __all__ = ["CODEC_REASONS", "CodecReason", "DlqReason"]
 
 
-class DlqReason(StrEnum):
+class DlqReason(DescribedStrEnum):
     """A ``dlq-reason`` header value, with what causes it and whether a replay can help.
 
     Each member is ``NAME = "value", "description"``; the member is the value
@@ -29,15 +30,6 @@ class DlqReason(StrEnum):
     Attributes:
         description: What caused it; whether ``relayflow dlq replay`` can help.
     """
-
-    description: str
-
-    def __new__(cls, value: str, description: str) -> Self:
-        """Make a member from its header value and its description."""
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.description = description
-        return member
 
     # The codec: the value is not a valid event (``DecodeError``).
     EMPTY = "empty", "The record has no value, or an empty one; replay cannot help."

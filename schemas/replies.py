@@ -19,12 +19,12 @@ header, but only one the application declares as a reply topic.
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.described import DescribedStrEnum
 from schemas.models import Key, Outcome
 
 __all__ = ["FRAMEWORK_SCHEMA_FOLDER", "REPLY_NAMESPACE", "Reply", "ReplyReason", "RequestFailed",
@@ -48,7 +48,7 @@ def reply_event_id(request_event_id: str, kind: str) -> uuid.UUID:
     return uuid.uuid5(REPLY_NAMESPACE, f"{request_event_id}/{kind}")
 
 
-class ReplyReason(StrEnum):
+class ReplyReason(DescribedStrEnum):
     """A ``RequestFailed.reason`` value, with what causes it and what a requester may do.
 
     The values are part of the Kafka contract: they never change, new ones may
@@ -57,15 +57,6 @@ class ReplyReason(StrEnum):
     Attributes:
         description: What caused it; what the requester may do.
     """
-
-    description: str
-
-    def __new__(cls, value: str, description: str) -> Self:
-        """Make a member from its value and its description."""
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.description = description
-        return member
 
     REJECTED = "rejected", (
         "The update's validator refused the request (`error_type` and `message` say why); the "
