@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
+from temporalio.client import WorkflowExecutionStatus
 
 from devtools.versitygw import s3_server
 from relayflow.config.settings import Settings
@@ -41,6 +42,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 CODEC = APP.codec()
 _REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
+ITEM_SECONDS, ITEMS = 0.5, 120
+"""One chunk of 120 items at 0.5 s each: the batch runs for a minute unless terminated."""
 
 
 @pytest.fixture(scope="module", params=["file", "s3"])
@@ -57,6 +60,9 @@ async def claim_checked(request: pytest.FixtureRequest, relayflow_stack: Setting
             store = {"claim_check_s3_endpoint": s3.endpoint, "claim_check_s3_bucket": s3.bucket,
                      "claim_check_s3_access_key": s3.access_key,
                      "claim_check_s3_secret_key": SecretStr(s3.secret_key)}
+        # Items take a while, so the batch is surely still running at the first sweep.
+        monkeypatch = stack.enter_context(pytest.MonkeyPatch.context())
+        monkeypatch.setenv("RELAYFLOW_BATCH_ITEM_WORK_SECONDS", str(ITEM_SECONDS))
         async with large_records(relayflow_stack), relayflow_running(
                 relayflow_stack, max_payload_bytes=LARGE_LIMIT, **store) as settings, kafka_probe(
                 settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS)]) as probe:
@@ -70,8 +76,9 @@ async def test_a_batch_over_temporals_limit_flows_with_the_claim_check(
     assert driver is not None
     batch_id = f"cc-{uuid.uuid4().hex[:8]}"
     large = "item-" + "\x01" * 400_000  # six bytes each as JSON: 2.4 MB for Temporal
+    items = (large, *(f"item-{i}" for i in range(2, ITEMS + 1)))
     event = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                           batch_id=batch_id, items=(large, "item-2"), chunk_size=1)
+                           batch_id=batch_id, items=items, chunk_size=ITEMS)
     await probe.send_record(BATCHES_REQUESTS, to_record(event, CODEC))
 
     client = await connect_temporal(settings)
@@ -106,6 +113,7 @@ async def test_a_batch_over_temporals_limit_flows_with_the_claim_check(
 
     # Retention: kept while it runs and for the retention after it closed, then deleted.
     await sweep(client, store, timedelta(hours=1), now=datetime.now(UTC) + timedelta(hours=2))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     assert kept(), "a running workflow's blob was swept"
     await handle.terminate("claim-check test: the retention is what is tested next")
     await sweep(client, store, timedelta(hours=1))
