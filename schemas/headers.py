@@ -3,7 +3,9 @@
 Every event carries ``event-type``, ``event-id``, ``correlation-id``,
 ``causation-id``, ``traceparent`` and ``content-type``; dead-lettered records
 keep those untouched and gain the ``dlq-*`` headers. A request may carry
-``reply-to`` (``schemas.replies``).
+``reply-to`` (``schemas.replies``). An outcome whose value is too large for its
+topic carries an empty value and the ``claim-check-*`` headers instead
+(``ClaimCheckReference``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from dataclasses import dataclass
 __all__ = [
     "AVRO_CONTENT_TYPE",
     "CAUSATION_ID",
+    "CLAIM_CHECK_BYTES",
+    "CLAIM_CHECK_CONTENT_TYPE",
+    "CLAIM_CHECK_KEY",
+    "CLAIM_CHECK_SHA256",
     "CONTENT_TYPE",
     "CORRELATION_ID",
     "DLQ_ERROR",
@@ -33,6 +39,7 @@ __all__ = [
     "EVENT_TYPE",
     "REPLY_TO",
     "TRACEPARENT",
+    "ClaimCheckReference",
     "EventHeaders",
     "KafkaHeaders",
     "new_traceparent",
@@ -70,6 +77,19 @@ DLQ_REPLAY_OF = "dlq-replay-of"
 """On a replayed record: ``<dlq topic>/<partition>/<offset>`` it was copied from."""
 DLQ_REPLAY_LAST = "dlq-replay-last"
 """On the last record of a replay: once it is processed, the key is released."""
+
+CLAIM_CHECK_KEY = "claim-check-key"
+"""On a record whose value is stored by reference: the value's name in the claim-check
+store (``outcomes/<sha256>``: a key under the bucket's prefix on S3, a file under the folder).
+Its presence marks the record as a reference; the record's own value is then empty."""
+CLAIM_CHECK_BYTES = "claim-check-bytes"
+"""On a record whose value is stored by reference: the stored value's length, in bytes."""
+CLAIM_CHECK_SHA256 = "claim-check-sha256"
+"""On a record whose value is stored by reference: the SHA-256 of the stored value, lowercase
+hex (a reader checks what it fetched against it)."""
+CLAIM_CHECK_CONTENT_TYPE = "claim-check-content-type"
+"""On a record whose value is stored by reference: the stored value's MIME type (the
+``content-type`` the value would have had; the record's own ``content-type`` says the same)."""
 
 KafkaHeaders = Sequence[tuple[str, bytes]]
 """Headers as aiokafka gives and takes them."""
@@ -133,3 +153,49 @@ class EventHeaders:
             traceparent=found.get(TRACEPARENT, ""),
             content_type=found.get(CONTENT_TYPE, ""),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCheckReference:
+    """Where the value of a record too large for its topic is, as its headers say.
+
+    Store-independent: the key is a name within the configured claim-check store,
+    and the size and digest let any reader check what it fetched.
+
+    Attributes:
+        key: ``claim-check-key``: the value's name in the store, ``outcomes/<sha256>``.
+        size: ``claim-check-bytes``: its length.
+        sha256: ``claim-check-sha256``: its SHA-256, lowercase hex.
+        content_type: ``claim-check-content-type``: its MIME type.
+    """
+
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+
+    def to_kafka(self) -> list[tuple[str, bytes]]:
+        """The four ``claim-check-*`` headers."""
+        return [(CLAIM_CHECK_KEY, self.key.encode()), (CLAIM_CHECK_BYTES, str(self.size).encode()),
+                (CLAIM_CHECK_SHA256, self.sha256.encode()),
+                (CLAIM_CHECK_CONTENT_TYPE, self.content_type.encode())]
+
+    @classmethod
+    def from_kafka(cls, headers: Iterable[tuple[str, bytes | None]]) -> ClaimCheckReference | None:
+        """The reference a record's headers carry; None when it has no ``claim-check-key``.
+
+        Raises:
+            ValueError: ``claim-check-key`` is there but the other headers are missing or bad.
+        """
+        found: dict[str, str] = {}
+        for name, raw in headers:
+            if raw is not None and name.startswith("claim-check-") and name not in found:
+                found[name] = raw.decode("utf-8", errors="replace")
+        if CLAIM_CHECK_KEY not in found:
+            return None
+        try:
+            return cls(key=found[CLAIM_CHECK_KEY], size=int(found[CLAIM_CHECK_BYTES]),
+                       sha256=found[CLAIM_CHECK_SHA256],
+                       content_type=found.get(CLAIM_CHECK_CONTENT_TYPE, ""))
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"incomplete claim-check headers: {error}") from None

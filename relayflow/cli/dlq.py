@@ -56,11 +56,12 @@ def dlq_list(
     newest = letters[-limit:]
     if output is Output.JSON:
         from relayflow.runtime.bootstrap import event_codec  # noqa: PLC0415
+        from relayflow.runtime.clients import blob_store  # noqa: PLC0415
 
-        codec = event_codec(settings, served)
+        codec, blobs = event_codec(settings, served), blob_store(settings)
 
         async def decoded() -> list[dict[str, object]]:
-            return [(await shown(d, codec)).as_json() for d in newest]
+            return [(await shown(d, codec, blobs)).as_json() for d in newest]
 
         emit_json({"topics": list(listing.dlq_topics), "dead_letters_total": len(letters),
                    "dead_letters": asyncio.run(decoded()),
@@ -114,8 +115,9 @@ def dlq_show(
         if found is None:
             raise NotFound(f"no record at {dlq_topic}/{partition}/{offset}")
         from relayflow.runtime.bootstrap import event_codec  # noqa: PLC0415
+        from relayflow.runtime.clients import blob_store  # noqa: PLC0415
 
-        return await shown(found, event_codec(settings, served))
+        return await shown(found, event_codec(settings, served), blob_store(settings))
 
     letter = asyncio.run(load())
     if output is Output.JSON:

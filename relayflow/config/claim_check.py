@@ -35,6 +35,18 @@ class ClaimCheckSettings(EnvSettings):
         claim_check_retention_hours: How long a blob is kept after its workflow
             closed (the sweep deletes it then); also the age at which a blob no
             workflow refers to is deleted.
+        claim_check_outcome_bytes: Outcome values of at least this many bytes
+            are published by claim check (stored, the record carrying the
+            ``claim-check-*`` headers) without trying the topic first. Unset:
+            only values the producer or the topic refuses as too large.
+        claim_check_outcome_retention_hours: How long an outcome value stored by
+            claim check is kept after it was stored: at least the outcome
+            topics' ``retention.ms`` (default 7 days, Kafka's default), so every
+            record a subscriber can still read resolves.
+        claim_check_sweep_seconds: How often the worker's Temporal Schedule runs
+            the sweep (``relayflow.SweepClaimCheck``) when a blob store is
+            configured; 0 leaves the schedule alone (run ``relayflow claim-check
+            sweep`` from cron instead).
     """
 
     claim_check_dir: Path | None = None
@@ -47,6 +59,9 @@ class ClaimCheckSettings(EnvSettings):
     claim_check_threshold_bytes: int = Field(default=256 * 1024, gt=0,
                                              lt=TEMPORAL_PAYLOAD_LIMIT)
     claim_check_retention_hours: float = Field(default=7 * 24, gt=0)
+    claim_check_outcome_bytes: int | None = Field(default=None, gt=0)
+    claim_check_outcome_retention_hours: float = Field(default=7 * 24, gt=0)
+    claim_check_sweep_seconds: int = Field(default=3600, ge=0)
 
     @property
     def claim_check_on(self) -> bool:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from relayflow.config.settings import Settings
 from relayflow.operate.errors import BadInput
 from relayflow.runtime.bootstrap import connect_temporal
-from relayflow.runtime.clients import claim_check
+from relayflow.runtime.clients import blob_store
 from relayflow.temporal.claim_check import SweepReport, sweep
 
 __all__ = ["sweep_claim_check"]
@@ -19,9 +19,10 @@ async def sweep_claim_check(settings: Settings) -> SweepReport:
     Raises:
         BadInput: The claim check is off (no blob store configured).
     """
-    driver = claim_check(settings)
-    if driver is None:
+    store = blob_store(settings)
+    if store is None:
         raise BadInput("the claim check is off: set RELAYFLOW_CLAIM_CHECK_DIR or _S3_ENDPOINT")
     client = await connect_temporal(settings)
-    return await sweep(client, driver.blobs,
-                       timedelta(hours=settings.claim_check_retention_hours))
+    return await sweep(client, store, timedelta(hours=settings.claim_check_retention_hours),
+                       outcome_retention=timedelta(
+                           hours=settings.claim_check_outcome_retention_hours))

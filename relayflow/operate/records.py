@@ -4,21 +4,25 @@
 records through ``shown``: the event when the value decodes (else why not),
 the ``dlq-*`` headers of a dead letter, and the entry of a parked key
 (``relayflow.parked-keys``: a ``ParkEntry``, or a tombstone when released).
+A record whose value went by claim check (``claim-check-*`` headers) shows the
+event stored in the claim-check store, fetched and checked against its digest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from activities.claim_check import BlobStore, stored_value
 from bridge.parking import ParkEntry
 from relayflow.kafka.reads import StoredRecord
 from schemas.codec import DecodeError
 from schemas.formats import EventCodec
-from schemas.headers import EVENT_TYPE
+from schemas.headers import EVENT_TYPE, ClaimCheckReference
 from schemas.models import Event
 from schemas.topics import DLQ_SUFFIX, PARKED_KEYS
 
@@ -39,12 +43,14 @@ class ShownRecord:
         event: The decoded event (None when the value does not decode or is no event).
         problem: Why the value did not decode ('' when it did, or is not meant to).
         parked: On the parked-keys topic: the entry (None on a tombstone: released).
+        claim_check: Where the value is when it went by claim check (None: in the record).
     """
 
     record: StoredRecord
     event: Event | None = None
     problem: str = ""
     parked: ParkEntry | None = None
+    claim_check: ClaimCheckReference | None = None
 
     @property
     def key(self) -> str:
@@ -75,6 +81,8 @@ class ShownRecord:
             "event": self.event.model_dump(mode="json") if self.event else None,
             "problem": self.problem or None,
         }
+        if self.claim_check is not None:
+            found["claim_check"] = asdict(self.claim_check)
         if self.dead_letter:
             topic, partition, offset = r.source
             found["dead_letter"] = {"reason": r.reason, "error": r.error,
@@ -107,20 +115,60 @@ class ShownRecord:
         return " ".join(p for p in parts if p)
 
 
-async def shown(record: StoredRecord, codec: EventCodec) -> ShownRecord:
-    """What ``record`` means, decoded with ``codec`` (the schema registry asked when needed)."""
+async def shown(record: StoredRecord, codec: EventCodec,
+                blobs: BlobStore | None = None) -> ShownRecord:
+    """What ``record`` means, decoded with ``codec`` (the schema registry asked when needed).
+
+    Args:
+        record: The record.
+        codec: Decodes its value.
+        blobs: The claim-check store, to fetch a value that went by claim check.
+    """
     if record.topic == PARKED_KEYS:
         return _park_entry(record)
-    value = record.value or b""
+    try:
+        value, reference = await _value(record, blobs)
+    except (OSError, ValueError) as error:  # swept, another store, not the bytes named
+        return ShownRecord(record, problem=str(error),
+                           claim_check=_reference_or_none(record))
     if not value:
         return ShownRecord(record, problem="empty value")
     try:
         await codec.prepare_decode(value)
-        return ShownRecord(record, event=codec.decode(value, record.header(EVENT_TYPE) or None))
+        event = codec.decode(value, record.header(EVENT_TYPE) or None)
     except DecodeError as error:
-        return ShownRecord(record, problem=f"{error.reason}: {error}")
+        return ShownRecord(record, problem=f"{error.reason}: {error}", claim_check=reference)
     except OSError as error:  # the schema registry did not answer
-        return ShownRecord(record, problem=f"schema registry: {error}")
+        return ShownRecord(record, problem=f"schema registry: {error}", claim_check=reference)
+    return ShownRecord(record, event=event, claim_check=reference)
+
+
+def _reference_or_none(record: StoredRecord) -> ClaimCheckReference | None:
+    try:
+        return ClaimCheckReference.from_kafka(record.headers)
+    except ValueError:
+        return None
+
+
+async def _value(record: StoredRecord,
+                 blobs: BlobStore | None) -> tuple[bytes, ClaimCheckReference | None]:
+    """The record's value, fetched from the claim-check store when it went by claim check.
+
+    Raises:
+        ValueError: Bad ``claim-check-*`` headers, or the stored bytes are not the ones named.
+        OSError: No store configured, or the value is not in it.
+    """
+    reference = ClaimCheckReference.from_kafka(record.headers)
+    if reference is None:
+        return record.value or b"", None
+    if blobs is None:
+        raise FileNotFoundError(f"the value is in the claim-check store as {reference.key} "
+                                f"({reference.size} bytes); no store configured to fetch it")
+    try:
+        return await asyncio.to_thread(stored_value, blobs, reference), reference
+    except FileNotFoundError:
+        raise FileNotFoundError(f"claim check {reference.key}: not in the store (swept after "
+                                "its retention, or another store)") from None
 
 
 def _park_entry(record: StoredRecord) -> ShownRecord:

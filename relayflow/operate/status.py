@@ -44,7 +44,7 @@ from relayflow.operate.deadlines import (
 )
 from relayflow.operate.records import ShownRecord, shown
 from relayflow.runtime.bootstrap import event_codec
-from relayflow.runtime.clients import kafka_clients
+from relayflow.runtime.clients import blob_store, kafka_clients
 
 __all__ = [
     "StatusQueries",
@@ -361,8 +361,8 @@ async def status(settings: Settings, subject: str, *, seconds: float,
         try:
             async with kafka_answers(settings, seconds):
                 since = described.start_time - _OUTCOMES_SINCE
-                codec = event_codec(settings, app)
-                state.outcomes = [await shown(r, codec) for r in await read_key(
+                codec, blobs = event_codec(settings, app), blob_store(settings)
+                state.outcomes = [await shown(r, codec, blobs) for r in await read_key(
                     kafka_clients(settings), [t.name for t in app.topics if not t.inbound],
                     subject.encode(),
                     since_ms=int(since.timestamp() * 1000))]

@@ -3,7 +3,8 @@
 Reads with a consumer that belongs to no group: partitions are assigned by
 hand and nothing is ever committed, so tailing never moves anyone's offsets.
 Without ``--from-beginning`` it starts ``last`` records before the end of each
-partition. Input and outcome topics show their events, dead-letter topics
+partition. Input and outcome topics show their events (a value that went by claim
+check fetched from the store), dead-letter topics
 their reason headers too, and the parked-keys topic its entries
 (``relayflow.operate.records``).
 """
@@ -19,7 +20,7 @@ from relayflow.kafka.reads import partitions_of, stream_records
 from relayflow.operate.deadlines import NotFound, kafka_answers
 from relayflow.operate.records import ShownRecord, shown
 from relayflow.runtime.bootstrap import event_codec
-from relayflow.runtime.clients import kafka_clients
+from relayflow.runtime.clients import blob_store, kafka_clients
 
 __all__ = ["tail"]
 
@@ -46,6 +47,7 @@ async def tail(settings: Settings, topic: str, *, seconds: float, key: str | Non
         relayflow.operate.deadlines.Unanswered: Kafka did not answer.
     """
     codec = event_codec(settings, load_application(settings.app))
+    blobs = blob_store(settings)
     wanted = None if key is None else key.encode()
     async with contextlib.AsyncExitStack() as stack:
         async with kafka_answers(settings, seconds):
@@ -62,4 +64,4 @@ async def tail(settings: Settings, topic: str, *, seconds: float, key: str | Non
                   for tp in partitions}
         async for record in stream_records(consumer, starts, until=None if follow else ends):
             if wanted is None or record.key == wanted:
-                yield await shown(record, codec)
+                yield await shown(record, codec, blobs)

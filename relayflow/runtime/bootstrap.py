@@ -8,7 +8,8 @@
 * The worker registers the application's workflows and activities plus the
   outcome publisher every application shares, and, for an application with
   endings, the ending sweep's workflows and activities and its schedule
-  (``relayflow.runtime.endings``).
+  (``relayflow.runtime.endings``); with a claim-check store, the blob sweep's
+  workflow, activity and schedule (``relayflow.runtime.claim_check``).
 * ``running`` runs bridge and worker together; the CLI, the demo, the tests
   (through the pytest plugin) and the benchmarks all use it.
 """
@@ -31,6 +32,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.claim_check import BlobSweep
 from activities.endings import EndingSweep
 from activities.metrics import WorkerMetrics
 from activities.outcomes import OutcomePublisher, Producer
@@ -45,7 +47,9 @@ from relayflow.kafka.clients import KafkaClients
 from relayflow.kafka.schema_registry import schema_registry
 from relayflow.observability.monitoring import Monitoring, WorkerProbe, bridge_readiness, monitored
 from relayflow.observability.reach import KafkaReach, asking
+from relayflow.runtime.claim_check import ensure_claim_check_schedule
 from relayflow.runtime.clients import (
+    blob_store,
     connect_temporal,
     data_converter,
     kafka_clients,
@@ -55,6 +59,7 @@ from relayflow.runtime.clients import (
 from relayflow.runtime.endings import ensure_ending_schedule
 from relayflow.temporal.payload_codec import plaintext_window_warning
 from schemas.formats import FormatCodec
+from workflows.claim_check import SweepClaimCheck
 from workflows.endings import EndExecution, SweepEndings
 from workflows.versioning import use_versioned_workers
 
@@ -287,13 +292,18 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
         A worker ready to ``run()``.
     """
     metrics = metrics or WorkerMetrics()
-    publisher = OutcomePublisher(producer, event_codec(settings, app), metrics=metrics)
-    activities = [publisher.publish_outcome, *app.activities(
+    blobs = blob_store(settings)
+    publisher = OutcomePublisher(producer, event_codec(settings, app), metrics=metrics,
+                                 blobs=blobs, claim_check_bytes=settings.claim_check_outcome_bytes)
+    activities: list[Callable[..., Any]] = [publisher.publish_outcome, *app.activities(
         WorkerResources(settings=settings, publisher=publisher, metrics=metrics))]
     workflows = list(app.workflows)
     if app.endings:
         workflows += [SweepEndings, EndExecution]
         activities += EndingSweep(client, settings.task_queue, app.endings).all()
+    if blobs is not None:
+        workflows.append(SweepClaimCheck)
+        activities.append(BlobSweep(client, blobs).sweep_claim_check)
     deployment = worker_deployment(settings)
     # Before the workflows' first run imports them again: only a versioned worker
     # may send their versioning behaviours (workflows/versioning.py).
@@ -312,14 +322,19 @@ def build_worker(client: Client, settings: Settings, app: Application, producer:
     )
 
 
-async def _schedule_endings(client: Client, settings: Settings, app: Application) -> None:
-    """The ending sweep's schedule; a server that refuses it does not stop the worker."""
+async def _schedule_sweeps(client: Client, settings: Settings, app: Application) -> None:
+    """The sweeps' schedules; a server that refuses one does not stop the worker."""
     try:
         await ensure_ending_schedule(client, settings, app)
     except RPCError:
         # Workflows still run; only the ending sweep is missing, and the log says so.
         log.exception("ending sweep not scheduled: a workflow terminated or timed out gets "
                       "no terminal event until a worker schedules it")
+    try:
+        await ensure_claim_check_schedule(client, settings)
+    except RPCError:
+        log.exception("claim-check sweep not scheduled: blobs are kept until a worker "
+                      "schedules it or `relayflow claim-check sweep` runs")
 
 
 async def run_worker(settings: Settings, app: Application | None = None, *,
@@ -364,7 +379,7 @@ async def run_worker(settings: Settings, app: Application | None = None, *,
                      "" if settings.worker_build_id is None else
                      f" as build {settings.worker_build_id} of worker deployment "
                      f"{settings.worker_deployment_name}")
-            await _schedule_endings(client, settings, app)
+            await _schedule_sweeps(client, settings, app)
             async with worker:
                 await stop.wait()
             log.info("worker stopped")

@@ -28,7 +28,12 @@ from bridge.retry import Backoff
 from relayflow.config.settings import Settings
 from relayflow.kafka.clients import KafkaClients
 from relayflow.observability.tracing import tracer_provider as configured_tracer_provider
-from relayflow.temporal.claim_check import ClaimCheckDriver, ExternalStorage, FileBlobStore
+from relayflow.temporal.claim_check import (
+    BlobStore,
+    ClaimCheckDriver,
+    ExternalStorage,
+    FileBlobStore,
+)
 from relayflow.temporal.payload_codec import payload_codec
 from relayflow.temporal.s3_blobs import S3BlobStore
 from relayflow.temporal.tls import refusal, temporal_credentials
@@ -37,7 +42,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
     from temporalio.runtime import Runtime
 
-__all__ = ["connect_temporal", "data_converter", "kafka_clients", "traced", "wait_for_temporal"]
+__all__ = ["blob_store", "claim_check", "connect_temporal", "data_converter", "kafka_clients",
+           "traced", "wait_for_temporal"]
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +68,23 @@ def kafka_clients(settings: Settings) -> KafkaClients:
     return KafkaClients(settings)
 
 
-def claim_check(settings: Settings) -> ClaimCheckDriver | None:
-    """The claim-check driver over the configured blob store; None when the claim check is off."""
+def blob_store(settings: Settings) -> BlobStore | None:
+    """The configured claim-check store (S3 before a folder); None when the claim check is off."""
     if settings.claim_check_s3_endpoint is not None:
-        return ClaimCheckDriver(S3BlobStore(
+        return S3BlobStore(
             settings.claim_check_s3_endpoint, settings.claim_check_s3_bucket,
             settings.claim_check_s3_access_key,
             settings.claim_check_s3_secret_key.get_secret_value(),
-            region=settings.claim_check_s3_region, prefix=settings.claim_check_s3_prefix))
+            region=settings.claim_check_s3_region, prefix=settings.claim_check_s3_prefix)
     if settings.claim_check_dir is not None:
-        return ClaimCheckDriver(FileBlobStore(settings.claim_check_dir))
+        return FileBlobStore(settings.claim_check_dir)
     return None
+
+
+def claim_check(settings: Settings) -> ClaimCheckDriver | None:
+    """The claim-check driver over the configured blob store; None when the claim check is off."""
+    store = blob_store(settings)
+    return None if store is None else ClaimCheckDriver(store)
 
 
 def data_converter(settings: Settings) -> DataConverter:

@@ -19,18 +19,16 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from activities.endings import SweepInput
 from relayflow.application import Application
 from relayflow.config.settings import Settings
+from relayflow.runtime.schedules import ensure_schedule
 from workflows.endings import SWEEP_ENDINGS_WORKFLOW
 
 __all__ = ["ending_schedule", "ending_schedule_id", "ensure_ending_schedule"]
@@ -74,19 +72,7 @@ async def ensure_ending_schedule(client: Client, settings: Settings, app: Applic
     if not app.endings or settings.endings_sweep_seconds == 0:
         return False
     schedule_id = ending_schedule_id(settings.task_queue)
-    wanted = ending_schedule(settings)
-    try:
-        await client.create_schedule(schedule_id, wanted)
-    except ScheduleAlreadyRunningError:
-        pass
-    else:
+    if await ensure_schedule(client, schedule_id, ending_schedule(settings)):
         log.info("ending sweep scheduled every %ss as %s", settings.endings_sweep_seconds,
                  schedule_id)
-        return True
-
-    def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
-        wanted.state = current.description.schedule.state  # an operator's pause stays
-        return ScheduleUpdate(schedule=wanted)
-
-    await client.get_schedule_handle(schedule_id).update(update)
     return True

@@ -21,7 +21,8 @@ With encryption on, a redelivered Kafka record is encrypted with a fresh
 nonce, so its blob is new bytes: the second copy is an orphan the sweep removes.
 
 Each blob also gets a reference marker per workflow (``refs/<workflow id>/<sha256>``),
-written before the blob; ``sweep`` deletes the markers of workflows closed
+written before the blob; ``sweep`` (``activities.claim_check``, with the store's
+interface and the outcome values kept by reference) deletes the markers of workflows closed
 longer than the retention period, and then every blob no marker names
 (docs/concepts/claim-check.md).
 """
@@ -30,21 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload
 from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
-from temporalio.client import Client
 from temporalio.converter import (
     ExternalStorage,
     StorageDriver,
@@ -53,44 +48,16 @@ from temporalio.converter import (
     StorageDriverStoreContext,
     StorageDriverWorkflowInfo,
 )
-from temporalio.service import RPCError, RPCStatusCode
+
+from activities.claim_check import BlobStore, SweepReport, blob_name, marker_name, sweep
 
 __all__ = ["DRIVER_NAME", "BlobStore", "ClaimCheckDriver", "ExternalStorage", "FileBlobStore",
            "SweepReport", "resolve_references", "sweep"]
-
-log = logging.getLogger(__name__)
 
 DRIVER_NAME = "relayflow-claim-check"
 """The driver's name in every reference; changing it orphans the references already stored."""
 
 _DIGEST_KEY = "sha256"
-_UNBOUND = "_unbound"
-"""Marker folder of blobs stored for no workflow (an activity's own payloads): kept for
-the retention period from when they were stored."""
-
-
-class BlobStore(Protocol):
-    """Where blobs live: ``FileBlobStore`` for development; S3-compatible storage for production."""
-
-    def put(self, name: str, data: bytes) -> bool:
-        """Store ``data`` under ``name`` durably unless it is there; True when written."""
-        ...
-
-    def get(self, name: str) -> bytes:
-        """The bytes under ``name``.
-
-        Raises:
-            FileNotFoundError: Nothing is stored under it.
-        """
-        ...
-
-    def delete(self, name: str) -> None:
-        """Remove ``name``; nothing happens when it is gone already."""
-        ...
-
-    def list(self, prefix: str) -> Iterator[tuple[str, float]]:
-        """Names under ``prefix`` with the time (epoch seconds) each was written."""
-        ...
 
 
 class FileBlobStore:
@@ -142,15 +109,6 @@ class FileBlobStore:
                 yield path.relative_to(self.root).as_posix(), path.stat().st_mtime
 
 
-def _blob_name(digest: str) -> str:
-    return f"blobs/{digest}"
-
-
-def _marker_name(workflow_id: str | None, digest: str) -> str:
-    owner = urllib.parse.quote(workflow_id, safe="") if workflow_id else _UNBOUND
-    return f"refs/{owner}/{digest}"
-
-
 class ClaimCheckDriver(StorageDriver):
     """Stores payloads as content-addressed blobs and fetches them back by digest.
 
@@ -178,8 +136,8 @@ class ClaimCheckDriver(StorageDriver):
         digest = hashlib.sha256(data).hexdigest()
         # The marker first: a blob is never without one, so the sweep cannot take a blob
         # whose reference is about to be used.
-        self.blobs.put(_marker_name(workflow_id, digest), b"")
-        self.blobs.put(_blob_name(digest), data)
+        self.blobs.put(marker_name(workflow_id, digest), b"")
+        self.blobs.put(blob_name(digest), data)
         # A failpoint: a fault test kills the process between storing and using the blob.
         sys.audit("relayflow.failpoint", "claim-check.after-store")
         return StorageDriverClaim(claim_data={_DIGEST_KEY: digest})
@@ -196,7 +154,7 @@ class ClaimCheckDriver(StorageDriver):
             ValueError: The blob's bytes do not match their digest.
             FileNotFoundError: No blob has that digest (swept, or never stored).
         """
-        data = self.blobs.get(_blob_name(digest))
+        data = self.blobs.get(blob_name(digest))
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"claim-check blob {digest} does not match its digest")
         return Payload.FromString(data)
@@ -220,68 +178,3 @@ def resolve_references(driver: ClaimCheckDriver, payloads: Sequence[Payload]) ->
                 found = driver.fetch(reference.claim_data[_DIGEST_KEY])
         resolved.append(found)
     return resolved
-
-
-@dataclass(frozen=True)
-class SweepReport:
-    """What one sweep deleted.
-
-    Attributes:
-        markers: Reference markers deleted (their workflow closed long enough ago).
-        blobs: Blobs deleted (no marker named them any more).
-    """
-
-    markers: int
-    blobs: int
-
-
-async def _closed_before(client: Client, workflow_id: str, cutoff: datetime) -> bool:
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
-            raise
-        return True  # never started (its start failed for good) or its history is gone
-    return description.close_time is not None and description.close_time < cutoff
-
-
-async def sweep(client: Client, store: BlobStore, retention: timedelta, *,
-                now: datetime | None = None) -> SweepReport:
-    """Delete the blobs of workflows closed more than ``retention`` ago.
-
-    A marker is deleted once its workflow closed before ``now - retention``, or
-    when no workflow has its id and the marker is older than the retention
-    (the bridge stored a blob and the start never happened); a marker of no
-    workflow expires ``retention`` after it was written. Then each blob that no
-    marker names and that is older than the retention is deleted: a blob is
-    written after its marker, so a young blob without one is mid-store.
-
-    Args:
-        client: Tells which workflows closed when.
-        store: The blob store.
-        retention: How long after its workflow closed a blob is kept.
-        now: The time to sweep at (tests).
-    """
-    now = now or datetime.now(UTC)
-    cutoff = now - retention
-    markers = 0
-    live: set[str] = set()
-    for name, written in list(store.list("refs")):
-        _, owner, digest = name.split("/")
-        old = written < cutoff.timestamp()
-        if owner == _UNBOUND:
-            expired = old
-        else:
-            expired = old and await _closed_before(client, urllib.parse.unquote(owner), cutoff)
-        if expired:
-            store.delete(name)
-            markers += 1
-        else:
-            live.add(digest)
-    blobs = 0
-    for name, written in list(store.list("blobs")):
-        if name.removeprefix("blobs/") not in live and written < cutoff.timestamp():
-            store.delete(name)
-            blobs += 1
-    log.info("claim-check sweep: %d markers and %d blobs deleted", markers, blobs)
-    return SweepReport(markers, blobs)

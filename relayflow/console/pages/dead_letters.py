@@ -19,7 +19,8 @@ from starlette.routing import Route
 from relayflow.console.users import OPERATOR
 from relayflow.console.web import BadInput, Console, console, page, posted, signed_in
 from relayflow.operate import dlq as dlq_admin
-from schemas.codec import DecodeError
+from relayflow.operate.records import shown
+from relayflow.runtime.clients import blob_store
 from schemas.topics import DLQ_SUFFIX
 
 if TYPE_CHECKING:
@@ -93,12 +94,10 @@ async def dead_letter(request: Request) -> Response:
     found = next((d for d in letters if d.offset == offset), None)
     if found is None:
         raise BadInput(f"No record at {dlq_topic}/{partition}/{offset}.", status=404)
-    try:
-        decoded = c.codec.decode(found.value or b"", found.event_type or None)
-        event = json.dumps(decoded.model_dump(mode="json"), indent=2)
-        undecodable = ""
-    except (DecodeError, OSError) as error:  # OSError: the schema registry did not answer
-        event, undecodable = "", str(error)
+    # As the CLI shows it: a value that went by claim check is fetched from the store.
+    letter = await shown(found, c.codec, blob_store(c.settings))
+    event = json.dumps(letter.event.model_dump(mode="json"), indent=2) if letter.event else ""
+    undecodable = letter.problem
     return page(request, "dead_letter.html", user=user, letter=found, key=_shown(found.key),
                 key_hex=(found.key or b"").hex(), event=event, undecodable=undecodable,
                 size=len(found.value or b""))
