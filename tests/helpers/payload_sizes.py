@@ -19,7 +19,7 @@ from schemas import EventMeta, Inbound
 from schemas.framing import to_record
 
 __all__ = ["LARGE_LIMIT", "batch_of", "five_mib_batch", "large_records", "largest_accepted",
-           "send_large"]
+           "send_large", "topic_limit"]
 
 CODEC = APP.codec()
 
@@ -52,18 +52,22 @@ record is under every Kafka limit, so only Temporal's is tested."""
 
 
 @contextlib.asynccontextmanager
-async def large_records(settings: Settings) -> AsyncIterator[None]:
-    """``batches.requests`` takes records up to ``LARGE_LIMIT`` while the block runs."""
-    resource = ConfigResource(ConfigResourceType.TOPIC, BATCHES_REQUESTS,
-                              {"max.message.bytes": str(LARGE_LIMIT)})
+async def topic_limit(settings: Settings, topic: str, limit: int) -> AsyncIterator[None]:
+    """``topic``'s ``max.message.bytes`` is ``limit`` while the block runs (then the default)."""
     async with kafka_clients(settings).started_admin() as admin:
-        await admin.alter_configs([resource])
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                  {"max.message.bytes": str(limit)})])
     try:
         yield
     finally:
         async with kafka_clients(settings).started_admin() as admin:
             await admin.alter_configs([ConfigResource(
-                ConfigResourceType.TOPIC, BATCHES_REQUESTS, {"max.message.bytes": None})])
+                ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})])
+
+
+def large_records(settings: Settings) -> contextlib.AbstractAsyncContextManager[None]:
+    """``batches.requests`` takes records up to ``LARGE_LIMIT`` while the block runs."""
+    return topic_limit(settings, BATCHES_REQUESTS, LARGE_LIMIT)
 
 
 async def send_large(settings: Settings, event: BatchRequested) -> int:

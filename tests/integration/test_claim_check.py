@@ -6,13 +6,17 @@ versitygw process, ``devtools.versitygw``). A batch request that is
 check off: ``test_payload_size.py``) starts its workflow; the history holds a
 reference, not the payload, which the client's converter resolves; the sweep
 keeps the blobs while the workflow runs and for the retention after it closed,
-and deletes them after.
+and deletes them after. ``batches.outcomes`` takes records of 16 KiB at most here,
+so a ``BatchCompleted`` listing long failed item ids goes by claim check
+(``claim-check-*`` headers, the value in the store), which ``relayflow tail``
+resolves; the worker keeps the sweep's Temporal Schedule, and its workflow sweeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,18 +27,27 @@ from pydantic import SecretStr
 from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
 from temporalio.client import WorkflowExecutionStatus
 
+from activities.claim_check import SweepInput, SweepReport, stored_value
 from devtools.versitygw import s3_server
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
-from relayflow.reference.events import BatchRequested
+from relayflow.reference.events import BatchCompleted, BatchRequested
 from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
 from relayflow.runtime.bootstrap import connect_temporal
+from relayflow.runtime.claim_check import claim_check_schedule_id
 from relayflow.runtime.clients import claim_check
 from relayflow.temporal.claim_check import sweep
 from schemas import Inbound
 from schemas.framing import to_record
+from schemas.headers import AVRO_CONTENT_TYPE, EVENT_TYPE, ClaimCheckReference
 from schemas.topics import dlq_topic
-from tests.helpers.payload_sizes import LARGE_LIMIT, five_mib_batch, large_records, send_large
+from tests.helpers.payload_sizes import (
+    LARGE_LIMIT,
+    five_mib_batch,
+    large_records,
+    send_large,
+    topic_limit,
+)
 from tests.helpers.support import KafkaProbe, as_json, cli, kafka_probe
 from tests.integration.running import relayflow_running
 
@@ -44,6 +57,8 @@ CODEC = APP.codec()
 _REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
 ITEM_SECONDS, ITEMS = 0.5, 120
 """One chunk of 120 items at 0.5 s each: the batch runs for a minute unless terminated."""
+OUTCOME_LIMIT = 16 * 1024
+"""``max.message.bytes`` of ``batches.outcomes`` here: progress fits, a long failure list not."""
 
 
 @pytest.fixture(scope="module", params=["file", "s3"])
@@ -63,7 +78,8 @@ async def claim_checked(request: pytest.FixtureRequest, relayflow_stack: Setting
         # Items take a while, so the batch is surely still running at the first sweep.
         monkeypatch = stack.enter_context(pytest.MonkeyPatch.context())
         monkeypatch.setenv("RELAYFLOW_BATCH_ITEM_WORK_SECONDS", str(ITEM_SECONDS))
-        async with large_records(relayflow_stack), relayflow_running(
+        async with large_records(relayflow_stack), topic_limit(
+                relayflow_stack, BATCHES_OUTCOMES, OUTCOME_LIMIT), relayflow_running(
                 relayflow_stack, max_payload_bytes=LARGE_LIMIT, **store) as settings, kafka_probe(
                 settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS)]) as probe:
             yield settings, probe
@@ -147,3 +163,81 @@ async def test_a_five_mib_batch_request_starts_its_workflow_with_a_reference(
     assert argument.metadata["messageType"] == _REFERENCE_TYPE
     assert argument.external_payloads[0].size_bytes > size
     await handle.terminate("claim-check test done")
+
+
+async def test_an_outcome_too_large_for_its_topic_goes_by_claim_check(
+        claim_checked: tuple[Settings, KafkaProbe]) -> None:
+    settings, probe = claim_checked
+    driver = claim_check(settings)
+    assert driver is not None
+    batch_id = f"cco-{uuid.uuid4().hex[:8]}"
+    failing = tuple(f"bad-{i}-" + "x" * 4000 for i in range(8))  # 32 KB of failed ids
+    event = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                           batch_id=batch_id, items=failing)
+    await probe.send_record(BATCHES_REQUESTS, to_record(event, CODEC))
+    completed = BatchCompleted.avro_name.encode()
+    found = await probe.wait_for(lambda r: r.key == batch_id.encode()
+                                 and dict(r.headers).get(EVENT_TYPE) == completed)
+    assert found, "no BatchCompleted on batches.outcomes"
+    [record] = found
+    assert record.value == b""  # empty, not a tombstone
+    reference = ClaimCheckReference.from_kafka(record.headers)
+    assert reference is not None
+    assert reference.size > OUTCOME_LIMIT
+    assert reference.content_type == AVRO_CONTENT_TYPE
+    outcome = CODEC.decode(stored_value(driver.blobs, reference))
+    assert isinstance(outcome, BatchCompleted)
+    assert sorted(outcome.failed_item_ids) == sorted(failing)
+
+    # relayflow tail fetches it from the store and shows the event.
+    tailed = await cli(settings, "tail", BATCHES_OUTCOMES, "--key", batch_id, "--output", "json")
+    assert tailed.exit_code == 0, tailed.output
+    shown = [json.loads(line) for line in tailed.stdout.splitlines() if line.strip()]
+    [as_tailed] = [r for r in shown if r["event_type"] == BatchCompleted.avro_name]
+    assert as_tailed["claim_check"]["key"] == reference.key
+    assert sorted(as_tailed["event"]["failed_item_ids"]) == sorted(failing)
+
+    # Kept for the outcome retention from when it was stored, whatever its workflow does.
+    client = await connect_temporal(settings)
+    hour = timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(minutes=30)
+    await sweep(client, driver.blobs, hour, outcome_retention=hour, now=later)
+    assert driver.blobs.get(reference.key)
+    await sweep(client, driver.blobs, timedelta(days=30), outcome_retention=hour,
+                now=later + hour)
+    with pytest.raises(FileNotFoundError):
+        driver.blobs.get(reference.key)
+
+
+async def test_the_worker_keeps_the_sweeps_schedule_and_its_workflow_sweeps(
+        claim_checked: tuple[Settings, KafkaProbe]) -> None:
+    settings, _ = claim_checked
+    driver = claim_check(settings)
+    assert driver is not None
+    client = await connect_temporal(settings)
+    schedule = await client.get_schedule_handle(
+        claim_check_schedule_id(settings.task_queue)).describe()
+    [interval] = schedule.schedule.spec.intervals
+    assert interval.every == timedelta(seconds=settings.claim_check_sweep_seconds)
+    action = schedule.schedule.action
+    assert action.workflow == "relayflow.SweepClaimCheck"  # type: ignore[attr-defined]
+    [argument] = await client.data_converter.decode(
+        action.args, [SweepInput])  # type: ignore[attr-defined]
+    assert argument == SweepInput(
+        retention_hours=settings.claim_check_retention_hours,
+        outcome_retention_hours=settings.claim_check_outcome_retention_hours)
+
+    # Orphans (blobs no marker names: a redelivery's second ciphertext) and an old outcome.
+    orphans = [f"blobs/{i:064x}" for i in range(40)]
+    for name in [*orphans, f"outcomes/{1:064x}"]:
+        driver.blobs.put(name, b"orphan")
+    await asyncio.sleep(1)
+    report = await client.execute_workflow(
+        "relayflow.SweepClaimCheck", SweepInput(retention_hours=0.0002,
+                                                outcome_retention_hours=0.0002),
+        id=f"cc-sweep-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue,
+        result_type=SweepReport, execution_timeout=timedelta(minutes=2))
+    assert report.blobs >= len(orphans)
+    assert report.outcomes >= 1
+    left = {name for name, _ in [*driver.blobs.list("blobs"), *driver.blobs.list("outcomes")]}
+    assert not left & {*orphans, f"outcomes/{1:064x}"}

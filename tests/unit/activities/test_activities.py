@@ -20,7 +20,15 @@ from aiokafka.errors import KafkaTimeoutError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.outcomes import OutcomePublisher, PublishOutcomeInput, PublishOutcomeResult
+from activities.claim_check import store_value, stored_value
+from activities.outcomes import (
+    OUTCOME_TOO_LARGE,
+    OutcomePublisher,
+    PublishOutcomeInput,
+    PublishOutcomeResult,
+)
+from relayflow.kafka.reads import StoredRecord
+from relayflow.operate.records import shown
 from relayflow.reference.activities import store as store_module
 from relayflow.reference.activities.approval_policy import (
     ApprovalPolicy,
@@ -48,10 +56,12 @@ from relayflow.reference.activities.orders import (
     StepResult,
 )
 from relayflow.reference.activities.store import DEFAULT_STOCK, VOID, Store
-from relayflow.reference.events import OrderCompleted, OrderLine
+from relayflow.reference.events import OrderCompleted, OrderFailed, OrderLine
 from relayflow.reference.topics import ORDERS_OUTCOMES
+from relayflow.temporal.claim_check import FileBlobStore
 from schemas.codec import SINGLE_OBJECT_MARKER
-from schemas.headers import AVRO_CONTENT_TYPE
+from schemas.framing import to_record
+from schemas.headers import AVRO_CONTENT_TYPE, ClaimCheckReference
 from tests.helpers.fakes import FakeProducer
 from tests.helpers.support import CODEC, NOW
 
@@ -398,6 +408,93 @@ async def test_a_producer_failure_propagates_for_temporal_to_retry(
     assert result.event_id == "5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a01"
     assert [dict(sent["headers"])["event-id"] for sent in producer.sent] == [
         b"5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a01"]
+
+
+# ---------------------------------------------------------------- outcomes by claim check
+
+
+def large_failure(size: int = 10_000) -> OrderFailed:
+    return OrderFailed(event_id=uuid.UUID("5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a02"),
+                       occurred_at=NOW, correlation_id="corr-1", causation_id="cause-1",
+                       order_id="A-1", reason="payment_declined", error="x" * size)
+
+
+def failure_request(event: OrderFailed) -> PublishOutcomeInput:
+    return publish(event.model_dump(mode="json"), event_type=OrderFailed.avro_name)
+
+
+async def test_an_outcome_too_large_for_its_topic_goes_by_claim_check(
+        env: ActivityEnvironment, tmp_path: Path) -> None:
+    producer = FakeProducer(max_bytes=2048)  # the topic's max.message.bytes
+    blobs = FileBlobStore(tmp_path)
+    event = large_failure()
+    await env.run(OutcomePublisher(producer, CODEC, blobs=blobs).publish_outcome,
+                  failure_request(event))
+    assert producer.refused == 1  # tried whole first
+    [sent] = producer.sent
+    assert (sent["key"], sent["value"]) == (b"A-1", b"")  # empty, never a tombstone (None)
+    headers = dict(sent["headers"])
+    assert headers["event-id"] == b"5f0c6a43-7a8e-4d3c-9d0e-2f6f4f1f0a02"
+    assert headers["content-type"] == AVRO_CONTENT_TYPE.encode()
+    reference = ClaimCheckReference.from_kafka(sent["headers"])
+    assert reference is not None
+    assert reference.key == f"outcomes/{reference.sha256}"
+    assert reference.content_type == AVRO_CONTENT_TYPE
+    assert CODEC.decode(stored_value(blobs, reference)) == event
+    assert reference.size > 10_000
+
+
+async def test_an_outcome_too_large_without_a_store_fails_loudly_and_is_retried(
+        env: ActivityEnvironment) -> None:
+    producer = FakeProducer(max_bytes=2048)
+    with pytest.raises(ApplicationError) as raised:
+        await env.run(OutcomePublisher(producer, CODEC).publish_outcome,
+                      failure_request(large_failure()))
+    # Retried, not dropped: a store configured, or the topic's limit raised, lets it through.
+    assert (raised.value.type, raised.value.non_retryable) == (OUTCOME_TOO_LARGE, False)
+    assert "refused by orders.outcomes" in raised.value.message
+    assert "RELAYFLOW_CLAIM_CHECK_DIR" in raised.value.message
+    assert producer.sent == []
+
+
+async def test_an_outcome_over_the_threshold_goes_by_claim_check_once(
+        env: ActivityEnvironment, tmp_path: Path) -> None:
+    producer = FakeProducer()
+    blobs = FileBlobStore(tmp_path)
+    publisher = OutcomePublisher(producer, CODEC, blobs=blobs, claim_check_bytes=5000)
+    small = large_failure(size=10)
+    await env.run(publisher.publish_outcome, failure_request(small))
+    request = failure_request(large_failure())
+    await env.run(publisher.publish_outcome, request)
+    await env.run(publisher.publish_outcome, request)  # a retried publication
+    assert producer.refused == 0  # not tried whole
+    small_sent, *large_sent = producer.sent
+    assert CODEC.decode(small_sent["value"]) == small
+    assert [sent["value"] for sent in large_sent] == [b"", b""]
+    # Content-addressed: the same event stored once.
+    assert len([name for name, _ in blobs.list("outcomes")]) == 1
+
+
+async def test_a_record_by_claim_check_is_shown_with_its_stored_event(tmp_path: Path) -> None:
+    blobs = FileBlobStore(tmp_path)
+    event = large_failure()
+    record = to_record(event, CODEC)
+    reference = store_value(blobs, record.value, AVRO_CONTENT_TYPE)
+    stored = StoredRecord(ORDERS_OUTCOMES, 0, 3, record.key, b"",
+                          (*record.headers, *reference.to_kafka()))
+    found = await shown(stored, CODEC, blobs)
+    assert (found.event, found.claim_check) == (event, reference)
+    assert found.as_json()["claim_check"]["key"] == reference.key
+    elsewhere = await shown(stored, CODEC, FileBlobStore(tmp_path / "other"))
+    assert elsewhere.event is None
+    assert "not in the store" in elsewhere.problem
+    unconfigured = await shown(stored, CODEC)
+    assert "no store configured" in unconfigured.problem
+    blobs.put(reference.key.replace(reference.sha256, "0" * 64), b"x")
+    forged = dataclasses.replace(stored, headers=(
+        *record.headers, *dataclasses.replace(reference, sha256="0" * 64,
+                                              key=f"outcomes/{'0' * 64}").to_kafka()))
+    assert "does not match" in (await shown(forged, CODEC, blobs)).problem
 
 
 # ---------------------------------------------------------------- batches
