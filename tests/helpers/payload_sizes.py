@@ -12,14 +12,14 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from bridge.commands import TEMPORAL_PAYLOAD_LIMIT, PayloadSizes
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
-from relayflow.reference.events import BatchRequested
+from relayflow.reference.events import BatchRequested, OrderLine, OrderPlaced
 from relayflow.reference.topics import BATCHES_REQUESTS
 from relayflow.runtime.clients import kafka_clients
-from schemas import EventMeta, Inbound
+from schemas import Event, EventMeta, Inbound
 from schemas.framing import to_record
 
-__all__ = ["LARGE_LIMIT", "batch_of", "five_mib_batch", "large_records", "largest_accepted",
-           "send_large", "topic_limit"]
+__all__ = ["LARGE_LIMIT", "batch_of", "five_mib_batch", "five_mib_order", "large_records",
+           "largest_accepted", "send_large", "topic_limit"]
 
 CODEC = APP.codec()
 
@@ -70,13 +70,13 @@ def large_records(settings: Settings) -> contextlib.AbstractAsyncContextManager[
     return topic_limit(settings, BATCHES_REQUESTS, LARGE_LIMIT)
 
 
-async def send_large(settings: Settings, event: BatchRequested) -> int:
+async def send_large(settings: Settings, event: Event, topic: str = BATCHES_REQUESTS) -> int:
     """Produce ``event`` with a producer that takes records up to ``LARGE_LIMIT``; its size."""
     record = to_record(event, CODEC)
     producer = kafka_clients(settings).producer(max_request_size=LARGE_LIMIT + 4096)
     await producer.start()
     try:
-        await producer.send_and_wait(BATCHES_REQUESTS, record.value, key=record.key,
+        await producer.send_and_wait(topic, record.value, key=record.key,
                                      headers=record.headers)
     finally:
         await producer.stop()
@@ -87,3 +87,17 @@ def five_mib_batch(batch_id: str) -> BatchRequested:
     """A batch request of 5 MiB and more: 10,000 item ids of 530 characters."""
     return BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), batch_id=batch_id,
                           items=tuple(f"item-{i:05d}-" + "x" * 519 for i in range(10_000)))
+
+
+def five_mib_order(order_id: str) -> OrderPlaced:
+    """An ``OrderPlaced`` record of 5 MiB and more: 26,000 lines of 200-character SKUs.
+
+    No valid order is that large (at most 1000 lines of bounded ids, about 210 KB
+    in Avro), so it is built without validation; decoding it fails validation.
+    """
+    lines = tuple(OrderLine.model_construct(sku=f"sku-{i:06d}-" + "x" * 189, quantity=1,
+                                            unit_price_cents=1) for i in range(26_000))
+    return OrderPlaced.model_construct(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC), order_id=order_id,
+        customer_id="c-large", items=lines, amount_cents=len(lines), currency="EUR",
+        shipping_country="DE", approval_timeout_seconds=None)

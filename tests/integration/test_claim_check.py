@@ -32,18 +32,25 @@ from devtools.versitygw import s3_server
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from relayflow.reference.events import BatchCompleted, BatchRequested
-from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS
+from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS, ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal
 from relayflow.runtime.claim_check import claim_check_schedule_id
 from relayflow.runtime.clients import claim_check
 from relayflow.temporal.claim_check import sweep
 from schemas import Inbound
 from schemas.framing import to_record
-from schemas.headers import AVRO_CONTENT_TYPE, EVENT_TYPE, ClaimCheckReference
+from schemas.headers import (
+    AVRO_CONTENT_TYPE,
+    DLQ_ERROR,
+    DLQ_REASON,
+    EVENT_TYPE,
+    ClaimCheckReference,
+)
 from schemas.topics import dlq_topic
 from tests.helpers.payload_sizes import (
     LARGE_LIMIT,
     five_mib_batch,
+    five_mib_order,
     large_records,
     send_large,
     topic_limit,
@@ -79,9 +86,11 @@ async def claim_checked(request: pytest.FixtureRequest, relayflow_stack: Setting
         monkeypatch = stack.enter_context(pytest.MonkeyPatch.context())
         monkeypatch.setenv("RELAYFLOW_BATCH_ITEM_WORK_SECONDS", str(ITEM_SECONDS))
         async with large_records(relayflow_stack), topic_limit(
+                relayflow_stack, ORDERS_EVENTS, LARGE_LIMIT), topic_limit(
                 relayflow_stack, BATCHES_OUTCOMES, OUTCOME_LIMIT), relayflow_running(
                 relayflow_stack, max_payload_bytes=LARGE_LIMIT, **store) as settings, kafka_probe(
-                settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS)]) as probe:
+                settings, [BATCHES_OUTCOMES, dlq_topic(BATCHES_REQUESTS),
+                           dlq_topic(ORDERS_EVENTS)]) as probe:
             yield settings, probe
 
 
@@ -164,6 +173,22 @@ async def test_a_five_mib_batch_request_starts_its_workflow_with_a_reference(
     assert argument.external_payloads[0].size_bytes > size
     await handle.terminate("claim-check test done")
 
+
+async def test_a_five_mib_order_is_an_invalid_event_with_the_claim_check(
+        claim_checked: tuple[Settings, KafkaProbe]) -> None:
+    # No valid order is 5 MiB (at most 1000 lines): decoded, it fails validation, and is
+    # dead-lettered for that before any Temporal call (without the claim check: oversize).
+    settings, probe = claim_checked
+    order_id = f"cc5o-{uuid.uuid4().hex[:8]}"
+    size = await send_large(settings, five_mib_order(order_id), ORDERS_EVENTS)
+    assert size > 5 * 1024 * 1024
+    [dead] = await probe.wait_for(lambda r: r.key == order_id.encode())
+    assert dead.topic == dlq_topic(ORDERS_EVENTS)
+    headers = dict(dead.headers)
+    assert headers[DLQ_REASON] == b"invalid-event"
+    assert "items has 26000 items, at most 1000" in headers[DLQ_ERROR].decode()
+    client = await connect_temporal(settings)
+    assert [w async for w in client.list_workflows(f"WorkflowId = 'order-{order_id}'")] == []
 
 async def test_an_outcome_too_large_for_its_topic_goes_by_claim_check(
         claim_checked: tuple[Settings, KafkaProbe]) -> None:

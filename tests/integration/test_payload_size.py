@@ -15,17 +15,20 @@ from bridge.commands import TEMPORAL_PAYLOAD_LIMIT, PayloadSizes
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
 from relayflow.reference.events import BatchRequested
-from relayflow.reference.topics import BATCHES_REQUESTS
+from relayflow.reference.topics import BATCHES_REQUESTS, ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal
 from schemas.framing import to_record
 from schemas.headers import DLQ_ERROR, DLQ_REASON
 from schemas.topics import dlq_topic
 from tests.helpers.payload_sizes import (
+    LARGE_LIMIT,
     batch_of,
     five_mib_batch,
+    five_mib_order,
     large_records,
     largest_accepted,
     send_large,
+    topic_limit,
 )
 from tests.helpers.support import KafkaProbe, kafka_probe
 from tests.integration.running import relayflow_running
@@ -83,6 +86,19 @@ async def test_a_five_mib_batch_is_oversize_without_the_claim_check(
     async with large_records(settings):
         size = await send_large(settings, five_mib_batch(batch_id))
         [dead] = await probe.wait_for(lambda r: r.key == batch_id.encode())
+    headers = dict(dead.headers)
+    assert headers[DLQ_REASON] == b"oversize"
+    assert headers[DLQ_ERROR].decode() == f"{size} bytes > {settings.max_payload_bytes}"
+
+
+async def test_a_five_mib_order_is_oversize_without_the_claim_check(
+        bridged: tuple[Settings, KafkaProbe]) -> None:
+    settings, _ = bridged
+    order_id = f"size5o-{uuid.uuid4().hex[:8]}"
+    async with topic_limit(settings, ORDERS_EVENTS, LARGE_LIMIT), kafka_probe(
+            settings, [dlq_topic(ORDERS_EVENTS)]) as probe:
+        size = await send_large(settings, five_mib_order(order_id), ORDERS_EVENTS)
+        [dead] = await probe.wait_for(lambda r: r.key == order_id.encode())
     headers = dict(dead.headers)
     assert headers[DLQ_REASON] == b"oversize"
     assert headers[DLQ_ERROR].decode() == f"{size} bytes > {settings.max_payload_bytes}"
