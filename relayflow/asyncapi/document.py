@@ -39,6 +39,10 @@ from schemas.formats import SchemaFormat, format_of
 from schemas.headers import (
     AVRO_CONTENT_TYPE,
     CAUSATION_ID,
+    CLAIM_CHECK_BYTES,
+    CLAIM_CHECK_CONTENT_TYPE,
+    CLAIM_CHECK_KEY,
+    CLAIM_CHECK_SHA256,
     CONTENT_TYPE,
     CORRELATION_ID,
     DLQ_ERROR,
@@ -83,6 +87,7 @@ _JSON = "application/json"
 _BYTES = "application/octet-stream"
 _EVENT_HEADERS = "EventHeaders"
 _DEAD_LETTER_HEADERS = "DeadLetterHeaders"
+_CLAIM_CHECK_HEADERS = "ClaimCheckHeaders"
 _PARK_ENTRY = "ParkEntry"
 _CORRELATION = "correlation-id"
 _UNREADABLE = "unreadable"
@@ -124,6 +129,22 @@ _DLQ_HEADERS: dict[str, dict[str, Any]] = {
                         "description": "Its offset there (decimal)."},
     DLQ_FAILED_AT: {"type": "string", "format": "date-time",
                     "description": "When it failed (ISO-8601, UTC)."},
+}
+_CLAIM_CHECK: dict[str, dict[str, Any]] = {
+    CLAIM_CHECK_KEY: {"type": "string", "pattern": "^outcomes/[0-9a-f]{64}$",
+                      "description": "Only on an outcome whose value went by claim check: the "
+                                     "value's name in the claim-check store (an object key "
+                                     "under the bucket's prefix on S3). The record's own value "
+                                     "is then empty (zero bytes, never null)."},
+    CLAIM_CHECK_BYTES: {"type": "string", "pattern": "^[0-9]+$",
+                        "description": "With `claim-check-key`: the stored value's length."},
+    CLAIM_CHECK_SHA256: {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                         "description": "With `claim-check-key`: SHA-256 of the stored value "
+                                        "(lowercase hex); check what you fetched against it."},
+    CLAIM_CHECK_CONTENT_TYPE: {"type": "string",
+                               "enum": [f.content_type for f in SchemaFormat],
+                               "description": "With `claim-check-key`: the stored value's MIME "
+                                              "type (as `content-type`)."},
 }
 _BOUNDED_COPY_HEADERS: dict[str, dict[str, Any]] = {
     DLQ_TRUNCATED: {"type": "string", "enum": ["value", "headers", "value,headers"],
@@ -208,6 +229,12 @@ def _description(app: Application, settings: Settings) -> str:
         ("**Dead letters**: a record that can never become a workflow command goes to "
          "`<topic>.dlq`, in the same partition with the same key, its value and headers "
          f"untouched, plus the `dlq-*` headers. {parking}"),
+        ("**Large outcomes**: an outcome too large for its topic (or over "
+         "RELAYFLOW_CLAIM_CHECK_OUTCOME_BYTES) goes by claim check when a blob store is "
+         f"configured: the record has an empty value and `{CLAIM_CHECK_KEY}`, "
+         f"`{CLAIM_CHECK_BYTES}`, `{CLAIM_CHECK_SHA256}` and `{CLAIM_CHECK_CONTENT_TYPE}` say "
+         "where the value is in the claim-check store; the other headers are as usual. Fetch "
+         "it, check its size and digest, and decode it as the value (`relayflow tail` does)."),
         ("**Evolution**: schemas change only backward-compatibly (new fields with defaults), and "
          "new event types may appear on an outcome topic: skip an `event-type` you do not handle."),
     ]
@@ -259,6 +286,15 @@ def _header_schemas() -> dict[str, Any]:
                            "event headers, but whatever came), followed by these.",
             "properties": _DLQ_HEADERS | _BOUNDED_COPY_HEADERS,
             "required": list(_DLQ_HEADERS),
+        },
+        _CLAIM_CHECK_HEADERS: {
+            "type": "object",
+            "description": "On an outcome too large for its topic: where its value is. The "
+                           "value is the bytes the record would have carried, kept in the "
+                           "claim-check store for RELAYFLOW_CLAIM_CHECK_OUTCOME_RETENTION_HOURS.",
+            "properties": _CLAIM_CHECK,
+            "dependencies": {CLAIM_CHECK_KEY: [CLAIM_CHECK_BYTES, CLAIM_CHECK_SHA256,
+                                               CLAIM_CHECK_CONTENT_TYPE]},
         },
     }
 
@@ -331,6 +367,7 @@ def _messages(contract: _Contract) -> dict[str, Any]:
                     _ref("components", "schemas", _EVENT_HEADERS),
                     {"type": "object", "properties": {EVENT_TYPE: {"const": name}},
                      "required": list(_OUTCOME_HEADERS) if outcome else []},
+                    *([_ref("components", "schemas", _CLAIM_CHECK_HEADERS)] if outcome else []),
                 ]},
                 "payload": _ref("components", "schemas", name),
                 "bindings": _binding(**kafka),

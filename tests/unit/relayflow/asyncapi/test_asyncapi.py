@@ -220,6 +220,13 @@ def test_keys_and_required_headers_follow_the_code() -> None:
     completed = messages["relayflow.orders.OrderCompleted"]["headers"]["allOf"][1]
     assert {EVENT_TYPE, "event-id", "correlation-id", "traceparent"} <= set(
         completed["required"])
+    # An outcome may go by claim check (its headers then say where the value is); an input not.
+    claim_check = {"$ref": "#/components/schemas/ClaimCheckHeaders"}
+    assert claim_check in messages["relayflow.orders.OrderCompleted"]["headers"]["allOf"]
+    assert claim_check not in placed["headers"]["allOf"]
+    headers = asyncapi_document(APP, DEFAULTS)["components"]["schemas"]["ClaimCheckHeaders"]
+    assert set(headers["properties"]) == {"claim-check-key", "claim-check-bytes",
+                                          "claim-check-sha256", "claim-check-content-type"}
 
 
 def test_the_dlq_reason_header_is_the_contract_s_table_of_reasons() -> None:
