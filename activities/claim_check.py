@@ -174,15 +174,18 @@ async def sweep(client: Client, store: BlobStore, retention: timedelta, *,
     look = progress or (lambda _: None)
     markers = 0
     live: set[str] = set()
+    closed: dict[str, bool] = {}  # one describe per workflow, however many blobs it has
     for name, written in await _listed(store, "refs"):
         look(name)
         _, owner, digest = name.split("/")
         old = written < cutoff
-        if owner == UNBOUND:
+        if owner == UNBOUND or not old:
             expired = old
         else:
-            expired = old and await _closed_before(
-                client, urllib.parse.unquote(owner), datetime.fromtimestamp(cutoff, UTC))
+            if owner not in closed:
+                closed[owner] = await _closed_before(
+                    client, urllib.parse.unquote(owner), datetime.fromtimestamp(cutoff, UTC))
+            expired = closed[owner]
         if expired:
             await asyncio.to_thread(store.delete, name)
             markers += 1
