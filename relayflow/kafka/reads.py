@@ -7,6 +7,7 @@ the ``KafkaClients`` to read with (``relayflow.runtime.clients.kafka_clients``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
+from activities.claim_check import BlobStore, stored_value
 from relayflow.kafka.clients import KafkaClients
 from schemas.headers import (
     DLQ_ERROR,
@@ -23,6 +25,7 @@ from schemas.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
     EVENT_TYPE,
+    ClaimCheckReference,
 )
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "read_key",
     "read_records",
     "record_counts",
+    "resolved",
+    "resolved_if_found",
     "start_group_at_end",
     "stored",
     "stream_records",
@@ -211,6 +216,43 @@ async def read_key(kafka: KafkaClients, topics: Iterable[str], key: bytes, *,
             starts = {tp: ends[tp] if at is None else at.offset for tp, at in found.items()}
         return sorted([r async for r in stream_records(consumer, starts, until=ends)
                        if r.key == key], key=lambda r: (r.topic, r.offset))
+
+
+def resolved(record: StoredRecord, blobs: BlobStore | None) -> StoredRecord:
+    """``record`` with the value its ``claim-check-*`` headers name, fetched and checked.
+
+    A record without them is returned as it is. Blocking (the store's I/O).
+
+    Raises:
+        ValueError: Bad ``claim-check-*`` headers, or the stored bytes are not the ones named.
+        FileNotFoundError: No store configured, or the value is not in it (swept after
+            its retention, or another store).
+    """
+    reference = ClaimCheckReference.from_kafka(record.headers)
+    if reference is None:
+        return record
+    if blobs is None:
+        raise FileNotFoundError(f"the value is in the claim-check store as {reference.key} "
+                                f"({reference.size} bytes); no store configured to fetch it")
+    try:
+        value = stored_value(blobs, reference)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"claim check {reference.key}: not in the store (swept after "
+                                "its retention, or another store)") from None
+    return dataclasses.replace(record, value=value)
+
+
+def resolved_if_found(record: StoredRecord, blobs: BlobStore | None) -> StoredRecord:
+    """``resolved``, or ``record`` as it is when its value cannot be fetched.
+
+    For readers that count records (``relayflow verify``, test helpers): the
+    empty value of a reference that cannot be resolved decodes to nothing, so
+    the event is reported missing rather than the read failing.
+    """
+    try:
+        return resolved(record, blobs)
+    except (OSError, ValueError):
+        return record
 
 
 def stored(tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> StoredRecord:

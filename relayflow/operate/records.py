@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from activities.claim_check import BlobStore, stored_value
+from activities.claim_check import BlobStore
 from bridge.parking import ParkEntry
-from relayflow.kafka.reads import StoredRecord
+from relayflow.kafka.reads import StoredRecord, resolved
 from schemas.codec import DecodeError
 from schemas.formats import EventCodec
 from schemas.headers import EVENT_TYPE, ClaimCheckReference
@@ -127,10 +127,10 @@ async def shown(record: StoredRecord, codec: EventCodec,
     if record.topic == PARKED_KEYS:
         return _park_entry(record)
     try:
-        value, reference = await _value(record, blobs)
+        reference = ClaimCheckReference.from_kafka(record.headers)
+        value = (await asyncio.to_thread(resolved, record, blobs)).value or b""
     except (OSError, ValueError) as error:  # swept, another store, not the bytes named
-        return ShownRecord(record, problem=str(error),
-                           claim_check=_reference_or_none(record))
+        return ShownRecord(record, problem=str(error), claim_check=_reference_or_none(record))
     if not value:
         return ShownRecord(record, problem="empty value")
     try:
@@ -148,27 +148,6 @@ def _reference_or_none(record: StoredRecord) -> ClaimCheckReference | None:
         return ClaimCheckReference.from_kafka(record.headers)
     except ValueError:
         return None
-
-
-async def _value(record: StoredRecord,
-                 blobs: BlobStore | None) -> tuple[bytes, ClaimCheckReference | None]:
-    """The record's value, fetched from the claim-check store when it went by claim check.
-
-    Raises:
-        ValueError: Bad ``claim-check-*`` headers, or the stored bytes are not the ones named.
-        OSError: No store configured, or the value is not in it.
-    """
-    reference = ClaimCheckReference.from_kafka(record.headers)
-    if reference is None:
-        return record.value or b"", None
-    if blobs is None:
-        raise FileNotFoundError(f"the value is in the claim-check store as {reference.key} "
-                                f"({reference.size} bytes); no store configured to fetch it")
-    try:
-        return await asyncio.to_thread(stored_value, blobs, reference), reference
-    except FileNotFoundError:
-        raise FileNotFoundError(f"claim check {reference.key}: not in the store (swept after "
-                                "its retention, or another store)") from None
 
 
 def _park_entry(record: StoredRecord) -> ShownRecord:

@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import TopicPartition
 
-from relayflow.kafka.reads import StoredRecord, partitions_of, stored
+from relayflow.kafka.reads import StoredRecord, partitions_of, resolved_if_found, stored
 from relayflow.kafka.sends import Delivered, input_topic_for, send_event
 from relayflow.runtime.bootstrap import event_codec
-from relayflow.runtime.clients import kafka_clients
+from relayflow.runtime.clients import blob_store, kafka_clients
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+    from activities.claim_check import BlobStore
     from activities.outcomes import Producer
     from relayflow.application import Application
     from relayflow.config.settings import Settings
@@ -220,17 +221,24 @@ class AppKafka(AppTopics):
         producer: A started producer.
         consumer: A started consumer assigned to the watched topics' partitions.
         watched: The watched topics.
+        blobs: The claim-check store, to fetch the value of an outcome that went by
+            claim check.
     """
 
     def __init__(self, app: Application, codec: EventCodec, producer: AIOKafkaProducer,
-                 consumer: AIOKafkaConsumer, watched: Sequence[str]) -> None:
+                 consumer: AIOKafkaConsumer, watched: Sequence[str], *,
+                 blobs: BlobStore | None = None) -> None:
         super().__init__(app, codec, producer, watched)
         self._consumer = consumer
+        self._blobs = blobs
 
     async def _poll(self, seconds: float) -> None:
         batch = await self._consumer.getmany(timeout_ms=int(seconds * 1000) or 1)
         for tp, records in batch.items():
-            self.arrived += [stored(tp, r) for r in records]
+            # An outcome that went by claim check arrives with the value it names.
+            self.arrived += [await asyncio.to_thread(resolved_if_found, stored(tp, r),
+                                                     self._blobs)
+                             for r in records]
 
 
 def watched_topics(app: Application) -> list[str]:
@@ -264,4 +272,4 @@ async def app_kafka(settings: Settings, app: Application) -> AsyncIterator[AppKa
         await consumer.seek_to_end()
         for tp in partitions:
             await consumer.position(tp)  # fixes "the end" now, not at the first poll
-        yield AppKafka(app, codec, producer, consumer, watched)
+        yield AppKafka(app, codec, producer, consumer, watched, blobs=blob_store(settings))

@@ -30,6 +30,7 @@ from temporalio.client import WorkflowExecutionStatus
 from activities.claim_check import SweepInput, SweepReport, stored_value
 from devtools.versitygw import s3_server
 from relayflow.config.settings import Settings
+from relayflow.operate.verify import verify
 from relayflow.reference.app import APP
 from relayflow.reference.events import BatchCompleted, BatchRequested
 from relayflow.reference.topics import BATCHES_OUTCOMES, BATCHES_REQUESTS, ORDERS_EVENTS
@@ -221,6 +222,11 @@ async def test_an_outcome_too_large_for_its_topic_goes_by_claim_check(
     [as_tailed] = [r for r in shown if r["event_type"] == BatchCompleted.avro_name]
     assert as_tailed["claim_check"]["key"] == reference.key
     assert sorted(as_tailed["event"]["failed_item_ids"]) == sorted(failing)
+
+    # relayflow verify counts it: the batch has its one terminal outcome.
+    report = await verify(settings, key_prefix=batch_id)
+    assert report.ok, report.summary()
+    assert report.settled == {"BatchCompleted": 1}
 
     # Kept for the outcome retention from when it was stored, whatever its workflow does.
     client = await connect_temporal(settings)

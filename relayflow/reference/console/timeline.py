@@ -19,12 +19,12 @@ from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import StoredRecord, read_key
+from relayflow.kafka.reads import StoredRecord, read_key, resolved_if_found
 from relayflow.reference.events import ApprovalDecided, OrderPlaced
 from relayflow.reference.topics import ORDERS_OUTCOMES
 from relayflow.reference.workflows.approval import ApprovalState
 from relayflow.reference.workflows.order_saga import OrderSaga, OrderSagaResult, SagaStatus
-from relayflow.runtime.clients import kafka_clients
+from relayflow.runtime.clients import blob_store, kafka_clients
 from schemas import Inbound
 from schemas.codec import DecodeError
 from schemas.formats import EventCodec
@@ -260,8 +260,9 @@ _ENDS = {
 
 async def _outcomes(settings: Settings, codec: EventCodec, order_id: str) -> list[OutcomeRecord]:
     """The order's records on ``orders.outcomes``: only the partition its key goes to is read."""
-    return [_outcome(codec, r) for r in await read_key(kafka_clients(settings), [ORDERS_OUTCOMES],
-                                                       order_id.encode())]
+    blobs = blob_store(settings)  # an outcome that went by claim check shows its value
+    return [_outcome(codec, resolved_if_found(r, blobs)) for r in await read_key(
+        kafka_clients(settings), [ORDERS_OUTCOMES], order_id.encode())]
 
 
 def _outcome(codec: EventCodec, record: StoredRecord) -> OutcomeRecord:
