@@ -128,7 +128,9 @@ async def shown(record: StoredRecord, codec: EventCodec,
         return _park_entry(record)
     try:
         reference = ClaimCheckReference.from_kafka(record.headers)
-        value = (await asyncio.to_thread(resolved, record, blobs)).value or b""
+        # Fetched off the event loop; the record stays as stored.
+        value = ((await asyncio.to_thread(resolved, record, blobs)) if reference is not None
+                 else record).value or b""
     except (OSError, ValueError) as error:  # swept, another store, not the bytes named
         return ShownRecord(record, problem=str(error), claim_check=_reference_or_none(record))
     if not value:

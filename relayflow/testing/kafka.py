@@ -21,6 +21,7 @@ from relayflow.kafka.reads import StoredRecord, partitions_of, resolved_if_found
 from relayflow.kafka.sends import Delivered, input_topic_for, send_event
 from relayflow.runtime.bootstrap import event_codec
 from relayflow.runtime.clients import blob_store, kafka_clients
+from schemas.headers import CLAIM_CHECK_KEY
 from schemas.topics import DLQ_SUFFIX, dlq_topic
 
 if TYPE_CHECKING:
@@ -236,9 +237,9 @@ class AppKafka(AppTopics):
         batch = await self._consumer.getmany(timeout_ms=int(seconds * 1000) or 1)
         for tp, records in batch.items():
             # An outcome that went by claim check arrives with the value it names.
-            self.arrived += [await asyncio.to_thread(resolved_if_found, stored(tp, r),
-                                                     self._blobs)
-                             for r in records]
+            self.arrived += [await asyncio.to_thread(resolved_if_found, found, self._blobs)
+                             if found.header(CLAIM_CHECK_KEY) else found
+                             for found in (stored(tp, r) for r in records)]
 
 
 def watched_topics(app: Application) -> list[str]:
