@@ -244,12 +244,19 @@ class FetchProcessor:
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
         for index, record in enumerate(records):
             groups.setdefault((record.topic, record.partition, record.key), []).append(index)
+        # The whole fetch in one pass before any Temporal call: decoding back to back
+        # keeps the codec's and the validators' code and data hot in the CPU's caches;
+        # interleaved with the calls each record cost about twice the CPU (BENCHMARKS.md).
+        # During a registry outage each record's own retries take it (None: decode later).
+        decoded = [None if self.registry.degraded else await self._decode_ahead(record)
+                   for record in records]
         async with asyncio.TaskGroup() as tasks:
             for indexes in groups.values():
-                tasks.create_task(self._run_key(progress, indexes))
+                tasks.create_task(self._run_key(progress, indexes, decoded))
         return FetchReport(records, progress.results, progress.retry_after)
 
-    async def _run_key(self, progress: _Progress, indexes: list[int]) -> None:
+    async def _run_key(self, progress: _Progress, indexes: list[int],
+                       decoded: Sequence[Routed | None]) -> None:
         """One key's records of a fetch, in order; consecutive batched ones as one signal."""
         records, deadline = progress.records, progress.deadline
         async with self._slots:
@@ -258,7 +265,7 @@ class FetchProcessor:
                 if deadline.expired():
                     return
                 record = records[index]
-                routed = await self._batchable(record)
+                routed = self._usable(record, decoded[index])
                 if routed is not None and batch is not None and batch.takes(record, routed):
                     batch.add(index, record, routed)
                     continue
@@ -292,15 +299,12 @@ class FetchProcessor:
             progress.results[index] = sent[0]
         return True
 
-    async def _batchable(self, record: ConsumedRecord) -> Routed | None:
-        """The record decoded, or None when it must take the full path (which decodes it again).
+    async def _decode_ahead(self, record: ConsumedRecord) -> Routed | None:
+        """The record decoded, or None when the full path must decode it (and handle the failure).
 
-        Anything unusual (a decoding problem, a parked key, the end of a replay)
-        goes through ``_handle`` record by record, whose rules apply unchanged.
+        A parked key or the end of a replay are decided when the record's turn
+        comes (``_usable``): an earlier record of its key may park it meanwhile.
         """
-        if not self._decoder.batching or (self._parking is not None and (
-                self._parking.blocking(record) is not None or ends_replay(record))):
-            return None
         try:
             routed = await self._decoder.decode(record)
         except TransientFailure as error:
@@ -309,6 +313,17 @@ class FetchProcessor:
         except Exception:  # noqa: BLE001 - the full path repeats it and handles the failure
             return None
         self.registry.succeeded()  # as the full path's retrying decode would
+        return routed
+
+    def _usable(self, record: ConsumedRecord, routed: Routed | None) -> Routed | None:
+        """The record's decoding, unless it must take the full path record by record.
+
+        Anything unusual (a decoding problem, a parked key, the end of a replay)
+        goes through ``_handle`` record by record, whose rules apply unchanged.
+        """
+        if self._parking is not None and (
+                self._parking.blocking(record) is not None or ends_replay(record)):
+            return None
         return routed
 
     async def _handle_batch(self, records: Sequence[ConsumedRecord], batch: _Batch,
@@ -338,7 +353,7 @@ class FetchProcessor:
                       routed: Routed | None = None) -> str | _Held | None:
         """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent).
 
-        ``routed`` is the record already decoded (by ``_batchable``), if it was.
+        ``routed`` is the record already decoded (by ``_decode_ahead``), if it was.
         """
         with self._observer.scope(record) as scope:
             return await self._handle_in(record, scope, deadline, routed)
