@@ -425,8 +425,8 @@ class FetchProcessor:
             return _Held(wait)  # its clock keeps running across refetches
         if outcome is not _GAVE_UP:
             log.debug("%s %s: %s", route.action, route.workflow, outcome)
-            self.metrics.commands.labels(record.topic, route.event_type.__name__,
-                                         route.action.value, str(outcome)).inc(count)
+            self.metrics.command_done(record.topic, route.event_type.__name__,
+                                      route.action.value, str(outcome), count)
         return outcome
 
     def _command(self, record: ConsumedRecord, route: Route, delivery: Delivery) -> Awaitable[str]:
@@ -540,9 +540,7 @@ class FetchConsumer:
             What happened to each record.
         """
         self.consumer = consumer
-        consumed = self.processor.metrics.records_consumed
-        for record in records:
-            consumed.labels(record.topic).inc()
+        self.processor.metrics.consumed(record.topic for record in records)
         try:
             report = await self.processor.process(records, budget=self._budget)
         except BaseException as error:
