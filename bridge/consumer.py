@@ -54,6 +54,7 @@ from typing import Any, Final, TypeVar, cast
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from temporalio.common import RawValue
 
 from bridge.commands import Commands, Delivery, PayloadSizes
 from bridge.consumed import ConsumedRecord, where
@@ -412,12 +413,13 @@ class FetchProcessor:
     async def _execute(self, record: ConsumedRecord, route: Route, delivery: Delivery,
                        deadline: Deadline, *, count: int = 1) -> object:
         """Send one command (``count`` records' worth) with retries of transient failures."""
-        if self._sizes is not None:
-            await self._sizes.check(delivery, len(record.value or b""))
+        # Converted once: the measured argument is the one sent.
+        argument = None if self._sizes is None else await self._sizes.check(
+            delivery, len(record.value or b""))
         try:
             outcome = await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
-                lambda: self._command(record, route, delivery))
+                lambda: self._command(record, route, delivery, argument))
         except PermanentFailure as failure:
             wait = self._hold(record, route, failure)
             if wait is None:
@@ -429,14 +431,15 @@ class FetchProcessor:
                                       route.action.value, str(outcome), count)
         return outcome
 
-    def _command(self, record: ConsumedRecord, route: Route, delivery: Delivery) -> Awaitable[str]:
+    def _command(self, record: ConsumedRecord, route: Route, delivery: Delivery,
+                 argument: RawValue | None) -> Awaitable[str]:
         if route.action in UPDATING:
             if self._updates is None:
                 raise PermanentFailure(DlqReason.INTERNAL_ERROR, "this bridge runs no requests")
             # Update routes never batch (``Route.problems``): one record, one update.
             assert isinstance(delivery, Inbound)
             return self._updates.execute(route, delivery, record)
-        return self._commands.execute(route, delivery)
+        return self._commands.execute(route, delivery, argument)
 
     def _hold(self, record: ConsumedRecord, route: Route,
               failure: PermanentFailure) -> float | None:
