@@ -60,10 +60,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.errordetails.v1 import NamespaceNotActiveFailure, NamespaceNotFoundFailure
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -101,8 +101,12 @@ _SIGNAL_LIMIT = "exceeded workflow execution limit for signal"
 class Commands(Protocol):
     """Executes a routed event; ``TemporalCommands`` in production."""
 
-    async def execute(self, route: Route, inbound: Delivery) -> str:
+    async def execute(self, route: Route, inbound: Delivery,
+                      argument: RawValue | None = None) -> str:
         """Return what happened once the target acknowledged the command.
+
+        ``argument`` is ``inbound`` already converted (``PayloadSizes.check``),
+        to send as it is instead of converting it again.
 
         Raises:
             TransientFailure: Try again later.
@@ -150,8 +154,10 @@ class PayloadSizes:
     into JSON (field names per array item, numbers as text) and the payload codec
     adds its own envelope, so a record well under ``max_payload_bytes`` can still
     be over Temporal's limit and would otherwise be dead-lettered as ``rejected``
-    by the server, parking its key. Measuring costs one extra conversion per
-    record (the SDK converts again); that buys a reason naming both sizes.
+    by the server, parking its key. The conversion measured is the one sent:
+    ``check`` returns it as a ``RawValue``, which the SDK's payload converter
+    passes through unchanged, then applies the payload codec and external
+    storage itself as for any argument (so only the codec runs twice).
 
     Args:
         converter: The Temporal client's data converter (converter, codec and
@@ -169,29 +175,39 @@ class PayloadSizes:
 
     async def measure(self, inbound: Inbound[Any] | InboundBatch[Any]) -> int:
         """Bytes of the ``Payloads`` message Temporal receives as the event's argument list."""
-        payloads = self._converter.payload_converter.to_payloads([inbound])
+        return await self._size(self._converter.payload_converter.to_payloads([inbound]))
+
+    async def _size(self, payloads: list[Payload]) -> int:
         codec = self._converter.payload_codec
         if codec is not None:
             payloads = await codec.encode(payloads)
         return Payloads(payloads=payloads).ByteSize()
 
-    async def check(self, inbound: Inbound[Any] | InboundBatch[Any], kafka_bytes: int) -> None:
+    async def check(self, inbound: Inbound[Any] | InboundBatch[Any],
+                    kafka_bytes: int) -> RawValue | None:
         """Raise unless Temporal accepts the event as an argument.
 
         Args:
             inbound: What the bridge passes to the workflow.
             kafka_bytes: Size of the record's value on Kafka, for the reason.
 
+        Returns:
+            ``inbound`` converted by the payload converter (not yet through the
+            codec or external storage), for the SDK to send as it is; None when
+            nothing was converted (external storage takes what is large).
+
         Raises:
             PermanentFailure: ``oversize``, with both sizes in the reason.
         """
         if self._offloaded:
-            return
-        size = await self.measure(inbound)
+            return None
+        payloads = self._converter.payload_converter.to_payloads([inbound])
+        size = await self._size(payloads)
         if size > self._limit:
             raise PermanentFailure(DlqReason.OVERSIZE, (
                 f"{kafka_bytes} bytes on Kafka encode to {size} bytes for Temporal, over its "
                 f"payload limit of {self._limit} bytes"))
+        return RawValue(payloads[0])
 
 
 def classify_temporal_error(error: BaseException, action: Action) -> Exception:
@@ -246,13 +262,16 @@ class TemporalCommands:
         self._task_queue = task_queue
         self._rpc_timeout = rpc_timeout
 
-    async def execute(self, route: Route, inbound: Delivery) -> str:
+    async def execute(self, route: Route, inbound: Delivery,
+                      argument: RawValue | None = None) -> str:
         """Send the command and return once Temporal acknowledged it.
 
         Args:
             route: Says what to do with which workflow.
             inbound: The event and its metadata (or, for a route with ``batch``,
                 a batch of them), passed as the single argument.
+            argument: ``inbound`` already converted (``PayloadSizes.check``),
+                sent instead of converting it again.
 
         Returns:
             ``started``, ``already-started``, ``signalled``, ``cancel-requested``
@@ -268,13 +287,15 @@ class TemporalCommands:
         sys.audit("relayflow.failpoint", "bridge.before-temporal")
         try:
             with self._metrics.temporal_call(route.action.value):
-                return await self._send(route, workflow_id, inbound)
+                return await self._send(route, workflow_id, inbound,
+                                        inbound if argument is None else argument)
         except (TransientFailure, PermanentFailure):
             raise
         except Exception as error:
             raise classify_temporal_error(error, route.action) from error
 
-    async def _send(self, route: Route, workflow_id: str, inbound: Delivery) -> str:
+    async def _send(self, route: Route, workflow_id: str, inbound: Delivery,
+                    argument: Delivery | RawValue) -> str:
         start: dict[str, Any] = {
             "id": workflow_id, "task_queue": self._task_queue, "rpc_timeout": self._rpc_timeout,
             # Whether a closed workflow may run again for the same business key.
@@ -286,7 +307,7 @@ class TemporalCommands:
                 try:
                     # A running workflow with this id is attached to, not failed on.
                     await self._client.start_workflow(
-                        route.workflow, inbound,
+                        route.workflow, argument,
                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, **start)
                 except WorkflowAlreadyStartedError:
                     assert isinstance(inbound, Inbound)  # START routes never batch
@@ -295,17 +316,17 @@ class TemporalCommands:
                 return "started"
             case Action.SIGNAL_WITH_START:
                 # A batched route's workflow takes its events from the signal only.
-                args = [] if route.batch is not None else [inbound]
+                args = [] if route.batch is not None else [argument]
                 await _through_switches(lambda: self._client.start_workflow(
                     route.workflow, args=args, start_signal=route.signal,
-                    start_signal_args=[inbound], **start))
+                    start_signal_args=[argument], **start))
                 return "signalled"
             case Action.SIGNAL:
                 assert route.signal is not None  # the route table guarantees it
                 signal = route.signal
                 try:
                     await _through_switches(lambda: handle.signal(
-                        signal, inbound, rpc_timeout=self._rpc_timeout))
+                        signal, argument, rpc_timeout=self._rpc_timeout))
                 except RPCError as error:
                     if error.status != RPCStatusCode.NOT_FOUND or _namespace_problem(error):
                         raise

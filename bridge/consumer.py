@@ -54,6 +54,7 @@ from typing import Any, Final, TypeVar, cast
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from temporalio.common import RawValue
 
 from bridge.commands import Commands, Delivery, PayloadSizes
 from bridge.consumed import ConsumedRecord, where
@@ -244,12 +245,19 @@ class FetchProcessor:
         groups: dict[tuple[str, int, bytes | None], list[int]] = {}
         for index, record in enumerate(records):
             groups.setdefault((record.topic, record.partition, record.key), []).append(index)
+        # The whole fetch in one pass before any Temporal call: decoding back to back
+        # keeps the codec's and the validators' code and data hot in the CPU's caches;
+        # interleaved with the calls each record cost about twice the CPU (BENCHMARKS.md).
+        # During a registry outage each record's own retries take it (None: decode later).
+        decoded = [None if self.registry.degraded else await self._decode_ahead(record)
+                   for record in records]
         async with asyncio.TaskGroup() as tasks:
             for indexes in groups.values():
-                tasks.create_task(self._run_key(progress, indexes))
+                tasks.create_task(self._run_key(progress, indexes, decoded))
         return FetchReport(records, progress.results, progress.retry_after)
 
-    async def _run_key(self, progress: _Progress, indexes: list[int]) -> None:
+    async def _run_key(self, progress: _Progress, indexes: list[int],
+                       decoded: Sequence[Routed | None]) -> None:
         """One key's records of a fetch, in order; consecutive batched ones as one signal."""
         records, deadline = progress.records, progress.deadline
         async with self._slots:
@@ -258,7 +266,7 @@ class FetchProcessor:
                 if deadline.expired():
                     return
                 record = records[index]
-                routed = await self._batchable(record)
+                routed = self._usable(record, decoded[index])
                 if routed is not None and batch is not None and batch.takes(record, routed):
                     batch.add(index, record, routed)
                     continue
@@ -292,15 +300,12 @@ class FetchProcessor:
             progress.results[index] = sent[0]
         return True
 
-    async def _batchable(self, record: ConsumedRecord) -> Routed | None:
-        """The record decoded, or None when it must take the full path (which decodes it again).
+    async def _decode_ahead(self, record: ConsumedRecord) -> Routed | None:
+        """The record decoded, or None when the full path must decode it (and handle the failure).
 
-        Anything unusual (a decoding problem, a parked key, the end of a replay)
-        goes through ``_handle`` record by record, whose rules apply unchanged.
+        A parked key or the end of a replay are decided when the record's turn
+        comes (``_usable``): an earlier record of its key may park it meanwhile.
         """
-        if not self._decoder.batching or (self._parking is not None and (
-                self._parking.blocking(record) is not None or ends_replay(record))):
-            return None
         try:
             routed = await self._decoder.decode(record)
         except TransientFailure as error:
@@ -309,6 +314,17 @@ class FetchProcessor:
         except Exception:  # noqa: BLE001 - the full path repeats it and handles the failure
             return None
         self.registry.succeeded()  # as the full path's retrying decode would
+        return routed
+
+    def _usable(self, record: ConsumedRecord, routed: Routed | None) -> Routed | None:
+        """The record's decoding, unless it must take the full path record by record.
+
+        Anything unusual (a decoding problem, a parked key, the end of a replay)
+        goes through ``_handle`` record by record, whose rules apply unchanged.
+        """
+        if self._parking is not None and (
+                self._parking.blocking(record) is not None or ends_replay(record)):
+            return None
         return routed
 
     async def _handle_batch(self, records: Sequence[ConsumedRecord], batch: _Batch,
@@ -338,7 +354,7 @@ class FetchProcessor:
                       routed: Routed | None = None) -> str | _Held | None:
         """Temporal's answer, ``dlq:<reason>``, held, or None when left pending (budget spent).
 
-        ``routed`` is the record already decoded (by ``_batchable``), if it was.
+        ``routed`` is the record already decoded (by ``_decode_ahead``), if it was.
         """
         with self._observer.scope(record) as scope:
             return await self._handle_in(record, scope, deadline, routed)
@@ -397,12 +413,13 @@ class FetchProcessor:
     async def _execute(self, record: ConsumedRecord, route: Route, delivery: Delivery,
                        deadline: Deadline, *, count: int = 1) -> object:
         """Send one command (``count`` records' worth) with retries of transient failures."""
-        if self._sizes is not None:
-            await self._sizes.check(delivery, len(record.value or b""))
+        # Converted once: the measured argument is the one sent.
+        argument = None if self._sizes is None else await self._sizes.check(
+            delivery, len(record.value or b""))
         try:
             outcome = await self._retrying(
                 self.temporal, record, deadline, (TransientFailure,),
-                lambda: self._command(record, route, delivery))
+                lambda: self._command(record, route, delivery, argument))
         except PermanentFailure as failure:
             wait = self._hold(record, route, failure)
             if wait is None:
@@ -410,18 +427,19 @@ class FetchProcessor:
             return _Held(wait)  # its clock keeps running across refetches
         if outcome is not _GAVE_UP:
             log.debug("%s %s: %s", route.action, route.workflow, outcome)
-            self.metrics.commands.labels(record.topic, route.event_type.__name__,
-                                         route.action.value, str(outcome)).inc(count)
+            self.metrics.command_done(record.topic, route.event_type.__name__,
+                                      route.action.value, str(outcome), count)
         return outcome
 
-    def _command(self, record: ConsumedRecord, route: Route, delivery: Delivery) -> Awaitable[str]:
+    def _command(self, record: ConsumedRecord, route: Route, delivery: Delivery,
+                 argument: RawValue | None) -> Awaitable[str]:
         if route.action in UPDATING:
             if self._updates is None:
                 raise PermanentFailure(DlqReason.INTERNAL_ERROR, "this bridge runs no requests")
             # Update routes never batch (``Route.problems``): one record, one update.
             assert isinstance(delivery, Inbound)
             return self._updates.execute(route, delivery, record)
-        return self._commands.execute(route, delivery)
+        return self._commands.execute(route, delivery, argument)
 
     def _hold(self, record: ConsumedRecord, route: Route,
               failure: PermanentFailure) -> float | None:
@@ -525,9 +543,7 @@ class FetchConsumer:
             What happened to each record.
         """
         self.consumer = consumer
-        consumed = self.processor.metrics.records_consumed
-        for record in records:
-            consumed.labels(record.topic).inc()
+        self.processor.metrics.consumed(record.topic for record in records)
         try:
             report = await self.processor.process(records, budget=self._budget)
         except BaseException as error:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
@@ -88,6 +90,26 @@ class BridgeMetrics:
             self.dependency_up.labels(dependency).set(1)
         self._lagging: set[tuple[str, str]] = set()
         self._paused_topics: set[str] = set()
+        # Labelled children by label values: ``labels()`` costs a lock and a few
+        # microseconds, paid per record before (BENCHMARKS.md, tuning log).
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def consumed(self, topics: Iterable[str]) -> None:
+        """Count fetched records, given each one's topic (one increment per topic)."""
+        for topic, count in Tally(topics).items():
+            self._child(self.records_consumed, topic).inc(count)
+
+    def command_done(self, topic: str, route: str, command: str, result: str,
+                     count: int = 1) -> None:
+        """Count ``count`` records' worth of acknowledged commands (``commands``)."""
+        self._child(self.commands, topic, route, command, result).inc(count)
 
     def topics(self, topics: Iterable[str]) -> None:
         """Create the per-topic series at 0, so rates and sums exist before the first record."""
@@ -99,9 +121,14 @@ class BridgeMetrics:
     @contextlib.contextmanager
     def temporal_call(self, command: str) -> Iterator[None]:
         """Time one Temporal command and count it in flight meanwhile."""
-        with self.temporal_calls_in_flight.track_inprogress(), \
-                self.temporal_call_seconds.labels(command).time():
+        seconds = self._child(self.temporal_call_seconds, command)
+        self.temporal_calls_in_flight.inc()
+        started = time.perf_counter()
+        try:
             yield
+        finally:
+            seconds.observe(time.perf_counter() - started)
+            self.temporal_calls_in_flight.dec()
 
     async def observe(self, consumer: Any) -> None:
         """Set lag and paused partitions from an ``AIOKafkaConsumer`` (before a scrape).

@@ -24,6 +24,7 @@ from aiokafka.errors import (
 )
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
+from temporalio.common import RawValue
 
 from bridge.commands import Delivery
 from bridge.consumed import ConsumedRecord
@@ -73,7 +74,8 @@ class FakeCommands:
     signals: list[list[int]] = field(default_factory=list)
     """Offsets each command carried (several for a batched signal)."""
 
-    async def execute(self, route: Route, inbound: Delivery) -> str:
+    async def execute(self, route: Route, inbound: Delivery,
+                      argument: RawValue | None = None) -> str:  # noqa: ARG002
         events: list[Inbound[Event]] = (inbound.events if isinstance(inbound, InboundBatch)
                                         else [inbound])
         key = events[0].event.key

@@ -9,7 +9,7 @@ from bridge.failures import PermanentFailure
 from bridge.routes import MAX_BATCH, Action, IdReuse, Route, RouteTable
 from schemas.dead_letters import DlqReason
 from schemas.framing import to_record
-from tests.helpers.fakes import FakeCommands, FakeDeadLetters, FakeOffsets, Record
+from tests.helpers.fakes import FakeCommands, FakeDeadLetters, FakeOffsets, FakeParking, Record
 from tests.helpers.support import FAST
 from tests.helpers.tallies.app import APP, ROUTES, TALLIES_EVENTS
 from tests.helpers.tallies.events import TallyAdded, added
@@ -61,6 +61,21 @@ async def test_a_bad_record_splits_the_batch_and_is_dead_lettered_in_its_place()
     assert report.results == ["started", "started", "dlq:truncated", "started", "started"]
     assert commands.signals == [[0, 1], [3, 4]]
     assert [(offset, reason) for offset, reason, _ in dlq.sent] == [(2, "truncated")]
+
+
+async def test_records_after_a_dead_letter_of_their_key_stay_parked_though_decoded_ahead() -> None:
+    # The fetch is decoded before anything is sent; whether a key is parked is
+    # decided at each record's turn, after the bad record before it parked it.
+    commands, dlq, parking = FakeCommands(), FakeDeadLetters(), FakeParking()
+    records = _burst("a", 3)
+    records[0] = Record(TALLIES_EVENTS, 0, 0, b"a", b"\xc3\x01garbage")
+    processor = FetchProcessor(Decoder(CODEC, APP.route_table(), max_payload_bytes=4096),
+                               commands, dlq, backoff=FAST, parking=parking)
+
+    report = await processor.process(records)
+
+    assert report.results == ["dlq:truncated", "dlq:parked", "dlq:parked"]
+    assert commands.signals == []
 
 
 async def test_nothing_of_a_batch_is_committed_before_temporal_acknowledged_it() -> None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import TopicPartition
+from temporalio.common import RawValue
 
 from bridge.commands import Delivery
 from bridge.consumed import ConsumedRecord
@@ -204,7 +205,8 @@ async def test_permanent_failures_are_dead_lettered_and_the_key_moves_on() -> No
 
 async def test_unexpected_errors_are_dead_lettered_not_crashed_on() -> None:
     class Broken(FakeCommands):
-        async def execute(self, route: Route, inbound: Delivery) -> str:  # noqa: ARG002
+        async def execute(self, route: Route, inbound: Delivery,  # noqa: ARG002
+                          argument: RawValue | None = None) -> str:  # noqa: ARG002
             raise ZeroDivisionError("bug")
 
     dlq = FakeDeadLetters()

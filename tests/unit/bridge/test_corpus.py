@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+from temporalio.common import RawValue
 
 from bridge.commands import Delivery
 from bridge.consumed import ConsumedRecord
@@ -178,7 +179,8 @@ def test_mixed_stream_refuses_a_shared_key() -> None:
 class StartEverything:
     """Our ``Commands``: every routed event is started."""
 
-    async def execute(self, route: Route, inbound: Delivery) -> str:
+    async def execute(self, route: Route, inbound: Delivery,
+                      argument: RawValue | None = None) -> str:  # noqa: ARG002
         del route, inbound
         return "started"
 

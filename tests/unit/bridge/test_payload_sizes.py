@@ -59,6 +59,26 @@ async def test_the_encryption_envelope_counts() -> None:
     assert await largest_accepted(sealed) < await largest_accepted(plain)
 
 
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+async def test_the_measured_conversion_is_the_argument_sent(encrypted: bool) -> None:
+    # The SDK takes check's answer (a RawValue) as it is: what the worker decodes
+    # must be what it decoded when the SDK converted the event itself.
+    converter = pydantic_data_converter
+    if encrypted:
+        keys = parse_keys(new_key_entry("k1"), source="test")
+        converter = dataclasses.replace(converter, payload_codec=EncryptionCodec(keys))
+    inbound = batch_of(100, "x")
+    sent = await PayloadSizes(converter).check(inbound, kafka_bytes=123)
+
+    assert sent is not None
+    unsent = converter.payload_converter.to_payloads([inbound])[0]
+    assert sent.payload == unsent
+    (through,) = await converter.encode([sent])
+    assert through.metadata.get("encoding") == (b"binary/encrypted" if encrypted
+                                                else b"json/plain")
+    assert await converter.decode([through], [type(inbound)]) == [inbound]
+
+
 def test_a_blob_refused_by_the_server_is_oversize_not_rejected() -> None:
     error = RPCError("Blob data size exceeds limit.", RPCStatusCode.INVALID_ARGUMENT, b"")
     failure = classify_temporal_error(error, Action.START)
