@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -92,13 +92,14 @@ def demo(
                 services = [*own, *await _running_beside(others, extra, console)]
                 web = (await extra.enter_async_context(demo_console(settings, console.print))
                        if with_console else None)
-                demo = asyncio.ensure_future(asyncio.gather(
+                demo: asyncio.Future[list[bool]] = asyncio.ensure_future(asyncio.gather(
                     app_demo.run(settings, wait_seconds=timeout, console=console),
                     *(found.run(other_settings, wait_seconds=timeout, console=console)
                       for other_settings, other in others
                       if (found := other.extension(Demo)) is not None)))
                 # A service that dies ends the demo at once, with its error, not a timeout.
-                await asyncio.wait([demo, *services], return_when=asyncio.FIRST_COMPLETED)
+                waited: list[asyncio.Future[Any]] = [demo, *services]
+                await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
                 if demo.done():
                     ok = verdict(all(demo.result()))
                     if web is not None:

@@ -83,11 +83,11 @@ class ChunkRig:
         """A ``BatchWorkflow`` (``batch-<id>``) of one such chunk; the chunk is returned."""
         batch_id, items = _batch_items()
         request = BatchRequested(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
-                                 batch_id=batch_id, items=items, chunk_size=ITEMS)
+                                 batch_id=batch_id, items=tuple(items), chunk_size=ITEMS)
         await self.client.start_workflow("BatchWorkflow", inbound(request),
                                          id=f"batch-{batch_id}", task_queue=self.task_queue)
-        chunk = self.client.get_workflow_handle_for(ChunkWorkflow.run,
-                                                    f"batch-{batch_id}-chunk-0")
+        chunk = self.client.get_workflow_handle(f"batch-{batch_id}-chunk-0",
+                                                result_type=ChunkResult)
         return Chunk(self.client, chunk, batch_id, self.store)
 
 

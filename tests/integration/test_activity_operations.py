@@ -116,6 +116,7 @@ async def test_status_shows_how_far_a_running_batchs_chunk_got(rig: ChunkRig) ->
             chunk.handle.id, "process_items", 1)
         assert waited["last_heartbeat_at"] is not None
         assert 0 < waited["heartbeat"][0]["next_index"] <= chunk.processed + 1
+        assert beat.heartbeat is not None
         assert waited["heartbeat"][0]["next_index"] >= beat.heartbeat[0]["next_index"]
 
         shown = await cli(rig.settings, "status", chunk.batch_id)
