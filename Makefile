@@ -95,8 +95,8 @@ test-faults: install kafka  ## Fault tests (processes killed, services restarted
 fuzz: install  ## Fuzz the decoder for FUZZ_MINUTES (default 10), fresh seeds; failures kept in .hypothesis/fuzz
 	RELAYFLOW_FUZZ_MINUTES=$(FUZZ_MINUTES) $(BIN)/pytest tests/unit/bridge/test_decoder_fuzz.py --timeout=0 $(PYTEST_ARGS)
 
-demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes
-	$(BIN)/relayflow demo
+demo: install kafka  ## Start the stack, bridge and worker, send sample events, show outcomes (with the carts example beside)
+	$(BIN)/relayflow demo --with examples.carts.app:APP
 
 bench: install kafka fakefrontend temporal-server  ## Benchmarks on their own stack (ports 29092/27233, minutes): tables + ratios
 	$(BIN)/python -m bench.codec

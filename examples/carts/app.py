@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from examples.carts.demo import CartsDemo
 from examples.carts.events import EVENT_TYPES, CheckoutRequested, ItemAdded, ItemRemoved
 from examples.carts.topics import CARTS_EVENTS, CARTS_REPLIES, TOPICS
 from examples.carts.workflows import CHECKOUT_UPDATE, CartEntity
@@ -36,5 +37,6 @@ APP = Application(
     routes=ROUTES,
     schema_folder=SCHEMA_FOLDER,
     workflows=(CartEntity,),
+    extensions=(CartsDemo(),),
 )
 """The shopping-cart application (``RELAYFLOW_APP=examples.carts.app:APP``)."""

@@ -5,7 +5,8 @@
 * ``operate``: ``send``, ``tail``, ``status``, ``top``; ``dlq``: ``dlq ...``;
 * ``verify``, ``demo``, ``asyncapi``, ``codec_server``, ``console``, ``dev``;
 * ``activities``: ``activity list|pause|unpause|reset``;
-* ``deployments``: ``deployment show|promote``.
+* ``deployments``: ``deployment show|promote``;
+* ``endings``: ``endings sweep`` (the ending sweep now).
 
 Each command is a front end: it reads its options (``relayflow.cli.options``:
 ``--app``, ``--output``, ``--timeout`` are defined once), calls
@@ -37,6 +38,7 @@ from relayflow.cli import (
     deployments,
     dev,
     dlq,
+    endings,
     operate,
     run,
     verify,
@@ -102,6 +104,7 @@ for _group in (run, approvals, batches, codec_server, verify, demo, asyncapi, op
 app.add_typer(console.app, name="console")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(activities.app, name="activity")
+app.add_typer(endings.app, name="endings")
 app.add_typer(deployments.app, name="deployment")
 app.add_typer(claim_check.app, name="claim-check")
 app.add_typer(dev.app, name="dev", help="Local Kafka + Temporal dev stack (no Docker).")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,9 @@ from relayflow.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
+    from relayflow.operate.activities import PendingActivity
     from relayflow.operate.status import StatusReport
 
 __all__ = ["register"]
@@ -177,10 +180,26 @@ def _print_status(report: StatusReport) -> None:
         console.print(steps)
         for name, answer in w.queries.items():
             console.print(Text(f"{name}: {json.dumps(answer, default=str)}"))
+        if w.activities:
+            console.print(_activities_table(w.activities))
         console.print(Text(f"outcome events ({len(w.outcomes)}):"))
         for record in w.outcomes:
             console.print(Text(f"  {record.as_line()}"))
         console.print(Text(f"Temporal UI: {w.ui_url}"))
+
+
+def _activities_table(pending: Sequence[PendingActivity]) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="waiting for activities", title_justify="left")
+    for column in ("workflow", "activity", "state", "attempt", "last heartbeat", "details"):
+        table.add_column(column)
+    for a in pending:
+        beat = f"{a.last_heartbeat_at:%H:%M:%S} UTC" if a.last_heartbeat_at else "never"
+        details = "" if a.heartbeat is None else json.dumps(a.heartbeat, default=str)[:160]
+        table.add_row(a.workflow_id, f"{a.activity_id} {a.activity_type}", a.state,
+                      f"{a.attempt}/{a.maximum_attempts or '∞'}", beat, details)
+    return table
 
 
 def top(

@@ -47,7 +47,7 @@ from relayflow.console.extension import (
     role_of,
 )
 from relayflow.console.forwarded import is_https
-from relayflow.console.pages import activities, auth, dead_letters
+from relayflow.console.pages import activities, auth, dead_letters, status
 from relayflow.console.sessions import SESSION_COOKIE, Forbidden
 from relayflow.console.throttle import SignInThrottle
 from relayflow.console.users import UserDirectory, load_users
@@ -200,7 +200,8 @@ def create_app(console: Console) -> Starlette:
         settings,
         routes=[*(_needing_role(r, console.page_roles) for r in [*auth.ROUTES, *own,
                                                            *dead_letters.ROUTES,
-                                                           *activities.ROUTES]),
+                                                           *activities.ROUTES,
+                                                           *status.ROUTES]),
                 Mount(_STATIC_PATH, StaticFiles(directory=_STATIC), name="static")],
         middleware=[
             Middleware(_Sessions, settings=settings,

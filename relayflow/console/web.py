@@ -10,6 +10,7 @@ turn a missing sign-in, a refusal, bad input or an unknown page into a page
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ __all__ = [
     "is_htmx",
     "page",
     "posted",
+    "printable",
     "signed_in",
     "templates_for",
 ]
@@ -58,9 +60,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TEMPLATE_FOLDER = Path(__file__).parent / "templates"
+
+
+def _as_json(value: Any, indent: int | None = None) -> str:
+    """JSON to show as text (autoescaped where it lands), unlike ``tojson``'s for scripts."""
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+
+
+_FILTERS = {"as_json": _as_json}
+"""Filters of the console's own templates."""
 TEMPLATES = Jinja2Templates(directory=_TEMPLATE_FOLDER)
 """The console's own Jinja templates (autoescaped)."""
-_NAV = (NavEntry("Dead letters", "/dead-letters", OPERATOR),
+TEMPLATES.env.filters.update(_FILTERS)
+_NAV = (NavEntry("Status", "/status", OPERATOR),
+        NavEntry("Dead letters", "/dead-letters", OPERATOR),
         NavEntry("Activities", "/activities", OPERATOR))
 """The console's own pages in the navigation, after the application's."""
 _UNLISTED = (NavEntry("Parked keys", "/parked", OPERATOR),)
@@ -74,7 +87,7 @@ def templates_for(pages: ConsolePages | None) -> Jinja2Templates:
     if pages is None:
         return TEMPLATES
     found = Jinja2Templates(directory=[_TEMPLATE_FOLDER, pages.template_folder])
-    found.env.filters.update(pages.template_filters)
+    found.env.filters.update({**_FILTERS, **pages.template_filters})
     return found
 
 
@@ -88,6 +101,17 @@ class BadInput(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+def printable(raw: str, what: str, longest: int = 1_000) -> str:
+    """``raw`` as given, if it is a non-empty printable text of at most ``longest`` characters.
+
+    Raises:
+        BadInput: It is not (the message names ``what`` and quotes the start of it).
+    """
+    if not raw or len(raw) > longest or not raw.isprintable():
+        raise BadInput(f"Not a {what}: {raw[:100]!r}.")
+    return raw
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,18 +5,26 @@ application's bridge and worker in its own process and hands over to the
 application's ``Demo`` extension, which sends its events and shows their
 outcomes (the reference application's: ``relayflow.reference.demo``). An
 application without one has no demo; the command says so.
+
+``relayflow demo --with module:attribute`` runs another application beside
+it, as a second team's deployment would: its own bridge and worker on a task
+queue and consumer group of its own (``beside``), and its demo too, at the
+same time. The two meet only on Kafka topics (the carts example hands its
+orders to the reference order saga that way: ``make demo`` runs both).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from rich.console import Console
 
 from relayflow.config.settings import Settings
+from schemas.topics import Topic
 
-__all__ = ["Demo", "where_to_look"]
+__all__ = ["Demo", "beside", "topics_of", "where_to_look"]
 
 
 @runtime_checkable
@@ -36,6 +44,33 @@ class Demo(Protocol):
             True when everything expected arrived and nothing unexpected did.
         """
         ...
+
+
+def beside(settings: Settings, app_spec: str, name: str) -> Settings:
+    """The settings of application ``name`` run beside the configured one in one process.
+
+    Its own task queue and consumer group (the configured ones plus ``-<name>``),
+    so neither takes the other's tasks or records; no endpoints of its own
+    (the process's are the configured application's, and two cannot share a port).
+
+    Args:
+        settings: The configured application's.
+        app_spec: The other application, ``module:attribute``.
+        name: Its ``Application.name``.
+    """
+    return settings.model_copy(update={
+        "app": app_spec, "task_queue": f"{settings.task_queue}-{name}",
+        "kafka_consumer_group": f"{settings.kafka_consumer_group}-{name}",
+        "bridge_http_port": -1, "worker_http_port": -1, "temporal_metrics_port": -1})
+
+
+def topics_of(*topic_lists: Iterable[Topic]) -> list[Topic]:
+    """Every topic of several applications once (the first declaration of a shared one wins)."""
+    found: dict[str, Topic] = {}
+    for topics in topic_lists:
+        for topic in topics:
+            found.setdefault(topic.name, topic)
+    return list(found.values())
 
 
 def where_to_look(settings: Settings, http_port: int | None) -> list[str]:

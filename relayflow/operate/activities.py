@@ -46,7 +46,7 @@ from temporalio.api.workflowservice.v1 import (
     ResetActivityRequest,
     UnpauseActivityRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
 from relayflow.config.settings import Settings
@@ -66,6 +66,7 @@ __all__ = [
     "Unsupported",
     "pause_activity",
     "pending_activities",
+    "pending_of",
     "reset_activity",
     "unpause_activity",
 ]
@@ -176,6 +177,19 @@ async def _shown(client: Client, workflow_id: str, info: PendingActivityInfo) ->
         if info.paused and info.HasField("pause_info") else "")
 
 
+async def pending_of(client: Client, described: WorkflowExecutionDescription,
+                     ) -> list[PendingActivity]:
+    """The pending activities of a described run, heartbeat details decoded by ``client``.
+
+    Args:
+        client: Connected with the application's data converter (``connect_temporal``),
+            so encrypted or claim-checked details are shown as the activity sent them.
+        described: The run, as ``WorkflowHandle.describe`` answered.
+    """
+    return [await _shown(client, described.id, info)
+            for info in described.raw_description.pending_activities]
+
+
 async def _pending(client: Client, workflow_id: str) -> list[PendingActivity]:
     try:
         described = await client.get_workflow_handle(workflow_id).describe()
@@ -183,8 +197,7 @@ async def _pending(client: Client, workflow_id: str) -> list[PendingActivity]:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise NotFound(f"no workflow {workflow_id!r}") from None
         raise
-    return [await _shown(client, workflow_id, info)
-            for info in described.raw_description.pending_activities]
+    return await pending_of(client, described)
 
 
 async def pending_activities(settings: Settings, workflow_id: str, *,

@@ -7,8 +7,10 @@ finished workflow needs no worker), what its queries answer while it runs
 (the queries without arguments its class, one of the application's
 workflows, defines; an application's ``StatusQueries`` extension chooses
 and orders them: the reference's asks ``OrderSaga``'s ``status``, then
-``approval``), the outcome events with its key on the application's outcome topics, and a
-link to it in the Temporal UI.
+``approval``), the activities it and its running child workflows wait for
+(attempt, last heartbeat and its details decoded with the application's data
+converter: how far a long activity got), the outcome events with its key
+on the application's outcome topics, and a link to it in the Temporal UI.
 
 Whatever did not answer (a worker for the queries, Kafka for the outcomes)
 is listed in ``StatusReport.unanswered``; the rest is still shown.
@@ -34,6 +36,7 @@ from bridge.routes import Action, Route
 from relayflow.application import Application, load_application
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import read_key
+from relayflow.operate.activities import PendingActivity, pending_of
 from relayflow.operate.deadlines import (
     NotFound,
     Unanswered,
@@ -74,6 +77,8 @@ class StatusQueries(Protocol):
         """Workflow type → the names of the queries to ask, in order."""
         ...
 
+_CHILDREN_ASKED = 20
+"""Running child workflows whose pending activities are shown (a batch runs a few at a time)."""
 _OUTCOMES_SINCE = timedelta(minutes=1)
 """Outcome records are looked for from this long before the workflow started (clock skew)."""
 
@@ -210,6 +215,8 @@ class WorkflowState:
         closed_at: When it closed (None while running).
         steps: From the history.
         queries: Query name -> answer (running workflows whose worker answered).
+        activities: What it and its running child workflows (the first
+            ``_CHILDREN_ASKED``) wait for: attempt, last heartbeat and its details.
         outcomes: Records with the subject's key on the outcome topics since it started.
         ui_url: The run in the Temporal UI.
     """
@@ -223,6 +230,7 @@ class WorkflowState:
     closed_at: datetime | None
     steps: list[Step] = field(default_factory=list)
     queries: dict[str, Any] = field(default_factory=dict)
+    activities: list[PendingActivity] = field(default_factory=list)
     outcomes: list[ShownRecord] = field(default_factory=list)
     ui_url: str = ""
 
@@ -234,6 +242,7 @@ class WorkflowState:
             "task_queue": self.task_queue, "started_at": self.started_at.isoformat(),
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
             "steps": [s.as_json() for s in self.steps], "queries": self.queries,
+            "activities": [a.as_json() for a in self.activities],
             "outcomes": [o.as_json() for o in self.outcomes], "ui_url": self.ui_url,
         }
 
@@ -320,6 +329,20 @@ async def _ask(client: Client, state: WorkflowState, queries: Iterable[Query],
         state.queries[name] = _answer(answer)
 
 
+async def _waited_for(client: Client, described: WorkflowExecutionDescription,
+                      ) -> list[PendingActivity]:
+    """The run's pending activities, then those of its running children (one level)."""
+    found = await pending_of(client, described)
+    for child in described.raw_description.pending_children[:_CHILDREN_ASKED]:
+        handle = client.get_workflow_handle(child.workflow_id, run_id=child.run_id or None)
+        try:
+            found += await pending_of(client, await handle.describe())
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise  # a child that closed meanwhile waits for nothing
+    return found
+
+
 async def status(settings: Settings, subject: str, *, seconds: float,
                  app: Application | None = None) -> StatusReport:
     """Where ``subject`` (a business id: an order's, a ticket's) stands.
@@ -347,11 +370,12 @@ async def status(settings: Settings, subject: str, *, seconds: float,
                 continue
             handle = client.get_workflow_handle(workflow_id, run_id=described.run_id)
             steps = steps_of([e async for e in handle.fetch_history_events()])
+            waited_for = await _waited_for(client, described)
         state = WorkflowState(
             workflow_id, described.run_id, described.workflow_type,
             (described.status or WorkflowExecutionStatus.RUNNING).name.lower(),
             described.task_queue, described.start_time, described.close_time, steps,
-            ui_url=ui_link(settings, workflow_id, described.run_id))
+            activities=waited_for, ui_url=ui_link(settings, workflow_id, described.run_id))
         report.workflows.append(state)
         if described.status == WorkflowExecutionStatus.RUNNING:
             try:

@@ -31,7 +31,8 @@ from relayflow.config.settings import Settings
 from relayflow.runtime.schedules import ensure_schedule
 from workflows.endings import SWEEP_ENDINGS_WORKFLOW
 
-__all__ = ["ending_schedule", "ending_schedule_id", "ensure_ending_schedule"]
+__all__ = ["ending_schedule", "ending_schedule_id", "ensure_ending_schedule",
+           "sweep_execution_timeout"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 def ending_schedule_id(task_queue: str) -> str:
     """Id of the ending sweep's schedule (and prefix of its runs' workflow ids)."""
     return f"relayflow-endings-{task_queue}"
+
+
+def sweep_execution_timeout(settings: Settings) -> timedelta:
+    """How long one sweep may run: minutes at most; one stuck longer gives way to the next."""
+    return max(timedelta(seconds=settings.endings_sweep_seconds) * 10, timedelta(minutes=15))
 
 
 def ending_schedule(settings: Settings) -> Schedule:
@@ -49,8 +55,7 @@ def ending_schedule(settings: Settings) -> Schedule:
             SWEEP_ENDINGS_WORKFLOW,
             SweepInput(window_seconds=settings.endings_window_seconds),
             id=ending_schedule_id(settings.task_queue), task_queue=settings.task_queue,
-            # A sweep is minutes at most; one stuck longer gives way to the next.
-            execution_timeout=max(every * 10, timedelta(minutes=15))),
+            execution_timeout=sweep_execution_timeout(settings)),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         # Each sweep covers the whole window, so missed or overlapping runs add nothing.
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP,

@@ -47,9 +47,9 @@ def workflow_id_of(path: Path) -> str:
     return unquote(path.name.split(".", 1)[0])
 
 
-def stored_histories() -> list[Path]:
-    """Every stored history of every release, sorted."""
-    return sorted(HISTORIES.glob("*/*.json"))
+def stored_histories(root: Path = HISTORIES) -> list[Path]:
+    """Every stored history of every release under ``root`` (an application's own), sorted."""
+    return sorted(root.glob("*/*.json"))
 
 
 def load_history(path: Path) -> WorkflowHistory:

@@ -68,7 +68,7 @@ from tests.helpers.workflow_fakes import (
 from tests.histories import HISTORIES, history_file_name
 from workflows.endings import EndExecution, SweepEndings
 
-__all__ = ["main", "record", "release_version"]
+__all__ = ["Recorder", "Scenario", "StartEnvironment", "main", "record", "release_version"]
 
 ROOT = HISTORIES.parent.parent
 BIG = 2_000
@@ -483,7 +483,12 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-async def record(folder: Path, scenarios: Sequence[Scenario] = SCENARIOS) -> list[Path]:
+StartEnvironment = Callable[[], Awaitable[WorkflowEnvironment]]
+"""Starts the server a scenario runs in (default: Temporal's time-skipping test server)."""
+
+
+async def record(folder: Path, scenarios: Sequence[Scenario] = SCENARIOS,
+                 start: StartEnvironment = start_time_skipping_environment) -> list[Path]:
     """Run ``scenarios`` (default: every one) and write their histories into ``folder``.
 
     Each scenario gets a test server of its own: the server skips no time while
@@ -496,28 +501,37 @@ async def record(folder: Path, scenarios: Sequence[Scenario] = SCENARIOS) -> lis
     """
     written: list[Path] = []
     for scenario in scenarios:
-        async with await start_time_skipping_environment() as env:
+        async with await start() as env:
             await scenario(Recorder(env, folder, written))
     return written
 
 
-def main() -> None:
-    """Command line: record into ``tests/histories/release-<version>/``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def main(scenarios: Sequence[Scenario] = SCENARIOS, root: Path = HISTORIES,
+         start: StartEnvironment = start_time_skipping_environment,
+         description: str | None = None) -> None:
+    """Command line: record into ``<root>/release-<version>/`` (root: ``tests/histories``).
+
+    Args:
+        scenarios: The scenarios ``--scenario`` chooses from (default: the reference's).
+        root: The folder of the release folders (an application's own, for another app).
+        start: Starts each scenario's server.
+        description: The command's description (default: this module's).
+    """
+    parser = argparse.ArgumentParser(description=description or __doc__.split("\n", 1)[0])
     parser.add_argument("--release", default=release_version(),
                         help="release the folder is named for (default: pyproject's version)")
     parser.add_argument("--replace", action="store_true",
                         help="replace histories already stored for this release")
     parser.add_argument("--output", type=Path, default=None,
                         help="write into this folder instead of the release's (a trial run)")
-    by_name = {scenario.__name__: scenario for scenario in SCENARIOS}
+    by_name = {scenario.__name__: scenario for scenario in scenarios}
     parser.add_argument("--scenario", action="append", choices=sorted(by_name),
                         help="record only this scenario (repeatable; default: every one)")
     args = parser.parse_args()
-    scenarios = [by_name[name] for name in args.scenario] if args.scenario else SCENARIOS
+    chosen = [by_name[name] for name in args.scenario] if args.scenario else scenarios
     # Fakes fail activities on purpose; their tracebacks would bury the report.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    folder = args.output or HISTORIES / f"release-{args.release}"
+    folder = args.output or root / f"release-{args.release}"
     stored = sorted(folder.glob("*.json"))
     if stored and not args.replace:
         parser.exit(1, f"{folder} already holds {len(stored)} histories; they record what "
@@ -525,7 +539,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for path in stored:
         path.unlink()
-    for path in asyncio.run(record(folder, scenarios)):
+    for path in asyncio.run(record(folder, chosen, start)):
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)  # noqa: T201
 
 

@@ -101,3 +101,27 @@ async def test_an_unknown_workflow_or_activity_is_not_found(rig: ChunkRig) -> No
     assert "no pending activity '99'" in wrong.stderr
     assert "process_items" in wrong.stderr  # what it does wait for
     await finished(chunk)
+
+
+async def test_status_shows_how_far_a_running_batchs_chunk_got(rig: ChunkRig) -> None:
+    """``relayflow status`` of a batch: its chunk's activity, attempt and decoded heartbeat."""
+    chunk = await started_and_working(rig, await rig.batch())
+    beat = await until(rig.settings, chunk, lambda a: a.heartbeat is not None)
+    try:
+        report = as_json(await cli(rig.settings, "status", chunk.batch_id, "-o", "json"))
+        [batch] = report["workflows"]
+        assert batch["workflow_id"] == f"batch-{chunk.batch_id}"
+        [waited] = batch["activities"]  # the batch's own wait is its child: the chunk's
+        assert (waited["workflow_id"], waited["activity_type"], waited["attempt"]) == (
+            chunk.handle.id, "process_items", 1)
+        assert waited["last_heartbeat_at"] is not None
+        assert 0 < waited["heartbeat"][0]["next_index"] <= chunk.processed + 1
+        assert beat.heartbeat is not None
+        assert waited["heartbeat"][0]["next_index"] >= beat.heartbeat[0]["next_index"]
+
+        shown = await cli(rig.settings, "status", chunk.batch_id)
+        assert "waiting for activities" in shown.stdout
+        assert "process_items" in shown.stdout
+        assert "next_index" in shown.stdout
+    finally:
+        await rig.client.get_workflow_handle(f"batch-{chunk.batch_id}").terminate("test over")

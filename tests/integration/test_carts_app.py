@@ -2,6 +2,7 @@
 
 Changes go in as records, checkouts are answered on ``carts.replies``, the
 order lands on ``orders.events`` for the order saga, and an idle cart ends.
+The console's status page, served for this application, shows a cart.
 """
 
 from __future__ import annotations
@@ -27,8 +28,17 @@ from relayflow.config.settings import Settings
 from relayflow.testing import AppKafka
 from schemas.headers import CAUSATION_ID, CORRELATION_ID
 from schemas.replies import RequestFailed
+from tests.integration.console.rig import (
+    assert_strict_csp,
+    serving,
+    shown_as_text,
+    signed_in,
+    text,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+CARTS_APP = "examples.carts.app:APP"
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +131,36 @@ async def test_a_checkout_of_a_cart_never_filled_is_answered_by_relayflow(
     await relayflow_kafka.send(checkout(cart))
     failed = await relayflow_kafka.wait_for(RequestFailed, key=cart)
     assert failed.reason == "workflow-not-found"
+
+
+async def test_the_console_shows_a_carts_state_to_operators(
+        relayflow_system: Settings, relayflow_kafka: AppKafka) -> None:
+    """The console's status page, for this application: the cart's state, escaped, its reply."""
+    cart, odd = new_cart(), "<script>alert('sku')</script>"
+    await relayflow_kafka.send(added(cart, odd, 2))
+    await relayflow_kafka.send(added(cart, "mug", 1))
+    await relayflow_kafka.send(checkout(cart))
+    checked = await relayflow_kafka.wait_for(CartCheckedOut, key=cart)
+
+    async with serving(relayflow_system, app=CARTS_APP) as console:
+        async with signed_in(console, "olga") as (client, _):
+            answer = await client.get("/status", params={"key": cart})
+            missing = await client.get("/status", params={"key": new_cart()})
+            odd_key = await client.get("/status", params={"key": "K\n1"})
+        async with signed_in(console, "ann") as (client, _):
+            refused = await client.get("/status", params={"key": cart})
+
+    assert answer.status_code == 200, answer.text
+    assert_strict_csp(answer)
+    assert answer.headers["cache-control"] == "no-store"
+    shown = text(answer)
+    assert f"CartEntity cart-{cart}: running" in shown
+    assert "entity-state" in shown
+    assert f'"order_id": "{checked.order_id}"' in shown  # the state the cart's query answers
+    shown_as_text(answer, odd)  # a line's sku, as text
+    assert "CartCheckedOut" in shown  # its reply on carts.replies, an outcome with its key
+    assert f"/workflows/cart-{cart}/" in answer.text  # the Temporal UI link
+    assert missing.status_code == 200
+    assert f"no workflow for '{missing.url.params['key']}'" in text(missing)
+    assert odd_key.status_code == 400
+    assert refused.status_code == 403

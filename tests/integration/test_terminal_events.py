@@ -50,7 +50,14 @@ from relayflow.runtime.endings import ending_schedule_id, ensure_ending_schedule
 from schemas import EventMeta, Inbound, Outcome
 from schemas.framing import to_record
 from schemas.headers import EVENT_TYPE
-from tests.helpers.support import KafkaProbe, kafka_probe, order_placed, reference_store
+from tests.helpers.support import (
+    KafkaProbe,
+    as_json,
+    cli,
+    kafka_probe,
+    order_placed,
+    reference_store,
+)
 from tests.integration.running import relayflow_running
 from workflows.endings import SweepEndings
 from workflows.outcomes import outcome_event_id
@@ -262,3 +269,34 @@ async def test_scheduling_again_updates_the_interval_and_keeps_a_pause(swept: Se
         assert not await ensure_ending_schedule(client, off, APP)
     finally:
         await schedule.delete()
+
+
+async def test_an_operator_sweeps_now_with_the_schedule_paused(
+        swept: Settings, probe: KafkaProbe) -> None:
+    """``relayflow endings sweep``: the ending of a run the paused schedule would leave alone."""
+    client = await connect_temporal(swept)
+    schedule = client.get_schedule_handle(ending_schedule_id(swept.task_queue))
+    await schedule.pause(note="the operator sweeps by hand")
+    try:
+        await asyncio.sleep(2 * SWEEP_SECONDS)  # a scheduled sweep under way has ended
+        order = waiting_order()
+        await probe.send_record(ORDERS_EVENTS, to_record(order, CODEC))
+        await probe.wait_for(lambda r: r.key == order.order_id.encode() and dict(
+            r.headers)[EVENT_TYPE] == ApprovalRequested.avro_name.encode())
+        handle = client.get_workflow_handle(f"order-{order.order_id}")
+        run_id = (await handle.describe()).run_id
+        await handle.terminate(reason="swept by hand")
+
+        swept_now = as_json(await cli(swept, "endings", "sweep", "-o", "json"))
+        assert swept_now["window_seconds"] == swept.endings_window_seconds
+        assert ending_workflow_id(handle.id, run_id) in swept_now["started"]
+        failed = await ended(probe, order, time.monotonic())
+        assert failed.reason == "terminated"
+
+        again = await cli(swept, "endings", "sweep", "--window-seconds", "600")
+        assert again.exit_code == 0, again.output
+        assert "0 ending(s) started" in again.stdout
+        await probe.caught_up()
+        assert len(failures(probe, order)) == 1
+    finally:
+        await schedule.unpause(note="the operator is done")

@@ -203,6 +203,15 @@ async def test_a_batch_progress_bar_reaches_100_percent(
         await page.get_by_role("link", name="failed items").first.click()
         await expect(page.locator("#failures tbody tr")).to_have_count(3)
         await screenshots.take(page, "batch-failures-desktop")
+        # The same batch on the Status page: what `relayflow status` shows, for any app.
+        await page.get_by_role("link", name="Status", exact=True).click()
+        await page.get_by_label("Business key").fill(batch.batch_id)
+        await page.get_by_role("button", name="Show").click()
+        shown = page.locator(f'section[data-workflow="batch-{batch.batch_id}"]')
+        await expect(shown.get_by_role("heading", level=2)).to_contain_text("completed")
+        await expect(shown.locator("ul.outcomes")).to_contain_text("BatchCompleted")
+        await fits(page)
+        await screenshots.take(page, "status-desktop")
 
 
 async def test_on_a_phone_every_page_fits_and_an_approval_is_one_tap(
@@ -256,7 +265,7 @@ async def test_the_browser_enforces_the_policy_and_the_console_needs_nothing_it_
     # The console's own pages, htmx polling included, need nothing the policy refuses.
     async with context(browser, DESKTOP) as clean:
         page = await clean.new_page()
-        for name, paths in (("olga", ("/dead-letters", "/orders", "/batches")),
+        for name, paths in (("olga", ("/dead-letters", "/orders", "/batches", "/status")),
                             ("ann", ("/approvals",))):
             await sign_in(page, console, name)
             for path in paths:

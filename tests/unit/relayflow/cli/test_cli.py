@@ -22,7 +22,7 @@ EVERY_COMMAND_OF_AN_APP = [
     ["send", "OrderPlaced", "--json", "{}"], ["tail", "orders.events"], ["status", "O-1"],
     ["top", "--once"], ["console"], ["dlq", "list"], ["dlq", "show", "orders.events.dlq", "0", "0"],
     ["dlq", "replay", "orders.events", "k"], ["dlq", "release", "orders.events", "k"],
-    ["dev", "up"],
+    ["dev", "up"], ["endings", "sweep"],
 ]
 """Every command that serves an application, with the arguments it needs besides ``--app``."""
 
@@ -173,3 +173,12 @@ def test_a_recorded_real_server_stack_is_shown_as_one_with_no_web_ui(
     assert shown.exit_code == 0, shown.output
     assert "the real server (PostgreSQL), no web UI" in shown.stdout
     assert "Temporal UI" not in shown.stdout
+
+
+def test_sweeping_endings_of_an_application_without_endings_says_so_before_connecting() -> None:
+    # Temporal at an address nothing listens on: the refusal comes first.
+    result = CliRunner().invoke(app, ["endings", "sweep", "--app", "examples.tickets.app:APP"],
+                                env={"RELAYFLOW_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"})
+    assert result.exit_code == 1
+    assert result.output == ("relayflow: application 'tickets' declares no endings: "
+                             "nothing to sweep\n")

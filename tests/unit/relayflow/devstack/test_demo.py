@@ -1,4 +1,5 @@
-"""The demo: the reference's batch watch (exact counts), where to look, an app without a demo."""
+"""The demo: the reference's batch watch (exact counts), where to look, an app without a demo,
+an application run beside (the carts: their settings, shared topics, their demo's stories)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from examples.carts.app import APP as CARTS_APP
+from examples.carts.demo import ABANDON_AFTER_SECONDS, said, stories
+from examples.carts.events import CartAbandoned, CheckoutRejected, ItemAdded
+from examples.carts.topics import CARTS_EVENTS
 from relayflow.cli.main import app
 from relayflow.config.settings import Settings
-from relayflow.devstack.demo import Demo, where_to_look
+from relayflow.devstack.demo import Demo, beside, topics_of, where_to_look
 from relayflow.reference.app import APP
 from relayflow.reference.demo import BatchWatch
 from relayflow.reference.events import BatchCompleted, BatchProgress
@@ -73,3 +78,52 @@ def test_an_application_without_a_demo_says_so_in_one_line_and_starts_nothing(
     assert result.exit_code == 1
     assert result.output == "relayflow: application 'tickets' has no demo\n"
     assert list(tmp_path.iterdir()) == []  # no stack was started
+
+
+def test_an_application_beside_gets_its_own_task_queue_and_group_and_no_ports() -> None:
+    settings = Settings(task_queue="relayflow", kafka_consumer_group="relayflow-bridge")
+    carts = beside(settings, "examples.carts.app:APP", "carts")
+    assert (carts.app, carts.task_queue, carts.kafka_consumer_group) == (
+        "examples.carts.app:APP", "relayflow-carts", "relayflow-bridge-carts")
+    assert (carts.bridge_http_port, carts.worker_http_port, carts.temporal_metrics_port) == (
+        -1, -1, -1)
+    assert (carts.kafka_bootstrap_servers, carts.temporal_address) == (
+        settings.kafka_bootstrap_servers, settings.temporal_address)
+
+
+def test_topics_two_applications_share_are_created_once() -> None:
+    topics = topics_of(APP.all_topics(), CARTS_APP.all_topics())
+    names = [t.name for t in topics]
+    assert len(names) == len(set(names))
+    assert {"orders.events", "carts.events", "carts.replies"} <= set(names)
+    [orders] = [t for t in topics if t.name == "orders.events"]
+    assert orders.inbound  # the reference's declaration (its input), not the carts' (an output)
+
+
+def test_the_carts_demo_tells_three_stories_its_routes_take() -> None:
+    assert isinstance(CARTS_APP.extension(Demo), Demo)
+    table = CARTS_APP.route_table()
+    told = stories("r1")
+    assert [s.expected for s in told] == [
+        "CartCheckedOut → OrderCompleted", "CartAbandoned", "CheckoutRejected:EMPTY"]
+    for story in told:
+        assert {event.key for event in story.sends} == {story.cart_id}
+        assert all(table.lookup(CARTS_EVENTS, e.avro_name) is not None for e in story.sends)
+    [left] = [s for s in told if s.answer is CartAbandoned]
+    assert {e.abandon_after_seconds for e in left.sends if isinstance(e, ItemAdded)} == {
+        ABANDON_AFTER_SECONDS}
+    assert ABANDON_AFTER_SECONDS < 10  # seen within the demo's run
+
+
+def test_a_cart_story_is_done_only_with_every_answer_in_order() -> None:
+    story = stories("r2")[0]
+    story.observed.append("CartCheckedOut")
+    assert not story.done  # the order's end is still missing
+    story.observed.append("OrderFailed")
+    assert not story.done
+    story.observed[-1] = "OrderCompleted"
+    assert story.done
+    rejected = CheckoutRejected(event_id=uuid.uuid4(), occurred_at=datetime.now(UTC),
+                                correlation_id="c", causation_id="e", cart_id="K",
+                                reason="EMPTY")
+    assert said(rejected) == "CheckoutRejected:EMPTY"
