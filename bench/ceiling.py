@@ -17,7 +17,8 @@ in flight:
 * naive: one FastStream subscriber awaiting one call per record (only
   ``--naive-events`` of them: it is slow).
 
-Update routes (``update``, ``update-with-start``) are requests: each variant
+A ``signal`` route signals a workflow the stand-in says runs (it stores
+nothing). Update routes (``update``, ``update-with-start``) are requests: each variant
 sends the Workflow Update the bridge sends (update id = event id, waiting for
 acceptance, then the result) and publishes one reply to a reply topic with
 ``acks=all`` before the record counts as done. The stand-in answers every
@@ -88,10 +89,12 @@ UPDATE = "bench"
 REPLIES = "bench.replies"
 """The update routes' reply topic (created when an update route is measured)."""
 STARTED = "WorkflowsStarted"  # the frontend's count of calls that started a workflow
-COUNTED = {Action.UPDATE: "UpdateWorkflowExecution"}
+COUNTED = {Action.SIGNAL: "SignalWorkflowExecution", Action.UPDATE: "UpdateWorkflowExecution"}
 """What the frontend counts once per record, by action (default: ``STARTED``)."""
 VARIANTS = ("relayflow bridge", "hand-written loop", "naive FastStream")
-ACTIONS = (Action.START, Action.SIGNAL_WITH_START, Action.UPDATE, Action.UPDATE_WITH_START)
+ACTIONS = (Action.START, Action.SIGNAL, Action.SIGNAL_WITH_START, Action.UPDATE,
+           Action.UPDATE_WITH_START)
+SIGNALS = (Action.SIGNAL, Action.SIGNAL_WITH_START)
 REQUESTS = (Action.UPDATE, Action.UPDATE_WITH_START)
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -177,6 +180,9 @@ class Calls:
         if self._action in REQUESTS:
             await self._request(workflow_id, argument)
             return
+        if self._action is Action.SIGNAL:
+            await self._client.get_workflow_handle(workflow_id).signal(SIGNAL, argument)
+            return
         options: dict[str, Any] = {"id": workflow_id, "task_queue": TASK_QUEUE,
                                    "id_reuse_policy": WorkflowIDReusePolicy.REJECT_DUPLICATE}
         if self._action is Action.START:
@@ -225,7 +231,7 @@ async def bridge_process(settings: Settings, action: Action) -> None:
     request = action in REQUESTS
     routes = RouteTable([Route(ORDERS_EVENTS, OrderPlaced, action, "BenchNoop",
                                "ceiling-{order_id}",
-                               signal=SIGNAL if action is Action.SIGNAL_WITH_START else None,
+                               signal=SIGNAL if action in SIGNALS else None,
                                update=UPDATE if request else None,
                                reply_topic=REPLIES if request else None)],
                         reply_topics={REPLIES: ()})
