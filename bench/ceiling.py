@@ -73,7 +73,13 @@ from relayflow import devstack
 from relayflow.config.settings import Settings
 from relayflow.devstack.kafka import KAFKA
 from relayflow.devstack.process import recorded_pid
-from relayflow.kafka.reads import commit_group, committed_to_end, end_offsets, partitions_of
+from relayflow.kafka.reads import (
+    commit_group,
+    committed_to_end,
+    end_offsets,
+    partitions_of,
+    record_counts,
+)
 from relayflow.reference.events import OrderPlaced
 from relayflow.reference.topics import ORDERS_EVENTS
 from relayflow.runtime.bootstrap import connect_temporal, running
@@ -112,6 +118,8 @@ class Run:
     calls: dict[str, int]
     processes: int = 1
     kafka_cpu_seconds: float | None = None
+    replies: int | None = None
+    """Replies the run put on the reply topic (requests only), warm-up included."""
 
     @property
     def rate(self) -> float:
@@ -373,6 +381,7 @@ async def measure(settings: Settings, frontend: FakeFrontend, variant: str, acti
     consumers = Consumers(settings, frontend, variant, action, processes=1,
                           concurrency=concurrency, logs=logs)
     await commit_group(kafka_clients(settings), consumers.group, first)
+    replied = await _replies(settings) if action in REQUESTS else None
     frontend.counts(reset=True)
     counter = COUNTED.get(action, STARTED)
     async with consumers, asyncio.timeout(600):
@@ -386,8 +395,15 @@ async def measure(settings: Settings, frontend: FakeFrontend, variant: str, acti
         served = cpu_seconds(frontend.pid) - served
     if done == counted:
         raise RuntimeError(f"{variant} did them all during the warm-up: raise --events")
+    if replied is not None:
+        replied = await _replies(settings) - replied
     return Run(variant, action.value, done - counted, ended - at, cpu_done - cpu, served,
-               frontend.counts())
+               frontend.counts(), replies=replied)
+
+
+async def _replies(settings: Settings) -> int:
+    """Records on the reply topic so far."""
+    return (await record_counts(kafka_clients(settings), [REPLIES]))[REPLIES]
 
 
 async def scale(settings: Settings, frontend: FakeFrontend, action: Action, processes: int,

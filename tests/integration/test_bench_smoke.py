@@ -31,9 +31,7 @@ from bench import (
 )
 from devtools.fakefrontend import FakeFrontend
 from relayflow.config.settings import Settings
-from relayflow.kafka.reads import record_counts
 from relayflow.reference.settings import ReferenceSettings
-from relayflow.runtime.clients import kafka_clients
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -280,7 +278,6 @@ async def test_the_stand_in_frontend_answers_a_real_client_and_counts(tmp_path: 
 
 @pytest.mark.timeout(540)  # 17 consuming processes, each importing the bridge
 async def test_ceiling(bench_env: Path) -> None:
-    replies_before = await record_counts(kafka_clients(Settings()), [ceiling.REPLIES])
     args = ceiling.parse(["--events", "300", "--naive-events", "20", "--warmup", "5",
                           "--concurrency", "4", "--scale-events", "1000"])
     out = ceiling.report(await ceiling.main(args), args)
@@ -321,13 +318,18 @@ async def test_ceiling(bench_env: Path) -> None:
     measured = recorded(bench_env, "ceiling")
     assert_printed(printed, measured["ratios"])
     # update-with-start is one multi-operation call; every request got its reply on Kafka:
-    # the bridge and the loop each answered all 305 records, the naive handler at least its
-    # 25 (at most 305: the variants stop before the scale-out's records), for both actions.
+    # the bridge and the loop each answered each of the 305 records once before committing
+    # it, the naive handler some (it is stopped once the frontend counted its 25 calls).
     assert [r["calls"].get("ExecuteMultiOperation", 0) > 0 for r in measured["runs"]] == [
         r["action"] == "update-with-start" for r in measured["runs"]]
-    replies = await record_counts(kafka_clients(Settings()), [ceiling.REPLIES])
-    answered = replies[ceiling.REPLIES] - replies_before.get(ceiling.REPLIES, 0)
-    assert 2 * (2 * 305 + 25) <= answered <= 2 * 3 * 305
+    replies = {(r["action"], r["variant"]): r["replies"] for r in measured["runs"]}
+    for (action, variant), count in replies.items():
+        if not action.startswith("update"):
+            assert count is None
+        elif variant == "naive FastStream":
+            assert 0 < count <= 305, (action, variant)
+        else:
+            assert count == 305, (action, variant)
 
 
 async def test_entities(bench_env: Path) -> None:
