@@ -15,7 +15,7 @@ Both run all the time (the idle one costs a little CPU). Each row also gives
 the CPU seconds the server used (its process group: for the real server,
 PostgreSQL's too) per 1,000 starts.
 
-    python -m bench.servers [--events 1500] [--concurrency 64] [--rounds 2] [--seconds 0]
+    python -m bench.servers [--events 1500] [--concurrency 64] [--rounds 2] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -130,9 +130,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
-    # 0 by default: the reference saga's worker does not run on the real server yet
-    # (BENCHMARKS.md, "The dev server vs the real Temporal server").
-    parser.add_argument("--seconds", type=float, default=0.0,
+    parser.add_argument("--seconds", type=float, default=20.0,
                         help="latency: seconds offered (0: skip latency)")
     parser.add_argument("--load", type=float, default=0.5, help="latency: share of the maximum")
     parser.add_argument("--calibrate", type=int, default=150, help="latency: sagas in the burst")
