@@ -18,12 +18,19 @@ in flight:
   ``--naive-events`` of them: it is slow).
 
 A ``signal`` route signals a workflow the stand-in says runs (it stores
-nothing). Update routes (``update``, ``update-with-start``) are requests: each variant
-sends the Workflow Update the bridge sends (update id = event id, waiting for
+nothing). Update routes (``update``, ``update-with-start``) are requests:
+each variant sends the Workflow Update the bridge sends (update id = event id, waiting for
 acceptance, then the result) and publishes one reply to a reply topic with
 ``acks=all`` before the record counts as done. The stand-in answers every
 update with a null result, so every reply is a ``RequestFailed`` (``failed``,
 no ``Reply``) in all three variants alike.
+
+Each is timed from the moment the frontend has counted the warm-up (joined,
+connected, running) until it counted every record and, for the bridge and the
+loop, the group committed them all. The rate is records per second; the cost
+is the consuming process's CPU time (user + system, all threads, from
+``/proc``) per record in that window; the frontend's own is shown beside it,
+to show it was never the bottleneck.
 
 Then the scale-out pair (``--scale-action``, start by default): one bridge
 process, then two in one consumer group, over ``orders.events`` (6
@@ -33,13 +40,6 @@ timed from when they are all in Kafka (and the warm-up counted) until the
 frontend counted the last and the group committed it: the ratio is what a
 second process on the same two cores adds, with the frontend and Kafka
 (their CPU shown beside) sharing those cores too.
-
-Each is timed from the moment the frontend has counted the warm-up (joined,
-connected, running) until it counted every record and, for the bridge and the
-loop, the group committed them all. The rate is records per second; the cost
-is the consuming process's CPU time (user + system, all threads, from
-``/proc``) per record in that window; the frontend's own is shown beside it,
-to show it was never the bottleneck.
 
     python -m bench.ceiling [--events 20000] [--concurrency 64] [--action start ...]
                             [--scale-action start] [--scale-events 20000]
