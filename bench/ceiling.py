@@ -19,8 +19,8 @@ in flight:
 
 A ``signal`` route signals a workflow the stand-in says runs (it stores
 nothing). Update routes (``update``, ``update-with-start``) are requests:
-each variant sends the Workflow Update the bridge sends (update id = event id, waiting for
-acceptance, then the result) and publishes one reply to a reply topic with
+each variant sends the Workflow Update the bridge sends (update id = event
+id, waiting for acceptance, then the result) and publishes one reply to a reply topic with
 ``acks=all`` before the record counts as done. The stand-in answers every
 update with a null result, so every reply is a ``RequestFailed`` (``failed``,
 no ``Reply``) in all three variants alike.
