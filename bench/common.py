@@ -34,6 +34,7 @@ from schemas.framing import to_record
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.jsonl"
 CODEC = APP.codec()
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @workflow.defn(name="BenchNoop")
@@ -118,6 +119,22 @@ async def caught_up(settings: Settings, group: str) -> None:
     """Return once ``group`` has committed every input partition up to its current end."""
     kafka = kafka_clients(settings)
     await committed_to_end(kafka, group, await partitions_of(kafka, APP.input_topics))
+
+
+def group_cpu(pgid: int | None) -> float:
+    """CPU seconds of a process group so far (its live members, and the reaped children
+    its leader waited for)."""
+    if pgid is None:
+        return 0.0
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == pgid:  # fields[0] is field 3 (state); pgrp is field 5
+                total += int(fields[11]) + int(fields[12])
+                if int(stat.parent.name) == pgid:
+                    total += int(fields[13]) + int(fields[14])
+    return total / _TICKS
 
 
 def percentile(values: Sequence[float], share: float) -> float:

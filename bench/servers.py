@@ -15,7 +15,7 @@ Both run all the time (the idle one costs a little CPU). Each row also gives
 the CPU seconds the server used (its process group: for the real server,
 PostgreSQL's too) per 1,000 starts.
 
-    python -m bench.servers [--events 1500] [--concurrency 64] [--rounds 2] [--seconds 0]
+    python -m bench.servers [--events 1500] [--concurrency 64] [--rounds 2] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -23,20 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench import latency, start_throughput
-from bench.common import bench_ports, bench_stack, record, table
+from bench.common import bench_ports, bench_stack, group_cpu, record, table
 from relayflow import devstack
 from relayflow.config.settings import Settings
 from relayflow.devstack.process import recorded_pid
 from relayflow.devstack.temporal import TEMPORAL
 from relayflow.devstack.temporal_server import HISTORY_SHARDS, POSTGRES
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -54,22 +50,6 @@ class Row:
     def rate(self) -> float:
         """Workflow starts per second."""
         return self.events / self.seconds
-
-
-def group_cpu(pgid: int | None) -> float:
-    """CPU seconds of a process group so far (its live members, and the reaped children
-    its leader waited for)."""
-    if pgid is None:
-        return 0.0
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rpartition(")")[2].split()
-            if int(fields[2]) == pgid:  # fields[0] is field 3 (state); pgrp is field 5
-                total += int(fields[11]) + int(fields[12])
-                if int(stat.parent.name) == pgid:
-                    total += int(fields[13]) + int(fields[14])
-    return total / _TICKS
 
 
 def server_cpu(settings: Settings) -> float:
@@ -150,9 +130,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
-    # 0 by default: the reference saga's worker does not run on the real server yet
-    # (BENCHMARKS.md, "The dev server vs the real Temporal server").
-    parser.add_argument("--seconds", type=float, default=0.0,
+    parser.add_argument("--seconds", type=float, default=20.0,
                         help="latency: seconds offered (0: skip latency)")
     parser.add_argument("--load", type=float, default=0.5, help="latency: share of the maximum")
     parser.add_argument("--calibrate", type=int, default=150, help="latency: sagas in the burst")

@@ -276,13 +276,18 @@ async def test_the_stand_in_frontend_answers_a_real_client_and_counts(tmp_path: 
         assert frontend.counts() == {"WorkflowsStarted": 0}
 
 
+@pytest.mark.timeout(540)  # 17 consuming processes, each importing the bridge
 async def test_ceiling(bench_env: Path) -> None:
     args = ceiling.parse(["--events", "300", "--naive-events", "20", "--warmup", "5",
-                          "--concurrency", "4"])
+                          "--concurrency", "4", "--scale-events", "1000"])
     out = ceiling.report(await ceiling.main(args), args)
-    rows = only_table(out, "The bridge's ceiling")
+    found = tables(out)
+    assert len(found) == 2, out
+    (title, rows), (scale_title, scaled) = found.items()
+    assert title.startswith("The bridge's ceiling"), out
+    actions = ("start", "signal", "signal-with-start", "update", "update-with-start")
     assert [(r["action"], r["variant"]) for r in rows] == [
-        (action, variant) for action in ("start", "signal-with-start")
+        (action, variant) for action in actions
         for variant in ("relayflow bridge", "hand-written loop", "naive FastStream")]
     for row in rows:
         records, seconds = positive(row["records"]), positive(row["seconds"])
@@ -294,13 +299,37 @@ async def test_ceiling(bench_env: Path) -> None:
         positive(row["CPU µs/record"])
         assert number(row["frontend CPU µs/record"]) >= 0, row  # 10 ms ticks: 0 in a tiny run
         assert 1 <= number(row["calls/record"]) < 1.1, row  # one call a record, and the connect
+    # One bridge process, then two in one group, each timed on fresh records.
+    assert scale_title.startswith("Scaling out: bridge processes in one consumer group"), out
+    assert [r["processes"] for r in scaled] == ["1", "2"], out
+    for row in scaled:
+        records, seconds = positive(row["records"]), positive(row["seconds"])
+        assert records <= 1005, row
+        assert positive(row["records/s"]) == pytest.approx(
+            records / seconds, rel=0.01 + 0.0005 / seconds), row
+        positive(row["CPU µs/record"])
+        assert row["Kafka CPU µs/record"] == "-", row  # the session's broker is not the bench's
     printed = figures(out)
-    assert set(printed) == {f"bridge/{other} ({action})"
-                            for action in ("start", "signal-with-start")
-                            for other in ("loop rate", "loop CPU per record", "naive rate")}, out
+    assert set(printed) == {f"bridge/{other} ({action})" for action in actions
+                            for other in ("loop rate", "loop CPU per record", "naive rate")
+                            } | {"2 bridges/1 bridge rate (start)"}, out
     for ratio in printed.values():
         assert ratio > 0
-    assert_printed(printed, recorded(bench_env, "ceiling")["ratios"])
+    measured = recorded(bench_env, "ceiling")
+    assert_printed(printed, measured["ratios"])
+    # update-with-start is one multi-operation call; every request got its reply on Kafka:
+    # the bridge and the loop each answered each of the 305 records once before committing
+    # it, the naive handler some (it is stopped once the frontend counted its 25 calls).
+    assert [r["calls"].get("ExecuteMultiOperation", 0) > 0 for r in measured["runs"]] == [
+        r["action"] == "update-with-start" for r in measured["runs"]]
+    replies = {(r["action"], r["variant"]): r["replies"] for r in measured["runs"]}
+    for (action, variant), count in replies.items():
+        if not action.startswith("update"):
+            assert count is None
+        elif variant == "naive FastStream":
+            assert 0 < count <= 305, (action, variant)
+        else:
+            assert count == 305, (action, variant)
 
 
 async def test_entities(bench_env: Path) -> None:
