@@ -2,13 +2,13 @@
 
 Every log line written while a record is handled (by the bridge, or by a
 library it calls) carries the record's ``topic``, ``partition``, ``offset``,
-``key``, ``event_id``, ``workflow_id`` and ``trace_id``, bound as structlog
-context variables (the process's log configuration merges them into each
-line; without it they show nowhere). With tracing off this is all a record
-costs here, a few microseconds: the trace id is read from the header
-directly (``producer_trace_id``), without the propagator's context objects,
-and the variables are reset by their tokens (``bench.observability``
-measures it).
+``key``, ``event_id``, ``workflow_id`` and ``trace_id``, set as one mapping in
+one context variable (``bridge.logcontext``; the process's log configuration
+merges them into each line; without it they show nowhere). With tracing off
+this is all a record costs here, a few microseconds: the trace id is read
+from the header directly (``producer_trace_id``), without the propagator's
+context objects, and the variable is reset by its token
+(``bench.observability`` measures it).
 
 With a tracer, each record also gets a CONSUMER span, ``process <topic>``,
 whose parent is the producer's span from the record's ``traceparent`` header
@@ -31,9 +31,9 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from bridge.consumed import ConsumedRecord
+from bridge.logcontext import RECORD_LOG_CONTEXT
 from bridge.routes import Route
 from schemas.dead_letters import DlqReason
 from schemas.headers import EVENT_ID, TRACEPARENT
@@ -92,7 +92,10 @@ class RecordScope:
 
     def routed(self, route: Route, workflow_id: str, event_id: str) -> None:
         """The record decoded and routed: its workflow id joins the log context."""
-        bind_contextvars(workflow_id=workflow_id, event_id=event_id)
+        # A new mapping, not an update: tasks started earlier keep what they saw.
+        fields = RECORD_LOG_CONTEXT.get()
+        RECORD_LOG_CONTEXT.set({**(fields or {}), "event_id": event_id,
+                                "workflow_id": workflow_id})
         if self.span.is_recording():
             self.span.set_attributes({
                 "messaging.message.id": event_id,
@@ -139,9 +142,10 @@ class RecordObserver:
             elif name == TRACEPARENT and traceparent is None:
                 traceparent = value.decode(errors="replace")
         key = None if record.key is None else record.key.decode(errors="replace")
-        tokens = bind_contextvars(
-            topic=record.topic, partition=record.partition, offset=record.offset, key=key,
-            event_id=event_id, workflow_id=None, trace_id=producer_trace_id(traceparent))
+        token = RECORD_LOG_CONTEXT.set({
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "key": key, "event_id": event_id, "workflow_id": None,
+            "trace_id": producer_trace_id(traceparent)})
         try:
             if self._tracer is None:
                 yield RecordScope(trace.INVALID_SPAN)
@@ -162,4 +166,4 @@ class RecordObserver:
                     attributes=attributes) as span:
                 yield RecordScope(span)
         finally:
-            reset_contextvars(**tokens)
+            RECORD_LOG_CONTEXT.reset(token)

@@ -7,11 +7,12 @@ is not a terminal) or as console lines (``console``, the default on a
 terminal). Every line carries ``timestamp``, ``level``, ``logger`` and
 ``event`` (the message), plus:
 
-* the context bound with ``structlog.contextvars``: the bridge binds
-  ``topic``, ``partition``, ``offset``, ``key``, ``event_id``,
-  ``workflow_id`` and ``trace_id`` while it handles a record
-  (``bridge.observing``); in JSON the ones not known (yet) are ``null``,
+* the record's fields while the bridge handles one: ``topic``,
+  ``partition``, ``offset``, ``key``, ``event_id``, ``workflow_id`` and
+  ``trace_id`` (one context variable, ``bridge.logcontext``, set by
+  ``bridge.observing``); in JSON the ones not known (yet) are ``null``,
   on a console they are left out;
+* any context bound with ``structlog.contextvars``;
 * ``trace_id`` and ``span_id`` of the current OpenTelemetry span, when
   tracing is on and the line has none yet (activities, workflows' clients);
 * ``exception``: the traceback, as plain text (never with local variables,
@@ -31,6 +32,7 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from bridge.logcontext import merge_record_context
 from relayflow.config.settings import Settings
 
 __all__ = ["LogFormat", "add_trace_context", "configure_logging", "default_log_format",
@@ -70,6 +72,7 @@ def formatter(log_format: LogFormat, *, colors: bool = False) -> logging.Formatt
         colors: Colour console lines (only for a terminal).
     """
     chain: list[Processor] = [
+        merge_record_context,
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -12,14 +13,25 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from structlog.contextvars import bound_contextvars
 
+from bridge.logcontext import RECORD_LOG_CONTEXT, RecordLogContext
 from relayflow.config.settings import Settings
 from relayflow.observability.logs import LogFormat, configure_logging, default_log_format, formatter
 
-RECORD = {"topic": "orders.events", "partition": 2, "offset": 41, "key": "ORD-1",
+RECORD: RecordLogContext = {"topic": "orders.events", "partition": 2, "offset": 41, "key": "ORD-1",
           "event_id": "e-1", "workflow_id": "order-ORD-1", "trace_id": "ab" * 16}
 
 
 Captured = tuple[logging.Logger, io.StringIO, "logging.StreamHandler[io.StringIO]"]
+
+
+@contextlib.contextmanager
+def handling(fields: RecordLogContext) -> Iterator[None]:
+    """As while the bridge handles a record (``bridge.observing`` sets the same variable)."""
+    token = RECORD_LOG_CONTEXT.set(fields)
+    try:
+        yield
+    finally:
+        RECORD_LOG_CONTEXT.reset(token)
 
 
 @pytest.fixture
@@ -46,7 +58,7 @@ def test_a_terminal_gets_console_lines_anything_else_json() -> None:
 def test_json_lines_carry_the_bound_record_fields_and_the_message(captured: Captured) -> None:
     logger, stream, handler = captured
     handler.setFormatter(formatter("json"))
-    with bound_contextvars(**RECORD):
+    with handling(RECORD):
         logger.warning("dead-lettered %s: %s", "orders.events[2]@41", "unknown-schema")
     logger.info("outside any record")
     inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
@@ -58,10 +70,22 @@ def test_json_lines_carry_the_bound_record_fields_and_the_message(captured: Capt
     assert not RECORD.keys() & outside.keys()
 
 
+def test_a_lines_own_fields_and_structlog_context_are_kept_beside_the_record(
+        captured: Captured) -> None:
+    logger, stream, handler = captured
+    handler.setFormatter(formatter("json"))
+    with handling(RECORD), bound_contextvars(request="r-1", topic="bound"):
+        logger.info("hello", extra={"offset": 7})
+    line = json.loads(stream.getvalue())
+    assert line["offset"] == 7  # the line's own field wins over the record's
+    assert line["topic"] == RECORD["topic"]
+    assert line["request"] == "r-1"
+
+
 def test_unknown_record_fields_stay_in_json_as_null(captured: Captured) -> None:
     logger, stream, handler = captured
     handler.setFormatter(formatter("json"))
-    with bound_contextvars(**{**RECORD, "key": None, "workflow_id": None}):
+    with handling({**RECORD, "key": None, "workflow_id": None}):
         logger.warning("dead-lettered")
     line = json.loads(stream.getvalue())
     assert line["key"] is None
@@ -102,7 +126,7 @@ def test_exceptions_are_plain_tracebacks_without_local_variables(
 def test_console_lines_are_readable_text_with_the_fields(captured: Captured) -> None:
     logger, stream, handler = captured
     handler.setFormatter(formatter("console"))
-    with bound_contextvars(**{**RECORD, "workflow_id": None}):
+    with handling({**RECORD, "workflow_id": None}):
         logger.warning("dead-lettered orders.events[2]@41")
     [line] = stream.getvalue().splitlines()
     assert "dead-lettered orders.events[2]@41" in line

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -17,14 +20,16 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from structlog.contextvars import get_contextvars
+from structlog.contextvars import bound_contextvars
 from typer.testing import CliRunner
 
 from activities.outcomes import continued_traceparent
 from bridge.consumer import FetchProcessor
+from bridge.logcontext import record_log_context
 from bridge.observing import DLQ_REASON_ATTRIBUTE, RecordObserver, producer_trace_id
 from relayflow.cli.main import app
 from relayflow.config.settings import SettingError, Settings
+from relayflow.observability.logs import LogFormat, formatter
 from relayflow.observability.tracing import span_exporters, tracer_provider
 from relayflow.reference.app import ROUTES
 from schemas.framing import to_record
@@ -158,7 +163,7 @@ async def test_without_a_tracer_no_span_and_the_log_context_is_reset(
         spans: InMemorySpanExporter) -> None:
     await _processor(RecordObserver()).process([record(order_placed())])
     assert spans.get_finished_spans() == ()
-    assert not {"topic", "offset", "workflow_id"} & get_contextvars().keys()
+    assert not {"topic", "offset", "workflow_id"} & record_log_context().keys()
 
 
 _TRACE, _SPAN = PRODUCER.split("-")[1:3]
@@ -187,15 +192,51 @@ def test_the_scope_binds_the_records_log_context_and_resets_it(
         (TRACEPARENT, PRODUCER.encode()), (TRACEPARENT, b"00-other")])
     observer = RecordObserver(provider.get_tracer("bridge") if tracing else None)
     with observer.scope(fetched) as scope:
-        assert get_contextvars() == {
+        assert record_log_context() == {
             "topic": fetched.topic, "partition": 0, "offset": 7, "key": order.order_id,
             "event_id": "e-1", "workflow_id": None, "trace_id": _TRACE}
         assert scope.span.is_recording() is tracing
         route = ROUTES.lookup(fetched.topic, order.avro_name)
         assert route is not None
         scope.routed(route, "order-1", "e-1")
-        assert get_contextvars()["workflow_id"] == "order-1"
-    assert get_contextvars() == {}
+        assert record_log_context()["workflow_id"] == "order-1"
+    assert record_log_context() == {}
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_log_lines_in_the_scope_have_the_fields_structlog_contextvars_gave(
+        log_format: LogFormat) -> None:
+    # The fields were seven structlog context variables: a line must read as it did then.
+    order = order_placed()
+    fetched = record(order, offset=7,
+                     headers=[(EVENT_ID, b"e-1"), (TRACEPARENT, PRODUCER.encode())])
+    logger = logging.getLogger("tests.scope")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(log_format))
+    logger.addHandler(handler)
+    try:
+        with RecordObserver().scope(fetched) as scope:
+            logger.warning("before routing")
+            route = ROUTES.lookup(fetched.topic, order.avro_name)
+            assert route is not None
+            scope.routed(route, "order-1", "e-1")
+            logger.warning("routed")
+        with bound_contextvars(topic=fetched.topic, partition=0, offset=7, key=order.order_id,
+                               event_id="e-1", workflow_id=None, trace_id=_TRACE):
+            logger.warning("before routing")
+            with bound_contextvars(workflow_id="order-1"):
+                logger.warning("routed")
+    finally:
+        logger.removeHandler(handler)
+    lines = [re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+Z", "<time>", line)
+             for line in stream.getvalue().splitlines()]
+    assert len(lines) == 4
+    if log_format == "json":
+        assert [json.loads(line) for line in lines[:2]] == [json.loads(line) for line in lines[2:]]
+        assert json.loads(lines[1])["workflow_id"] == "order-1"
+    else:
+        assert lines[:2] == lines[2:]
 
 
 def _offset(span: ReadableSpan) -> int:
