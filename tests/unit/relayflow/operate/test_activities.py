@@ -27,6 +27,16 @@ from relayflow.operate.activities import (
 )
 from relayflow.reference.workflows.batch import ChunkInput, ChunkWorkflow
 from tests.helpers.support import cli
+from tests.helpers.workflow_env import start_time_skipping_environment
+
+
+@pytest.fixture(scope="module")
+async def workflow_env() -> AsyncIterator[WorkflowEnvironment]:
+    """An environment of this module's own: the test server keeps its virtual clock
+    still while an activity is scheduled, even once its workflow was terminated, so
+    a shared environment's timers (other modules' tests) would never fire."""
+    async with await start_time_skipping_environment() as env:
+        yield env
 
 
 @pytest.fixture
