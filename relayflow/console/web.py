@@ -72,9 +72,10 @@ _FILTERS = {"as_json": _as_json}
 TEMPLATES = Jinja2Templates(directory=_TEMPLATE_FOLDER)
 """The console's own Jinja templates (autoescaped)."""
 TEMPLATES.env.filters.update(_FILTERS)
-_NAV = (NavEntry("Status", "/status", OPERATOR),
-        NavEntry("Dead letters", "/dead-letters", OPERATOR),
-        NavEntry("Activities", "/activities", OPERATOR))
+# Dead letters first: an operator's first page (``home_of``) is where action is needed.
+_NAV = (NavEntry("Dead letters", "/dead-letters", OPERATOR),
+        NavEntry("Activities", "/activities", OPERATOR),
+        NavEntry("Status", "/status", OPERATOR))
 """The console's own pages in the navigation, after the application's."""
 _UNLISTED = (NavEntry("Parked keys", "/parked", OPERATOR),)
 """The console's own pages reached from others, not from the navigation, with their roles."""
