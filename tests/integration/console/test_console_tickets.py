@@ -87,7 +87,7 @@ async def test_an_operator_lists_shows_replays_and_releases_the_tickets_dead_let
         await expect(page.get_by_role("heading", name="Dead letters and parked keys")
                      ).to_be_visible()
         nav = page.locator("header nav")
-        await expect(nav.get_by_role("link")).to_have_text(["Dead letters", "Activities"])
+        await expect(nav.get_by_role("link")).to_have_text(["Dead letters", "Activities", "Status"])
         row = page.locator(f'#parked tr[data-key="{replayed}"]')
         await expect(row).to_contain_text("no-route")
         letters = page.locator("#letters")
