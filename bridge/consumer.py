@@ -248,9 +248,9 @@ class FetchProcessor:
         # The whole fetch in one pass before any Temporal call: decoding back to back
         # keeps the codec's and the validators' code and data hot in the CPU's caches;
         # interleaved with the calls each record cost about twice the CPU (BENCHMARKS.md).
-        # During a registry outage each record's own retries take it (None: decode later).
-        decoded = [None if self.registry.degraded else await self._decode_ahead(record)
-                   for record in records]
+        # A record that needs the registry first is decoded in its key's turn, with
+        # that key's retries, so a slow or failing registry never holds other keys.
+        decoded = [self._decode_ahead(record) for record in records]
         async with asyncio.TaskGroup() as tasks:
             for indexes in groups.values():
                 tasks.create_task(self._run_key(progress, indexes, decoded))
@@ -300,21 +300,18 @@ class FetchProcessor:
             progress.results[index] = sent[0]
         return True
 
-    async def _decode_ahead(self, record: ConsumedRecord) -> Routed | None:
+    def _decode_ahead(self, record: ConsumedRecord) -> Routed | None:
         """The record decoded, or None when the full path must decode it (and handle the failure).
 
-        A parked key or the end of a replay are decided when the record's turn
-        comes (``_usable``): an earlier record of its key may park it meanwhile.
+        None too when its writer schema must be fetched first: the full path does
+        that in the key's own task. A parked key or the end of a replay are decided
+        when the record's turn comes (``_usable``): an earlier record of its key may
+        park it meanwhile.
         """
         try:
-            routed = await self._decoder.decode(record)
-        except TransientFailure as error:
-            self.registry.failed(record, error)  # the outage is told once, as it begins
-            return None
+            return self._decoder.decode_now(record)
         except Exception:  # noqa: BLE001 - the full path repeats it and handles the failure
             return None
-        self.registry.succeeded()  # as the full path's retrying decode would
-        return routed
 
     def _usable(self, record: ConsumedRecord, routed: Routed | None) -> Routed | None:
         """The record's decoding, unless it must take the full path record by record.

@@ -111,6 +111,18 @@ class Decoder:
                 raise TransientFailure(f"schema registry: {error}") from error
         return self._decode_known(record)
 
+    def decode_now(self, record: ConsumedRecord) -> Routed | None:
+        """``decode`` without waiting: None when the record needs the registry first.
+
+        Raises:
+            PermanentFailure: The record breaks a rule; ``reason`` says which.
+        """
+        value = record.value or b""
+        self._check_limits(record, value)
+        if self._codec.needs_registry(value):
+            return None
+        return self._decode_known(record)
+
     def _check_limits(self, record: ConsumedRecord, value: bytes) -> None:
         # Before anything is decoded or fetched: past these limits a record could
         # only cost memory and time (every header is decoded, then copied to the DLQ).

@@ -69,6 +69,14 @@ application's object satisfies by shape):
 * ``Demo``: what ``relayflow demo`` runs.
 * ``Settings``: relayflow's settings, which the protocols' methods are given.
 
+Talking to Kafka from an application's own tools (a demo, a script):
+
+* ``kafka_clients``: the ``KafkaClients`` the settings describe (security
+  included); ``event_codec``: the application's codec with the configured
+  schema registry; ``send_event``: send one event framed as relayflow frames
+  it; ``read_key``: one key's records on some topics, as ``StoredRecord``
+  objects (values sent by claim check resolved).
+
 ``__version__`` is the installed distribution's version.
 
 Every name is imported on first use: importing ``relayflow`` itself costs
@@ -96,9 +104,14 @@ if TYPE_CHECKING:
     from relayflow.config import Settings
     from relayflow.devstack.demo import Demo
     from relayflow.devstack.secure import InputProducers
+    from relayflow.kafka.clients import KafkaClients
+    from relayflow.kafka.reads import StoredRecord, read_key
+    from relayflow.kafka.sends import send_event
     from relayflow.operate.batches import BatchFailures
     from relayflow.operate.status import StatusQueries
     from relayflow.operate.verify import Flow, VerifyChecks, Violation
+    from relayflow.runtime.bootstrap import event_codec
+    from relayflow.runtime.clients import kafka_clients
     from schemas.codec import AvroCodec
     from schemas.dead_letters import DlqReason
     from schemas.envelope import EventMeta, Inbound, InboundBatch
@@ -153,6 +166,7 @@ __all__ = [
     "Inbound",
     "InboundBatch",
     "InputProducers",
+    "KafkaClients",
     "Key",
     "Outcome",
     "OutcomePublisher",
@@ -166,6 +180,7 @@ __all__ = [
     "SchemaFormat",
     "Settings",
     "StatusQueries",
+    "StoredRecord",
     "Topic",
     "UtcDatetime",
     "VerifyChecks",
@@ -174,11 +189,15 @@ __all__ = [
     "WorkerResources",
     "__version__",
     "dlq_topic",
+    "event_codec",
+    "kafka_clients",
     "load_application",
     "outcome_event_id",
     "publish_outcome",
+    "read_key",
     "reply",
     "reply_id",
+    "send_event",
 ]
 
 _HOME = {
@@ -191,6 +210,11 @@ _HOME = {
                     "relayflow.application"),
     "Settings": "relayflow.config",
     "Demo": "relayflow.devstack.demo",
+    "KafkaClients": "relayflow.kafka.clients",
+    **dict.fromkeys(("StoredRecord", "read_key"), "relayflow.kafka.reads"),
+    "send_event": "relayflow.kafka.sends",
+    "event_codec": "relayflow.runtime.bootstrap",
+    "kafka_clients": "relayflow.runtime.clients",
     "InputProducers": "relayflow.devstack.secure",
     "BatchFailures": "relayflow.operate.batches",
     "StatusQueries": "relayflow.operate.status",

@@ -11,7 +11,7 @@ Run beside the reference application by ``make demo`` (``relayflow demo
 * a cart emptied before its checkout: ``CheckoutRejected`` (``EMPTY``).
 
 It sends the contract's records with relayflow's own Kafka clients, reads
-each cart's answers by key (``relayflow.kafka.reads.read_key``, as ``relayflow
+each cart's answers by key (``relayflow.read_key``, as ``relayflow
 status`` does) and prints a line per answer, so it runs beside another
 demo's live table.
 """
@@ -38,16 +38,22 @@ from examples.carts.events import (
     ItemRemoved,
 )
 from examples.carts.topics import CARTS_EVENTS, CARTS_OUTCOMES, CARTS_REPLIES
-from relayflow import Event, EventCodec, Settings, load_application
-from relayflow.kafka.reads import StoredRecord, read_key
-from relayflow.kafka.sends import send_event
-from relayflow.runtime.bootstrap import event_codec
-from relayflow.runtime.clients import kafka_clients
+from relayflow import (
+    Event,
+    EventCodec,
+    Settings,
+    StoredRecord,
+    event_codec,
+    kafka_clients,
+    load_application,
+    read_key,
+    send_event,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from relayflow.kafka.clients import KafkaClients
+    from relayflow import KafkaClients
 
 __all__ = ["ABANDON_AFTER_SECONDS", "ORDERS_OUTCOMES", "CartStory", "CartsDemo", "said",
            "stories"]
