@@ -278,14 +278,16 @@ async def test_the_stand_in_frontend_answers_a_real_client_and_counts(tmp_path: 
 
 @pytest.mark.timeout(540)  # 17 consuming processes, each importing the bridge
 async def test_ceiling(bench_env: Path) -> None:
+    # Three of the five routes (signal and update take the same paths as
+    # signal-with-start and update-with-start, minus the start): the suite's time counts.
+    actions = ("start", "signal-with-start", "update-with-start")
     args = ceiling.parse(["--events", "300", "--naive-events", "20", "--warmup", "5",
-                          "--concurrency", "4", "--scale-events", "1000"])
+                          "--concurrency", "4", "--scale-events", "300", "--action", *actions])
     out = ceiling.report(await ceiling.main(args), args)
     found = tables(out)
     assert len(found) == 2, out
     (title, rows), (scale_title, scaled) = found.items()
     assert title.startswith("The bridge's ceiling"), out
-    actions = ("start", "signal", "signal-with-start", "update", "update-with-start")
     assert [(r["action"], r["variant"]) for r in rows] == [
         (action, variant) for action in actions
         for variant in ("relayflow bridge", "hand-written loop", "naive FastStream")]
@@ -304,7 +306,7 @@ async def test_ceiling(bench_env: Path) -> None:
     assert [r["processes"] for r in scaled] == ["1", "2"], out
     for row in scaled:
         records, seconds = positive(row["records"]), positive(row["seconds"])
-        assert records <= 1005, row
+        assert records <= 305, row
         assert positive(row["records/s"]) == pytest.approx(
             records / seconds, rel=0.01 + 0.0005 / seconds), row
         positive(row["CPU µs/record"])
