@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -49,11 +50,33 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(factory())).result()
 
 
+_FREE_PORTS = range(11000, 17000)
+"""Where ``free_port`` looks: below the kernel's ephemeral range (32768 up, by
+default), which outgoing connections draw from, and clear of the fixed ports of
+the dev, test and bench stacks."""
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a service to bind soon.
+
+    Not one the kernel picks itself (a bind to port 0): that comes from the
+    ephemeral range, where any outgoing connection may take it before the
+    service binds it (a test's second broker once failed so). A random port of
+    ``_FREE_PORTS`` that binds now, never the same twice in one process.
+    """
+    for _ in range(1000):
+        port = random.choice(_FREE_PORTS)  # noqa: S311 - not a secret, only spread
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise StackError(f"no free port in {_FREE_PORTS.start}-{_FREE_PORTS.stop - 1}")
 
 
 def port_open(port: int) -> bool:

@@ -149,3 +149,13 @@ def test_build_once_says_what_is_missing_and_why_a_build_failed(tmp_path: Path) 
     devstack.build_once("sh", ["-c", 'echo "$X" > out'], purpose="write", cwd=tmp_path,
                         env={"X": "made"})
     assert (tmp_path / "out").read_text() == "made\n"
+
+
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
+    ports = [devstack.free_port() for _ in range(50)]
+    assert len(set(ports)) == 50  # never the same twice in one process
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(port < ephemeral_low for port in ports)  # no outgoing connection takes one
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
