@@ -51,6 +51,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "SchemaRegistry",
+    "confluent_schema_id",
     "crc64_avro",
     "fetch_once",
     "load_history",
@@ -65,6 +66,7 @@ CONFLUENT_SCHEMA_ID = struct.Struct(">I")
 _SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MARKER) + _FINGERPRINT.size
 CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + CONFLUENT_SCHEMA_ID.size
 """Bytes of the Confluent wire format before the body."""
+_UNPACK_SCHEMA_ID = CONFLUENT_SCHEMA_ID.unpack_from
 
 _CRC64_EMPTY = 0xC15D213AA4D7A795
 _ERRORS_IN_FULL = 10
@@ -82,6 +84,26 @@ def _crc64_table() -> tuple[int, ...]:
 
 
 _CRC64_TABLE = _crc64_table()
+
+
+def confluent_schema_id(data: bytes) -> int | None:
+    """The registry schema id of a Confluent-framed value, or None for any other value.
+
+    The one reading of the Confluent wire format's header (magic byte ``0``, then
+    a 4-byte big-endian schema id) in relayflow. It runs for every record the
+    bridge decodes, so it stays a length test, one byte and one unpack.
+
+    Args:
+        data: A record value, framed any way.
+
+    Returns:
+        The schema id; None when ``data`` does not start with the magic byte or
+        is shorter than the 5-byte header (a truncated Confluent value).
+    """
+    if len(data) < CONFLUENT_HEADER or data[0]:  # data[0]: the magic byte is 0
+        return None
+    schema_id: int = _UNPACK_SCHEMA_ID(data, len(CONFLUENT_MAGIC))[0]
+    return schema_id
 
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -367,10 +389,10 @@ class AvroCodec:
 
     def needs_registry(self, data: bytes) -> bool:
         """True when decoding ``data`` would ask the registry (a schema id not yet seen)."""
-        if self._registry is None or data[:1] != CONFLUENT_MAGIC or len(data) < CONFLUENT_HEADER:
+        if self._registry is None:
             return False
-        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
-        return schema_id not in self._by_registry_id
+        schema_id = confluent_schema_id(data)
+        return schema_id is not None and schema_id not in self._by_registry_id
 
     async def prepare_decode(self, data: bytes) -> None:
         """Fetch, off the event loop, the writer schema ``data`` names, if not yet known.
@@ -381,7 +403,8 @@ class AvroCodec:
         """
         if not self.needs_registry(data):
             return
-        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        schema_id = confluent_schema_id(data)
+        assert schema_id is not None  # needs_registry: a Confluent value
         fetch = fetch_once(self._fetching, schema_id, self._writer_for_registry_id)
         await asyncio.shield(fetch)  # one waiter cancelled does not cancel the others' fetch
 
@@ -429,11 +452,11 @@ class AvroCodec:
                 message = f"no schema with fingerprint {fingerprint:#018x}"
                 raise DecodeError(DlqReason.UNKNOWN_SCHEMA, message)
             return writer, data[_SINGLE_OBJECT_HEADER:]
-        if data[:1] == CONFLUENT_MAGIC:
-            if len(data) < CONFLUENT_HEADER:
-                raise DecodeError(DlqReason.TRUNCATED, "Confluent header shorter than 5 bytes")
-            (schema_id,) = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))
+        schema_id = confluent_schema_id(data)
+        if schema_id is not None:
             return self._writer_for_registry_id(schema_id), data[CONFLUENT_HEADER:]
+        if data[:1] == CONFLUENT_MAGIC:
+            raise DecodeError(DlqReason.TRUNCATED, "Confluent header shorter than 5 bytes")
         raise DecodeError(
             DlqReason.UNKNOWN_FRAMING, f"value starts with {data[:2].hex()}, expected c301 or 00"
         )

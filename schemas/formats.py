@@ -48,6 +48,7 @@ from schemas.codec import (
     DecodeError,
     EncodeError,
     SchemaRegistry,
+    confluent_schema_id,
     fetch_once,
 )
 from schemas.dead_letters import DlqReason
@@ -610,10 +611,11 @@ class FormatCodec:
 
     def needs_registry(self, data: bytes) -> bool:
         """True when decoding ``data`` would ask the registry (a schema id not yet seen)."""
-        if self._registry is None or data[:1] != CONFLUENT_MAGIC or len(data) < CONFLUENT_HEADER:
+        if self._registry is None:
             return False
-        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
-        return schema_id not in self._registry._by_id  # noqa: SLF001  # our own cache
+        schema_id = confluent_schema_id(data)
+        known = self._registry._by_id  # noqa: SLF001  # our own cache
+        return schema_id is not None and schema_id not in known
 
     async def prepare_decode(self, data: bytes) -> None:
         """Fetch, off the event loop, the writer schema ``data`` names, if not yet known.
@@ -624,7 +626,8 @@ class FormatCodec:
         """
         if not self.needs_registry(data):
             return
-        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
+        schema_id = confluent_schema_id(data)
+        assert schema_id is not None  # needs_registry: a Confluent value
         fetch = fetch_once(self._fetching, schema_id, self._typed_schema)
         schema_type, _ = await asyncio.shield(fetch)
         if schema_type == "AVRO":
@@ -680,9 +683,9 @@ class FormatCodec:
         return self.avro.decode(data)
 
     def _decode_confluent(self, data: bytes) -> Event:
-        if len(data) < CONFLUENT_HEADER:
+        schema_id = confluent_schema_id(data)
+        if schema_id is None:  # the magic byte, then fewer than 4 bytes
             raise DecodeError(DlqReason.TRUNCATED, "Confluent header shorter than 5 bytes")
-        schema_id = CONFLUENT_SCHEMA_ID.unpack_from(data, len(CONFLUENT_MAGIC))[0]
         schema_type, text = self._typed_schema(schema_id)
         if schema_type == "AVRO":
             return self.avro.decode(data)

@@ -22,6 +22,7 @@ from schemas import Event
 from schemas.codec import (
     AvroCodec,
     DecodeError,
+    confluent_schema_id,
     crc64_avro,
     legacy_canonical_form,
     load_schemas,
@@ -136,6 +137,32 @@ def test_confluent_wire_format_round_trip() -> None:
     assert f"{registered['namespace']}.{registered['name']}" == OrderPlaced.avro_name
     assert registered["fields"][0]["type"]["logicalType"] == "uuid"  # full schema, not canonical
     assert codec.decode(data) == event
+
+
+@pytest.mark.parametrize(("data", "schema_id"), [
+    (b"\x00\x00\x00\x00\x00", 0),
+    (b"\x00\x00\x00\x00\x01rest", 1),
+    (b"\x00\x00\x01\x00\x00", 65_536),  # big-endian
+    (b"\x00\xff\xff\xff\xff\x02", 2**32 - 1),
+    (b"\x00" + struct.pack(">I", 90_000), 90_000),
+], ids=["zero", "one", "big-endian", "largest", "registry-id"])
+def test_confluent_schema_id_reads_the_header(data: bytes, schema_id: int) -> None:
+    assert confluent_schema_id(data) == schema_id
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x00", b"\x00\x00\x00\x01",  # the magic byte, then a cut schema id
+    b"\x01\x00\x00\x00\x01", b"\xc3\x01" + b"\x00" * 9, b'{"json": 1}',  # not Confluent
+], ids=["empty", "magic-only", "four-bytes", "magic-1", "single-object", "json"])
+def test_confluent_schema_id_is_none_for_anything_else(data: bytes) -> None:
+    assert confluent_schema_id(data) is None
+
+
+def test_the_codec_reads_the_schema_id_the_helper_reads() -> None:
+    registry = InMemoryRegistry()
+    data = APP.codec(registry).encode(order_placed())
+    assert confluent_schema_id(data) in registry.schemas
+    assert confluent_schema_id(CODEC.encode(order_placed())) is None  # single-object framing
 
 
 def test_confluent_without_registry_is_rejected() -> None:
