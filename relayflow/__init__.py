@@ -26,7 +26,8 @@ Declaring an application:
 The contract (each model mirrors an ``.avsc`` file of the schema folder):
 
 * ``Record``: base of every Avro record (nested ones too); ``Event``: an
-  event (``event_id``, ``occurred_at``, a Kafka ``key``); ``Outcome``: an
+  event (``event_id``, ``occurred_at``, a Kafka ``key``: the field its
+  ``key_field`` names, e.g. ``key_field = "order_id"``); ``Outcome``: an
   event a workflow publishes (adds ``correlation_id``, ``causation_id``).
 * ``Key``: a business key's type; ``UtcDatetime``: a timestamp normalised to UTC.
 * ``AvroCodec``: encodes and decodes Avro events; ``FormatCodec``: every

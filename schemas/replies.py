@@ -91,6 +91,7 @@ class RequestFailed(Outcome):
     """
 
     avro_name: ClassVar[str] = "relayflow.replies.RequestFailed"
+    key_field = "request_key"
 
     request_key: Key
     request_type: str
@@ -99,11 +100,6 @@ class RequestFailed(Outcome):
     reason: str
     error_type: str = ""
     message: str = ""
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the request's key."""
-        return self.request_key
 
 
 class Reply(BaseModel):

@@ -10,7 +10,7 @@ and the application's contract check holds the model to it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -20,20 +20,7 @@ __all__ = ["EVENT_TYPES", "CartAbandoned", "CartCheckedOut", "CheckoutRejected",
            "CheckoutRequested", "ItemAdded", "ItemRemoved", "OrderLine", "OrderPlaced"]
 
 
-class _KeyedByCart:
-    """Events about one cart travel keyed by its id: a checkout sees every change before it."""
-
-    if TYPE_CHECKING:
-        # For type checkers only: a runtime annotation would break the .avsc field order.
-        cart_id: str
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the cart id."""
-        return self.cart_id
-
-
-class ItemAdded(_KeyedByCart, Event):
+class ItemAdded(Event):
     """Units of an item put in the cart; starts the cart's entity on first use.
 
     Attributes:
@@ -47,6 +34,7 @@ class ItemAdded(_KeyedByCart, Event):
     """
 
     avro_name: ClassVar[str] = "carts.events.ItemAdded"
+    key_field = "cart_id"  # one partition per cart: a checkout sees every change before it
 
     cart_id: Key
     customer_id: Key
@@ -56,7 +44,7 @@ class ItemAdded(_KeyedByCart, Event):
     abandon_after_seconds: int = Field(default=86_400, gt=0, le=90 * 86_400)
 
 
-class ItemRemoved(_KeyedByCart, Event):
+class ItemRemoved(Event):
     """Units of an item taken out of the cart.
 
     Attributes:
@@ -66,13 +54,14 @@ class ItemRemoved(_KeyedByCart, Event):
     """
 
     avro_name: ClassVar[str] = "carts.events.ItemRemoved"
+    key_field = "cart_id"
 
     cart_id: Key
     sku: Key
     quantity: int = Field(gt=0, le=1000)
 
 
-class CheckoutRequested(_KeyedByCart, Event):
+class CheckoutRequested(Event):
     """A request to check the cart out, answered on ``carts.replies``.
 
     Attributes:
@@ -82,13 +71,14 @@ class CheckoutRequested(_KeyedByCart, Event):
     """
 
     avro_name: ClassVar[str] = "carts.events.CheckoutRequested"
+    key_field = "cart_id"
 
     cart_id: Key
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     shipping_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
 
 
-class CartCheckedOut(_KeyedByCart, Outcome):
+class CartCheckedOut(Outcome):
     """Reply: the cart was checked out and its ``OrderPlaced`` is on ``orders.events``.
 
     Attributes:
@@ -99,6 +89,7 @@ class CartCheckedOut(_KeyedByCart, Outcome):
     """
 
     avro_name: ClassVar[str] = "carts.events.CartCheckedOut"
+    key_field = "cart_id"
 
     cart_id: Key
     order_id: Key
@@ -106,7 +97,7 @@ class CartCheckedOut(_KeyedByCart, Outcome):
     amount_cents: int = Field(ge=0)
 
 
-class CheckoutRejected(_KeyedByCart, Outcome):
+class CheckoutRejected(Outcome):
     """Reply: the cart cannot be checked out; nothing changed.
 
     Attributes:
@@ -116,13 +107,14 @@ class CheckoutRejected(_KeyedByCart, Outcome):
     """
 
     avro_name: ClassVar[str] = "carts.events.CheckoutRejected"
+    key_field = "cart_id"
 
     cart_id: Key
     reason: Literal["EMPTY", "ALREADY_CHECKED_OUT"]
     order_id: str = ""
 
 
-class CartAbandoned(_KeyedByCart, Outcome):
+class CartAbandoned(Outcome):
     """A cart that was not checked out was left alone for its idle time and ended.
 
     Attributes:
@@ -133,6 +125,7 @@ class CartAbandoned(_KeyedByCart, Outcome):
     """
 
     avro_name: ClassVar[str] = "carts.events.CartAbandoned"
+    key_field = "cart_id"
 
     cart_id: Key
     customer_id: str
@@ -168,6 +161,7 @@ class OrderPlaced(Event):
     """
 
     avro_name: ClassVar[str] = "relayflow.orders.OrderPlaced"
+    key_field = "order_id"  # as the saga's contract says
 
     order_id: Key
     customer_id: Key
@@ -176,11 +170,6 @@ class OrderPlaced(Event):
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     shipping_country: str = Field(default="DE", pattern=r"^[A-Z]{2}$")
     approval_timeout_seconds: int | None = None
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the order id, as the saga's contract says."""
-        return self.order_id
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (ItemAdded, ItemRemoved, CheckoutRequested, CartCheckedOut,

@@ -6,7 +6,7 @@ JSON Schema ``title``'s full name) and its format in ``schema_format``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -15,19 +15,7 @@ from relayflow import Event, Key, Outcome
 __all__ = ["EVENT_TYPES", "ParcelClosed", "ParcelDelivered", "ParcelShipped"]
 
 
-class _KeyedByParcel:
-    """Events about one parcel travel keyed by its id, so they stay in order."""
-
-    if TYPE_CHECKING:
-        parcel_id: str
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the parcel id."""
-        return self.parcel_id
-
-
-class ParcelShipped(_KeyedByParcel, Event):
+class ParcelShipped(Event):
     """A carrier took the parcel; starts ``ParcelWorkflow``.
 
     Attributes:
@@ -38,6 +26,7 @@ class ParcelShipped(_KeyedByParcel, Event):
     """
 
     avro_name: ClassVar[str] = "parcels.ParcelShipped"
+    key_field = "parcel_id"
     schema_format: ClassVar[str] = "protobuf"
 
     parcel_id: Key
@@ -46,7 +35,7 @@ class ParcelShipped(_KeyedByParcel, Event):
     deliver_within_seconds: int = Field(default=86_400, gt=0, le=30 * 86_400)
 
 
-class ParcelDelivered(_KeyedByParcel, Event):
+class ParcelDelivered(Event):
     """The parcel reached its addressee; signals its workflow.
 
     Attributes:
@@ -55,13 +44,14 @@ class ParcelDelivered(_KeyedByParcel, Event):
     """
 
     avro_name: ClassVar[str] = "parcels.ParcelDelivered"
+    key_field = "parcel_id"
     schema_format: ClassVar[str] = "json"
 
     parcel_id: Key
     signed_by: Key
 
 
-class ParcelClosed(_KeyedByParcel, Outcome):
+class ParcelClosed(Outcome):
     """How the parcel's journey ended.
 
     Attributes:
@@ -71,6 +61,7 @@ class ParcelClosed(_KeyedByParcel, Outcome):
     """
 
     avro_name: ClassVar[str] = "parcels.ParcelClosed"
+    key_field = "parcel_id"
     schema_format: ClassVar[str] = "protobuf"
 
     parcel_id: Key

@@ -1,12 +1,13 @@
 """The tickets contract as pydantic models, one per ``.avsc`` file in ``schemas/``.
 
-Each model names its schema in ``avro_name`` and its Kafka key (the ticket
-id) in ``key``, as relayflow's ``Event`` and ``Outcome`` base classes expect.
+Each model names its schema in ``avro_name`` and the field that is its Kafka
+key (the ticket id) in ``key_field``, as relayflow's ``Event`` and ``Outcome``
+base classes expect.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,21 +15,8 @@ from relayflow import Event, Key, Outcome
 
 __all__ = ["EVENT_TYPES", "TicketAnswered", "TicketExpired", "TicketOpened", "TicketResolved"]
 
-class _KeyedByTicket:
-    """Events about one ticket travel keyed by its id, so they stay in order."""
 
-    if TYPE_CHECKING:
-        # For type checkers only: a runtime annotation would make pydantic put the
-        # field ahead of the subclass's own, breaking the .avsc field order.
-        ticket_id: str
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the ticket id."""
-        return self.ticket_id
-
-
-class TicketOpened(_KeyedByTicket, Event):
+class TicketOpened(Event):
     """A customer opened a ticket; starts ``TicketWorkflow``.
 
     Attributes:
@@ -40,6 +28,7 @@ class TicketOpened(_KeyedByTicket, Event):
     """
 
     avro_name: ClassVar[str] = "tickets.events.TicketOpened"
+    key_field = "ticket_id"
 
     ticket_id: Key
     customer_id: Key
@@ -48,7 +37,7 @@ class TicketOpened(_KeyedByTicket, Event):
     answer_within_seconds: int = Field(default=86_400, gt=0, le=30 * 86_400)
 
 
-class TicketAnswered(_KeyedByTicket, Event):
+class TicketAnswered(Event):
     """An agent answered; signals the ticket's workflow.
 
     Attributes:
@@ -58,13 +47,14 @@ class TicketAnswered(_KeyedByTicket, Event):
     """
 
     avro_name: ClassVar[str] = "tickets.events.TicketAnswered"
+    key_field = "ticket_id"
 
     ticket_id: Key
     answered_by: Key
     answer: str = Field(default="", max_length=10_000)
 
 
-class TicketResolved(_KeyedByTicket, Outcome):
+class TicketResolved(Outcome):
     """The ticket was answered and is closed.
 
     Attributes:
@@ -75,6 +65,7 @@ class TicketResolved(_KeyedByTicket, Outcome):
     """
 
     avro_name: ClassVar[str] = "tickets.events.TicketResolved"
+    key_field = "ticket_id"
 
     ticket_id: Key
     assigned_agent: str
@@ -82,7 +73,7 @@ class TicketResolved(_KeyedByTicket, Outcome):
     waited_seconds: int = Field(ge=0)
 
 
-class TicketExpired(_KeyedByTicket, Outcome):
+class TicketExpired(Outcome):
     """Nobody answered in time; the ticket is closed unanswered.
 
     Attributes:
@@ -92,6 +83,7 @@ class TicketExpired(_KeyedByTicket, Outcome):
     """
 
     avro_name: ClassVar[str] = "tickets.events.TicketExpired"
+    key_field = "ticket_id"
 
     ticket_id: Key
     assigned_agent: str

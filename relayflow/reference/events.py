@@ -9,7 +9,7 @@ nonsense is rejected before it reaches a workflow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -39,20 +39,6 @@ SCHEMA_FOLDER = Path(__file__).resolve().parent / "avro"
 """The reference ``.avsc`` files (and ``history/``, every published version)."""
 
 
-class _KeyedByOrder:
-    """Events about one order travel keyed by its id, so per-order order is kept."""
-
-    if TYPE_CHECKING:
-        # For type checkers only: a runtime annotation would make pydantic move the
-        # field ahead of the subclass's own, breaking the .avsc field order.
-        order_id: str
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the order id."""
-        return self.order_id
-
-
 class OrderLine(Record):
     """One line of an order.
 
@@ -67,7 +53,7 @@ class OrderLine(Record):
     unit_price_cents: int = Field(ge=0)
 
 
-class OrderPlaced(_KeyedByOrder, Event):
+class OrderPlaced(Event):
     """A customer placed an order; starts ``OrderSaga``.
 
     Attributes:
@@ -83,6 +69,7 @@ class OrderPlaced(_KeyedByOrder, Event):
     """
 
     avro_name: ClassVar[str] = "relayflow.orders.OrderPlaced"
+    key_field = "order_id"
 
     order_id: Key
     customer_id: Key
@@ -107,7 +94,7 @@ class OrderPlaced(_KeyedByOrder, Event):
         return self
 
 
-class OrderCancelled(_KeyedByOrder, Event):
+class OrderCancelled(Event):
     """An order was cancelled; cancels its saga.
 
     Attributes:
@@ -116,12 +103,13 @@ class OrderCancelled(_KeyedByOrder, Event):
     """
 
     avro_name: ClassVar[str] = "relayflow.orders.OrderCancelled"
+    key_field = "order_id"
 
     order_id: Key
     reason: str = Field(default="", max_length=2000)
 
 
-class ApprovalDecided(_KeyedByOrder, Event):
+class ApprovalDecided(Event):
     """A person decided on an order that needed approval.
 
     Attributes:
@@ -139,6 +127,7 @@ class ApprovalDecided(_KeyedByOrder, Event):
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     avro_name: ClassVar[str] = "relayflow.approvals.ApprovalDecided"
+    key_field = "order_id"
 
     approval_id: Key
     order_id: Key
@@ -149,7 +138,7 @@ class ApprovalDecided(_KeyedByOrder, Event):
     signature: bytes | None = Field(default=None, max_length=64)
 
 
-class OrderCompleted(_KeyedByOrder, Outcome):
+class OrderCompleted(Outcome):
     """The order saga finished successfully.
 
     Attributes:
@@ -162,6 +151,7 @@ class OrderCompleted(_KeyedByOrder, Outcome):
     """
 
     avro_name: ClassVar[str] = "relayflow.orders.OrderCompleted"
+    key_field = "order_id"
 
     order_id: Key
     amount_cents: int = Field(ge=0)
@@ -171,7 +161,7 @@ class OrderCompleted(_KeyedByOrder, Outcome):
     shipment_id: str
 
 
-class OrderFailed(_KeyedByOrder, Outcome):
+class OrderFailed(Outcome):
     """The order saga gave up after compensating every step that ran.
 
     Attributes:
@@ -185,6 +175,7 @@ class OrderFailed(_KeyedByOrder, Outcome):
     """
 
     avro_name: ClassVar[str] = "relayflow.orders.OrderFailed"
+    key_field = "order_id"
 
     order_id: Key
     reason: str
@@ -194,7 +185,9 @@ class OrderFailed(_KeyedByOrder, Outcome):
 
 
 
-class _ApprovalOutcome(_KeyedByOrder, Outcome):
+class _ApprovalOutcome(Outcome):
+    key_field = "order_id"
+
     order_id: Key
     approval_id: Key
 
@@ -276,19 +269,7 @@ class ApprovalDecisionRefused(_ApprovalOutcome):
     approvers: tuple[str, ...]
 
 
-class _KeyedByBatch:
-    """Events about one batch travel keyed by its id."""
-
-    if TYPE_CHECKING:
-        batch_id: str
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the batch id."""
-        return self.batch_id
-
-
-class BatchRequested(_KeyedByBatch, Event):
+class BatchRequested(Event):
     """Process a batch of items in bounded chunks of child workflows.
 
     Attributes:
@@ -303,6 +284,7 @@ class BatchRequested(_KeyedByBatch, Event):
     """
 
     avro_name: ClassVar[str] = "relayflow.batches.BatchRequested"
+    key_field = "batch_id"
 
     batch_id: Key
     items: tuple[str, ...] = Field(default=(), max_length=10_000)
@@ -325,7 +307,7 @@ class BatchRequested(_KeyedByBatch, Event):
         return len(self.items) or self.item_count
 
 
-class BatchCancelled(_KeyedByBatch, Event):
+class BatchCancelled(Event):
     """Stop a batch.
 
     Attributes:
@@ -334,12 +316,13 @@ class BatchCancelled(_KeyedByBatch, Event):
     """
 
     avro_name: ClassVar[str] = "relayflow.batches.BatchCancelled"
+    key_field = "batch_id"
 
     batch_id: Key
     reason: str = Field(default="", max_length=2000)
 
 
-class BatchProgress(_KeyedByBatch, Outcome):
+class BatchProgress(Outcome):
     """Where a running batch stands.
 
     Attributes:
@@ -352,6 +335,7 @@ class BatchProgress(_KeyedByBatch, Outcome):
     """
 
     avro_name: ClassVar[str] = "relayflow.batches.BatchProgress"
+    key_field = "batch_id"
 
     batch_id: Key
     total: int = Field(ge=0)

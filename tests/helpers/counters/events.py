@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -12,52 +12,47 @@ __all__ = ["EVENT_TYPES", "AddToCounter", "CounterAdded", "CounterClosed", "Coun
            "OpenAndAdd"]
 
 
-class _KeyedByCounter:
-    if TYPE_CHECKING:
-        counter_id: str
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the counter id."""
-        return self.counter_id
-
-
-class CounterOpened(_KeyedByCounter, Event):
+class CounterOpened(Event):
     """Starts a counter's workflow."""
 
     avro_name: ClassVar[str] = "tests.counters.CounterOpened"
+    key_field = "counter_id"
     counter_id: Key
 
 
-class CounterClosed(_KeyedByCounter, Event):
+class CounterClosed(Event):
     """Ends a counter's workflow (a signal)."""
 
     avro_name: ClassVar[str] = "tests.counters.CounterClosed"
+    key_field = "counter_id"
     counter_id: Key
 
 
-class AddToCounter(_KeyedByCounter, Event):
+class AddToCounter(Event):
     """A request: add ``amount`` to a running counter; the handler first waits ``hold_seconds``."""
 
     avro_name: ClassVar[str] = "tests.counters.AddToCounter"
+    key_field = "counter_id"
     counter_id: Key
     amount: int
     hold_seconds: int = Field(default=0, ge=0, le=60)
 
 
-class OpenAndAdd(_KeyedByCounter, Event):
+class OpenAndAdd(Event):
     """A request as ``AddToCounter``, starting the counter first if needed."""
 
     avro_name: ClassVar[str] = "tests.counters.OpenAndAdd"
+    key_field = "counter_id"
     counter_id: Key
     amount: int
     hold_seconds: int = Field(default=0, ge=0, le=60)
 
 
-class CounterAdded(_KeyedByCounter, Outcome):
+class CounterAdded(Outcome):
     """The reply to an accepted request: the counter after it."""
 
     avro_name: ClassVar[str] = "tests.counters.CounterAdded"
+    key_field = "counter_id"
     counter_id: Key
     amount: int
     total: int

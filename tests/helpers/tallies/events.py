@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from relayflow import Event, EventMeta, Inbound, InboundBatch, Key, Outcome
 
 __all__ = ["EVENT_TYPES", "TallyAdded", "TallyIdled", "added", "batch"]
 
 
-class _KeyedByTally:
-    if TYPE_CHECKING:
-        tally_id: str
-
-    @property
-    def key(self) -> str:
-        """Kafka message key: the tally id."""
-        return self.tally_id
-
-
-class TallyAdded(_KeyedByTally, Event):
+class TallyAdded(Event):
     """An amount added to a tally.
 
     Attributes:
@@ -31,13 +21,14 @@ class TallyAdded(_KeyedByTally, Event):
     """
 
     avro_name: ClassVar[str] = "tallies.events.TallyAdded"
+    key_field = "tally_id"
 
     tally_id: Key
     amount: int
     seq: int
 
 
-class TallyIdled(_KeyedByTally, Outcome):
+class TallyIdled(Outcome):
     """A tally ended after its idle time.
 
     Attributes:
@@ -47,6 +38,7 @@ class TallyIdled(_KeyedByTally, Outcome):
     """
 
     avro_name: ClassVar[str] = "tallies.events.TallyIdled"
+    key_field = "tally_id"
 
     tally_id: Key
     total: int
