@@ -346,7 +346,9 @@ def _prepare_node(settings: Settings, node: KafkaNode, cluster: Sequence[KafkaNo
         voters = ["--standalone"] if not cluster else ["--initial-controllers", ",".join(
             f"{v.node_id}@127.0.0.1:{v.controller_port}:{v.directory_id}" for v in cluster)]
         result = subprocess.run(  # noqa: S603
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", *voters,
+            # A run of a second or two: the JIT's first tier and the serial GC start it soonest.
+            [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", classpath,
+             "kafka.tools.StorageTool", "format", *voters,
              "-t", cluster_id, "-c", str(properties),
              *(secrets.scram_arguments() if secrets else [])],
             capture_output=True, text=True, check=False,
