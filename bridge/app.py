@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -217,6 +218,7 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: E
         The fetch consumer the subscriber hands its fetches to.
     """
     backoff = backoff or Backoff()
+    call = timedelta(seconds=config.temporal_call_seconds)
     metrics = metrics or BridgeMetrics()
     metrics.topics(routes.topics)
     lot = None
@@ -233,10 +235,10 @@ async def bridge_dependencies(config: BridgeConfig, routes: RouteTable, codec: E
             Decoder(codec, routes, max_payload_bytes=config.max_payload_bytes,
                     max_header_count=config.max_header_count,
                     max_header_bytes=config.max_header_bytes),
-            TemporalCommands(temporal, config.task_queue, metrics=metrics),
+            TemporalCommands(temporal, config.task_queue, rpc_timeout=call, metrics=metrics),
             DeadLetters(producer),
             updates=UpdateCommands(temporal, config.task_queue, codec, producer,
-                                   routes.reply_topics, metrics=metrics),
+                                   routes.reply_topics, rpc_timeout=call, metrics=metrics),
             concurrency=config.concurrency,
             backoff=backoff,
             signal_hold=config.signal_hold_seconds,

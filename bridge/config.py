@@ -44,6 +44,8 @@ class BridgeConfig:
         signal_hold_seconds: How long a SIGNAL for a workflow that does not
             exist yet is retried before it is dead-lettered.
         shutdown_seconds: On shutdown, how long in-flight Temporal calls may take.
+        temporal_call_seconds: Bound on one Temporal call besides an update's own
+            (bounded by its route's ``reply_within``); one that timed out is retried.
         park_keys: Park the key of a dead-lettered record (``bridge.parking``).
         parked_keys_topic: The compacted topic that holds parked keys.
         max_payload_bytes: Larger record values are dead-lettered undecoded.
@@ -63,6 +65,7 @@ class BridgeConfig:
     concurrency: int = 64
     signal_hold_seconds: float = 300.0
     shutdown_seconds: float = 15.0
+    temporal_call_seconds: float = 10.0
     park_keys: bool = True
     parked_keys_topic: str = PARKED_KEYS
     max_payload_bytes: int = 512 * 1024

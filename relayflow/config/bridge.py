@@ -37,6 +37,12 @@ class BridgeSettings(EnvSettings):
             workflow that does not exist yet (retrying) before dead-lettering it.
         bridge_shutdown_seconds: On SIGTERM, how long the bridge waits for the
             Temporal calls in flight before it abandons them (uncommitted).
+        bridge_temporal_call_seconds: Bound on one call of the bridge to Temporal
+            (a start, a signal, a cancel, a describe; an update is bounded by
+            its route's ``reply_within``). A call that timed out counts as
+            Temporal unavailable: the record is retried with backoff, which is
+            safe because every command is idempotent. At most 120, so that a
+            fetch's last calls end well within Kafka's poll interval.
         bridge_park_keys: Park the key of a dead-lettered record, so later records
             of that key go to the DLQ too (``parked``) until released or replayed.
         bridge_concurrency: Key groups of a batch the bridge processes at once.
@@ -45,6 +51,7 @@ class BridgeSettings(EnvSettings):
     bridge_batch_size: int = 2000
     bridge_signal_hold_seconds: float = 300.0
     bridge_shutdown_seconds: float = Field(default=15.0, gt=0)
+    bridge_temporal_call_seconds: float = Field(default=10.0, gt=0, le=120)
     bridge_park_keys: bool = True
     bridge_concurrency: int = 64
 

@@ -34,6 +34,13 @@ class TemporalSettings(EnvSettings):
             of ``temporal_address``).
         temporal_api_key: API key (Temporal Cloud), sent as ``authorization:
             Bearer <key>`` on every call, over TLS. Never logged.
+        temporal_keepalive_interval_seconds: How often a client pings its
+            connection to Temporal (HTTP/2 keep-alive), so that a connection
+            that went dead without being closed (a peer or firewall that
+            drops packets) is found.
+        temporal_keepalive_timeout_seconds: How long a keep-alive ping may go
+            unanswered before the connection is dropped and a new one made:
+            a hung connection is given up within about the interval plus this.
         task_queue: Task queue the worker polls and the bridge starts workflows on.
         endings_sweep_seconds: How often the ending sweep looks for workflows
             of the application that were terminated, timed out or failed
@@ -59,6 +66,8 @@ class TemporalSettings(EnvSettings):
     temporal_tls_key_file: Path | None = None
     temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
+    temporal_keepalive_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    temporal_keepalive_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
     task_queue: str = "relayflow"
     endings_sweep_seconds: int = Field(default=30, ge=0)
     endings_window_seconds: int = Field(default=6 * 3600, gt=0)

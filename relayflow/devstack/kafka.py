@@ -314,9 +314,12 @@ def start_kafka(settings: Settings, node_ids: Collection[int] | None = None) -> 
     for node in stopped:
         check_port_free(node.service, node.port)
         check_port_free(node.service, node.controller_port)
-    started = [(node, _start_node(settings, node, cluster, java, f"{libs}/*",
-                                  secrets if secure else None, cluster_id))
-               for node in stopped]
+    classpath, node_secrets = f"{libs}/*", secrets if secure else None
+    # Each node's storage is formatted by a JVM run of its own: all of them at once.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(stopped)) as pool:
+        list(pool.map(lambda node: _prepare_node(settings, node, cluster, java, classpath,
+                                                 node_secrets, cluster_id), stopped))
+    started = [(node, _start_node(settings, node, cluster, java, classpath)) for node in stopped]
     tooling = tooling_settings(settings)
     for node, pid in started:
         # Each node answers itself; a cluster's answer once a majority of voters runs.
@@ -327,9 +330,9 @@ def start_kafka(settings: Settings, node_ids: Collection[int] | None = None) -> 
     return True
 
 
-def _start_node(settings: Settings, node: KafkaNode, cluster: Sequence[KafkaNode], java: str,
-                classpath: str, secrets: DevSecrets | None, cluster_id: str) -> int:
-    """Write a node's configuration, format its storage the first time, start it; its pid."""
+def _prepare_node(settings: Settings, node: KafkaNode, cluster: Sequence[KafkaNode], java: str,
+                  classpath: str, secrets: DevSecrets | None, cluster_id: str) -> None:
+    """Write a node's configuration, and format its storage the first time."""
     home = _node_home(settings, node)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     properties = home / "server.properties"
@@ -343,7 +346,9 @@ def _start_node(settings: Settings, node: KafkaNode, cluster: Sequence[KafkaNode
         voters = ["--standalone"] if not cluster else ["--initial-controllers", ",".join(
             f"{v.node_id}@127.0.0.1:{v.controller_port}:{v.directory_id}" for v in cluster)]
         result = subprocess.run(  # noqa: S603
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", *voters,
+            # A run of a second or two: the JIT's first tier and the serial GC start it soonest.
+            [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", classpath,
+             "kafka.tools.StorageTool", "format", *voters,
              "-t", cluster_id, "-c", str(properties),
              *(secrets.scram_arguments() if secrets else [])],
             capture_output=True, text=True, check=False,
@@ -354,6 +359,14 @@ def _start_node(settings: Settings, node: KafkaNode, cluster: Sequence[KafkaNode
             for password in secrets.users().values() if secrets else ():
                 output = output.replace(password, "******")
             raise StackError(f"formatting Kafka storage failed:\n{output}")
+
+
+def _start_node(settings: Settings, node: KafkaNode, cluster: Sequence[KafkaNode], java: str,
+                classpath: str) -> int:
+    """Start a prepared node (``_prepare_node``); its pid."""
+    home = _node_home(settings, node)
+    log4j = home / "log4j2.xml"
+    properties = home / "server.properties"
     heap = "-Xmx384m" if cluster else "-Xmx512m"  # three on one machine: a little less each
     argv = [java, "-Xms256m" if not cluster else "-Xms128m", heap, "-XX:+UseSerialGC",
             "-Djava.awt.headless=true",
@@ -390,12 +403,20 @@ def prepare_kafka(settings: Settings, topics: Iterable[Topic] | None = None) -> 
     return counts
 
 
-def stop_kafka(settings: Settings) -> bool:
-    """Stop every node this stack started (data kept). True if one was running."""
+def stop_kafka(settings: Settings, *, grace: float | None = None) -> bool:
+    """Stop every node this stack started (data kept). True if one was running.
+
+    Args:
+        settings: The dev stack's settings.
+        grace: Seconds each node may take to shut down cleanly before it is
+            killed (default ``stop_service``'s); 0 kills them at once, for a
+            throwaway cluster whose data nobody reads again.
+    """
     nodes = kafka_nodes(settings)
+    waits = {} if grace is None else {"grace": grace}
     # All at once: a node stopping alone waits for the others to take its partitions over.
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        return any(pool.map(lambda node: stop_service(settings, node.service), nodes))
+        return any(pool.map(lambda node: stop_service(settings, node.service, **waits), nodes))
 
 
 def ensure_topics(settings: Settings, topics: Iterable[Topic] | None = None,

@@ -187,23 +187,38 @@ def wait_ready(service: str, pid: int | None, log_path: Path | None,
     run_sync(poll)
 
 
-def stop_service(settings: Settings, service: str) -> bool:
-    """Stop a recorded service (SIGTERM, then SIGKILL); True if one was running."""
+def stop_service(settings: Settings, service: str, *, grace: float = _STOP_TIMEOUT) -> bool:
+    """Stop a recorded service (SIGTERM, then SIGKILL); True if one was running.
+
+    Args:
+        settings: Where the service is recorded.
+        service: Its name.
+        grace: Seconds it may take to exit after SIGTERM before it is killed;
+            0 kills it at once (a throwaway service whose clean shutdown is of no use).
+    """
     pid = recorded_pid(settings, service)
     if pid is None:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_TIMEOUT
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        _reap(pid)
-        time.sleep(0.1)
+    if grace > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        _wait_gone(pid, grace)
     if Path(f"/proc/{pid}").exists():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
+        _wait_gone(pid, _STOP_TIMEOUT)  # gone and reaped: its ports are free again
     pid_file(settings, service).unlink(missing_ok=True)
     return True
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait (bounded) until ``pid`` exited, reaping it when it is our child."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        _reap(pid)
+        if time.monotonic() >= deadline or not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
 
 
 def _reap(pid: int) -> None:

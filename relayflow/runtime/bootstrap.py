@@ -162,6 +162,7 @@ def bridge_config(settings: Settings) -> BridgeConfig:
         concurrency=settings.bridge_concurrency,
         signal_hold_seconds=settings.bridge_signal_hold_seconds,
         shutdown_seconds=settings.bridge_shutdown_seconds,
+        temporal_call_seconds=settings.bridge_temporal_call_seconds,
         park_keys=settings.bridge_park_keys,
         max_payload_bytes=settings.max_payload_bytes,
         max_header_count=settings.max_header_count,

@@ -22,7 +22,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
-from temporalio.service import RetryConfig, RPCError, RPCStatusCode
+from temporalio.service import KeepAliveConfig, RetryConfig, RPCError, RPCStatusCode
 
 from bridge.retry import Backoff
 from relayflow.config.settings import Settings
@@ -170,6 +170,9 @@ async def connect_temporal(settings: Settings, *, retries: bool = True,
             retry_config=None if retries else _ONE_QUICK_RETRY,
             tls=credentials.tls,
             api_key=credentials.api_key,
+            keep_alive_config=KeepAliveConfig(
+                interval_millis=round(settings.temporal_keepalive_interval_seconds * 1000),
+                timeout_millis=round(settings.temporal_keepalive_timeout_seconds * 1000)),
             interceptors=interceptors,
             runtime=runtime,
         )

@@ -82,7 +82,7 @@ def cluster(stack: Settings, tmp_path: Path) -> Iterator[Settings]:
         ensure_app_topics(settings, APP.all_topics(), timeout=60)
         yield settings
     finally:
-        devstack.stop_kafka(settings)
+        devstack.stop_kafka(settings, grace=0)  # its data goes with tmp_path: no clean shutdown
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ def kafka_behind_proxy(stack: Settings, tmp_path_factory: pytest.TempPathFactory
             devstack.ensure_topics(settings)
             yield settings, link
         finally:
-            devstack.stop_kafka(settings)
+            devstack.stop_kafka(settings, grace=0)  # a throwaway broker: no clean shutdown
 
 
 @pytest.fixture

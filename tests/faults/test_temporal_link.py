@@ -7,7 +7,6 @@ Temporal did not acknowledge, never drop one), and resume by itself.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -26,8 +25,19 @@ def temporal_link(rig: Rig) -> Iterator[Proxy]:
         yield server.proxy("temporal", rig.settings.temporal_address)
 
 
+QUICK_TO_NOTICE = {
+    # A call into the hung link times out in 3 s instead of 10.
+    "RELAYFLOW_BRIDGE_TEMPORAL_CALL_SECONDS": "3",
+    # A connection whose pings go unanswered is dropped after about 2 + 3 s, not 30 + 15,
+    # and the client connects anew (through the restored link).
+    "RELAYFLOW_TEMPORAL_KEEPALIVE_INTERVAL_SECONDS": "2",
+    "RELAYFLOW_TEMPORAL_KEEPALIVE_TIMEOUT_SECONDS": "3",
+}
+"""The bridge's settings that say how soon it notices a broken link (shorter than by default)."""
+
+
 async def _bridge_via(rig: Rig, link: Proxy) -> Service:
-    bridge = rig.bridge(env={"RELAYFLOW_TEMPORAL_ADDRESS": link.listen})
+    bridge = rig.bridge(env={"RELAYFLOW_TEMPORAL_ADDRESS": link.listen, **QUICK_TO_NOTICE})
     await bridge.logged("bridge consuming")
     return bridge
 
@@ -37,9 +47,11 @@ async def test_a_hung_connection_to_temporal_is_waited_out(rig: Rig, temporal_li
     rig.worker()
     bridge = await _bridge_via(rig, temporal_link)
     await rig.produce(ORDERS_EVENTS, orders(rig, 40))
+    healthy = bridge.mark()
     temporal_link.black_hole()  # requests vanish, nothing answers, nothing is refused
     await rig.produce(ORDERS_EVENTS, orders(rig, 80)[40:])
-    await asyncio.sleep(15)  # longer than the bridge's per-call timeout (10 s)
+    # A call outlived the bridge's per-call timeout: it met the hang, and holds the records.
+    await bridge.logged("Temporal unavailable", since=healthy)
     temporal_link.restore()
     assert_clean(await rig.settled(), 80)
     log = bridge.log.read_text()
@@ -52,9 +64,10 @@ async def test_a_cut_connection_to_temporal_is_reestablished(rig: Rig, temporal_
     rig.worker()
     bridge = await _bridge_via(rig, temporal_link)
     await rig.produce(ORDERS_EVENTS, orders(rig, 40))
+    healthy = bridge.mark()
     temporal_link.cut()
     await rig.produce(ORDERS_EVENTS, orders(rig, 80)[40:])
-    await asyncio.sleep(5)
+    await bridge.logged("Temporal unavailable", since=healthy)  # refused: it met the cut
     temporal_link.restore()
     assert_clean(await rig.settled(), 80)
     assert "Temporal available again" in bridge.log.read_text()

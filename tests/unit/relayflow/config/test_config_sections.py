@@ -100,6 +100,8 @@ ADDED_SINCE_THE_SPLIT = frozenset({
     "RELAYFLOW_WORKER_DEPLOYMENT_NAME", "RELAYFLOW_WORKER_BUILD_ID",
     "RELAYFLOW_SCHEMA_REGISTRY_SUBJECT_STRATEGY",
     "RELAYFLOW_TEMPORAL_DEV_SERVER",
+    "RELAYFLOW_TEMPORAL_KEEPALIVE_INTERVAL_SECONDS", "RELAYFLOW_TEMPORAL_KEEPALIVE_TIMEOUT_SECONDS",
+    "RELAYFLOW_BRIDGE_TEMPORAL_CALL_SECONDS",
 })
 """New variables (each documented like the others); none renamed or dropped."""
 
@@ -264,11 +266,11 @@ def test_limits_default_to_the_bridge_own_defaults() -> None:
             settings.bridge_batch_size, settings.bridge_concurrency,
             settings.bridge_signal_hold_seconds, settings.bridge_shutdown_seconds,
             settings.bridge_park_keys, settings.max_fetch_bytes,
-            settings.max_partition_fetch_bytes) == (
+            settings.max_partition_fetch_bytes, settings.bridge_temporal_call_seconds) == (
         bridge["max_payload_bytes"], bridge["max_header_count"], bridge["max_header_bytes"],
         bridge["fetch_max_records"], bridge["concurrency"], bridge["signal_hold_seconds"],
         bridge["shutdown_seconds"], bridge["park_keys"], bridge["fetch_max_bytes"],
-        bridge["max_partition_fetch_bytes"])
+        bridge["max_partition_fetch_bytes"], bridge["temporal_call_seconds"])
 
 
 def test_a_section_is_a_settings_class_of_its_own(clean_env: pytest.MonkeyPatch) -> None:

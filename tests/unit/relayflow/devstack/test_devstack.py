@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from relayflow import devstack
 from relayflow.config.settings import SettingError, Settings, load_settings
+from relayflow.devstack.process import recorded_pid, spawn, stop_service
 from relayflow.reference.topics import TOPICS
 from schemas.topics import dlq_topic
 
@@ -118,6 +120,31 @@ def test_stale_pid_file_is_cleaned_and_foreign_pid_not_trusted(tmp_path: Path) -
         other.kill()
     pid_file.write_text(json.dumps({"pid": os.getpid(), "marker": "pytest"}))
     assert devstack.status(settings).services[0].pid == os.getpid()
+
+
+def test_stopping_a_service_sends_sigterm_first_unless_its_grace_is_zero(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    (tmp_path / "stubborn").mkdir()
+    termed = tmp_path / "termed"
+    # Notes a SIGTERM and goes on: only the SIGKILL after the grace stops it.
+    ready = tmp_path / "ready"
+    script = f"trap 'touch {termed}' TERM; touch {ready}; while :; do sleep 0.1; done"
+    stubborn = ["sh", "-c", script, "stubborn-service"]
+    for grace, asked_first in ((1.0, True), (0.0, False)):
+        termed.unlink(missing_ok=True)
+        ready.unlink(missing_ok=True)
+        pid = spawn(settings, "stubborn", stubborn, 0, "stubborn-service", tmp_path)
+        for _ in range(300):  # bounded: until its trap is set
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        assert recorded_pid(settings, "stubborn") == pid
+        assert stop_service(settings, "stubborn", grace=grace) is True
+        assert termed.exists() is asked_first, grace
+        assert not Path(f"/proc/{pid}").exists()  # killed, and reaped
+        assert recorded_pid(settings, "stubborn") is None
+        assert not (tmp_path / "stubborn.pid.json").exists()
+    assert stop_service(settings, "stubborn", grace=0) is False  # nothing left to stop
 
 
 def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
