@@ -56,11 +56,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.common.v1 import Payload
 from temporalio.api.errordetails.v1 import NamespaceNotActiveFailure, NamespaceNotFoundFailure
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import RawValue, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -147,6 +147,19 @@ a larger one is refused with ``INVALID_ARGUMENT: Blob data size exceeds limit.``
 _BLOB_TOO_LARGE = "Blob data size exceeds limit"
 
 
+def _payloads_size(payloads: Sequence[Payload]) -> int:
+    """``Payloads(payloads=payloads).ByteSize()``, without building the message (a copy of each).
+
+    Each element of the repeated field 1 is its tag (one byte), its length as a
+    varint, then its bytes.
+    """
+    total = 0
+    for payload in payloads:
+        size = payload.ByteSize()
+        total += 1 + max(1, (size.bit_length() + 6) // 7) + size
+    return total
+
+
 class PayloadSizes:
     """Measures what Temporal will see of an event and refuses what it would refuse.
 
@@ -181,7 +194,7 @@ class PayloadSizes:
         codec = self._converter.payload_codec
         if codec is not None:
             payloads = await codec.encode(payloads)
-        return Payloads(payloads=payloads).ByteSize()
+        return _payloads_size(payloads)
 
     async def check(self, inbound: Inbound[Any] | InboundBatch[Any],
                     kafka_bytes: int) -> RawValue | None:
@@ -301,7 +314,6 @@ class TemporalCommands:
             # Whether a closed workflow may run again for the same business key.
             "id_reuse_policy": _REUSE[route.id_reuse],
         }
-        handle: WorkflowHandle[Any, Any] = self._client.get_workflow_handle(workflow_id)
         match route.action:
             case Action.START:
                 try:
@@ -324,6 +336,7 @@ class TemporalCommands:
             case Action.SIGNAL:
                 assert route.signal is not None  # the route table guarantees it
                 signal = route.signal
+                handle = self._handle(workflow_id)
                 try:
                     await _through_switches(lambda: handle.signal(
                         signal, argument, rpc_timeout=self._rpc_timeout))
@@ -335,6 +348,7 @@ class TemporalCommands:
             case Action.CANCEL:
                 # Temporal accepts a cancel request for a closed workflow silently,
                 # so look first: a closed target is reported, not ignored.
+                handle = self._handle(workflow_id)
                 status = await self._status(handle)
                 if status is WorkflowExecutionStatus.CANCELED:
                     return "already-cancelled"
@@ -346,6 +360,9 @@ class TemporalCommands:
         # so bridge.updates runs them.
         raise PermanentFailure(DlqReason.INTERNAL_ERROR,
                                f"{route.action} routes are run by bridge.updates")
+
+    def _handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        return self._client.get_workflow_handle(workflow_id)
 
     async def _status(self, handle: WorkflowHandle[Any, Any]) -> WorkflowExecutionStatus | None:
         try:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Final
 
 from aiokafka import TopicPartition
@@ -69,6 +69,9 @@ class BridgeMetrics:
         self.temporal_calls_in_flight = Gauge(
             "relayflow_bridge_temporal_calls_in_flight", "Temporal commands awaiting an answer.",
             registry=registry)
+        # Read when scraped: counting a plain int per call spares two locked updates.
+        self._in_flight = 0
+        self.temporal_calls_in_flight.set_function(lambda: self._in_flight)
         self.consumer_lag = Gauge(
             "relayflow_bridge_consumer_lag", "Records between the consumer's position and "
             "the partition's end.", ["topic", "partition"], registry=registry)
@@ -118,17 +121,9 @@ class BridgeMetrics:
             self.parked_keys.labels(topic)
             self.partitions_paused.labels(topic)
 
-    @contextlib.contextmanager
-    def temporal_call(self, command: str) -> Iterator[None]:
-        """Time one Temporal command and count it in flight meanwhile."""
-        seconds = self._child(self.temporal_call_seconds, command)
-        self.temporal_calls_in_flight.inc()
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            seconds.observe(time.perf_counter() - started)
-            self.temporal_calls_in_flight.dec()
+    def temporal_call(self, command: str) -> _TemporalCall:
+        """Time one Temporal command and count it in flight meanwhile (a context manager)."""
+        return _TemporalCall(self, self._child(self.temporal_call_seconds, command))
 
     async def observe(self, consumer: Any) -> None:
         """Set lag and paused partitions from an ``AIOKafkaConsumer`` (before a scrape).
@@ -161,6 +156,25 @@ class BridgeMetrics:
         for topic in self._paused_topics | paused.keys():
             self.partitions_paused.labels(topic).set(paused.get(topic, 0))
         self._paused_topics |= paused.keys()
+
+
+class _TemporalCall:
+    """``BridgeMetrics.temporal_call``: a class, not a generator (per call, a few µs less)."""
+
+    __slots__ = ("_metrics", "_seconds", "_started")
+
+    def __init__(self, metrics: BridgeMetrics, seconds: Any) -> None:
+        self._metrics = metrics
+        self._seconds = seconds
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._metrics._in_flight += 1  # noqa: SLF001 - its own metrics' counter
+        self._started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self._seconds.observe(time.perf_counter() - self._started)
+        self._metrics._in_flight -= 1  # noqa: SLF001
 
 
 async def _position(consumer: Any, tp: TopicPartition) -> int | None:

@@ -23,9 +23,11 @@ continue, so the bridge opens it with the OpenTelemetry API. Without a tracer
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from contextvars import Token
 from dataclasses import dataclass
+from types import TracebackType
 
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import Getter
@@ -33,7 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bridge.consumed import ConsumedRecord
-from bridge.logcontext import RECORD_LOG_CONTEXT
+from bridge.logcontext import RECORD_LOG_CONTEXT, RecordLogContext
 from bridge.routes import Route
 from schemas.dead_letters import DlqReason
 from schemas.headers import EVENT_ID, TRACEPARENT
@@ -130,9 +132,31 @@ class RecordObserver:
         self._tracer = tracer
         self._group = group
 
-    @contextmanager
-    def scope(self, record: ConsumedRecord) -> Iterator[RecordScope]:
-        """Bind the record's log context, and open its span when tracing is on."""
+    def scope(self, record: ConsumedRecord) -> _Scope:
+        """Bind the record's log context, and open its span when tracing is on.
+
+        A context manager whose value is the record's ``RecordScope``.
+        """
+        return _Scope(self._tracer, self._group, record)
+
+
+_UNTRACED = RecordScope(trace.INVALID_SPAN)
+
+
+class _Scope:
+    """``RecordObserver.scope``: a class, not a generator (per record, a few µs less)."""
+
+    __slots__ = ("_group", "_record", "_span", "_token", "_tracer")
+
+    def __init__(self, tracer: trace.Tracer | None, group: str, record: ConsumedRecord) -> None:
+        self._tracer = tracer
+        self._group = group
+        self._record = record
+        self._span: AbstractContextManager[trace.Span] | None = None
+        self._token: Token[RecordLogContext | None] | None = None
+
+    def __enter__(self) -> RecordScope:
+        record = self._record
         event_id = traceparent = None
         for name, value in record.headers:  # the first of each, as the propagator reads them
             if value is None:
@@ -142,14 +166,13 @@ class RecordObserver:
             elif name == TRACEPARENT and traceparent is None:
                 traceparent = value.decode(errors="replace")
         key = None if record.key is None else record.key.decode(errors="replace")
-        token = RECORD_LOG_CONTEXT.set({
+        self._token = RECORD_LOG_CONTEXT.set({
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "key": key, "event_id": event_id, "workflow_id": None,
             "trace_id": producer_trace_id(traceparent)})
+        if self._tracer is None:
+            return _UNTRACED
         try:
-            if self._tracer is None:
-                yield RecordScope(trace.INVALID_SPAN)
-                return
             parent = _PROPAGATOR.extract(record.headers, getter=_GETTER)
             attributes: dict[str, str | int] = {
                 "messaging.system": "kafka",
@@ -161,9 +184,19 @@ class RecordObserver:
             }
             if key is not None:
                 attributes["messaging.kafka.message.key"] = key
-            with self._tracer.start_as_current_span(
-                    f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER,
-                    attributes=attributes) as span:
-                yield RecordScope(span)
+            self._span = self._tracer.start_as_current_span(
+                f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER,
+                attributes=attributes)
+            return RecordScope(self._span.__enter__())
+        except BaseException:
+            RECORD_LOG_CONTEXT.reset(self._token)
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        try:
+            if self._span is not None:
+                self._span.__exit__(kind, error, traceback)
         finally:
-            RECORD_LOG_CONTEXT.reset(token)
+            assert self._token is not None
+            RECORD_LOG_CONTEXT.reset(self._token)

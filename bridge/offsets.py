@@ -48,20 +48,25 @@ def plan_offsets(records: Sequence[ConsumedRecord], finished: Sequence[bool]) ->
         The commits and rewinds; a partition never commits past a record that
         is not finished, whatever finished after it.
     """
-    first: dict[TopicPartition, int] = {}
-    end: dict[TopicPartition, int] = {}
-    unfinished: dict[TopicPartition, int] = {}
+    # Keyed by (topic, partition) tuples while counting: a TopicPartition per record
+    # cost more than the rest of the loop; one per partition is made at the end.
+    first: dict[tuple[str, int], int] = {}
+    end: dict[tuple[str, int], int] = {}
+    unfinished: dict[tuple[str, int], int] = {}
     for record, done in zip(records, finished, strict=True):
-        tp = TopicPartition(record.topic, record.partition)
-        first[tp] = min(first.get(tp, record.offset), record.offset)
-        end[tp] = max(end.get(tp, 0), record.offset + 1)
-        if not done:
-            unfinished[tp] = min(unfinished.get(tp, record.offset), record.offset)
-    plan = OffsetPlan(rewind=unfinished)
+        tp, offset = (record.topic, record.partition), record.offset
+        seen = first.get(tp)
+        if seen is None:
+            first[tp], end[tp] = offset, offset + 1
+        else:
+            first[tp], end[tp] = min(seen, offset), max(end[tp], offset + 1)
+        if not done and offset < unfinished.get(tp, offset + 1):
+            unfinished[tp] = offset
+    plan = OffsetPlan(rewind={TopicPartition(*tp): offset for tp, offset in unfinished.items()})
     for tp, start in first.items():
         upto = unfinished.get(tp, end[tp])
         if upto > start:
-            plan.commit[tp] = upto
+            plan.commit[TopicPartition(*tp)] = upto
     return plan
 
 

@@ -77,6 +77,18 @@ def _template_fields(template: str) -> tuple[str, ...]:
     return tuple(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
 
 
+class _Fields:
+    """An event's fields by name, for ``str.format_map`` (no dict built per call)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: Event) -> None:
+        self._event = event
+
+    def __getitem__(self, name: str) -> object:
+        return getattr(self._event, name)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One line of the routing table.
@@ -123,8 +135,8 @@ class Route:
         Args:
             event: An instance of ``event_type``.
         """
-        fields = _template_fields(self.workflow_id)
-        return self.workflow_id.format_map({name: getattr(event, name) for name in fields})
+        # Each field the template names is read from the event as format_map asks for it.
+        return self.workflow_id.format_map(_Fields(event))
 
     def id_from(self, **fields: object) -> str:
         """The workflow id for these field values (tools that know the key, not the event).

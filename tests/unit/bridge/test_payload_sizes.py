@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from temporalio.api.common.v1 import Payloads
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -77,6 +78,18 @@ async def test_the_measured_conversion_is_the_argument_sent(encrypted: bool) -> 
     assert through.metadata.get("encoding") == (b"binary/encrypted" if encrypted
                                                 else b"json/plain")
     assert await converter.decode([through], [type(inbound)]) == [inbound]
+
+
+@pytest.mark.parametrize("length", [0, 1, 60, 100, 16_300, 16_400, 2_097_000, 2_097_200])
+async def test_the_size_is_the_payloads_messages_across_its_length_prefix_widths(
+        length: int) -> None:
+    # Summed payload by payload (no Payloads message built): the same bytes as the message,
+    # whichever width the varint length prefix takes.
+    sizes = PayloadSizes(pydantic_data_converter)
+    inbound = batch_of(length, "x")
+    message = Payloads(payloads=pydantic_data_converter.payload_converter.to_payloads([inbound]))
+
+    assert await sizes.measure(inbound) == message.ByteSize()
 
 
 def test_a_blob_refused_by_the_server_is_oversize_not_rejected() -> None:
