@@ -283,7 +283,7 @@ def report(runs: list[Run], args: argparse.Namespace) -> str:
             name = f"bridge/naive @{latency}ms"
             ratios[name] = rate[BRIDGE, latency] / rate[NAIVE, latency]
             ratios[f"raw/naive @{latency}ms"] = bound
-            notes[name] = f"(at most raw/naive {bound:.2f}x" + (
+            notes[name] = f"(its bound, raw/naive: {bound:.2f}x" + (
                 f": the server does fewer than {NAIVE_GOAL:g}x the naive starts/s, so the "
                 f"{NAIVE_GOAL:g}x goal is bounded by the server, not the bridge)"
                 if bound < NAIVE_GOAL else ")")

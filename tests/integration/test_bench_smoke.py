@@ -168,7 +168,7 @@ async def test_start_throughput(bench_env: Path) -> None:
     for ratio in printed.values():
         assert ratio > 0
     # bridge/naive's bound, raw/naive, is printed beside it.
-    assert f"(at most raw/naive {printed['raw/naive @2ms']:.2f}x" in out, out
+    assert f"(its bound, raw/naive: {printed['raw/naive @2ms']:.2f}x" in out, out
     assert_printed(printed, recorded(bench_env, "start_throughput")["ratios"])
 
 

@@ -50,6 +50,6 @@ def test_ratios_are_of_the_medians_and_bridge_naive_shows_its_bound(
     assert "bridge/raw @0ms: 1.00x" in out  # 180 / 180
     bound = raw_rate / 30
     assert f"raw/naive @10ms: {bound:.2f}x" in out
-    note = f"bridge/naive @10ms: 3.50x (at most raw/naive {bound:.2f}x"
+    note = f"bridge/naive @10ms: 3.50x (its bound, raw/naive: {bound:.2f}x"
     assert note in out
     assert ("bounded by the server, not the bridge" in out) is bounded
