@@ -12,6 +12,7 @@ are offered at ``--load`` (default 50%) of it, evenly spaced, and timed:
   bridge's own share is the difference.
 
     python -m bench.latency [--seconds 20] [--load 0.5] [--calibrate 150] [--warm 3]
+                            [--min-events 20]
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ async def measure(base: Settings, args: argparse.Namespace,
                                        "kafka_consumer_group": f"bench-latency-{run}"})
     maximum = await calibrate(settings, args.calibrate, args.warm)
     rate = maximum * args.load
-    count = max(20, int(rate * args.seconds))
+    count = max(args.min_events, int(rate * args.seconds))
     rows = [await running_latency(settings, rate, count, args.warm),
             *await saga_latencies(settings, rate, count, args.warm)]
     return maximum, rate, rows
@@ -248,9 +249,11 @@ async def main(args: argparse.Namespace) -> str:
 
 
 def add_warm(parser: argparse.ArgumentParser) -> None:
-    """The ``--warm`` option: seconds relayflow's services get before a measurement."""
+    """``--warm`` and ``--min-events``: what only a tiny run (the smoke test's) lowers."""
     parser.add_argument("--warm", type=float, default=WARM_S,
                         help="seconds the bridge and worker get to join and poll before each part")
+    parser.add_argument("--min-events", type=int, default=20,
+                        help="events offered at least, however low the measured maximum")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
