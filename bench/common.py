@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 
@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.jsonl"
 CODEC = APP.codec()
 _TICKS = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 
 
 @workflow.defn(name="BenchNoop")
@@ -135,6 +136,20 @@ def group_cpu(pgid: int | None) -> float:
                 if int(stat.parent.name) == pgid:
                     total += int(fields[13]) + int(fields[14])
     return total / _TICKS
+
+
+def alternating(variants: Sequence[T], rounds: int) -> Iterator[tuple[int, list[T]]]:
+    """Round numbers (from 1) and the variants' order in each: as given, then reversed (ABBA).
+
+    Whatever runs later meets a busier stack (the dev server's SQLite grows
+    with every start, and nothing here ends the workflows). Alternating the
+    order gives every variant every position equally often over an even
+    number of rounds, so a steady drift cancels out of each variant's median
+    (the middle two of an even count, averaged); a fixed order charges it all
+    to the later variants.
+    """
+    for number in range(1, rounds + 1):
+        yield number, list(variants if number % 2 else reversed(variants))
 
 
 def percentile(values: Sequence[float], share: float) -> float:

@@ -11,7 +11,8 @@ are offered at ``--load`` (default 50%) of it, evenly spaced, and timed:
 * the same saga started directly with the client -> outcome consumed, so the
   bridge's own share is the difference.
 
-    python -m bench.latency [--seconds 20] [--load 0.5] [--calibrate 150]
+    python -m bench.latency [--seconds 20] [--load 0.5] [--calibrate 150] [--warm 3]
+                            [--min-events 20]
 """
 
 from __future__ import annotations
@@ -132,11 +133,16 @@ async def kafka_send(settings: Settings) -> AsyncIterator[Send]:
         await producer.stop()
 
 
+WARM_S = 3.0
+"""Seconds ``warm`` gives relayflow's services to join, connect and poll (``--warm``)."""
+
+
 @contextlib.asynccontextmanager
-async def warm(settings: Settings, **services: Any) -> AsyncIterator[None]:
-    """relayflow's services (``bootstrap.running``) joined, connected and polling."""
+async def warm(settings: Settings, seconds: float = WARM_S,
+               **services: Any) -> AsyncIterator[None]:
+    """relayflow's services (``bootstrap.running``), given ``seconds`` to join, connect, poll."""
     async with running(settings, **services):
-        await asyncio.sleep(3)
+        await asyncio.sleep(seconds)
         yield
 
 
@@ -146,7 +152,8 @@ def summary(name: str, sent: dict[str, float], done: dict[str, float]) -> tuple[
     return (name, len(ms), percentile(ms, 0.5), percentile(ms, 0.95), percentile(ms, 0.99))
 
 
-async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tuple[object, ...]]:
+async def saga_latencies(settings: Settings, rate: float, count: int,
+                         settle: float = WARM_S) -> list[tuple[object, ...]]:
     """Sagas through the bridge and started directly, interleaved at ``rate`` in total.
 
     Alternating the two paths event by event puts them under the same load at
@@ -156,7 +163,7 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
     client = await connect_temporal(settings)
     # From the current end: the events of earlier runs on this topic are not ours.
     await start_at_end(settings, settings.kafka_consumer_group)
-    async with (warm(settings), Outcomes(settings) as outcomes,
+    async with (warm(settings, settle), Outcomes(settings) as outcomes,
                 kafka_send(settings) as kafka):
         direct = direct_start(client, settings.task_queue)
         events = orders(2 * (count // 2))
@@ -173,7 +180,8 @@ async def saga_latencies(settings: Settings, rate: float, count: int) -> list[tu
             summary("client start -> outcome consumed (no bridge)", started, outcomes.arrived)]
 
 
-async def running_latency(settings: Settings, rate: float, count: int) -> tuple[object, ...]:
+async def running_latency(settings: Settings, rate: float, count: int,
+                          settle: float = WARM_S) -> tuple[object, ...]:
     """Produced -> workflow running, for ``BenchNoop`` through the bridge."""
     client = await connect_temporal(settings)
     routes = RouteTable([Route(ORDERS_EVENTS, OrderPlaced, Action.START, "BenchNoop",
@@ -183,7 +191,7 @@ async def running_latency(settings: Settings, rate: float, count: int) -> tuple[
     await start_at_end(mine, mine.kafka_consumer_group)
     worker = Worker(client, task_queue="bench-noop", workflows=[BenchNoop],
                     workflow_runner=UnsandboxedWorkflowRunner())
-    async with worker, warm(mine, worker=False, routes=routes), kafka_send(mine) as kafka:
+    async with worker, warm(mine, settle, worker=False, routes=routes), kafka_send(mine) as kafka:
         events = orders(count)
         sent = await paced(events, rate, kafka)
         await caught_up(mine, group)  # every workflow started
@@ -195,10 +203,10 @@ async def running_latency(settings: Settings, rate: float, count: int) -> tuple[
     return summary("produced -> workflow running (bridge)", sent, began)
 
 
-async def calibrate(settings: Settings, count: int) -> float:
+async def calibrate(settings: Settings, count: int, settle: float = WARM_S) -> float:
     """Sagas per second this stack completes in a burst (started with the client)."""
     client = await connect_temporal(settings)
-    async with warm(settings, bridge=False), Outcomes(settings) as outcomes:
+    async with warm(settings, settle, bridge=False), Outcomes(settings) as outcomes:
         events = orders(count)
         started = time.monotonic()
         await asyncio.gather(*(direct_start(client, settings.task_queue)(e) for e in events))
@@ -212,11 +220,11 @@ async def measure(base: Settings, args: argparse.Namespace,
     run = uuid.uuid4().hex[:6]
     settings = base.model_copy(update={"task_queue": f"bench-latency-{run}",
                                        "kafka_consumer_group": f"bench-latency-{run}"})
-    maximum = await calibrate(settings, args.calibrate)
+    maximum = await calibrate(settings, args.calibrate, args.warm)
     rate = maximum * args.load
-    count = max(20, int(rate * args.seconds))
-    rows = [await running_latency(settings, rate, count),
-            *await saga_latencies(settings, rate, count)]
+    count = max(args.min_events, int(rate * args.seconds))
+    rows = [await running_latency(settings, rate, count, args.warm),
+            *await saga_latencies(settings, rate, count, args.warm)]
     return maximum, rate, rows
 
 
@@ -240,12 +248,21 @@ async def main(args: argparse.Namespace) -> str:
     ])
 
 
+def add_warm(parser: argparse.ArgumentParser) -> None:
+    """``--warm`` and ``--min-events``: what only a tiny run (the smoke test's) lowers."""
+    parser.add_argument("--warm", type=float, default=WARM_S,
+                        help="seconds the bridge and worker get to join and poll before each part")
+    parser.add_argument("--min-events", type=int, default=20,
+                        help="events offered at least, however low the measured maximum")
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--load", type=float, default=0.5)
     parser.add_argument("--calibrate", type=int, default=150)
+    add_warm(parser)
     return parser.parse_args(argv)
 
 

@@ -9,7 +9,7 @@ The bridge runs as a real ``relayflow bridge`` process; its RSS is read from
   with 10,000 and then 100,000 events waiting in the topic: the bridge holds
   one bounded batch, not the backlog.
 
-    python -m bench.memory [--small 2000] [--large 10000] [--backlog 10000 100000]
+    python -m bench.memory [--small 2000] [--large 10000] [--backlog 10000 100000] [--settle 3]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def start_bridge(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 async def settle_rss(pid: int, seconds: float = 3.0) -> float:
     """RSS after letting the process settle (the largest of a few samples)."""
     samples = []
-    for _ in range(int(seconds / 0.5)):
+    for _ in range(max(1, int(seconds / 0.5))):
         await asyncio.sleep(0.5)
         samples.append(rss_mib(pid))
     return max(samples)
@@ -60,8 +60,12 @@ def _mine(settings: Settings, name: str) -> Settings:
                                        "task_queue": f"bench-{name}"})
 
 
-async def processed(settings: Settings, small: int, large: int, logs: Path) -> tuple[float, float]:
-    """RSS after ``small`` and after ``large`` events went through to Temporal."""
+async def processed(settings: Settings, small: int, large: int, logs: Path,
+                    settle: float = 3.0) -> tuple[float, float]:
+    """RSS after ``small`` and after ``large`` events went through to Temporal.
+
+    ``settle``: seconds of RSS samples after each.
+    """
     mine = _mine(settings, "memory")
     await start_at_end(mine, mine.kafka_consumer_group)
     bridge = start_bridge(mine, logs / "bridge-processed.log")
@@ -70,15 +74,19 @@ async def processed(settings: Settings, small: int, large: int, logs: Path) -> t
         for count in (small, large - small):
             await produce(mine, ORDERS_EVENTS, orders(count))
             await caught_up(mine, mine.kafka_consumer_group)
-            sizes.append(await settle_rss(bridge.pid))
+            sizes.append(await settle_rss(bridge.pid, settle))
         return sizes[0], sizes[1]
     finally:
         bridge.kill()
         bridge.wait(10)
 
 
-async def backlog(settings: Settings, sizes: list[int], logs: Path) -> list[float]:
-    """RSS with each backlog size waiting while Temporal is unreachable."""
+async def backlog(settings: Settings, sizes: list[int], logs: Path,
+                  settle: float = 6.0) -> list[float]:
+    """RSS with each backlog size waiting while Temporal is unreachable.
+
+    ``settle``: seconds of RSS samples after each size was produced.
+    """
     mine = _mine(settings, "backlog")
     await start_at_end(mine, mine.kafka_consumer_group)
     with Toxiproxy(settings, logs / "toxiproxy.log") as toxiproxy:
@@ -94,7 +102,7 @@ async def backlog(settings: Settings, sizes: list[int], logs: Path) -> list[floa
             for size in sizes:
                 await produce(mine, ORDERS_EVENTS, orders(size - produced))
                 produced = size
-                found.append(await settle_rss(bridge.pid, 6.0))
+                found.append(await settle_rss(bridge.pid, settle))
             return found
         finally:
             bridge.kill()
@@ -104,8 +112,8 @@ async def backlog(settings: Settings, sizes: list[int], logs: Path) -> list[floa
 async def main(args: argparse.Namespace) -> str:
     with bench_stack() as settings:
         logs = settings.data_dir
-        small, large = await processed(settings, args.small, args.large, logs)
-        waiting = await backlog(settings, args.backlog, logs)
+        small, large = await processed(settings, args.small, args.large, logs, args.settle)
+        waiting = await backlog(settings, args.backlog, logs, 2 * args.settle)
     ratios = {f"processed {args.large}/{args.small}": large / small,
               f"backlog {args.backlog[-1]}/{args.backlog[0]}": waiting[-1] / waiting[0]}
     record("memory", vars(args), {"processed_mib": [small, large], "backlog_mib": waiting,
@@ -125,6 +133,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=10_000)
     parser.add_argument("--backlog", type=int, nargs=2, default=[10_000, 100_000])
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds of RSS samples after each size (twice that for a backlog)")
     return parser.parse_args(argv)
 
 

@@ -134,6 +134,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="latency: seconds offered (0: skip latency)")
     parser.add_argument("--load", type=float, default=0.5, help="latency: share of the maximum")
     parser.add_argument("--calibrate", type=int, default=150, help="latency: sagas in the burst")
+    latency.add_warm(parser)
     return parser.parse_args(argv)
 
 

@@ -26,6 +26,7 @@ users read before stay. ``RELAYFLOW_CONSOLE_USERS`` is read once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -54,9 +55,17 @@ _HASHER = PasswordHasher()
 _CHECKING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-password")
 """Password checks run here, two at a time: the event loop answers meanwhile, and a flood of
 sign-ins queues rather than taking every core."""
-# Verifying against this when the user is unknown costs as long as a real check,
-# so response times do not tell which user names exist.
-_DUMMY_HASH = _HASHER.hash("relayflow-console-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user is unknown.
+
+    That costs as long as a real check, so response times do not tell which
+    user names exist. Made by the first directory, not at import: an argon2
+    hash takes ~0.5 s, which every process importing the app would pay.
+    """
+    return _HASHER.hash("relayflow-console-no-such-user")
 
 
 def is_valid_name(name: str) -> bool:
@@ -110,6 +119,7 @@ class UserDirectory:
                  source: _UsersFile | None = None) -> None:
         self._entries = self._built(entries)
         self._source = source
+        _dummy_hash()  # before the first sign-in, which must not take longer for it
         self._stamp = source.stamp() if source is not None else None
 
     @staticmethod
@@ -142,7 +152,7 @@ class UserDirectory:
         entry = self._current().get(name)
         hashed = entry.password_hash if entry is not None else None
         try:
-            _HASHER.verify(hashed or _DUMMY_HASH, password)
+            _HASHER.verify(hashed or _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         return entry.user if entry is not None and hashed else None
