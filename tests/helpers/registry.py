@@ -60,7 +60,9 @@ class RegistryServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # stop()'s shutdown() waits for serve_forever to look again: every 20 ms, not 0.5 s.
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
 
     def start(self) -> None:
         """Serve in a background thread."""

@@ -172,7 +172,10 @@ async def test_a_request_slower_than_its_bound_times_out_and_a_resend_learns_the
     assert late.reason == "timed-out"
     assert "accepted but not completed within 3 s" in late.message
 
-    await asyncio.sleep(4)  # the update completes meanwhile
+    # The update completes meanwhile (the bridge asked with the request's event id).
+    update = (await connect_temporal(relayflow_system)).get_workflow_handle(
+        f"counter-{counter}").get_update_handle(str(slow.event_id))
+    await asyncio.wait_for(update.result(), 30)
     result = await ask(relayflow_kafka, slow, CounterAdded)
     assert (result.total, result.applied) == (6, 2)
 
