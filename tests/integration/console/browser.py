@@ -41,6 +41,10 @@ WAIT_MS = 30_000
 CSP_REFUSAL = "Content Security Policy"
 """In each message Chromium logs when the page's Content-Security-Policy refuses something."""
 
+# A context's default timeout bounds actions only; ``expect`` has its own (5 s), which a
+# loaded CI machine can exceed between an approval's tap and its card's answer.
+expect.set_options(timeout=WAIT_MS)
+
 
 def need_chromium() -> None:
     """Skip (fail in CI) when Debian's chromium is not installed."""
