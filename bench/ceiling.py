@@ -507,6 +507,8 @@ def report(measured: tuple[list[Run], list[Run]], args: argparse.Namespace) -> s
         one, two = scaled
         ratios[f"2 bridges/1 bridge rate ({one.action})"] = two.rate / one.rate
     lines += [f"{name}: {value:.2f}x" for name, value in ratios.items()]
+    if scaled:
+        lines.append(_scale_bound(*scaled))
     lines.append(f"(goals: bridge/loop rate >= 0.8x, CPU per record <= 1.25x, 2 bridges/1 >= "
                  f"1.7x; concurrency {args.concurrency}, {os.cpu_count()} CPUs shared with "
                  f"Kafka and the frontend, load average {os.getloadavg()[0]:.1f} at the end)")
@@ -514,6 +516,20 @@ def report(measured: tuple[list[Run], list[Run]], args: argparse.Namespace) -> s
            {"runs": [_recorded(r) for r in runs], "scaled": [_recorded(r) for r in scaled],
             "ratios": ratios})
     return "\n".join(lines)
+
+
+def _scale_bound(one: Run, two: Run) -> str:
+    """What two processes could reach at most here: every core busy at their cost per record.
+
+    The bridge is not one core's worth: the SDK's core runs threads of its own, so one
+    process can use more than a core, and the frontend and Kafka share the same cores.
+    """
+    cores = os.cpu_count() or 1
+    used = one.rate * (one.cpu_us + one.frontend_cpu_us + (one.kafka_cpu_us or 0.0)) / 1e6
+    bound = cores * 1e6 / (two.cpu_us + two.frontend_cpu_us + (two.kafka_cpu_us or 0.0))
+    return (f"2 bridges/1 bridge bound here: {bound / one.rate:.2f}x (one bridge, with the "
+            f"frontend and Kafka, kept {used:.2f} of {cores} cores busy; two can at most keep "
+            f"all {cores} busy at their CPU per record: {bound:,.0f} records/s)")
 
 
 def _recorded(run: Run) -> dict[str, Any]:
