@@ -39,10 +39,18 @@ its members, then ``--scale-events`` fresh records are produced, and it is
 timed from when they are all in Kafka (and the warm-up counted) until the
 frontend counted the last and the group committed it: the ratio is what a
 second process on the same two cores adds, with the frontend and Kafka
-(their CPU shown beside) sharing those cores too.
+(their CPU shown beside) sharing those cores too. Under it, the most the pair
+could reach here: every core busy at the two processes' CPU per record
+(bridge, frontend and Kafka together).
+
+Everything runs ``--rounds`` times in alternating order (as listed, then
+reversed: ``bench.common.alternating``); the ratios are of each variant's
+medians (rate, CPU per record), and every round's row is printed. One run of
+each is not enough on a shared machine: the same code's CPU per record moved
+by 10-25% between back-to-back runs here.
 
     python -m bench.ceiling [--events 20000] [--concurrency 64] [--action start ...]
-                            [--scale-action start] [--scale-events 20000]
+                            [--scale-action start] [--scale-events 20000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -66,7 +75,17 @@ from pydantic import ValidationError
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from bench.common import CODEC, ROOT, bench_stack, group_cpu, orders, produce, record, table
+from bench.common import (
+    CODEC,
+    ROOT,
+    alternating,
+    bench_stack,
+    group_cpu,
+    orders,
+    produce,
+    record,
+    table,
+)
 from bridge.routes import Action, Route, RouteTable
 from devtools.fakefrontend import FakeFrontend
 from relayflow import devstack
@@ -120,6 +139,7 @@ class Run:
     kafka_cpu_seconds: float | None = None
     replies: int | None = None
     """Replies the run put on the reply topic (requests only), warm-up included."""
+    round: int = 1
 
     @property
     def rate(self) -> float:
@@ -466,70 +486,102 @@ async def main(args: argparse.Namespace) -> tuple[list[Run], list[Run]]:
         await produce(settings, ORDERS_EVENTS, orders(args.warmup + args.events))
         with FakeFrontend(settings, logs / "fakefrontend.log") as frontend:
             for action in actions:
-                for variant in VARIANTS:
-                    records = args.naive_events if variant == "naive FastStream" else args.events
-                    runs.append(await measure(settings, frontend, variant, action, first=first,
-                                              warmup=args.warmup, records=records,
-                                              concurrency=args.concurrency, logs=logs))
+                for number, order in alternating(VARIANTS, args.rounds):
+                    for variant in order:
+                        records = (args.naive_events if variant == "naive FastStream"
+                                   else args.events)
+                        run = await measure(settings, frontend, variant, action, first=first,
+                                            warmup=args.warmup, records=records,
+                                            concurrency=args.concurrency, logs=logs)
+                        run.round = number
+                        runs.append(run)
             if args.scale_action != "none":
-                scaled = [await scale(settings, frontend, Action(args.scale_action), processes,
-                                      warmup=args.warmup, records=args.scale_events,
-                                      concurrency=args.concurrency, logs=logs)
-                          for processes in (1, 2)]
+                for number, counts in alternating((1, 2), args.rounds):
+                    for processes in counts:
+                        run = await scale(settings, frontend, Action(args.scale_action),
+                                          processes, warmup=args.warmup,
+                                          records=args.scale_events,
+                                          concurrency=args.concurrency, logs=logs)
+                        run.round = number
+                        scaled.append(run)
     return runs, scaled
+
+
+def _median(runs: Sequence[Run], figure: str) -> float:
+    """The median of one property of ``runs`` (rate, cpu_us...) over their rounds."""
+    return statistics.median(float(getattr(run, figure)) for run in runs)
 
 
 def report(measured: tuple[list[Run], list[Run]], args: argparse.Namespace) -> str:
     """The tables and the ratios."""
     runs, scaled = measured
     lines = [table("The bridge's ceiling (stand-in frontend: records per second, CPU per record)",
-                   ["action", "variant", "records", "seconds", "records/s", "CPU µs/record",
-                    "frontend CPU µs/record", "calls/record"],
-                   [(r.action, r.variant, r.records, r.seconds, r.rate, r.cpu_us,
+                   ["action", "variant", "round", "records", "seconds", "records/s",
+                    "CPU µs/record", "frontend CPU µs/record", "calls/record"],
+                   [(r.action, r.variant, r.round, r.records, r.seconds, r.rate, r.cpu_us,
                      r.frontend_cpu_us, r.calls_per_record) for r in runs]), ""]
     ratios: dict[str, float] = {}
-    by = {(r.action, r.variant): r for r in runs}
+    by: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        by.setdefault((run.action, run.variant), []).append(run)
     for action in dict.fromkeys(r.action for r in runs):
         bridge, loop = by[action, "relayflow bridge"], by[action, "hand-written loop"]
-        ratios[f"bridge/loop rate ({action})"] = bridge.rate / loop.rate
-        ratios[f"bridge/loop CPU per record ({action})"] = bridge.cpu_us / loop.cpu_us
+        ratios[f"bridge/loop rate ({action})"] = _median(bridge, "rate") / _median(loop, "rate")
+        ratios[f"bridge/loop CPU per record ({action})"] = (_median(bridge, "cpu_us")
+                                                            / _median(loop, "cpu_us"))
         if (action, "naive FastStream") in by:
-            ratios[f"bridge/naive rate ({action})"] = bridge.rate / by[action,
-                                                                        "naive FastStream"].rate
+            ratios[f"bridge/naive rate ({action})"] = (
+                _median(bridge, "rate") / _median(by[action, "naive FastStream"], "rate"))
+    notes = []
     if scaled:
         lines += [table(f"Scaling out: bridge processes in one consumer group over "
                         f"{ORDERS_EVENTS} ({scaled[0].action})",
-                        ["processes", "records", "seconds", "records/s", "CPU µs/record",
-                         "frontend CPU µs/record", "Kafka CPU µs/record"],
-                        [(r.processes, r.records, r.seconds, r.rate, r.cpu_us,
+                        ["processes", "round", "records", "seconds", "records/s",
+                         "CPU µs/record", "frontend CPU µs/record", "Kafka CPU µs/record"],
+                        [(r.processes, r.round, r.records, r.seconds, r.rate, r.cpu_us,
                           r.frontend_cpu_us, "-" if r.kafka_cpu_us is None else r.kafka_cpu_us)
                          for r in scaled]), ""]
-        one, two = scaled
-        ratios[f"2 bridges/1 bridge rate ({one.action})"] = two.rate / one.rate
+        one = [r for r in scaled if r.processes == 1]
+        two = [r for r in scaled if r.processes == 2]
+        action = scaled[0].action
+        ratios[f"2 bridges/1 bridge rate ({action})"] = (_median(two, "rate")
+                                                          / _median(one, "rate"))
+        bound, said = _scale_bound(one, two)
+        ratios[f"2 bridges/1 bridge bound here ({action})"] = bound
+        notes.append(said)
     lines += [f"{name}: {value:.2f}x" for name, value in ratios.items()]
-    if scaled:
-        lines.append(_scale_bound(*scaled))
+    lines += notes
     lines.append(f"(goals: bridge/loop rate >= 0.8x, CPU per record <= 1.25x, 2 bridges/1 >= "
-                 f"1.7x; concurrency {args.concurrency}, {os.cpu_count()} CPUs shared with "
-                 f"Kafka and the frontend, load average {os.getloadavg()[0]:.1f} at the end)")
+                 f"1.7x; medians of {args.rounds} round(s) in alternating order; concurrency "
+                 f"{args.concurrency}, {os.cpu_count()} CPUs shared with Kafka and the "
+                 f"frontend, load average {os.getloadavg()[0]:.1f} at the end)")
     record("ceiling", vars(args) | {"loadavg": os.getloadavg()},
            {"runs": [_recorded(r) for r in runs], "scaled": [_recorded(r) for r in scaled],
             "ratios": ratios})
     return "\n".join(lines)
 
 
-def _scale_bound(one: Run, two: Run) -> str:
+def _scale_bound(one: Sequence[Run], two: Sequence[Run]) -> tuple[float, str]:
     """What two processes could reach at most here: every core busy at their cost per record.
 
     The bridge is not one core's worth: the SDK's core runs threads of its own, so one
     process can use more than a core, and the frontend and Kafka share the same cores.
+
+    Returns:
+        The bound as a ratio to one process's (median) rate, and a line that explains it.
     """
+    def whole(runs: Sequence[Run]) -> float:  # CPU µs a record, consumers + frontend + Kafka
+        return (_median(runs, "cpu_us") + _median(runs, "frontend_cpu_us")
+                + statistics.median(r.kafka_cpu_us or 0.0 for r in runs))
+
     cores = os.cpu_count() or 1
-    used = one.rate * (one.cpu_us + one.frontend_cpu_us + (one.kafka_cpu_us or 0.0)) / 1e6
-    bound = cores * 1e6 / (two.cpu_us + two.frontend_cpu_us + (two.kafka_cpu_us or 0.0))
-    return (f"2 bridges/1 bridge bound here: {bound / one.rate:.2f}x (one bridge, with the "
-            f"frontend and Kafka, kept {used:.2f} of {cores} cores busy; two can at most keep "
-            f"all {cores} busy at their CPU per record: {bound:,.0f} records/s)")
+    rate = _median(one, "rate")
+    used = rate * whole(one) / 1e6
+    bound = cores * 1e6 / whole(two)
+    return bound / rate, (
+        f"(the bound: one bridge, with the frontend and Kafka, kept {used:.2f} of {cores} "
+        f"cores busy; two can at most keep all {cores} busy at their CPU per record, "
+        f"{bound:,.0f} records/s)")
 
 
 def _recorded(run: Run) -> dict[str, Any]:
@@ -550,6 +602,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale-action", choices=[*(a.value for a in ACTIONS), "none"],
                         default=Action.START.value,
                         help="the route of the one-vs-two bridge processes pair (none: skip it)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of every variant in alternating order (keep it even); "
+                             "the ratios are of the medians")
     parser.add_argument("--scale-events", type=int, default=20000,
                         help="records each of the pair is timed on")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
