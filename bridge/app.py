@@ -112,23 +112,24 @@ def _printable(value: bytes | None) -> bytes:
 def _parser(config: BridgeConfig) -> Callable[[Sequence[Any], Callable[..., Awaitable[Any]]],
                                                Awaitable[Any]]:
     """FastStream's batch parser, given sanitized headers and none past the header limits."""
-    def safe(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+    def within(headers: Sequence[tuple[str, bytes | None]]) -> bool:
         # The first place the bridge sees a record (aiokafka has built its header
         # list by then): past a limit, the record is dead-lettered undecoded
         # (bridge.decoding), so FastStream gets none of its headers to decode,
         # copy and collect into a dict first.
         if len(headers) > config.max_header_count:
-            return []
+            return False
         size = 0
         for name, value in headers:
             size += len(name) + len(value or b"")
             if size > config.max_header_bytes:
-                return []
-        return [(name, _printable(value)) for name, value in headers]
+                return False
+        return True
 
-    def within(headers: Sequence[tuple[str, bytes | None]]) -> bool:
-        return len(headers) <= config.max_header_count and sum(
-            len(name) + len(value or b"") for name, value in headers) <= config.max_header_bytes
+    def safe(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+        if not within(headers):
+            return []
+        return [(name, _printable(value)) for name, value in headers]
 
     async def parse(records: Sequence[Any], original: Callable[..., Awaitable[Any]]) -> Any:
         # FastStream's parser UTF-8-decodes every header and would fail the whole batch
