@@ -32,6 +32,7 @@ from typing import Any
 from relayflow.application import load_application
 from relayflow.config.settings import Settings
 from relayflow.devstack.process import (
+    STOP_GRACE,
     StackError,
     build_once,
     check_port_free,
@@ -403,20 +404,19 @@ def prepare_kafka(settings: Settings, topics: Iterable[Topic] | None = None) -> 
     return counts
 
 
-def stop_kafka(settings: Settings, *, grace: float | None = None) -> bool:
+def stop_kafka(settings: Settings, *, grace: float = STOP_GRACE) -> bool:
     """Stop every node this stack started (data kept). True if one was running.
 
     Args:
         settings: The dev stack's settings.
         grace: Seconds each node may take to shut down cleanly before it is
-            killed (default ``stop_service``'s); 0 kills them at once, for a
+            killed (``STOP_GRACE`` by default); 0 kills them at once, for a
             throwaway cluster whose data nobody reads again.
     """
     nodes = kafka_nodes(settings)
-    waits = {} if grace is None else {"grace": grace}
     # All at once: a node stopping alone waits for the others to take its partitions over.
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        return any(pool.map(lambda node: stop_service(settings, node.service, **waits), nodes))
+        return any(pool.map(lambda node: stop_service(settings, node.service, grace=grace), nodes))
 
 
 def ensure_topics(settings: Settings, topics: Iterable[Topic] | None = None,

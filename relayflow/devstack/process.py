@@ -24,15 +24,16 @@ from typing import Any, TypeVar
 
 from relayflow.config.settings import SettingError, Settings
 
-__all__ = ["READY_TIMEOUT", "StackError", "build_once", "check_port_free", "free_port",
-           "go_install", "pid_file", "port_open", "quiet", "recorded_pid", "run_sync",
+__all__ = ["READY_TIMEOUT", "STOP_GRACE", "StackError", "build_once", "check_port_free",
+           "free_port", "go_install", "pid_file", "port_open", "quiet", "recorded_pid", "run_sync",
            "service_dir", "spawn", "stop_service", "wait_ready"]
 
 T = TypeVar("T")
 
 READY_TIMEOUT = 90.0
 """Seconds a service may take to answer after it was started."""
-_STOP_TIMEOUT = 20.0
+STOP_GRACE = 20.0
+"""Seconds a stopped service may take to exit after SIGTERM before it is killed."""
 
 
 class StackError(RuntimeError):
@@ -187,7 +188,7 @@ def wait_ready(service: str, pid: int | None, log_path: Path | None,
     run_sync(poll)
 
 
-def stop_service(settings: Settings, service: str, *, grace: float = _STOP_TIMEOUT) -> bool:
+def stop_service(settings: Settings, service: str, *, grace: float = STOP_GRACE) -> bool:
     """Stop a recorded service (SIGTERM, then SIGKILL); True if one was running.
 
     Args:
@@ -206,7 +207,7 @@ def stop_service(settings: Settings, service: str, *, grace: float = _STOP_TIMEO
     if Path(f"/proc/{pid}").exists():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        _wait_gone(pid, _STOP_TIMEOUT)  # gone and reaped: its ports are free again
+        _wait_gone(pid, STOP_GRACE)  # gone and reaped: its ports are free again
     pid_file(settings, service).unlink(missing_ok=True)
     return True
 
