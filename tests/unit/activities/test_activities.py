@@ -9,15 +9,19 @@ policies name, and every step and compensation must be safe to run twice.
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities.claim_check import store_value, stored_value
@@ -578,6 +582,32 @@ def test_process_items_resumes_after_the_last_heartbeat_and_does_each_item_once(
     assert (result.succeeded, result.failures) == (9, beats[-1].failures)
     # Each valid item's effect once: items 4-6 were done twice, written once (their keys).
     assert store.processed_items("b1") == 9
+
+
+def test_a_cancel_raised_into_process_items_thread_never_leaves_the_store_locked(
+        store: Store) -> None:
+    # The SDK stops a paused or cancelled threaded activity by raising into its thread
+    # between any two bytecodes. Raised inside the store's transaction, the thread's
+    # connection kept SQLite's write lock and the next attempt waited out the busy
+    # timeout. Cancels at random moments of a chunk that spends its time writing:
+    batches = BatchActivities(store)
+    probe = sqlite3.connect(store.path, timeout=0.0, isolation_level=None)
+    with ThreadPoolExecutor(1) as pool:  # one thread, kept: as a worker's activity executor
+        for trial in range(40):
+            env = ActivityEnvironment()
+            request = ProcessItemsInput(batch_workflow_id=f"batch-c{trial}",
+                                        batch_id=f"c{trial}",
+                                        item_ids=[f"i-{n}" for n in range(100_000)])
+            running = pool.submit(env.run, batches.process_items, request)
+            while store.processed_items(f"c{trial}") < 5:  # writing
+                time.sleep(0.001)
+            time.sleep(random.uniform(0, 0.01))
+            env.cancel()
+            with pytest.raises(CancelledError):
+                running.result(timeout=30)
+            probe.execute("BEGIN IMMEDIATE")  # raises "database is locked" if it was kept
+            probe.execute("ROLLBACK")
+    probe.close()
 
 
 # ---------------------------------------------------------------- approvals
