@@ -1,7 +1,7 @@
 """A reference batch chunk whose items take time, run by a worker of the test's process.
 
 For the tests of ``relayflow activity``, ``relayflow status`` and the
-console's activities page: long enough (~12 s) to be paused mid-way, every
+console's activities page: long enough (~6 s) to be paused mid-way, every
 item's effect in a store of the test's own, and what its ``process_items``
 returned read from the history. A chunk is started alone, or as the one
 chunk of a ``BatchWorkflow`` (whose outcomes go to a fake publisher).
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,15 @@ from relayflow.reference.workflows.batch import (
 from relayflow.runtime.bootstrap import connect_temporal
 from tests.helpers.workflow_fakes import FakePublisher, inbound
 
-__all__ = ["ITEMS", "Chunk", "ChunkRig", "chunk_rig", "finished", "started_and_working",
-           "until"]
+__all__ = ["ITEMS", "WORK_SECONDS", "Chunk", "ChunkRig", "chunk_rig", "finished",
+           "started_and_working", "until"]
 
 ITEMS = 300
-WORK_SECONDS = 0.04  # per item: a chunk takes ~12 s, long enough to pause mid-way
+WORK_SECONDS = 0.02  # per item: a chunk takes ~6 s, long enough to pause mid-way
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+"""The longest the rig's worker holds back a heartbeat. The SDK's default here (0.8 x the
+chunk's 10 s heartbeat timeout) would let a paused activity run on up to 8 s: a pause or
+reset reaches the activity in a heartbeat's answer, so within about a second."""
 
 
 @dataclass
@@ -108,7 +112,8 @@ async def chunk_rig(stack: Settings, folder: Path) -> AsyncIterator[ChunkRig]:
         async with Worker(client, task_queue=task_queue,
                           workflows=[ChunkWorkflow, BatchWorkflow],
                           activities=[*activities.all(), *FakePublisher().activities()],
-                          activity_executor=executor):
+                          activity_executor=executor,
+                          max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE):
             yield ChunkRig(stack, client, task_queue, store)
 
 

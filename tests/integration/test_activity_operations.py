@@ -13,12 +13,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from relayflow.config.settings import Settings
-from tests.helpers.chunks import ITEMS, ChunkRig, chunk_rig, finished, started_and_working, until
+from tests.helpers.chunks import (
+    ITEMS,
+    WORK_SECONDS,
+    ChunkRig,
+    chunk_rig,
+    finished,
+    started_and_working,
+    until,
+)
 from tests.helpers.support import as_json, cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -27,9 +34,11 @@ TICKETS_APP = "examples.tickets.app:APP"
 """Another application: the commands serve any, they only speak to Temporal."""
 
 
-@pytest.fixture
-async def rig(stack: Settings, tmp_path: Path) -> AsyncIterator[ChunkRig]:
-    async with chunk_rig(stack, tmp_path) as made:
+@pytest.fixture(scope="module")
+async def rig(stack: Settings, tmp_path_factory: pytest.TempPathFactory,
+              ) -> AsyncIterator[ChunkRig]:
+    """One worker for the module's chunks: each test starts chunks of its own (own ids)."""
+    async with chunk_rig(stack, tmp_path_factory.mktemp("chunks")) as made:
         yield made
 
 
@@ -42,13 +51,13 @@ async def test_a_paused_activity_stops_and_an_unpaused_one_resumes_from_its_hear
     assert paused["activity_type"] == "process_items"
     assert paused["state"] in {"pause-requested", "paused"}
 
-    # It stops at its next heartbeat (the SDK sends one at most every 8 s here).
+    # It stops at its next heartbeat (the rig's worker sends one at least every second).
     stopped = await until(rig.settings, chunk, lambda a: a.state == "paused")
     assert stopped.paused_by.endswith(": db maintenance")
     assert stopped.heartbeat is not None
     kept = stopped.heartbeat[0]["next_index"]
     before = chunk.processed
-    await asyncio.sleep(3)
+    await asyncio.sleep(75 * WORK_SECONDS)  # the time 75 more items would take
     assert chunk.processed == before < ITEMS - 1  # no progress while paused
     assert 0 < kept <= before + 1  # the heartbeat lags the work, never leads it
 
