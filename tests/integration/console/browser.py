@@ -131,3 +131,16 @@ async def fits(page: Page) -> None:
     overflow = await page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{page.url} is {overflow}px wider than the viewport"
+
+
+LIVE = '[hx-trigger*="every"]'
+"""The parts of a page htmx refreshes on a timer (the live pages' polls)."""
+
+
+async def one_poll(page: Page) -> bool:
+    """Return once a live page's next poll is swapped in (True); at once on a page without one."""
+    if not await page.locator(LIVE).count():
+        return False
+    await page.evaluate("""() => new Promise(settled => document.body.addEventListener(
+        "htmx:afterSettle", () => settled(null), {once: true}))""")
+    return True

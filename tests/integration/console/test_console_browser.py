@@ -36,10 +36,12 @@ from tests.helpers.support import order_placed
 from tests.integration.console.browser import (
     DESKTOP,
     PHONE,
+    WAIT_MS,
     Screenshots,
     context,
     csp_refusals,
     fits,
+    one_poll,
     sign_in,
 )
 from tests.integration.console.rig import Console, csrf_of
@@ -263,6 +265,7 @@ async def test_the_browser_enforces_the_policy_and_the_console_needs_nothing_it_
     finally:
         await profile.close()
     # The console's own pages, htmx polling included, need nothing the policy refuses.
+    polled = []
     async with context(browser, DESKTOP) as clean:
         page = await clean.new_page()
         for name, paths in (("olga", ("/dead-letters", "/orders", "/batches", "/status")),
@@ -270,5 +273,8 @@ async def test_the_browser_enforces_the_policy_and_the_console_needs_nothing_it_
             await sign_in(page, console, name)
             for path in paths:
                 await page.goto(console.url + path)
-                await page.wait_for_timeout(2500)  # one poll of the live pages
+                async with asyncio.timeout(WAIT_MS / 1000):
+                    if await one_poll(page):
+                        polled.append(path)
             await page.get_by_role("button", name="Sign out").click()
+    assert "/approvals" in polled  # the inbox is live: a poll's answer was swapped in
