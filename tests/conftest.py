@@ -15,6 +15,9 @@
 * ``apicurio``: a real Confluent-compatible schema registry (Apicurio
   Registry), started once per session by the first test that asks for it
   (about 15 s), emptied before each test.
+* ``secured``: a secured broker beside the stack (``relayflow dev up
+  --secure``'s), started once per session by the first test that asks for it
+  (the integration and the security tests share it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.secured_kafka import SecuredKafka, secured_kafka
 from relayflow.application import Application
 from relayflow.config.settings import Settings
 from relayflow.reference.app import APP
@@ -80,6 +84,15 @@ def stack(relayflow_stack: Settings) -> Settings:
     """The plugin's ``relayflow_stack``, with the reference application's topics."""
     ensure_app_topics(relayflow_stack, APP.all_topics())
     return relayflow_stack
+
+
+@pytest.fixture(scope="session")
+def secured(relayflow_stack: Settings,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    """A secured broker beside the stack (``relayflow dev up --secure``'s), one per session."""
+    with secured_kafka(relayflow_stack, tmp_path_factory.mktemp("secured-kafka"),
+                       APP.all_topics()) as kafka:
+        yield kafka
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@
 consumer group, it could join that group or commit offsets past records the
 bridge never handled: those records would be skipped for good. The broker is
 ``relayflow dev up --secure``'s (SASL_SSL, SCRAM, client certificates, the
-``acl_plan`` ACLs), started for this module on free ports; Temporal is the
+``acl_plan`` ACLs), the session's (``secured``, shared with the integration
+tests: each test has a group and task queue of its own); Temporal is the
 session's. Each attack asserts the broker's refusal and that the group's
 committed offsets did not move; the operator commands ``tools`` runs still
 work (the positive control).
@@ -19,14 +20,14 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import GroupAuthorizationFailedError
 
-from devtools.secured_kafka import SecuredKafka, secured_kafka
+from devtools.secured_kafka import SecuredKafka
 from relayflow.config.settings import Settings
 from relayflow.kafka.reads import commit_group, end_offsets, start_group_at_end
 from relayflow.reference.app import APP
@@ -39,15 +40,6 @@ from tests.helpers.support import order_placed
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 RELAYFLOW = str(Path(sys.executable).with_name("relayflow"))
-
-
-@pytest.fixture(scope="module")
-def secured(relayflow_stack: Settings,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
-    """A secured broker beside the session's stack, for this module."""
-    with secured_kafka(relayflow_stack, tmp_path_factory.mktemp("secured-kafka"),
-                       APP.all_topics()) as kafka:
-        yield kafka
 
 
 async def _committed(settings: Settings) -> dict[TopicPartition, int]:
@@ -96,16 +88,22 @@ async def test_tools_cannot_join_or_commit_the_bridges_group_but_its_commands_wo
     assert await _committed(tools) == before
     assert await _committed(bridge) == before
 
-    # The operator commands tools runs still work, reading without a group.
-    listing = json.loads(_relayflow(tools, "dlq", "list", "-o", "json"))
+    # The operator commands tools runs still work, reading without a group. They only
+    # read, so they run at once (each process spends a second or two importing).
+    with ThreadPoolExecutor(3) as pool:
+        listed = pool.submit(_relayflow, tools, "dlq", "list", "-o", "json")
+        tailed = pool.submit(_relayflow, tools, "tail", ORDERS_EVENTS, "--last", "3", "-o",
+                             "json")
+        # No bridge or worker runs here: top exits 3 for their silent metrics endpoints
+        # (where its lag gauge comes from), and reads Kafka's dead letters and parked keys.
+        topped = pool.submit(_relayflow, tools, "top", "--once", "-o", "json", "--timeout",
+                             "10", status=3)
+    listing = json.loads(listed.result())
     assert dlq_topic(ORDERS_EVENTS) in listing["topics"]  # answered: no ACL refusal
     keys = {order.order_id for order in orders}
-    tail = _relayflow(tools, "tail", ORDERS_EVENTS, "--last", "3", "-o", "json")
+    tail = tailed.result()
     assert keys <= {json.loads(line)["key"] for line in tail.splitlines()}
-    # No bridge or worker runs here: top exits 3 for their silent metrics endpoints
-    # (where its lag gauge comes from), and reads Kafka's dead letters and parked keys.
-    frame = json.loads(_relayflow(tools, "top", "--once", "-o", "json", "--timeout", "10",
-                                  status=3))
+    frame = json.loads(topped.result())
     assert all("metrics endpoint" in line for line in frame["unanswered"]), frame["unanswered"]
     assert dlq_topic(ORDERS_EVENTS) in frame["dead_letters"]
     assert frame["parked_keys"] is not None
