@@ -194,8 +194,9 @@ async def test_latency(bench_env: Path) -> None:
 
 
 async def test_memory(bench_env: Path) -> None:
+    # One RSS sample (0.5 s) after each size, the backlog's too (it samples for twice --settle).
     out = await memory.main(memory.parse(["--small", "5", "--large", "10",
-                                          "--backlog", "20", "40", "--settle", "0.5"]))
+                                          "--backlog", "20", "40", "--settle", "0.25"]))
     rows = only_table(out, "Bridge memory")
     backlog = "with a backlog, Temporal unreachable"
     assert [(r["situation"], r["events"]) for r in rows] == [
