@@ -234,10 +234,8 @@ class BatchActivities:
 
     def _store_item(self, batch_id: str, item_id: str, key: str) -> bool:
         """Record one item's effect once; True when this call made it."""
-        # A cancel or pause reaches a threaded activity as an exception raised into its
-        # thread between any two bytecodes: inside the store's transaction it could leave
-        # this thread's connection holding SQLite's write lock, and every later attempt
-        # (another thread) would wait out the busy timeout and fail. It is raised after.
+        # The store's transaction is shielded from a cancel raised into this thread
+        # (``Store._tx``); this shield keeps the count with the write it counts.
         with activity.shield_thread_cancel_exception():
             first = self._store.process_item(key, batch_id, item_id)
             if first:

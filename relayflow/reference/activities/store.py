@@ -20,10 +20,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from temporalio import activity
 
 from relayflow.reference.settings import ReferenceSettings
 
@@ -162,15 +164,21 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        # IMMEDIATE takes the write lock up front, so check-then-act is atomic.
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        # A cancel, pause or shutdown reaches a threaded activity as an exception raised
+        # into its thread between any two bytecodes: between BEGIN and the try, or before
+        # the ROLLBACK, it would leave this thread's connection holding SQLite's write
+        # lock, and every other thread's transaction would wait out the busy timeout and
+        # fail. In an activity it is raised after the transaction instead.
+        with activity.shield_thread_cancel_exception() if activity.in_activity() else nullcontext():
+            db = self._connection()
+            # IMMEDIATE takes the write lock up front, so check-then-act is atomic.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     # ------------------------------------------------------------ inventory
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
+from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
@@ -584,22 +585,21 @@ def test_process_items_resumes_after_the_last_heartbeat_and_does_each_item_once(
     assert store.processed_items("b1") == 9
 
 
-def test_a_cancel_raised_into_process_items_thread_never_leaves_the_store_locked(
-        store: Store) -> None:
-    # The SDK stops a paused or cancelled threaded activity by raising into its thread
-    # between any two bytecodes. Raised inside the store's transaction, the thread's
-    # connection kept SQLite's write lock and the next attempt waited out the busy
-    # timeout. Cancels at random moments of a chunk that spends its time writing:
-    batches = BatchActivities(store)
+def _cancel_at_random_moments(store: Store, run: Callable[[int], Callable[[], Any]],
+                              writing: Callable[[int], bool]) -> None:
+    """Cancel 40 threaded activities while they write, then check the store is not locked.
+
+    The SDK stops a paused or cancelled threaded activity by raising into its thread
+    between any two bytecodes. Raised inside the store's transaction, the thread's
+    connection kept SQLite's write lock and the next attempt waited out the busy timeout.
+    ``run(trial)`` is the activity call of a trial, ``writing(trial)`` says it has written.
+    """
     probe = sqlite3.connect(store.path, timeout=0.0, isolation_level=None)
     with ThreadPoolExecutor(1) as pool:  # one thread, kept: as a worker's activity executor
         for trial in range(40):
             env = ActivityEnvironment()
-            request = ProcessItemsInput(batch_workflow_id=f"batch-c{trial}",
-                                        batch_id=f"c{trial}",
-                                        item_ids=[f"i-{n}" for n in range(100_000)])
-            running = pool.submit(env.run, batches.process_items, request)
-            while store.processed_items(f"c{trial}") < 5:  # writing
+            running = pool.submit(env.run, run(trial))
+            while not writing(trial):
                 time.sleep(0.001)
             time.sleep(random.uniform(0, 0.01))
             env.cancel()
@@ -608,6 +608,34 @@ def test_a_cancel_raised_into_process_items_thread_never_leaves_the_store_locked
             probe.execute("BEGIN IMMEDIATE")  # raises "database is locked" if it was kept
             probe.execute("ROLLBACK")
     probe.close()
+
+
+def test_a_cancel_raised_into_process_items_thread_never_leaves_the_store_locked(
+        store: Store) -> None:
+    batches = BatchActivities(store)  # a chunk spends its time writing items
+    _cancel_at_random_moments(
+        store,
+        lambda trial: lambda: batches.process_items(ProcessItemsInput(
+            batch_workflow_id=f"batch-c{trial}", batch_id=f"c{trial}",
+            item_ids=[f"i-{n}" for n in range(100_000)])),
+        lambda trial: store.processed_items(f"c{trial}") >= 5)
+
+
+def test_a_cancel_raised_into_any_threaded_store_write_never_leaves_the_store_locked(
+        store: Store) -> None:
+    # Not only the batches' items: every transaction of the store (here reservations, as
+    # the order saga's steps make them) is shielded, whatever activity runs it.
+    written: dict[int, int] = {}
+
+    def reserving(trial: int) -> Callable[[], Any]:
+        def reserve_until_cancelled() -> None:
+            for n in range(1_000_000):
+                store.reserve(f"r{trial}-{n}", f"o{trial}-{n}", [("sku-1", 1)])
+                written[trial] = n + 1
+                activity.heartbeat()  # where a real activity learns of its cancel
+        return reserve_until_cancelled
+
+    _cancel_at_random_moments(store, reserving, lambda trial: written.get(trial, 0) >= 5)
 
 
 # ---------------------------------------------------------------- approvals
