@@ -494,7 +494,9 @@ class FetchProcessor:
                     raise  # the same bytes again cannot succeed: retrying would stall the partition
                 # Consecutive failures across all keys drive the delay, so an
                 # outage backs every group off together instead of each starting over.
-                if not await deadline.sleep(self._backoff.delay(health.failed(record, error))):
+                # A success of another key's call ends the wait: the outage is over.
+                delay = self._backoff.delay(health.failed(record, error))
+                if not await deadline.sleep(delay, health.recovered):
                     return _GAVE_UP
                 continue
             health.succeeded()

@@ -63,6 +63,8 @@ class Health:
         self._since = 0.0
         self.dependency = dependency
         self._metrics = metrics
+        self.recovered = asyncio.Event()
+        """Set by a success after failures: retries waiting out their backoff go at once."""
 
     @property
     def degraded(self) -> bool:
@@ -80,6 +82,7 @@ class Health:
             self._metrics.dependency_retries.labels(self.dependency).inc()
         if not self.failures:
             self._since = time.monotonic()
+            self.recovered.clear()
             if self._metrics is not None:
                 self._metrics.dependency_outages.labels(self.dependency).inc()
                 self._metrics.dependency_up.labels(self.dependency).set(0)
@@ -98,6 +101,7 @@ class Health:
             log.warning("%s available again after %d failed attempts over %.1fs",
                         self.name, self.failures, time.monotonic() - self._since)
             self.failures = 0
+            self.recovered.set()
 
 
 class Deadline:
@@ -116,12 +120,17 @@ class Deadline:
         """True once the budget is spent or shutdown began."""
         return self._stopping.is_set() or (self._at is not None and time.monotonic() >= self._at)
 
-    async def sleep(self, delay: float) -> bool:
-        """Wait ``delay`` seconds; False (without waiting it out) when the fetch must stop."""
+    async def sleep(self, delay: float, wake: asyncio.Event | None = None) -> bool:
+        """Wait ``delay`` seconds, or until ``wake`` is set; False when the fetch must stop.
+
+        Without waiting it out, too, when the delay would outlast the fetch's budget.
+        """
         if self.expired() or (self._at is not None and time.monotonic() + delay >= self._at):
             return False
+        waits = [asyncio.ensure_future(event.wait()) for event in (self._stopping, wake) if event]
         try:
-            await asyncio.wait_for(self._stopping.wait(), delay)
-        except TimeoutError:
-            return True
-        return False
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return not self._stopping.is_set()

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.protocol import ConsumerProtocol
+from aiokafka.structs import RecordMetadata
 
 from failpoints import ENV as FAILPOINTS_ENV
 from relayflow.config.settings import Settings
@@ -154,10 +155,13 @@ class Rig:
         return f"{self.prefix}-{n}"
 
     async def produce(self, topic: str, events: Iterable[Event],
-                      partition: int | None = None) -> None:
+                      partition: int | None = None) -> list[RecordMetadata]:
         """Produce events (contract headers, key = business key), acked by every replica.
 
         ``partition``: all of them there, instead of where their keys go.
+
+        Returns:
+            Where each event landed, in order.
         """
         sends = []
         for event in events:
@@ -165,7 +169,7 @@ class Rig:
             sends.append(await self.producer.send(topic, record.value, key=record.key,
                                                   headers=record.headers,
                                                   partition=partition))
-        await asyncio.gather(*sends)
+        return list(await asyncio.gather(*sends))
 
     async def members(self, wanted: Callable[[Members], bool], within: float = 60.0,
                       ) -> Members:

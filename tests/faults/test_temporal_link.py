@@ -46,14 +46,14 @@ async def test_a_hung_connection_to_temporal_is_waited_out(rig: Rig, temporal_li
                                                            ) -> None:
     rig.worker()
     bridge = await _bridge_via(rig, temporal_link)
-    await rig.produce(ORDERS_EVENTS, orders(rig, 40))
+    await rig.produce(ORDERS_EVENTS, orders(rig, 20))
     healthy = bridge.mark()
     temporal_link.black_hole()  # requests vanish, nothing answers, nothing is refused
-    await rig.produce(ORDERS_EVENTS, orders(rig, 80)[40:])
+    await rig.produce(ORDERS_EVENTS, orders(rig, 40)[20:])
     # A call outlived the bridge's per-call timeout: it met the hang, and holds the records.
     await bridge.logged("Temporal unavailable", since=healthy)
     temporal_link.restore()
-    assert_clean(await rig.settled(), 80)
+    assert_clean(await rig.settled(), 40)
     log = bridge.log.read_text()
     assert "Temporal unavailable" in log
     assert "Temporal available again" in log
@@ -63,11 +63,11 @@ async def test_a_cut_connection_to_temporal_is_reestablished(rig: Rig, temporal_
                                                              ) -> None:
     rig.worker()
     bridge = await _bridge_via(rig, temporal_link)
-    await rig.produce(ORDERS_EVENTS, orders(rig, 40))
+    await rig.produce(ORDERS_EVENTS, orders(rig, 20))
     healthy = bridge.mark()
     temporal_link.cut()
-    await rig.produce(ORDERS_EVENTS, orders(rig, 80)[40:])
+    await rig.produce(ORDERS_EVENTS, orders(rig, 40)[20:])
     await bridge.logged("Temporal unavailable", since=healthy)  # refused: it met the cut
     temporal_link.restore()
-    assert_clean(await rig.settled(), 80)
+    assert_clean(await rig.settled(), 40)
     assert "Temporal available again" in bridge.log.read_text()
