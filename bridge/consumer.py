@@ -47,6 +47,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -202,6 +203,7 @@ class FetchProcessor:
         self._updates = updates
         self._commands = commands
         self._dead_letters = dead_letters
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._backoff = backoff or Backoff()
         self._signal_hold = signal_hold
@@ -251,36 +253,46 @@ class FetchProcessor:
         # A record that needs the registry first is decoded in its key's turn, with
         # that key's retries, so a slow or failing registry never holds other keys.
         decoded = [self._decode_ahead(record) for record in records]
+        # A few workers take the key groups in turn, rather than a task per key queued
+        # on the slots: a fetch of distinct keys made a task, a slot wait and a wake-up
+        # per record (BENCHMARKS.md). Each worker holds one slot while it works.
+        waiting = deque(groups.values())
         async with asyncio.TaskGroup() as tasks:
-            for indexes in groups.values():
-                tasks.create_task(self._run_key(progress, indexes, decoded))
+            for _ in range(min(self._concurrency, len(waiting))):
+                tasks.create_task(self._work(progress, waiting, decoded))
         return FetchReport(records, progress.results, progress.retry_after)
+
+    async def _work(self, progress: _Progress, waiting: deque[list[int]],
+                    decoded: Sequence[Routed | None]) -> None:
+        """Process key groups, one after another, until none is left."""
+        async with self._slots:
+            while waiting:
+                await self._run_key(progress, waiting.popleft(), decoded)
 
     async def _run_key(self, progress: _Progress, indexes: list[int],
                        decoded: Sequence[Routed | None]) -> None:
         """One key's records of a fetch, in order; consecutive batched ones as one signal."""
         records, deadline = progress.records, progress.deadline
-        async with self._slots:
-            batch: _Batch | None = None
-            for index in indexes:
-                if deadline.expired():
-                    return
-                record = records[index]
-                routed = self._usable(record, decoded[index])
-                if routed is not None and batch is not None and batch.takes(record, routed):
-                    batch.add(index, record, routed)
-                    continue
-                if batch is not None and not await self._flush(progress, batch):
-                    return
-                batch = None
-                if routed is not None and routed.route.batch is not None:
-                    batch = _Batch(routed.route, routed.route.id_for(routed.inbound.event))
-                    batch.add(index, record, routed)
-                    continue
-                if not progress.settle(index, await self._handle(record, deadline, routed)):
-                    return
-            if batch is not None and not deadline.expired():
-                await self._flush(progress, batch)
+        batch: _Batch | None = None
+        for index in indexes:
+            if deadline.expired():
+                return
+            record = records[index]
+            routed = self._usable(record, decoded[index])
+            if routed is not None and batch is not None and batch.takes(record, routed):
+                batch.add(index, record, routed)
+                continue
+            if batch is not None and not await self._flush(progress, batch):
+                return
+            batch = None
+            if routed is not None and routed.route.batch is not None:
+                batch = _Batch(routed.route, routed.route.id_for(routed.inbound.event))
+                batch.add(index, record, routed)
+                continue
+            if not progress.settle(index, await self._handle(record, deadline, routed)):
+                return
+        if batch is not None and not deadline.expired():
+            await self._flush(progress, batch)
 
     async def _flush(self, progress: _Progress, batch: _Batch) -> bool:
         """Send a batch; False when its key must stop (held or given up)."""
