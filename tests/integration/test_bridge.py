@@ -9,6 +9,7 @@ end of the topics, so records of other tests are never replayed here.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -390,6 +391,21 @@ async def test_signal_with_start_starts_a_missing_workflow(bridged: Bridged) -> 
 
 
 # ---------------------------------------------------------------- commit discipline
+
+
+async def test_a_started_bridge_leaves_what_start_up_built_out_of_full_collections(
+        stack: Settings) -> None:
+    # Start-up's objects live as long as the process; walking them again in every full
+    # collection cost the bridge ~15 µs a record (BENCHMARKS.md). Frozen once it serves.
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    suffix = uuid.uuid4().hex[:8]
+    settings = stack.model_copy(update={"task_queue": f"bridge-gc-{suffix}",
+                                        "kafka_consumer_group": f"bridge-gc-{suffix}"})
+    async with bridge_running(settings, TEST_ROUTES), asyncio.timeout(WAIT):
+        while gc.get_freeze_count() < 1000:  # noqa: ASYNC110 - nothing to wait on but the count
+            await asyncio.sleep(0.1)
+    gc.unfreeze()  # the rest of this test process collects as before
 
 
 async def test_nothing_is_committed_while_temporal_is_down(
