@@ -18,7 +18,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from faststream import AckPolicy, Context, ContextRepo, FastStream
@@ -27,7 +27,12 @@ from opentelemetry.trace import Tracer
 from temporalio.client import Client
 
 from bridge.commands import PayloadSizes, TemporalCommands
-from bridge.config import MAX_POLL_INTERVAL_MS, BridgeConfig, KafkaClientFactory
+from bridge.config import (
+    MAX_POLL_INTERVAL_MS,
+    SESSION_TIMEOUT_S,
+    BridgeConfig,
+    KafkaClientFactory,
+)
 from bridge.consumed import ConsumedRecord
 from bridge.consumer import FetchConsumer, FetchProcessor
 from bridge.dead_letters import DeadLetters
@@ -50,6 +55,7 @@ BRIDGE = "relayflow_bridge"
 """Context key of the handler's ``FetchConsumer`` (no dots: FastStream reads dots as attributes)."""
 
 _FETCH_WAIT_MS = 100  # how long a poll waits to fill a fetch; keeps latency low when idle
+_HEARTBEAT_MS = 3000  # aiokafka's default heartbeat interval
 
 
 class BridgeStatus:
@@ -165,6 +171,26 @@ async def consume_fetch(message: KafkaMessage, bridge: FetchConsumer = Context(B
     await bridge.consume(records, message.consumer)
 
 
+class _GroupTimeouts(NamedTuple):
+    """The consumer's group timeouts for a session timeout (10 s: aiokafka's own defaults).
+
+    Heartbeats a third of the session apart, as Kafka advises, at most aiokafka's
+    3 s. The rebalance timeout (how long the coordinator waits for a live member
+    to rejoin) is never shorter than aiokafka's default of 10 s: a short session
+    is for noticing a dead bridge sooner, not for evicting a busy one.
+    """
+
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    rebalance_timeout_ms: int
+
+    @classmethod
+    def of(cls, session_seconds: float) -> _GroupTimeouts:
+        session_ms = round(session_seconds * 1000)
+        return cls(session_ms, min(_HEARTBEAT_MS, session_ms // 3),
+                   max(session_ms, round(SESSION_TIMEOUT_S * 1000)))
+
+
 def build_broker(config: BridgeConfig, routes: RouteTable, kafka: KafkaClientFactory,
                  listener: CatchUpOnAssign | None = None) -> KafkaBroker:
     """A broker with one batch subscriber (one group member) for every input topic of the routes.
@@ -181,6 +207,7 @@ def build_broker(config: BridgeConfig, routes: RouteTable, kafka: KafkaClientFac
     # One consumer for every input topic: a process is one group member, so starting or
     # stopping a bridge costs one rebalance, not one per topic.
     router = KafkaRouter()
+    group = _GroupTimeouts.of(config.session_timeout_seconds)
     router.subscriber(
         # The topics are the deployment's to create (with the contract's partition counts);
         # FastStream would try on every start, and need the CREATE ACL to stay quiet.
@@ -192,6 +219,9 @@ def build_broker(config: BridgeConfig, routes: RouteTable, kafka: KafkaClientFac
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,  # auto-commit off; we commit explicit offsets
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        session_timeout_ms=group.session_timeout_ms,
+        heartbeat_interval_ms=group.heartbeat_interval_ms,
+        rebalance_timeout_ms=group.rebalance_timeout_ms,
         # What one fetch may cost before anything is decoded (as stored; see the config).
         fetch_max_bytes=config.fetch_max_bytes,
         max_partition_fetch_bytes=config.max_partition_fetch_bytes,

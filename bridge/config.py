@@ -19,10 +19,14 @@ from faststream.kafka import KafkaBroker
 from bridge.decoding import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT
 from schemas.topics import PARKED_KEYS
 
-__all__ = ["FETCH_BUDGET_S", "MAX_POLL_INTERVAL_MS", "BridgeConfig", "KafkaClientFactory"]
+__all__ = ["FETCH_BUDGET_S", "MAX_POLL_INTERVAL_MS", "SESSION_TIMEOUT_S", "BridgeConfig",
+           "KafkaClientFactory"]
 
 MAX_POLL_INTERVAL_MS = 300_000
 """Kafka's default: a member that does not poll for this long is dropped from its group."""
+
+SESSION_TIMEOUT_S = 10.0
+"""aiokafka's default ``session_timeout_ms``: a member silent this long leaves its group."""
 
 FETCH_BUDGET_S = 120.0
 """A fetch stops starting records after this long. Under ``MAX_POLL_INTERVAL_MS`` with
@@ -57,6 +61,9 @@ class BridgeConfig:
             brokers for; one larger batch still comes, so that consumption progresses.
         max_partition_fetch_bytes: Most bytes (as stored) one fetch asks for
             from one partition, with the same exception.
+        session_timeout_seconds: The consumer group drops a bridge whose
+            heartbeats stopped for this long (a killed one), and only then
+            gives its partitions to the others (Kafka's ``session.timeout.ms``).
     """
 
     consumer_group: str
@@ -74,6 +81,7 @@ class BridgeConfig:
     fetch_budget_seconds: float = FETCH_BUDGET_S
     fetch_max_bytes: int = 8 * 1024 * 1024
     max_partition_fetch_bytes: int = 1024 * 1024
+    session_timeout_seconds: float = SESSION_TIMEOUT_S
 
 
 class KafkaClientFactory(Protocol):

@@ -46,6 +46,15 @@ class BridgeSettings(EnvSettings):
         bridge_park_keys: Park the key of a dead-lettered record, so later records
             of that key go to the DLQ too (``parked``) until released or replayed.
         bridge_concurrency: Key groups of a batch the bridge processes at once.
+        bridge_session_timeout_seconds: A bridge whose heartbeats to its consumer
+            group stopped for this long (it was killed, or its link to Kafka
+            hangs) is dropped from the group, and only then are its partitions
+            given to the other bridges (Kafka's ``session.timeout.ms``; the
+            bridge heartbeats every third of it, at most every 3 s). Shorter
+            notices a dead bridge sooner, and drops a live one whose event loop
+            stalls that long. It must lie within the brokers'
+            ``group.min.session.timeout.ms`` and ``group.max.session.timeout.ms``
+            (6 s and 30 min by default), or the bridge cannot join its group.
     """
 
     bridge_batch_size: int = 2000
@@ -54,6 +63,7 @@ class BridgeSettings(EnvSettings):
     bridge_temporal_call_seconds: float = Field(default=10.0, gt=0, le=120)
     bridge_park_keys: bool = True
     bridge_concurrency: int = 64
+    bridge_session_timeout_seconds: float = Field(default=10.0, ge=1.0, le=1800.0)
 
 
 class LimitsSettings(EnvSettings):

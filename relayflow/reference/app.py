@@ -42,6 +42,7 @@ from relayflow.reference.events import (
 from relayflow.reference.producers import ReferenceProducers
 from relayflow.reference.queries import ReferenceStatusQueries
 from relayflow.reference.settings import ReferenceSettings
+from relayflow.reference.timeouts import use_activity_timeouts
 from relayflow.reference.topics import (
     APPROVALS_DECISIONS,
     BATCHES_REQUESTS,
@@ -73,11 +74,15 @@ _ROUTES = (
 def reference_activities(resources: WorkerResources) -> Sequence[Callable[..., Any]]:
     """The store-backed order and batch activities and the approval policy, from settings.
 
+    Also fixes the reference workflows' activity timeouts for this worker
+    process (``relayflow.reference.timeouts``), before its workflows run.
+
     Raises:
         SettingError: A setting of ``ReferenceSettings`` is bad, or the approval
             key registry cannot be read (one line naming it).
     """
     settings = ReferenceSettings.of(resources.settings)
+    use_activity_timeouts(settings.activity_timeouts)
     store = Store(settings.store_path, card_limit_cents=settings.card_limit_cents)
     policy = ApprovalPolicyProvider(ApprovalRules(
         thresholds_cents=settings.thresholds_cents,

@@ -7,6 +7,7 @@ something only to this application's activities and tools.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self
@@ -16,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from relayflow.config import SettingError, setting_errors
 from relayflow.config.devstack import DataSettings
 from relayflow.reference.currencies import is_currency
+from relayflow.reference.timeouts import ActivityTimeouts
 
 if TYPE_CHECKING:
     from relayflow.config import Settings
@@ -70,6 +72,16 @@ class ReferenceSettings(DataSettings):
         batch_item_work_seconds: Time the reference batch activity spends on
             each item besides its store write (0: none), a stand-in for real
             work so a chunk's heartbeats, pause and resume can be watched.
+        order_step_timeout_seconds: Start-to-close timeout of each ``OrderSaga``
+            step and compensation: how long Temporal waits for one whose worker
+            died before retrying it on another. Steps take milliseconds; fixed
+            for a worker when it starts (workers may differ: an activity's
+            timeout is not part of a workflow's replay).
+        batch_chunk_heartbeat_timeout_seconds: Heartbeat timeout of a batch
+            chunk's ``process_items``: how long Temporal waits for the heartbeat
+            of one whose worker died before retrying it from its last
+            heartbeat. The SDK sends heartbeats at most every 0.8 x this;
+            fixed for a worker when it starts, like the step timeout.
         store_path_override: ``RELAYFLOW_STORE_PATH``: the SQLite file of the
             reference system's store (inventory, payments, shipments), read as
             ``store_path``; default ``<data_dir>/store.db``.
@@ -95,6 +107,8 @@ class ReferenceSettings(DataSettings):
     card_limit_cents: int = 500_000
     batch_history_event_limit: int = Field(default=2_000, ge=100)
     batch_item_work_seconds: float = Field(default=0.0, ge=0.0, le=60.0)
+    order_step_timeout_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
+    batch_chunk_heartbeat_timeout_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
     store_path_override: Path | None = Field(default=None, alias="RELAYFLOW_STORE_PATH")
     approval_keys_override: Path | None = Field(default=None, alias="RELAYFLOW_APPROVAL_KEYS")
     approval_signatures: Literal["required", "off"] = "required"
@@ -138,6 +152,13 @@ class ReferenceSettings(DataSettings):
     def store_path(self) -> Path:
         """SQLite file of the reference store."""
         return self.store_path_override or self.data_dir / "store.db"
+
+    @property
+    def activity_timeouts(self) -> ActivityTimeouts:
+        """The reference workflows' activity timeouts these settings give."""
+        return ActivityTimeouts(
+            order_step=timedelta(seconds=self.order_step_timeout_seconds),
+            chunk_heartbeat=timedelta(seconds=self.batch_chunk_heartbeat_timeout_seconds))
 
     def as_env(self) -> dict[str, str]:
         """The ``RELAYFLOW_*`` variables that give a child process exactly these settings.

@@ -169,6 +169,7 @@ def bridge_config(settings: Settings) -> BridgeConfig:
         max_header_bytes=settings.max_header_bytes,
         fetch_max_bytes=settings.max_fetch_bytes,
         max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        session_timeout_seconds=settings.bridge_session_timeout_seconds,
     )
 
 

@@ -35,14 +35,19 @@ from relayflow.runtime.clients import kafka_clients
 from schemas import Event
 from schemas.framing import to_record
 
-__all__ = ["CODEC", "KAFKA_UNREACHABLE", "REPOSITORY", "Members", "Rig", "Service",
-           "members_of", "open_rig"]
+__all__ = ["CHUNK_HEARTBEAT_TIMEOUT_S", "CODEC", "KAFKA_UNREACHABLE", "REPOSITORY",
+           "STEP_TIMEOUT_S", "Members", "Rig", "Service", "members_of", "open_rig"]
 
 Members = dict[str, frozenset[TopicPartition]]
 """A consumer group's members and the partitions assigned to each."""
 
 KAFKA_UNREACHABLE = "Unable connect to node"
 """What a process's aiokafka client logs each time it cannot reach a broker."""
+
+STEP_TIMEOUT_S = 3.0
+"""The reference saga's step timeout in the rig's processes (the reference app's: 10 s)."""
+CHUNK_HEARTBEAT_TIMEOUT_S = 5.0
+"""A chunk's heartbeat timeout in the rig's processes; heartbeats go at most every 4 s."""
 
 CODEC = APP.codec()
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -214,6 +219,9 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
     settings = base.model_copy(update={
         "task_queue": f"fault-{suffix}", "kafka_consumer_group": f"fault-{suffix}",
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
+        # A killed bridge's partitions move once its group drops it: at Kafka's
+        # lowest session timeout (group.min.session.timeout.ms), not aiokafka's 10 s.
+        "bridge_session_timeout_seconds": 6.0,
     })
     await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
                              APP.input_topics)
@@ -222,6 +230,11 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
     made = Rig(settings, producer, logs)
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv("RELAYFLOW_STORE_PATH", str(logs / "store.db"))
+        # A killed worker's activities are retried sooner than at the reference app's
+        # 10 s (its steps take milliseconds; a chunk heartbeats every 0.8 x its timeout).
+        environment.setenv("RELAYFLOW_ORDER_STEP_TIMEOUT_SECONDS", str(STEP_TIMEOUT_S))
+        environment.setenv("RELAYFLOW_BATCH_CHUNK_HEARTBEAT_TIMEOUT_SECONDS",
+                           str(CHUNK_HEARTBEAT_TIMEOUT_S))
         try:
             yield made
         finally:

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         item_key,
     )
     from relayflow.reference.events import BatchCompleted, BatchProgress, BatchRequested
+    from relayflow.reference.timeouts import activity_timeouts
     from relayflow.reference.topics import BATCHES_OUTCOMES
     from schemas import Inbound
     from workflows.outcomes import PUBLISH_RETRY, outcome_event_id, publish_outcome
@@ -71,8 +72,6 @@ ITEM_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10), maximum_attempts=3,
     non_retryable_error_types=["InvalidItem"],
 )
-CHUNK_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-"""A chunk's attempt that has not heartbeated for this long (its worker died) is retried."""
 CHUNK_START_TO_CLOSE = timedelta(hours=1)
 """Bound of one attempt at a whole chunk (up to 1,000 items); the heartbeat catches a dead one."""
 CHUNK_RETRY = RetryPolicy(
@@ -227,7 +226,7 @@ class ChunkWorkflow:
                 ProcessItemsInput(batch_workflow_id=request.batch_workflow_id,
                                   batch_id=request.batch_id, item_ids=request.item_ids),
                 start_to_close_timeout=CHUNK_START_TO_CLOSE,
-                heartbeat_timeout=CHUNK_HEARTBEAT_TIMEOUT, retry_policy=CHUNK_RETRY)
+                heartbeat_timeout=activity_timeouts().chunk_heartbeat, retry_policy=CHUNK_RETRY)
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 raise

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         OrderFailed,
         OrderPlaced,
     )
+    from relayflow.reference.timeouts import activity_timeouts
     from relayflow.reference.topics import ORDERS_OUTCOMES
     from relayflow.reference.workflows.approval import (
         APPROVAL_SIGNAL,
@@ -55,8 +56,6 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["OrderSaga", "OrderSagaResult", "SagaStatus"]
 
 
-STEP_TIMEOUT = timedelta(seconds=10)
-"""Store steps take milliseconds; a step whose worker died is retried after this long."""
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
@@ -229,7 +228,7 @@ class OrderSaga:
         self._step = step
         try:
             result: StepResult = await workflow.execute_activity_method(
-                activity_fn, request, start_to_close_timeout=STEP_TIMEOUT,
+                activity_fn, request, start_to_close_timeout=activity_timeouts().order_step,
                 retry_policy=STEP_RETRY,
             )
         except ActivityError as error:
@@ -276,7 +275,7 @@ def _bind(undo_fn: Callable[..., Any], request: CompensationInput,
           ) -> Callable[[], Awaitable[CompensationResult]]:
     def run() -> Awaitable[CompensationResult]:
         return workflow.execute_activity_method(
-            undo_fn, request, start_to_close_timeout=STEP_TIMEOUT,
+            undo_fn, request, start_to_close_timeout=activity_timeouts().order_step,
             retry_policy=COMPENSATION_RETRY,
         )
 

@@ -49,6 +49,21 @@ def test_one_batch_subscriber_reads_every_input_topic() -> None:
     assert list(getattr(subscriber, "topic_names", [])) == ROUTES.topics
 
 
+@pytest.mark.parametrize(("seconds", "heartbeat_ms", "rebalance_ms"),
+                         [(10.0, 3000, 10_000), (6.0, 2000, 10_000), (45.0, 3000, 45_000)])
+def test_the_session_timeout_reaches_the_consumer(seconds: float, heartbeat_ms: int,
+                                                  rebalance_ms: int) -> None:
+    settings = Settings(bridge_session_timeout_seconds=seconds)
+    broker = build_broker(bridge_config(settings), ROUTES, KafkaClients(settings))
+    [subscriber] = broker.subscribers
+    options = getattr(subscriber, "_connection_args", {})
+    # Heartbeats a third of the session apart (at most 3 s, aiokafka's default); a
+    # live member is waited for at least 10 s (aiokafka's default) when the group rebalances.
+    assert (options["session_timeout_ms"], options["heartbeat_interval_ms"],
+            options["rebalance_timeout_ms"]) == (round(seconds * 1000), heartbeat_ms,
+                                                 rebalance_ms)
+
+
 async def test_a_published_event_becomes_a_command_and_a_commit(wired: Wired) -> None:
     event = order_placed("A-1")
     rec = to_record(event, CODEC, correlation_id="corr-7")

@@ -11,6 +11,7 @@ import inspect
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,11 @@ from relayflow.reference.activities.approval_policy import ApprovalPolicyRequest
 from relayflow.reference.activities.batches import BatchActivities
 from relayflow.reference.app import reference_activities
 from relayflow.reference.settings import ReferenceSettings
+from relayflow.reference.timeouts import (
+    ActivityTimeouts,
+    activity_timeouts,
+    use_activity_timeouts,
+)
 from relayflow.temporal.payload_codec import payload_codec
 from tests.helpers.fakes import FakeProducer
 
@@ -79,6 +85,7 @@ REFERENCE_ONLY = frozenset({
     "RELAYFLOW_CARD_LIMIT_CENTS", "RELAYFLOW_BATCH_HISTORY_EVENT_LIMIT", "RELAYFLOW_STORE_PATH",
     "RELAYFLOW_APPROVAL_THRESHOLDS", "RELAYFLOW_BATCH_ITEM_WORK_SECONDS",
     "RELAYFLOW_APPROVAL_KEYS", "RELAYFLOW_APPROVAL_SIGNATURES",
+    "RELAYFLOW_ORDER_STEP_TIMEOUT_SECONDS", "RELAYFLOW_BATCH_CHUNK_HEARTBEAT_TIMEOUT_SECONDS",
 })
 """What moved to the reference app (``ReferenceSettings``), and what it added since."""
 ADDED_SINCE_THE_SPLIT = frozenset({
@@ -101,7 +108,8 @@ ADDED_SINCE_THE_SPLIT = frozenset({
     "RELAYFLOW_SCHEMA_REGISTRY_SUBJECT_STRATEGY",
     "RELAYFLOW_TEMPORAL_DEV_SERVER",
     "RELAYFLOW_TEMPORAL_KEEPALIVE_INTERVAL_SECONDS", "RELAYFLOW_TEMPORAL_KEEPALIVE_TIMEOUT_SECONDS",
-    "RELAYFLOW_BRIDGE_TEMPORAL_CALL_SECONDS",
+    "RELAYFLOW_BRIDGE_TEMPORAL_CALL_SECONDS", "RELAYFLOW_BRIDGE_SESSION_TIMEOUT_SECONDS",
+    "RELAYFLOW_ORDER_STEP_TIMEOUT_SECONDS", "RELAYFLOW_BATCH_CHUNK_HEARTBEAT_TIMEOUT_SECONDS",
 })
 """New variables (each documented like the others); none renamed or dropped."""
 
@@ -228,6 +236,18 @@ def test_a_bad_reference_setting_is_one_line_naming_it(clean_env: pytest.MonkeyP
                                   "Input should be greater than or equal to 100")
 
 
+@pytest.mark.parametrize("variable", ["RELAYFLOW_ORDER_STEP_TIMEOUT_SECONDS",
+                                      "RELAYFLOW_BATCH_CHUNK_HEARTBEAT_TIMEOUT_SECONDS"])
+def test_activity_timeouts_default_to_10_s_and_refuse_less_than_1_s(
+        clean_env: pytest.MonkeyPatch, variable: str) -> None:
+    assert ReferenceSettings.of(Settings()).activity_timeouts == ActivityTimeouts(
+        order_step=timedelta(seconds=10), chunk_heartbeat=timedelta(seconds=10))
+    clean_env.setenv(variable, "0.5")
+    with pytest.raises(SettingError) as refused:
+        ReferenceSettings.of(Settings())
+    assert str(refused.value) == f"{variable}: Input should be greater than or equal to 1"
+
+
 def test_reference_settings_come_from_secret_files_too(clean_env: pytest.MonkeyPatch,
                                                        tmp_path: Path) -> None:
     (tmp_path / "RELAYFLOW_APPROVER").write_text("from-a-file\n")
@@ -246,9 +266,17 @@ async def test_the_reference_activities_read_reference_settings(
     clean_env.setenv("RELAYFLOW_APPROVAL_THRESHOLD_CENTS", "4200")
     clean_env.setenv("RELAYFLOW_APPROVER", "tea-approvers")
     clean_env.setenv("RELAYFLOW_BATCH_HISTORY_EVENT_LIMIT", "150")
+    clean_env.setenv("RELAYFLOW_ORDER_STEP_TIMEOUT_SECONDS", "3")
+    clean_env.setenv("RELAYFLOW_BATCH_CHUNK_HEARTBEAT_TIMEOUT_SECONDS", "2.5")
     resources = WorkerResources(settings=Settings(data_dir=tmp_path),
                                 publisher=OutcomePublisher(FakeProducer(), APP.codec()))
-    built = {getattr(a, "__name__", ""): a for a in reference_activities(resources)}
+    try:
+        built = {getattr(a, "__name__", ""): a for a in reference_activities(resources)}
+        # Fixed for this process's workflows as the worker builds its activities.
+        assert activity_timeouts() == ActivityTimeouts(
+            order_step=timedelta(seconds=3), chunk_heartbeat=timedelta(seconds=2.5))
+    finally:
+        use_activity_timeouts(ActivityTimeouts())
     policy = await built["approval_policy"](ApprovalPolicyRequest(currency="EUR"))
     assert (policy.threshold_cents, policy.approver) == (4200, "tea-approvers")
     assert (await built["batch_limits"]()).history_event_limit == 150
@@ -266,11 +294,13 @@ def test_limits_default_to_the_bridge_own_defaults() -> None:
             settings.bridge_batch_size, settings.bridge_concurrency,
             settings.bridge_signal_hold_seconds, settings.bridge_shutdown_seconds,
             settings.bridge_park_keys, settings.max_fetch_bytes,
-            settings.max_partition_fetch_bytes, settings.bridge_temporal_call_seconds) == (
+            settings.max_partition_fetch_bytes, settings.bridge_temporal_call_seconds,
+            settings.bridge_session_timeout_seconds) == (
         bridge["max_payload_bytes"], bridge["max_header_count"], bridge["max_header_bytes"],
         bridge["fetch_max_records"], bridge["concurrency"], bridge["signal_hold_seconds"],
         bridge["shutdown_seconds"], bridge["park_keys"], bridge["fetch_max_bytes"],
-        bridge["max_partition_fetch_bytes"], bridge["temporal_call_seconds"])
+        bridge["max_partition_fetch_bytes"], bridge["temporal_call_seconds"],
+        bridge["session_timeout_seconds"])
 
 
 def test_a_section_is_a_settings_class_of_its_own(clean_env: pytest.MonkeyPatch) -> None:

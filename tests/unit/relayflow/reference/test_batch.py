@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from relayflow.reference.events import BatchRequested
+    from relayflow.reference.timeouts import ActivityTimeouts, use_activity_timeouts
     from relayflow.reference.workflows.batch import (
         BatchCarry,
         BatchResult,
@@ -220,6 +221,17 @@ async def test_a_chunk_runs_its_items_in_one_heartbeating_activity(
     assert [s.activity_type.name for s in scheduled] == ["process_items", "record_failures"]
     assert scheduled[0].heartbeat_timeout.ToTimedelta() == timedelta(seconds=10)
     assert list(REC.fakes.failures) == ["bad-2"]
+
+
+async def test_a_chunk_heartbeats_within_the_workers_heartbeat_timeout(
+        env: WorkflowEnvironment) -> None:
+    use_activity_timeouts(ActivityTimeouts(chunk_heartbeat=timedelta(seconds=3)))
+    try:
+        handle, _ = await run_batch(env, batch(items=["i-1", "i-2"], chunk_size=2))
+    finally:
+        use_activity_timeouts(ActivityTimeouts())
+    [process_items] = (await _scheduled_in(env, f"{handle.id}-chunk-0"))
+    assert process_items.heartbeat_timeout.ToTimedelta() == timedelta(seconds=3)
 
 
 async def test_a_chunk_that_gives_up_goes_item_by_item_and_counts_each_once(

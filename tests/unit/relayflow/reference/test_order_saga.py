@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from relayflow.reference.activities.approval_policy import ApprovalKeys, ApprovalPolicyRequest
 from relayflow.reference.events import OrderPlaced
+from relayflow.reference.timeouts import ActivityTimeouts, use_activity_timeouts
 from relayflow.reference.workflows.approval import (
     APPROVAL_SIGNAL,
     ApprovalState,
@@ -551,3 +552,25 @@ async def test_with_signatures_off_an_unsigned_decision_by_an_approver_counts(
     assert (await refused_after(handle, 1)).refused[0].code == "key-not-for-approver"
     await harness.decide(handle, order.order_id, "APPROVED", key=None)
     assert (await handle.result()).outcome == "OrderCompleted"
+
+
+@pytest.fixture
+def short_steps() -> Iterator[timedelta]:
+    """This process's sagas schedule their steps with a 3 s timeout (the fault rig's)."""
+    use_activity_timeouts(ActivityTimeouts(order_step=timedelta(seconds=3)))
+    yield timedelta(seconds=3)
+    use_activity_timeouts(ActivityTimeouts())
+
+
+@pytest.mark.parametrize("harness", [{"fail_at": "create_shipment"}], indirect=True)
+async def test_steps_and_compensations_are_scheduled_with_the_workers_step_timeout(
+        short_steps: timedelta, harness: Harness) -> None:
+    handle = await harness.start(order_placed())
+    await handle.result()
+    scheduled = {e.activity_task_scheduled_event_attributes.activity_type.name:
+                 e.activity_task_scheduled_event_attributes.start_to_close_timeout.ToTimedelta()
+                 for e in (await handle.fetch_history()).events
+                 if e.HasField("activity_task_scheduled_event_attributes")}
+    undone = ("cancel_shipment", "refund_payment", "release_inventory")
+    assert {name: scheduled[name] for name in (*STEPS, *undone)} == dict.fromkeys(
+        (*STEPS, *undone), short_steps)
