@@ -219,9 +219,6 @@ async def open_rig(base: Settings, logs: Path) -> AsyncIterator[Rig]:
     settings = base.model_copy(update={
         "task_queue": f"fault-{suffix}", "kafka_consumer_group": f"fault-{suffix}",
         "bridge_signal_hold_seconds": 20.0, "bridge_shutdown_seconds": 10.0,
-        # A killed bridge's partitions move once its group drops it: at Kafka's
-        # lowest session timeout (group.min.session.timeout.ms), not aiokafka's 10 s.
-        "bridge_session_timeout_seconds": 6.0,
     })
     await start_group_at_end(kafka_clients(settings), settings.kafka_consumer_group,
                              APP.input_topics)
