@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiokafka import ConsumerRecord
 
@@ -21,10 +20,8 @@ async def test_a_success_wakes_the_retries_backing_off() -> None:
     sleeping = asyncio.create_task(Deadline(None, stopping).sleep(30.0, health.recovered))
     await asyncio.sleep(0.05)
     assert not sleeping.done()  # still backing off while the outage lasts
-    started = time.monotonic()
     health.succeeded()
-    assert await asyncio.wait_for(sleeping, 5.0) is True  # retry now
-    assert time.monotonic() - started < 5.0
+    assert await asyncio.wait_for(sleeping, 5.0) is True  # retry now, not after 30 s
 
 
 async def test_a_new_outage_is_waited_out_again() -> None:
