@@ -27,6 +27,9 @@ __all__ = ["DEV_REGISTRY", "ReferenceSettings", "parse_thresholds"]
 DEV_REGISTRY = "approval-keys.json"
 """The registry of trusted approver keys under ``data_dir`` (the dev stack's)."""
 
+_DEFAULT_TIMEOUTS = ActivityTimeouts()
+"""The workflows' own defaults (a process no worker configured): the settings' too."""
+
 
 def parse_thresholds(text: str) -> dict[str, int]:
     """``USD=110000,JPY=15000000`` as ``{"USD": 110000, "JPY": 15000000}``.
@@ -107,8 +110,10 @@ class ReferenceSettings(DataSettings):
     card_limit_cents: int = 500_000
     batch_history_event_limit: int = Field(default=2_000, ge=100)
     batch_item_work_seconds: float = Field(default=0.0, ge=0.0, le=60.0)
-    order_step_timeout_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
-    batch_chunk_heartbeat_timeout_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
+    order_step_timeout_seconds: float = Field(
+        default=_DEFAULT_TIMEOUTS.order_step.total_seconds(), ge=1.0, le=3600.0)
+    batch_chunk_heartbeat_timeout_seconds: float = Field(
+        default=_DEFAULT_TIMEOUTS.chunk_heartbeat.total_seconds(), ge=1.0, le=3600.0)
     store_path_override: Path | None = Field(default=None, alias="RELAYFLOW_STORE_PATH")
     approval_keys_override: Path | None = Field(default=None, alias="RELAYFLOW_APPROVAL_KEYS")
     approval_signatures: Literal["required", "off"] = "required"
